@@ -1,0 +1,31 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// E.164; `None` once the account is erased, so the number can register again.
+    #[sea_orm(unique)]
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+    #[sea_orm(unique)]
+    pub account_name: Option<String>,
+    pub email: Option<String>,
+    pub nickname: String,
+    pub avatar_url: Option<String>,
+    pub gender: String,
+    pub signature: Option<String>,
+    pub role: String,
+    pub follower_count: i64,
+    pub following_count: i64,
+    pub post_count: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub deleted_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,17 @@
+//! Database migrations, valid on SQLite and PostgreSQL alike.
+//!
+//! Every table the gateway owns is created here; the gateway applies pending migrations at start-up,
+//! so a fresh `cargo run` and every test database start from the same schema.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,146 @@
+//! Who is asking: session tokens, the `Viewer` a request acts as, and roles.
+//!
+//! A session token is 32 random bytes from the OS RNG, handed to the client once (cookie or bearer)
+//! and stored only as its SHA-256, so a leaked database does not leak live sessions.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+/// What a user may do beyond the basics. Stored as the variant name in `users.role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    User,
+    Moderator,
+    Reviewer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "USER",
+            Role::Moderator => "MODERATOR",
+            Role::Reviewer => "REVIEWER",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    /// Unknown values read as the least privileged role rather than failing the request.
+    pub fn parse(s: &str) -> Role {
+        match s {
+            "MODERATOR" => Role::Moderator,
+            "REVIEWER" => Role::Reviewer,
+            "ADMIN" => Role::Admin,
+            _ => Role::User,
+        }
+    }
+
+    /// Moderators and admins may remove other people's posts and comments.
+    pub fn can_moderate(self) -> bool {
+        matches!(self, Role::Moderator | Role::Admin)
+    }
+}
+
+/// The signed-in user a request acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    pub user_id: i64,
+    pub role: Role,
+    pub session_id: i64,
+}
+
+/// A fresh session token: 32 bytes from the OS RNG, URL-safe base64 (43 characters).
+/// Fails only if the OS cannot supply randomness, which is not worth serving through.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The form a token is stored and looked up in.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How the request carried its token: web clients use the cookie, mobile clients the bearer header.
+/// A bearer header wins when both are present.
+pub fn token_from_headers(headers: &http::HeaderMap, cookie_name: &str) -> Option<String> {
+    if let Some(value) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut parts = value.splitn(2, ' ');
+        if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            let token = token.trim();
+            if !token.is_empty() {
+                return Some(token.to_string());
+            }
+        }
+    }
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == cookie_name)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The `Set-Cookie` value that hands a session to a browser: HttpOnly so scripts cannot read it,
+/// SameSite=Lax so cross-site sub-requests do not carry it.
+pub fn session_cookie(name: &str, token: &str, max_age: chrono::Duration, secure: bool) -> String {
+    cookie::Cookie::build((name.to_string(), token.to_string()))
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .path("/")
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(max_age.num_seconds()))
+        .build()
+        .to_string()
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_session_cookie(name: &str, secure: bool) -> String {
+    session_cookie(name, "", chrono::Duration::zero(), secure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_hashed() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_token(&a).len(), 64);
+        assert_ne!(hash_token(&a), a);
+    }
+
+    #[test]
+    fn bearer_wins_over_cookie() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            "x=1; ecer_session=fromcookie".parse().unwrap(),
+        );
+        assert_eq!(
+            token_from_headers(&h, "ecer_session").as_deref(),
+            Some("fromcookie")
+        );
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Bearer frombearer".parse().unwrap(),
+        );
+        assert_eq!(
+            token_from_headers(&h, "ecer_session").as_deref(),
+            Some("frombearer")
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Configuration: one struct, every field settable by flag and by environment variable, validated at
+//! start-up so a bad value stops the process with a message instead of failing on the first request.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ecer-gateway: the GraphQL gateway of the ecer foreign-trade community.
+#[derive(Debug, Parser)]
+#[command(name = "ecer-gateway", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve GraphQL over HTTP and WebSocket (the default when no subcommand is given).
+    Serve,
+    /// Print the schema as SDL on stdout (this is how `schema.graphql` is produced).
+    ExportSchema,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create an ADMIN account, or promote an existing account with that phone to ADMIN.
+    /// The password is read from `ECER_ADMIN_PASSWORD` so it never lands in shell history.
+    CreateAdmin {
+        /// Phone number of the administrator (E.164, or a mainland number without +86).
+        #[arg(long)]
+        phone: String,
+        #[arg(long, env = "ECER_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Display name of the administrator.
+        #[arg(long, default_value = "admin")]
+        nickname: String,
+    },
+    /// Fill the database with a deterministic demo community (boards, users, posts, comments, likes).
+    Seed {
+        /// Number of users; posts, comments and likes scale with it.
+        #[arg(long, default_value_t = 1000)]
+        users: u32,
+        /// Number of posts.
+        #[arg(long, default_value_t = 5000)]
+        posts: u32,
+        /// Seed of the pseudo-random generator: the same seed and sizes give the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database URL: `sqlite://path?mode=rwc` (embedded default) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/ecer.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Maximum database connections per gateway instance.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// Redis URL for cross-instance pub/sub (`redis://127.0.0.1:6379`); unset means in-process.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Address the HTTP/WebSocket server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
+    pub listen_addr: SocketAddr,
+
+    /// Lifetime of a login session, in hours.
+    #[arg(long, env = "SESSION_TTL_HOURS", default_value_t = 720)]
+    pub session_ttl_hours: u32,
+
+    /// Name of the session cookie that web clients receive.
+    #[arg(long, env = "SESSION_COOKIE_NAME", default_value = "ecer_session")]
+    pub session_cookie_name: String,
+
+    /// Mark the session cookie `Secure` (set this whenever clients reach the gateway over HTTPS).
+    #[arg(long, env = "SESSION_COOKIE_SECURE", default_value_t = false)]
+    pub session_cookie_secure: bool,
+
+    /// Largest `first` a list field accepts.
+    #[arg(long, env = "MAX_PAGE_SIZE", default_value_t = 100)]
+    pub max_page_size: u32,
+
+    /// Most operations one batched POST may carry.
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 10)]
+    pub max_batch_size: u32,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Checks what clap cannot: URL schemes and ranges. The message names the setting to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let db = self.database_url.as_str();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://, got {:?}",
+                redact(db)
+            ));
+        }
+        if let Some(redis) = &self.redis_url
+            && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
+        {
+            return Err(format!(
+                "REDIS_URL must start with redis:// or rediss://, got {:?}",
+                redact(redis)
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err("DATABASE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.session_ttl_hours == 0 {
+            return Err("SESSION_TTL_HOURS must be at least 1".into());
+        }
+        if !(1..=1000).contains(&self.max_page_size) {
+            return Err("MAX_PAGE_SIZE must be between 1 and 1000".into());
+        }
+        if !(1..=100).contains(&self.max_batch_size) {
+            return Err("MAX_BATCH_SIZE must be between 1 and 100".into());
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("MAX_BODY_BYTES must be at least 1024".into());
+        }
+        let cookie_ok = !self.session_cookie_name.is_empty()
+            && self
+                .session_cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !cookie_ok {
+            return Err(
+                "SESSION_COOKIE_NAME must be non-empty ASCII letters, digits, '_' or '-'".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Defaults for tests and tools: every field as if no flag or variable were given.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["ecer-gateway"]).config
+    }
+}
+
+/// Hides a password in a URL before it reaches an error message or a log.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

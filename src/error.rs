@@ -1,0 +1,117 @@
+//! `AppError`: every failure a client can see, each with one stable `extensions.code`.
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql converts any `Display` type into
+//! an error *without* extensions, so a stray `?` would silently drop the code. Without `Display` the only
+//! conversion is the one below, which always sets the code and never leaks an internal cause.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+/// Stable machine-readable codes, listed for clients in `frontend-contract/ERRORS.md`.
+pub mod code {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const INTERNAL: &str = "INTERNAL";
+    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+}
+
+#[derive(Debug)]
+pub enum AppError {
+    /// The operation needs a signed-in user and the request carries no valid session.
+    Unauthenticated,
+    /// Signed in, but not allowed to do this.
+    Forbidden(&'static str),
+    /// The named thing does not exist (or is not visible to this viewer).
+    NotFound(&'static str),
+    /// An argument is invalid; `field` names it (`input.title`), `message` says why.
+    BadUserInput { field: String, message: String },
+    /// The request collides with existing data (a taken phone number, say).
+    Conflict(String),
+    /// Login failed. One error for an unknown phone and a wrong password alike.
+    BadCredentials,
+    /// Too many attempts; retry later.
+    RateLimited,
+    /// Anything else. The cause is logged when the error reaches the client, which sees only
+    /// "internal error".
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::BadUserInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AppError::Internal(cause.into())
+    }
+
+    /// Turns a unique-constraint violation into `CONFLICT` with the given message; any other database
+    /// error stays internal. The one place constraint names are interpreted.
+    pub fn conflict_on_unique(err: DbErr, message: &str) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(message.to_string()),
+            _ => AppError::from(err),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated | AppError::BadCredentials => code::UNAUTHENTICATED,
+            AppError::Forbidden(_) => code::FORBIDDEN,
+            AppError::NotFound(_) => code::NOT_FOUND,
+            AppError::BadUserInput { .. } => code::BAD_USER_INPUT,
+            AppError::Conflict(_) => code::CONFLICT,
+            AppError::RateLimited => code::RATE_LIMITED,
+            AppError::Internal(_) => code::INTERNAL,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            AppError::Unauthenticated => "you must be signed in to do this".into(),
+            AppError::Forbidden(why) => (*why).into(),
+            AppError::NotFound(what) => format!("{what} not found"),
+            AppError::BadUserInput { field, message } => format!("{field}: {message}"),
+            AppError::Conflict(message) => message.clone(),
+            AppError::BadCredentials => "wrong phone number or password".into(),
+            AppError::RateLimited => "too many requests, try again later".into(),
+            AppError::Internal(_) => "internal error".into(),
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        AppError::Internal(Box::new(err))
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        if let AppError::Internal(cause) = &err {
+            tracing::error!(error = %cause, "internal error");
+        }
+        let code = err.code();
+        let field = match &err {
+            AppError::BadUserInput { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}

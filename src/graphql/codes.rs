@@ -1,0 +1,54 @@
+//! Gives request-level errors (the document does not parse, does not validate) a machine-readable
+//! `extensions.code`, which async-graphql leaves out.
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
+use std::sync::Arc;
+
+use crate::error::code;
+
+pub struct RequestErrorCodes;
+
+impl ExtensionFactory for RequestErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestErrorCodes)
+    }
+}
+
+pub(crate) fn with_code(mut err: ServerError, code: &str) -> ServerError {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", Value::from(code));
+    }
+    err
+}
+
+#[async_trait::async_trait]
+impl Extension for RequestErrorCodes {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errs| {
+            errs.into_iter()
+                .map(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED))
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! Opaque global ids: `base64url("Post:42")`. Clients treat them as strings; `node(id)` resolves any of
+//! them, and the type prefix stops a post id from being accepted where a user id is expected.
+
+use async_graphql::ID;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Board,
+    Post,
+    Comment,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Board => "Board",
+            Kind::Post => "Post",
+            Kind::Comment => "Comment",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "User" => Kind::User,
+            "Board" => Kind::Board,
+            "Post" => Kind::Post,
+            "Comment" => Kind::Comment,
+            _ => return None,
+        })
+    }
+}
+
+pub fn encode(kind: Kind, id: i64) -> ID {
+    ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name())))
+}
+
+/// Any global id, whatever its type.
+pub fn decode_any(id: &str) -> Option<(Kind, i64)> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
+    let (kind, n) = raw.split_once(':')?;
+    Some((Kind::parse(kind)?, n.parse().ok()?))
+}
+
+/// A global id that must be of `kind`; `field` names the argument in the error.
+pub fn decode(kind: Kind, id: &ID, field: &str) -> AppResult<i64> {
+    match decode_any(id) {
+        Some((k, n)) if k == kind => Ok(n),
+        _ => Err(AppError::bad_input(
+            field,
+            format!("is not a {} id", kind.name()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_keep_their_type() {
+        let id = encode(Kind::Post, 42);
+        assert_eq!(decode(Kind::Post, &id, "id").unwrap(), 42);
+        assert!(decode(Kind::User, &id, "id").is_err());
+        assert!(decode(Kind::Post, &ID("garbage".into()), "id").is_err());
+    }
+}

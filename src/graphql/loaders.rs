@@ -1,0 +1,144 @@
+//! DataLoaders: every relation and per-viewer flag a list item shows is fetched for the whole page in
+//! one statement. Registered once when the schema is built; they hold no cache (`NoCache`), so nothing
+//! stale survives a request and no instance keeps data another instance could change.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use entity::{boards, comments, posts, users};
+use sea_orm::DatabaseConnection;
+
+use crate::services::comments::Parent;
+use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::social::Edge;
+use crate::services::{
+    accounts, boards as board_service, comments as comment_service, posts as post_service, social,
+};
+
+pub struct UserLoader(pub DatabaseConnection);
+pub struct BoardLoader(pub DatabaseConnection);
+pub struct PostLoader(pub DatabaseConnection);
+pub struct CommentLoader(pub DatabaseConnection);
+/// `(edge, actor, target)` -> whether the actor has that edge: `viewerHasLiked` and friends.
+pub struct EdgeLoader(pub DatabaseConnection);
+/// The first page of a post's comments or a comment's replies.
+pub struct ChildrenLoader(pub DatabaseConnection);
+
+fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> i64) -> HashMap<i64, T> {
+    rows.into_iter().map(|r| (id(&r), r)).collect()
+}
+
+impl Loader<i64> for UserLoader {
+    type Value = users::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        Ok(by_id(accounts::users_by_ids(&self.0, keys).await?, |u| {
+            u.id
+        }))
+    }
+}
+
+impl Loader<i64> for BoardLoader {
+    type Value = boards::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        Ok(by_id(board_service::by_ids(&self.0, keys).await?, |b| b.id))
+    }
+}
+
+impl Loader<i64> for PostLoader {
+    type Value = posts::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        Ok(by_id(post_service::by_ids(&self.0, keys).await?, |p| p.id))
+    }
+}
+
+impl Loader<i64> for CommentLoader {
+    type Value = comments::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        Ok(by_id(comment_service::by_ids(&self.0, keys).await?, |c| {
+            c.id
+        }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EdgeKey {
+    pub edge: Edge,
+    pub actor: i64,
+    pub target: i64,
+}
+
+impl Loader<EdgeKey> for EdgeLoader {
+    type Value = bool;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[EdgeKey]) -> Result<HashMap<EdgeKey, bool>, Self::Error> {
+        let mut groups: HashMap<(Edge, i64), Vec<i64>> = HashMap::new();
+        for k in keys {
+            groups.entry((k.edge, k.actor)).or_default().push(k.target);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((edge, actor), targets) in groups {
+            let present = social::existing(&self.0, edge, actor, &targets).await?;
+            for target in targets {
+                out.insert(
+                    EdgeKey {
+                        edge,
+                        actor,
+                        target,
+                    },
+                    present.contains(&target),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A children page request; `first`/`after` are part of the key because one query serves one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChildrenKey {
+    pub parent: Parent,
+    pub first: u64,
+    pub after: Option<i64>,
+}
+
+impl Loader<ChildrenKey> for ChildrenLoader {
+    type Value = Page<comments::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ChildrenKey],
+    ) -> Result<HashMap<ChildrenKey, Self::Value>, Self::Error> {
+        let mut groups: HashMap<(u64, Option<i64>), Vec<Parent>> = HashMap::new();
+        for k in keys {
+            groups.entry((k.first, k.after)).or_default().push(k.parent);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((first, after), parents) in groups {
+            let args = PageArgs {
+                first,
+                after: after.map(Cursor::Id),
+            };
+            for (parent, page) in comment_service::children_batch(&self.0, &parents, &args).await? {
+                out.insert(
+                    ChildrenKey {
+                        parent,
+                        first,
+                        after,
+                    },
+                    page,
+                );
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,101 @@
+//! The GraphQL schema: per-domain query and mutation roots merged into one schema, the types clients
+//! see, and the DataLoaders behind them. Resolvers are thin: read the viewer, call a service, convert.
+
+pub mod codes;
+pub mod ids;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+
+use crate::auth::Viewer;
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::services::page::PageArgs;
+
+pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Shared by every request: the database and the configuration.
+pub struct GqlState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+}
+
+/// Facts about one request that resolvers may need.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub viewer: Option<Viewer>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+pub fn build_schema(db: DatabaseConnection, config: Arc<Config>) -> AppSchema {
+    let spawn = |f| tokio::spawn(f);
+    Schema::build(
+        query::Query::default(),
+        mutation::Mutation::default(),
+        EmptySubscription,
+    )
+    .extension(codes::RequestErrorCodes)
+    .data(DataLoader::new(loaders::UserLoader(db.clone()), spawn))
+    .data(DataLoader::new(loaders::BoardLoader(db.clone()), spawn))
+    .data(DataLoader::new(loaders::PostLoader(db.clone()), spawn))
+    .data(DataLoader::new(loaders::CommentLoader(db.clone()), spawn))
+    .data(DataLoader::new(loaders::EdgeLoader(db.clone()), spawn))
+    .data(DataLoader::new(loaders::ChildrenLoader(db.clone()), spawn))
+    .data(GqlState { db, config })
+    .finish()
+}
+
+/// The schema as SDL, exactly as `export-schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    let schema = Schema::build(
+        query::Query::default(),
+        mutation::Mutation::default(),
+        EmptySubscription,
+    )
+    .finish();
+    schema.sdl()
+}
+
+fn missing(what: &'static str) -> AppError {
+    AppError::internal(format!("{what} missing from the GraphQL context"))
+}
+
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a GqlState> {
+    ctx.data::<GqlState>().map_err(|_| missing("GqlState"))
+}
+
+pub(crate) fn loader<'a, T: Send + Sync + 'static>(
+    ctx: &Context<'a>,
+) -> AppResult<&'a DataLoader<T>> {
+    ctx.data::<DataLoader<T>>()
+        .map_err(|_| missing("DataLoader"))
+}
+
+pub(crate) fn request_info<'a>(ctx: &Context<'a>) -> Option<&'a RequestInfo> {
+    ctx.data_opt::<RequestInfo>()
+}
+
+pub(crate) fn viewer(ctx: &Context<'_>) -> Option<Viewer> {
+    request_info(ctx).and_then(|r| r.viewer)
+}
+
+/// The signed-in viewer, or `UNAUTHENTICATED`.
+pub(crate) fn require_viewer(ctx: &Context<'_>) -> AppResult<Viewer> {
+    viewer(ctx).ok_or(AppError::Unauthenticated)
+}
+
+pub(crate) fn page_args(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> AppResult<PageArgs> {
+    PageArgs::parse(first, after, state(ctx)?.config.max_page_size)
+}

@@ -1,0 +1,202 @@
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use http::header::SET_COOKIE;
+
+use crate::auth;
+use crate::error::AppResult;
+use crate::graphql::types::User;
+use crate::graphql::types::enums::{Gender, SessionDelivery};
+use crate::graphql::{request_info, require_viewer, state};
+use crate::services::accounts::{
+    self, NewSession, ProfilePatch, RegisterInput as NewAccount, SessionMeta,
+};
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    /// Phone number, E.164 (`+8613800138000`); a mainland number may omit `+86`.
+    phone: String,
+    /// 8 to 128 characters.
+    password: String,
+    /// Optional unique handle: 3 to 32 letters, digits or underscores.
+    account_name: Option<String>,
+    email: Option<String>,
+    nickname: Option<String>,
+    #[graphql(default)]
+    delivery: SessionDelivery,
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    phone: String,
+    password: String,
+    #[graphql(default)]
+    delivery: SessionDelivery,
+}
+
+/// The new account and its first session. `token` is set for `BEARER` delivery, null for `COOKIE`.
+#[derive(SimpleObject)]
+pub struct RegisterPayload {
+    token: Option<String>,
+    expires_at: DateTime<Utc>,
+    user: User,
+}
+
+/// A new session. `token` is set for `BEARER` delivery, null for `COOKIE`.
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    token: Option<String>,
+    expires_at: DateTime<Utc>,
+    user: User,
+}
+
+#[derive(InputObject, Default)]
+pub struct LogoutInput {
+    /// Also end every other session of this account (all devices).
+    #[graphql(default)]
+    all_devices: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct LogoutPayload {
+    logged_out: bool,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    /// 1 to 32 characters.
+    nickname: Option<String>,
+    /// An http(s) URL; null clears it.
+    avatar_url: MaybeUndefined<String>,
+    gender: Option<Gender>,
+    /// Up to 200 characters; null clears it.
+    signature: MaybeUndefined<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateProfilePayload {
+    user: User,
+}
+
+fn session_meta(ctx: &Context<'_>) -> AppResult<SessionMeta> {
+    let config = &state(ctx)?.config;
+    let info = request_info(ctx);
+    Ok(SessionMeta {
+        ttl: chrono::Duration::hours(i64::from(config.session_ttl_hours)),
+        user_agent: info.and_then(|i| i.user_agent.clone()),
+        ip: info.and_then(|i| i.ip.clone()),
+    })
+}
+
+/// Hands the session over the way the client asked: in the payload, or as an HttpOnly cookie.
+fn deliver(
+    ctx: &Context<'_>,
+    session: &NewSession,
+    delivery: SessionDelivery,
+) -> AppResult<Option<String>> {
+    match delivery {
+        SessionDelivery::Bearer => Ok(Some(session.token.clone())),
+        SessionDelivery::Cookie => {
+            let config = &state(ctx)?.config;
+            let ttl = session.expires_at - Utc::now();
+            let cookie = auth::session_cookie(
+                &config.session_cookie_name,
+                &session.token,
+                ttl,
+                config.session_cookie_secure,
+            );
+            ctx.append_http_header(SET_COOKIE, cookie);
+            Ok(None)
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct AccountMutation;
+
+#[Object]
+impl AccountMutation {
+    /// Creates an account (a phone number is required) and signs it in.
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterInput,
+    ) -> async_graphql::Result<RegisterPayload> {
+        let new = NewAccount {
+            phone: input.phone,
+            password: input.password,
+            account_name: input.account_name,
+            email: input.email,
+            nickname: input.nickname,
+        };
+        let session = accounts::register(&state(ctx)?.db, new, session_meta(ctx)?).await?;
+        let token = deliver(ctx, &session, input.delivery)?;
+        Ok(RegisterPayload {
+            token,
+            expires_at: session.expires_at,
+            user: User(session.user),
+        })
+    }
+
+    /// Signs in with phone and password. Wrong credentials give one generic `UNAUTHENTICATED` error.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        input: LoginInput,
+    ) -> async_graphql::Result<LoginPayload> {
+        let session = accounts::login(
+            &state(ctx)?.db,
+            &input.phone,
+            input.password,
+            session_meta(ctx)?,
+        )
+        .await?;
+        let token = deliver(ctx, &session, input.delivery)?;
+        Ok(LoginPayload {
+            token,
+            expires_at: session.expires_at,
+            user: User(session.user),
+        })
+    }
+
+    /// Revokes the current session and clears the session cookie.
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] input: LogoutInput,
+    ) -> async_graphql::Result<LogoutPayload> {
+        let viewer = require_viewer(ctx)?;
+        accounts::logout(&state(ctx)?.db, &viewer, input.all_devices).await?;
+        let config = &state(ctx)?.config;
+        ctx.append_http_header(
+            SET_COOKIE,
+            auth::clear_session_cookie(&config.session_cookie_name, config.session_cookie_secure),
+        );
+        Ok(LogoutPayload { logged_out: true })
+    }
+
+    /// Changes the signed-in user's public profile. Fields left out stay as they are.
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProfileInput,
+    ) -> async_graphql::Result<UpdateProfilePayload> {
+        let viewer = require_viewer(ctx)?;
+        let patch = ProfilePatch {
+            nickname: input.nickname,
+            avatar_url: maybe(input.avatar_url),
+            gender: input.gender.map(Into::into),
+            signature: maybe(input.signature),
+        };
+        let user = accounts::update_profile(&state(ctx)?.db, &viewer, patch).await?;
+        Ok(UpdateProfilePayload { user: User(user) })
+    }
+}
+
+/// Absent -> leave alone; null -> clear; value -> set.
+fn maybe<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
+    match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}

@@ -1,0 +1,17 @@
+//! Write side. Every mutation takes one `input` argument and returns a payload object (the Relay and
+//! GitHub convention), so fields can be added to either without breaking clients.
+
+mod accounts;
+mod boards;
+mod posts;
+mod social;
+
+use async_graphql::MergedObject;
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    accounts::AccountMutation,
+    boards::BoardMutation,
+    posts::PostMutation,
+    social::SocialMutation,
+);

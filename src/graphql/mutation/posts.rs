@@ -1,0 +1,165 @@
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::types::{Comment, Post};
+use crate::graphql::{require_viewer, state};
+use crate::services::comments::{self as comment_service, NewComment};
+use crate::services::posts::{self as post_service, NewPost, PostPatch};
+
+#[derive(InputObject)]
+pub struct CreatePostInput {
+    board_id: ID,
+    /// 1 to 120 characters, one line.
+    title: String,
+    /// 1 to 20,000 characters.
+    body: String,
+    /// Up to 9 http(s) image URLs.
+    #[graphql(default)]
+    image_urls: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreatePostPayload {
+    post: Post,
+}
+
+#[derive(InputObject)]
+pub struct UpdatePostInput {
+    post_id: ID,
+    title: Option<String>,
+    body: Option<String>,
+    image_urls: Option<Vec<String>>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdatePostPayload {
+    post: Post,
+}
+
+#[derive(InputObject)]
+pub struct DeletePostInput {
+    post_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct DeletePostPayload {
+    deleted_post_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct CreateCommentInput {
+    post_id: ID,
+    /// The comment being replied to, if this is a reply.
+    parent_id: Option<ID>,
+    /// 1 to 5,000 characters.
+    body: String,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateCommentPayload {
+    comment: Comment,
+}
+
+#[derive(InputObject)]
+pub struct DeleteCommentInput {
+    comment_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteCommentPayload {
+    /// The comment as it now shows: deleted, with no body.
+    comment: Comment,
+}
+
+#[derive(Default)]
+pub struct PostMutation;
+
+#[Object]
+impl PostMutation {
+    async fn create_post(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePostInput,
+    ) -> async_graphql::Result<CreatePostPayload> {
+        let viewer = require_viewer(ctx)?;
+        let new = NewPost {
+            board_id: ids::decode(Kind::Board, &input.board_id, "input.boardId")?,
+            title: input.title,
+            body: input.body,
+            image_urls: input.image_urls,
+        };
+        let post = post_service::create(&state(ctx)?.db, &viewer, new).await?;
+        Ok(CreatePostPayload { post: Post(post) })
+    }
+
+    /// Edits a post. Only its author may.
+    async fn update_post(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdatePostInput,
+    ) -> async_graphql::Result<UpdatePostPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
+        let patch = PostPatch {
+            title: input.title,
+            body: input.body,
+            image_urls: input.image_urls,
+        };
+        let post = post_service::update(&state(ctx)?.db, &viewer, id, patch).await?;
+        Ok(UpdatePostPayload { post: Post(post) })
+    }
+
+    /// Deletes a post (its author or a moderator). Its comments stay, reachable from their authors.
+    async fn delete_post(
+        &self,
+        ctx: &Context<'_>,
+        input: DeletePostInput,
+    ) -> async_graphql::Result<DeletePostPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
+        let id = post_service::delete(&state(ctx)?.db, &viewer, id).await?;
+        Ok(DeletePostPayload {
+            deleted_post_id: ids::encode(Kind::Post, id),
+        })
+    }
+
+    /// Comments on a post, or replies to a comment of that post.
+    async fn create_comment(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCommentInput,
+    ) -> async_graphql::Result<CreateCommentPayload> {
+        let viewer = require_viewer(ctx)?;
+        let new = NewComment {
+            post_id: ids::decode(Kind::Post, &input.post_id, "input.postId")?,
+            parent_id: input
+                .parent_id
+                .map(|id| ids::decode(Kind::Comment, &id, "input.parentId"))
+                .transpose()?,
+            body: input.body,
+        };
+        let comment = comment_service::create(&state(ctx)?.db, &viewer, new).await?;
+        Ok(CreateCommentPayload {
+            comment: Comment(comment),
+        })
+    }
+
+    /// Deletes a comment (its author or a moderator); replies under it stay.
+    async fn delete_comment(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteCommentInput,
+    ) -> async_graphql::Result<DeleteCommentPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::Comment, &input.comment_id, "input.commentId")?;
+        let db = &state(ctx)?.db;
+        comment_service::delete(db, &viewer, id).await?;
+        let comment = comment_service::by_ids(db, &[id])
+            .await?
+            .pop()
+            .ok_or(crate::error::AppError::NotFound("comment"))?;
+        Ok(DeleteCommentPayload {
+            comment: Comment(comment),
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! Read side: everything here works without signing in (browsing needs no account).
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, MergedObject, Object};
+
+use super::ids::{self, Kind};
+use super::loaders::{BoardLoader, CommentLoader, PostLoader, UserLoader};
+use super::types::enums::PostOrder;
+use super::types::node::Node;
+use super::types::{Board, Comment, Post, User, connection, load_one};
+use super::{loader, page_args, state, viewer};
+use crate::error::{AppError, AppResult};
+use crate::services::{boards as board_service, posts as post_service};
+
+#[derive(MergedObject, Default)]
+pub struct Query(NodeQuery, AccountQuery, BoardQuery, PostQuery);
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// Fetches any object by its global id; null if it does not exist.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        let Some((kind, n)) = ids::decode_any(&id) else {
+            return Err(AppError::bad_input("id", "is not a valid id").into());
+        };
+        Ok(match kind {
+            Kind::User => load_one(loader::<UserLoader>(ctx)?, n)
+                .await?
+                .map(|u| Node::User(User(u))),
+            Kind::Board => load_one(loader::<BoardLoader>(ctx)?, n)
+                .await?
+                .map(|b| Node::Board(Board(b))),
+            Kind::Post => live_post(ctx, n).await?.map(Node::Post),
+            Kind::Comment => load_one(loader::<CommentLoader>(ctx)?, n)
+                .await?
+                .map(|c| Node::Comment(Comment(c))),
+        })
+    }
+}
+
+async fn live_post(ctx: &Context<'_>, id: i64) -> AppResult<Option<Post>> {
+    let post = load_one(loader::<PostLoader>(ctx)?, id).await?;
+    Ok(post.filter(|p| p.deleted_at.is_none()).map(Post))
+}
+
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// The signed-in user; null when signed out.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(v) = viewer(ctx) else {
+            return Ok(None);
+        };
+        Ok(load_one(loader::<UserLoader>(ctx)?, v.user_id)
+            .await?
+            .map(User))
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+        let id = ids::decode(Kind::User, &id, "id")?;
+        Ok(load_one(loader::<UserLoader>(ctx)?, id).await?.map(User))
+    }
+}
+
+#[derive(Default)]
+pub struct BoardQuery;
+
+#[Object]
+impl BoardQuery {
+    /// All boards, oldest first.
+    async fn boards(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Board>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        Ok(connection(
+            board_service::list(&state(ctx)?.db, &page).await?,
+            Board,
+        ))
+    }
+
+    /// A board by id or by slug (give one of them).
+    async fn board(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        slug: Option<String>,
+    ) -> async_graphql::Result<Option<Board>> {
+        match (id, slug) {
+            (Some(id), None) => {
+                let id = ids::decode(Kind::Board, &id, "id")?;
+                Ok(load_one(loader::<BoardLoader>(ctx)?, id).await?.map(Board))
+            }
+            (None, Some(slug)) => Ok(board_service::by_slug(&state(ctx)?.db, &slug)
+                .await?
+                .map(Board)),
+            _ => Err(AppError::bad_input("id", "give exactly one of id and slug").into()),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct PostQuery;
+
+#[Object]
+impl PostQuery {
+    /// Posts across the community, or on one board, or by one author.
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        board_id: Option<ID>,
+        author_id: Option<ID>,
+        #[graphql(default)] order_by: PostOrder,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Post>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let filter = post_service::Filter {
+            board_id: board_id
+                .map(|id| ids::decode(Kind::Board, &id, "boardId"))
+                .transpose()?,
+            author_id: author_id
+                .map(|id| ids::decode(Kind::User, &id, "authorId"))
+                .transpose()?,
+        };
+        let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
+        Ok(connection(posts, Post))
+    }
+
+    /// A post; null if it does not exist or was deleted.
+    async fn post(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Post>> {
+        Ok(live_post(ctx, ids::decode(Kind::Post, &id, "id")?).await?)
+    }
+
+    /// A comment (deleted comments are returned with no body, so links to them still resolve).
+    async fn comment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Comment>> {
+        let id = ids::decode(Kind::Comment, &id, "id")?;
+        Ok(load_one(loader::<CommentLoader>(ctx)?, id)
+            .await?
+            .map(Comment))
+    }
+}

@@ -1,0 +1,79 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use entity::boards;
+
+use super::enums::PostOrder;
+use super::{Post, connection, count, load_one};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{EdgeKey, EdgeLoader};
+use crate::graphql::{loader, page_args, state, viewer};
+use crate::services::posts as post_service;
+use crate::services::social::Edge;
+
+/// A topic area ("外貿實戰", "Logistics & FOB") that posts belong to.
+pub struct Board(pub boards::Model);
+
+#[Object]
+impl Board {
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Board, self.0.id)
+    }
+
+    /// Short name used in URLs.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn follower_count(&self) -> i32 {
+        count(self.0.follower_count)
+    }
+
+    async fn post_count(&self) -> i32 {
+        count(self.0.post_count)
+    }
+
+    /// Whether the signed-in viewer follows this board (false when signed out).
+    async fn viewer_is_following(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let Some(v) = viewer(ctx) else {
+            return Ok(false);
+        };
+        let key = EdgeKey {
+            edge: Edge::BoardFollow,
+            actor: v.user_id,
+            target: self.0.id,
+        };
+        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// The board's posts.
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] order_by: PostOrder,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Post>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let filter = post_service::Filter {
+            board_id: Some(self.0.id),
+            ..Default::default()
+        };
+        let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
+        Ok(connection(posts, Post))
+    }
+}

@@ -1,0 +1,118 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use entity::comments;
+
+use super::post::empty;
+use super::{Post, User, connection, count, load_one};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{
+    ChildrenKey, ChildrenLoader, CommentLoader, EdgeKey, EdgeLoader, PostLoader, UserLoader,
+};
+use crate::graphql::{loader, page_args, viewer};
+use crate::services::comments::Parent;
+use crate::services::social::Edge;
+
+/// A comment on a post, or a reply to another comment. A deleted comment keeps its place in the
+/// thread with no body and no author.
+pub struct Comment(pub comments::Model);
+
+impl Comment {
+    fn deleted(&self) -> bool {
+        self.0.deleted_at.is_some()
+    }
+}
+
+#[Object]
+impl Comment {
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Comment, self.0.id)
+    }
+
+    /// The text; null once deleted.
+    async fn body(&self) -> Option<&str> {
+        (!self.deleted()).then_some(self.0.body.as_str())
+    }
+
+    async fn is_deleted(&self) -> bool {
+        self.deleted()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The author; null once the comment is deleted or the account erased.
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        if self.deleted() {
+            return Ok(None);
+        }
+        Ok(load_one(loader::<UserLoader>(ctx)?, self.0.author_id)
+            .await?
+            .map(User))
+    }
+
+    /// The post; null if it was deleted.
+    async fn post(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Post>> {
+        let post = load_one(loader::<PostLoader>(ctx)?, self.0.post_id).await?;
+        Ok(post.filter(|p| p.deleted_at.is_none()).map(Post))
+    }
+
+    /// The comment this one replies to; null for a top-level comment.
+    async fn parent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Comment>> {
+        let Some(parent) = self.0.parent_id else {
+            return Ok(None);
+        };
+        Ok(load_one(loader::<CommentLoader>(ctx)?, parent)
+            .await?
+            .map(Comment))
+    }
+
+    async fn like_count(&self) -> i32 {
+        count(self.0.like_count)
+    }
+
+    /// Direct replies, deleted ones included (they hold the thread's shape).
+    async fn reply_count(&self) -> i32 {
+        count(self.0.reply_count)
+    }
+
+    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let Some(v) = viewer(ctx) else {
+            return Ok(false);
+        };
+        let key = EdgeKey {
+            edge: Edge::CommentLike,
+            actor: v.user_id,
+            target: self.0.id,
+        };
+        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// Whether the signed-in viewer may delete this comment (its author or a moderator).
+    async fn viewer_can_delete(&self, ctx: &Context<'_>) -> bool {
+        !self.deleted()
+            && viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id || v.role.can_moderate())
+    }
+
+    /// Replies to this comment, oldest first.
+    async fn replies(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Comment>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let key = ChildrenKey {
+            parent: Parent::Comment(self.0.id),
+            first: page.first,
+            after: page.after_id(),
+        };
+        let replies = load_one(loader::<ChildrenLoader>(ctx)?, key)
+            .await?
+            .unwrap_or_else(|| empty(page.after.is_some()));
+        Ok(connection(replies, Comment))
+    }
+}

@@ -1,0 +1,42 @@
+//! GraphQL enums mirroring the domain enums (the `remote` attribute keeps the two in step).
+
+use async_graphql::Enum;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::auth::Role")]
+pub enum Role {
+    User,
+    Moderator,
+    Reviewer,
+    Admin,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::services::accounts::Gender")]
+pub enum Gender {
+    Unspecified,
+    Male,
+    Female,
+    Other,
+}
+
+/// How a list of posts is ordered.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+#[graphql(remote = "crate::services::posts::Order")]
+pub enum PostOrder {
+    /// Newest first.
+    #[default]
+    Latest,
+    /// Most engagement for its age first (see the API guide for the formula).
+    Hot,
+}
+
+/// How `login`/`register` hand the session to the client.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum SessionDelivery {
+    /// Return the token in the payload, for `Authorization: Bearer` (mobile apps, scripts).
+    #[default]
+    Bearer,
+    /// Set an HttpOnly, SameSite=Lax cookie and leave `token` null, so page scripts never see it.
+    Cookie,
+}

@@ -1,0 +1,77 @@
+//! The types clients see. Each wraps an entity model; storage stays free to change under them.
+
+pub mod board;
+pub mod comment;
+pub mod enums;
+pub mod node;
+pub mod post;
+pub mod user;
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use async_graphql::OutputType;
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::dataloader::{DataLoader, Loader};
+
+use crate::error::{AppError, AppResult};
+use crate::services::page::Page;
+
+pub use board::Board;
+pub use comment::Comment;
+pub use post::Post;
+pub use user::User;
+
+/// A Relay connection over an already-loaded page.
+pub fn connection<T, N: OutputType>(page: Page<T>, node: impl Fn(T) -> N) -> Connection<String, N> {
+    let mut conn = Connection::new(page.has_previous, page.has_next);
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .map(|(cursor, item)| Edge::new(cursor.encode(), node(item))),
+    );
+    conn
+}
+
+/// A Relay connection over a page of ids, the nodes fetched in one batch through a loader. Ids whose
+/// node no longer exists (an erased user, say) are left out rather than failing the list.
+pub async fn connection_via<L, V, N>(
+    loader: &DataLoader<L>,
+    page: Page<i64>,
+    node: impl Fn(V) -> N,
+) -> AppResult<Connection<String, N>>
+where
+    L: Loader<i64, Value = V, Error = async_graphql::Error>,
+    V: Clone + Send + Sync + 'static,
+    N: OutputType,
+{
+    let ids: Vec<i64> = page.items.iter().map(|(_, id)| *id).collect();
+    let mut found: HashMap<i64, V> = loader.load_many(ids).await.map_err(gql_to_app)?;
+    let mut conn = Connection::new(page.has_previous, page.has_next);
+    for (cursor, id) in page.items {
+        if let Some(v) = found.remove(&id) {
+            conn.edges.push(Edge::new(cursor.encode(), node(v)));
+        }
+    }
+    Ok(conn)
+}
+
+/// Loads one value through a loader.
+pub async fn load_one<K, L, V>(loader: &DataLoader<L>, key: K) -> AppResult<Option<V>>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    L: Loader<K, Value = V, Error = async_graphql::Error>,
+    V: Send + Sync + Clone + 'static,
+{
+    loader.load_one(key).await.map_err(gql_to_app)
+}
+
+/// Loader errors were already logged when they became GraphQL errors; keep them internal.
+fn gql_to_app(err: async_graphql::Error) -> AppError {
+    AppError::internal(err.message)
+}
+
+/// GraphQL `Int` is 32-bit; counters are stored as 64-bit and saturate on the way out.
+pub fn count(n: i64) -> i32 {
+    i32::try_from(n.max(0)).unwrap_or(i32::MAX)
+}

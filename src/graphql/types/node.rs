@@ -1,0 +1,13 @@
+use async_graphql::{ID, Interface};
+
+use super::{Board, Comment, Post, User};
+
+/// Anything with a global id, fetchable through `node(id)`.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID"))]
+pub enum Node {
+    User(User),
+    Board(Board),
+    Post(Post),
+    Comment(Comment),
+}

@@ -1,0 +1,132 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use entity::posts;
+
+use super::{Board, Comment, User, connection, count, load_one};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{
+    BoardLoader, ChildrenKey, ChildrenLoader, EdgeKey, EdgeLoader, UserLoader,
+};
+use crate::graphql::{loader, page_args, viewer};
+use crate::services::comments::Parent;
+use crate::services::social::Edge;
+
+/// A topic post on a board.
+pub struct Post(pub posts::Model);
+
+impl Post {
+    async fn viewer_has(&self, ctx: &Context<'_>, edge: Edge) -> crate::error::AppResult<bool> {
+        let Some(v) = viewer(ctx) else {
+            return Ok(false);
+        };
+        let key = EdgeKey {
+            edge,
+            actor: v.user_id,
+            target: self.0.id,
+        };
+        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
+            .await?
+            .unwrap_or(false))
+    }
+}
+
+#[Object]
+impl Post {
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Post, self.0.id)
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+
+    async fn image_urls(&self) -> Vec<String> {
+        serde_json::from_value(self.0.image_urls.clone()).unwrap_or_default()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// The author; null if the account was erased.
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(load_one(loader::<UserLoader>(ctx)?, self.0.author_id)
+            .await?
+            .map(User))
+    }
+
+    async fn board(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Board>> {
+        Ok(load_one(loader::<BoardLoader>(ctx)?, self.0.board_id)
+            .await?
+            .map(Board))
+    }
+
+    async fn like_count(&self) -> i32 {
+        count(self.0.like_count)
+    }
+
+    /// Comments and replies together, deleted ones not counted.
+    async fn comment_count(&self) -> i32 {
+        count(self.0.comment_count)
+    }
+
+    async fn favorite_count(&self) -> i32 {
+        count(self.0.favorite_count)
+    }
+
+    /// Whether the signed-in viewer likes this post (false when signed out).
+    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.viewer_has(ctx, Edge::PostLike).await?)
+    }
+
+    /// Whether the signed-in viewer saved this post (false when signed out).
+    async fn viewer_has_favorited(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.viewer_has(ctx, Edge::Favorite).await?)
+    }
+
+    /// Whether the signed-in viewer may edit this post (only its author).
+    async fn viewer_can_edit(&self, ctx: &Context<'_>) -> bool {
+        viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id)
+    }
+
+    /// Whether the signed-in viewer may delete this post (its author or a moderator).
+    async fn viewer_can_delete(&self, ctx: &Context<'_>) -> bool {
+        viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id || v.role.can_moderate())
+    }
+
+    /// Top-level comments, oldest first; each has its `replies`.
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Comment>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let key = ChildrenKey {
+            parent: Parent::Post(self.0.id),
+            first: page.first,
+            after: page.after_id(),
+        };
+        let comments = load_one(loader::<ChildrenLoader>(ctx)?, key)
+            .await?
+            .unwrap_or_else(|| empty(page.after.is_some()));
+        Ok(connection(comments, Comment))
+    }
+}
+
+pub(crate) fn empty<T>(has_previous: bool) -> crate::services::page::Page<T> {
+    crate::services::page::Page {
+        items: Vec::new(),
+        has_next: false,
+        has_previous,
+    }
+}

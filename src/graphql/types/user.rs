@@ -1,0 +1,218 @@
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use entity::users;
+
+use super::enums::{Gender, Role};
+use super::{Board, Comment, Post, connection, connection_via, count, load_one};
+use crate::auth;
+use crate::error::AppError;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{BoardLoader, EdgeKey, EdgeLoader, UserLoader};
+use crate::graphql::{loader, page_args, state, viewer};
+use crate::services::social::{self, Edge, Side};
+use crate::services::{accounts, comments as comment_service, posts as post_service};
+
+/// A member of the community. Contact details are visible to the member alone.
+pub struct User(pub users::Model);
+
+impl User {
+    fn is_self(&self, ctx: &Context<'_>) -> bool {
+        viewer(ctx).is_some_and(|v| v.user_id == self.0.id)
+    }
+}
+
+#[Object]
+impl User {
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::User, self.0.id)
+    }
+
+    /// The unique handle, if the member chose one.
+    async fn account_name(&self) -> Option<&str> {
+        self.0.account_name.as_deref()
+    }
+
+    async fn nickname(&self) -> &str {
+        &self.0.nickname
+    }
+
+    async fn avatar_url(&self) -> Option<&str> {
+        self.0.avatar_url.as_deref()
+    }
+
+    async fn gender(&self) -> Gender {
+        accounts::Gender::parse(&self.0.gender).into()
+    }
+
+    async fn signature(&self) -> Option<&str> {
+        self.0.signature.as_deref()
+    }
+
+    async fn role(&self) -> Role {
+        auth::Role::parse(&self.0.role).into()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The member's phone number (E.164); null unless you are this member.
+    async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.is_self(ctx)
+            .then_some(self.0.phone.as_deref())
+            .flatten()
+    }
+
+    /// The member's email; null unless you are this member.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.is_self(ctx)
+            .then_some(self.0.email.as_deref())
+            .flatten()
+    }
+
+    /// Whether this is the signed-in viewer.
+    async fn is_viewer(&self, ctx: &Context<'_>) -> bool {
+        self.is_self(ctx)
+    }
+
+    async fn follower_count(&self) -> i32 {
+        count(self.0.follower_count)
+    }
+
+    async fn following_count(&self) -> i32 {
+        count(self.0.following_count)
+    }
+
+    async fn post_count(&self) -> i32 {
+        count(self.0.post_count)
+    }
+
+    /// Whether the signed-in viewer follows this member (false when signed out).
+    async fn viewer_is_following(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let Some(v) = viewer(ctx) else {
+            return Ok(false);
+        };
+        let key = EdgeKey {
+            edge: Edge::UserFollow,
+            actor: v.user_id,
+            target: self.0.id,
+        };
+        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// The member's posts, newest first.
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Post>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let filter = post_service::Filter {
+            author_id: Some(self.0.id),
+            ..Default::default()
+        };
+        let posts =
+            post_service::list(&state(ctx)?.db, filter, post_service::Order::Latest, &page).await?;
+        Ok(connection(posts, Post))
+    }
+
+    /// The member's comments and replies, newest first.
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Comment>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let comments = comment_service::by_author(&state(ctx)?.db, self.0.id, &page).await?;
+        Ok(connection(comments, Comment))
+    }
+
+    /// Who follows this member, most recent first.
+    async fn followers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, User>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let ids = social::list(
+            &state(ctx)?.db,
+            Edge::UserFollow,
+            Side::ToTarget,
+            self.0.id,
+            &page,
+        )
+        .await?;
+        Ok(connection_via(loader::<UserLoader>(ctx)?, ids, User).await?)
+    }
+
+    /// Whom this member follows, most recent first.
+    async fn following(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, User>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let ids = social::list(
+            &state(ctx)?.db,
+            Edge::UserFollow,
+            Side::FromActor,
+            self.0.id,
+            &page,
+        )
+        .await?;
+        Ok(connection_via(loader::<UserLoader>(ctx)?, ids, User).await?)
+    }
+
+    /// Boards this member follows, most recent first.
+    async fn following_boards(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Board>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let ids = social::list(
+            &state(ctx)?.db,
+            Edge::BoardFollow,
+            Side::FromActor,
+            self.0.id,
+            &page,
+        )
+        .await?;
+        Ok(connection_via(loader::<BoardLoader>(ctx)?, ids, Board).await?)
+    }
+
+    /// Posts this member saved, most recently saved first. Private: only the member may read it.
+    async fn favorites(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Post>> {
+        if !self.is_self(ctx) {
+            return Err(AppError::Forbidden("favourites are private").into());
+        }
+        let page = page_args(ctx, first, after.as_deref())?;
+        let ids = social::list(
+            &state(ctx)?.db,
+            Edge::Favorite,
+            Side::FromActor,
+            self.0.id,
+            &page,
+        )
+        .await?;
+        Ok(connection_via(
+            loader::<crate::graphql::loaders::PostLoader>(ctx)?,
+            ids,
+            Post,
+        )
+        .await?)
+    }
+}

@@ -1,0 +1,366 @@
+//! GraphQL over HTTP, per the GraphQL-over-HTTP specification:
+//! - `POST` with `Content-Type: application/json` (anything else: 415; a body that is not a GraphQL
+//!   request: 400); `GET` with URL parameters, queries only (a mutation over GET: 405).
+//! - Content negotiation between `application/graphql-response+json` and `application/json`
+//!   (no `Accept` means `application/json`; nothing acceptable: 406).
+//! - Under `application/graphql-response+json`, a document that cannot be parsed or validated is a
+//!   400 with no `data`; under `application/json` it stays a 200, as legacy clients expect.
+//!
+//! Every error carries `extensions.code`. Requesting JSON also forces browsers to preflight
+//! cross-site POSTs, which is what keeps cookie sessions safe from form-post CSRF.
+
+use std::net::SocketAddr;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchResponse, Variables};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::app::AppState;
+use crate::auth;
+use crate::error::code;
+use crate::graphql::RequestInfo;
+use crate::services::accounts;
+
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+pub const JSON: &str = "application/json";
+
+/// The media type the response is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            Media::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// Picks the response media type from `Accept`, honouring q-values; `None` means 406.
+fn negotiate(headers: &HeaderMap) -> Option<Media> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Media::Json);
+    };
+    let mut best: Option<(f32, Media)> = None;
+    for range in accept.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let Ok(mime) = range.parse::<mime::Mime>() else {
+            continue;
+        };
+        if let Some(charset) = mime.get_param(mime::CHARSET)
+            && !charset.as_str().eq_ignore_ascii_case("utf-8")
+        {
+            continue;
+        }
+        let q = mime
+            .get_param("q")
+            .and_then(|q| q.as_str().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let media = match mime.essence_str() {
+            GRAPHQL_RESPONSE_JSON => Media::GraphqlResponseJson,
+            JSON | "application/*" | "*/*" => Media::Json,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, media));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+/// A request the server refuses before GraphQL sees it.
+fn reject(status: StatusCode, media: Media, message: &str) -> Response {
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code::BAD_REQUEST } }] });
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.content_type()),
+    );
+    resp
+}
+
+/// One GraphQL request's parameters, checked for shape.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+    extensions: Option<Map<String, Value>>,
+}
+
+fn params_from_json(value: Value) -> Result<Params, &'static str> {
+    let Value::Object(mut obj) = value else {
+        return Err("the request body must be a JSON object");
+    };
+    let query = match obj.remove("query") {
+        Some(Value::String(q)) => q,
+        None | Some(Value::Null) => return Err("the `query` parameter is required"),
+        Some(_) => return Err("the `query` parameter must be a string"),
+    };
+    let operation_name = match obj.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err("the `operationName` parameter must be a string"),
+    };
+    let variables = match obj.remove("variables") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err("the `variables` parameter must be an object"),
+    };
+    let extensions = match obj.remove("extensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err("the `extensions` parameter must be an object"),
+    };
+    Ok(Params {
+        query,
+        operation_name,
+        variables,
+        extensions,
+    })
+}
+
+fn params_from_url(raw: &str) -> Result<Params, &'static str> {
+    let mut obj = Map::new();
+    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let value = match key.as_ref() {
+            "variables" | "extensions" => serde_json::from_str(&value)
+                .map_err(|_| "`variables` and `extensions` must be JSON objects")?,
+            _ => Value::String(value.into_owned()),
+        };
+        obj.insert(key.into_owned(), value);
+    }
+    params_from_json(Value::Object(obj))
+}
+
+/// Whether the operation that would run is a mutation (or subscription): GET may only read.
+fn is_write(params: &Params) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(&params.query) else {
+        return false;
+    };
+    let op = match (&doc.operations, &params.operation_name) {
+        (async_graphql::parser::types::DocumentOperations::Single(op), _) => Some(&op.node),
+        (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.get(name.as_str()).map(|op| &op.node)
+        }
+        (async_graphql::parser::types::DocumentOperations::Multiple(_), None) => None,
+    };
+    op.is_some_and(|op| op.ty != OperationType::Query)
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return reject(
+            StatusCode::NOT_ACCEPTABLE,
+            Media::Json,
+            "none of the accepted media types can be produced",
+        );
+    };
+    let params = match params_from_url(raw.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
+    };
+    if is_write(&params) {
+        let mut resp = reject(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "mutations must be sent with POST",
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    execute(app, peer, &headers, vec![params], false, media).await
+}
+
+pub async fn post(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return reject(
+            StatusCode::NOT_ACCEPTABLE,
+            Media::Json,
+            "none of the accepted media types can be produced",
+        );
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_json = content_type.parse::<mime::Mime>().is_ok_and(|m| {
+        m.essence_str() == JSON
+            && m.get_param(mime::CHARSET)
+                .is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
+    });
+    if !is_json {
+        return reject(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "send the request as application/json",
+        );
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                media,
+                "the request body is not valid JSON",
+            );
+        }
+    };
+    let (batch, items) = match value {
+        Value::Array(items) => (true, items),
+        single => (false, vec![single]),
+    };
+    let max_batch = app.config.max_batch_size as usize;
+    if batch && (items.is_empty() || items.len() > max_batch) {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            media,
+            "a batch must hold between 1 and MAX_BATCH_SIZE operations",
+        );
+    }
+    let params = match items
+        .into_iter()
+        .map(params_from_json)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(p) => p,
+        Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
+    };
+    execute(app, peer, &headers, params, batch, media).await
+}
+
+async fn execute(
+    app: AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    params: Vec<Params>,
+    batch: bool,
+    media: Media,
+) -> Response {
+    let viewer = match auth::token_from_headers(headers, &app.config.session_cookie_name) {
+        Some(token) => match accounts::viewer_for_token(&app.db, &token).await {
+            Ok(v) => v,
+            Err(err) => {
+                // An outage of the session store must not turn into a silent "signed out".
+                let gql: async_graphql::Error = err.into();
+                return reject(StatusCode::SERVICE_UNAVAILABLE, media, &gql.message);
+            }
+        },
+        None => None,
+    };
+    let info = RequestInfo {
+        viewer,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ip: Some(peer.ip().to_string()),
+    };
+    let requests: Vec<async_graphql::Request> = params
+        .into_iter()
+        .map(|p| {
+            let mut req = async_graphql::Request::new(p.query).data(info.clone());
+            if let Some(name) = p.operation_name {
+                req = req.operation_name(name);
+            }
+            if let Some(vars) = p.variables {
+                req = req.variables(Variables::from_json(Value::Object(vars)));
+            }
+            if let Some(ext) = p.extensions {
+                for (k, v) in ext {
+                    if let Ok(v) = async_graphql::Value::from_json(v) {
+                        req.extensions.insert(k, v);
+                    }
+                }
+            }
+            req
+        })
+        .collect();
+    let response = if batch {
+        app.schema
+            .execute_batch(async_graphql::BatchRequest::Batch(requests))
+            .await
+    } else {
+        let mut requests = requests;
+        match requests.pop() {
+            Some(req) => BatchResponse::Single(app.schema.execute(req).await),
+            None => return reject(StatusCode::BAD_REQUEST, media, "empty request"),
+        }
+    };
+    let (status, body, extra_headers) = match response {
+        BatchResponse::Single(resp) => {
+            let (request_error, headers, body) = finish(resp, media);
+            let status = if request_error && media == Media::GraphqlResponseJson {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            (status, body, headers)
+        }
+        BatchResponse::Batch(resps) => {
+            let mut headers = HeaderMap::new();
+            let mut bodies = Vec::with_capacity(resps.len());
+            for resp in resps {
+                let (_, h, body) = finish(resp, media);
+                headers.extend(h);
+                bodies.push(body);
+            }
+            (StatusCode::OK, Value::Array(bodies), headers)
+        }
+    };
+    let mut resp = (status, body.to_string()).into_response();
+    for (name, value) in extra_headers.iter() {
+        resp.headers_mut().append(name, value.clone());
+    }
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.content_type()),
+    );
+    resp
+}
+
+/// Serialises one response; returns whether it failed as a whole request (parse, validation,
+/// variables: no field ran), the headers resolvers set, and the body.
+fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, Value) {
+    let request_error = resp.data == async_graphql::Value::Null
+        && !resp.errors.is_empty()
+        && resp.errors.iter().all(|e| e.path.is_empty());
+    for err in &mut resp.errors {
+        // Errors async-graphql raises itself carry no code: a request-level one is a bad request,
+        // a field-level one is an argument that failed to coerce.
+        let fallback = if request_error {
+            code::BAD_REQUEST
+        } else {
+            code::BAD_USER_INPUT
+        };
+        *err = crate::graphql::codes::with_code(err.clone(), fallback);
+    }
+    let headers = std::mem::take(&mut resp.http_headers);
+    let mut body = serde_json::to_value(&resp)
+        .unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
+    if request_error
+        && media == Media::GraphqlResponseJson
+        && let Value::Object(obj) = &mut body
+    {
+        obj.remove("data");
+    }
+    (request_error, headers, body)
+}

@@ -1,0 +1,25 @@
+//! ecer-gateway: the GraphQL gateway of the ecer foreign-trade community.
+//!
+//! # Layout
+//! - [`config`]: the one configuration struct (flags and environment), validated at start-up.
+//! - [`app`]: shared state and the axum router (GraphQL HTTP, GraphiQL, health).
+//! - [`http`]: GraphQL-over-HTTP protocol handling, the offline GraphiQL page, probes.
+//! - [`auth`]: session tokens, the `Viewer`, roles.
+//! - [`graphql`]: schema, per-domain query/mutation roots, types, DataLoaders.
+//! - [`services`]: the community's rules (accounts, boards, posts, comments, social graph).
+//! - [`db`]: database connection, migrations, statement counting.
+//! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
+//! - [`seed`]: a deterministic demo community for demos and benchmarks.
+//!
+//! A request flows one way: HTTP handler -> GraphQL resolver (thin) -> service -> database.
+//! A resolver never builds SQL; a service never knows about HTTP or GraphQL.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod seed;
+pub mod services;

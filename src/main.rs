@@ -1,0 +1,108 @@
+//! Start-up: parse the configuration, set up logging, run the chosen command.
+
+use clap::Parser;
+use ecer_gateway::app::{self, AppState};
+use ecer_gateway::config::{Cli, Command, LogFormat};
+use ecer_gateway::{graphql, seed, services};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.config.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    if let Err(msg) = cli.config.validate() {
+        eprintln!("configuration error: {msg}");
+        return std::process::ExitCode::from(2);
+    }
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::ExportSchema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            AppState::new(config)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            Ok(())
+        }
+        Command::CreateAdmin {
+            phone,
+            password,
+            nickname,
+        } => {
+            let state = AppState::new(config)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            let user = services::accounts::create_admin(&state.db, &phone, password, &nickname)
+                .await
+                .map_err(|e| format!("{:?}", async_graphql::Error::from(e).message))?;
+            println!("administrator ready: user id {}", user.id);
+            Ok(())
+        }
+        Command::Seed {
+            users,
+            posts,
+            seed: rng_seed,
+        } => {
+            let state = AppState::new(config)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            let summary = seed::run(&state.db, seed::Size { users, posts }, rng_seed)
+                .await
+                .map_err(|e| format!("seed: {e}"))?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Serve => {
+            let addr = config.listen_addr;
+            let state = AppState::new(config)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(
+                "ecer-gateway listening on http://{addr}/ (GraphiQL), http://{addr}/graphql"
+            );
+            app::serve(listener, state, shutdown_signal())
+                .await
+                .map_err(|e| format!("server: {e}"))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,371 @@
+//! Accounts and sessions: register with a phone number, log in and out, edit the profile.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{Duration, Utc};
+use entity::{sessions, users};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, JoinType,
+    QueryFilter, QuerySelect, Set,
+};
+
+use crate::auth::{self, Role, Viewer};
+use crate::error::{AppError, AppResult};
+use crate::services::validate::{self, Lines};
+
+pub const NICKNAME_MAX: usize = 32;
+pub const SIGNATURE_MAX: usize = 200;
+
+/// Genders a profile may show; `Unspecified` unless the user says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gender {
+    Unspecified,
+    Male,
+    Female,
+    Other,
+}
+
+impl Gender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Unspecified => "UNSPECIFIED",
+            Gender::Male => "MALE",
+            Gender::Female => "FEMALE",
+            Gender::Other => "OTHER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Gender {
+        match s {
+            "MALE" => Gender::Male,
+            "FEMALE" => Gender::Female,
+            "OTHER" => Gender::Other,
+            _ => Gender::Unspecified,
+        }
+    }
+}
+
+pub struct RegisterInput {
+    pub phone: String,
+    pub password: String,
+    pub account_name: Option<String>,
+    pub email: Option<String>,
+    pub nickname: Option<String>,
+}
+
+/// Session lifetime and where the request came from, recorded on the session row.
+pub struct SessionMeta {
+    pub ttl: Duration,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A freshly opened session: the token is shown to the client once and never stored.
+pub struct NewSession {
+    pub token: String,
+    pub user: users::Model,
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+pub async fn register(
+    db: &DatabaseConnection,
+    input: RegisterInput,
+    meta: SessionMeta,
+) -> AppResult<NewSession> {
+    let phone = validate::phone("input.phone", &input.phone)?;
+    validate::password("input.password", &input.password)?;
+    let account_name = match input
+        .account_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(name) => Some(validate::account_name("input.accountName", name)?),
+        None => None,
+    };
+    let email = match input
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(e) => Some(validate::email("input.email", e)?),
+        None => None,
+    };
+    let nickname = match input.nickname.as_deref() {
+        Some(n) => validate::text("input.nickname", n, 1, NICKNAME_MAX, Lines::Single)?,
+        None => account_name
+            .clone()
+            .unwrap_or_else(|| "ecer member".to_string()),
+    };
+    let password_hash = hash_password(input.password).await?;
+    let now = Utc::now();
+    let user = users::ActiveModel {
+        phone: Set(Some(phone)),
+        password_hash: Set(Some(password_hash)),
+        account_name: Set(account_name),
+        email: Set(email),
+        nickname: Set(nickname),
+        avatar_url: Set(None),
+        gender: Set(Gender::Unspecified.as_str().into()),
+        signature: Set(None),
+        role: Set(Role::User.as_str().into()),
+        follower_count: Set(0),
+        following_count: Set(0),
+        post_count: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        AppError::conflict_on_unique(e, "this phone number or account name is already registered")
+    })?;
+    open_session(db, user, meta).await
+}
+
+/// Checks a phone number and password. Every failure gives the same error and takes the same time
+/// (an unknown phone still runs one argon2 verification), so the answer cannot tell which was wrong.
+pub async fn login(
+    db: &DatabaseConnection,
+    phone: &str,
+    password: String,
+    meta: SessionMeta,
+) -> AppResult<NewSession> {
+    let user = match validate::phone("input.phone", phone) {
+        Ok(phone) => {
+            users::Entity::find()
+                .filter(users::Column::Phone.eq(phone))
+                .filter(users::Column::DeletedAt.is_null())
+                .one(db)
+                .await?
+        }
+        Err(_) => None,
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = verify_password(password, stored).await?;
+    match user {
+        Some(user) if ok => open_session(db, user, meta).await,
+        _ => Err(AppError::BadCredentials),
+    }
+}
+
+async fn open_session(
+    db: &DatabaseConnection,
+    user: users::Model,
+    meta: SessionMeta,
+) -> AppResult<NewSession> {
+    let token = auth::new_token().map_err(AppError::internal)?;
+    let now = Utc::now();
+    let expires_at = now + meta.ttl;
+    sessions::ActiveModel {
+        user_id: Set(user.id),
+        token_hash: Set(auth::hash_token(&token)),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        last_seen_at: Set(now),
+        user_agent: Set(meta.user_agent.map(|ua| ua.chars().take(512).collect())),
+        ip: Set(meta.ip),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(NewSession {
+        token,
+        user,
+        expires_at,
+    })
+}
+
+/// Ends the viewer's session, or every session of the account with `all_devices`.
+pub async fn logout(db: &DatabaseConnection, viewer: &Viewer, all_devices: bool) -> AppResult<()> {
+    let delete = sessions::Entity::delete_many();
+    let delete = if all_devices {
+        delete.filter(sessions::Column::UserId.eq(viewer.user_id))
+    } else {
+        delete.filter(sessions::Column::Id.eq(viewer.session_id))
+    };
+    delete.exec(db).await?;
+    Ok(())
+}
+
+/// How stale `last_seen_at` may get before a request refreshes it; bounds writes to one per session
+/// per interval instead of one per request.
+const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(5);
+
+/// Resolves a presented token to the viewer it authenticates, if the session is live and the account
+/// still exists.
+pub async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> AppResult<Option<Viewer>> {
+    let now = Utc::now();
+    let row: Option<(i64, i64, String, chrono::DateTime<Utc>)> = sessions::Entity::find()
+        .select_only()
+        .column(sessions::Column::Id)
+        .column(sessions::Column::UserId)
+        .column(users::Column::Role)
+        .column(sessions::Column::LastSeenAt)
+        .join(JoinType::InnerJoin, session_user())
+        .filter(sessions::Column::TokenHash.eq(auth::hash_token(token)))
+        .filter(sessions::Column::ExpiresAt.gt(now))
+        .filter(users::Column::DeletedAt.is_null())
+        .into_tuple()
+        .one(db)
+        .await?;
+    let Some((session_id, user_id, role, last_seen)) = row else {
+        return Ok(None);
+    };
+    if now - last_seen > LAST_SEEN_GRANULARITY {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastSeenAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(session_id))
+            .exec(db)
+            .await?;
+    }
+    Ok(Some(Viewer {
+        user_id,
+        role: Role::parse(&role),
+        session_id,
+    }))
+}
+
+fn session_user() -> sea_orm::RelationDef {
+    sessions::Entity::belongs_to(users::Entity)
+        .from(sessions::Column::UserId)
+        .to(users::Column::Id)
+        .into()
+}
+
+/// A partial profile update: `None` leaves a field alone; `Some(None)` clears a clearable field.
+#[derive(Default)]
+pub struct ProfilePatch {
+    pub nickname: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+    pub gender: Option<Gender>,
+    pub signature: Option<Option<String>>,
+}
+
+pub async fn update_profile(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    patch: ProfilePatch,
+) -> AppResult<users::Model> {
+    let mut user: users::ActiveModel = Default::default();
+    user.id = sea_orm::ActiveValue::Unchanged(viewer.user_id);
+    if let Some(nickname) = patch.nickname {
+        user.nickname = Set(validate::text(
+            "input.nickname",
+            &nickname,
+            1,
+            NICKNAME_MAX,
+            Lines::Single,
+        )?);
+    }
+    if let Some(avatar) = patch.avatar_url {
+        user.avatar_url = Set(match avatar {
+            Some(url) if !url.trim().is_empty() => {
+                Some(validate::http_url("input.avatarUrl", &url)?)
+            }
+            _ => None,
+        });
+    }
+    if let Some(gender) = patch.gender {
+        user.gender = Set(gender.as_str().to_string());
+    }
+    if let Some(signature) = patch.signature {
+        user.signature = Set(validate::optional_text(
+            "input.signature",
+            signature.as_deref(),
+            SIGNATURE_MAX,
+            Lines::Multi,
+        )?);
+    }
+    user.updated_at = Set(Utc::now());
+    Ok(user.update(db).await?)
+}
+
+/// The start-up path to a first administrator: creates the account, or promotes and re-keys an
+/// existing one with that phone. Not reachable over the API.
+pub async fn create_admin(
+    db: &DatabaseConnection,
+    phone: &str,
+    password: String,
+    nickname: &str,
+) -> AppResult<users::Model> {
+    let phone = validate::phone("phone", phone)?;
+    validate::password("password", &password)?;
+    let nickname = validate::text("nickname", nickname, 1, NICKNAME_MAX, Lines::Single)?;
+    let hash = hash_password(password).await?;
+    let now = Utc::now();
+    if let Some(existing) = users::Entity::find()
+        .filter(users::Column::Phone.eq(phone.clone()))
+        .one(db)
+        .await?
+    {
+        let mut user: users::ActiveModel = existing.into();
+        user.role = Set(Role::Admin.as_str().into());
+        user.password_hash = Set(Some(hash));
+        user.updated_at = Set(now);
+        return Ok(user.update(db).await?);
+    }
+    Ok(users::ActiveModel {
+        phone: Set(Some(phone)),
+        password_hash: Set(Some(hash)),
+        nickname: Set(nickname),
+        gender: Set(Gender::Unspecified.as_str().into()),
+        role: Set(Role::Admin.as_str().into()),
+        follower_count: Set(0),
+        following_count: Set(0),
+        post_count: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?)
+}
+
+/// Live (not erased) users by id, in no particular order.
+pub async fn users_by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Id.is_in(ids.iter().copied()))
+        .filter(users::Column::DeletedAt.is_null())
+        .all(db)
+        .await?)
+}
+
+/// Argon2id with the crate's default (OWASP-recommended) parameters, off the async threads: a hash
+/// takes tens of milliseconds of CPU.
+pub async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(AppError::internal)?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| AppError::internal(e.to_string()))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| AppError::internal(e.to_string()))
+    })
+    .await
+    .map_err(AppError::internal)?
+}
+
+/// A fixed valid hash to verify against when the phone is unknown, so both paths cost the same.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wXv0d+GJ6nH7k8R6WQ0b3yNkGdH7i2Jv1lJ7OZ9Mf0I";
+
+async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_string());
+        let ok = match PasswordHash::new(&hash) {
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => false,
+        };
+        known && ok
+    })
+    .await
+    .map_err(AppError::internal)
+}

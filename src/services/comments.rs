@@ -1,0 +1,216 @@
+//! Comments and replies: a tree under each post. A reply names its parent comment; deleting a comment
+//! blanks it but keeps its place, so the replies under it still make sense.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use entity::{comments, posts};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+};
+
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::posts as post_service;
+use crate::services::validate::{self, Lines};
+
+pub const BODY_MAX: usize = 5_000;
+
+pub struct NewComment {
+    pub post_id: i64,
+    pub parent_id: Option<i64>,
+    pub body: String,
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    input: NewComment,
+) -> AppResult<comments::Model> {
+    let body = validate::text("input.body", &input.body, 1, BODY_MAX, Lines::Multi)?;
+    let txn = db.begin().await?;
+    // The counter update doubles as the existence check and takes the write lock first.
+    post_service::bump_counter(&txn, input.post_id, posts::Column::CommentCount, 1).await?;
+    post_service::live(&txn, input.post_id).await?;
+    if let Some(parent_id) = input.parent_id {
+        let touched = comments::Entity::update_many()
+            .col_expr(
+                comments::Column::ReplyCount,
+                Expr::col(comments::Column::ReplyCount).add(1),
+            )
+            .filter(comments::Column::Id.eq(parent_id))
+            .filter(comments::Column::PostId.eq(input.post_id))
+            .filter(comments::Column::DeletedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if touched.rows_affected == 0 {
+            return Err(AppError::NotFound("parent comment"));
+        }
+    }
+    let comment = comments::ActiveModel {
+        post_id: Set(input.post_id),
+        author_id: Set(viewer.user_id),
+        parent_id: Set(input.parent_id),
+        body: Set(body),
+        like_count: Set(0),
+        reply_count: Set(0),
+        created_at: Set(Utc::now()),
+        deleted_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(comment)
+}
+
+/// Soft delete by the author or a moderator. Idempotent for a comment already deleted.
+pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -> AppResult<i64> {
+    let comment = comments::Entity::find_by_id(comment_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("comment"))?;
+    if comment.author_id != viewer.user_id && !viewer.role.can_moderate() {
+        return Err(AppError::Forbidden(
+            "only the author or a moderator can delete this comment",
+        ));
+    }
+    let txn = db.begin().await?;
+    let res = comments::Entity::update_many()
+        .col_expr(comments::Column::DeletedAt, Expr::value(Utc::now()))
+        .col_expr(comments::Column::Body, Expr::value(""))
+        .filter(comments::Column::Id.eq(comment_id))
+        .filter(comments::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 1 {
+        post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;
+    }
+    txn.commit().await?;
+    Ok(comment_id)
+}
+
+/// Whose children a comment list shows: the top-level comments of a post, or the replies to a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Parent {
+    Post(i64),
+    Comment(i64),
+}
+
+/// The first page of children for many parents at once (oldest first), in one statement: a window
+/// function numbers each parent's children and keeps the first `limit + 1`. This is what keeps a feed
+/// of N posts, each showing its first comments, at a constant number of queries.
+pub async fn children_batch<C: ConnectionTrait>(
+    db: &C,
+    parents: &[Parent],
+    page: &PageArgs,
+) -> AppResult<HashMap<Parent, Page<comments::Model>>> {
+    let mut out = HashMap::new();
+    let (post_ids, comment_ids): (Vec<_>, Vec<_>) =
+        parents.iter().partition(|p| matches!(p, Parent::Post(_)));
+    for (group, key_col, top_level) in [
+        (post_ids, "post_id", true),
+        (comment_ids, "parent_id", false),
+    ] {
+        if group.is_empty() {
+            continue;
+        }
+        let ids: Vec<i64> = group
+            .iter()
+            .map(|p| match p {
+                Parent::Post(id) | Parent::Comment(id) => *id,
+            })
+            .collect();
+        let backend = db.get_database_backend();
+        let placeholders = placeholders(backend, 1, ids.len());
+        let mut values: Vec<sea_orm::Value> = ids.iter().map(|&id| id.into()).collect();
+        let mut sql = format!(
+            "SELECT * FROM (SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{key_col} ORDER BY c.id) AS rn \
+             FROM comments c WHERE c.{key_col} IN ({placeholders})"
+        );
+        if top_level {
+            sql.push_str(" AND c.parent_id IS NULL");
+        }
+        if let Some(after) = page.after_id() {
+            sql.push_str(&format!(
+                " AND c.id > {}",
+                placeholders_from(backend, values.len() + 1)
+            ));
+            values.push(after.into());
+        }
+        sql.push_str(&format!(
+            ") ranked WHERE rn <= {} ORDER BY {key_col}, id",
+            placeholders_from(backend, values.len() + 1)
+        ));
+        values.push((page.fetch_limit() as i64).into());
+        let rows = comments::Model::find_by_statement(Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .all(db)
+        .await?;
+        let mut grouped: HashMap<i64, Vec<comments::Model>> = HashMap::new();
+        for row in rows {
+            let key = if top_level {
+                Some(row.post_id)
+            } else {
+                row.parent_id
+            };
+            if let Some(key) = key {
+                grouped.entry(key).or_default().push(row);
+            }
+        }
+        for id in ids {
+            let parent = if top_level {
+                Parent::Post(id)
+            } else {
+                Parent::Comment(id)
+            };
+            let rows = grouped.remove(&id).unwrap_or_default();
+            out.insert(parent, Page::from_rows(page, rows, |c| Cursor::Id(c.id)));
+        }
+    }
+    Ok(out)
+}
+
+fn placeholders_from(backend: sea_orm::DbBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    }
+}
+
+fn placeholders(backend: sea_orm::DbBackend, start: usize, count: usize) -> String {
+    (start..start + count)
+        .map(|n| placeholders_from(backend, n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A user's comments, newest first (deleted ones left out).
+pub async fn by_author(
+    db: &DatabaseConnection,
+    author_id: i64,
+    page: &PageArgs,
+) -> AppResult<Page<comments::Model>> {
+    let mut q = comments::Entity::find()
+        .filter(comments::Column::AuthorId.eq(author_id))
+        .filter(comments::Column::DeletedAt.is_null())
+        .order_by_desc(comments::Column::Id)
+        .limit(page.fetch_limit());
+    if let Some(after) = page.after_id() {
+        q = q.filter(comments::Column::Id.lt(after));
+    }
+    Ok(Page::from_rows(page, q.all(db).await?, |c| {
+        Cursor::Id(c.id)
+    }))
+}
+
+pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<comments::Model>> {
+    Ok(comments::Entity::find()
+        .filter(comments::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}

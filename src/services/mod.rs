@@ -1,0 +1,10 @@
+//! Domain services: the community's rules, as plain `async fn(db, ...)` that tests can call without
+//! HTTP. Resolvers call these; these never know about GraphQL or HTTP.
+
+pub mod accounts;
+pub mod boards;
+pub mod comments;
+pub mod page;
+pub mod posts;
+pub mod social;
+pub mod validate;

@@ -1,0 +1,324 @@
+//! Posts: create, edit, soft-delete, list newest or hottest.
+
+use chrono::{DateTime, Utc};
+use entity::{boards, posts, users};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait as _};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::validate::{self, Lines};
+
+pub const TITLE_MAX: usize = 120;
+pub const BODY_MAX: usize = 20_000;
+pub const IMAGES_MAX: usize = 9;
+
+/// Hot ranking in the manner of Reddit: the order of magnitude of engagement plus the age, where
+/// every 45,000 seconds (12.5 hours) of recency is worth a tenfold engagement.
+///
+/// `score = log10(max(likes + 2*comments + 2*favorites, 1)) + (created_at - 2026-01-01) / 45000`
+///
+/// The score depends only on counters and the creation time, never on "now", so it is stored and
+/// indexed and only changes when a counter does: HOT lists are an index scan, not a sort of all posts.
+pub fn hot_score(likes: i64, comments: i64, favorites: i64, created_at: DateTime<Utc>) -> f64 {
+    const EPOCH: i64 = 1_767_225_600;
+    let engagement = std::cmp::max(likes + 2 * comments + 2 * favorites, 1) as f64;
+    engagement.log10() + (created_at.timestamp() - EPOCH) as f64 / 45_000.0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Latest,
+    Hot,
+}
+
+/// Which posts a list shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    pub board_id: Option<i64>,
+    pub author_id: Option<i64>,
+}
+
+pub struct NewPost {
+    pub board_id: i64,
+    pub title: String,
+    pub body: String,
+    pub image_urls: Vec<String>,
+}
+
+fn image_urls(urls: Vec<String>) -> AppResult<serde_json::Value> {
+    if urls.len() > IMAGES_MAX {
+        return Err(AppError::bad_input(
+            "input.imageUrls",
+            format!("at most {IMAGES_MAX} images"),
+        ));
+    }
+    let urls = urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| validate::http_url(&format!("input.imageUrls[{i}]"), u))
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(serde_json::Value::from(urls))
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    input: NewPost,
+) -> AppResult<posts::Model> {
+    let title = validate::text("input.title", &input.title, 1, TITLE_MAX, Lines::Single)?;
+    let body = validate::text("input.body", &input.body, 1, BODY_MAX, Lines::Multi)?;
+    let images = image_urls(input.image_urls)?;
+    let txn = db.begin().await?;
+    // Counting first takes the write lock at once (SQLite) and proves the board exists.
+    let touched = boards::Entity::update_many()
+        .col_expr(
+            boards::Column::PostCount,
+            Expr::col(boards::Column::PostCount).add(1),
+        )
+        .filter(boards::Column::Id.eq(input.board_id))
+        .exec(&txn)
+        .await?;
+    if touched.rows_affected == 0 {
+        return Err(AppError::NotFound("board"));
+    }
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::PostCount,
+            Expr::col(users::Column::PostCount).add(1),
+        )
+        .filter(users::Column::Id.eq(viewer.user_id))
+        .exec(&txn)
+        .await?;
+    let now = Utc::now();
+    let post = posts::ActiveModel {
+        board_id: Set(input.board_id),
+        author_id: Set(viewer.user_id),
+        title: Set(title),
+        body: Set(body),
+        image_urls: Set(images),
+        like_count: Set(0),
+        comment_count: Set(0),
+        favorite_count: Set(0),
+        hot_score: Set(hot_score(0, 0, 0, now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(post)
+}
+
+pub struct PostPatch {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub image_urls: Option<Vec<String>>,
+}
+
+/// Only the author edits a post; moderators may remove it but not put words in the author's mouth.
+pub async fn update(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    post_id: i64,
+    patch: PostPatch,
+) -> AppResult<posts::Model> {
+    let post = live(db, post_id).await?;
+    if post.author_id != viewer.user_id {
+        return Err(AppError::Forbidden("only the author can edit this post"));
+    }
+    let mut am: posts::ActiveModel = post.into();
+    if let Some(title) = patch.title {
+        am.title = Set(validate::text(
+            "input.title",
+            &title,
+            1,
+            TITLE_MAX,
+            Lines::Single,
+        )?);
+    }
+    if let Some(body) = patch.body {
+        am.body = Set(validate::text(
+            "input.body",
+            &body,
+            1,
+            BODY_MAX,
+            Lines::Multi,
+        )?);
+    }
+    if let Some(urls) = patch.image_urls {
+        am.image_urls = Set(image_urls(urls)?);
+    }
+    am.updated_at = Set(Utc::now());
+    Ok(am.update(db).await?)
+}
+
+/// Soft delete by the author or a moderator: the row stays so comments keep their thread, but the
+/// content is blanked at once; deleted posts vanish from every list and from `post(id)`.
+pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> AppResult<i64> {
+    let post = live(db, post_id).await?;
+    if post.author_id != viewer.user_id && !viewer.role.can_moderate() {
+        return Err(AppError::Forbidden(
+            "only the author or a moderator can delete this post",
+        ));
+    }
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let res = posts::Entity::update_many()
+        .col_expr(posts::Column::DeletedAt, Expr::value(now))
+        .col_expr(posts::Column::Title, Expr::value(""))
+        .col_expr(posts::Column::Body, Expr::value(""))
+        .col_expr(posts::Column::ImageUrls, Expr::value(serde_json::json!([])))
+        .filter(posts::Column::Id.eq(post_id))
+        .filter(posts::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 1 {
+        boards::Entity::update_many()
+            .col_expr(
+                boards::Column::PostCount,
+                Expr::col(boards::Column::PostCount).sub(1),
+            )
+            .filter(boards::Column::Id.eq(post.board_id))
+            .exec(&txn)
+            .await?;
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::PostCount,
+                Expr::col(users::Column::PostCount).sub(1),
+            )
+            .filter(users::Column::Id.eq(post.author_id))
+            .exec(&txn)
+            .await?;
+        crate::services::social::drop_favorites_of_post(&txn, post_id).await?;
+    }
+    txn.commit().await?;
+    Ok(post_id)
+}
+
+/// A post that exists and is not deleted, or `NOT_FOUND`.
+pub async fn live<C: ConnectionTrait>(db: &C, post_id: i64) -> AppResult<posts::Model> {
+    posts::Entity::find_by_id(post_id)
+        .filter(posts::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("post"))
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: Filter,
+    order: Order,
+    page: &PageArgs,
+) -> AppResult<Page<posts::Model>> {
+    let mut q = posts::Entity::find()
+        .filter(posts::Column::DeletedAt.is_null())
+        .limit(page.fetch_limit());
+    if let Some(board) = filter.board_id {
+        q = q.filter(posts::Column::BoardId.eq(board));
+    }
+    if let Some(author) = filter.author_id {
+        q = q.filter(posts::Column::AuthorId.eq(author));
+    }
+    match order {
+        Order::Latest => {
+            if let Some(after) = page.after_id() {
+                q = q.filter(posts::Column::Id.lt(after));
+            }
+            let rows = q.order_by_desc(posts::Column::Id).all(db).await?;
+            Ok(Page::from_rows(page, rows, |p| Cursor::Id(p.id)))
+        }
+        Order::Hot => {
+            match page.after {
+                Some(Cursor::Hot { score, id }) => {
+                    q = q.filter(
+                        Condition::any().add(posts::Column::HotScore.lt(score)).add(
+                            Condition::all()
+                                .add(posts::Column::HotScore.eq(score))
+                                .add(posts::Column::Id.lt(id)),
+                        ),
+                    );
+                }
+                Some(Cursor::Id(_)) => {
+                    return Err(AppError::bad_input(
+                        "after",
+                        "cursor belongs to another ordering",
+                    ));
+                }
+                None => {}
+            }
+            let rows = q
+                .order_by_desc(posts::Column::HotScore)
+                .order_by_desc(posts::Column::Id)
+                .all(db)
+                .await?;
+            Ok(Page::from_rows(page, rows, |p| Cursor::Hot {
+                score: p.hot_score,
+                id: p.id,
+            }))
+        }
+    }
+}
+
+/// Posts by id, deleted ones included (callers decide what a deleted post shows).
+pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<posts::Model>> {
+    Ok(posts::Entity::find()
+        .filter(posts::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// Adds `delta` to one of a post's counters and re-derives its hot score, inside the caller's
+/// transaction so the counter and the score move together.
+pub async fn bump_counter<C: ConnectionTrait>(
+    db: &C,
+    post_id: i64,
+    column: posts::Column,
+    delta: i64,
+) -> AppResult<()> {
+    posts::Entity::update_many()
+        .col_expr(column, Expr::col(column).add(delta))
+        .filter(posts::Column::Id.eq(post_id))
+        .exec(db)
+        .await?;
+    let counts: Option<(i64, i64, i64, DateTime<Utc>)> = posts::Entity::find_by_id(post_id)
+        .select_only()
+        .column(posts::Column::LikeCount)
+        .column(posts::Column::CommentCount)
+        .column(posts::Column::FavoriteCount)
+        .column(posts::Column::CreatedAt)
+        .into_tuple()
+        .one(db)
+        .await?;
+    if let Some((likes, comments, favorites, created_at)) = counts {
+        posts::Entity::update_many()
+            .col_expr(
+                posts::Column::HotScore,
+                Expr::value(hot_score(likes, comments, favorites, created_at)),
+            )
+            .filter(posts::Column::Id.eq(post_id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engagement_and_recency_trade_off() {
+        let t = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let later = t + chrono::Duration::seconds(45_000);
+        assert!(hot_score(10, 0, 0, t) > hot_score(0, 0, 0, t));
+        // Ten times the engagement is worth exactly 12.5 hours of age.
+        assert!((hot_score(10, 0, 0, t) - hot_score(1, 0, 0, later)).abs() < 1e-9);
+    }
+}

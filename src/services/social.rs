@@ -1,0 +1,279 @@
+//! The social graph: likes, favourites and follows. Each is an edge (actor -> target) with a counter on
+//! the target; adding or removing an edge is idempotent, and the counter moves only when the edge
+//! really appeared or disappeared, in the same transaction.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use entity::{boards, comments, posts, users};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Order, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::posts as post_service;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Edge {
+    PostLike,
+    CommentLike,
+    Favorite,
+    UserFollow,
+    BoardFollow,
+}
+
+impl Edge {
+    fn table(self) -> &'static str {
+        match self {
+            Edge::PostLike => "post_likes",
+            Edge::CommentLike => "comment_likes",
+            Edge::Favorite => "favorites",
+            Edge::UserFollow => "user_follows",
+            Edge::BoardFollow => "board_follows",
+        }
+    }
+
+    fn actor(self) -> &'static str {
+        match self {
+            Edge::UserFollow => "follower_id",
+            _ => "user_id",
+        }
+    }
+
+    fn target(self) -> &'static str {
+        match self {
+            Edge::PostLike | Edge::Favorite => "post_id",
+            Edge::CommentLike => "comment_id",
+            Edge::UserFollow => "followee_id",
+            Edge::BoardFollow => "board_id",
+        }
+    }
+
+    fn target_name(self) -> &'static str {
+        match self {
+            Edge::PostLike | Edge::Favorite => "post",
+            Edge::CommentLike => "comment",
+            Edge::UserFollow => "user",
+            Edge::BoardFollow => "board",
+        }
+    }
+}
+
+/// Makes sure the target can take a new edge: it exists and is not deleted.
+async fn check_target(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    edge: Edge,
+    target: i64,
+) -> AppResult<()> {
+    let exists = match edge {
+        Edge::PostLike | Edge::Favorite => post_service::live(db, target).await.map(|_| true)?,
+        Edge::CommentLike => comments::Entity::find_by_id(target)
+            .filter(comments::Column::DeletedAt.is_null())
+            .one(db)
+            .await?
+            .is_some(),
+        Edge::UserFollow => {
+            if target == viewer.user_id {
+                return Err(AppError::bad_input(
+                    "input.userId",
+                    "you cannot follow yourself",
+                ));
+            }
+            users::Entity::find_by_id(target)
+                .filter(users::Column::DeletedAt.is_null())
+                .one(db)
+                .await?
+                .is_some()
+        }
+        Edge::BoardFollow => boards::Entity::find_by_id(target).one(db).await?.is_some(),
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(edge.target_name()))
+    }
+}
+
+/// Adds the edge if it is not there yet. Returns whether it was added.
+pub async fn add(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    edge: Edge,
+    target: i64,
+) -> AppResult<bool> {
+    check_target(db, viewer, edge, target).await?;
+    let insert = Query::insert()
+        .into_table(Alias::new(edge.table()))
+        .columns([
+            Alias::new(edge.actor()),
+            Alias::new(edge.target()),
+            Alias::new("created_at"),
+        ])
+        .values([viewer.user_id.into(), target.into(), Utc::now().into()])
+        .map_err(AppError::internal)?
+        .on_conflict(
+            OnConflict::columns([Alias::new(edge.actor()), Alias::new(edge.target())])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    let txn = db.begin().await?;
+    let added = txn.execute(&insert).await?.rows_affected() == 1;
+    if added {
+        move_counters(&txn, edge, viewer.user_id, target, 1).await?;
+    }
+    txn.commit().await?;
+    Ok(added)
+}
+
+/// Removes the edge if it is there. Returns whether it was removed.
+pub async fn remove(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    edge: Edge,
+    target: i64,
+) -> AppResult<bool> {
+    let delete = Query::delete()
+        .from_table(Alias::new(edge.table()))
+        .and_where(Expr::col(Alias::new(edge.actor())).eq(viewer.user_id))
+        .and_where(Expr::col(Alias::new(edge.target())).eq(target))
+        .to_owned();
+    let txn = db.begin().await?;
+    let removed = txn.execute(&delete).await?.rows_affected() == 1;
+    if removed {
+        move_counters(&txn, edge, viewer.user_id, target, -1).await?;
+    }
+    txn.commit().await?;
+    Ok(removed)
+}
+
+async fn move_counters<C: ConnectionTrait>(
+    db: &C,
+    edge: Edge,
+    actor: i64,
+    target: i64,
+    delta: i64,
+) -> AppResult<()> {
+    match edge {
+        Edge::PostLike => {
+            post_service::bump_counter(db, target, posts::Column::LikeCount, delta).await
+        }
+        Edge::Favorite => {
+            post_service::bump_counter(db, target, posts::Column::FavoriteCount, delta).await
+        }
+        Edge::CommentLike => {
+            comments::Entity::update_many()
+                .col_expr(
+                    comments::Column::LikeCount,
+                    Expr::col(comments::Column::LikeCount).add(delta),
+                )
+                .filter(comments::Column::Id.eq(target))
+                .exec(db)
+                .await?;
+            Ok(())
+        }
+        Edge::UserFollow => {
+            users::Entity::update_many()
+                .col_expr(
+                    users::Column::FollowerCount,
+                    Expr::col(users::Column::FollowerCount).add(delta),
+                )
+                .filter(users::Column::Id.eq(target))
+                .exec(db)
+                .await?;
+            users::Entity::update_many()
+                .col_expr(
+                    users::Column::FollowingCount,
+                    Expr::col(users::Column::FollowingCount).add(delta),
+                )
+                .filter(users::Column::Id.eq(actor))
+                .exec(db)
+                .await?;
+            Ok(())
+        }
+        Edge::BoardFollow => {
+            boards::Entity::update_many()
+                .col_expr(
+                    boards::Column::FollowerCount,
+                    Expr::col(boards::Column::FollowerCount).add(delta),
+                )
+                .filter(boards::Column::Id.eq(target))
+                .exec(db)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Which way a list walks the edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// What an actor has liked/favourited/followed: returns target ids.
+    FromActor,
+    /// Who has followed a target: returns actor ids.
+    ToTarget,
+}
+
+/// Ids on the far side of the edges from `id`, most recent edge first. The cursor is the edge id, so
+/// paging follows the order the edges were made.
+pub async fn list(
+    db: &DatabaseConnection,
+    edge: Edge,
+    side: Side,
+    id: i64,
+    page: &PageArgs,
+) -> AppResult<Page<i64>> {
+    let (near, far) = match side {
+        Side::FromActor => (edge.actor(), edge.target()),
+        Side::ToTarget => (edge.target(), edge.actor()),
+    };
+    let mut q = Query::select();
+    q.columns([Alias::new("id"), Alias::new(far)])
+        .from(Alias::new(edge.table()))
+        .and_where(Expr::col(Alias::new(near)).eq(id))
+        .order_by(Alias::new("id"), Order::Desc)
+        .limit(page.fetch_limit());
+    if let Some(after) = page.after_id() {
+        q.and_where(Expr::col(Alias::new("id")).lt(after));
+    }
+    let rows = db.query_all(&q).await?;
+    let pairs = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<i64>("", "id")?, r.try_get::<i64>("", far)?)))
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    Ok(Page::from_rows(page, pairs, |(edge_id, _)| Cursor::Id(*edge_id)).map(|(_, far_id)| far_id))
+}
+
+/// Of `targets`, those the actor has an edge to: one query for a whole page of `viewerHasLiked`.
+pub async fn existing(
+    db: &DatabaseConnection,
+    edge: Edge,
+    actor: i64,
+    targets: &[i64],
+) -> AppResult<HashSet<i64>> {
+    let q = Query::select()
+        .column(Alias::new(edge.target()))
+        .from(Alias::new(edge.table()))
+        .and_where(Expr::col(Alias::new(edge.actor())).eq(actor))
+        .and_where(Expr::col(Alias::new(edge.target())).is_in(targets.iter().copied()))
+        .to_owned();
+    let rows = db.query_all(&q).await?;
+    rows.iter()
+        .map(|r| r.try_get::<i64>("", edge.target()).map_err(AppError::from))
+        .collect()
+}
+
+/// Removes every favourite of a post, in the transaction that deletes it, so favourite lists never
+/// point at deleted posts.
+pub async fn drop_favorites_of_post<C: ConnectionTrait>(db: &C, post_id: i64) -> AppResult<()> {
+    let delete = Query::delete()
+        .from_table(Alias::new(Edge::Favorite.table()))
+        .and_where(Expr::col(Alias::new(Edge::Favorite.target())).eq(post_id))
+        .to_owned();
+    db.execute(&delete).await?;
+    Ok(())
+}
