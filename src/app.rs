@@ -30,12 +30,7 @@ impl AppState {
         let config = Arc::new(config);
         let (db, db_stats) = db::connect(&config).await?;
         let schema = graphql::build_schema(db.clone(), config.clone());
-        Ok(AppState {
-            db,
-            schema,
-            config,
-            db_stats,
-        })
+        Ok(AppState { db, schema, config, db_stats })
     }
 }
 
@@ -44,10 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(http::graphiql::index))
         .route("/graphiql/{file}", get(http::graphiql::asset))
-        .route(
-            "/graphql",
-            get(http::graphql::get).post(http::graphql::post),
-        )
+        .route("/graphql", get(http::graphql::get).post(http::graphql::post))
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -61,10 +53,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -58,11 +58,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Database URL: `sqlite://path?mode=rwc` (embedded default) or `postgres://user@host/db`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://data/ecer.db?mode=rwc"
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/ecer.db?mode=rwc")]
     pub database_url: String,
 
     /// Maximum database connections per gateway instance.
@@ -110,10 +106,7 @@ impl Config {
     /// Checks what clap cannot: URL schemes and ranges. The message names the setting to fix.
     pub fn validate(&self) -> Result<(), String> {
         let db = self.database_url.as_str();
-        if !(db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(format!(
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://, got {:?}",
                 redact(db)
@@ -122,10 +115,7 @@ impl Config {
         if let Some(redis) = &self.redis_url
             && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
         {
-            return Err(format!(
-                "REDIS_URL must start with redis:// or rediss://, got {:?}",
-                redact(redis)
-            ));
+            return Err(format!("REDIS_URL must start with redis:// or rediss://, got {:?}", redact(redis)));
         }
         if self.database_max_connections == 0 {
             return Err("DATABASE_MAX_CONNECTIONS must be at least 1".into());
@@ -143,14 +133,9 @@ impl Config {
             return Err("MAX_BODY_BYTES must be at least 1024".into());
         }
         let cookie_ok = !self.session_cookie_name.is_empty()
-            && self
-                .session_cookie_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && self.session_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !cookie_ok {
-            return Err(
-                "SESSION_COOKIE_NAME must be non-empty ASCII letters, digits, '_' or '-'".into(),
-            );
+            return Err("SESSION_COOKIE_NAME must be non-empty ASCII letters, digits, '_' or '-'".into());
         }
         Ok(())
     }

@@ -23,9 +23,7 @@ impl DbStats {
 }
 
 /// Connects, applies pending migrations and installs the statement counter.
-pub async fn connect(
-    config: &Config,
-) -> Result<(DatabaseConnection, Arc<DbStats>), sea_orm::DbErr> {
+pub async fn connect(config: &Config) -> Result<(DatabaseConnection, Arc<DbStats>), sea_orm::DbErr> {
     let url = config.database_url.as_str();
     if let Some(path) = sqlite_file(url)
         && let Some(dir) = std::path::Path::new(path).parent()
@@ -51,8 +49,9 @@ pub async fn connect(
     let mut db = Database::connect(opts).await?;
     let stats = Arc::new(DbStats::default());
     let counter = stats.clone();
-    db.set_metric_callback(move |_info| {
+    db.set_metric_callback(move |info| {
         counter.statements.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(target: "ecer_gateway::sql", sql = %info.statement.sql, elapsed_us = info.elapsed.as_micros() as u64);
     });
     Migrator::up(&db, None).await?;
     if db.get_database_backend() == DbBackend::Sqlite {
@@ -62,9 +61,7 @@ pub async fn connect(
 }
 
 fn sqlite_file(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
 }

@@ -46,10 +46,7 @@ pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
-        AppError::BadUserInput {
-            field: field.into(),
-            message: message.into(),
-        }
+        AppError::BadUserInput { field: field.into(), message: message.into() }
     }
 
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {

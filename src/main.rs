@@ -9,11 +9,8 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.config.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
@@ -39,53 +36,31 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate => {
-            AppState::new(config)
-                .await
-                .map_err(|e| format!("database: {e}"))?;
+            AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
             Ok(())
         }
-        Command::CreateAdmin {
-            phone,
-            password,
-            nickname,
-        } => {
-            let state = AppState::new(config)
-                .await
-                .map_err(|e| format!("database: {e}"))?;
+        Command::CreateAdmin { phone, password, nickname } => {
+            let state = AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
             let user = services::accounts::create_admin(&state.db, &phone, password, &nickname)
                 .await
                 .map_err(|e| format!("{:?}", async_graphql::Error::from(e).message))?;
             println!("administrator ready: user id {}", user.id);
             Ok(())
         }
-        Command::Seed {
-            users,
-            posts,
-            seed: rng_seed,
-        } => {
-            let state = AppState::new(config)
-                .await
-                .map_err(|e| format!("database: {e}"))?;
-            let summary = seed::run(&state.db, seed::Size { users, posts }, rng_seed)
-                .await
-                .map_err(|e| format!("seed: {e}"))?;
+        Command::Seed { users, posts, seed: rng_seed } => {
+            let state = AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
+            let summary =
+                seed::run(&state.db, seed::Size { users, posts }, rng_seed).await.map_err(|e| format!("seed: {e}"))?;
             println!("{summary}");
             Ok(())
         }
         Command::Serve => {
             let addr = config.listen_addr;
-            let state = AppState::new(config)
-                .await
-                .map_err(|e| format!("database: {e}"))?;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            tracing::info!(
-                "ecer-gateway listening on http://{addr}/ (GraphiQL), http://{addr}/graphql"
-            );
-            app::serve(listener, state, shutdown_signal())
-                .await
-                .map_err(|e| format!("server: {e}"))
+            let state = AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            tracing::info!("ecer-gateway listening on http://{addr}/ (GraphiQL), http://{addr}/graphql");
+            app::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server: {e}"))
         }
     }
 }
@@ -96,8 +71,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -7,10 +7,6 @@ pub struct Size {
     pub posts: u32,
 }
 
-pub async fn run(
-    _db: &DatabaseConnection,
-    _size: Size,
-    _seed: u64,
-) -> Result<String, sea_orm::DbErr> {
+pub async fn run(_db: &DatabaseConnection, _size: Size, _seed: u64) -> Result<String, sea_orm::DbErr> {
     Ok(String::new())
 }

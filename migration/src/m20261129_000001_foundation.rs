@@ -10,12 +10,7 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 fn id<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .to_owned()
+    ColumnDef::new(col).big_integer().not_null().auto_increment().primary_key().to_owned()
 }
 
 fn fk<T: IntoIden>(col: T) -> ColumnDef {
@@ -23,18 +18,11 @@ fn fk<T: IntoIden>(col: T) -> ColumnDef {
 }
 
 fn counter<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .big_integer()
-        .not_null()
-        .default(0)
-        .to_owned()
+    ColumnDef::new(col).big_integer().not_null().default(0).to_owned()
 }
 
 fn created_at() -> ColumnDef {
-    ColumnDef::new(Alias::new("created_at"))
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(Alias::new("created_at")).timestamp_with_time_zone().not_null().to_owned()
 }
 
 fn index(table: impl IntoIden, name: &str, cols: &[&str]) -> IndexCreateStatement {
@@ -56,12 +44,7 @@ impl MigrationTrait for Migration {
                     .col(id(Users::Id))
                     .col(ColumnDef::new(Users::Phone).string().null().unique_key())
                     .col(ColumnDef::new(Users::PasswordHash).string().null())
-                    .col(
-                        ColumnDef::new(Users::AccountName)
-                            .string()
-                            .null()
-                            .unique_key(),
-                    )
+                    .col(ColumnDef::new(Users::AccountName).string().null().unique_key())
                     .col(ColumnDef::new(Users::Email).string().null())
                     .col(ColumnDef::new(Users::Nickname).string().not_null())
                     .col(ColumnDef::new(Users::AvatarUrl).string().null())
@@ -72,16 +55,8 @@ impl MigrationTrait for Migration {
                     .col(counter(Users::FollowingCount))
                     .col(counter(Users::PostCount))
                     .col(created_at())
-                    .col(
-                        ColumnDef::new(Users::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Users::DeletedAt)
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
+                    .col(ColumnDef::new(Users::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Users::DeletedAt).timestamp_with_time_zone().null())
                     .to_owned(),
             )
             .await?;
@@ -92,23 +67,10 @@ impl MigrationTrait for Migration {
                     .table(Sessions::Table)
                     .col(id(Sessions::Id))
                     .col(fk(Sessions::UserId))
-                    .col(
-                        ColumnDef::new(Sessions::TokenHash)
-                            .string()
-                            .not_null()
-                            .unique_key(),
-                    )
+                    .col(ColumnDef::new(Sessions::TokenHash).string().not_null().unique_key())
                     .col(created_at())
-                    .col(
-                        ColumnDef::new(Sessions::ExpiresAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Sessions::LastSeenAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Sessions::ExpiresAt).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Sessions::LastSeenAt).timestamp_with_time_zone().not_null())
                     .col(ColumnDef::new(Sessions::UserAgent).string().null())
                     .col(ColumnDef::new(Sessions::Ip).string().null())
                     .foreign_key(
@@ -120,21 +82,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(Sessions::Table, "idx_sessions_user", &["user_id"]))
-            .await?;
+        manager.create_index(index(Sessions::Table, "idx_sessions_user", &["user_id"])).await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(Boards::Table)
                     .col(id(Boards::Id))
-                    .col(
-                        ColumnDef::new(Boards::Slug)
-                            .string()
-                            .not_null()
-                            .unique_key(),
-                    )
+                    .col(ColumnDef::new(Boards::Slug).string().not_null().unique_key())
                     .col(ColumnDef::new(Boards::Name).string().not_null())
                     .col(ColumnDef::new(Boards::Description).string().not_null())
                     .col(ColumnDef::new(Boards::CreatedBy).big_integer().null())
@@ -166,16 +121,8 @@ impl MigrationTrait for Migration {
                     .col(counter(Posts::FavoriteCount))
                     .col(ColumnDef::new(Posts::HotScore).double().not_null())
                     .col(created_at())
-                    .col(
-                        ColumnDef::new(Posts::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Posts::DeletedAt)
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
+                    .col(ColumnDef::new(Posts::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Posts::DeletedAt).timestamp_with_time_zone().null())
                     .foreign_key(
                         ForeignKey::create()
                             .from(Posts::Table, Posts::BoardId)
@@ -192,30 +139,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // The feed orders: newest first (globally, per board, per author) and hottest first.
-        manager
-            .create_index(index(
-                Posts::Table,
-                "idx_posts_board_id",
-                &["board_id", "id"],
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                Posts::Table,
-                "idx_posts_author_id",
-                &["author_id", "id"],
-            ))
-            .await?;
-        manager
-            .create_index(index(Posts::Table, "idx_posts_hot", &["hot_score", "id"]))
-            .await?;
-        manager
-            .create_index(index(
-                Posts::Table,
-                "idx_posts_board_hot",
-                &["board_id", "hot_score", "id"],
-            ))
-            .await?;
+        manager.create_index(index(Posts::Table, "idx_posts_board_id", &["board_id", "id"])).await?;
+        manager.create_index(index(Posts::Table, "idx_posts_author_id", &["author_id", "id"])).await?;
+        manager.create_index(index(Posts::Table, "idx_posts_hot", &["hot_score", "id"])).await?;
+        manager.create_index(index(Posts::Table, "idx_posts_board_hot", &["board_id", "hot_score", "id"])).await?;
 
         manager
             .create_table(
@@ -229,11 +156,7 @@ impl MigrationTrait for Migration {
                     .col(counter(Comments::LikeCount))
                     .col(counter(Comments::ReplyCount))
                     .col(created_at())
-                    .col(
-                        ColumnDef::new(Comments::DeletedAt)
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
+                    .col(ColumnDef::new(Comments::DeletedAt).timestamp_with_time_zone().null())
                     .foreign_key(
                         ForeignKey::create()
                             .from(Comments::Table, Comments::PostId)
@@ -256,26 +179,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index(
-                Comments::Table,
-                "idx_comments_post_parent",
-                &["post_id", "parent_id", "id"],
-            ))
+            .create_index(index(Comments::Table, "idx_comments_post_parent", &["post_id", "parent_id", "id"]))
             .await?;
-        manager
-            .create_index(index(
-                Comments::Table,
-                "idx_comments_parent",
-                &["parent_id", "id"],
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                Comments::Table,
-                "idx_comments_author",
-                &["author_id", "id"],
-            ))
-            .await?;
+        manager.create_index(index(Comments::Table, "idx_comments_parent", &["parent_id", "id"])).await?;
+        manager.create_index(index(Comments::Table, "idx_comments_author", &["author_id", "id"])).await?;
 
         // Edge tables: one row per (actor, target), with their own id so "my favourites" and
         // "followers" page by keyset in the order the edges were made.
@@ -303,18 +210,11 @@ impl MigrationTrait for Migration {
                         .to_owned(),
                 )
                 .await?;
-            let mut unique = index(
-                Alias::new(edge.table),
-                &format!("uq_{}_pair", edge.table),
-                &[edge.actor, edge.target],
-            );
+            let mut unique =
+                index(Alias::new(edge.table), &format!("uq_{}_pair", edge.table), &[edge.actor, edge.target]);
             manager.create_index(unique.unique().to_owned()).await?;
             manager
-                .create_index(index(
-                    Alias::new(edge.table),
-                    &format!("idx_{}_actor", edge.table),
-                    &[edge.actor, "id"],
-                ))
+                .create_index(index(Alias::new(edge.table), &format!("idx_{}_actor", edge.table), &[edge.actor, "id"]))
                 .await?;
             manager
                 .create_index(index(
@@ -329,25 +229,13 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for edge in EDGES.iter().rev() {
-            manager
-                .drop_table(Table::drop().table(Alias::new(edge.table)).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(Alias::new(edge.table)).to_owned()).await?;
         }
-        manager
-            .drop_table(Table::drop().table(Comments::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Posts::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Boards::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Sessions::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Users::Table).to_owned())
-            .await?;
+        manager.drop_table(Table::drop().table(Comments::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Posts::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Boards::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Sessions::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await?;
         Ok(())
     }
 }
@@ -360,36 +248,11 @@ struct Edge {
 }
 
 const EDGES: [Edge; 5] = [
-    Edge {
-        table: "post_likes",
-        actor: "user_id",
-        target: "post_id",
-        target_table: "posts",
-    },
-    Edge {
-        table: "comment_likes",
-        actor: "user_id",
-        target: "comment_id",
-        target_table: "comments",
-    },
-    Edge {
-        table: "favorites",
-        actor: "user_id",
-        target: "post_id",
-        target_table: "posts",
-    },
-    Edge {
-        table: "user_follows",
-        actor: "follower_id",
-        target: "followee_id",
-        target_table: "users",
-    },
-    Edge {
-        table: "board_follows",
-        actor: "user_id",
-        target: "board_id",
-        target_table: "boards",
-    },
+    Edge { table: "post_likes", actor: "user_id", target: "post_id", target_table: "posts" },
+    Edge { table: "comment_likes", actor: "user_id", target: "comment_id", target_table: "comments" },
+    Edge { table: "favorites", actor: "user_id", target: "post_id", target_table: "posts" },
+    Edge { table: "user_follows", actor: "follower_id", target: "followee_id", target_table: "users" },
+    Edge { table: "board_follows", actor: "user_id", target: "board_id", target_table: "boards" },
 ];
 
 #[derive(DeriveIden)]

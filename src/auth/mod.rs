@@ -67,10 +67,7 @@ pub fn hash_token(token: &str) -> String {
 /// How the request carried its token: web clients use the cookie, mobile clients the bearer header.
 /// A bearer header wins when both are present.
 pub fn token_from_headers(headers: &http::HeaderMap, cookie_name: &str) -> Option<String> {
-    if let Some(value) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let mut parts = value.splitn(2, ' ');
         if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
             && scheme.eq_ignore_ascii_case("bearer")
@@ -126,21 +123,9 @@ mod tests {
     #[test]
     fn bearer_wins_over_cookie() {
         let mut h = http::HeaderMap::new();
-        h.insert(
-            http::header::COOKIE,
-            "x=1; ecer_session=fromcookie".parse().unwrap(),
-        );
-        assert_eq!(
-            token_from_headers(&h, "ecer_session").as_deref(),
-            Some("fromcookie")
-        );
-        h.insert(
-            http::header::AUTHORIZATION,
-            "Bearer frombearer".parse().unwrap(),
-        );
-        assert_eq!(
-            token_from_headers(&h, "ecer_session").as_deref(),
-            Some("frombearer")
-        );
+        h.insert(http::header::COOKIE, "x=1; ecer_session=fromcookie".parse().unwrap());
+        assert_eq!(token_from_headers(&h, "ecer_session").as_deref(), Some("fromcookie"));
+        h.insert(http::header::AUTHORIZATION, "Bearer frombearer".parse().unwrap());
+        assert_eq!(token_from_headers(&h, "ecer_session").as_deref(), Some("frombearer"));
     }
 }

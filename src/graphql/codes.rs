@@ -1,9 +1,9 @@
-//! Gives request-level errors (the document does not parse, does not validate) a machine-readable
-//! `extensions.code`, which async-graphql leaves out.
+//! Request-level hooks: gives errors raised before execution (the document does not parse, does not
+//! validate) a machine-readable `extensions.code`, which async-graphql leaves out; and empties the
+//! request's loader caches before each mutation field, so a payload never shows what an earlier field
+//! of the same document cached.
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
-};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
 use std::sync::Arc;
@@ -35,9 +35,7 @@ impl Extension for RequestErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))
+        next.run(ctx, query, variables).await.map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))
     }
 
     async fn validation(
@@ -45,10 +43,8 @@ impl Extension for RequestErrorCodes {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errs| {
-            errs.into_iter()
-                .map(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED))
-                .collect()
-        })
+        next.run(ctx)
+            .await
+            .map_err(|errs| errs.into_iter().map(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED)).collect())
     }
 }

@@ -51,10 +51,7 @@ pub fn decode_any(id: &str) -> Option<(Kind, i64)> {
 pub fn decode(kind: Kind, id: &ID, field: &str) -> AppResult<i64> {
     match decode_any(id) {
         Some((k, n)) if k == kind => Ok(n),
-        _ => Err(AppError::bad_input(
-            field,
-            format!("is not a {} id", kind.name()),
-        )),
+        _ => Err(AppError::bad_input(field, format!("is not a {} id", kind.name()))),
     }
 }
 

@@ -1,19 +1,21 @@
 //! DataLoaders: every relation and per-viewer flag a list item shows is fetched for the whole page in
-//! one statement. Registered once when the schema is built; they hold no cache (`NoCache`), so nothing
-//! stale survives a request and no instance keeps data another instance could change.
+//! one statement.
+//!
+//! A fresh set is made for every request, with a cache that lives only as long as the request: a user
+//! who wrote five of the posts on a page is fetched once, nothing survives into the next request, and
+//! no instance keeps data another instance could change. List resolvers prime these caches through
+//! [`super::prefetch`], so the statements a page costs do not depend on how fast the resolvers run.
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{boards, comments, posts, users};
 use sea_orm::DatabaseConnection;
 
 use crate::services::comments::Parent;
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::social::Edge;
-use crate::services::{
-    accounts, boards as board_service, comments as comment_service, posts as post_service, social,
-};
+use crate::services::{accounts, boards as board_service, comments as comment_service, posts as post_service, social};
 
 pub struct UserLoader(pub DatabaseConnection);
 pub struct BoardLoader(pub DatabaseConnection);
@@ -33,9 +35,7 @@ impl Loader<i64> for UserLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
-        Ok(by_id(accounts::users_by_ids(&self.0, keys).await?, |u| {
-            u.id
-        }))
+        Ok(by_id(accounts::users_by_ids(&self.0, keys).await?, |u| u.id))
     }
 }
 
@@ -62,9 +62,7 @@ impl Loader<i64> for CommentLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
-        Ok(by_id(comment_service::by_ids(&self.0, keys).await?, |c| {
-            c.id
-        }))
+        Ok(by_id(comment_service::by_ids(&self.0, keys).await?, |c| c.id))
     }
 }
 
@@ -88,14 +86,7 @@ impl Loader<EdgeKey> for EdgeLoader {
         for ((edge, actor), targets) in groups {
             let present = social::existing(&self.0, edge, actor, &targets).await?;
             for target in targets {
-                out.insert(
-                    EdgeKey {
-                        edge,
-                        actor,
-                        target,
-                    },
-                    present.contains(&target),
-                );
+                out.insert(EdgeKey { edge, actor, target }, present.contains(&target));
             }
         }
         Ok(out)
@@ -114,31 +105,56 @@ impl Loader<ChildrenKey> for ChildrenLoader {
     type Value = Page<comments::Model>;
     type Error = async_graphql::Error;
 
-    async fn load(
-        &self,
-        keys: &[ChildrenKey],
-    ) -> Result<HashMap<ChildrenKey, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[ChildrenKey]) -> Result<HashMap<ChildrenKey, Self::Value>, Self::Error> {
         let mut groups: HashMap<(u64, Option<i64>), Vec<Parent>> = HashMap::new();
         for k in keys {
             groups.entry((k.first, k.after)).or_default().push(k.parent);
         }
         let mut out = HashMap::with_capacity(keys.len());
         for ((first, after), parents) in groups {
-            let args = PageArgs {
-                first,
-                after: after.map(Cursor::Id),
-            };
+            let args = PageArgs { first, after: after.map(Cursor::Id) };
             for (parent, page) in comment_service::children_batch(&self.0, &parents, &args).await? {
-                out.insert(
-                    ChildrenKey {
-                        parent,
-                        first,
-                        after,
-                    },
-                    page,
-                );
+                out.insert(ChildrenKey { parent, first, after }, page);
             }
         }
         Ok(out)
+    }
+}
+
+type Cached<L> = DataLoader<L, HashMapCache>;
+
+/// One request's loaders.
+pub struct Loaders {
+    pub users: Cached<UserLoader>,
+    pub boards: Cached<BoardLoader>,
+    pub posts: Cached<PostLoader>,
+    pub comments: Cached<CommentLoader>,
+    pub edges: Cached<EdgeLoader>,
+    pub children: Cached<ChildrenLoader>,
+}
+
+impl Loaders {
+    pub fn new(db: &DatabaseConnection) -> Loaders {
+        fn make<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
+            DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+        }
+        Loaders {
+            users: make(UserLoader(db.clone())),
+            boards: make(BoardLoader(db.clone())),
+            posts: make(PostLoader(db.clone())),
+            comments: make(CommentLoader(db.clone())),
+            edges: make(EdgeLoader(db.clone())),
+            children: make(ChildrenLoader(db.clone())),
+        }
+    }
+
+    /// Forgets everything loaded so far: a mutation changes what earlier fields may have cached.
+    pub fn clear(&self) {
+        self.users.clear::<i64>();
+        self.boards.clear::<i64>();
+        self.posts.clear::<i64>();
+        self.comments.clear::<i64>();
+        self.edges.clear::<EdgeKey>();
+        self.children.clear::<ChildrenKey>();
     }
 }

@@ -5,12 +5,12 @@ pub mod codes;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod prefetch;
 pub mod query;
 pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 
@@ -36,31 +36,20 @@ pub struct RequestInfo {
 }
 
 pub fn build_schema(db: DatabaseConnection, config: Arc<Config>) -> AppSchema {
-    let spawn = |f| tokio::spawn(f);
-    Schema::build(
-        query::Query::default(),
-        mutation::Mutation::default(),
-        EmptySubscription,
-    )
-    .extension(codes::RequestErrorCodes)
-    .data(DataLoader::new(loaders::UserLoader(db.clone()), spawn))
-    .data(DataLoader::new(loaders::BoardLoader(db.clone()), spawn))
-    .data(DataLoader::new(loaders::PostLoader(db.clone()), spawn))
-    .data(DataLoader::new(loaders::CommentLoader(db.clone()), spawn))
-    .data(DataLoader::new(loaders::EdgeLoader(db.clone()), spawn))
-    .data(DataLoader::new(loaders::ChildrenLoader(db.clone()), spawn))
-    .data(GqlState { db, config })
-    .finish()
+    Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
+        .extension(codes::RequestErrorCodes)
+        .data(GqlState { db, config })
+        .finish()
+}
+
+/// Attaches what one execution needs besides the query: who asks, and a fresh set of loaders.
+pub fn prepare(request: async_graphql::Request, db: &DatabaseConnection, info: RequestInfo) -> async_graphql::Request {
+    request.data(info).data(loaders::Loaders::new(db))
 }
 
 /// The schema as SDL, exactly as `export-schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
-    let schema = Schema::build(
-        query::Query::default(),
-        mutation::Mutation::default(),
-        EmptySubscription,
-    )
-    .finish();
+    let schema = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription).finish();
     schema.sdl()
 }
 
@@ -72,11 +61,8 @@ pub(crate) fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a GqlState> {
     ctx.data::<GqlState>().map_err(|_| missing("GqlState"))
 }
 
-pub(crate) fn loader<'a, T: Send + Sync + 'static>(
-    ctx: &Context<'a>,
-) -> AppResult<&'a DataLoader<T>> {
-    ctx.data::<DataLoader<T>>()
-        .map_err(|_| missing("DataLoader"))
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a loaders::Loaders> {
+    ctx.data::<loaders::Loaders>().map_err(|_| missing("Loaders"))
 }
 
 pub(crate) fn request_info<'a>(ctx: &Context<'a>) -> Option<&'a RequestInfo> {
@@ -92,10 +78,6 @@ pub(crate) fn require_viewer(ctx: &Context<'_>) -> AppResult<Viewer> {
     viewer(ctx).ok_or(AppError::Unauthenticated)
 }
 
-pub(crate) fn page_args(
-    ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<&str>,
-) -> AppResult<PageArgs> {
+pub(crate) fn page_args(ctx: &Context<'_>, first: Option<i32>, after: Option<&str>) -> AppResult<PageArgs> {
     PageArgs::parse(first, after, state(ctx)?.config.max_page_size)
 }

@@ -4,11 +4,10 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, MergedObject, Object};
 
 use super::ids::{self, Kind};
-use super::loaders::{BoardLoader, CommentLoader, PostLoader, UserLoader};
 use super::types::enums::PostOrder;
 use super::types::node::Node;
 use super::types::{Board, Comment, Post, User, connection, load_one};
-use super::{loader, page_args, state, viewer};
+use super::{loaders, page_args, state, viewer};
 use crate::error::{AppError, AppResult};
 use crate::services::{boards as board_service, posts as post_service};
 
@@ -26,22 +25,16 @@ impl NodeQuery {
             return Err(AppError::bad_input("id", "is not a valid id").into());
         };
         Ok(match kind {
-            Kind::User => load_one(loader::<UserLoader>(ctx)?, n)
-                .await?
-                .map(|u| Node::User(User(u))),
-            Kind::Board => load_one(loader::<BoardLoader>(ctx)?, n)
-                .await?
-                .map(|b| Node::Board(Board(b))),
+            Kind::User => load_one(&loaders(ctx)?.users, n).await?.map(|u| Node::User(User(u))),
+            Kind::Board => load_one(&loaders(ctx)?.boards, n).await?.map(|b| Node::Board(Board(b))),
             Kind::Post => live_post(ctx, n).await?.map(Node::Post),
-            Kind::Comment => load_one(loader::<CommentLoader>(ctx)?, n)
-                .await?
-                .map(|c| Node::Comment(Comment(c))),
+            Kind::Comment => load_one(&loaders(ctx)?.comments, n).await?.map(|c| Node::Comment(Comment(c))),
         })
     }
 }
 
 async fn live_post(ctx: &Context<'_>, id: i64) -> AppResult<Option<Post>> {
-    let post = load_one(loader::<PostLoader>(ctx)?, id).await?;
+    let post = load_one(&loaders(ctx)?.posts, id).await?;
     Ok(post.filter(|p| p.deleted_at.is_none()).map(Post))
 }
 
@@ -55,14 +48,12 @@ impl AccountQuery {
         let Some(v) = viewer(ctx) else {
             return Ok(None);
         };
-        Ok(load_one(loader::<UserLoader>(ctx)?, v.user_id)
-            .await?
-            .map(User))
+        Ok(load_one(&loaders(ctx)?.users, v.user_id).await?.map(User))
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
         let id = ids::decode(Kind::User, &id, "id")?;
-        Ok(load_one(loader::<UserLoader>(ctx)?, id).await?.map(User))
+        Ok(load_one(&loaders(ctx)?.users, id).await?.map(User))
     }
 }
 
@@ -79,10 +70,7 @@ impl BoardQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Board>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        Ok(connection(
-            board_service::list(&state(ctx)?.db, &page).await?,
-            Board,
-        ))
+        Ok(connection(board_service::list(&state(ctx)?.db, &page).await?, Board))
     }
 
     /// A board by id or by slug (give one of them).
@@ -95,11 +83,9 @@ impl BoardQuery {
         match (id, slug) {
             (Some(id), None) => {
                 let id = ids::decode(Kind::Board, &id, "id")?;
-                Ok(load_one(loader::<BoardLoader>(ctx)?, id).await?.map(Board))
+                Ok(load_one(&loaders(ctx)?.boards, id).await?.map(Board))
             }
-            (None, Some(slug)) => Ok(board_service::by_slug(&state(ctx)?.db, &slug)
-                .await?
-                .map(Board)),
+            (None, Some(slug)) => Ok(board_service::by_slug(&state(ctx)?.db, &slug).await?.map(Board)),
             _ => Err(AppError::bad_input("id", "give exactly one of id and slug").into()),
         }
     }
@@ -122,14 +108,11 @@ impl PostQuery {
     ) -> async_graphql::Result<Connection<String, Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let filter = post_service::Filter {
-            board_id: board_id
-                .map(|id| ids::decode(Kind::Board, &id, "boardId"))
-                .transpose()?,
-            author_id: author_id
-                .map(|id| ids::decode(Kind::User, &id, "authorId"))
-                .transpose()?,
+            board_id: board_id.map(|id| ids::decode(Kind::Board, &id, "boardId")).transpose()?,
+            author_id: author_id.map(|id| ids::decode(Kind::User, &id, "authorId")).transpose()?,
         };
         let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
+        super::prefetch::posts(ctx, &posts).await?;
         Ok(connection(posts, Post))
     }
 
@@ -141,8 +124,6 @@ impl PostQuery {
     /// A comment (deleted comments are returned with no body, so links to them still resolve).
     async fn comment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Comment>> {
         let id = ids::decode(Kind::Comment, &id, "id")?;
-        Ok(load_one(loader::<CommentLoader>(ctx)?, id)
-            .await?
-            .map(Comment))
+        Ok(load_one(&loaders(ctx)?.comments, id).await?.map(Comment))
     }
 }

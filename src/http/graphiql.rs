@@ -13,35 +13,19 @@ pub async fn index() -> Html<&'static str> {
 
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, mime): (&'static [u8], &str) = match file.as_str() {
-        "graphiql.min.js" => (
-            include_bytes!("../../assets/graphiql/graphiql.min.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "graphiql.min.css" => (
-            include_bytes!("../../assets/graphiql/graphiql.min.css"),
-            "text/css; charset=utf-8",
-        ),
-        "react.production.min.js" => (
-            include_bytes!("../../assets/graphiql/react.production.min.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "react-dom.production.min.js" => (
-            include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "LICENSES.txt" => (
-            include_bytes!("../../assets/graphiql/LICENSES.txt"),
-            "text/plain; charset=utf-8",
-        ),
+        "graphiql.min.js" => {
+            (include_bytes!("../../assets/graphiql/graphiql.min.js"), "text/javascript; charset=utf-8")
+        }
+        "graphiql.min.css" => (include_bytes!("../../assets/graphiql/graphiql.min.css"), "text/css; charset=utf-8"),
+        "react.production.min.js" => {
+            (include_bytes!("../../assets/graphiql/react.production.min.js"), "text/javascript; charset=utf-8")
+        }
+        "react-dom.production.min.js" => {
+            (include_bytes!("../../assets/graphiql/react-dom.production.min.js"), "text/javascript; charset=utf-8")
+        }
+        "LICENSES.txt" => (include_bytes!("../../assets/graphiql/LICENSES.txt"), "text/plain; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     // The files are pinned by version, so browsers may keep them for a day.
-    (
-        [
-            (header::CONTENT_TYPE, mime),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
 }

@@ -59,10 +59,7 @@ fn negotiate(headers: &HeaderMap) -> Option<Media> {
         {
             continue;
         }
-        let q = mime
-            .get_param("q")
-            .and_then(|q| q.as_str().parse::<f32>().ok())
-            .unwrap_or(1.0);
+        let q = mime.get_param("q").and_then(|q| q.as_str().parse::<f32>().ok()).unwrap_or(1.0);
         let media = match mime.essence_str() {
             GRAPHQL_RESPONSE_JSON => Media::GraphqlResponseJson,
             JSON | "application/*" | "*/*" => Media::Json,
@@ -77,13 +74,9 @@ fn negotiate(headers: &HeaderMap) -> Option<Media> {
 
 /// A request the server refuses before GraphQL sees it.
 fn reject(status: StatusCode, media: Media, message: &str) -> Response {
-    let body =
-        json!({ "errors": [{ "message": message, "extensions": { "code": code::BAD_REQUEST } }] });
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code::BAD_REQUEST } }] });
     let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(media.content_type()),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     resp
 }
 
@@ -119,20 +112,16 @@ fn params_from_json(value: Value) -> Result<Params, &'static str> {
         Some(Value::Object(m)) => Some(m),
         Some(_) => return Err("the `extensions` parameter must be an object"),
     };
-    Ok(Params {
-        query,
-        operation_name,
-        variables,
-        extensions,
-    })
+    Ok(Params { query, operation_name, variables, extensions })
 }
 
 fn params_from_url(raw: &str) -> Result<Params, &'static str> {
     let mut obj = Map::new();
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         let value = match key.as_ref() {
-            "variables" | "extensions" => serde_json::from_str(&value)
-                .map_err(|_| "`variables` and `extensions` must be JSON objects")?,
+            "variables" | "extensions" => {
+                serde_json::from_str(&value).map_err(|_| "`variables` and `extensions` must be JSON objects")?
+            }
             _ => Value::String(value.into_owned()),
         };
         obj.insert(key.into_owned(), value);
@@ -162,24 +151,15 @@ pub async fn get(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
-        return reject(
-            StatusCode::NOT_ACCEPTABLE,
-            Media::Json,
-            "none of the accepted media types can be produced",
-        );
+        return reject(StatusCode::NOT_ACCEPTABLE, Media::Json, "none of the accepted media types can be produced");
     };
     let params = match params_from_url(raw.as_deref().unwrap_or("")) {
         Ok(p) => p,
         Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
     };
     if is_write(&params) {
-        let mut resp = reject(
-            StatusCode::METHOD_NOT_ALLOWED,
-            media,
-            "mutations must be sent with POST",
-        );
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        let mut resp = reject(StatusCode::METHOD_NOT_ALLOWED, media, "mutations must be sent with POST");
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
     execute(app, peer, &headers, vec![params], false, media).await
@@ -192,36 +172,19 @@ pub async fn post(
     body: Bytes,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
-        return reject(
-            StatusCode::NOT_ACCEPTABLE,
-            Media::Json,
-            "none of the accepted media types can be produced",
-        );
+        return reject(StatusCode::NOT_ACCEPTABLE, Media::Json, "none of the accepted media types can be produced");
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.parse::<mime::Mime>().is_ok_and(|m| {
-        m.essence_str() == JSON
-            && m.get_param(mime::CHARSET)
-                .is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
+        m.essence_str() == JSON && m.get_param(mime::CHARSET).is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
     });
     if !is_json {
-        return reject(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            media,
-            "send the request as application/json",
-        );
+        return reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, "send the request as application/json");
     }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {
-            return reject(
-                StatusCode::BAD_REQUEST,
-                media,
-                "the request body is not valid JSON",
-            );
+            return reject(StatusCode::BAD_REQUEST, media, "the request body is not valid JSON");
         }
     };
     let (batch, items) = match value {
@@ -230,17 +193,9 @@ pub async fn post(
     };
     let max_batch = app.config.max_batch_size as usize;
     if batch && (items.is_empty() || items.len() > max_batch) {
-        return reject(
-            StatusCode::BAD_REQUEST,
-            media,
-            "a batch must hold between 1 and MAX_BATCH_SIZE operations",
-        );
+        return reject(StatusCode::BAD_REQUEST, media, "a batch must hold between 1 and MAX_BATCH_SIZE operations");
     }
-    let params = match items
-        .into_iter()
-        .map(params_from_json)
-        .collect::<Result<Vec<_>, _>>()
-    {
+    let params = match items.into_iter().map(params_from_json).collect::<Result<Vec<_>, _>>() {
         Ok(p) => p,
         Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
     };
@@ -268,16 +223,13 @@ async fn execute(
     };
     let info = RequestInfo {
         viewer,
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
         ip: Some(peer.ip().to_string()),
     };
     let requests: Vec<async_graphql::Request> = params
         .into_iter()
         .map(|p| {
-            let mut req = async_graphql::Request::new(p.query).data(info.clone());
+            let mut req = crate::graphql::prepare(async_graphql::Request::new(p.query), &app.db, info.clone());
             if let Some(name) = p.operation_name {
                 req = req.operation_name(name);
             }
@@ -295,9 +247,7 @@ async fn execute(
         })
         .collect();
     let response = if batch {
-        app.schema
-            .execute_batch(async_graphql::BatchRequest::Batch(requests))
-            .await
+        app.schema.execute_batch(async_graphql::BatchRequest::Batch(requests)).await
     } else {
         let mut requests = requests;
         match requests.pop() {
@@ -330,10 +280,7 @@ async fn execute(
     for (name, value) in extra_headers.iter() {
         resp.headers_mut().append(name, value.clone());
     }
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(media.content_type()),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     resp
 }
 
@@ -346,16 +293,12 @@ fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, 
     for err in &mut resp.errors {
         // Errors async-graphql raises itself carry no code: a request-level one is a bad request,
         // a field-level one is an argument that failed to coerce.
-        let fallback = if request_error {
-            code::BAD_REQUEST
-        } else {
-            code::BAD_USER_INPUT
-        };
+        let fallback = if request_error { code::BAD_REQUEST } else { code::BAD_USER_INPUT };
         *err = crate::graphql::codes::with_code(err.clone(), fallback);
     }
     let headers = std::mem::take(&mut resp.http_headers);
-    let mut body = serde_json::to_value(&resp)
-        .unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
+    let mut body =
+        serde_json::to_value(&resp).unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
     if request_error
         && media == Media::GraphqlResponseJson
         && let Value::Object(obj) = &mut body

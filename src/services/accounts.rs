@@ -6,8 +6,8 @@ use chrono::{Duration, Utc};
 use entity::{sessions, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, JoinType,
-    QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter,
+    QuerySelect, Set,
 };
 
 use crate::auth::{self, Role, Viewer};
@@ -68,36 +68,20 @@ pub struct NewSession {
     pub expires_at: chrono::DateTime<Utc>,
 }
 
-pub async fn register(
-    db: &DatabaseConnection,
-    input: RegisterInput,
-    meta: SessionMeta,
-) -> AppResult<NewSession> {
+pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: SessionMeta) -> AppResult<NewSession> {
     let phone = validate::phone("input.phone", &input.phone)?;
     validate::password("input.password", &input.password)?;
-    let account_name = match input
-        .account_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    let account_name = match input.account_name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(name) => Some(validate::account_name("input.accountName", name)?),
         None => None,
     };
-    let email = match input
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    let email = match input.email.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(e) => Some(validate::email("input.email", e)?),
         None => None,
     };
     let nickname = match input.nickname.as_deref() {
         Some(n) => validate::text("input.nickname", n, 1, NICKNAME_MAX, Lines::Single)?,
-        None => account_name
-            .clone()
-            .unwrap_or_else(|| "ecer member".to_string()),
+        None => account_name.clone().unwrap_or_else(|| "ecer member".to_string()),
     };
     let password_hash = hash_password(input.password).await?;
     let now = Utc::now();
@@ -121,20 +105,13 @@ pub async fn register(
     }
     .insert(db)
     .await
-    .map_err(|e| {
-        AppError::conflict_on_unique(e, "this phone number or account name is already registered")
-    })?;
+    .map_err(|e| AppError::conflict_on_unique(e, "this phone number or account name is already registered"))?;
     open_session(db, user, meta).await
 }
 
 /// Checks a phone number and password. Every failure gives the same error and takes the same time
 /// (an unknown phone still runs one argon2 verification), so the answer cannot tell which was wrong.
-pub async fn login(
-    db: &DatabaseConnection,
-    phone: &str,
-    password: String,
-    meta: SessionMeta,
-) -> AppResult<NewSession> {
+pub async fn login(db: &DatabaseConnection, phone: &str, password: String, meta: SessionMeta) -> AppResult<NewSession> {
     let user = match validate::phone("input.phone", phone) {
         Ok(phone) => {
             users::Entity::find()
@@ -153,11 +130,7 @@ pub async fn login(
     }
 }
 
-async fn open_session(
-    db: &DatabaseConnection,
-    user: users::Model,
-    meta: SessionMeta,
-) -> AppResult<NewSession> {
+async fn open_session(db: &DatabaseConnection, user: users::Model, meta: SessionMeta) -> AppResult<NewSession> {
     let token = auth::new_token().map_err(AppError::internal)?;
     let now = Utc::now();
     let expires_at = now + meta.ttl;
@@ -173,11 +146,7 @@ async fn open_session(
     }
     .insert(db)
     .await?;
-    Ok(NewSession {
-        token,
-        user,
-        expires_at,
-    })
+    Ok(NewSession { token, user, expires_at })
 }
 
 /// Ends the viewer's session, or every session of the account with `all_devices`.
@@ -223,18 +192,11 @@ pub async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> AppResult
             .exec(db)
             .await?;
     }
-    Ok(Some(Viewer {
-        user_id,
-        role: Role::parse(&role),
-        session_id,
-    }))
+    Ok(Some(Viewer { user_id, role: Role::parse(&role), session_id }))
 }
 
 fn session_user() -> sea_orm::RelationDef {
-    sessions::Entity::belongs_to(users::Entity)
-        .from(sessions::Column::UserId)
-        .to(users::Column::Id)
-        .into()
+    sessions::Entity::belongs_to(users::Entity).from(sessions::Column::UserId).to(users::Column::Id).into()
 }
 
 /// A partial profile update: `None` leaves a field alone; `Some(None)` clears a clearable field.
@@ -246,27 +208,15 @@ pub struct ProfilePatch {
     pub signature: Option<Option<String>>,
 }
 
-pub async fn update_profile(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    patch: ProfilePatch,
-) -> AppResult<users::Model> {
+pub async fn update_profile(db: &DatabaseConnection, viewer: &Viewer, patch: ProfilePatch) -> AppResult<users::Model> {
     let mut user: users::ActiveModel = Default::default();
     user.id = sea_orm::ActiveValue::Unchanged(viewer.user_id);
     if let Some(nickname) = patch.nickname {
-        user.nickname = Set(validate::text(
-            "input.nickname",
-            &nickname,
-            1,
-            NICKNAME_MAX,
-            Lines::Single,
-        )?);
+        user.nickname = Set(validate::text("input.nickname", &nickname, 1, NICKNAME_MAX, Lines::Single)?);
     }
     if let Some(avatar) = patch.avatar_url {
         user.avatar_url = Set(match avatar {
-            Some(url) if !url.trim().is_empty() => {
-                Some(validate::http_url("input.avatarUrl", &url)?)
-            }
+            Some(url) if !url.trim().is_empty() => Some(validate::http_url("input.avatarUrl", &url)?),
             _ => None,
         });
     }
@@ -274,12 +224,8 @@ pub async fn update_profile(
         user.gender = Set(gender.as_str().to_string());
     }
     if let Some(signature) = patch.signature {
-        user.signature = Set(validate::optional_text(
-            "input.signature",
-            signature.as_deref(),
-            SIGNATURE_MAX,
-            Lines::Multi,
-        )?);
+        user.signature =
+            Set(validate::optional_text("input.signature", signature.as_deref(), SIGNATURE_MAX, Lines::Multi)?);
     }
     user.updated_at = Set(Utc::now());
     Ok(user.update(db).await?)
@@ -298,11 +244,7 @@ pub async fn create_admin(
     let nickname = validate::text("nickname", nickname, 1, NICKNAME_MAX, Lines::Single)?;
     let hash = hash_password(password).await?;
     let now = Utc::now();
-    if let Some(existing) = users::Entity::find()
-        .filter(users::Column::Phone.eq(phone.clone()))
-        .one(db)
-        .await?
-    {
+    if let Some(existing) = users::Entity::find().filter(users::Column::Phone.eq(phone.clone())).one(db).await? {
         let mut user: users::ActiveModel = existing.into();
         user.role = Set(Role::Admin.as_str().into());
         user.password_hash = Set(Some(hash));
@@ -352,16 +294,15 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 }
 
 /// A fixed valid hash to verify against when the phone is unknown, so both paths cost the same.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wXv0d+GJ6nH7k8R6WQ0b3yNkGdH7i2Jv1lJ7OZ9Mf0I";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wXv0d+GJ6nH7k8R6WQ0b3yNkGdH7i2Jv1lJ7OZ9Mf0I";
 
 async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = match PasswordHash::new(&hash) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
+            Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
             Err(_) => false,
         };
         known && ok

@@ -3,8 +3,8 @@
 use chrono::Utc;
 use entity::boards;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use crate::auth::{Role, Viewer};
@@ -19,23 +19,13 @@ pub struct NewBoard {
 }
 
 /// Only ADMIN for now; the verification issue will also admit users with an approved real-name check.
-pub async fn create(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    input: NewBoard,
-) -> AppResult<boards::Model> {
+pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewBoard) -> AppResult<boards::Model> {
     if viewer.role != Role::Admin {
         return Err(AppError::Forbidden("only administrators can create boards"));
     }
     let slug = validate::slug("input.slug", &input.slug)?;
     let name = validate::text("input.name", &input.name, 1, 40, Lines::Single)?;
-    let description = validate::text(
-        "input.description",
-        &input.description,
-        0,
-        500,
-        Lines::Multi,
-    )?;
+    let description = validate::text("input.description", &input.description, 0, 500, Lines::Multi)?;
     boards::ActiveModel {
         slug: Set(slug),
         name: Set(name),
@@ -53,27 +43,17 @@ pub async fn create(
 
 /// Boards in the order they were created, so the list is stable for paging.
 pub async fn list(db: &DatabaseConnection, page: &PageArgs) -> AppResult<Page<boards::Model>> {
-    let mut q = boards::Entity::find()
-        .order_by_asc(boards::Column::Id)
-        .limit(page.fetch_limit());
+    let mut q = boards::Entity::find().order_by_asc(boards::Column::Id).limit(page.fetch_limit());
     if let Some(after) = page.after_id() {
         q = q.filter(boards::Column::Id.gt(after));
     }
-    Ok(Page::from_rows(page, q.all(db).await?, |b| {
-        Cursor::Id(b.id)
-    }))
+    Ok(Page::from_rows(page, q.all(db).await?, |b| Cursor::Id(b.id)))
 }
 
 pub async fn by_slug(db: &DatabaseConnection, slug: &str) -> AppResult<Option<boards::Model>> {
-    Ok(boards::Entity::find()
-        .filter(boards::Column::Slug.eq(slug.trim().to_ascii_lowercase()))
-        .one(db)
-        .await?)
+    Ok(boards::Entity::find().filter(boards::Column::Slug.eq(slug.trim().to_ascii_lowercase())).one(db).await?)
 }
 
 pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<boards::Model>> {
-    Ok(boards::Entity::find()
-        .filter(boards::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(boards::Entity::find().filter(boards::Column::Id.is_in(ids.iter().copied())).all(db).await?)
 }

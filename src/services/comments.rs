@@ -7,8 +7,8 @@ use chrono::Utc;
 use entity::{comments, posts};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 
 use crate::auth::Viewer;
@@ -25,11 +25,7 @@ pub struct NewComment {
     pub body: String,
 }
 
-pub async fn create(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    input: NewComment,
-) -> AppResult<comments::Model> {
+pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewComment) -> AppResult<comments::Model> {
     let body = validate::text("input.body", &input.body, 1, BODY_MAX, Lines::Multi)?;
     let txn = db.begin().await?;
     // The counter update doubles as the existence check and takes the write lock first.
@@ -37,10 +33,7 @@ pub async fn create(
     post_service::live(&txn, input.post_id).await?;
     if let Some(parent_id) = input.parent_id {
         let touched = comments::Entity::update_many()
-            .col_expr(
-                comments::Column::ReplyCount,
-                Expr::col(comments::Column::ReplyCount).add(1),
-            )
+            .col_expr(comments::Column::ReplyCount, Expr::col(comments::Column::ReplyCount).add(1))
             .filter(comments::Column::Id.eq(parent_id))
             .filter(comments::Column::PostId.eq(input.post_id))
             .filter(comments::Column::DeletedAt.is_null())
@@ -69,14 +62,9 @@ pub async fn create(
 
 /// Soft delete by the author or a moderator. Idempotent for a comment already deleted.
 pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -> AppResult<i64> {
-    let comment = comments::Entity::find_by_id(comment_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("comment"))?;
+    let comment = comments::Entity::find_by_id(comment_id).one(db).await?.ok_or(AppError::NotFound("comment"))?;
     if comment.author_id != viewer.user_id && !viewer.role.can_moderate() {
-        return Err(AppError::Forbidden(
-            "only the author or a moderator can delete this comment",
-        ));
+        return Err(AppError::Forbidden("only the author or a moderator can delete this comment"));
     }
     let txn = db.begin().await?;
     let res = comments::Entity::update_many()
@@ -109,12 +97,8 @@ pub async fn children_batch<C: ConnectionTrait>(
     page: &PageArgs,
 ) -> AppResult<HashMap<Parent, Page<comments::Model>>> {
     let mut out = HashMap::new();
-    let (post_ids, comment_ids): (Vec<_>, Vec<_>) =
-        parents.iter().partition(|p| matches!(p, Parent::Post(_)));
-    for (group, key_col, top_level) in [
-        (post_ids, "post_id", true),
-        (comment_ids, "parent_id", false),
-    ] {
+    let (post_ids, comment_ids): (Vec<_>, Vec<_>) = parents.iter().partition(|p| matches!(p, Parent::Post(_)));
+    for (group, key_col, top_level) in [(post_ids, "post_id", true), (comment_ids, "parent_id", false)] {
         if group.is_empty() {
             continue;
         }
@@ -135,10 +119,7 @@ pub async fn children_batch<C: ConnectionTrait>(
             sql.push_str(" AND c.parent_id IS NULL");
         }
         if let Some(after) = page.after_id() {
-            sql.push_str(&format!(
-                " AND c.id > {}",
-                placeholders_from(backend, values.len() + 1)
-            ));
+            sql.push_str(&format!(" AND c.id > {}", placeholders_from(backend, values.len() + 1)));
             values.push(after.into());
         }
         sql.push_str(&format!(
@@ -146,28 +127,17 @@ pub async fn children_batch<C: ConnectionTrait>(
             placeholders_from(backend, values.len() + 1)
         ));
         values.push((page.fetch_limit() as i64).into());
-        let rows = comments::Model::find_by_statement(Statement::from_sql_and_values(
-            backend, sql, values,
-        ))
-        .all(db)
-        .await?;
+        let rows =
+            comments::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(db).await?;
         let mut grouped: HashMap<i64, Vec<comments::Model>> = HashMap::new();
         for row in rows {
-            let key = if top_level {
-                Some(row.post_id)
-            } else {
-                row.parent_id
-            };
+            let key = if top_level { Some(row.post_id) } else { row.parent_id };
             if let Some(key) = key {
                 grouped.entry(key).or_default().push(row);
             }
         }
         for id in ids {
-            let parent = if top_level {
-                Parent::Post(id)
-            } else {
-                Parent::Comment(id)
-            };
+            let parent = if top_level { Parent::Post(id) } else { Parent::Comment(id) };
             let rows = grouped.remove(&id).unwrap_or_default();
             out.insert(parent, Page::from_rows(page, rows, |c| Cursor::Id(c.id)));
         }
@@ -183,18 +153,11 @@ fn placeholders_from(backend: sea_orm::DbBackend, n: usize) -> String {
 }
 
 fn placeholders(backend: sea_orm::DbBackend, start: usize, count: usize) -> String {
-    (start..start + count)
-        .map(|n| placeholders_from(backend, n))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (start..start + count).map(|n| placeholders_from(backend, n)).collect::<Vec<_>>().join(", ")
 }
 
 /// A user's comments, newest first (deleted ones left out).
-pub async fn by_author(
-    db: &DatabaseConnection,
-    author_id: i64,
-    page: &PageArgs,
-) -> AppResult<Page<comments::Model>> {
+pub async fn by_author(db: &DatabaseConnection, author_id: i64, page: &PageArgs) -> AppResult<Page<comments::Model>> {
     let mut q = comments::Entity::find()
         .filter(comments::Column::AuthorId.eq(author_id))
         .filter(comments::Column::DeletedAt.is_null())
@@ -203,14 +166,9 @@ pub async fn by_author(
     if let Some(after) = page.after_id() {
         q = q.filter(comments::Column::Id.lt(after));
     }
-    Ok(Page::from_rows(page, q.all(db).await?, |c| {
-        Cursor::Id(c.id)
-    }))
+    Ok(Page::from_rows(page, q.all(db).await?, |c| Cursor::Id(c.id)))
 }
 
 pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<comments::Model>> {
-    Ok(comments::Entity::find()
-        .filter(comments::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(comments::Entity::find().filter(comments::Column::Id.is_in(ids.iter().copied())).all(db).await?)
 }

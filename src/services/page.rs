@@ -34,10 +34,7 @@ impl Cursor {
             ("h", Some(score), Some(id)) => {
                 let score: f64 = score.parse().ok()?;
                 score.is_finite().then_some(())?;
-                Cursor::Hot {
-                    score,
-                    id: id.parse().ok()?,
-                }
+                Cursor::Hot { score, id: id.parse().ok()? }
             }
             _ => return None,
         };
@@ -67,19 +64,13 @@ impl PageArgs {
             None => DEFAULT_PAGE_SIZE.min(u64::from(max)),
             Some(n) if n < 0 => return Err(AppError::bad_input("first", "must not be negative")),
             Some(n) if n as u64 > u64::from(max) => {
-                return Err(AppError::bad_input(
-                    "first",
-                    format!("must be at most {max}"),
-                ));
+                return Err(AppError::bad_input("first", format!("must be at most {max}")));
             }
             Some(n) => n as u64,
         };
         let after = match after {
             None => None,
-            Some(s) => Some(
-                Cursor::decode(s)
-                    .ok_or_else(|| AppError::bad_input("after", "is not a valid cursor"))?,
-            ),
+            Some(s) => Some(Cursor::decode(s).ok_or_else(|| AppError::bad_input("after", "is not a valid cursor"))?),
         };
         Ok(PageArgs { first, after })
     }

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::{boards, posts, users};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use crate::auth::Viewer;
@@ -52,10 +52,7 @@ pub struct NewPost {
 
 fn image_urls(urls: Vec<String>) -> AppResult<serde_json::Value> {
     if urls.len() > IMAGES_MAX {
-        return Err(AppError::bad_input(
-            "input.imageUrls",
-            format!("at most {IMAGES_MAX} images"),
-        ));
+        return Err(AppError::bad_input("input.imageUrls", format!("at most {IMAGES_MAX} images")));
     }
     let urls = urls
         .iter()
@@ -65,21 +62,14 @@ fn image_urls(urls: Vec<String>) -> AppResult<serde_json::Value> {
     Ok(serde_json::Value::from(urls))
 }
 
-pub async fn create(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    input: NewPost,
-) -> AppResult<posts::Model> {
+pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) -> AppResult<posts::Model> {
     let title = validate::text("input.title", &input.title, 1, TITLE_MAX, Lines::Single)?;
     let body = validate::text("input.body", &input.body, 1, BODY_MAX, Lines::Multi)?;
     let images = image_urls(input.image_urls)?;
     let txn = db.begin().await?;
     // Counting first takes the write lock at once (SQLite) and proves the board exists.
     let touched = boards::Entity::update_many()
-        .col_expr(
-            boards::Column::PostCount,
-            Expr::col(boards::Column::PostCount).add(1),
-        )
+        .col_expr(boards::Column::PostCount, Expr::col(boards::Column::PostCount).add(1))
         .filter(boards::Column::Id.eq(input.board_id))
         .exec(&txn)
         .await?;
@@ -87,10 +77,7 @@ pub async fn create(
         return Err(AppError::NotFound("board"));
     }
     users::Entity::update_many()
-        .col_expr(
-            users::Column::PostCount,
-            Expr::col(users::Column::PostCount).add(1),
-        )
+        .col_expr(users::Column::PostCount, Expr::col(users::Column::PostCount).add(1))
         .filter(users::Column::Id.eq(viewer.user_id))
         .exec(&txn)
         .await?;
@@ -135,22 +122,10 @@ pub async fn update(
     }
     let mut am: posts::ActiveModel = post.into();
     if let Some(title) = patch.title {
-        am.title = Set(validate::text(
-            "input.title",
-            &title,
-            1,
-            TITLE_MAX,
-            Lines::Single,
-        )?);
+        am.title = Set(validate::text("input.title", &title, 1, TITLE_MAX, Lines::Single)?);
     }
     if let Some(body) = patch.body {
-        am.body = Set(validate::text(
-            "input.body",
-            &body,
-            1,
-            BODY_MAX,
-            Lines::Multi,
-        )?);
+        am.body = Set(validate::text("input.body", &body, 1, BODY_MAX, Lines::Multi)?);
     }
     if let Some(urls) = patch.image_urls {
         am.image_urls = Set(image_urls(urls)?);
@@ -164,9 +139,7 @@ pub async fn update(
 pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> AppResult<i64> {
     let post = live(db, post_id).await?;
     if post.author_id != viewer.user_id && !viewer.role.can_moderate() {
-        return Err(AppError::Forbidden(
-            "only the author or a moderator can delete this post",
-        ));
+        return Err(AppError::Forbidden("only the author or a moderator can delete this post"));
     }
     let txn = db.begin().await?;
     let now = Utc::now();
@@ -181,18 +154,12 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> A
         .await?;
     if res.rows_affected == 1 {
         boards::Entity::update_many()
-            .col_expr(
-                boards::Column::PostCount,
-                Expr::col(boards::Column::PostCount).sub(1),
-            )
+            .col_expr(boards::Column::PostCount, Expr::col(boards::Column::PostCount).sub(1))
             .filter(boards::Column::Id.eq(post.board_id))
             .exec(&txn)
             .await?;
         users::Entity::update_many()
-            .col_expr(
-                users::Column::PostCount,
-                Expr::col(users::Column::PostCount).sub(1),
-            )
+            .col_expr(users::Column::PostCount, Expr::col(users::Column::PostCount).sub(1))
             .filter(users::Column::Id.eq(post.author_id))
             .exec(&txn)
             .await?;
@@ -217,9 +184,7 @@ pub async fn list(
     order: Order,
     page: &PageArgs,
 ) -> AppResult<Page<posts::Model>> {
-    let mut q = posts::Entity::find()
-        .filter(posts::Column::DeletedAt.is_null())
-        .limit(page.fetch_limit());
+    let mut q = posts::Entity::find().filter(posts::Column::DeletedAt.is_null()).limit(page.fetch_limit());
     if let Some(board) = filter.board_id {
         q = q.filter(posts::Column::BoardId.eq(board));
     }
@@ -237,41 +202,25 @@ pub async fn list(
         Order::Hot => {
             match page.after {
                 Some(Cursor::Hot { score, id }) => {
-                    q = q.filter(
-                        Condition::any().add(posts::Column::HotScore.lt(score)).add(
-                            Condition::all()
-                                .add(posts::Column::HotScore.eq(score))
-                                .add(posts::Column::Id.lt(id)),
-                        ),
-                    );
+                    q =
+                        q.filter(Condition::any().add(posts::Column::HotScore.lt(score)).add(
+                            Condition::all().add(posts::Column::HotScore.eq(score)).add(posts::Column::Id.lt(id)),
+                        ));
                 }
                 Some(Cursor::Id(_)) => {
-                    return Err(AppError::bad_input(
-                        "after",
-                        "cursor belongs to another ordering",
-                    ));
+                    return Err(AppError::bad_input("after", "cursor belongs to another ordering"));
                 }
                 None => {}
             }
-            let rows = q
-                .order_by_desc(posts::Column::HotScore)
-                .order_by_desc(posts::Column::Id)
-                .all(db)
-                .await?;
-            Ok(Page::from_rows(page, rows, |p| Cursor::Hot {
-                score: p.hot_score,
-                id: p.id,
-            }))
+            let rows = q.order_by_desc(posts::Column::HotScore).order_by_desc(posts::Column::Id).all(db).await?;
+            Ok(Page::from_rows(page, rows, |p| Cursor::Hot { score: p.hot_score, id: p.id }))
         }
     }
 }
 
 /// Posts by id, deleted ones included (callers decide what a deleted post shows).
 pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<posts::Model>> {
-    Ok(posts::Entity::find()
-        .filter(posts::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(posts::Entity::find().filter(posts::Column::Id.is_in(ids.iter().copied())).all(db).await?)
 }
 
 /// Adds `delta` to one of a post's counters and re-derives its hot score, inside the caller's
@@ -298,10 +247,7 @@ pub async fn bump_counter<C: ConnectionTrait>(
         .await?;
     if let Some((likes, comments, favorites, created_at)) = counts {
         posts::Entity::update_many()
-            .col_expr(
-                posts::Column::HotScore,
-                Expr::value(hot_score(likes, comments, favorites, created_at)),
-            )
+            .col_expr(posts::Column::HotScore, Expr::value(hot_score(likes, comments, favorites, created_at)))
             .filter(posts::Column::Id.eq(post_id))
             .exec(db)
             .await?;

@@ -7,9 +7,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use entity::{boards, comments, posts, users};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Order, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
@@ -63,63 +61,32 @@ impl Edge {
 }
 
 /// Makes sure the target can take a new edge: it exists and is not deleted.
-async fn check_target(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    edge: Edge,
-    target: i64,
-) -> AppResult<()> {
+async fn check_target(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target: i64) -> AppResult<()> {
     let exists = match edge {
         Edge::PostLike | Edge::Favorite => post_service::live(db, target).await.map(|_| true)?,
-        Edge::CommentLike => comments::Entity::find_by_id(target)
-            .filter(comments::Column::DeletedAt.is_null())
-            .one(db)
-            .await?
-            .is_some(),
+        Edge::CommentLike => {
+            comments::Entity::find_by_id(target).filter(comments::Column::DeletedAt.is_null()).one(db).await?.is_some()
+        }
         Edge::UserFollow => {
             if target == viewer.user_id {
-                return Err(AppError::bad_input(
-                    "input.userId",
-                    "you cannot follow yourself",
-                ));
+                return Err(AppError::bad_input("input.userId", "you cannot follow yourself"));
             }
-            users::Entity::find_by_id(target)
-                .filter(users::Column::DeletedAt.is_null())
-                .one(db)
-                .await?
-                .is_some()
+            users::Entity::find_by_id(target).filter(users::Column::DeletedAt.is_null()).one(db).await?.is_some()
         }
         Edge::BoardFollow => boards::Entity::find_by_id(target).one(db).await?.is_some(),
     };
-    if exists {
-        Ok(())
-    } else {
-        Err(AppError::NotFound(edge.target_name()))
-    }
+    if exists { Ok(()) } else { Err(AppError::NotFound(edge.target_name())) }
 }
 
 /// Adds the edge if it is not there yet. Returns whether it was added.
-pub async fn add(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    edge: Edge,
-    target: i64,
-) -> AppResult<bool> {
+pub async fn add(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target: i64) -> AppResult<bool> {
     check_target(db, viewer, edge, target).await?;
     let insert = Query::insert()
         .into_table(Alias::new(edge.table()))
-        .columns([
-            Alias::new(edge.actor()),
-            Alias::new(edge.target()),
-            Alias::new("created_at"),
-        ])
+        .columns([Alias::new(edge.actor()), Alias::new(edge.target()), Alias::new("created_at")])
         .values([viewer.user_id.into(), target.into(), Utc::now().into()])
         .map_err(AppError::internal)?
-        .on_conflict(
-            OnConflict::columns([Alias::new(edge.actor()), Alias::new(edge.target())])
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::columns([Alias::new(edge.actor()), Alias::new(edge.target())]).do_nothing().to_owned())
         .to_owned();
     let txn = db.begin().await?;
     let added = txn.execute(&insert).await?.rows_affected() == 1;
@@ -131,12 +98,7 @@ pub async fn add(
 }
 
 /// Removes the edge if it is there. Returns whether it was removed.
-pub async fn remove(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    edge: Edge,
-    target: i64,
-) -> AppResult<bool> {
+pub async fn remove(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target: i64) -> AppResult<bool> {
     let delete = Query::delete()
         .from_table(Alias::new(edge.table()))
         .and_where(Expr::col(Alias::new(edge.actor())).eq(viewer.user_id))
@@ -151,26 +113,13 @@ pub async fn remove(
     Ok(removed)
 }
 
-async fn move_counters<C: ConnectionTrait>(
-    db: &C,
-    edge: Edge,
-    actor: i64,
-    target: i64,
-    delta: i64,
-) -> AppResult<()> {
+async fn move_counters<C: ConnectionTrait>(db: &C, edge: Edge, actor: i64, target: i64, delta: i64) -> AppResult<()> {
     match edge {
-        Edge::PostLike => {
-            post_service::bump_counter(db, target, posts::Column::LikeCount, delta).await
-        }
-        Edge::Favorite => {
-            post_service::bump_counter(db, target, posts::Column::FavoriteCount, delta).await
-        }
+        Edge::PostLike => post_service::bump_counter(db, target, posts::Column::LikeCount, delta).await,
+        Edge::Favorite => post_service::bump_counter(db, target, posts::Column::FavoriteCount, delta).await,
         Edge::CommentLike => {
             comments::Entity::update_many()
-                .col_expr(
-                    comments::Column::LikeCount,
-                    Expr::col(comments::Column::LikeCount).add(delta),
-                )
+                .col_expr(comments::Column::LikeCount, Expr::col(comments::Column::LikeCount).add(delta))
                 .filter(comments::Column::Id.eq(target))
                 .exec(db)
                 .await?;
@@ -178,18 +127,12 @@ async fn move_counters<C: ConnectionTrait>(
         }
         Edge::UserFollow => {
             users::Entity::update_many()
-                .col_expr(
-                    users::Column::FollowerCount,
-                    Expr::col(users::Column::FollowerCount).add(delta),
-                )
+                .col_expr(users::Column::FollowerCount, Expr::col(users::Column::FollowerCount).add(delta))
                 .filter(users::Column::Id.eq(target))
                 .exec(db)
                 .await?;
             users::Entity::update_many()
-                .col_expr(
-                    users::Column::FollowingCount,
-                    Expr::col(users::Column::FollowingCount).add(delta),
-                )
+                .col_expr(users::Column::FollowingCount, Expr::col(users::Column::FollowingCount).add(delta))
                 .filter(users::Column::Id.eq(actor))
                 .exec(db)
                 .await?;
@@ -197,10 +140,7 @@ async fn move_counters<C: ConnectionTrait>(
         }
         Edge::BoardFollow => {
             boards::Entity::update_many()
-                .col_expr(
-                    boards::Column::FollowerCount,
-                    Expr::col(boards::Column::FollowerCount).add(delta),
-                )
+                .col_expr(boards::Column::FollowerCount, Expr::col(boards::Column::FollowerCount).add(delta))
                 .filter(boards::Column::Id.eq(target))
                 .exec(db)
                 .await?;
@@ -220,13 +160,7 @@ pub enum Side {
 
 /// Ids on the far side of the edges from `id`, most recent edge first. The cursor is the edge id, so
 /// paging follows the order the edges were made.
-pub async fn list(
-    db: &DatabaseConnection,
-    edge: Edge,
-    side: Side,
-    id: i64,
-    page: &PageArgs,
-) -> AppResult<Page<i64>> {
+pub async fn list(db: &DatabaseConnection, edge: Edge, side: Side, id: i64, page: &PageArgs) -> AppResult<Page<i64>> {
     let (near, far) = match side {
         Side::FromActor => (edge.actor(), edge.target()),
         Side::ToTarget => (edge.target(), edge.actor()),
@@ -249,12 +183,7 @@ pub async fn list(
 }
 
 /// Of `targets`, those the actor has an edge to: one query for a whole page of `viewerHasLiked`.
-pub async fn existing(
-    db: &DatabaseConnection,
-    edge: Edge,
-    actor: i64,
-    targets: &[i64],
-) -> AppResult<HashSet<i64>> {
+pub async fn existing(db: &DatabaseConnection, edge: Edge, actor: i64, targets: &[i64]) -> AppResult<HashSet<i64>> {
     let q = Query::select()
         .column(Alias::new(edge.target()))
         .from(Alias::new(edge.table()))
@@ -262,9 +191,7 @@ pub async fn existing(
         .and_where(Expr::col(Alias::new(edge.target())).is_in(targets.iter().copied()))
         .to_owned();
     let rows = db.query_all(&q).await?;
-    rows.iter()
-        .map(|r| r.try_get::<i64>("", edge.target()).map_err(AppError::from))
-        .collect()
+    rows.iter().map(|r| r.try_get::<i64>("", edge.target()).map_err(AppError::from)).collect()
 }
 
 /// Removes every favourite of a post, in the transaction that deletes it, so favourite lists never

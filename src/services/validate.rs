@@ -22,10 +22,7 @@ pub fn text(field: &str, value: &str, min: usize, max: usize, lines: Lines) -> A
         let is_control = c.is_control()
             || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
         if is_control && !allowed_ws {
-            return Err(AppError::bad_input(
-                field,
-                "must not contain control characters",
-            ));
+            return Err(AppError::bad_input(field, "must not contain control characters"));
         }
     }
     let len = value.chars().count();
@@ -37,21 +34,13 @@ pub fn text(field: &str, value: &str, min: usize, max: usize, lines: Lines) -> A
         });
     }
     if len > max {
-        return Err(AppError::bad_input(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(AppError::bad_input(field, format!("must be at most {max} characters")));
     }
     Ok(value)
 }
 
 /// Like [`text`], but an empty value means "not set".
-pub fn optional_text(
-    field: &str,
-    value: Option<&str>,
-    max: usize,
-    lines: Lines,
-) -> AppResult<Option<String>> {
+pub fn optional_text(field: &str, value: Option<&str>, max: usize, lines: Lines) -> AppResult<Option<String>> {
     match value {
         None => Ok(None),
         Some(v) => {
@@ -65,10 +54,7 @@ pub fn optional_text(
 pub fn http_url(field: &str, value: &str) -> AppResult<String> {
     let value = value.trim();
     if value.len() > 2048 {
-        return Err(AppError::bad_input(
-            field,
-            "must be at most 2048 characters",
-        ));
+        return Err(AppError::bad_input(field, "must be at most 2048 characters"));
     }
     match url::Url::parse(value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u.to_string()),
@@ -111,15 +97,9 @@ pub fn email(field: &str, value: &str) -> AppResult<String> {
 /// `Alice` and `alice` cannot both exist.
 pub fn account_name(field: &str, value: &str) -> AppResult<String> {
     let value = value.trim().to_ascii_lowercase();
-    let ok = (3..=32).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let ok = (3..=32).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
-        return Err(AppError::bad_input(
-            field,
-            "must be 3 to 32 letters, digits or underscores",
-        ));
+        return Err(AppError::bad_input(field, "must be 3 to 32 letters, digits or underscores"));
     }
     Ok(value)
 }
@@ -128,16 +108,11 @@ pub fn account_name(field: &str, value: &str) -> AppResult<String> {
 pub fn slug(field: &str, value: &str) -> AppResult<String> {
     let value = value.trim().to_ascii_lowercase();
     let ok = (2..=40).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-');
     if !ok {
-        return Err(AppError::bad_input(
-            field,
-            "must be 2 to 40 lower-case letters, digits or dashes",
-        ));
+        return Err(AppError::bad_input(field, "must be 2 to 40 lower-case letters, digits or dashes"));
     }
     Ok(value)
 }
@@ -157,10 +132,7 @@ mod tests {
 
     #[test]
     fn text_rules() {
-        assert_eq!(
-            text("t", "  外貿 FOB  ", 1, 10, Lines::Single).unwrap(),
-            "外貿 FOB"
-        );
+        assert_eq!(text("t", "  外貿 FOB  ", 1, 10, Lines::Single).unwrap(), "外貿 FOB");
         assert!(text("t", "a\u{0007}b", 1, 10, Lines::Single).is_err());
         assert!(text("t", "a\nb", 1, 10, Lines::Single).is_err());
         assert_eq!(text("t", "a\r\nb", 1, 10, Lines::Multi).unwrap(), "a\nb");

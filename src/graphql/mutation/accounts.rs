@@ -7,9 +7,7 @@ use crate::error::AppResult;
 use crate::graphql::types::User;
 use crate::graphql::types::enums::{Gender, SessionDelivery};
 use crate::graphql::{request_info, require_viewer, state};
-use crate::services::accounts::{
-    self, NewSession, ProfilePatch, RegisterInput as NewAccount, SessionMeta,
-};
+use crate::services::accounts::{self, NewSession, ProfilePatch, RegisterInput as NewAccount, SessionMeta};
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -88,22 +86,14 @@ fn session_meta(ctx: &Context<'_>) -> AppResult<SessionMeta> {
 }
 
 /// Hands the session over the way the client asked: in the payload, or as an HttpOnly cookie.
-fn deliver(
-    ctx: &Context<'_>,
-    session: &NewSession,
-    delivery: SessionDelivery,
-) -> AppResult<Option<String>> {
+fn deliver(ctx: &Context<'_>, session: &NewSession, delivery: SessionDelivery) -> AppResult<Option<String>> {
     match delivery {
         SessionDelivery::Bearer => Ok(Some(session.token.clone())),
         SessionDelivery::Cookie => {
             let config = &state(ctx)?.config;
             let ttl = session.expires_at - Utc::now();
-            let cookie = auth::session_cookie(
-                &config.session_cookie_name,
-                &session.token,
-                ttl,
-                config.session_cookie_secure,
-            );
+            let cookie =
+                auth::session_cookie(&config.session_cookie_name, &session.token, ttl, config.session_cookie_secure);
             ctx.append_http_header(SET_COOKIE, cookie);
             Ok(None)
         }
@@ -116,11 +106,7 @@ pub struct AccountMutation;
 #[Object]
 impl AccountMutation {
     /// Creates an account (a phone number is required) and signs it in.
-    async fn register(
-        &self,
-        ctx: &Context<'_>,
-        input: RegisterInput,
-    ) -> async_graphql::Result<RegisterPayload> {
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<RegisterPayload> {
         let new = NewAccount {
             phone: input.phone,
             password: input.password,
@@ -130,32 +116,14 @@ impl AccountMutation {
         };
         let session = accounts::register(&state(ctx)?.db, new, session_meta(ctx)?).await?;
         let token = deliver(ctx, &session, input.delivery)?;
-        Ok(RegisterPayload {
-            token,
-            expires_at: session.expires_at,
-            user: User(session.user),
-        })
+        Ok(RegisterPayload { token, expires_at: session.expires_at, user: User(session.user) })
     }
 
     /// Signs in with phone and password. Wrong credentials give one generic `UNAUTHENTICATED` error.
-    async fn login(
-        &self,
-        ctx: &Context<'_>,
-        input: LoginInput,
-    ) -> async_graphql::Result<LoginPayload> {
-        let session = accounts::login(
-            &state(ctx)?.db,
-            &input.phone,
-            input.password,
-            session_meta(ctx)?,
-        )
-        .await?;
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
+        let session = accounts::login(&state(ctx)?.db, &input.phone, input.password, session_meta(ctx)?).await?;
         let token = deliver(ctx, &session, input.delivery)?;
-        Ok(LoginPayload {
-            token,
-            expires_at: session.expires_at,
-            user: User(session.user),
-        })
+        Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })
     }
 
     /// Revokes the current session and clears the session cookie.

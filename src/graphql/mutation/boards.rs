@@ -35,15 +35,9 @@ impl BoardMutation {
         let board = boards::create(
             &state(ctx)?.db,
             &viewer,
-            NewBoard {
-                slug: input.slug,
-                name: input.name,
-                description: input.description,
-            },
+            NewBoard { slug: input.slug, name: input.name, description: input.description },
         )
         .await?;
-        Ok(CreateBoardPayload {
-            board: Board(board),
-        })
+        Ok(CreateBoardPayload { board: Board(board) })
     }
 }

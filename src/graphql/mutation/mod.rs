@@ -9,9 +9,4 @@ mod social;
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(
-    accounts::AccountMutation,
-    boards::BoardMutation,
-    posts::PostMutation,
-    social::SocialMutation,
-);
+pub struct Mutation(accounts::AccountMutation, boards::BoardMutation, posts::PostMutation, social::SocialMutation);

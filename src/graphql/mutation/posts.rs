@@ -76,11 +76,7 @@ pub struct PostMutation;
 
 #[Object]
 impl PostMutation {
-    async fn create_post(
-        &self,
-        ctx: &Context<'_>,
-        input: CreatePostInput,
-    ) -> async_graphql::Result<CreatePostPayload> {
+    async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> async_graphql::Result<CreatePostPayload> {
         let viewer = require_viewer(ctx)?;
         let new = NewPost {
             board_id: ids::decode(Kind::Board, &input.board_id, "input.boardId")?,
@@ -93,34 +89,20 @@ impl PostMutation {
     }
 
     /// Edits a post. Only its author may.
-    async fn update_post(
-        &self,
-        ctx: &Context<'_>,
-        input: UpdatePostInput,
-    ) -> async_graphql::Result<UpdatePostPayload> {
+    async fn update_post(&self, ctx: &Context<'_>, input: UpdatePostInput) -> async_graphql::Result<UpdatePostPayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
-        let patch = PostPatch {
-            title: input.title,
-            body: input.body,
-            image_urls: input.image_urls,
-        };
+        let patch = PostPatch { title: input.title, body: input.body, image_urls: input.image_urls };
         let post = post_service::update(&state(ctx)?.db, &viewer, id, patch).await?;
         Ok(UpdatePostPayload { post: Post(post) })
     }
 
     /// Deletes a post (its author or a moderator). Its comments stay, reachable from their authors.
-    async fn delete_post(
-        &self,
-        ctx: &Context<'_>,
-        input: DeletePostInput,
-    ) -> async_graphql::Result<DeletePostPayload> {
+    async fn delete_post(&self, ctx: &Context<'_>, input: DeletePostInput) -> async_graphql::Result<DeletePostPayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
         let id = post_service::delete(&state(ctx)?.db, &viewer, id).await?;
-        Ok(DeletePostPayload {
-            deleted_post_id: ids::encode(Kind::Post, id),
-        })
+        Ok(DeletePostPayload { deleted_post_id: ids::encode(Kind::Post, id) })
     }
 
     /// Comments on a post, or replies to a comment of that post.
@@ -132,16 +114,11 @@ impl PostMutation {
         let viewer = require_viewer(ctx)?;
         let new = NewComment {
             post_id: ids::decode(Kind::Post, &input.post_id, "input.postId")?,
-            parent_id: input
-                .parent_id
-                .map(|id| ids::decode(Kind::Comment, &id, "input.parentId"))
-                .transpose()?,
+            parent_id: input.parent_id.map(|id| ids::decode(Kind::Comment, &id, "input.parentId")).transpose()?,
             body: input.body,
         };
         let comment = comment_service::create(&state(ctx)?.db, &viewer, new).await?;
-        Ok(CreateCommentPayload {
-            comment: Comment(comment),
-        })
+        Ok(CreateCommentPayload { comment: Comment(comment) })
     }
 
     /// Deletes a comment (its author or a moderator); replies under it stay.
@@ -154,12 +131,8 @@ impl PostMutation {
         let id = ids::decode(Kind::Comment, &input.comment_id, "input.commentId")?;
         let db = &state(ctx)?.db;
         comment_service::delete(db, &viewer, id).await?;
-        let comment = comment_service::by_ids(db, &[id])
-            .await?
-            .pop()
-            .ok_or(crate::error::AppError::NotFound("comment"))?;
-        Ok(DeleteCommentPayload {
-            comment: Comment(comment),
-        })
+        let comment =
+            comment_service::by_ids(db, &[id]).await?.pop().ok_or(crate::error::AppError::NotFound("comment"))?;
+        Ok(DeleteCommentPayload { comment: Comment(comment) })
     }
 }

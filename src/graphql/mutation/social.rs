@@ -82,24 +82,12 @@ pub struct SocialMutation;
 
 #[Object]
 impl SocialMutation {
-    async fn like_post(
-        &self,
-        ctx: &Context<'_>,
-        input: LikePostInput,
-    ) -> async_graphql::Result<LikePostPayload> {
-        Ok(LikePostPayload {
-            post: post_after(ctx, &input.post_id, Edge::PostLike, true).await?,
-        })
+    async fn like_post(&self, ctx: &Context<'_>, input: LikePostInput) -> async_graphql::Result<LikePostPayload> {
+        Ok(LikePostPayload { post: post_after(ctx, &input.post_id, Edge::PostLike, true).await? })
     }
 
-    async fn unlike_post(
-        &self,
-        ctx: &Context<'_>,
-        input: UnlikePostInput,
-    ) -> async_graphql::Result<UnlikePostPayload> {
-        Ok(UnlikePostPayload {
-            post: post_after(ctx, &input.post_id, Edge::PostLike, false).await?,
-        })
+    async fn unlike_post(&self, ctx: &Context<'_>, input: UnlikePostInput) -> async_graphql::Result<UnlikePostPayload> {
+        Ok(UnlikePostPayload { post: post_after(ctx, &input.post_id, Edge::PostLike, false).await? })
     }
 
     /// Saves a post to the viewer's favourites.
@@ -108,9 +96,7 @@ impl SocialMutation {
         ctx: &Context<'_>,
         input: FavoritePostInput,
     ) -> async_graphql::Result<FavoritePostPayload> {
-        Ok(FavoritePostPayload {
-            post: post_after(ctx, &input.post_id, Edge::Favorite, true).await?,
-        })
+        Ok(FavoritePostPayload { post: post_after(ctx, &input.post_id, Edge::Favorite, true).await? })
     }
 
     async fn unfavorite_post(
@@ -118,9 +104,7 @@ impl SocialMutation {
         ctx: &Context<'_>,
         input: UnfavoritePostInput,
     ) -> async_graphql::Result<UnfavoritePostPayload> {
-        Ok(UnfavoritePostPayload {
-            post: post_after(ctx, &input.post_id, Edge::Favorite, false).await?,
-        })
+        Ok(UnfavoritePostPayload { post: post_after(ctx, &input.post_id, Edge::Favorite, false).await? })
     }
 
     async fn like_comment(
@@ -128,9 +112,7 @@ impl SocialMutation {
         ctx: &Context<'_>,
         input: LikeCommentInput,
     ) -> async_graphql::Result<LikeCommentPayload> {
-        Ok(LikeCommentPayload {
-            comment: comment_after(ctx, &input.comment_id, true).await?,
-        })
+        Ok(LikeCommentPayload { comment: comment_after(ctx, &input.comment_id, true).await? })
     }
 
     async fn unlike_comment(
@@ -138,19 +120,11 @@ impl SocialMutation {
         ctx: &Context<'_>,
         input: UnlikeCommentInput,
     ) -> async_graphql::Result<UnlikeCommentPayload> {
-        Ok(UnlikeCommentPayload {
-            comment: comment_after(ctx, &input.comment_id, false).await?,
-        })
+        Ok(UnlikeCommentPayload { comment: comment_after(ctx, &input.comment_id, false).await? })
     }
 
-    async fn follow_user(
-        &self,
-        ctx: &Context<'_>,
-        input: FollowUserInput,
-    ) -> async_graphql::Result<FollowUserPayload> {
-        Ok(FollowUserPayload {
-            user: user_after(ctx, &input.user_id, true).await?,
-        })
+    async fn follow_user(&self, ctx: &Context<'_>, input: FollowUserInput) -> async_graphql::Result<FollowUserPayload> {
+        Ok(FollowUserPayload { user: user_after(ctx, &input.user_id, true).await? })
     }
 
     async fn unfollow_user(
@@ -158,9 +132,7 @@ impl SocialMutation {
         ctx: &Context<'_>,
         input: UnfollowUserInput,
     ) -> async_graphql::Result<UnfollowUserPayload> {
-        Ok(UnfollowUserPayload {
-            user: user_after(ctx, &input.user_id, false).await?,
-        })
+        Ok(UnfollowUserPayload { user: user_after(ctx, &input.user_id, false).await? })
     }
 
     async fn follow_board(
@@ -168,9 +140,7 @@ impl SocialMutation {
         ctx: &Context<'_>,
         input: FollowBoardInput,
     ) -> async_graphql::Result<FollowBoardPayload> {
-        Ok(FollowBoardPayload {
-            board: board_after(ctx, &input.board_id, true).await?,
-        })
+        Ok(FollowBoardPayload { board: board_after(ctx, &input.board_id, true).await? })
     }
 
     async fn unfollow_board(
@@ -178,8 +148,6 @@ impl SocialMutation {
         ctx: &Context<'_>,
         input: UnfollowBoardInput,
     ) -> async_graphql::Result<UnfollowBoardPayload> {
-        Ok(UnfollowBoardPayload {
-            board: board_after(ctx, &input.board_id, false).await?,
-        })
+        Ok(UnfollowBoardPayload { board: board_after(ctx, &input.board_id, false).await? })
     }
 }

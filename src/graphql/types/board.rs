@@ -6,8 +6,8 @@ use entity::boards;
 use super::enums::PostOrder;
 use super::{Post, connection, count, load_one};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{EdgeKey, EdgeLoader};
-use crate::graphql::{loader, page_args, state, viewer};
+use crate::graphql::loaders::EdgeKey;
+use crate::graphql::{loaders, page_args, state, viewer};
 use crate::services::posts as post_service;
 use crate::services::social::Edge;
 
@@ -50,14 +50,8 @@ impl Board {
         let Some(v) = viewer(ctx) else {
             return Ok(false);
         };
-        let key = EdgeKey {
-            edge: Edge::BoardFollow,
-            actor: v.user_id,
-            target: self.0.id,
-        };
-        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
-            .await?
-            .unwrap_or(false))
+        let key = EdgeKey { edge: Edge::BoardFollow, actor: v.user_id, target: self.0.id };
+        Ok(load_one(&loaders(ctx)?.edges, key).await?.unwrap_or(false))
     }
 
     /// The board's posts.
@@ -69,11 +63,9 @@ impl Board {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        let filter = post_service::Filter {
-            board_id: Some(self.0.id),
-            ..Default::default()
-        };
+        let filter = post_service::Filter { board_id: Some(self.0.id), ..Default::default() };
         let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
+        crate::graphql::prefetch::posts(ctx, &posts).await?;
         Ok(connection(posts, Post))
     }
 }

@@ -6,10 +6,8 @@ use entity::comments;
 use super::post::empty;
 use super::{Post, User, connection, count, load_one};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{
-    ChildrenKey, ChildrenLoader, CommentLoader, EdgeKey, EdgeLoader, PostLoader, UserLoader,
-};
-use crate::graphql::{loader, page_args, viewer};
+use crate::graphql::loaders::{ChildrenKey, EdgeKey};
+use crate::graphql::{loaders, page_args, viewer};
 use crate::services::comments::Parent;
 use crate::services::social::Edge;
 
@@ -47,14 +45,12 @@ impl Comment {
         if self.deleted() {
             return Ok(None);
         }
-        Ok(load_one(loader::<UserLoader>(ctx)?, self.0.author_id)
-            .await?
-            .map(User))
+        Ok(load_one(&loaders(ctx)?.users, self.0.author_id).await?.map(User))
     }
 
     /// The post; null if it was deleted.
     async fn post(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Post>> {
-        let post = load_one(loader::<PostLoader>(ctx)?, self.0.post_id).await?;
+        let post = load_one(&loaders(ctx)?.posts, self.0.post_id).await?;
         Ok(post.filter(|p| p.deleted_at.is_none()).map(Post))
     }
 
@@ -63,9 +59,7 @@ impl Comment {
         let Some(parent) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(load_one(loader::<CommentLoader>(ctx)?, parent)
-            .await?
-            .map(Comment))
+        Ok(load_one(&loaders(ctx)?.comments, parent).await?.map(Comment))
     }
 
     async fn like_count(&self) -> i32 {
@@ -81,20 +75,13 @@ impl Comment {
         let Some(v) = viewer(ctx) else {
             return Ok(false);
         };
-        let key = EdgeKey {
-            edge: Edge::CommentLike,
-            actor: v.user_id,
-            target: self.0.id,
-        };
-        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
-            .await?
-            .unwrap_or(false))
+        let key = EdgeKey { edge: Edge::CommentLike, actor: v.user_id, target: self.0.id };
+        Ok(load_one(&loaders(ctx)?.edges, key).await?.unwrap_or(false))
     }
 
     /// Whether the signed-in viewer may delete this comment (its author or a moderator).
     async fn viewer_can_delete(&self, ctx: &Context<'_>) -> bool {
-        !self.deleted()
-            && viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id || v.role.can_moderate())
+        !self.deleted() && viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id || v.role.can_moderate())
     }
 
     /// Replies to this comment, oldest first.
@@ -105,14 +92,9 @@ impl Comment {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Comment>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        let key = ChildrenKey {
-            parent: Parent::Comment(self.0.id),
-            first: page.first,
-            after: page.after_id(),
-        };
-        let replies = load_one(loader::<ChildrenLoader>(ctx)?, key)
-            .await?
-            .unwrap_or_else(|| empty(page.after.is_some()));
+        let key = ChildrenKey { parent: Parent::Comment(self.0.id), first: page.first, after: page.after_id() };
+        let replies = load_one(&loaders(ctx)?.children, key).await?.unwrap_or_else(|| empty(page.after.is_some()));
+        crate::graphql::prefetch::comments(ctx, &replies).await?;
         Ok(connection(replies, Comment))
     }
 }

@@ -12,7 +12,7 @@ use std::hash::Hash;
 
 use async_graphql::OutputType;
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{CacheFactory, DataLoader, Loader};
 
 use crate::error::{AppError, AppResult};
 use crate::services::page::Page;
@@ -25,23 +25,20 @@ pub use user::User;
 /// A Relay connection over an already-loaded page.
 pub fn connection<T, N: OutputType>(page: Page<T>, node: impl Fn(T) -> N) -> Connection<String, N> {
     let mut conn = Connection::new(page.has_previous, page.has_next);
-    conn.edges.extend(
-        page.items
-            .into_iter()
-            .map(|(cursor, item)| Edge::new(cursor.encode(), node(item))),
-    );
+    conn.edges.extend(page.items.into_iter().map(|(cursor, item)| Edge::new(cursor.encode(), node(item))));
     conn
 }
 
 /// A Relay connection over a page of ids, the nodes fetched in one batch through a loader. Ids whose
 /// node no longer exists (an erased user, say) are left out rather than failing the list.
-pub async fn connection_via<L, V, N>(
-    loader: &DataLoader<L>,
+pub async fn connection_via<L, C, V, N>(
+    loader: &DataLoader<L, C>,
     page: Page<i64>,
     node: impl Fn(V) -> N,
 ) -> AppResult<Connection<String, N>>
 where
     L: Loader<i64, Value = V, Error = async_graphql::Error>,
+    C: CacheFactory,
     V: Clone + Send + Sync + 'static,
     N: OutputType,
 {
@@ -57,10 +54,11 @@ where
 }
 
 /// Loads one value through a loader.
-pub async fn load_one<K, L, V>(loader: &DataLoader<L>, key: K) -> AppResult<Option<V>>
+pub async fn load_one<K, L, C, V>(loader: &DataLoader<L, C>, key: K) -> AppResult<Option<V>>
 where
     K: Send + Sync + Hash + Eq + Clone + 'static,
     L: Loader<K, Value = V, Error = async_graphql::Error>,
+    C: CacheFactory,
     V: Send + Sync + Clone + 'static,
 {
     loader.load_one(key).await.map_err(gql_to_app)

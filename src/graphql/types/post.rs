@@ -5,10 +5,8 @@ use entity::posts;
 
 use super::{Board, Comment, User, connection, count, load_one};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{
-    BoardLoader, ChildrenKey, ChildrenLoader, EdgeKey, EdgeLoader, UserLoader,
-};
-use crate::graphql::{loader, page_args, viewer};
+use crate::graphql::loaders::{ChildrenKey, EdgeKey};
+use crate::graphql::{loaders, page_args, viewer};
 use crate::services::comments::Parent;
 use crate::services::social::Edge;
 
@@ -20,14 +18,8 @@ impl Post {
         let Some(v) = viewer(ctx) else {
             return Ok(false);
         };
-        let key = EdgeKey {
-            edge,
-            actor: v.user_id,
-            target: self.0.id,
-        };
-        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
-            .await?
-            .unwrap_or(false))
+        let key = EdgeKey { edge, actor: v.user_id, target: self.0.id };
+        Ok(load_one(&loaders(ctx)?.edges, key).await?.unwrap_or(false))
     }
 }
 
@@ -59,15 +51,11 @@ impl Post {
 
     /// The author; null if the account was erased.
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(load_one(loader::<UserLoader>(ctx)?, self.0.author_id)
-            .await?
-            .map(User))
+        Ok(load_one(&loaders(ctx)?.users, self.0.author_id).await?.map(User))
     }
 
     async fn board(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Board>> {
-        Ok(load_one(loader::<BoardLoader>(ctx)?, self.0.board_id)
-            .await?
-            .map(Board))
+        Ok(load_one(&loaders(ctx)?.boards, self.0.board_id).await?.map(Board))
     }
 
     async fn like_count(&self) -> i32 {
@@ -111,22 +99,13 @@ impl Post {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Comment>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        let key = ChildrenKey {
-            parent: Parent::Post(self.0.id),
-            first: page.first,
-            after: page.after_id(),
-        };
-        let comments = load_one(loader::<ChildrenLoader>(ctx)?, key)
-            .await?
-            .unwrap_or_else(|| empty(page.after.is_some()));
+        let key = ChildrenKey { parent: Parent::Post(self.0.id), first: page.first, after: page.after_id() };
+        let comments = load_one(&loaders(ctx)?.children, key).await?.unwrap_or_else(|| empty(page.after.is_some()));
+        crate::graphql::prefetch::comments(ctx, &comments).await?;
         Ok(connection(comments, Comment))
     }
 }
 
 pub(crate) fn empty<T>(has_previous: bool) -> crate::services::page::Page<T> {
-    crate::services::page::Page {
-        items: Vec::new(),
-        has_next: false,
-        has_previous,
-    }
+    crate::services::page::Page { items: Vec::new(), has_next: false, has_previous }
 }

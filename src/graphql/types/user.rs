@@ -8,8 +8,8 @@ use super::{Board, Comment, Post, connection, connection_via, count, load_one};
 use crate::auth;
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{BoardLoader, EdgeKey, EdgeLoader, UserLoader};
-use crate::graphql::{loader, page_args, state, viewer};
+use crate::graphql::loaders::EdgeKey;
+use crate::graphql::{loaders, page_args, state, viewer};
 use crate::services::social::{self, Edge, Side};
 use crate::services::{accounts, comments as comment_service, posts as post_service};
 
@@ -59,16 +59,12 @@ impl User {
 
     /// The member's phone number (E.164); null unless you are this member.
     async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.is_self(ctx)
-            .then_some(self.0.phone.as_deref())
-            .flatten()
+        self.is_self(ctx).then_some(self.0.phone.as_deref()).flatten()
     }
 
     /// The member's email; null unless you are this member.
     async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.is_self(ctx)
-            .then_some(self.0.email.as_deref())
-            .flatten()
+        self.is_self(ctx).then_some(self.0.email.as_deref()).flatten()
     }
 
     /// Whether this is the signed-in viewer.
@@ -93,14 +89,8 @@ impl User {
         let Some(v) = viewer(ctx) else {
             return Ok(false);
         };
-        let key = EdgeKey {
-            edge: Edge::UserFollow,
-            actor: v.user_id,
-            target: self.0.id,
-        };
-        Ok(load_one(loader::<EdgeLoader>(ctx)?, key)
-            .await?
-            .unwrap_or(false))
+        let key = EdgeKey { edge: Edge::UserFollow, actor: v.user_id, target: self.0.id };
+        Ok(load_one(&loaders(ctx)?.edges, key).await?.unwrap_or(false))
     }
 
     /// The member's posts, newest first.
@@ -111,12 +101,9 @@ impl User {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        let filter = post_service::Filter {
-            author_id: Some(self.0.id),
-            ..Default::default()
-        };
-        let posts =
-            post_service::list(&state(ctx)?.db, filter, post_service::Order::Latest, &page).await?;
+        let filter = post_service::Filter { author_id: Some(self.0.id), ..Default::default() };
+        let posts = post_service::list(&state(ctx)?.db, filter, post_service::Order::Latest, &page).await?;
+        crate::graphql::prefetch::posts(ctx, &posts).await?;
         Ok(connection(posts, Post))
     }
 
@@ -129,6 +116,7 @@ impl User {
     ) -> async_graphql::Result<Connection<String, Comment>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let comments = comment_service::by_author(&state(ctx)?.db, self.0.id, &page).await?;
+        crate::graphql::prefetch::comments(ctx, &comments).await?;
         Ok(connection(comments, Comment))
     }
 
@@ -140,15 +128,8 @@ impl User {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, User>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        let ids = social::list(
-            &state(ctx)?.db,
-            Edge::UserFollow,
-            Side::ToTarget,
-            self.0.id,
-            &page,
-        )
-        .await?;
-        Ok(connection_via(loader::<UserLoader>(ctx)?, ids, User).await?)
+        let ids = social::list(&state(ctx)?.db, Edge::UserFollow, Side::ToTarget, self.0.id, &page).await?;
+        Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
     }
 
     /// Whom this member follows, most recent first.
@@ -159,15 +140,8 @@ impl User {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, User>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        let ids = social::list(
-            &state(ctx)?.db,
-            Edge::UserFollow,
-            Side::FromActor,
-            self.0.id,
-            &page,
-        )
-        .await?;
-        Ok(connection_via(loader::<UserLoader>(ctx)?, ids, User).await?)
+        let ids = social::list(&state(ctx)?.db, Edge::UserFollow, Side::FromActor, self.0.id, &page).await?;
+        Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
     }
 
     /// Boards this member follows, most recent first.
@@ -178,15 +152,8 @@ impl User {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Board>> {
         let page = page_args(ctx, first, after.as_deref())?;
-        let ids = social::list(
-            &state(ctx)?.db,
-            Edge::BoardFollow,
-            Side::FromActor,
-            self.0.id,
-            &page,
-        )
-        .await?;
-        Ok(connection_via(loader::<BoardLoader>(ctx)?, ids, Board).await?)
+        let ids = social::list(&state(ctx)?.db, Edge::BoardFollow, Side::FromActor, self.0.id, &page).await?;
+        Ok(connection_via(&loaders(ctx)?.boards, ids, Board).await?)
     }
 
     /// Posts this member saved, most recently saved first. Private: only the member may read it.
@@ -200,19 +167,7 @@ impl User {
             return Err(AppError::Forbidden("favourites are private").into());
         }
         let page = page_args(ctx, first, after.as_deref())?;
-        let ids = social::list(
-            &state(ctx)?.db,
-            Edge::Favorite,
-            Side::FromActor,
-            self.0.id,
-            &page,
-        )
-        .await?;
-        Ok(connection_via(
-            loader::<crate::graphql::loaders::PostLoader>(ctx)?,
-            ids,
-            Post,
-        )
-        .await?)
+        let ids = social::list(&state(ctx)?.db, Edge::Favorite, Side::FromActor, self.0.id, &page).await?;
+        Ok(connection_via(&loaders(ctx)?.posts, ids, Post).await?)
     }
 }

@@ -1,0 +1,165 @@
+//! Look-ahead prefetching for lists.
+//!
+//! DataLoaders batch whatever keys arrive within a short window, so how many statements a page costs
+//! would depend on how fast the resolvers happen to run. Instead, a list resolver looks at the
+//! selection below it and loads, level by level, everything its items will ask for (authors, boards,
+//! viewer flags, first comments and their authors, replies...) with one `load_many` per loader. The
+//! item resolvers then find their values in the request's loader cache. A page costs the same small
+//! number of statements whatever its size, and no level waits for a batching timer.
+
+use async_graphql::{Context, Lookahead, Value};
+use entity::{comments, posts};
+use futures_util::future::BoxFuture;
+
+use super::loaders::{ChildrenKey, EdgeKey, Loaders};
+use super::{loaders, state, viewer};
+use crate::error::AppResult;
+use crate::services::comments::Parent;
+use crate::services::page::{Page, PageArgs};
+use crate::services::social::Edge;
+
+/// The `node` selection of a connection field's edges.
+pub fn nodes<'a>(look: &Lookahead<'a>) -> Lookahead<'a> {
+    look.field("edges").field("node")
+}
+
+struct Env<'c> {
+    loaders: &'c Loaders,
+    viewer: Option<i64>,
+    max_page: u32,
+}
+
+impl<'c> Env<'c> {
+    fn new(ctx: &'c Context<'_>) -> AppResult<Env<'c>> {
+        Ok(Env {
+            loaders: loaders(ctx)?,
+            viewer: viewer(ctx).map(|v| v.user_id),
+            max_page: state(ctx)?.config.max_page_size,
+        })
+    }
+
+    /// Loads `edge` flags for the viewer, if the selection asks for them.
+    async fn flags(&self, look: &Lookahead<'_>, field: &str, edge: Edge, targets: &[i64]) -> AppResult<()> {
+        if let Some(actor) = self.viewer
+            && look.field(field).exists()
+            && !targets.is_empty()
+        {
+            let keys = targets.iter().map(|&target| EdgeKey { edge, actor, target });
+            self.loaders.edges.load_many(keys).await.map_err(to_app)?;
+        }
+        Ok(())
+    }
+
+    async fn users(&self, look: Lookahead<'_>, ids: Vec<i64>) -> AppResult<()> {
+        if !look.exists() || ids.is_empty() {
+            return Ok(());
+        }
+        let (loaded, flags) = futures_util::join!(
+            self.loaders.users.load_many(ids.clone()),
+            self.flags(&look, "viewerIsFollowing", Edge::UserFollow, &ids)
+        );
+        loaded.map_err(to_app)?;
+        flags
+    }
+
+    async fn boards(&self, look: Lookahead<'_>, ids: Vec<i64>) -> AppResult<()> {
+        if !look.exists() || ids.is_empty() {
+            return Ok(());
+        }
+        let (loaded, flags) = futures_util::join!(
+            self.loaders.boards.load_many(ids.clone()),
+            self.flags(&look, "viewerIsFollowing", Edge::BoardFollow, &ids)
+        );
+        loaded.map_err(to_app)?;
+        flags
+    }
+
+    /// The first page of children for each parent, with the page arguments the selection gives.
+    async fn children(&self, look: Lookahead<'_>, parents: Vec<Parent>) -> AppResult<()> {
+        if !look.exists() || parents.is_empty() {
+            return Ok(());
+        }
+        let Some(page) = page_of(&look, self.max_page) else { return Ok(()) };
+        let keys: Vec<ChildrenKey> = parents
+            .into_iter()
+            .map(|parent| ChildrenKey { parent, first: page.first, after: page.after_id() })
+            .collect();
+        let pages = self.loaders.children.load_many(keys).await.map_err(to_app)?;
+        let comments: Vec<comments::Model> =
+            pages.into_values().flat_map(|p| p.items.into_iter().map(|(_, c)| c)).collect();
+        self.comments(nodes(&look), comments).await
+    }
+
+    fn comments<'s>(&'s self, look: Lookahead<'s>, comments: Vec<comments::Model>) -> BoxFuture<'s, AppResult<()>> {
+        Box::pin(async move {
+            if !look.exists() || comments.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<i64> = comments.iter().map(|c| c.id).collect();
+            let authors: Vec<i64> = comments.iter().filter(|c| c.deleted_at.is_none()).map(|c| c.author_id).collect();
+            let parents: Vec<i64> = comments.iter().filter_map(|c| c.parent_id).collect();
+            let replies: Vec<Parent> = comments.iter().map(|c| Parent::Comment(c.id)).collect();
+            let (a, b, c, d) = futures_util::join!(
+                self.users(look.field("author"), authors),
+                self.flags(&look, "viewerHasLiked", Edge::CommentLike, &ids),
+                self.load_parents(&look, parents),
+                self.children(look.field("replies"), replies),
+            );
+            a.and(b).and(c).and(d)
+        })
+    }
+
+    async fn load_parents(&self, look: &Lookahead<'_>, parents: Vec<i64>) -> AppResult<()> {
+        if look.field("parent").exists() && !parents.is_empty() {
+            self.loaders.comments.load_many(parents).await.map_err(to_app)?;
+        }
+        Ok(())
+    }
+
+    async fn posts(&self, look: Lookahead<'_>, posts: &[posts::Model]) -> AppResult<()> {
+        if !look.exists() || posts.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
+        let (a, b, c, d, e) = futures_util::join!(
+            self.users(look.field("author"), posts.iter().map(|p| p.author_id).collect()),
+            self.boards(look.field("board"), posts.iter().map(|p| p.board_id).collect()),
+            self.flags(&look, "viewerHasLiked", Edge::PostLike, &ids),
+            self.flags(&look, "viewerHasFavorited", Edge::Favorite, &ids),
+            self.children(look.field("comments"), ids.iter().map(|&id| Parent::Post(id)).collect()),
+        );
+        a.and(b).and(c).and(d).and(e)
+    }
+}
+
+/// Reads `first`/`after` from the first occurrence of a connection field. Arguments that do not parse
+/// skip the prefetch; the field's own resolver reports the error.
+fn page_of(look: &Lookahead<'_>, max: u32) -> Option<PageArgs> {
+    let field = look.selection_fields().into_iter().next()?;
+    let mut first = None;
+    let mut after = None;
+    for (name, value) in field.arguments().ok()? {
+        match (name.as_str(), value) {
+            ("first", Value::Number(n)) => first = Some(i32::try_from(n.as_i64()?).ok()?),
+            ("after", Value::String(s)) => after = Some(s),
+            _ => {}
+        }
+    }
+    PageArgs::parse(first, after.as_deref(), max).ok()
+}
+
+fn to_app(err: async_graphql::Error) -> crate::error::AppError {
+    crate::error::AppError::internal(err.message)
+}
+
+/// Primes the caches for a page of posts, from the selection under the current (connection) field.
+pub async fn posts(ctx: &Context<'_>, page: &Page<posts::Model>) -> AppResult<()> {
+    let models: Vec<posts::Model> = page.items.iter().map(|(_, p)| p.clone()).collect();
+    Env::new(ctx)?.posts(nodes(&ctx.look_ahead()), &models).await
+}
+
+/// Primes the caches for a page of comments.
+pub async fn comments(ctx: &Context<'_>, page: &Page<comments::Model>) -> AppResult<()> {
+    let models: Vec<comments::Model> = page.items.iter().map(|(_, c)| c.clone()).collect();
+    Env::new(ctx)?.comments(nodes(&ctx.look_ahead()), models).await
+}

@@ -1,0 +1,212 @@
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, phone};
+
+const CREATE: &str = "mutation($input: CreatePostInput!) { createPost(input: $input) { post { id title body imageUrls author { id } board { id } } } }";
+const UPDATE: &str = "mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { id title body } } }";
+const DELETE: &str = "mutation($input: DeletePostInput!) { deletePost(input: $input) { deletedPostId } }";
+const DELETE_COMMENT: &str = "mutation($input: DeleteCommentInput!) { deleteComment(input: $input) { comment { id isDeleted body author { id } } } }";
+
+#[tokio::test]
+async fn posts_are_created_edited_and_soft_deleted_by_their_author() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "fob", "FOB 報價").await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let data = app
+        .gql(
+            Some(&alice),
+            CREATE,
+            json!({ "input": { "boardId": board, "title": "  外貿詢盤 FOB price  ", "body": "第一行\r\nsecond line", "imageUrls": ["https://img.example.com/1.jpg"] } }),
+        )
+        .await;
+    let post = &data["createPost"]["post"];
+    assert_eq!(post["title"], "外貿詢盤 FOB price", "titles are trimmed");
+    assert_eq!(post["body"], "第一行\nsecond line");
+    assert_eq!(post["imageUrls"], json!(["https://img.example.com/1.jpg"]));
+    assert_eq!(post["author"]["id"], alice_id.as_str());
+    let id = post["id"].as_str().unwrap().to_string();
+
+    let data = app.gql(Some(&alice), UPDATE, json!({ "input": { "postId": id, "title": "新標題 New title" } })).await;
+    assert_eq!(data["updatePost"]["post"]["title"], "新標題 New title");
+    assert_eq!(data["updatePost"]["post"]["body"], "第一行\nsecond line", "fields left out are kept");
+
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let (code, _) = app.gql_err(Some(&bob), UPDATE, json!({ "input": { "postId": id, "title": "hijack" } })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let (code, _) = app.gql_err(Some(&bob), DELETE, json!({ "input": { "postId": id } })).await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // A comment survives the post's deletion, reachable from its author, with `post` null.
+    let comment = app.comment(&bob, &id, None, "好問題").await;
+    let data = app.gql(Some(&alice), DELETE, json!({ "input": { "postId": id } })).await;
+    assert_eq!(data["deletePost"]["deletedPostId"], id.as_str());
+    let gone = app
+        .gql(None, "query($id: ID!) { post(id: $id) { id } posts { edges { node { id } } } }", json!({ "id": id }))
+        .await;
+    assert_eq!(gone["post"], Value::Null);
+    assert_eq!(gone["posts"]["edges"], json!([]));
+    let c = app.gql(None, "query($id: ID!) { comment(id: $id) { body post { id } } }", json!({ "id": comment })).await;
+    assert_eq!(c["comment"]["body"], "好問題");
+    assert_eq!(c["comment"]["post"], Value::Null);
+    let counts = app.gql(None, "query($id: ID!) { board(id: $id) { postCount } }", json!({ "id": board })).await;
+    assert_eq!(counts["board"]["postCount"], 0);
+    let (code, _) = app.gql_err(Some(&alice), UPDATE, json!({ "input": { "postId": id, "title": "again" } })).await;
+    assert_eq!(code, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn moderators_may_delete_but_not_edit_others_posts() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (moderator, _) = app.user_with_role(&phone(3), "MODERATOR").await;
+    let post = app.create_post(&alice, &board, "t").await;
+    let comment = app.comment(&alice, &post, None, "c").await;
+    let (code, _) = app.gql_err(Some(&moderator), UPDATE, json!({ "input": { "postId": post, "title": "x" } })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let flags = app
+        .gql(
+            Some(&moderator),
+            "query($id: ID!) { post(id: $id) { viewerCanEdit viewerCanDelete } }",
+            json!({ "id": post }),
+        )
+        .await;
+    assert_eq!(flags["post"], json!({ "viewerCanEdit": false, "viewerCanDelete": true }));
+    app.gql(Some(&moderator), DELETE_COMMENT, json!({ "input": { "commentId": comment } })).await;
+    app.gql(Some(&moderator), DELETE, json!({ "input": { "postId": post } })).await;
+}
+
+#[tokio::test]
+async fn deleted_comments_keep_the_thread_shape() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let post = app.create_post(&alice, &board, "t").await;
+    let top = app.comment(&alice, &post, None, "parent text").await;
+    let reply = app.comment(&bob, &post, Some(&top), "reply text").await;
+
+    let (code, _) = app.gql_err(Some(&bob), DELETE_COMMENT, json!({ "input": { "commentId": top } })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let data = app.gql(Some(&alice), DELETE_COMMENT, json!({ "input": { "commentId": top } })).await;
+    assert_eq!(data["deleteComment"]["comment"], json!({ "id": top, "isDeleted": true, "body": null, "author": null }));
+
+    let thread = app
+        .gql(
+            None,
+            "query($id: ID!) { post(id: $id) { commentCount comments { edges { node { id isDeleted body replies { edges { node { id body } } } } } } } }",
+            json!({ "id": post }),
+        )
+        .await;
+    let node = &thread["post"]["comments"]["edges"][0]["node"];
+    assert_eq!(node["isDeleted"], true);
+    assert_eq!(node["body"], Value::Null);
+    assert_eq!(node["replies"]["edges"][0]["node"]["id"], reply.as_str());
+    assert_eq!(node["replies"]["edges"][0]["node"]["body"], "reply text");
+    assert_eq!(thread["post"]["commentCount"], 1);
+
+    // Replying to a deleted comment or to a comment of another post is refused.
+    let other = app.create_post(&alice, &board, "other").await;
+    for (post_id, parent) in [(&post, &top), (&other, &reply)] {
+        let (code, _) = app
+            .gql_err(
+                Some(&bob),
+                "mutation($input: CreateCommentInput!) { createComment(input: $input) { comment { id } } }",
+                json!({ "input": { "postId": post_id, "parentId": parent, "body": "x" } }),
+            )
+            .await;
+        assert_eq!(code, "NOT_FOUND");
+    }
+    // The failed attempts left the counters alone.
+    let counts = app.gql(None, "query($id: ID!) { post(id: $id) { commentCount } }", json!({ "id": other })).await;
+    assert_eq!(counts["post"]["commentCount"], 0);
+}
+
+#[tokio::test]
+async fn writes_need_a_session_and_valid_input() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let post = app.create_post(&alice, &board, "t").await;
+
+    for (query, vars) in [
+        (CREATE, json!({ "input": { "boardId": board, "title": "t", "body": "b" } })),
+        (
+            "mutation($input: LikePostInput!) { likePost(input: $input) { post { id } } }",
+            json!({ "input": { "postId": post } }),
+        ),
+        (
+            "mutation($input: FollowBoardInput!) { followBoard(input: $input) { board { id } } }",
+            json!({ "input": { "boardId": board } }),
+        ),
+        (
+            "mutation($input: CreateCommentInput!) { createComment(input: $input) { comment { id } } }",
+            json!({ "input": { "postId": post, "body": "b" } }),
+        ),
+    ] {
+        let (code, _) = app.gql_err(None, query, vars).await;
+        assert_eq!(code, "UNAUTHENTICATED", "{query}");
+    }
+
+    for (input, field) in [
+        (json!({ "boardId": board, "title": "", "body": "b" }), "input.title"),
+        (json!({ "boardId": board, "title": "標".repeat(121), "body": "b" }), "input.title"),
+        (json!({ "boardId": board, "title": "two\nlines", "body": "b" }), "input.title"),
+        (json!({ "boardId": board, "title": "t", "body": "null\u{0000}byte" }), "input.body"),
+        (json!({ "boardId": board, "title": "t", "body": "文".repeat(20_001) }), "input.body"),
+        (json!({ "boardId": board, "title": "t", "body": "b", "imageUrls": ["ftp://x/y.png"] }), "input.imageUrls[0]"),
+        (
+            json!({ "boardId": board, "title": "t", "body": "b", "imageUrls": vec!["https://x.example/1.png"; 10] }),
+            "input.imageUrls",
+        ),
+        (json!({ "boardId": post, "title": "t", "body": "b" }), "input.boardId"),
+    ] {
+        let (code, err) = app.gql_err(Some(&alice), CREATE, json!({ "input": input })).await;
+        assert_eq!(code, "BAD_USER_INPUT", "{err}");
+        assert_eq!(err["extensions"]["field"], field, "{err}");
+    }
+    // A long but valid Chinese body is accepted: limits count characters, not bytes.
+    app.gql(
+        Some(&alice),
+        CREATE,
+        json!({ "input": { "boardId": board, "title": "標".repeat(120), "body": "文".repeat(20_000) } }),
+    )
+    .await;
+    let data = app.gql(None, "query($id: ID!) { board(id: $id) { postCount } }", json!({ "id": board })).await;
+    assert_eq!(data["board"]["postCount"], 2, "failed writes created nothing");
+
+    let (code, _) = app
+        .gql_err(
+            Some(&alice),
+            "mutation($input: CreateCommentInput!) { createComment(input: $input) { comment { id } } }",
+            json!({ "input": { "postId": post, "body": "  " } }),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn only_admins_create_boards() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    const CREATE_BOARD: &str =
+        "mutation($input: CreateBoardInput!) { createBoard(input: $input) { board { slug name } } }";
+    let (code, _) = app.gql_err(Some(&alice), CREATE_BOARD, json!({ "input": { "slug": "x1", "name": "X" } })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let data = app
+        .gql(Some(&admin), CREATE_BOARD, json!({ "input": { "slug": "Sourcing-China", "name": "採購 Sourcing" } }))
+        .await;
+    assert_eq!(data["createBoard"]["board"], json!({ "slug": "sourcing-china", "name": "採購 Sourcing" }));
+    let (code, _) =
+        app.gql_err(Some(&admin), CREATE_BOARD, json!({ "input": { "slug": "sourcing-china", "name": "dup" } })).await;
+    assert_eq!(code, "CONFLICT");
+    let (code, err) =
+        app.gql_err(Some(&admin), CREATE_BOARD, json!({ "input": { "slug": "bad slug!", "name": "x" } })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert_eq!(err["extensions"]["field"], "input.slug");
+}

@@ -1,0 +1,14 @@
+//! Integration tests through the real HTTP API: each test starts the gateway on 127.0.0.1:0 with a
+//! database of its own (a temporary SQLite file, or a fresh `test_<uuid>` PostgreSQL database when
+//! `DATABASE_URL` points at PostgreSQL) and talks to it as a client would.
+
+mod common;
+
+mod accounts;
+mod browsing;
+mod conformance;
+mod content;
+mod pagination;
+mod queries;
+mod schema;
+mod social;

@@ -1,0 +1,75 @@
+use serde_json::json;
+
+use crate::common::{TestApp, phone};
+
+/// The home feed query: 20-ish posts with author, board, counts, viewer flags and the first three
+/// comments with their authors.
+const FEED: &str = "query($first: Int) { posts(first: $first) { edges { cursor node {
+    id title likeCount commentCount favoriteCount viewerHasLiked viewerHasFavorited
+    author { id nickname avatarUrl followerCount viewerIsFollowing }
+    board { id name viewerIsFollowing }
+    comments(first: 3) { edges { node { id body likeCount viewerHasLiked author { id nickname }
+      replies(first: 2) { edges { node { id author { nickname } } } } } } }
+} } pageInfo { hasNextPage endCursor } } }";
+
+/// No N+1: the number of SQL statements for a feed page does not depend on its size.
+#[tokio::test]
+async fn feed_statement_count_is_constant_in_page_size() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let mut boards = Vec::new();
+    for i in 0..3 {
+        boards.push(app.create_board(&admin, &format!("b{i}"), &format!("Board {i}")).await);
+    }
+    // Authors, commenters and repliers are different people, so every level of the page has users
+    // to fetch whatever its size (a smaller page cannot get them from an earlier level's cache).
+    let mut users = Vec::new();
+    for i in 0..9 {
+        users.push(app.register(&phone(i), &format!("user{i}")).await.0);
+    }
+    let mut posts = Vec::new();
+    for i in 0..55 {
+        let author = &users[i % 3];
+        let post = app.create_post(author, &boards[i % 3], &format!("post {i}")).await;
+        if i % 2 == 0 {
+            for j in 0..4 {
+                let c = app.comment(&users[3 + (i + j) % 3], &post, None, "comment").await;
+                if j == 0 {
+                    app.comment(&users[6 + i % 3], &post, Some(&c), "reply").await;
+                }
+            }
+        }
+        if i % 3 == 0 {
+            app.gql(
+                Some(&users[0]),
+                "mutation($input: LikePostInput!) { likePost(input: $input) { post { id } } }",
+                json!({ "input": { "postId": post } }),
+            )
+            .await;
+        }
+        posts.push(post);
+    }
+    let viewer = users[0].clone();
+
+    let mut counts = Vec::new();
+    for first in [5, 50] {
+        // Warm the session's last-seen stamp so the measured request does no bookkeeping write.
+        app.gql(Some(&viewer), "{ me { id } }", json!({})).await;
+        let before = app.statements();
+        let data = app.gql(Some(&viewer), FEED, json!({ "first": first })).await;
+        let used = app.statements() - before;
+        let edges = data["posts"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), first as usize);
+        assert!(edges.iter().any(|e| !e["node"]["comments"]["edges"].as_array().unwrap().is_empty()));
+        counts.push(used);
+    }
+    assert_eq!(counts[0], counts[1], "statements for 5 and 50 posts: {counts:?}");
+    // session; posts; authors, their follow flags; boards, their follow flags; post likes; favourites;
+    // first comments, their authors, their likes; replies, their authors: 13, however long the page.
+    assert!(counts[0] <= 13, "{counts:?}");
+
+    // Signed out, the viewer-flag lookups disappear entirely.
+    let before = app.statements();
+    app.gql(None, FEED, json!({ "first": 50 })).await;
+    assert!(app.statements() - before < counts[0], "anonymous feed should not look up viewer flags");
+}

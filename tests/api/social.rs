@@ -1,0 +1,180 @@
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, phone};
+
+fn m(name: &str, input: &str, sel: &str) -> String {
+    let cap = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
+    format!("mutation($input: {cap}Input!) {{ {name}(input: $input) {{ {sel} }} }}").replace("{input}", input)
+}
+
+#[tokio::test]
+async fn likes_and_favourites_are_idempotent_and_counted() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let post = app.create_post(&alice, &board, "t").await;
+    let sel = "post { likeCount favoriteCount viewerHasLiked viewerHasFavorited }";
+    let vars = json!({ "input": { "postId": post } });
+
+    for _ in 0..2 {
+        let d = app.gql(Some(&bob), &m("likePost", "", sel), vars.clone()).await;
+        assert_eq!(d["likePost"]["post"]["likeCount"], 1);
+        assert_eq!(d["likePost"]["post"]["viewerHasLiked"], true);
+    }
+    app.gql(Some(&alice), &m("likePost", "", sel), vars.clone()).await;
+    for _ in 0..2 {
+        let d = app.gql(Some(&bob), &m("favoritePost", "", sel), vars.clone()).await;
+        assert_eq!(d["favoritePost"]["post"]["favoriteCount"], 1);
+        assert_eq!(d["favoritePost"]["post"]["viewerHasFavorited"], true);
+    }
+    let seen = app
+        .gql(
+            Some(&bob),
+            "query($id: ID!) { post(id: $id) { likeCount viewerHasLiked viewerHasFavorited } }",
+            json!({ "id": post }),
+        )
+        .await;
+    assert_eq!(seen["post"], json!({ "likeCount": 2, "viewerHasLiked": true, "viewerHasFavorited": true }));
+    let anon =
+        app.gql(None, "query($id: ID!) { post(id: $id) { likeCount viewerHasLiked } }", json!({ "id": post })).await;
+    assert_eq!(anon["post"], json!({ "likeCount": 2, "viewerHasLiked": false }));
+
+    // Favourites are listed for their owner and private to everyone else.
+    let mine = app.gql(Some(&bob), "{ me { favorites { edges { node { id } } } } }", json!({})).await;
+    assert_eq!(mine["me"]["favorites"]["edges"][0]["node"]["id"], post.as_str());
+    let (bob_token, bob_id) = (bob.clone(), app.gql(Some(&bob), "{ me { id } }", json!({})).await["me"]["id"].clone());
+    let (code, _) = app
+        .gql_err(
+            Some(&alice),
+            "query($id: ID!) { user(id: $id) { favorites { edges { cursor } } } }",
+            json!({ "id": bob_id }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+
+    for _ in 0..2 {
+        let d = app.gql(Some(&bob_token), &m("unlikePost", "", sel), vars.clone()).await;
+        assert_eq!(d["unlikePost"]["post"]["likeCount"], 1);
+        assert_eq!(d["unlikePost"]["post"]["viewerHasLiked"], false);
+        let d = app.gql(Some(&bob_token), &m("unfavoritePost", "", sel), vars.clone()).await;
+        assert_eq!(d["unfavoritePost"]["post"]["favoriteCount"], 0);
+    }
+    let mine = app.gql(Some(&bob), "{ me { favorites { edges { node { id } } } } }", json!({})).await;
+    assert_eq!(mine["me"]["favorites"]["edges"], json!([]));
+
+    // Comment likes work the same way.
+    let comment = app.comment(&alice, &post, None, "c").await;
+    let cvars = json!({ "input": { "commentId": comment } });
+    for _ in 0..2 {
+        let d = app.gql(Some(&bob), &m("likeComment", "", "comment { likeCount viewerHasLiked }"), cvars.clone()).await;
+        assert_eq!(d["likeComment"]["comment"], json!({ "likeCount": 1, "viewerHasLiked": true }));
+    }
+    let d = app.gql(Some(&bob), &m("unlikeComment", "", "comment { likeCount viewerHasLiked }"), cvars.clone()).await;
+    assert_eq!(d["unlikeComment"]["comment"], json!({ "likeCount": 0, "viewerHasLiked": false }));
+
+    // A deleted post cannot be liked; a missing one neither.
+    app.gql(
+        Some(&alice),
+        "mutation($input: DeletePostInput!) { deletePost(input: $input) { deletedPostId } }",
+        vars.clone(),
+    )
+    .await;
+    let (code, _) = app.gql_err(Some(&bob), &m("likePost", "", sel), vars.clone()).await;
+    assert_eq!(code, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn following_people_and_boards() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let (carol, _) = app.register(&phone(3), "carol").await;
+    let follow = m("followUser", "", "user { followerCount viewerIsFollowing }");
+    for _ in 0..2 {
+        let d = app.gql(Some(&bob), &follow, json!({ "input": { "userId": alice_id } })).await;
+        assert_eq!(d["followUser"]["user"], json!({ "followerCount": 1, "viewerIsFollowing": true }));
+    }
+    app.gql(Some(&carol), &follow, json!({ "input": { "userId": alice_id } })).await;
+    let (code, err) = app.gql_err(Some(&alice), &follow, json!({ "input": { "userId": alice_id } })).await;
+    assert_eq!(code, "BAD_USER_INPUT", "{err}");
+
+    let q = "query($id: ID!) { user(id: $id) { followerCount followingCount followers { edges { node { nickname } } } following { edges { node { nickname } } } } }";
+    let a = app.gql(None, q, json!({ "id": alice_id })).await;
+    assert_eq!(a["user"]["followerCount"], 2);
+    let names: Vec<&str> = a["user"]["followers"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["nickname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["carol", "bob"], "most recent follower first");
+    let b = app.gql(None, q, json!({ "id": bob_id })).await;
+    assert_eq!(b["user"]["followingCount"], 1);
+    assert_eq!(b["user"]["following"]["edges"][0]["node"]["nickname"], "alice");
+
+    let unfollow = m("unfollowUser", "", "user { followerCount viewerIsFollowing }");
+    for _ in 0..2 {
+        let d = app.gql(Some(&bob), &unfollow, json!({ "input": { "userId": alice_id } })).await;
+        assert_eq!(d["unfollowUser"]["user"], json!({ "followerCount": 1, "viewerIsFollowing": false }));
+    }
+
+    let fb = m("followBoard", "", "board { followerCount viewerIsFollowing }");
+    for _ in 0..2 {
+        let d = app.gql(Some(&bob), &fb, json!({ "input": { "boardId": board } })).await;
+        assert_eq!(d["followBoard"]["board"], json!({ "followerCount": 1, "viewerIsFollowing": true }));
+    }
+    let me = app
+        .gql(
+            Some(&bob),
+            "{ me { followingBoards { edges { node { id } } } following { edges { node { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["me"]["followingBoards"]["edges"][0]["node"]["id"], board.as_str());
+    assert_eq!(me["me"]["following"]["edges"], json!([]));
+    let d = app
+        .gql(
+            Some(&bob),
+            &m("unfollowBoard", "", "board { followerCount viewerIsFollowing }"),
+            json!({ "input": { "boardId": board } }),
+        )
+        .await;
+    assert_eq!(d["unfollowBoard"]["board"], json!({ "followerCount": 0, "viewerIsFollowing": false }));
+
+    // `me` also lists my comments.
+    let post = app.create_post(&alice, &board, "t").await;
+    app.comment(&bob, &post, None, "first").await;
+    app.comment(&bob, &post, None, "second").await;
+    let mine = app.gql(Some(&bob), "{ me { comments { edges { node { body post { id } } } } } }", json!({})).await;
+    let bodies: Vec<&Value> =
+        mine["me"]["comments"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]["body"]).collect();
+    assert_eq!(bodies, [&json!("second"), &json!("first")]);
+}
+
+#[tokio::test]
+async fn concurrent_likes_count_exactly() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let post = app.create_post(&alice, &board, "t").await;
+    let mut tokens = Vec::new();
+    for i in 0..8 {
+        tokens.push(app.register(&phone(100 + i), "u").await.0);
+    }
+    let like = m("likePost", "", "post { id }");
+    let mut tasks = Vec::new();
+    for t in &tokens {
+        for _ in 0..3 {
+            let (app, like, t, post) = (&app, like.clone(), t.clone(), post.clone());
+            tasks.push(async move { app.gql(Some(&t), &like, json!({ "input": { "postId": post } })).await });
+        }
+    }
+    futures_util::future::join_all(tasks).await;
+    let d = app.gql(None, "query($id: ID!) { post(id: $id) { likeCount } }", json!({ "id": post })).await;
+    assert_eq!(d["post"]["likeCount"], 8);
+}
