@@ -1,0 +1,90 @@
+//! The frontend contract: every operation the web and mobile clients send (frontend-contract/) is valid
+//! against `schema.graphql` (checked by graphql-js, the reference implementation) and runs without
+//! errors against a seeded gateway.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::common::TestApp;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[tokio::test]
+async fn contract_operations_validate_against_schema_graphql() {
+    let out = tokio::process::Command::new("node")
+        .arg("validate-contract.mjs")
+        .arg(format!("{ROOT}/schema.graphql"))
+        .arg(format!("{ROOT}/frontend-contract/operations"))
+        .current_dir(format!("{ROOT}/tests/js"))
+        .output()
+        .await
+        .expect("run node (run `npm ci --prefix tests/js` first)");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("validator output: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(report["operations"].as_array().unwrap().len() >= 30, "{report}");
+}
+
+fn substitute(value: &Value, vars: &HashMap<&str, String>) -> Value {
+    match value {
+        Value::String(s) if s.starts_with('$') => {
+            vars.get(s.as_str()).map(|v| json!(v)).unwrap_or_else(|| panic!("no fixture value for {s}"))
+        }
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), substitute(v, vars))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(|v| substitute(v, vars)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn contract_operations_run_against_a_seeded_gateway() {
+    let app = TestApp::spawn().await;
+    ecer_gateway::seed::run(&app.state.db, ecer_gateway::seed::Size { users: 30, posts: 80 }, 7).await.unwrap();
+    let token = app.admin().await;
+    let me = app.gql(Some(&token), "{ me { id } }", json!({})).await["me"]["id"].as_str().unwrap().to_string();
+    let boards = app.gql(None, "{ boards(first: 1) { edges { node { id slug } } } }", json!({})).await;
+    let board = &boards["boards"]["edges"][0]["node"];
+    let post = app.create_post(&token, board["id"].as_str().unwrap(), "Contract fixture post").await;
+    let comment = app.comment(&token, &post, None, "Contract fixture comment").await;
+    let other = ecer_gateway::graphql::ids::encode(ecer_gateway::graphql::ids::Kind::User, 1).0;
+
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("$POST_ID", post),
+        ("$COMMENT_ID", comment),
+        ("$USER_ID", other),
+        ("$ME_ID", me),
+        ("$BOARD_ID", board["id"].as_str().unwrap().to_string()),
+        ("$BOARD_SLUG", board["slug"].as_str().unwrap().to_string()),
+        ("$PHONE_NEW", "+8613712345678".to_string()),
+        ("$PHONE", "+8613900000000".to_string()),
+        ("$PASSWORD", "admin password".to_string()),
+    ]);
+
+    let fixtures: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/frontend-contract/fixtures.json")).unwrap())
+            .unwrap();
+    let dir = format!("{ROOT}/frontend-contract/operations");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".graphql").map(str::to_string))
+        .collect();
+    names.sort();
+    // Destructive operations run last, in a fixed order (logout ends the session the rest use).
+    let last = ["DeleteComment", "DeletePost", "Logout"];
+    names.retain(|n| !last.contains(&n.as_str()));
+    names.extend(last.iter().map(|s| s.to_string()));
+
+    for name in &names {
+        let fixture = fixtures.get(name).unwrap_or_else(|| panic!("fixtures.json has no entry for {name}"));
+        let query = std::fs::read_to_string(format!("{dir}/{name}.graphql")).unwrap();
+        let variables = substitute(&fixture["variables"], &vars);
+        let auth = fixture["auth"].as_bool().unwrap_or(false).then_some(token.as_str());
+        let (status, body) = app.gql_raw(auth, &query, variables).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(body.get("errors").is_none(), "{name}: {body:#}");
+        let data = body["data"].as_object().unwrap_or_else(|| panic!("{name}: no data in {body}"));
+        assert!(data.values().all(|v| !v.is_null()), "{name} returned null: {body}");
+    }
+    assert!(names.len() >= 30);
+}
