@@ -22,15 +22,39 @@ pub struct AppState {
     pub schema: AppSchema,
     pub config: Arc<Config>,
     pub db_stats: Arc<DbStats>,
+    /// Present when `REDIS_URL` is set: the shared broker of a multi-instance deployment.
+    pub redis: Option<redis::aio::ConnectionManager>,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl AppState {
-    /// Connects to the database (applying migrations) and builds the schema.
-    pub async fn new(config: Config) -> Result<AppState, sea_orm::DbErr> {
+    /// Connects to the database (applying migrations) and, when configured, to Redis, then builds the
+    /// schema. An unreachable dependency stops start-up with a message naming it.
+    pub async fn new(config: Config) -> Result<AppState, StartError> {
         let config = Arc::new(config);
         let (db, db_stats) = db::connect(&config).await?;
+        let redis = match &config.redis_url {
+            Some(url) => {
+                let client = redis::Client::open(url.as_str())?;
+                let mut conn =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), client.get_connection_manager())
+                        .await
+                        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connection timed out")))??;
+                redis::cmd("PING").query_async::<String>(&mut conn).await?;
+                Some(conn)
+            }
+            None => None,
+        };
         let schema = graphql::build_schema(db.clone(), config.clone());
-        Ok(AppState { db, schema, config, db_stats })
+        Ok(AppState { db, schema, config, db_stats, redis })
     }
 }
 

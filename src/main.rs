@@ -36,11 +36,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate => {
-            AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
+            AppState::new(config).await.map_err(|e| e.to_string())?;
             Ok(())
         }
         Command::CreateAdmin { phone, password, nickname } => {
-            let state = AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
+            let state = AppState::new(config).await.map_err(|e| e.to_string())?;
             let user = services::accounts::create_admin(&state.db, &phone, password, &nickname)
                 .await
                 .map_err(|e| format!("{:?}", async_graphql::Error::from(e).message))?;
@@ -48,7 +48,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Seed { users, posts, seed: rng_seed } => {
-            let state = AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
+            let state = AppState::new(config).await.map_err(|e| e.to_string())?;
             let summary =
                 seed::run(&state.db, seed::Size { users, posts }, rng_seed).await.map_err(|e| format!("seed: {e}"))?;
             println!("{summary}");
@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Serve => {
             let addr = config.listen_addr;
-            let state = AppState::new(config).await.map_err(|e| format!("database: {e}"))?;
+            let state = AppState::new(config).await.map_err(|e| e.to_string())?;
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             tracing::info!("ecer-gateway listening on http://{addr}/ (GraphiQL), http://{addr}/graphql");

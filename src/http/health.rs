@@ -10,11 +10,15 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
-    match app.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
-        }
+    if let Err(err) = app.db.ping().await {
+        tracing::warn!(error = %err, "readiness check: database unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
     }
+    if let Some(mut redis) = app.redis.clone()
+        && let Err(err) = redis::cmd("PING").query_async::<String>(&mut redis).await
+    {
+        tracing::warn!(error = %err, "readiness check: redis unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
+    }
+    (StatusCode::OK, "ready")
 }

@@ -209,8 +209,7 @@ pub struct ProfilePatch {
 }
 
 pub async fn update_profile(db: &DatabaseConnection, viewer: &Viewer, patch: ProfilePatch) -> AppResult<users::Model> {
-    let mut user: users::ActiveModel = Default::default();
-    user.id = sea_orm::ActiveValue::Unchanged(viewer.user_id);
+    let mut user = users::ActiveModel { id: sea_orm::ActiveValue::Unchanged(viewer.user_id), ..Default::default() };
     if let Some(nickname) = patch.nickname {
         user.nickname = Set(validate::text("input.nickname", &nickname, 1, NICKNAME_MAX, Lines::Single)?);
     }

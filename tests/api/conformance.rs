@@ -157,3 +157,30 @@ async fn health_and_readiness() {
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
 }
+
+/// Bad configuration stops the process at start with a message naming the setting.
+#[test]
+fn bad_configuration_fails_at_start_with_a_clear_message() {
+    let bin = env!("CARGO_BIN_EXE_ecer-gateway");
+    for (var, value, needle) in [
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("REDIS_URL", "http://localhost", "REDIS_URL"),
+        ("MAX_PAGE_SIZE", "0", "MAX_PAGE_SIZE"),
+        ("LISTEN_ADDR", "not-an-address", "LISTEN_ADDR"),
+    ] {
+        let out = std::process::Command::new(bin).arg("migrate").env(var, value).output().unwrap();
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle) || stderr.contains(&var.to_lowercase().replace('_', "-")), "{var}: {stderr}");
+    }
+    // An unreachable Redis is named too (port 1 on loopback refuses at once).
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("migrate")
+        .env("DATABASE_URL", format!("sqlite://{}/x.db?mode=rwc", dir.path().display()))
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("redis"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -2,6 +2,8 @@
 //! database of its own (a temporary SQLite file, or a fresh `test_<uuid>` PostgreSQL database when
 //! `DATABASE_URL` points at PostgreSQL) and talks to it as a client would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 mod accounts;
