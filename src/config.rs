@@ -17,7 +17,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve GraphQL over HTTP and WebSocket (the default when no subcommand is given).
+    /// Serve GraphQL over HTTP and GraphiQL (the default when no subcommand is given).
     Serve,
     /// Print the schema as SDL on stdout (this is how `schema.graphql` is produced).
     ExportSchema,

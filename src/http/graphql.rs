@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchResponse, Variables};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -74,7 +75,8 @@ fn negotiate(headers: &HeaderMap) -> Option<Media> {
 
 /// A request the server refuses before GraphQL sees it.
 fn reject(status: StatusCode, media: Media, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code::BAD_REQUEST } }] });
+    let code = if status.is_server_error() { code::INTERNAL } else { code::BAD_REQUEST };
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     let mut resp = (status, body.to_string()).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     resp
@@ -169,10 +171,14 @@ pub async fn post(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
         return reject(StatusCode::NOT_ACCEPTABLE, Media::Json, "none of the accepted media types can be produced");
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return reject(rejection.status(), media, "the request body is too large or unreadable"),
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.parse::<mime::Mime>().is_ok_and(|m| {

@@ -184,3 +184,14 @@ fn bad_configuration_fails_at_start_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("redis"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_a_coded_error() {
+    let app = TestApp::spawn_with(|c| c.max_body_bytes = 4096).await;
+    let big = format!("{{ __typename }} # {}", "x".repeat(8192));
+    let resp = app.http.post(app.url("/graphql")).json(&json!({ "query": big })).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    app.gql(None, "{ __typename }", json!({})).await;
+}
