@@ -105,6 +105,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager.create_index(index(Boards::Table, "idx_boards_created_by", &["created_by"])).await?;
 
         manager
             .create_table(

@@ -3,7 +3,9 @@
 //! request's loader caches before each mutation field, so a payload never shows what an earlier field
 //! of the same document cached.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, NextValidation, ResolveInfo,
+};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
 use std::sync::Arc;
@@ -46,5 +48,19 @@ impl Extension for RequestErrorCodes {
         next.run(ctx)
             .await
             .map_err(|errs| errs.into_iter().map(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED)).collect())
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if info.parent_type == "Mutation"
+            && let Some(loaders) = ctx.data_opt::<crate::graphql::loaders::Loaders>()
+        {
+            loaders.clear();
+        }
+        next.run(ctx, info).await
     }
 }

@@ -276,7 +276,9 @@ async fn execute(
             let mut bodies = Vec::with_capacity(resps.len());
             for resp in resps {
                 let (_, h, body) = finish(resp, media);
-                headers.extend(h);
+                for (name, value) in h.iter() {
+                    headers.append(name, value.clone());
+                }
                 bodies.push(body);
             }
             (StatusCode::OK, Value::Array(bodies), headers)
@@ -297,9 +299,14 @@ fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, 
         && !resp.errors.is_empty()
         && resp.errors.iter().all(|e| e.path.is_empty());
     for err in &mut resp.errors {
-        // Errors async-graphql raises itself carry no code: a request-level one is a bad request,
-        // a field-level one is an argument that failed to coerce.
-        let fallback = if request_error { code::BAD_REQUEST } else { code::BAD_USER_INPUT };
+        // Errors async-graphql raises itself carry no code: a request-level one is a bad request, a
+        // field-level one an argument that failed to coerce; anything else is ours and internal.
+        let coercion = err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value");
+        let fallback = match (request_error, coercion) {
+            (true, _) => code::BAD_REQUEST,
+            (false, true) => code::BAD_USER_INPUT,
+            (false, false) => code::INTERNAL,
+        };
         *err = crate::graphql::codes::with_code(err.clone(), fallback);
     }
     let headers = std::mem::take(&mut resp.http_headers);

@@ -244,6 +244,8 @@ pub async fn create_admin(
     let hash = hash_password(password).await?;
     let now = Utc::now();
     if let Some(existing) = users::Entity::find().filter(users::Column::Phone.eq(phone.clone())).one(db).await? {
+        // A new password ends every session opened with the old one.
+        sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(existing.id)).exec(db).await?;
         let mut user: users::ActiveModel = existing.into();
         user.role = Set(Role::Admin.as_str().into());
         user.password_hash = Set(Some(hash));
@@ -276,9 +278,18 @@ pub async fn users_by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<
         .await?)
 }
 
-/// Argon2id with the crate's default (OWASP-recommended) parameters, off the async threads: a hash
-/// takes tens of milliseconds of CPU.
+/// Bounds concurrent argon2 work to the number of cores: each hash holds about 19 MiB and a core for
+/// tens of milliseconds, so a burst of logins must queue rather than exhaust memory.
+async fn argon2_permit() -> AppResult<tokio::sync::SemaphorePermit<'static>> {
+    static PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    PERMITS.acquire().await.map_err(AppError::internal)
+}
+
+/// Argon2id with the crate's default (OWASP-recommended) parameters, off the async threads.
 pub async fn hash_password(password: String) -> AppResult<String> {
+    let _permit = argon2_permit().await?;
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(AppError::internal)?;
@@ -297,6 +308,7 @@ const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wXv0d+GJ6nH7k8R6WQ0b3yNkGdH7i2Jv1lJ7OZ9Mf0I";
 
 async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
+    let _permit = argon2_permit().await?;
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_string());

@@ -28,9 +28,11 @@ pub struct NewComment {
 pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewComment) -> AppResult<comments::Model> {
     let body = validate::text("input.body", &input.body, 1, BODY_MAX, Lines::Multi)?;
     let txn = db.begin().await?;
-    // The counter update doubles as the existence check and takes the write lock first.
-    post_service::bump_counter(&txn, input.post_id, posts::Column::CommentCount, 1).await?;
-    post_service::live(&txn, input.post_id).await?;
+    // The counter update doubles as the existence check and takes the post's lock first (the order
+    // every transaction touching a post and its comments follows).
+    if !post_service::bump_counter(&txn, input.post_id, posts::Column::CommentCount, 1).await? {
+        return Err(AppError::NotFound("post"));
+    }
     if let Some(parent_id) = input.parent_id {
         let touched = comments::Entity::update_many()
             .col_expr(comments::Column::ReplyCount, Expr::col(comments::Column::ReplyCount).add(1))
@@ -67,6 +69,8 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -
         return Err(AppError::Forbidden("only the author or a moderator can delete this comment"));
     }
     let txn = db.begin().await?;
+    // Post first, then comment: the same lock order as `create`, so the two cannot deadlock.
+    post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;
     let res = comments::Entity::update_many()
         .col_expr(comments::Column::DeletedAt, Expr::value(Utc::now()))
         .col_expr(comments::Column::Body, Expr::value(""))
@@ -74,8 +78,10 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -
         .filter(comments::Column::DeletedAt.is_null())
         .exec(&txn)
         .await?;
-    if res.rows_affected == 1 {
-        post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;
+    if res.rows_affected == 0 {
+        // Already deleted: undo the decrement by not committing.
+        txn.rollback().await?;
+        return Ok(comment_id);
     }
     txn.commit().await?;
     Ok(comment_id)

@@ -120,18 +120,30 @@ pub async fn update(
     if post.author_id != viewer.user_id {
         return Err(AppError::Forbidden("only the author can edit this post"));
     }
-    let mut am: posts::ActiveModel = post.into();
+    let mut update = posts::Entity::update_many()
+        .col_expr(posts::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(posts::Column::Id.eq(post_id))
+        .filter(posts::Column::DeletedAt.is_null());
     if let Some(title) = patch.title {
-        am.title = Set(validate::text("input.title", &title, 1, TITLE_MAX, Lines::Single)?);
+        update = update.col_expr(
+            posts::Column::Title,
+            Expr::value(validate::text("input.title", &title, 1, TITLE_MAX, Lines::Single)?),
+        );
     }
     if let Some(body) = patch.body {
-        am.body = Set(validate::text("input.body", &body, 1, BODY_MAX, Lines::Multi)?);
+        update = update.col_expr(
+            posts::Column::Body,
+            Expr::value(validate::text("input.body", &body, 1, BODY_MAX, Lines::Multi)?),
+        );
     }
     if let Some(urls) = patch.image_urls {
-        am.image_urls = Set(image_urls(urls)?);
+        update = update.col_expr(posts::Column::ImageUrls, Expr::value(image_urls(urls)?));
     }
-    am.updated_at = Set(Utc::now());
-    Ok(am.update(db).await?)
+    // Conditional on the post still being live, so an edit racing a delete cannot write into it.
+    if update.exec(db).await?.rows_affected == 0 {
+        return Err(AppError::NotFound("post"));
+    }
+    live(db, post_id).await
 }
 
 /// Soft delete by the author or a moderator: the row stays so comments keep their thread, but the
@@ -223,19 +235,25 @@ pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<po
     Ok(posts::Entity::find().filter(posts::Column::Id.is_in(ids.iter().copied())).all(db).await?)
 }
 
-/// Adds `delta` to one of a post's counters and re-derives its hot score, inside the caller's
-/// transaction so the counter and the score move together.
+/// Adds `delta` to one of a live post's counters and re-derives its hot score, inside the caller's
+/// transaction so the counter and the score move together. Returns false, changing nothing, when the
+/// post does not exist or was deleted; on PostgreSQL the update also waits for a concurrent delete, so
+/// a caller that requires a live post cannot slip past one.
 pub async fn bump_counter<C: ConnectionTrait>(
     db: &C,
     post_id: i64,
     column: posts::Column,
     delta: i64,
-) -> AppResult<()> {
-    posts::Entity::update_many()
+) -> AppResult<bool> {
+    let touched = posts::Entity::update_many()
         .col_expr(column, Expr::col(column).add(delta))
         .filter(posts::Column::Id.eq(post_id))
+        .filter(posts::Column::DeletedAt.is_null())
         .exec(db)
         .await?;
+    if touched.rows_affected == 0 {
+        return Ok(false);
+    }
     let counts: Option<(i64, i64, i64, DateTime<Utc>)> = posts::Entity::find_by_id(post_id)
         .select_only()
         .column(posts::Column::LikeCount)
@@ -252,7 +270,7 @@ pub async fn bump_counter<C: ConnectionTrait>(
             .exec(db)
             .await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

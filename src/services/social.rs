@@ -90,8 +90,10 @@ pub async fn add(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target: i
         .to_owned();
     let txn = db.begin().await?;
     let added = txn.execute(&insert).await?.rows_affected() == 1;
-    if added {
-        move_counters(&txn, edge, viewer.user_id, target, 1).await?;
+    if added && !move_counters(&txn, edge, viewer.user_id, target, 1).await? {
+        // The post was deleted after the check above: the edge must not outlive it.
+        txn.rollback().await?;
+        return Err(AppError::NotFound(edge.target_name()));
     }
     txn.commit().await?;
     Ok(added)
@@ -113,7 +115,8 @@ pub async fn remove(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target
     Ok(removed)
 }
 
-async fn move_counters<C: ConnectionTrait>(db: &C, edge: Edge, actor: i64, target: i64, delta: i64) -> AppResult<()> {
+/// Moves the counters an edge feeds. Returns false if the target post is gone (post edges only).
+async fn move_counters<C: ConnectionTrait>(db: &C, edge: Edge, actor: i64, target: i64, delta: i64) -> AppResult<bool> {
     match edge {
         Edge::PostLike => post_service::bump_counter(db, target, posts::Column::LikeCount, delta).await,
         Edge::Favorite => post_service::bump_counter(db, target, posts::Column::FavoriteCount, delta).await,
@@ -123,20 +126,20 @@ async fn move_counters<C: ConnectionTrait>(db: &C, edge: Edge, actor: i64, targe
                 .filter(comments::Column::Id.eq(target))
                 .exec(db)
                 .await?;
-            Ok(())
+            Ok(true)
         }
         Edge::UserFollow => {
-            users::Entity::update_many()
-                .col_expr(users::Column::FollowerCount, Expr::col(users::Column::FollowerCount).add(delta))
-                .filter(users::Column::Id.eq(target))
-                .exec(db)
-                .await?;
-            users::Entity::update_many()
-                .col_expr(users::Column::FollowingCount, Expr::col(users::Column::FollowingCount).add(delta))
-                .filter(users::Column::Id.eq(actor))
-                .exec(db)
-                .await?;
-            Ok(())
+            // Lock the two user rows in id order, so A following B while B follows A cannot deadlock.
+            let mut updates = [(target, users::Column::FollowerCount), (actor, users::Column::FollowingCount)];
+            updates.sort_by_key(|(id, _)| *id);
+            for (id, column) in updates {
+                users::Entity::update_many()
+                    .col_expr(column, Expr::col(column).add(delta))
+                    .filter(users::Column::Id.eq(id))
+                    .exec(db)
+                    .await?;
+            }
+            Ok(true)
         }
         Edge::BoardFollow => {
             boards::Entity::update_many()
@@ -144,7 +147,7 @@ async fn move_counters<C: ConnectionTrait>(db: &C, edge: Edge, actor: i64, targe
                 .filter(boards::Column::Id.eq(target))
                 .exec(db)
                 .await?;
-            Ok(())
+            Ok(true)
         }
     }
 }

@@ -19,9 +19,7 @@ pub fn text(field: &str, value: &str, min: usize, max: usize, lines: Lines) -> A
     let value = value.trim().to_string();
     for c in value.chars() {
         let allowed_ws = lines == Lines::Multi && (c == '\n' || c == '\t');
-        let is_control = c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
-        if is_control && !allowed_ws {
+        if !allowed_ws && !visible(c) {
             return Err(AppError::bad_input(field, "must not contain control characters"));
         }
     }
@@ -37,6 +35,20 @@ pub fn text(field: &str, value: &str, min: usize, max: usize, lines: Lines) -> A
         return Err(AppError::bad_input(field, format!("must be at most {max} characters")));
     }
     Ok(value)
+}
+
+/// Whether a character may appear in user text: not a control, format, line/paragraph separator,
+/// surrogate or unassigned code point (invisible characters are how spoofed names and reversed text
+/// get in), except the joiners that emoji sequences and some scripts need.
+fn visible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
+    if matches!(c, '\u{200C}' | '\u{200D}') {
+        return true;
+    }
+    !matches!(
+        c.general_category(),
+        G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator | G::Surrogate | G::Unassigned
+    )
 }
 
 /// Like [`text`], but an empty value means "not set".
@@ -139,5 +151,9 @@ mod tests {
         assert!(text("t", "   ", 1, 10, Lines::Single).is_err());
         assert!(text("t", "询盘询盘询盘", 1, 5, Lines::Single).is_err());
         assert!(text("t", "a\u{202E}b", 1, 10, Lines::Multi).is_err());
+        assert!(text("t", "a\u{2028}b", 1, 10, Lines::Single).is_err());
+        assert!(text("t", "soft\u{00AD}hyphen", 1, 20, Lines::Single).is_err());
+        // Emoji sequences joined by ZWJ are ordinary text.
+        assert!(text("t", "家庭 👨\u{200D}👩\u{200D}👧", 1, 20, Lines::Single).is_ok());
     }
 }
