@@ -89,6 +89,15 @@ pub struct Config {
     #[arg(long, env = "MAX_PAGE_SIZE", default_value_t = 100)]
     pub max_page_size: u32,
 
+    /// Deepest selection nesting a query may have.
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 16)]
+    pub max_query_depth: usize,
+
+    /// Highest cost a query may have: every field costs 1, a list field costs its `first` times what
+    /// each item selects, so nested lists multiply.
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
+    pub max_query_complexity: usize,
+
     /// Most operations one batched POST may carry.
     #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 10)]
     pub max_batch_size: u32,
@@ -125,6 +134,12 @@ impl Config {
         }
         if !(1..=1000).contains(&self.max_page_size) {
             return Err("MAX_PAGE_SIZE must be between 1 and 1000".into());
+        }
+        if self.max_query_depth < 4 {
+            return Err("MAX_QUERY_DEPTH must be at least 4".into());
+        }
+        if self.max_query_complexity < 100 {
+            return Err("MAX_QUERY_COMPLEXITY must be at least 100".into());
         }
         if !(1..=100).contains(&self.max_batch_size) {
             return Err("MAX_BATCH_SIZE must be between 1 and 100".into());

@@ -19,6 +19,8 @@ pub mod code {
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
     pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
 }
 
 #[derive(Debug)]

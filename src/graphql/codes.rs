@@ -28,6 +28,16 @@ pub(crate) fn with_code(mut err: ServerError, code: &str) -> ServerError {
     err
 }
 
+/// The query limits get codes of their own, so a client can tell "too big" from "wrong".
+fn with_code_for_validation(err: ServerError) -> ServerError {
+    let code = match err.message.as_str() {
+        "Query is too complex." => code::QUERY_TOO_COMPLEX,
+        "Query is nested too deep." => code::QUERY_TOO_DEEP,
+        _ => code::GRAPHQL_VALIDATION_FAILED,
+    };
+    with_code(err, code)
+}
+
 #[async_trait::async_trait]
 impl Extension for RequestErrorCodes {
     async fn parse_query(
@@ -45,9 +55,7 @@ impl Extension for RequestErrorCodes {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx)
-            .await
-            .map_err(|errs| errs.into_iter().map(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED)).collect())
+        next.run(ctx).await.map_err(|errs| errs.into_iter().map(with_code_for_validation).collect())
     }
 
     async fn resolve(

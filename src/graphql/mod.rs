@@ -38,6 +38,8 @@ pub struct RequestInfo {
 pub fn build_schema(db: DatabaseConnection, config: Arc<Config>) -> AppSchema {
     Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
         .extension(codes::RequestErrorCodes)
+        .limit_depth(config.max_query_depth)
+        .limit_complexity(config.max_query_complexity)
         .data(GqlState { db, config })
         .finish()
 }

@@ -63,6 +63,7 @@ pub struct BoardQuery;
 #[Object]
 impl BoardQuery {
     /// All boards, oldest first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn boards(
         &self,
         ctx: &Context<'_>,
@@ -97,6 +98,7 @@ pub struct PostQuery;
 #[Object]
 impl PostQuery {
     /// Posts across the community, or on one board, or by one author.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,

@@ -215,3 +215,15 @@ async fn create_admin_command_makes_an_admin() {
     assert_eq!(again.role, "ADMIN");
     app.gql(None, LOGIN, json!({ "input": { "phone": "+8613900000000", "password": "new admin password" } })).await;
 }
+
+#[tokio::test]
+async fn expired_sessions_are_refused() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    assert!(app.gql(Some(&token), ME, json!({})).await["me"].is_object());
+    app.state.db.execute_unprepared("UPDATE sessions SET expires_at = created_at").await.unwrap();
+    assert_eq!(app.gql(Some(&token), ME, json!({})).await["me"], serde_json::Value::Null);
+    let (code, _) = app.gql_err(Some(&token), "mutation { logout(input: {}) { loggedOut } }", json!({})).await;
+    assert_eq!(code, "UNAUTHENTICATED");
+}

@@ -195,3 +195,28 @@ async fn oversized_bodies_are_refused_with_a_coded_error() {
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
     app.gql(None, "{ __typename }", json!({})).await;
 }
+
+/// Hostile queries are refused before they run; ordinary ones (every contract operation, tested in
+/// contract.rs) pass the same limits.
+#[tokio::test]
+async fn query_cost_and_depth_are_limited() {
+    let app = TestApp::spawn().await;
+    let fanout = "{ posts(first: 100) { edges { node { comments(first: 100) { edges { node {
+        replies(first: 100) { edges { node { id } } } } } } } } } }";
+    let (code, _) = app.gql_err(None, fanout, json!({})).await;
+    assert_eq!(code, "QUERY_TOO_COMPLEX");
+    // Replies of replies, 8 levels down: each level adds 3 to the depth.
+    let mut deep = "id".to_string();
+    for _ in 0..8 {
+        deep = format!("replies(first: 1) {{ edges {{ node {{ {deep} }} }} }}");
+    }
+    let deep = format!("{{ comment(id: \"x\") {{ {deep} }} }}");
+    let (code, _) = app.gql_err(None, &deep, json!({})).await;
+    assert_eq!(code, "QUERY_TOO_DEEP");
+    app.gql(
+        None,
+        "{ posts(first: 100) { edges { node { id title comments(first: 3) { edges { node { id } } } } } } }",
+        json!({}),
+    )
+    .await;
+}

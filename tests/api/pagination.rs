@@ -31,6 +31,18 @@ async fn paging_has_no_gaps_or_duplicates_under_concurrent_inserts() {
     for i in 0..23 {
         original.push(app.create_post(&alice, &board, &format!("post {i}")).await);
     }
+    // Varied engagement, with ties, so HOT pages cross both distinct and equal scores.
+    let likers = [app.register(&phone(50), "l1").await.0, app.register(&phone(51), "l2").await.0];
+    for (i, post) in original.iter().enumerate() {
+        for liker in likers.iter().take(i % 3) {
+            app.gql(
+                Some(liker),
+                "mutation($input: LikePostInput!) { likePost(input: $input) { post { id } } }",
+                json!({ "input": { "postId": post } }),
+            )
+            .await;
+        }
+    }
     for order in ["LATEST", "HOT"] {
         let mut seen = Vec::new();
         let mut after: Option<String> = None;

@@ -178,3 +178,51 @@ async fn concurrent_likes_count_exactly() {
     let d = app.gql(None, "query($id: ID!) { post(id: $id) { likeCount } }", json!({ "id": post })).await;
     assert_eq!(d["post"]["likeCount"], 8);
 }
+
+/// Two mutations in one document: the second payload must not show what the first one cached.
+#[tokio::test]
+async fn mutation_payloads_never_show_stale_cached_values() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let post = app.create_post(&alice, &board, "t").await;
+    let d = app
+        .gql(
+            Some(&alice),
+            "mutation($id: ID!) {
+               a: likePost(input: {postId: $id}) { post { likeCount viewerHasLiked } }
+               b: unlikePost(input: {postId: $id}) { post { likeCount viewerHasLiked } } }",
+            json!({ "id": post }),
+        )
+        .await;
+    assert_eq!(d["a"]["post"], json!({ "likeCount": 1, "viewerHasLiked": true }));
+    assert_eq!(d["b"]["post"], json!({ "likeCount": 0, "viewerHasLiked": false }));
+}
+
+/// A follows B while B follows A, many times at once: no deadlock, exact counters.
+#[tokio::test]
+async fn concurrent_mutual_follows_do_not_deadlock() {
+    let app = TestApp::spawn().await;
+    let mut people = Vec::new();
+    for i in 0..6 {
+        people.push(app.register(&phone(i), "p").await);
+    }
+    let follow = m("followUser", "", "user { id }");
+    let mut tasks = Vec::new();
+    for (a, (ta, _)) in people.iter().enumerate() {
+        for (b, (_, ib)) in people.iter().enumerate() {
+            if a != b {
+                let (app, follow, ta, ib) = (&app, follow.clone(), ta.clone(), ib.clone());
+                tasks.push(async move { app.gql(Some(&ta), &follow, json!({ "input": { "userId": ib } })).await });
+            }
+        }
+    }
+    futures_util::future::join_all(tasks).await;
+    for (_, id) in &people {
+        let d = app
+            .gql(None, "query($id: ID!) { user(id: $id) { followerCount followingCount } }", json!({ "id": id }))
+            .await;
+        assert_eq!(d["user"], json!({ "followerCount": 5, "followingCount": 5 }));
+    }
+}

@@ -55,6 +55,7 @@ impl Board {
     }
 
     /// The board's posts.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,

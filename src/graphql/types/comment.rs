@@ -85,6 +85,7 @@ impl Comment {
     }
 
     /// Replies to this comment, oldest first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn replies(
         &self,
         ctx: &Context<'_>,

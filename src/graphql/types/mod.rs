@@ -69,6 +69,13 @@ fn gql_to_app(err: async_graphql::Error) -> AppError {
     AppError::internal(err.message)
 }
 
+/// The cost of a list field for the complexity limit: its page size times what each item selects
+/// (GitHub's node-limit model), so nested lists multiply.
+pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let first = first.unwrap_or(crate::services::page::DEFAULT_PAGE_SIZE as i32).max(1) as usize;
+    first.saturating_mul(child_complexity.max(1))
+}
+
 /// GraphQL `Int` is 32-bit; counters are stored as 64-bit and saturate on the way out.
 pub fn count(n: i64) -> i32 {
     i32::try_from(n.max(0)).unwrap_or(i32::MAX)

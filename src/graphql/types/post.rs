@@ -92,6 +92,7 @@ impl Post {
     }
 
     /// Top-level comments, oldest first; each has its `replies`.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,

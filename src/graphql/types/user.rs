@@ -94,6 +94,7 @@ impl User {
     }
 
     /// The member's posts, newest first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
@@ -108,6 +109,7 @@ impl User {
     }
 
     /// The member's comments and replies, newest first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -121,6 +123,7 @@ impl User {
     }
 
     /// Who follows this member, most recent first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn followers(
         &self,
         ctx: &Context<'_>,
@@ -133,6 +136,7 @@ impl User {
     }
 
     /// Whom this member follows, most recent first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn following(
         &self,
         ctx: &Context<'_>,
@@ -145,6 +149,7 @@ impl User {
     }
 
     /// Boards this member follows, most recent first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn following_boards(
         &self,
         ctx: &Context<'_>,
@@ -157,6 +162,7 @@ impl User {
     }
 
     /// Posts this member saved, most recently saved first. Private: only the member may read it.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn favorites(
         &self,
         ctx: &Context<'_>,
