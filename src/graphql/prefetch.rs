@@ -4,8 +4,9 @@
 //! would depend on how fast the resolvers happen to run. Instead, a list resolver looks at the
 //! selection below it and loads, level by level, everything its items will ask for (authors, boards,
 //! viewer flags, first comments and their authors, replies...) with one `load_many` per loader. The
-//! item resolvers then find their values in the request's loader cache. A page costs the same small
-//! number of statements whatever its size, and no level waits for a batching timer.
+//! item resolvers then find their values in the request's loader cache. Levels run one after another
+//! (loads within a level run together), so a page costs the same statements whatever its size and
+//! however fast the database answers.
 
 use async_graphql::{Context, Lookahead, Value};
 use entity::{comments, posts};
@@ -99,13 +100,14 @@ impl<'c> Env<'c> {
             let authors: Vec<i64> = comments.iter().filter(|c| c.deleted_at.is_none()).map(|c| c.author_id).collect();
             let parents: Vec<i64> = comments.iter().filter_map(|c| c.parent_id).collect();
             let replies: Vec<Parent> = comments.iter().map(|c| Parent::Comment(c.id)).collect();
-            let (a, b, c, d) = futures_util::join!(
+            let (a, b, c) = futures_util::join!(
                 self.users(look.field("author"), authors),
                 self.flags(&look, "viewerHasLiked", Edge::CommentLike, &ids),
                 self.load_parents(&look, parents),
-                self.children(look.field("replies"), replies),
             );
-            a.and(b).and(c).and(d)
+            a.and(b).and(c)?;
+            // The next level only after this one: its loads then never race this level's into one batch.
+            self.children(look.field("replies"), replies).await
         })
     }
 
@@ -121,14 +123,14 @@ impl<'c> Env<'c> {
             return Ok(());
         }
         let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
-        let (a, b, c, d, e) = futures_util::join!(
+        let (a, b, c, d) = futures_util::join!(
             self.users(look.field("author"), posts.iter().map(|p| p.author_id).collect()),
             self.boards(look.field("board"), posts.iter().map(|p| p.board_id).collect()),
             self.flags(&look, "viewerHasLiked", Edge::PostLike, &ids),
             self.flags(&look, "viewerHasFavorited", Edge::Favorite, &ids),
-            self.children(look.field("comments"), ids.iter().map(|&id| Parent::Post(id)).collect()),
         );
-        a.and(b).and(c).and(d).and(e)
+        a.and(b).and(c).and(d)?;
+        self.children(look.field("comments"), ids.iter().map(|&id| Parent::Post(id)).collect()).await
     }
 }
 
@@ -162,4 +164,26 @@ pub async fn posts(ctx: &Context<'_>, page: &Page<posts::Model>) -> AppResult<()
 pub async fn comments(ctx: &Context<'_>, page: &Page<comments::Model>) -> AppResult<()> {
     let models: Vec<comments::Model> = page.items.iter().map(|(_, c)| c.clone()).collect();
     Env::new(ctx)?.comments(nodes(&ctx.look_ahead()), models).await
+}
+
+fn ids_of(page: &Page<i64>) -> Vec<i64> {
+    page.items.iter().map(|(_, id)| *id).collect()
+}
+
+/// Primes the caches for a page of user ids (followers, following).
+pub async fn user_ids(ctx: &Context<'_>, page: &Page<i64>) -> AppResult<()> {
+    Env::new(ctx)?.users(nodes(&ctx.look_ahead()), ids_of(page)).await
+}
+
+/// Primes the caches for a page of board ids (followed boards).
+pub async fn board_ids(ctx: &Context<'_>, page: &Page<i64>) -> AppResult<()> {
+    Env::new(ctx)?.boards(nodes(&ctx.look_ahead()), ids_of(page)).await
+}
+
+/// Primes the caches for a page of post ids (favourites): the posts, then what each post selects.
+pub async fn post_ids(ctx: &Context<'_>, page: &Page<i64>) -> AppResult<()> {
+    let env = Env::new(ctx)?;
+    let found = env.loaders.posts.load_many(ids_of(page)).await.map_err(to_app)?;
+    let models: Vec<posts::Model> = found.into_values().collect();
+    env.posts(nodes(&ctx.look_ahead()), &models).await
 }

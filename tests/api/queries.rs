@@ -73,3 +73,57 @@ async fn feed_statement_count_is_constant_in_page_size() {
     app.gql(None, FEED, json!({ "first": 50 })).await;
     assert!(app.statements() - before < counts[0], "anonymous feed should not look up viewer flags");
 }
+
+/// The same holds for "my favourites" and follower lists, which page over edges.
+#[tokio::test]
+async fn edge_lists_statement_count_is_constant_in_page_size() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b0", "Board").await;
+    let mut authors = Vec::new();
+    for i in 0..4 {
+        authors.push(app.register(&phone(10 + i), "author").await);
+    }
+    let (viewer, viewer_id) = app.register(&phone(1), "viewer").await;
+    for i in 0..24 {
+        let post = app.create_post(&authors[i % 4].0, &board, &format!("p{i}")).await;
+        for (q, id) in [("favoritePost", "postId"), ("likePost", "postId")] {
+            let cap = format!("{}{}", q[..1].to_uppercase(), &q[1..]);
+            app.gql(
+                Some(&viewer),
+                &format!("mutation($input: {cap}Input!) {{ {q}(input: $input) {{ post {{ id }} }} }}"),
+                json!({ "input": { id: post } }),
+            )
+            .await;
+        }
+    }
+    for (token, _) in &authors {
+        app.gql(
+            Some(token),
+            "mutation($input: FollowUserInput!) { followUser(input: $input) { user { id } } }",
+            json!({ "input": { "userId": viewer_id } }),
+        )
+        .await;
+    }
+    // One list per request: sibling lists in one document share loaders, and whether their loads meet
+    // in one batch is a matter of timing (it can only save statements, never add per-item ones).
+    let favorites = "query($first: Int) { me { favorites(first: $first) { edges { node {
+        id likeCount viewerHasLiked author { nickname viewerIsFollowing } board { name } } } } } }";
+    let followers =
+        "query($first: Int) { me { followers(first: $first) { edges { node { nickname viewerIsFollowing } } } } }";
+    for query in [favorites, followers] {
+        let mut counts = Vec::new();
+        for first in [2, 20] {
+            app.gql(Some(&viewer), "{ me { id } }", json!({})).await;
+            let before = app.statements();
+            let d = app.gql(Some(&viewer), query, json!({ "first": first })).await;
+            counts.push(app.statements() - before);
+            let list = d["me"].as_object().unwrap().values().next().unwrap();
+            assert_eq!(
+                list["edges"].as_array().unwrap().len(),
+                (first as usize).min(if query == followers { 4 } else { 24 })
+            );
+        }
+        assert_eq!(counts[0], counts[1], "{query}: {counts:?}");
+    }
+}

@@ -132,6 +132,7 @@ impl User {
     ) -> async_graphql::Result<Connection<String, User>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::UserFollow, Side::ToTarget, self.0.id, &page).await?;
+        crate::graphql::prefetch::user_ids(ctx, &ids).await?;
         Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
     }
 
@@ -145,6 +146,7 @@ impl User {
     ) -> async_graphql::Result<Connection<String, User>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::UserFollow, Side::FromActor, self.0.id, &page).await?;
+        crate::graphql::prefetch::user_ids(ctx, &ids).await?;
         Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
     }
 
@@ -158,6 +160,7 @@ impl User {
     ) -> async_graphql::Result<Connection<String, Board>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::BoardFollow, Side::FromActor, self.0.id, &page).await?;
+        crate::graphql::prefetch::board_ids(ctx, &ids).await?;
         Ok(connection_via(&loaders(ctx)?.boards, ids, Board).await?)
     }
 
@@ -174,6 +177,7 @@ impl User {
         }
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::Favorite, Side::FromActor, self.0.id, &page).await?;
+        crate::graphql::prefetch::post_ids(ctx, &ids).await?;
         Ok(connection_via(&loaders(ctx)?.posts, ids, Post).await?)
     }
 }
