@@ -110,6 +110,18 @@ where
     Ok(())
 }
 
+/// Inserts a set of (actor, target) edges in sorted order, so ids are the same on every run.
+async fn insert_edges<E, A, C>(db: &C, pairs: HashSet<(i64, i64)>, row: impl Fn(i64, i64) -> A) -> Result<(), DbErr>
+where
+    E: EntityTrait,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+    C: sea_orm::ConnectionTrait,
+{
+    let mut pairs: Vec<(i64, i64)> = pairs.into_iter().collect();
+    pairs.sort_unstable();
+    insert_chunks(db, pairs.into_iter().map(|(a, b)| row(a, b)).collect()).await
+}
+
 /// Fills an empty database. Refuses to run on one that already has members, so it cannot mix demo
 /// data into real data.
 pub async fn run(db: &DatabaseConnection, size: Size, seed: u64) -> Result<String, DbErr> {
@@ -320,63 +332,37 @@ pub async fn run(db: &DatabaseConnection, size: Size, seed: u64) -> Result<Strin
             .collect(),
     )
     .await?;
-    let mut likes: Vec<_> = likes.into_iter().collect();
-    likes.sort_unstable();
-    insert_chunks(
-        &txn,
-        likes
-            .iter()
-            .map(|&(u, p)| post_likes::ActiveModel {
-                user_id: Set(u),
-                post_id: Set(p),
-                created_at: Set(base + Duration::seconds(span_secs)),
-                ..Default::default()
-            })
-            .collect(),
-    )
+    // Edges all carry the same timestamp (the end of the seeded period), inserted in a stable order.
+    let at = base + Duration::seconds(span_secs);
+    let (n_likes, n_favs) = (likes.len(), favs.len());
+    let n_follows = follows.len() + board_follows_set.len();
+    insert_edges(&txn, likes, |user_id, post_id| post_likes::ActiveModel {
+        user_id: Set(user_id),
+        post_id: Set(post_id),
+        created_at: Set(at),
+        ..Default::default()
+    })
     .await?;
-    let mut favs: Vec<_> = favs.into_iter().collect();
-    favs.sort_unstable();
-    insert_chunks(
-        &txn,
-        favs.iter()
-            .map(|&(u, p)| favorites::ActiveModel {
-                user_id: Set(u),
-                post_id: Set(p),
-                created_at: Set(base + Duration::seconds(span_secs)),
-                ..Default::default()
-            })
-            .collect(),
-    )
+    insert_edges(&txn, favs, |user_id, post_id| favorites::ActiveModel {
+        user_id: Set(user_id),
+        post_id: Set(post_id),
+        created_at: Set(at),
+        ..Default::default()
+    })
     .await?;
-    let mut follows: Vec<_> = follows.into_iter().collect();
-    follows.sort_unstable();
-    insert_chunks(
-        &txn,
-        follows
-            .iter()
-            .map(|&(a, b)| user_follows::ActiveModel {
-                follower_id: Set(a),
-                followee_id: Set(b),
-                created_at: Set(base + Duration::seconds(span_secs)),
-                ..Default::default()
-            })
-            .collect(),
-    )
+    insert_edges(&txn, follows, |follower_id, followee_id| user_follows::ActiveModel {
+        follower_id: Set(follower_id),
+        followee_id: Set(followee_id),
+        created_at: Set(at),
+        ..Default::default()
+    })
     .await?;
-    let mut bf: Vec<_> = board_follows_set.into_iter().collect();
-    bf.sort_unstable();
-    insert_chunks(
-        &txn,
-        bf.iter()
-            .map(|&(u, b)| board_follows::ActiveModel {
-                user_id: Set(u),
-                board_id: Set(b),
-                created_at: Set(base + Duration::seconds(span_secs)),
-                ..Default::default()
-            })
-            .collect(),
-    )
+    insert_edges(&txn, board_follows_set, |user_id, board_id| board_follows::ActiveModel {
+        user_id: Set(user_id),
+        board_id: Set(board_id),
+        created_at: Set(at),
+        ..Default::default()
+    })
     .await?;
     txn.commit().await?;
     reset_sequences(db).await?;
@@ -386,9 +372,9 @@ pub async fn run(db: &DatabaseConnection, size: Size, seed: u64) -> Result<Strin
         n_users,
         n_posts,
         comment_rows.len(),
-        likes.len(),
-        favs.len(),
-        follows.len() + bf.len()
+        n_likes,
+        n_favs,
+        n_follows
     ))
 }
 
