@@ -15,3 +15,11 @@ fn schema_file_matches_the_live_schema() {
         "schema.graphql is stale: run `cargo run -q -- export-schema > schema.graphql` and commit the result"
     );
 }
+
+/// The schema a running gateway serves (built with its configuration) is the one in the file.
+#[tokio::test]
+async fn served_schema_matches_the_file() {
+    let app = crate::common::TestApp::spawn().await;
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(app.state.schema.sdl(), file);
+}
