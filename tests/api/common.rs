@@ -229,6 +229,25 @@ impl TestApp {
     }
 }
 
+/// The smallest community most tests start from: an admin, board `b1`, member alice and her post.
+pub struct Community {
+    pub admin: String,
+    pub board: String,
+    pub alice: String,
+    pub post: String,
+}
+
+impl TestApp {
+    pub async fn community() -> (TestApp, Community) {
+        let app = TestApp::spawn().await;
+        let admin = app.admin().await;
+        let board = app.create_board(&admin, "b1", "Board").await;
+        let (alice, _) = app.register(&phone(1), "alice").await;
+        let post = app.create_post(&alice, &board, "t").await;
+        (app, Community { admin, board, alice, post })
+    }
+}
+
 /// Phone numbers for tests: valid mainland mobile numbers, distinct per `n`.
 pub fn phone(n: u32) -> String {
     format!("+86138{n:08}")

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, phone};
+use crate::common::{Community, TestApp, phone};
 
 const CREATE: &str = "mutation($input: CreatePostInput!) { createPost(input: $input) { post { id title body imageUrls author { id } board { id } } } }";
 const UPDATE: &str = "mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { id title body } } }";
@@ -127,11 +127,7 @@ async fn deleted_comments_keep_the_thread_shape() {
 
 #[tokio::test]
 async fn writes_need_a_session_and_valid_input() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin().await;
-    let board = app.create_board(&admin, "b1", "Board").await;
-    let (alice, _) = app.register(&phone(1), "alice").await;
-    let post = app.create_post(&alice, &board, "t").await;
+    let (app, Community { board, alice, post, .. }) = TestApp::community().await;
 
     for (query, vars) in [
         (CREATE, json!({ "input": { "boardId": board, "title": "t", "body": "b" } })),

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, phone};
+use crate::common::{Community, TestApp, phone};
 
 fn m(name: &str, input: &str, sel: &str) -> String {
     let cap = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
@@ -157,11 +157,7 @@ async fn following_people_and_boards() {
 
 #[tokio::test]
 async fn concurrent_likes_count_exactly() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin().await;
-    let board = app.create_board(&admin, "b1", "Board").await;
-    let (alice, _) = app.register(&phone(1), "alice").await;
-    let post = app.create_post(&alice, &board, "t").await;
+    let (app, Community { post, .. }) = TestApp::community().await;
     let mut tokens = Vec::new();
     for i in 0..8 {
         tokens.push(app.register(&phone(100 + i), "u").await.0);
@@ -182,11 +178,7 @@ async fn concurrent_likes_count_exactly() {
 /// Two mutations in one document: the second payload must not show what the first one cached.
 #[tokio::test]
 async fn mutation_payloads_never_show_stale_cached_values() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin().await;
-    let board = app.create_board(&admin, "b1", "Board").await;
-    let (alice, _) = app.register(&phone(1), "alice").await;
-    let post = app.create_post(&alice, &board, "t").await;
+    let (app, Community { alice, post, .. }) = TestApp::community().await;
     let d = app
         .gql(
             Some(&alice),
