@@ -14,6 +14,10 @@ use crate::config::Config;
 use crate::db::{self, DbStats};
 use crate::graphql::{self, AppSchema};
 use crate::http;
+use crate::pubsub::Broker;
+use crate::pubsub::presence::Presence;
+
+const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Everything a handler needs; cheap to clone (all shared pointers).
 #[derive(Clone)]
@@ -24,6 +28,11 @@ pub struct AppState {
     pub db_stats: Arc<DbStats>,
     /// Present when `REDIS_URL` is set: the shared broker of a multi-instance deployment.
     pub redis: Option<redis::aio::ConnectionManager>,
+    pub broker: Broker,
+    pub presence: Presence,
+    /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
+    shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Why the gateway could not start.
@@ -41,20 +50,44 @@ impl AppState {
     pub async fn new(config: Config) -> Result<AppState, StartError> {
         let config = Arc::new(config);
         let (db, db_stats) = db::connect(&config).await?;
-        let redis = match &config.redis_url {
+        let (redis, broker, presence) = match &config.redis_url {
             Some(url) => {
                 let client = redis::Client::open(url.as_str())?;
-                let mut conn =
-                    tokio::time::timeout(std::time::Duration::from_secs(10), client.get_connection_manager())
-                        .await
-                        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connection timed out")))??;
+                let timed_out = || redis::RedisError::from((redis::ErrorKind::Io, "connection timed out"));
+                let mut conn = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, client.get_connection_manager())
+                    .await
+                    .map_err(|_| timed_out())??;
                 redis::cmd("PING").query_async::<String>(&mut conn).await?;
-                Some(conn)
+                let broker = tokio::time::timeout(
+                    REDIS_CONNECT_TIMEOUT,
+                    Broker::redis(client, conn.clone(), &config.redis_prefix, config.broker_buffer),
+                )
+                .await
+                .map_err(|_| timed_out())??;
+                let presence = Presence::redis(conn.clone(), &config.redis_prefix);
+                (Some(conn), broker, presence)
             }
-            None => None,
+            None => (None, Broker::in_process(config.broker_buffer), Presence::in_process()),
         };
-        let schema = graphql::build_schema(db.clone(), config.clone());
-        Ok(AppState { db, schema, config, db_stats, redis })
+        let schema = graphql::build_schema(db.clone(), config.clone(), broker.clone(), presence.clone());
+        let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
+        Ok(AppState {
+            db,
+            schema,
+            config,
+            db_stats,
+            redis,
+            broker,
+            presence,
+            shutting_down,
+            shutdown_tx: Arc::new(shutdown_tx),
+        })
+    }
+
+    /// Tells every open WebSocket of this instance to close with "going away", so clients reconnect
+    /// (to another instance) and resume their subscriptions from their cursors.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
     }
 }
 
@@ -63,7 +96,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(http::graphiql::index))
         .route("/graphiql/{file}", get(http::graphiql::asset))
-        .route("/graphql", get(http::graphql::get).post(http::graphql::post))
+        .route("/graphql", get(http::ws::get_or_upgrade).post(http::graphql::post))
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -77,7 +110,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // WebSockets are long-lived: ask them to go first, or graceful shutdown would wait on
+            // them forever.
+            state.begin_shutdown();
+        })
         .await
 }

@@ -106,6 +106,37 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
 
+    /// Prefix of every Redis key and channel the gateway uses, so that several deployments can
+    /// share one Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "ecer")]
+    pub redis_prefix: String,
+
+    /// Seconds a WebSocket may stay open without `connection_init` before it is closed (4408).
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Seconds between server keep-alive pings; a socket silent for two intervals is closed.
+    #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = 15)]
+    pub ws_keepalive_secs: u64,
+
+    /// Outgoing frames buffered per WebSocket before its subscriptions wait for the client.
+    #[arg(long, env = "WS_SEND_QUEUE", default_value_t = 256)]
+    pub ws_send_queue: usize,
+
+    /// Seconds a message or notification subscription may wait on a client that does not read before
+    /// it is ended with SUBSCRIPTION_LAGGING (the client resubscribes with its last cursor).
+    #[arg(long, env = "WS_SLOW_CONSUMER_SECS", default_value_t = 30)]
+    pub ws_slow_consumer_secs: u64,
+
+    /// Subscriptions one WebSocket may hold at once.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 100)]
+    pub max_subscriptions_per_connection: usize,
+
+    /// Events buffered per topic and instance for subscribers that fall behind; beyond it live chat
+    /// skips the oldest lines and other subscriptions re-read the database.
+    #[arg(long, env = "BROKER_BUFFER", default_value_t = 1024)]
+    pub broker_buffer: usize,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -146,6 +177,15 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err("MAX_BODY_BYTES must be at least 1024".into());
+        }
+        if self.ws_init_timeout_secs == 0 || self.ws_keepalive_secs == 0 || self.ws_slow_consumer_secs == 0 {
+            return Err("WS_INIT_TIMEOUT_SECS, WS_KEEPALIVE_SECS and WS_SLOW_CONSUMER_SECS must be at least 1".into());
+        }
+        if self.ws_send_queue == 0 || self.broker_buffer == 0 || self.max_subscriptions_per_connection == 0 {
+            return Err("WS_SEND_QUEUE, BROKER_BUFFER and MAX_SUBSCRIPTIONS_PER_CONNECTION must be at least 1".into());
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(['*', '?', '[', ']', ' ']) {
+            return Err("REDIS_PREFIX must be non-empty, without spaces or glob characters".into());
         }
         let cookie_ok = !self.session_cookie_name.is_empty()
             && self.session_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');

@@ -6,6 +6,8 @@
 //! - [`http`]: GraphQL-over-HTTP protocol handling, the offline GraphiQL page, probes.
 //! - [`auth`]: session tokens, the `Viewer`, roles.
 //! - [`graphql`]: schema, per-domain query/mutation roots, types, DataLoaders.
+//! - [`pubsub`]: the broker (in-process or Redis) that tells every instance about new events, and
+//!   live-room presence.
 //! - [`services`]: the community's rules (accounts, boards, posts, comments, social graph).
 //! - [`db`]: database connection, migrations, statement counting.
 //! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
@@ -21,5 +23,6 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod pubsub;
 pub mod seed;
 pub mod services;

@@ -13,6 +13,11 @@ pub enum Kind {
     Board,
     Post,
     Comment,
+    Conversation,
+    Message,
+    Notification,
+    LiveStream,
+    LiveChatMessage,
 }
 
 impl Kind {
@@ -22,6 +27,11 @@ impl Kind {
             Kind::Board => "Board",
             Kind::Post => "Post",
             Kind::Comment => "Comment",
+            Kind::Conversation => "Conversation",
+            Kind::Message => "Message",
+            Kind::Notification => "Notification",
+            Kind::LiveStream => "LiveStream",
+            Kind::LiveChatMessage => "LiveChatMessage",
         }
     }
 
@@ -31,6 +41,11 @@ impl Kind {
             "Board" => Kind::Board,
             "Post" => Kind::Post,
             "Comment" => Kind::Comment,
+            "Conversation" => Kind::Conversation,
+            "Message" => Kind::Message,
+            "Notification" => Kind::Notification,
+            "LiveStream" => Kind::LiveStream,
+            "LiveChatMessage" => Kind::LiveChatMessage,
             _ => return None,
         })
     }

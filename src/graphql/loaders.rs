@@ -7,12 +7,15 @@
 //! [`super::prefetch`], so the statements a page costs do not depend on how fast the resolvers run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{boards, comments, posts, users};
+use entity::{boards, comments, conversations, messages, posts, users};
 use sea_orm::DatabaseConnection;
 
+use crate::pubsub::presence::Presence;
 use crate::services::comments::Parent;
+use crate::services::messaging;
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::social::Edge;
 use crate::services::{accounts, boards as board_service, comments as comment_service, posts as post_service, social};
@@ -25,6 +28,67 @@ pub struct CommentLoader(pub DatabaseConnection);
 pub struct EdgeLoader(pub DatabaseConnection);
 /// The first page of a post's comments or a comment's replies.
 pub struct ChildrenLoader(pub DatabaseConnection);
+pub struct ConversationLoader(pub DatabaseConnection);
+pub struct MessageLoader(pub DatabaseConnection);
+/// `(user, conversation)` -> messages from the other participant the user has not read.
+pub struct UnreadLoader(pub DatabaseConnection);
+/// Live viewers per stream, one Redis round trip for a page of streams.
+pub struct ViewerCountLoader(pub Presence);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnreadKey {
+    pub user: i64,
+    pub conversation: i64,
+}
+
+impl Loader<i64> for ConversationLoader {
+    type Value = conversations::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        Ok(by_id(messaging::conversations_by_ids(&self.0, keys).await?, |c| c.id))
+    }
+}
+
+impl Loader<i64> for MessageLoader {
+    type Value = messages::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        Ok(by_id(messaging::messages_by_ids(&self.0, keys).await?, |m| m.id))
+    }
+}
+
+impl Loader<UnreadKey> for UnreadLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UnreadKey]) -> Result<HashMap<UnreadKey, i64>, Self::Error> {
+        let mut out = HashMap::new();
+        // A request has one viewer, so this is one statement in practice.
+        let mut by_user: HashMap<i64, Vec<i64>> = HashMap::new();
+        for k in keys {
+            by_user.entry(k.user).or_default().push(k.conversation);
+        }
+        for (user, conversations) in by_user {
+            let counts = messaging::unread_counts(&self.0, user, &conversations).await?;
+            for conversation in conversations {
+                let n = counts.get(&conversation).copied().unwrap_or(0);
+                out.insert(UnreadKey { user, conversation }, n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<i64> for ViewerCountLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, Self::Error> {
+        Ok(self.0.counts(keys).await?)
+    }
+}
 
 fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> i64) -> HashMap<i64, T> {
     rows.into_iter().map(|r| (id(&r), r)).collect()
@@ -124,28 +188,39 @@ impl Loader<ChildrenKey> for ChildrenLoader {
 type Cached<L> = DataLoader<L, HashMapCache>;
 
 /// One request's loaders.
-pub struct Loaders {
+pub struct LoaderSet {
     pub users: Cached<UserLoader>,
     pub boards: Cached<BoardLoader>,
     pub posts: Cached<PostLoader>,
     pub comments: Cached<CommentLoader>,
     pub edges: Cached<EdgeLoader>,
     pub children: Cached<ChildrenLoader>,
+    pub conversations: Cached<ConversationLoader>,
+    pub messages: Cached<MessageLoader>,
+    pub unread: Cached<UnreadLoader>,
+    pub viewer_counts: Cached<ViewerCountLoader>,
 }
 
-impl Loaders {
-    pub fn new(db: &DatabaseConnection) -> Loaders {
+/// Shared so that a subscription can clear the caches before each event it resolves.
+pub type Loaders = Arc<LoaderSet>;
+
+impl LoaderSet {
+    pub fn new(db: &DatabaseConnection, presence: &Presence) -> Loaders {
         fn make<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
             DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
         }
-        Loaders {
+        Arc::new(LoaderSet {
             users: make(UserLoader(db.clone())),
             boards: make(BoardLoader(db.clone())),
             posts: make(PostLoader(db.clone())),
             comments: make(CommentLoader(db.clone())),
             edges: make(EdgeLoader(db.clone())),
             children: make(ChildrenLoader(db.clone())),
-        }
+            conversations: make(ConversationLoader(db.clone())),
+            messages: make(MessageLoader(db.clone())),
+            unread: make(UnreadLoader(db.clone())),
+            viewer_counts: make(ViewerCountLoader(presence.clone())),
+        })
     }
 
     /// Forgets everything loaded so far: a mutation changes what earlier fields may have cached.
@@ -156,5 +231,9 @@ impl Loaders {
         self.comments.clear::<i64>();
         self.edges.clear::<EdgeKey>();
         self.children.clear::<ChildrenKey>();
+        self.conversations.clear::<i64>();
+        self.messages.clear::<i64>();
+        self.unread.clear::<UnreadKey>();
+        self.viewer_counts.clear::<i64>();
     }
 }

@@ -7,24 +7,29 @@ pub mod loaders;
 pub mod mutation;
 pub mod prefetch;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, Schema};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Viewer;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::pubsub::Broker;
+use crate::pubsub::presence::Presence;
 use crate::services::page::PageArgs;
 
-pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Shared by every request: the database and the configuration.
 pub struct GqlState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
+    pub broker: Broker,
+    pub presence: Presence,
 }
 
 /// Facts about one request that resolvers may need.
@@ -35,23 +40,29 @@ pub struct RequestInfo {
     pub ip: Option<String>,
 }
 
-pub fn build_schema(db: DatabaseConnection, config: Arc<Config>) -> AppSchema {
-    Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
+pub fn build_schema(db: DatabaseConnection, config: Arc<Config>, broker: Broker, presence: Presence) -> AppSchema {
+    Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
         .extension(codes::RequestErrorCodes)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
-        .data(GqlState { db, config })
+        .data(GqlState { db, config, broker, presence })
         .finish()
 }
 
 /// Attaches what one execution needs besides the query: who asks, and a fresh set of loaders.
-pub fn prepare(request: async_graphql::Request, db: &DatabaseConnection, info: RequestInfo) -> async_graphql::Request {
-    request.data(info).data(loaders::Loaders::new(db))
+pub fn prepare(
+    request: async_graphql::Request,
+    db: &DatabaseConnection,
+    presence: &Presence,
+    info: RequestInfo,
+) -> async_graphql::Request {
+    request.data(info).data(loaders::LoaderSet::new(db, presence))
 }
 
 /// The schema as SDL, exactly as `export-schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
-    let schema = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription).finish();
+    let schema =
+        Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription).finish();
     schema.sdl()
 }
 

@@ -235,7 +235,8 @@ async fn execute(
     let requests: Vec<async_graphql::Request> = params
         .into_iter()
         .map(|p| {
-            let mut req = crate::graphql::prepare(async_graphql::Request::new(p.query), &app.db, info.clone());
+            let mut req =
+                crate::graphql::prepare(async_graphql::Request::new(p.query), &app.db, &app.presence, info.clone());
             if let Some(name) = p.operation_name {
                 req = req.operation_name(name);
             }

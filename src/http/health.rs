@@ -20,5 +20,8 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
         tracing::warn!(error = %err, "readiness check: redis unreachable");
         return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
     }
+    if !app.broker.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "broker subscription down");
+    }
     (StatusCode::OK, "ready")
 }

@@ -12,6 +12,7 @@ use sea_orm::{
 
 use crate::auth::{self, Role, Viewer};
 use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Event, Topic};
 use crate::services::validate::{self, Lines};
 
 pub const NICKNAME_MAX: usize = 32;
@@ -150,7 +151,8 @@ async fn open_session(db: &DatabaseConnection, user: users::Model, meta: Session
 }
 
 /// Ends the viewer's session, or every session of the account with `all_devices`.
-pub async fn logout(db: &DatabaseConnection, viewer: &Viewer, all_devices: bool) -> AppResult<()> {
+/// Open WebSockets of the account hear of it through the broker and close within a moment.
+pub async fn logout(db: &DatabaseConnection, broker: &Broker, viewer: &Viewer, all_devices: bool) -> AppResult<()> {
     let delete = sessions::Entity::delete_many();
     let delete = if all_devices {
         delete.filter(sessions::Column::UserId.eq(viewer.user_id))
@@ -158,6 +160,7 @@ pub async fn logout(db: &DatabaseConnection, viewer: &Viewer, all_devices: bool)
         delete.filter(sessions::Column::Id.eq(viewer.session_id))
     };
     delete.exec(db).await?;
+    broker.publish(Topic::User(viewer.user_id), Event::SessionsRevoked).await;
     Ok(())
 }
 

@@ -13,6 +13,8 @@ use sea_orm::{
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Outbox};
+use crate::services::notifications::{self, Kind};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::posts as post_service;
 use crate::services::validate::{self, Lines};
@@ -25,7 +27,12 @@ pub struct NewComment {
     pub body: String,
 }
 
-pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewComment) -> AppResult<comments::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    input: NewComment,
+) -> AppResult<comments::Model> {
     let body = validate::text("input.body", &input.body, 1, BODY_MAX, Lines::Multi)?;
     let txn = db.begin().await?;
     // The counter update doubles as the existence check and takes the post's lock first (the order
@@ -33,6 +40,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewComment)
     if !post_service::bump_counter(&txn, input.post_id, posts::Column::CommentCount, 1).await? {
         return Err(AppError::NotFound("post"));
     }
+    let mut parent_author = None;
     if let Some(parent_id) = input.parent_id {
         let touched = comments::Entity::update_many()
             .col_expr(comments::Column::ReplyCount, Expr::col(comments::Column::ReplyCount).add(1))
@@ -44,6 +52,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewComment)
         if touched.rows_affected == 0 {
             return Err(AppError::NotFound("parent comment"));
         }
+        parent_author = comments::Entity::find_by_id(parent_id).one(&txn).await?.map(|c| c.author_id);
     }
     let comment = comments::ActiveModel {
         post_id: Set(input.post_id),
@@ -58,7 +67,25 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewComment)
     }
     .insert(&txn)
     .await?;
+    let mut outbox = Outbox::default();
+    let post_author = posts::Entity::find_by_id(input.post_id).one(&txn).await?.map(|p| p.author_id);
+    let notify = |user_id, kind| notifications::NewNotification {
+        user_id,
+        kind,
+        actor_id: Some(viewer.user_id),
+        post_id: Some(input.post_id),
+        comment_id: Some(comment.id),
+        body: None,
+    };
+    if let Some(parent_author) = parent_author {
+        notifications::record(&txn, notify(parent_author, Kind::ReplyToComment), &mut outbox).await?;
+    }
+    // A reply to the post author's own comment already told them; one notification is enough.
+    if let Some(post_author) = post_author.filter(|a| Some(*a) != parent_author) {
+        notifications::record(&txn, notify(post_author, Kind::CommentOnPost), &mut outbox).await?;
+    }
     txn.commit().await?;
+    broker.publish_all(outbox).await;
     Ok(comment)
 }
 

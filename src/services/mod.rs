@@ -4,7 +4,12 @@
 pub mod accounts;
 pub mod boards;
 pub mod comments;
+pub mod live;
+pub mod messaging;
+pub mod notifications;
 pub mod page;
 pub mod posts;
+pub mod replay;
 pub mod social;
+pub mod streams;
 pub mod validate;

@@ -11,6 +11,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Outbox};
+use crate::services::notifications::{self, Kind, NewNotification};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::posts as post_service;
 
@@ -79,7 +81,13 @@ async fn check_target(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, targ
 }
 
 /// Adds the edge if it is not there yet. Returns whether it was added.
-pub async fn add(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target: i64) -> AppResult<bool> {
+pub async fn add(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    edge: Edge,
+    target: i64,
+) -> AppResult<bool> {
     check_target(db, viewer, edge, target).await?;
     let insert = Query::insert()
         .into_table(Alias::new(edge.table()))
@@ -95,8 +103,38 @@ pub async fn add(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target: i
         txn.rollback().await?;
         return Err(AppError::NotFound(edge.target_name()));
     }
+    let mut outbox = Outbox::default();
+    if added {
+        notify(&txn, viewer, edge, target, &mut outbox).await?;
+    }
     txn.commit().await?;
+    broker.publish_all(outbox).await;
     Ok(added)
+}
+
+/// Tells the owner of what was liked or followed. Favourites and board follows are private.
+async fn notify<C: ConnectionTrait>(
+    txn: &C,
+    viewer: &Viewer,
+    edge: Edge,
+    target: i64,
+    outbox: &mut Outbox,
+) -> AppResult<()> {
+    let (owner, kind, post_id, comment_id) = match edge {
+        Edge::PostLike => {
+            let owner = posts::Entity::find_by_id(target).one(txn).await?.map(|p| p.author_id);
+            (owner, Kind::PostLiked, Some(target), None)
+        }
+        Edge::CommentLike => {
+            let comment = comments::Entity::find_by_id(target).one(txn).await?;
+            (comment.as_ref().map(|c| c.author_id), Kind::CommentLiked, comment.map(|c| c.post_id), Some(target))
+        }
+        Edge::UserFollow => (Some(target), Kind::NewFollower, None, None),
+        Edge::Favorite | Edge::BoardFollow => return Ok(()),
+    };
+    let Some(user_id) = owner else { return Ok(()) };
+    let n = NewNotification { user_id, kind, actor_id: Some(viewer.user_id), post_id, comment_id, body: None };
+    notifications::record(txn, n, outbox).await
 }
 
 /// Removes the edge if it is there. Returns whether it was removed.

@@ -19,7 +19,12 @@ pub struct TestApp {
 /// The test's own database; dropped with the test.
 enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    /// Owned by another `TestApp`.
+    Shared,
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl Drop for TestDb {
@@ -84,10 +89,22 @@ impl TestApp {
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let (url, db) = fresh_database().await;
+        Self::start(url, db, tweak).await
+    }
+
+    /// Another gateway instance on the same database (and whatever broker `tweak` picks).
+    pub async fn another_instance(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let url = self.state.config.database_url.clone();
+        Self::start(url, TestDb::Shared, tweak).await
+    }
+
+    async fn start(url: String, db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = Config::defaults();
         config.database_url = url;
         config.database_max_connections = 5;
         config.listen_addr = "127.0.0.1:0".parse().unwrap();
+        // Tests share one Redis: each app gets its own channels and keys.
+        config.redis_prefix = format!("test{}", uuid::Uuid::new_v4().simple());
         tweak(&mut config);
         config.validate().expect("valid test config");
         let state = AppState::new(config).await.expect("start app");
@@ -251,4 +268,134 @@ impl TestApp {
 /// Phone numbers for tests: valid mainland mobile numbers, distinct per `n`.
 pub fn phone(n: u32) -> String {
     format!("+86138{n:08}")
+}
+
+pub type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw GraphQL-over-WebSocket client: frames in, frames out, nothing hidden.
+pub struct Ws {
+    pub stream: WsStream,
+}
+
+/// How a socket ended, as the client saw it.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    Closed(u16, String),
+    Dropped,
+}
+
+impl TestApp {
+    /// Opens a WebSocket on /graphql offering `protocols` (comma separated), with extra headers.
+    pub async fn ws_with(&self, protocols: Option<&str>, headers: &[(&str, &str)]) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/graphql", self.addr).into_client_request().unwrap();
+        if let Some(p) = protocols {
+            req.headers_mut().insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+        }
+        for (k, v) in headers {
+            req.headers_mut().insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connect");
+        Ws { stream }
+    }
+
+    /// A graphql-transport-ws socket past `connection_ack`, signed in with `token` if given.
+    pub async fn ws(&self, token: Option<&str>) -> Ws {
+        let mut ws = self.ws_with(Some("graphql-transport-ws"), &[]).await;
+        let payload = match token {
+            Some(t) => json!({ "authToken": t }),
+            None => json!({}),
+        };
+        ws.send(json!({ "type": "connection_init", "payload": payload })).await;
+        assert_eq!(ws.recv().await["type"], "connection_ack");
+        ws
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, value: Value) {
+        use futures_util::SinkExt;
+        self.stream.send(tokio_tungstenite::tungstenite::Message::Text(value.to_string().into())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, msg: tokio_tungstenite::tungstenite::Message) {
+        use futures_util::SinkExt;
+        self.stream.send(msg).await.unwrap();
+    }
+
+    /// The next protocol message, skipping server pings (answered) and keep-alives; panics after 10 s.
+    pub async fn recv(&mut self) -> Value {
+        match self.recv_within(std::time::Duration::from_secs(10)).await {
+            Ok(v) => v,
+            Err(ended) => panic!("socket ended while waiting for a message: {ended:?}"),
+        }
+    }
+
+    pub async fn recv_within(&mut self, limit: std::time::Duration) -> Result<Value, Ended> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let next =
+                tokio::time::timeout_at(deadline, self.stream.next()).await.expect("timed out waiting on socket");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("ping") => self.send(json!({ "type": "pong" })).await,
+                        Some("ka") => {}
+                        _ => return Ok(v),
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map_or(Ended::Dropped, |f| Ended::Closed(f.code.into(), f.reason.to_string())));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Err(Ended::Dropped),
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            match self.recv_within(std::time::Duration::from_secs(10)).await {
+                Ok(_) => continue,
+                Err(Ended::Closed(code, _)) => return code,
+                Err(Ended::Dropped) => panic!("socket dropped without a close frame"),
+            }
+        }
+    }
+
+    /// Starts a subscription (or any operation) under `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "type": "subscribe", "id": id, "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The next `next` payload's `data`, asserting it belongs to `id` and has no errors.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        let msg = self.recv().await;
+        assert_eq!(msg["type"], "next", "expected next, got {msg}");
+        assert_eq!(msg["id"], id);
+        assert!(msg["payload"].get("errors").is_none(), "errors in {msg}");
+        msg["payload"]["data"].clone()
+    }
+
+    /// Asserts nothing arrives for a moment (other than keep-alives).
+    pub async fn quiet(&mut self, ms: u64) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while let Ok(next) = tokio::time::timeout_at(deadline, self.stream.next()).await {
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    assert!(matches!(v["type"].as_str(), Some("ping" | "ka")), "unexpected message {v}");
+                }
+                Some(Ok(_)) => {}
+                _ => panic!("socket ended"),
+            }
+        }
+    }
 }

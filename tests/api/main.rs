@@ -16,3 +16,4 @@ mod queries;
 mod schema;
 mod seed;
 mod social;
+mod ws_protocol;

@@ -133,7 +133,8 @@ impl AccountMutation {
         #[graphql(default)] input: LogoutInput,
     ) -> async_graphql::Result<LogoutPayload> {
         let viewer = require_viewer(ctx)?;
-        accounts::logout(&state(ctx)?.db, &viewer, input.all_devices).await?;
+        let st = state(ctx)?;
+        accounts::logout(&st.db, &st.broker, &viewer, input.all_devices).await?;
         let config = &state(ctx)?.config;
         ctx.append_http_header(
             SET_COOKIE,

@@ -4,9 +4,16 @@
 mod accounts;
 mod boards;
 mod posts;
+mod realtime;
 mod social;
 
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(accounts::AccountMutation, boards::BoardMutation, posts::PostMutation, social::SocialMutation);
+pub struct Mutation(
+    accounts::AccountMutation,
+    boards::BoardMutation,
+    posts::PostMutation,
+    social::SocialMutation,
+    realtime::RealtimeMutation,
+);

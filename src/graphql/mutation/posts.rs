@@ -117,7 +117,8 @@ impl PostMutation {
             parent_id: input.parent_id.map(|id| ids::decode(Kind::Comment, &id, "input.parentId")).transpose()?,
             body: input.body,
         };
-        let comment = comment_service::create(&state(ctx)?.db, &viewer, new).await?;
+        let st = state(ctx)?;
+        let comment = comment_service::create(&st.db, &st.broker, &viewer, new).await?;
         Ok(CreateCommentPayload { comment: Comment(comment) })
     }
 

@@ -41,9 +41,10 @@ edge_mutation_types! {
 /// Adds or removes the viewer's edge to `target`.
 async fn set_edge(ctx: &Context<'_>, edge: Edge, target: i64, on: bool) -> AppResult<()> {
     let viewer = require_viewer(ctx)?;
-    let db = &state(ctx)?.db;
+    let st = state(ctx)?;
+    let db = &st.db;
     if on {
-        social::add(db, &viewer, edge, target).await?;
+        social::add(db, &st.broker, &viewer, edge, target).await?;
     } else {
         social::remove(db, &viewer, edge, target).await?;
     }

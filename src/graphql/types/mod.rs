@@ -3,7 +3,10 @@
 pub mod board;
 pub mod comment;
 pub mod enums;
+pub mod live;
+pub mod messaging;
 pub mod node;
+pub mod notification;
 pub mod post;
 pub mod user;
 
@@ -19,6 +22,9 @@ use crate::services::page::Page;
 
 pub use board::Board;
 pub use comment::Comment;
+pub use live::{LiveChatEvent, LiveChatMessage, LiveStream};
+pub use messaging::{Conversation, Message};
+pub use notification::Notification;
 pub use post::Post;
 pub use user::User;
 

@@ -1,6 +1,6 @@
 use async_graphql::{ID, Interface};
 
-use super::{Board, Comment, Post, User};
+use super::{Board, Comment, LiveStream, Post, User};
 
 /// Anything with a global id, fetchable through `node(id)`.
 #[derive(Interface)]
@@ -10,4 +10,5 @@ pub enum Node {
     Board(Board),
     Post(Post),
     Comment(Comment),
+    LiveStream(LiveStream),
 }

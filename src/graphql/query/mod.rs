@@ -1,18 +1,22 @@
 //! Read side: everything here works without signing in (browsing needs no account).
 
+mod realtime;
+
+pub use realtime::{NotificationSetting, settings as realtime_settings};
+
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, MergedObject, Object};
 
-use super::ids::{self, Kind};
-use super::types::enums::PostOrder;
-use super::types::node::Node;
-use super::types::{Board, Comment, Post, User, connection, load_one};
-use super::{loaders, page_args, state, viewer};
 use crate::error::{AppError, AppResult};
-use crate::services::{boards as board_service, posts as post_service};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::types::enums::PostOrder;
+use crate::graphql::types::node::Node;
+use crate::graphql::types::{Board, Comment, LiveStream, Post, User, connection, load_one};
+use crate::graphql::{loaders, page_args, state, viewer};
+use crate::services::{boards as board_service, live as live_service, posts as post_service};
 
 #[derive(MergedObject, Default)]
-pub struct Query(NodeQuery, AccountQuery, BoardQuery, PostQuery);
+pub struct Query(NodeQuery, AccountQuery, BoardQuery, PostQuery, realtime::RealtimeQuery);
 
 #[derive(Default)]
 pub struct NodeQuery;
@@ -29,6 +33,10 @@ impl NodeQuery {
             Kind::Board => load_one(&loaders(ctx)?.boards, n).await?.map(|b| Node::Board(Board(b))),
             Kind::Post => live_post(ctx, n).await?.map(Node::Post),
             Kind::Comment => load_one(&loaders(ctx)?.comments, n).await?.map(|c| Node::Comment(Comment(c))),
+            Kind::LiveStream => live_service::get(&state(ctx)?.db, n).await?.map(|s| Node::LiveStream(LiveStream(s))),
+            // Private objects are reached through `conversations` and `notifications`, which check
+            // who is asking; `node` does not hand them out.
+            Kind::Conversation | Kind::Message | Kind::Notification | Kind::LiveChatMessage => None,
         })
     }
 }

@@ -1,0 +1,235 @@
+//! Private messages, blocks, notification state and live streams.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+
+use crate::error::AppError;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::query::NotificationSetting;
+use crate::graphql::types::notification::NotificationCategory;
+use crate::graphql::types::{Conversation, LiveChatMessage, LiveStream, Message, User, count, load_one};
+use crate::graphql::{loaders, require_viewer, state};
+use crate::services::messaging::{self, Recipient};
+use crate::services::{live, notifications};
+
+/// Give exactly one of `toUserId` (starts the conversation if needed) and `conversationId`.
+#[derive(InputObject)]
+pub struct SendMessageInput {
+    to_user_id: Option<ID>,
+    conversation_id: Option<ID>,
+    /// 1 to 4000 characters.
+    body: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SendMessagePayload {
+    message: Message,
+    conversation: Conversation,
+}
+
+#[derive(InputObject)]
+pub struct MarkConversationReadInput {
+    conversation_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct MarkConversationReadPayload {
+    conversation: Conversation,
+}
+
+#[derive(InputObject)]
+pub struct BlockUserInput {
+    user_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct BlockUserPayload {
+    user: User,
+}
+
+/// Give `ids`, or leave it out to mark every notification read.
+#[derive(InputObject, Default)]
+pub struct MarkNotificationsReadInput {
+    ids: Option<Vec<ID>>,
+}
+
+#[derive(SimpleObject)]
+pub struct MarkNotificationsReadPayload {
+    unread_count: i32,
+}
+
+#[derive(InputObject)]
+pub struct NotificationSettingInput {
+    category: NotificationCategory,
+    enabled: bool,
+}
+
+#[derive(InputObject)]
+pub struct UpdateNotificationSettingsInput {
+    settings: Vec<NotificationSettingInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateNotificationSettingsPayload {
+    settings: Vec<NotificationSetting>,
+}
+
+#[derive(InputObject)]
+pub struct CreateLiveStreamInput {
+    /// 1 to 100 characters.
+    title: String,
+    board_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct LiveStreamInput {
+    stream_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct LiveStreamPayload {
+    live_stream: LiveStream,
+}
+
+#[derive(InputObject)]
+pub struct SendLiveChatMessageInput {
+    stream_id: ID,
+    /// 1 to 500 characters, one line.
+    body: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SendLiveChatMessagePayload {
+    message: LiveChatMessage,
+}
+
+#[derive(Default)]
+pub struct RealtimeMutation;
+
+async fn user(ctx: &Context<'_>, id: i64) -> async_graphql::Result<User> {
+    load_one(&loaders(ctx)?.users, id).await?.map(User).ok_or_else(|| AppError::NotFound("user").into())
+}
+
+#[Object]
+impl RealtimeMutation {
+    /// Sends a private message. Pushed to both participants' `messageReceived`.
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        input: SendMessageInput,
+    ) -> async_graphql::Result<SendMessagePayload> {
+        let viewer = require_viewer(ctx)?;
+        let to = match (&input.to_user_id, &input.conversation_id) {
+            (Some(user), None) => Recipient::User(ids::decode(Kind::User, user, "input.toUserId")?),
+            (None, Some(c)) => Recipient::Conversation(ids::decode(Kind::Conversation, c, "input.conversationId")?),
+            _ => return Err(AppError::bad_input("input", "give exactly one of toUserId and conversationId").into()),
+        };
+        let st = state(ctx)?;
+        let sent = messaging::send(&st.db, &st.broker, &viewer, to, &input.body).await?;
+        Ok(SendMessagePayload { message: Message(sent.message), conversation: Conversation(sent.conversation) })
+    }
+
+    async fn mark_conversation_read(
+        &self,
+        ctx: &Context<'_>,
+        input: MarkConversationReadInput,
+    ) -> async_graphql::Result<MarkConversationReadPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::Conversation, &input.conversation_id, "input.conversationId")?;
+        let db = &state(ctx)?.db;
+        messaging::mark_read(db, &viewer, id).await?;
+        Ok(MarkConversationReadPayload {
+            conversation: Conversation(messaging::conversation_for(db, &viewer, id).await?),
+        })
+    }
+
+    /// Blocks a user: no private messages either way, no notifications from them. Idempotent.
+    async fn block_user(&self, ctx: &Context<'_>, input: BlockUserInput) -> async_graphql::Result<BlockUserPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
+        messaging::block(&state(ctx)?.db, &viewer, id).await?;
+        Ok(BlockUserPayload { user: user(ctx, id).await? })
+    }
+
+    async fn unblock_user(&self, ctx: &Context<'_>, input: BlockUserInput) -> async_graphql::Result<BlockUserPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
+        messaging::unblock(&state(ctx)?.db, &viewer, id).await?;
+        Ok(BlockUserPayload { user: user(ctx, id).await? })
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] input: MarkNotificationsReadInput,
+    ) -> async_graphql::Result<MarkNotificationsReadPayload> {
+        let viewer = require_viewer(ctx)?;
+        let ids = input
+            .ids
+            .map(|ids| {
+                ids.iter().map(|id| ids::decode(Kind::Notification, id, "input.ids")).collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let unread = notifications::mark_read(&state(ctx)?.db, &viewer, ids).await?;
+        Ok(MarkNotificationsReadPayload { unread_count: count(unread as i64) })
+    }
+
+    /// Switches notification categories on or off. Off means none are made, not just hidden.
+    async fn update_notification_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateNotificationSettingsInput,
+    ) -> async_graphql::Result<UpdateNotificationSettingsPayload> {
+        let viewer = require_viewer(ctx)?;
+        let changes: Vec<_> = input.settings.iter().map(|s| (s.category.into(), s.enabled)).collect();
+        notifications::set_enabled(&state(ctx)?.db, &viewer, &changes).await?;
+        Ok(UpdateNotificationSettingsPayload { settings: crate::graphql::query::realtime_settings(ctx).await? })
+    }
+
+    /// Creates a SCHEDULED stream. Its `ingestKey` is visible to the host only.
+    async fn create_live_stream(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateLiveStreamInput,
+    ) -> async_graphql::Result<LiveStreamPayload> {
+        let viewer = require_viewer(ctx)?;
+        let board = input.board_id.map(|b| ids::decode(Kind::Board, &b, "input.boardId")).transpose()?;
+        let stream = live::create(&state(ctx)?.db, &viewer, &input.title, board).await?;
+        Ok(LiveStreamPayload { live_stream: LiveStream(stream) })
+    }
+
+    /// SCHEDULED -> LIVE; host (or a moderator) only.
+    async fn start_live_stream(
+        &self,
+        ctx: &Context<'_>,
+        input: LiveStreamInput,
+    ) -> async_graphql::Result<LiveStreamPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::LiveStream, &input.stream_id, "input.streamId")?;
+        Ok(LiveStreamPayload { live_stream: LiveStream(live::start(&state(ctx)?.db, &viewer, id).await?) })
+    }
+
+    /// -> ENDED; completes every viewer's `liveChat` subscription. Host (or a moderator) only.
+    async fn end_live_stream(
+        &self,
+        ctx: &Context<'_>,
+        input: LiveStreamInput,
+    ) -> async_graphql::Result<LiveStreamPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::LiveStream, &input.stream_id, "input.streamId")?;
+        let st = state(ctx)?;
+        Ok(LiveStreamPayload { live_stream: LiveStream(live::end(&st.db, &st.broker, &viewer, id).await?) })
+    }
+
+    /// Says a line in a live room (LIVE streams only). Pushed to every `liveChat` subscriber.
+    async fn send_live_chat_message(
+        &self,
+        ctx: &Context<'_>,
+        input: SendLiveChatMessageInput,
+    ) -> async_graphql::Result<SendLiveChatMessagePayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::LiveStream, &input.stream_id, "input.streamId")?;
+        let st = state(ctx)?;
+        let line = live::say(&st.db, &st.broker, &viewer, id, &input.body).await?;
+        Ok(SendLiveChatMessagePayload { message: LiveChatMessage(line) })
+    }
+}

@@ -1,0 +1,117 @@
+//! Private messages, notifications and live streams. Messages and notifications need a signed-in
+//! viewer and only ever show the viewer's own; live streams are public.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object, SimpleObject};
+
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::types::live::LiveStreamStatus;
+use crate::graphql::types::notification::NotificationCategory;
+use crate::graphql::types::{Conversation, LiveStream, Notification, connection, connection_via, count, list_cost};
+use crate::graphql::{loaders, page_args, require_viewer, state};
+use crate::services::page::Page;
+use crate::services::{live, messaging, notifications};
+
+#[derive(Default)]
+pub struct RealtimeQuery;
+
+/// Whether one notification category is on.
+#[derive(SimpleObject)]
+pub struct NotificationSetting {
+    pub category: NotificationCategory,
+    pub enabled: bool,
+}
+
+pub async fn settings(ctx: &Context<'_>) -> async_graphql::Result<Vec<NotificationSetting>> {
+    let viewer = require_viewer(ctx)?;
+    let muted = notifications::muted(&state(ctx)?.db, &viewer).await?;
+    Ok(notifications::Category::ALL
+        .into_iter()
+        .map(|c| NotificationSetting { category: c.into(), enabled: !muted.contains(&c) })
+        .collect())
+}
+
+#[Object]
+impl RealtimeQuery {
+    /// The viewer's conversations, the one with the newest message first.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Conversation>> {
+        let viewer = require_viewer(ctx)?;
+        let page =
+            messaging::conversations(&state(ctx)?.db, &viewer, &page_args(ctx, first, after.as_deref())?).await?;
+        let ids: Page<i64> = page.map(|m| m.conversation_id);
+        Ok(connection_via(&loaders(ctx)?.conversations, ids, Conversation).await?)
+    }
+
+    /// One of the viewer's conversations; NOT_FOUND for anyone else's.
+    async fn conversation(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Conversation> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::Conversation, &id, "id")?;
+        Ok(Conversation(messaging::conversation_for(&state(ctx)?.db, &viewer, id).await?))
+    }
+
+    /// Messages of one of the viewer's conversations, newest first.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, crate::graphql::types::Message>> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::Conversation, &conversation_id, "conversationId")?;
+        let page = messaging::messages(&state(ctx)?.db, &viewer, id, &page_args(ctx, first, after.as_deref())?).await?;
+        Ok(connection(page, crate::graphql::types::Message))
+    }
+
+    /// The viewer's notifications, most recent first.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default)] unread_only: bool,
+    ) -> async_graphql::Result<Connection<String, Notification>> {
+        let viewer = require_viewer(ctx)?;
+        let page =
+            notifications::list(&state(ctx)?.db, &viewer, unread_only, &page_args(ctx, first, after.as_deref())?)
+                .await?;
+        Ok(connection(page, Notification))
+    }
+
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let viewer = require_viewer(ctx)?;
+        Ok(count(notifications::unread_count(&state(ctx)?.db, &viewer).await? as i64))
+    }
+
+    /// Which notification categories the viewer receives.
+    async fn notification_settings(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<NotificationSetting>> {
+        settings(ctx).await
+    }
+
+    /// Live streams, newest first; `status: LIVE` for what is on now.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
+    async fn live_streams(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<LiveStreamStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, LiveStream>> {
+        let page =
+            live::list(&state(ctx)?.db, status.map(Into::into), &page_args(ctx, first, after.as_deref())?).await?;
+        Ok(connection(page, LiveStream))
+    }
+
+    async fn live_stream(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<LiveStream>> {
+        let id = ids::decode(Kind::LiveStream, &id, "id")?;
+        Ok(live::get(&state(ctx)?.db, id).await?.map(LiveStream))
+    }
+}

@@ -1,0 +1,125 @@
+//! Subscriptions. Each takes an optional `after` cursor (the `cursor` of the last event the client
+//! saw): the server first replays what was missed, then continues live, with no gap and no duplicate.
+//! Without `after`, a subscription starts from now.
+
+use async_graphql::{Context, ID, Subscription as SubscriptionObject};
+use futures_util::{Stream, StreamExt as _};
+
+use crate::error::{AppError, AppResult};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::types::{LiveChatEvent, Message, Notification};
+use crate::graphql::{loaders, require_viewer, state, viewer};
+use crate::pubsub::{Event, Topic};
+use crate::services::page::Cursor;
+use crate::services::replay::{self, BATCH};
+use crate::services::{live, messaging, notifications};
+
+#[derive(Default)]
+pub struct Subscription;
+
+fn cursor(after: Option<&str>, field: &str) -> AppResult<Option<i64>> {
+    after
+        .map(|c| match Cursor::decode(c) {
+            Some(Cursor::Id(id)) => Ok(id),
+            _ => Err(AppError::bad_input(field, "is not a valid cursor")),
+        })
+        .transpose()
+}
+
+/// Each event is resolved with fresh loader caches: a subscription lives for hours, and what it
+/// shows (a sender's nickname, say) must be as current as a query would be.
+fn fresh<T>(ctx: &Context<'_>, stream: impl Stream<Item = T> + Send + 'static) -> AppResult<impl Stream<Item = T>> {
+    let loaders = loaders(ctx)?.clone();
+    Ok(stream.map(move |item| {
+        loaders.clear();
+        item
+    }))
+}
+
+#[SubscriptionObject]
+impl Subscription {
+    /// New messages in any of the viewer's conversations, sent by anyone (the viewer's own messages
+    /// from other devices included).
+    async fn message_received(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Message>>> {
+        let viewer = require_viewer(ctx)?;
+        let after = cursor(after.as_deref(), "after")?;
+        let st = state(ctx)?;
+        let db = st.db.clone();
+        let sub = st.broker.subscribe(Topic::User(viewer.user_id));
+        let start = match after {
+            Some(c) => c,
+            None => messaging::head(&db, viewer.user_id).await?,
+        };
+        let wants = |e: &Event| match e {
+            Event::Message { id } => Some(*id),
+            _ => None,
+        };
+        let stream = replay::user_stream(sub, start, wants, move |last| {
+            let db = db.clone();
+            async move {
+                let rows = messaging::after(&db, viewer.user_id, last, BATCH).await?;
+                Ok(rows.into_iter().map(|m| (m.id, Message(m))).collect())
+            }
+        });
+        Ok(fresh(ctx, stream.map(|r| r.map_err(Into::into)))?)
+    }
+
+    /// The viewer's new notifications, and coalesced ones as they grow.
+    async fn notification_received(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Notification>>> {
+        let viewer = require_viewer(ctx)?;
+        let after = cursor(after.as_deref(), "after")?;
+        let st = state(ctx)?;
+        let db = st.db.clone();
+        let sub = st.broker.subscribe(Topic::User(viewer.user_id));
+        let start = match after {
+            Some(c) => c,
+            None => notifications::head(&db, viewer.user_id).await?,
+        };
+        let wants = |e: &Event| match e {
+            Event::Notification { seq } => Some(*seq),
+            _ => None,
+        };
+        let stream = replay::user_stream(sub, start, wants, move |last| {
+            let db = db.clone();
+            async move {
+                let rows = notifications::after(&db, viewer.user_id, last, BATCH).await?;
+                Ok(rows.into_iter().map(|n| (n.seq, Notification(n))).collect())
+            }
+        });
+        Ok(fresh(ctx, stream.map(|r| r.map_err(Into::into)))?)
+    }
+
+    /// A live room's chat. Open to everyone; subscribing counts as watching (`viewerCount`).
+    /// Completes when the stream ends.
+    async fn live_chat(
+        &self,
+        ctx: &Context<'_>,
+        stream_id: ID,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LiveChatEvent>>> {
+        let id = ids::decode(Kind::LiveStream, &stream_id, "streamId")?;
+        let after = cursor(after.as_deref(), "after")?;
+        let st = state(ctx)?;
+        let sub = st.broker.subscribe(Topic::Live(id));
+        let stream = live::get(&st.db, id).await?.ok_or(AppError::NotFound("live stream"))?;
+        let ended = live::Status::parse(&stream.status) == live::Status::Ended;
+        let start = after.unwrap_or(stream.chat_seq);
+        let presence = (!ended).then(|| {
+            let member = match viewer(ctx) {
+                Some(v) => format!("u:{}", v.user_id),
+                None => format!("a:{}", uuid::Uuid::new_v4().simple()),
+            };
+            st.presence.join(id, member)
+        });
+        let events = replay::chat_stream(st.db.clone(), sub, id, start, ended, presence);
+        Ok(fresh(ctx, events.map(|r| r.map(LiveChatEvent).map_err(Into::into)))?)
+    }
+}

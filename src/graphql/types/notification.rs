@@ -1,0 +1,99 @@
+use async_graphql::{Context, Enum, ID, Object};
+use chrono::{DateTime, Utc};
+use entity::notifications;
+
+use super::{Comment, Post, User, count, load_one};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders;
+use crate::services::notifications as service;
+use crate::services::page::Cursor;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::services::notifications::Kind")]
+pub enum NotificationKind {
+    /// Someone commented on the viewer's post.
+    CommentOnPost,
+    /// Someone replied to the viewer's comment.
+    ReplyToComment,
+    /// The viewer's post was liked (coalesced: see `actorCount`).
+    PostLiked,
+    /// The viewer's comment was liked (coalesced).
+    CommentLiked,
+    /// Someone followed the viewer (coalesced).
+    NewFollower,
+    /// A notice from the community's staff.
+    Notice,
+}
+
+/// What a user can switch off in `updateNotificationSettings`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::services::notifications::Category")]
+pub enum NotificationCategory {
+    /// Comments on my posts and replies to my comments.
+    Replies,
+    /// Likes on my posts and comments.
+    Likes,
+    /// New followers.
+    Follows,
+    /// Notices from staff.
+    Notices,
+}
+
+/// Something that happened to the viewer's content or account.
+pub struct Notification(pub notifications::Model);
+
+#[Object]
+impl Notification {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::Notification, self.0.id)
+    }
+
+    /// Pass this as `after` to `notificationReceived` to resume right after this notification. A
+    /// coalesced notification gets a new cursor each time it grows.
+    async fn cursor(&self) -> String {
+        Cursor::Id(self.0.seq).encode()
+    }
+
+    async fn kind(&self) -> NotificationKind {
+        service::Kind::parse(&self.0.kind).into()
+    }
+
+    /// Who acted most recently; null for notices and erased accounts.
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.actor_id else { return Ok(None) };
+        Ok(load_one(&loaders(ctx)?.users, id).await?.map(User))
+    }
+
+    /// How many people this notification stands for ("Li and 3 others liked your post").
+    async fn actor_count(&self) -> i32 {
+        count(self.0.actor_count)
+    }
+
+    async fn post(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Post>> {
+        let Some(id) = self.0.post_id else { return Ok(None) };
+        Ok(load_one(&loaders(ctx)?.posts, id).await?.filter(|p| p.deleted_at.is_none()).map(Post))
+    }
+
+    async fn comment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Comment>> {
+        let Some(id) = self.0.comment_id else { return Ok(None) };
+        Ok(load_one(&loaders(ctx)?.comments, id).await?.map(Comment))
+    }
+
+    /// The text of a notice.
+    async fn body(&self) -> Option<&str> {
+        self.0.body.as_deref()
+    }
+
+    async fn read(&self) -> bool {
+        self.0.read_at.is_some()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last grew (a coalesced like or follow).
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}

@@ -1,0 +1,184 @@
+//! The broker: tells every gateway instance that something new happened on a stream.
+//!
+//! Events are stored first (messages, notifications, chat lines live in their tables) and published
+//! second, and the broker is allowed to lose them: Redis pub/sub is fire-and-forget. A subscriber
+//! therefore treats an event as a hint and reads the database from its last cursor whenever it may have
+//! missed something ([`Event::Resync`] after a broker reconnect, a lagging receiver, a gap in `seq`).
+//!
+//! Two back ends behind one [`Broker`]:
+//! - in-process (the embedded default): `publish` hands the event straight to the local [`hub::Hub`];
+//! - Redis (`REDIS_URL`): `publish` is a `PUBLISH`, and one pattern subscription per instance feeds the
+//!   local hub, which fans each event out to that instance's subscribers. Local subscribers hear their
+//!   own instance's events through Redis too, so there is a single delivery path and no duplicates.
+//!
+//! [`presence`] counts live-room viewers across instances.
+
+pub mod hub;
+pub mod presence;
+mod redis_listener;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+pub use hub::{Hub, Subscription};
+
+/// A stream that clients can subscribe to. Its key is what the hub and Redis channel names use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Everything addressed to one user: new messages, notifications, session revocations.
+    User(i64),
+    /// One live room: chat lines and the end of the stream.
+    Live(i64),
+}
+
+impl Topic {
+    pub fn key(self) -> String {
+        match self {
+            Topic::User(id) => format!("u:{id}"),
+            Topic::Live(id) => format!("l:{id}"),
+        }
+    }
+}
+
+/// A live chat line as it travels on the broker: complete, so that ten thousand viewers of one room
+/// do not each read it back from the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatLine {
+    pub id: i64,
+    pub stream_id: i64,
+    pub seq: i64,
+    pub user_id: i64,
+    pub body: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What is published. Ids are cursors within the topic's stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Event {
+    /// A message was stored in one of the user's conversations.
+    Message { id: i64 },
+    /// A notification of the user's was stored or moved to a new `seq`.
+    Notification { seq: i64 },
+    /// Some of the user's sessions were revoked: sockets re-check theirs.
+    SessionsRevoked,
+    /// A line was said in a live room.
+    Chat(ChatLine),
+    /// The live stream ended: its chat subscriptions complete.
+    LiveEnded,
+    /// Never published: the hub sends it to every local subscriber when events may have been lost
+    /// (the Redis subscription reconnected), so each re-reads the database from its cursor.
+    Resync,
+}
+
+/// Events a service gathered inside a transaction, to publish once it has committed.
+#[derive(Debug, Default)]
+#[must_use = "events are only delivered by Broker::publish_all after the commit"]
+pub struct Outbox(pub Vec<(Topic, Event)>);
+
+impl Outbox {
+    pub fn push(&mut self, topic: Topic, event: Event) {
+        self.0.push((topic, event));
+    }
+}
+
+enum Backend {
+    Local,
+    Redis { publisher: redis::aio::ConnectionManager },
+}
+
+struct Inner {
+    hub: Arc<Hub>,
+    backend: Backend,
+    /// Redis channel prefix, so that deployments (and parallel tests) can share one Redis.
+    prefix: String,
+    /// Whether the Redis subscription is up; always true in-process.
+    subscribed: Arc<AtomicBool>,
+}
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+impl Broker {
+    /// The embedded broker: one process, no Redis.
+    pub fn in_process(buffer: usize) -> Broker {
+        Broker {
+            inner: Arc::new(Inner {
+                hub: Hub::new(buffer),
+                backend: Backend::Local,
+                prefix: String::new(),
+                subscribed: Arc::new(AtomicBool::new(true)),
+            }),
+        }
+    }
+
+    /// The shared broker: publishes through `publisher` and starts this instance's one pattern
+    /// subscription, returning once it is listening (so events published after start-up arrive).
+    pub async fn redis(
+        client: redis::Client,
+        publisher: redis::aio::ConnectionManager,
+        prefix: &str,
+        buffer: usize,
+    ) -> Result<Broker, redis::RedisError> {
+        let hub = Hub::new(buffer);
+        let subscribed = Arc::new(AtomicBool::new(false));
+        redis_listener::start(client, Arc::downgrade(&hub), format!("{prefix}:ev:"), subscribed.clone()).await?;
+        Ok(Broker {
+            inner: Arc::new(Inner {
+                hub,
+                backend: Backend::Redis { publisher },
+                prefix: prefix.to_string(),
+                subscribed,
+            }),
+        })
+    }
+
+    /// Subscribes to a topic on this instance. Subscribe before reading the database: see
+    /// `services::replay`.
+    pub fn subscribe(&self, topic: Topic) -> Subscription {
+        self.inner.hub.subscribe(topic.key())
+    }
+
+    /// Publishes one event. Failure is logged, not returned: the event is already stored, and
+    /// subscribers recover it from the database when the broker is back.
+    pub async fn publish(&self, topic: Topic, event: Event) {
+        match &self.inner.backend {
+            Backend::Local => self.inner.hub.dispatch(&topic.key(), Arc::new(event)),
+            Backend::Redis { publisher } => {
+                let payload = match serde_json::to_string(&event) {
+                    Ok(p) => p,
+                    Err(err) => {
+                        tracing::error!(%err, "could not encode a broker event");
+                        return;
+                    }
+                };
+                let channel = format!("{}:ev:{}", self.inner.prefix, topic.key());
+                let mut conn = publisher.clone();
+                if let Err(err) = redis::cmd("PUBLISH").arg(channel).arg(payload).query_async::<i64>(&mut conn).await {
+                    tracing::warn!(%err, "redis publish failed; subscribers will catch up from the database");
+                }
+            }
+        }
+    }
+
+    pub async fn publish_all(&self, outbox: Outbox) {
+        for (topic, event) in outbox.0 {
+            self.publish(topic, event).await;
+        }
+    }
+
+    /// For `/readyz`: the in-process broker is always ready; the Redis one while subscribed.
+    pub fn is_ready(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Local subscriber count, for metrics and tests.
+    pub fn local_topics(&self) -> usize {
+        self.inner.hub.topic_count()
+    }
+}

@@ -1,0 +1,212 @@
+//! Who is watching a live room, counted once per viewer across every instance.
+//!
+//! Each instance keeps a local reference count per (room, viewer): two tabs of one user count once.
+//! With Redis, every room is a sorted set of viewers scored by when their entry expires; an instance
+//! re-stamps its viewers every [`REFRESH`] and removes a viewer when its last local reference goes, so
+//! a viewer disappears at once when they leave and within [`TTL`] when their instance dies. The count
+//! is `ZCOUNT room now +inf`. A signed-in viewer is their user id; an anonymous one is their connection.
+//!
+//! Redis writes go through one worker task per instance, in order, so a quick join-then-leave can
+//! never arrive as leave-then-join.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::error::{AppError, AppResult};
+
+const REFRESH: Duration = Duration::from_secs(10);
+const TTL: Duration = Duration::from_secs(30);
+
+type Rooms = HashMap<i64, HashMap<String, usize>>;
+
+enum Command {
+    Join(i64, String),
+    Leave(i64, String),
+}
+
+struct Inner {
+    /// A std mutex: no await while held.
+    local: Mutex<Rooms>,
+    redis: Option<(redis::aio::ConnectionManager, String, mpsc::UnboundedSender<Command>)>,
+}
+
+#[derive(Clone)]
+pub struct Presence {
+    inner: Arc<Inner>,
+}
+
+/// Holds one viewer in one room; dropping it leaves.
+pub struct PresenceGuard {
+    presence: Presence,
+    room: i64,
+    member: String,
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        self.presence.leave(self.room, &self.member);
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Presence {
+    pub fn in_process() -> Presence {
+        Presence { inner: Arc::new(Inner { local: Mutex::new(HashMap::new()), redis: None }) }
+    }
+
+    pub fn redis(conn: redis::aio::ConnectionManager, prefix: &str) -> Presence {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            local: Mutex::new(HashMap::new()),
+            redis: Some((conn.clone(), format!("{prefix}:live:viewers:"), tx)),
+        });
+        tokio::spawn(worker(Arc::downgrade(&inner), conn, format!("{prefix}:live:viewers:"), rx));
+        Presence { inner }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, Rooms> {
+        self.inner.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn join(&self, room: i64, member: String) -> PresenceGuard {
+        let first = {
+            let mut rooms = self.local();
+            let count = rooms.entry(room).or_default().entry(member.clone()).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
+        if first && let Some((_, _, tx)) = &self.inner.redis {
+            let _ = tx.send(Command::Join(room, member.clone()));
+        }
+        PresenceGuard { presence: self.clone(), room, member }
+    }
+
+    fn leave(&self, room: i64, member: &str) {
+        let last = {
+            let mut rooms = self.local();
+            let Some(members) = rooms.get_mut(&room) else { return };
+            let last = match members.get_mut(member) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                Some(_) => {
+                    members.remove(member);
+                    true
+                }
+                None => false,
+            };
+            if members.is_empty() {
+                rooms.remove(&room);
+            }
+            last
+        };
+        if last && let Some((_, _, tx)) = &self.inner.redis {
+            let _ = tx.send(Command::Leave(room, member.to_string()));
+        }
+    }
+
+    /// Viewers of several rooms, in one round trip.
+    pub async fn counts(&self, rooms: &[i64]) -> AppResult<HashMap<i64, i64>> {
+        match &self.inner.redis {
+            None => {
+                let local = self.local();
+                Ok(rooms.iter().map(|r| (*r, local.get(r).map_or(0, |m| m.len() as i64))).collect())
+            }
+            Some((conn, prefix, _)) => {
+                let now = now_ms();
+                let mut pipe = redis::pipe();
+                for room in rooms {
+                    pipe.cmd("ZCOUNT").arg(format!("{prefix}{room}")).arg(now).arg("+inf");
+                }
+                let mut conn = conn.clone();
+                let counts: Vec<i64> = pipe.query_async(&mut conn).await.map_err(AppError::internal)?;
+                Ok(rooms.iter().copied().zip(counts).collect())
+            }
+        }
+    }
+
+    /// Viewers of the room on every instance.
+    pub async fn count(&self, room: i64) -> AppResult<i64> {
+        match &self.inner.redis {
+            None => Ok(self.local().get(&room).map_or(0, |m| m.len() as i64)),
+            Some((conn, prefix, _)) => {
+                let mut conn = conn.clone();
+                redis::cmd("ZCOUNT")
+                    .arg(format!("{prefix}{room}"))
+                    .arg(now_ms())
+                    .arg("+inf")
+                    .query_async::<i64>(&mut conn)
+                    .await
+                    .map_err(AppError::internal)
+            }
+        }
+    }
+}
+
+async fn worker(
+    inner: std::sync::Weak<Inner>,
+    mut conn: redis::aio::ConnectionManager,
+    prefix: String,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut tick = tokio::time::interval(REFRESH);
+    loop {
+        let result = tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Join(room, member)) => {
+                    let expires = now_ms() + TTL.as_millis() as i64;
+                    redis::pipe()
+                        .zadd(format!("{prefix}{room}"), member, expires)
+                        .pexpire(format!("{prefix}{room}"), TTL.as_millis() as i64 * 2)
+                        .query_async::<()>(&mut conn)
+                        .await
+                }
+                Some(Command::Leave(room, member)) => {
+                    redis::cmd("ZREM").arg(format!("{prefix}{room}")).arg(member).query_async::<()>(&mut conn).await
+                }
+            },
+            _ = tick.tick() => {
+                let Some(inner) = inner.upgrade() else { return };
+                let rooms: Vec<(i64, Vec<String>)> = {
+                    let local = inner.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    local.iter().map(|(room, members)| (*room, members.keys().cloned().collect())).collect()
+                };
+                drop(inner);
+                refresh(&mut conn, &prefix, rooms).await
+            }
+        };
+        if let Err(err) = result {
+            tracing::warn!(%err, "live viewer presence: redis write failed; the next refresh repairs it");
+        }
+    }
+}
+
+/// Re-stamps this instance's viewers and sweeps entries whose instance stopped stamping them.
+async fn refresh(
+    conn: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    rooms: Vec<(i64, Vec<String>)>,
+) -> redis::RedisResult<()> {
+    if rooms.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let expires = now + TTL.as_millis() as i64;
+    let mut pipe = redis::pipe();
+    for (room, members) in rooms {
+        let key = format!("{prefix}{room}");
+        let scored: Vec<(i64, String)> = members.into_iter().map(|m| (expires, m)).collect();
+        pipe.zadd_multiple(&key, &scored).ignore();
+        pipe.cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(now).ignore();
+        pipe.pexpire(&key, TTL.as_millis() as i64 * 2).ignore();
+    }
+    pipe.query_async::<()>(conn).await
+}

@@ -1,0 +1,92 @@
+//! This instance's one Redis subscription: a `PSUBSCRIBE` on every event channel of the deployment,
+//! feeding the local hub. It reconnects by itself with backoff; after a reconnect it tells every local
+//! subscriber to resync, because whatever was published meanwhile is gone from pub/sub (not from the
+//! database).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::oneshot;
+
+use super::{Event, Hub};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+pub(super) async fn start(
+    client: redis::Client,
+    hub: Weak<Hub>,
+    prefix: String,
+    subscribed: Arc<AtomicBool>,
+) -> Result<(), redis::RedisError> {
+    // The first subscription is made before start-up finishes, so a failure there stops the gateway
+    // with a clear message instead of a silent retry loop.
+    let first = subscribe(&client, &prefix).await?;
+    subscribed.store(true, Ordering::Relaxed);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    tokio::spawn(run(client, hub, prefix, subscribed, first, ready_tx));
+    let _ = ready_rx.await;
+    Ok(())
+}
+
+async fn subscribe(client: &redis::Client, prefix: &str) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(format!("{prefix}*")).await?;
+    Ok(pubsub)
+}
+
+async fn run(
+    client: redis::Client,
+    hub: Weak<Hub>,
+    prefix: String,
+    subscribed: Arc<AtomicBool>,
+    first: redis::aio::PubSub,
+    ready: oneshot::Sender<()>,
+) {
+    let mut pubsub = Some(first);
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if let Some(conn) = pubsub.take() {
+            subscribed.store(true, Ordering::Relaxed);
+            backoff = Duration::from_millis(50);
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(());
+            } else {
+                tracing::info!("redis subscription restored; local subscribers resync from the database");
+                match hub.upgrade() {
+                    Some(hub) => hub.resync_all(),
+                    None => return,
+                }
+            }
+            let mut messages = conn.into_on_message();
+            while let Some(msg) = messages.next().await {
+                let Some(hub) = hub.upgrade() else { return };
+                let Some(key) = msg.get_channel_name().strip_prefix(&prefix) else { continue };
+                let payload: String = match msg.get_payload() {
+                    Ok(p) => p,
+                    Err(err) => {
+                        tracing::warn!(%err, "unreadable broker payload");
+                        continue;
+                    }
+                };
+                match serde_json::from_str::<Event>(&payload) {
+                    Ok(event) => hub.dispatch(key, Arc::new(event)),
+                    Err(err) => tracing::warn!(%err, "unknown broker event"),
+                }
+            }
+            subscribed.store(false, Ordering::Relaxed);
+            tracing::warn!("redis subscription lost; reconnecting");
+        }
+        if hub.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        match subscribe(&client, &prefix).await {
+            Ok(conn) => pubsub = Some(conn),
+            Err(err) => tracing::warn!(%err, "redis subscription: reconnect failed"),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Private one-to-one messages.
+//!
+//! A conversation belongs to exactly two users and is created by the first message. Each participant
+//! has a member row holding their inbox order and read marker, so "my conversations with unread
+//! counts" is one indexed read. Only participants can read a conversation, and a block in either
+//! direction stops new messages. Every message is appended under both users' stream locks and pushed
+//! on both users' topics (the sender's other devices see it too).
+
+use chrono::Utc;
+use entity::{conversation_members, conversations, messages, user_blocks, users};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
+};
+
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Event, Outbox, Topic};
+use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::streams;
+use crate::services::validate::{self, Lines};
+
+pub const BODY_MAX: usize = 4_000;
+
+/// Who a message goes to: a user (the conversation is found or made) or an existing conversation.
+pub enum Recipient {
+    User(i64),
+    Conversation(i64),
+}
+
+pub struct Sent {
+    pub message: messages::Model,
+    pub conversation: conversations::Model,
+}
+
+fn pair(a: i64, b: i64) -> (i64, i64) {
+    if a < b { (a, b) } else { (b, a) }
+}
+
+/// Whether either user blocked the other.
+pub async fn blocked_between<C: ConnectionTrait>(db: &C, a: i64, b: i64) -> AppResult<bool> {
+    let either = Condition::any()
+        .add(Condition::all().add(user_blocks::Column::BlockerId.eq(a)).add(user_blocks::Column::BlockedId.eq(b)))
+        .add(Condition::all().add(user_blocks::Column::BlockerId.eq(b)).add(user_blocks::Column::BlockedId.eq(a)));
+    Ok(user_blocks::Entity::find().filter(either).count(db).await? > 0)
+}
+
+/// A conversation the viewer takes part in.
+pub async fn conversation_for(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> AppResult<conversations::Model> {
+    conversations::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|c| c.user_low == viewer.user_id || c.user_high == viewer.user_id)
+        .ok_or(AppError::NotFound("conversation"))
+}
+
+pub async fn send(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    to: Recipient,
+    body: &str,
+) -> AppResult<Sent> {
+    let body = validate::text("input.body", body, 1, BODY_MAX, Lines::Multi)?;
+    let peer = match to {
+        Recipient::User(id) => {
+            if id == viewer.user_id {
+                return Err(AppError::bad_input("input.toUserId", "you cannot message yourself"));
+            }
+            let exists = users::Entity::find_by_id(id).filter(users::Column::DeletedAt.is_null()).count(db).await? > 0;
+            if !exists {
+                return Err(AppError::NotFound("user"));
+            }
+            id
+        }
+        Recipient::Conversation(id) => {
+            let c = conversation_for(db, viewer, id).await?;
+            if c.user_low == viewer.user_id { c.user_high } else { c.user_low }
+        }
+    };
+    if blocked_between(db, viewer.user_id, peer).await? {
+        return Err(AppError::Forbidden("you cannot message this user"));
+    }
+    let (low, high) = pair(viewer.user_id, peer);
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    streams::lock_users(&txn, &[low, high]).await?;
+    conversations::Entity::insert(conversations::ActiveModel {
+        user_low: Set(low),
+        user_high: Set(high),
+        last_message_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::columns([conversations::Column::UserLow, conversations::Column::UserHigh]).do_nothing().to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    let conversation = conversations::Entity::find()
+        .filter(conversations::Column::UserLow.eq(low))
+        .filter(conversations::Column::UserHigh.eq(high))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::internal("conversation vanished inside its transaction"))?;
+    for (user, other) in [(low, high), (high, low)] {
+        conversation_members::Entity::insert(conversation_members::ActiveModel {
+            conversation_id: Set(conversation.id),
+            user_id: Set(user),
+            peer_id: Set(other),
+            last_message_id: Set(0),
+            last_read_message_id: Set(0),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([conversation_members::Column::ConversationId, conversation_members::Column::UserId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    }
+    let message = messages::ActiveModel {
+        conversation_id: Set(conversation.id),
+        sender_id: Set(viewer.user_id),
+        body: Set(body),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    conversations::Entity::update_many()
+        .col_expr(conversations::Column::LastMessageId, Expr::value(message.id))
+        .col_expr(conversations::Column::UpdatedAt, Expr::value(now))
+        .filter(conversations::Column::Id.eq(conversation.id))
+        .exec(&txn)
+        .await?;
+    conversation_members::Entity::update_many()
+        .col_expr(conversation_members::Column::LastMessageId, Expr::value(message.id))
+        .filter(conversation_members::Column::ConversationId.eq(conversation.id))
+        .exec(&txn)
+        .await?;
+    // The sender has read their own message.
+    conversation_members::Entity::update_many()
+        .col_expr(conversation_members::Column::LastReadMessageId, Expr::value(message.id))
+        .filter(conversation_members::Column::ConversationId.eq(conversation.id))
+        .filter(conversation_members::Column::UserId.eq(viewer.user_id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    let mut outbox = Outbox::default();
+    outbox.push(Topic::User(peer), Event::Message { id: message.id });
+    outbox.push(Topic::User(viewer.user_id), Event::Message { id: message.id });
+    broker.publish_all(outbox).await;
+    let conversation = conversations::Model { last_message_id: Some(message.id), updated_at: now, ..conversation };
+    Ok(Sent { message, conversation })
+}
+
+/// The viewer's conversations, the one with the newest message first.
+pub async fn conversations(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    page: &PageArgs,
+) -> AppResult<Page<conversation_members::Model>> {
+    let mut query =
+        conversation_members::Entity::find().filter(conversation_members::Column::UserId.eq(viewer.user_id));
+    if let Some(after) = page.after_id() {
+        query = query.filter(conversation_members::Column::LastMessageId.lt(after));
+    }
+    let rows =
+        query.order_by_desc(conversation_members::Column::LastMessageId).limit(page.fetch_limit()).all(db).await?;
+    Ok(Page::from_rows(page, rows, |m| Cursor::Id(m.last_message_id)))
+}
+
+/// A conversation's messages, newest first (a chat view pages backwards into history).
+pub async fn messages(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    conversation_id: i64,
+    page: &PageArgs,
+) -> AppResult<Page<messages::Model>> {
+    conversation_for(db, viewer, conversation_id).await?;
+    let mut query = messages::Entity::find().filter(messages::Column::ConversationId.eq(conversation_id));
+    if let Some(after) = page.after_id() {
+        query = query.filter(messages::Column::Id.lt(after));
+    }
+    let rows = query.order_by_desc(messages::Column::Id).limit(page.fetch_limit()).all(db).await?;
+    Ok(Page::from_rows(page, rows, |m| Cursor::Id(m.id)))
+}
+
+/// What a subscriber missed: messages in any of the user's conversations after `id`, oldest first.
+pub async fn after(db: &DatabaseConnection, user_id: i64, id: i64, limit: u64) -> AppResult<Vec<messages::Model>> {
+    let mine = conversation_members::Entity::find()
+        .select_only()
+        .column(conversation_members::Column::ConversationId)
+        .filter(conversation_members::Column::UserId.eq(user_id))
+        .into_query();
+    Ok(messages::Entity::find()
+        .filter(messages::Column::ConversationId.in_subquery(mine))
+        .filter(messages::Column::Id.gt(id))
+        .order_by_asc(messages::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// The newest message id in the user's conversations: where a subscription without a cursor starts.
+pub async fn head(db: &DatabaseConnection, user_id: i64) -> AppResult<i64> {
+    let max: Option<i64> = conversation_members::Entity::find()
+        .select_only()
+        .column_as(conversation_members::Column::LastMessageId.max(), "max")
+        .filter(conversation_members::Column::UserId.eq(user_id))
+        .into_tuple()
+        .one(db)
+        .await?
+        .flatten();
+    Ok(max.unwrap_or(0))
+}
+
+/// Marks everything in the conversation up to its newest message as read by the viewer.
+pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, conversation_id: i64) -> AppResult<()> {
+    let c = conversation_for(db, viewer, conversation_id).await?;
+    conversation_members::Entity::update_many()
+        .col_expr(conversation_members::Column::LastReadMessageId, Expr::value(c.last_message_id.unwrap_or(0)))
+        .filter(conversation_members::Column::ConversationId.eq(conversation_id))
+        .filter(conversation_members::Column::UserId.eq(viewer.user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Unread messages per conversation for one user, for a page of conversations in one statement.
+pub async fn unread_counts(
+    db: &DatabaseConnection,
+    user_id: i64,
+    conversation_ids: &[i64],
+) -> AppResult<std::collections::HashMap<i64, i64>> {
+    use sea_orm::{DbBackend, FromQueryResult, Statement};
+    if conversation_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    #[derive(FromQueryResult)]
+    struct Row {
+        conversation_id: i64,
+        unread: i64,
+    }
+    let backend = db.get_database_backend();
+    let placeholders: Vec<String> = (0..conversation_ids.len())
+        .map(|i| if backend == DbBackend::Postgres { format!("${}", i + 2) } else { "?".into() })
+        .collect();
+    let first = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let sql = format!(
+        "SELECT m.conversation_id AS conversation_id, COUNT(*) AS unread FROM messages m \
+         JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = {first} \
+         WHERE m.conversation_id IN ({}) AND m.id > cm.last_read_message_id AND m.sender_id <> cm.user_id \
+         GROUP BY m.conversation_id",
+        placeholders.join(", ")
+    );
+    let mut values: Vec<sea_orm::Value> = vec![user_id.into()];
+    values.extend(conversation_ids.iter().map(|id| sea_orm::Value::from(*id)));
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(db).await?;
+    Ok(rows.into_iter().map(|r| (r.conversation_id, r.unread)).collect())
+}
+
+pub async fn messages_by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<messages::Model>> {
+    Ok(messages::Entity::find().filter(messages::Column::Id.is_in(ids.iter().copied())).all(db).await?)
+}
+
+pub async fn conversations_by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<conversations::Model>> {
+    Ok(conversations::Entity::find().filter(conversations::Column::Id.is_in(ids.iter().copied())).all(db).await?)
+}
+
+/// Blocks `target` for the viewer: no messages either way, no notifications from them. Idempotent.
+pub async fn block(db: &DatabaseConnection, viewer: &Viewer, target: i64) -> AppResult<()> {
+    if target == viewer.user_id {
+        return Err(AppError::bad_input("input.userId", "you cannot block yourself"));
+    }
+    if users::Entity::find_by_id(target).count(db).await? == 0 {
+        return Err(AppError::NotFound("user"));
+    }
+    user_blocks::Entity::insert(user_blocks::ActiveModel {
+        blocker_id: Set(viewer.user_id),
+        blocked_id: Set(target),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::columns([user_blocks::Column::BlockerId, user_blocks::Column::BlockedId]).do_nothing().to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn unblock(db: &DatabaseConnection, viewer: &Viewer, target: i64) -> AppResult<()> {
+    user_blocks::Entity::delete_many()
+        .filter(user_blocks::Column::BlockerId.eq(viewer.user_id))
+        .filter(user_blocks::Column::BlockedId.eq(target))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Which of `targets` the user blocked.
+pub async fn blocked_by(db: &DatabaseConnection, user_id: i64, targets: &[i64]) -> AppResult<Vec<i64>> {
+    Ok(user_blocks::Entity::find()
+        .select_only()
+        .column(user_blocks::Column::BlockedId)
+        .filter(user_blocks::Column::BlockerId.eq(user_id))
+        .filter(user_blocks::Column::BlockedId.is_in(targets.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?)
+}

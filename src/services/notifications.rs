@@ -1,0 +1,295 @@
+//! Notifications: someone replied to me, liked my post or comment, or followed me; notices from staff.
+//!
+//! Each user's notifications form one stream ordered by `seq`. Likes and follows are coalesced: while
+//! a "liked your post" is unread, the next like on that post updates it (actor count + 1, newest actor)
+//! and moves it to a new `seq`, so the user sees one line, not one per like, and a subscriber resuming
+//! from a cursor receives the updated line again. Muted categories, blocked actors and one's own
+//! actions make no notification at all.
+
+use chrono::Utc;
+use entity::{notification_mutes, notifications, user_blocks};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::auth::Viewer;
+use crate::error::AppResult;
+use crate::pubsub::{Event, Outbox, Topic};
+use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::streams;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    CommentOnPost,
+    ReplyToComment,
+    PostLiked,
+    CommentLiked,
+    NewFollower,
+    Notice,
+}
+
+/// What a user can switch off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    Replies,
+    Likes,
+    Follows,
+    Notices,
+}
+
+impl Category {
+    pub const ALL: [Category; 4] = [Category::Replies, Category::Likes, Category::Follows, Category::Notices];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Replies => "REPLIES",
+            Category::Likes => "LIKES",
+            Category::Follows => "FOLLOWS",
+            Category::Notices => "NOTICES",
+        }
+    }
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::CommentOnPost => "COMMENT_ON_POST",
+            Kind::ReplyToComment => "REPLY_TO_COMMENT",
+            Kind::PostLiked => "POST_LIKED",
+            Kind::CommentLiked => "COMMENT_LIKED",
+            Kind::NewFollower => "NEW_FOLLOWER",
+            Kind::Notice => "NOTICE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Kind {
+        match s {
+            "COMMENT_ON_POST" => Kind::CommentOnPost,
+            "REPLY_TO_COMMENT" => Kind::ReplyToComment,
+            "POST_LIKED" => Kind::PostLiked,
+            "COMMENT_LIKED" => Kind::CommentLiked,
+            "NEW_FOLLOWER" => Kind::NewFollower,
+            _ => Kind::Notice,
+        }
+    }
+
+    pub fn category(self) -> Category {
+        match self {
+            Kind::CommentOnPost | Kind::ReplyToComment => Category::Replies,
+            Kind::PostLiked | Kind::CommentLiked => Category::Likes,
+            Kind::NewFollower => Category::Follows,
+            Kind::Notice => Category::Notices,
+        }
+    }
+}
+
+pub struct NewNotification {
+    pub user_id: i64,
+    pub kind: Kind,
+    pub actor_id: Option<i64>,
+    pub post_id: Option<i64>,
+    pub comment_id: Option<i64>,
+    pub body: Option<String>,
+}
+
+impl NewNotification {
+    fn group_key(&self) -> Option<String> {
+        match self.kind {
+            Kind::PostLiked => self.post_id.map(|p| format!("post_liked:{p}")),
+            Kind::CommentLiked => self.comment_id.map(|c| format!("comment_liked:{c}")),
+            Kind::NewFollower => Some("new_follower".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Records a notification inside the caller's transaction and queues its push. Does nothing for
+/// one's own actions, a muted category, or an actor the recipient blocked.
+pub async fn record<C: ConnectionTrait>(txn: &C, n: NewNotification, outbox: &mut Outbox) -> AppResult<()> {
+    if n.actor_id == Some(n.user_id) {
+        return Ok(());
+    }
+    let muted = notification_mutes::Entity::find()
+        .filter(notification_mutes::Column::UserId.eq(n.user_id))
+        .filter(notification_mutes::Column::Category.eq(n.kind.category().as_str()))
+        .count(txn)
+        .await?
+        > 0;
+    if muted {
+        return Ok(());
+    }
+    if let Some(actor) = n.actor_id {
+        let blocked = user_blocks::Entity::find()
+            .filter(user_blocks::Column::BlockerId.eq(n.user_id))
+            .filter(user_blocks::Column::BlockedId.eq(actor))
+            .count(txn)
+            .await?
+            > 0;
+        if blocked {
+            return Ok(());
+        }
+    }
+    streams::lock_users(txn, &[n.user_id]).await?;
+    let seq = next_seq(txn, n.user_id).await?;
+    let now = Utc::now();
+    let group_key = n.group_key();
+    let unread_group = match &group_key {
+        Some(key) => {
+            notifications::Entity::find()
+                .filter(notifications::Column::UserId.eq(n.user_id))
+                .filter(notifications::Column::GroupKey.eq(key.as_str()))
+                .filter(notifications::Column::ReadAt.is_null())
+                .one(txn)
+                .await?
+        }
+        None => None,
+    };
+    match unread_group {
+        Some(existing) if existing.actor_id == n.actor_id => return Ok(()),
+        Some(existing) => {
+            notifications::Entity::update_many()
+                .col_expr(notifications::Column::Seq, Expr::value(seq))
+                .col_expr(notifications::Column::ActorId, Expr::value(n.actor_id))
+                .col_expr(notifications::Column::ActorCount, Expr::col(notifications::Column::ActorCount).add(1))
+                .col_expr(notifications::Column::UpdatedAt, Expr::value(now))
+                .filter(notifications::Column::Id.eq(existing.id))
+                .exec(txn)
+                .await?;
+        }
+        None => {
+            notifications::ActiveModel {
+                user_id: Set(n.user_id),
+                seq: Set(seq),
+                kind: Set(n.kind.as_str().to_string()),
+                group_key: Set(group_key),
+                actor_id: Set(n.actor_id),
+                actor_count: Set(i64::from(n.actor_id.is_some())),
+                post_id: Set(n.post_id),
+                comment_id: Set(n.comment_id),
+                body: Set(n.body),
+                read_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?;
+        }
+    }
+    outbox.push(Topic::User(n.user_id), Event::Notification { seq });
+    Ok(())
+}
+
+async fn next_seq<C: ConnectionTrait>(txn: &C, user_id: i64) -> AppResult<i64> {
+    let max: Option<i64> = notifications::Entity::find()
+        .select_only()
+        .column_as(notifications::Column::Seq.max(), "max")
+        .filter(notifications::Column::UserId.eq(user_id))
+        .into_tuple()
+        .one(txn)
+        .await?
+        .flatten();
+    Ok(max.unwrap_or(0) + 1)
+}
+
+/// The viewer's notifications, most recent first.
+pub async fn list(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    unread_only: bool,
+    page: &PageArgs,
+) -> AppResult<Page<notifications::Model>> {
+    let mut query = notifications::Entity::find().filter(notifications::Column::UserId.eq(viewer.user_id));
+    if unread_only {
+        query = query.filter(notifications::Column::ReadAt.is_null());
+    }
+    if let Some(after) = page.after_id() {
+        query = query.filter(notifications::Column::Seq.lt(after));
+    }
+    let rows = query.order_by_desc(notifications::Column::Seq).limit(page.fetch_limit()).all(db).await?;
+    Ok(Page::from_rows(page, rows, |n| Cursor::Id(n.seq)))
+}
+
+/// What a subscriber missed: the user's notifications after `seq`, oldest first.
+pub async fn after(
+    db: &DatabaseConnection,
+    user_id: i64,
+    seq: i64,
+    limit: u64,
+) -> AppResult<Vec<notifications::Model>> {
+    Ok(notifications::Entity::find()
+        .filter(notifications::Column::UserId.eq(user_id))
+        .filter(notifications::Column::Seq.gt(seq))
+        .order_by_asc(notifications::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// The newest `seq` of a user's stream: where a subscription without a cursor starts.
+pub async fn head(db: &DatabaseConnection, user_id: i64) -> AppResult<i64> {
+    Ok(next_seq(db, user_id).await? - 1)
+}
+
+pub async fn unread_count(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<u64> {
+    Ok(notifications::Entity::find()
+        .filter(notifications::Column::UserId.eq(viewer.user_id))
+        .filter(notifications::Column::ReadAt.is_null())
+        .count(db)
+        .await?)
+}
+
+/// Marks the given notifications (or all, when `ids` is `None`) as read; returns the unread count.
+pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, ids: Option<Vec<i64>>) -> AppResult<u64> {
+    let mut update = notifications::Entity::update_many()
+        .col_expr(notifications::Column::ReadAt, Expr::value(Utc::now()))
+        .filter(notifications::Column::UserId.eq(viewer.user_id))
+        .filter(notifications::Column::ReadAt.is_null());
+    if let Some(ids) = ids {
+        update = update.filter(notifications::Column::Id.is_in(ids));
+    }
+    update.exec(db).await?;
+    unread_count(db, viewer).await
+}
+
+/// The categories the viewer switched off.
+pub async fn muted(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<Vec<Category>> {
+    let rows: Vec<String> = notification_mutes::Entity::find()
+        .select_only()
+        .column(notification_mutes::Column::Category)
+        .filter(notification_mutes::Column::UserId.eq(viewer.user_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(Category::ALL.into_iter().filter(|c| rows.iter().any(|r| r == c.as_str())).collect())
+}
+
+/// Switches categories on or off; idempotent.
+pub async fn set_enabled(db: &DatabaseConnection, viewer: &Viewer, changes: &[(Category, bool)]) -> AppResult<()> {
+    let txn = db.begin().await?;
+    for (category, enabled) in changes {
+        notification_mutes::Entity::delete_many()
+            .filter(notification_mutes::Column::UserId.eq(viewer.user_id))
+            .filter(notification_mutes::Column::Category.eq(category.as_str()))
+            .exec(&txn)
+            .await?;
+        if !enabled {
+            notification_mutes::ActiveModel {
+                user_id: Set(viewer.user_id),
+                category: Set(category.as_str().to_string()),
+                created_at: Set(Utc::now()),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<notifications::Model>> {
+    Ok(notifications::Entity::find().filter(notifications::Column::Id.is_in(ids.iter().copied())).all(db).await?)
+}

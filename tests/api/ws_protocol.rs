@@ -1,0 +1,212 @@
+//! The graphql-transport-ws protocol to the letter (close codes, ping/pong, keep-alive), the legacy
+//! graphql-ws protocol, and authentication of sockets.
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{Ended, TestApp, phone};
+
+const ME: &str = "subscription { notificationReceived { id } }";
+
+#[tokio::test]
+async fn close_codes_follow_the_specification() {
+    let app = TestApp::spawn_with(|c| c.ws_init_timeout_secs = 1).await;
+    let (token, _) = app.register(&phone(1), "a").await;
+
+    // 4408: no connection_init in time.
+    let mut ws = app.ws_with(Some("graphql-transport-ws"), &[]).await;
+    assert_eq!(ws.closed().await, 4408);
+
+    // 4401: subscribe before connection_ack.
+    let mut ws = app.ws_with(Some("graphql-transport-ws"), &[]).await;
+    ws.subscribe("1", ME, json!({})).await;
+    assert_eq!(ws.closed().await, 4401);
+
+    // 4403: a connection_init with a bad token.
+    let mut ws = app.ws_with(Some("graphql-transport-ws"), &[]).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authToken": "not-a-token" } })).await;
+    assert_eq!(ws.closed().await, 4403);
+
+    // 4429: a second connection_init.
+    let mut ws = app.ws(Some(&token)).await;
+    ws.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(ws.closed().await, 4429);
+
+    // 4409: a subscription id already in use.
+    let mut ws = app.ws(Some(&token)).await;
+    ws.subscribe("dup", ME, json!({})).await;
+    ws.subscribe("dup", ME, json!({})).await;
+    assert_eq!(ws.closed().await, 4409);
+
+    // 4400: malformed messages of every kind.
+    for bad in [
+        Message::Text("not json".into()),
+        Message::Text("{\"no\":\"type\"}".into()),
+        Message::Text("{\"type\":\"next\",\"id\":\"1\"}".into()),
+        Message::Text("{\"type\":\"subscribe\",\"id\":\"1\",\"payload\":{\"query\":5}}".into()),
+        Message::Binary(vec![1, 2, 3].into()),
+    ] {
+        let mut ws = app.ws(Some(&token)).await;
+        ws.send_raw(bad.clone()).await;
+        assert_eq!(ws.closed().await, 4400, "for {bad:?}");
+    }
+
+    // 4406: no subprotocol we speak.
+    let mut ws = app.ws_with(None, &[]).await;
+    assert_eq!(ws.closed().await, 4406);
+}
+
+#[tokio::test]
+async fn ping_pong_both_ways_and_completes() {
+    let app = TestApp::spawn_with(|c| c.ws_keepalive_secs = 1).await;
+    let mut ws = app.ws(None).await;
+    ws.send(json!({ "type": "ping", "payload": { "t": 1 } })).await;
+    let pong = ws.recv().await;
+    assert_eq!(pong, json!({ "type": "pong", "payload": { "t": 1 } }));
+
+    // The server pings on its own; a client that answers stays connected past the idle limit.
+    use futures_util::StreamExt;
+    let mut saw_ping = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(3500);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.stream.next()).await {
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "ping" {
+                saw_ping = true;
+                ws.send(json!({ "type": "pong" })).await;
+            }
+        }
+    }
+    assert!(saw_ping, "the server sends keep-alive pings");
+
+    // Queries run over the socket too: next, then complete.
+    ws.subscribe("q", "{ boards(first: 1) { edges { cursor } } }", json!({})).await;
+    assert_eq!(ws.next_data("q").await, json!({ "boards": { "edges": [] } }));
+    assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "q" }));
+
+    // A validation error is an `error` message with a code, and no complete.
+    ws.subscribe("bad", "subscription { nope }", json!({})).await;
+    let err = ws.recv().await;
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
+    ws.subscribe("q", "{ boards(first: 1) { edges { cursor } } }", json!({})).await;
+    assert_eq!(ws.next_data("q").await["boards"]["edges"], json!([]));
+}
+
+#[tokio::test]
+async fn a_silent_client_is_disconnected() {
+    let app = TestApp::spawn_with(|c| c.ws_keepalive_secs = 1).await;
+    let mut ws = app.ws(None).await;
+    // Read nothing for three intervals: tungstenite answers transport pings only while polled, and
+    // protocol pings go unanswered, so the server hears nothing and drops the socket.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    loop {
+        match ws.recv_within(std::time::Duration::from_secs(5)).await {
+            Ok(v) if v["type"] == "ping" => continue,
+            Ok(v) => panic!("unexpected {v}"),
+            Err(_) => break,
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_need_a_signed_in_socket() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(None).await;
+    ws.subscribe("1", ME, json!({})).await;
+    let msg = ws.recv().await;
+    assert_eq!(msg["type"], "next");
+    assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "1" }));
+}
+
+#[tokio::test]
+async fn cookie_sessions_work_from_the_same_origin_only() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    let cookie = format!("ecer_session={token}");
+    let host = app.addr.to_string();
+    let origin = format!("http://{host}");
+    let query = "{ me { nickname } }";
+
+    let mut ws = app.ws_with(Some("graphql-transport-ws"), &[("cookie", &cookie), ("origin", &origin)]).await;
+    ws.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    ws.subscribe("1", query, json!({})).await;
+    assert_eq!(ws.next_data("1").await, json!({ "me": { "nickname": "a" } }));
+
+    let mut ws =
+        app.ws_with(Some("graphql-transport-ws"), &[("cookie", &cookie), ("origin", "https://evil.example")]).await;
+    ws.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    ws.subscribe("1", query, json!({})).await;
+    assert_eq!(ws.next_data("1").await, json!({ "me": null }));
+}
+
+#[tokio::test]
+async fn logout_closes_the_users_sockets() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    let login = app
+        .gql(
+            None,
+            "mutation($p: String!) { login(input: { phone: $p, password: \"correct horse\" }) { token } }",
+            json!({ "p": phone(1) }),
+        )
+        .await;
+    let other_device = login["login"]["token"].as_str().unwrap().to_string();
+    let mut ws1 = app.ws(Some(&token)).await;
+    let mut ws2 = app.ws(Some(&other_device)).await;
+
+    // Logging out one session closes that session's socket only.
+    app.gql(Some(&token), "mutation { logout { loggedOut } }", json!({})).await;
+    assert_eq!(ws1.closed().await, 4403);
+    ws2.send(json!({ "type": "ping" })).await;
+    assert_eq!(ws2.recv().await["type"], "pong");
+
+    // A bad or revoked token cannot open a new one.
+    let mut ws = app.ws_with(Some("graphql-transport-ws"), &[]).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authToken": token } })).await;
+    assert_eq!(ws.closed().await, 4403);
+}
+
+#[tokio::test]
+async fn legacy_subscriptions_transport_ws_protocol() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    let mut ws = app.ws_with(Some("graphql-ws"), &[]).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authToken": token } })).await;
+    assert_eq!(ws.recv_within(std::time::Duration::from_secs(5)).await.unwrap()["type"], "connection_ack");
+    ws.send(json!({ "type": "start", "id": "1", "payload": { "query": "{ me { nickname } }" } })).await;
+    let data = ws.recv().await;
+    assert_eq!(data, json!({ "type": "data", "id": "1", "payload": { "data": { "me": { "nickname": "a" } } } }));
+    assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "1" }));
+    ws.send(json!({ "type": "start", "id": "2", "payload": { "query": ME } })).await;
+    ws.send(json!({ "type": "stop", "id": "2" })).await;
+    ws.quiet(200).await;
+    ws.send(json!({ "type": "connection_terminate" })).await;
+    assert!(matches!(ws.recv_within(std::time::Duration::from_secs(5)).await, Err(Ended::Closed(1000, _))));
+
+    // A rejected init gets connection_error before the close.
+    let mut ws = app.ws_with(Some("graphql-ws"), &[]).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authToken": "bad" } })).await;
+    assert_eq!(ws.recv_within(std::time::Duration::from_secs(5)).await.unwrap()["type"], "connection_error");
+}
+
+#[tokio::test]
+async fn too_many_subscriptions_on_one_socket_are_refused() {
+    let app = TestApp::spawn_with(|c| c.max_subscriptions_per_connection = 2).await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    let mut ws = app.ws(Some(&token)).await;
+    ws.subscribe("1", ME, json!({})).await;
+    ws.subscribe("2", ME, json!({})).await;
+    ws.subscribe("3", ME, json!({})).await;
+    let err = ws.recv().await;
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["id"], "3");
+    assert_eq!(err["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS");
+    // Completing one frees a slot.
+    ws.send(json!({ "type": "complete", "id": "1" })).await;
+    ws.subscribe("3", ME, json!({})).await;
+    ws.quiet(300).await;
+}
