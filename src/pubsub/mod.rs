@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 
 pub use hub::{Hub, Subscription};
 
+/// How long a write waits for Redis to take an event before giving up on the announcement.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A stream that clients can subscribe to. Its key is what the hub and Redis channel names use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -159,8 +162,17 @@ impl Broker {
                 };
                 let channel = format!("{}:ev:{}", self.inner.prefix, topic.key());
                 let mut conn = publisher.clone();
-                if let Err(err) = redis::cmd("PUBLISH").arg(channel).arg(payload).query_async::<i64>(&mut conn).await {
-                    tracing::warn!(%err, "redis publish failed; subscribers will catch up from the database");
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(channel).arg(payload);
+                let publish = cmd.query_async::<i64>(&mut conn);
+                // While Redis is down the connection manager keeps retrying; a write must not wait
+                // for it, since the event is stored and will be replayed.
+                match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(%err, "redis publish failed; subscribers will catch up from the database")
+                    }
+                    Err(_) => tracing::warn!("redis publish timed out; subscribers will catch up from the database"),
                 }
             }
         }

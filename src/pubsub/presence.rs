@@ -19,6 +19,8 @@ use crate::error::{AppError, AppResult};
 
 const REFRESH: Duration = Duration::from_secs(10);
 const TTL: Duration = Duration::from_secs(30);
+/// A count is a read for a page: better an error on one field than a page waiting on a dead Redis.
+const COUNT_TIMEOUT: Duration = Duration::from_millis(500);
 
 type Rooms = HashMap<i64, HashMap<String, usize>>;
 
@@ -126,7 +128,10 @@ impl Presence {
                     pipe.cmd("ZCOUNT").arg(format!("{prefix}{room}")).arg(now).arg("+inf");
                 }
                 let mut conn = conn.clone();
-                let counts: Vec<i64> = pipe.query_async(&mut conn).await.map_err(AppError::internal)?;
+                let counts: Vec<i64> = tokio::time::timeout(COUNT_TIMEOUT, pipe.query_async(&mut conn))
+                    .await
+                    .map_err(AppError::internal)?
+                    .map_err(AppError::internal)?;
                 Ok(rooms.iter().copied().zip(counts).collect())
             }
         }
@@ -134,19 +139,7 @@ impl Presence {
 
     /// Viewers of the room on every instance.
     pub async fn count(&self, room: i64) -> AppResult<i64> {
-        match &self.inner.redis {
-            None => Ok(self.local().get(&room).map_or(0, |m| m.len() as i64)),
-            Some((conn, prefix, _)) => {
-                let mut conn = conn.clone();
-                redis::cmd("ZCOUNT")
-                    .arg(format!("{prefix}{room}"))
-                    .arg(now_ms())
-                    .arg("+inf")
-                    .query_async::<i64>(&mut conn)
-                    .await
-                    .map_err(AppError::internal)
-            }
-        }
+        Ok(self.counts(&[room]).await?.get(&room).copied().unwrap_or(0))
     }
 }
 

@@ -1,0 +1,154 @@
+//! Live streams: life cycle, the host-only ingest key, the room chat with replay, and viewer counts.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, phone};
+
+pub const CREATE: &str =
+    "mutation($t: String!) { createLiveStream(input: { title: $t }) { liveStream { id status ingestKey } } }";
+pub const START: &str =
+    "mutation($s: ID!) { startLiveStream(input: { streamId: $s }) { liveStream { status startedAt } } }";
+pub const END: &str = "mutation($s: ID!) { endLiveStream(input: { streamId: $s }) { liveStream { status endedAt } } }";
+pub const SAY: &str = "mutation($s: ID!, $b: String!) { sendLiveChatMessage(input: { streamId: $s, body: $b }) { message { seq cursor body author { nickname } } } }";
+pub const CHAT: &str = "subscription($s: ID!, $after: String) { liveChat(streamId: $s, after: $after) { skipped message { seq cursor body author { nickname } } } }";
+pub const COUNT: &str = "query($s: ID!) { liveStream(id: $s) { viewerCount } }";
+
+pub async fn live_stream(app: &TestApp, host: &str) -> String {
+    let created = app.gql(Some(host), CREATE, json!({ "t": "广交会 live: LED lights" })).await;
+    let id = created["createLiveStream"]["liveStream"]["id"].as_str().unwrap().to_string();
+    app.gql(Some(host), START, json!({ "s": id })).await;
+    id
+}
+
+/// Polls `viewerCount` until it equals `want` (counts settle asynchronously); panics after 5 s.
+pub async fn wait_for_count(app: &TestApp, stream: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = app.gql(None, COUNT, json!({ "s": stream })).await["liveStream"]["viewerCount"].as_i64().unwrap();
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "viewerCount stayed {got}, wanted {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn line(v: &Value) -> (i64, String) {
+    let m = &v["liveChat"]["message"];
+    (m["seq"].as_i64().unwrap(), m["body"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn a_stream_from_creation_to_end() {
+    let app = TestApp::spawn().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let (fan, _) = app.register(&phone(2), "fan").await;
+    let created = app.gql(Some(&host), CREATE, json!({ "t": "Canton fair walk" })).await;
+    let stream = created["createLiveStream"]["liveStream"].clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    assert_eq!(stream["status"], "SCHEDULED");
+    assert_eq!(stream["ingestKey"].as_str().unwrap().len(), 43);
+
+    // Only the host sees the ingest key.
+    let q = "query($s: ID!) { liveStream(id: $s) { ingestKey host { nickname } } }";
+    assert_eq!(app.gql(Some(&fan), q, json!({ "s": id })).await["liveStream"]["ingestKey"], Value::Null);
+    assert_eq!(app.gql(None, q, json!({ "s": id })).await["liveStream"]["ingestKey"], Value::Null);
+    assert_eq!(app.gql(Some(&host), q, json!({ "s": id })).await["liveStream"]["ingestKey"], stream["ingestKey"]);
+
+    // No chat before it starts; nobody but the host starts it.
+    let (code, _) = app.gql_err(Some(&fan), SAY, json!({ "s": id, "b": "hello?" })).await;
+    assert_eq!(code, "CONFLICT");
+    let (code, _) = app.gql_err(Some(&fan), START, json!({ "s": id })).await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(
+        app.gql(Some(&host), START, json!({ "s": id })).await["startLiveStream"]["liveStream"]["status"],
+        "LIVE"
+    );
+
+    let browse =
+        app.gql(None, "{ liveStreams(status: LIVE, first: 5) { edges { node { id title } } } }", json!({})).await;
+    assert_eq!(browse["liveStreams"]["edges"][0]["node"]["id"], id);
+
+    // Anonymous viewers may watch; only members may talk.
+    let mut viewer = app.ws(None).await;
+    viewer.subscribe("c", CHAT, json!({ "s": id })).await;
+    wait_for_count(&app, &id, 1).await;
+    let (code, _) = app.gql_err(None, SAY, json!({ "s": id, "b": "hi" })).await;
+    assert_eq!(code, "UNAUTHENTICATED");
+    for (who, body) in [(&fan, "多少钱?"), (&host, "FOB 2 USD"), (&fan, "MOQ?")] {
+        app.gql(Some(who), SAY, json!({ "s": id, "b": body })).await;
+    }
+    assert_eq!(line(&viewer.next_data("c").await), (1, "多少钱?".into()));
+    assert_eq!(line(&viewer.next_data("c").await), (2, "FOB 2 USD".into()));
+    let third = viewer.next_data("c").await;
+    assert_eq!(line(&third), (3, "MOQ?".into()));
+    assert_eq!(third["liveChat"]["skipped"], 0);
+
+    // A late viewer resumes from a cursor.
+    let mut late = app.ws(Some(&fan)).await;
+    let first_cursor = app
+        .gql(
+            None,
+            "query($s: ID!) { liveStream(id: $s) { chat(first: 3) { edges { node { seq cursor } } } } }",
+            json!({ "s": id }),
+        )
+        .await["liveStream"]["chat"]["edges"][2]["node"]["cursor"]
+        .clone();
+    late.subscribe("c", CHAT, json!({ "s": id, "after": first_cursor })).await;
+    assert_eq!(line(&late.next_data("c").await).0, 2);
+    assert_eq!(line(&late.next_data("c").await).0, 3);
+    wait_for_count(&app, &id, 2).await;
+
+    // Ending completes every viewer's subscription; chat is closed.
+    app.gql(Some(&host), END, json!({ "s": id })).await;
+    assert_eq!(viewer.recv().await, json!({ "type": "complete", "id": "c" }));
+    assert_eq!(late.recv().await, json!({ "type": "complete", "id": "c" }));
+    let (code, _) = app.gql_err(Some(&fan), SAY, json!({ "s": id, "b": "late" })).await;
+    assert_eq!(code, "CONFLICT");
+    let (code, _) = app.gql_err(Some(&host), START, json!({ "s": id })).await;
+    assert_eq!(code, "CONFLICT");
+    wait_for_count(&app, &id, 0).await;
+}
+
+#[tokio::test]
+async fn viewers_are_counted_once_and_leave_when_their_socket_dies() {
+    let app = TestApp::spawn().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let (fan, _) = app.register(&phone(2), "fan").await;
+    let id = live_stream(&app, &host).await;
+
+    // One member on two sockets (two tabs) is one viewer; an anonymous socket is another.
+    let mut tab1 = app.ws(Some(&fan)).await;
+    let mut tab2 = app.ws(Some(&fan)).await;
+    let mut anon = app.ws(None).await;
+    for ws in [&mut tab1, &mut tab2, &mut anon] {
+        ws.subscribe("c", CHAT, json!({ "s": id })).await;
+    }
+    wait_for_count(&app, &id, 2).await;
+    // Completing the subscription leaves; so does a socket that just disappears.
+    tab1.send(json!({ "type": "complete", "id": "c" })).await;
+    wait_for_count(&app, &id, 2).await;
+    drop(tab2);
+    wait_for_count(&app, &id, 1).await;
+    drop(anon);
+    wait_for_count(&app, &id, 0).await;
+}
+
+#[tokio::test]
+async fn chat_input_is_checked() {
+    let app = TestApp::spawn().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let id = live_stream(&app, &host).await;
+    let (code, err) = app.gql_err(Some(&host), SAY, json!({ "s": id, "b": "" })).await;
+    assert_eq!((code.as_str(), err["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("input.body")));
+    let (code, _) = app.gql_err(Some(&host), SAY, json!({ "s": id, "b": "x".repeat(501) })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (code, _) = app.gql_err(Some(&host), CREATE, json!({ "t": "" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let mut ws = app.ws(None).await;
+    ws.subscribe("c", CHAT, json!({ "s": "TGl2ZVN0cmVhbTo5OTk5" })).await;
+    let msg = ws.recv().await;
+    assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND");
+}

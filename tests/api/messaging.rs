@@ -1,0 +1,125 @@
+//! Private messages: conversations, read state, privacy between users, blocks, and the push.
+
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, phone};
+
+pub const SEND: &str = "mutation($to: ID, $c: ID, $body: String!) {
+    sendMessage(input: { toUserId: $to, conversationId: $c, body: $body }) {
+        message { id cursor body isMine sender { nickname } }
+        conversation { id }
+    } }";
+
+pub const RECEIVED: &str = "subscription($after: String) { messageReceived(after: $after) { cursor body sender { nickname } conversation { id } } }";
+
+pub async fn send(app: &TestApp, token: &str, to: &str, body: &str) -> Value {
+    app.gql(Some(token), SEND, json!({ "to": to, "body": body })).await["sendMessage"].clone()
+}
+
+#[tokio::test]
+async fn a_message_reaches_the_recipient_and_the_senders_other_devices() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let mut bob_ws = app.ws(Some(&bob)).await;
+    let mut alice_ws = app.ws(Some(&alice)).await;
+    bob_ws.subscribe("m", RECEIVED, json!({})).await;
+    alice_ws.subscribe("m", RECEIVED, json!({})).await;
+    // Give both subscriptions a moment to register before the send.
+    bob_ws.quiet(200).await;
+
+    let sent = send(&app, &alice, &bob_id, "你好, FOB price?").await;
+    assert_eq!(sent["message"]["isMine"], true);
+    for ws in [&mut bob_ws, &mut alice_ws] {
+        let got = ws.next_data("m").await["messageReceived"].clone();
+        assert_eq!(got["body"], "你好, FOB price?");
+        assert_eq!(got["sender"]["nickname"], "alice");
+        assert_eq!(got["conversation"]["id"], sent["conversation"]["id"]);
+        assert_eq!(got["cursor"], sent["message"]["cursor"]);
+    }
+}
+
+#[tokio::test]
+async fn conversations_unread_counts_and_read_markers() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let (carol, carol_id) = app.register(&phone(3), "carol").await;
+    let first = send(&app, &alice, &bob_id, "one").await;
+    let conv = first["conversation"]["id"].as_str().unwrap().to_string();
+    // Sending to the same user again, or by conversation id, stays in one conversation.
+    let again = send(&app, &alice, &bob_id, "two").await;
+    assert_eq!(again["conversation"]["id"], conv);
+    let reply = app.gql(Some(&bob), SEND, json!({ "c": conv, "body": "three" })).await;
+    assert_eq!(reply["sendMessage"]["conversation"]["id"], conv);
+    send(&app, &carol, &bob_id, "hi from carol").await;
+
+    let list = "{ conversations(first: 10) { edges { node { id unreadCount peer { nickname }
+        lastMessage { body } } } } }";
+    let bob_view = app.gql(Some(&bob), list, json!({})).await;
+    let edges = bob_view["conversations"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2);
+    assert_eq!(edges[0]["node"]["peer"]["nickname"], "carol", "newest conversation first");
+    assert_eq!(edges[0]["node"]["unreadCount"], 1);
+    assert_eq!(edges[1]["node"]["peer"]["nickname"], "alice");
+    // Replying reads what came before, as in every chat app.
+    assert_eq!(edges[1]["node"]["unreadCount"], 0);
+    assert_eq!(edges[1]["node"]["lastMessage"]["body"], "three");
+
+    let mark =
+        "mutation($c: ID!) { markConversationRead(input: { conversationId: $c }) { conversation { unreadCount } } }";
+    let carol_conv = edges[0]["node"]["id"].clone();
+    let marked = app.gql(Some(&bob), mark, json!({ "c": carol_conv })).await;
+    assert_eq!(marked["markConversationRead"]["conversation"]["unreadCount"], 0);
+    let (code, _) = app.gql_err(Some(&alice), mark, json!({ "c": carol_conv })).await;
+    assert_eq!(code, "NOT_FOUND");
+    let alice_view = app.gql(Some(&alice), list, json!({})).await;
+    assert_eq!(alice_view["conversations"]["edges"][0]["node"]["unreadCount"], 1);
+
+    // History pages newest first.
+    let history = "query($c: ID!, $after: String) { messages(conversationId: $c, first: 2, after: $after) {
+        edges { node { body } } pageInfo { hasNextPage endCursor } } }";
+    let page = app.gql(Some(&alice), history, json!({ "c": conv })).await;
+    let bodies: Vec<_> =
+        page["messages"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["body"].clone()).collect();
+    assert_eq!(bodies, vec![json!("three"), json!("two")]);
+    let next =
+        app.gql(Some(&alice), history, json!({ "c": conv, "after": page["messages"]["pageInfo"]["endCursor"] })).await;
+    assert_eq!(next["messages"]["edges"][0]["node"]["body"], "one");
+    assert_eq!(next["messages"]["pageInfo"]["hasNextPage"], false);
+
+    // Nobody else can read or write the conversation.
+    let (code, _) = app.gql_err(Some(&carol), history, json!({ "c": conv })).await;
+    assert_eq!(code, "NOT_FOUND");
+    let (code, _) = app.gql_err(Some(&carol), SEND, json!({ "c": conv, "body": "let me in" })).await;
+    assert_eq!(code, "NOT_FOUND");
+    let (code, _) = app.gql_err(None, list, json!({})).await;
+    assert_eq!(code, "UNAUTHENTICATED");
+    let _ = (alice_id, carol_id);
+}
+
+#[tokio::test]
+async fn bad_input_and_blocks() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+
+    let (code, err) = app.gql_err(Some(&alice), SEND, json!({ "to": bob_id, "body": "  " })).await;
+    assert_eq!((code.as_str(), err["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("input.body")));
+    let (code, _) = app.gql_err(Some(&alice), SEND, json!({ "to": alice_id, "body": "me" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (code, _) = app.gql_err(Some(&alice), SEND, json!({ "body": "nobody" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+
+    let block = "mutation($u: ID!) { blockUser(input: { userId: $u }) { user { nickname } } }";
+    let unblock = "mutation($u: ID!) { unblockUser(input: { userId: $u }) { user { nickname } } }";
+    app.gql(Some(&bob), block, json!({ "u": alice_id })).await;
+    app.gql(Some(&bob), block, json!({ "u": alice_id })).await;
+    // Blocked either way: neither side can message.
+    let (code, _) = app.gql_err(Some(&alice), SEND, json!({ "to": bob_id, "body": "hello?" })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let (code, _) = app.gql_err(Some(&bob), SEND, json!({ "to": alice_id, "body": "hello?" })).await;
+    assert_eq!(code, "FORBIDDEN");
+    app.gql(Some(&bob), unblock, json!({ "u": alice_id })).await;
+    send(&app, &alice, &bob_id, "friends again").await;
+}
