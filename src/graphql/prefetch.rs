@@ -12,7 +12,7 @@ use async_graphql::{Context, Lookahead, Value};
 use entity::{comments, posts};
 use futures_util::future::BoxFuture;
 
-use super::loaders::{ChildrenKey, EdgeKey, Loaders};
+use super::loaders::{ChildrenKey, EdgeKey, Loaders, UnreadKey};
 use super::{loaders, state, viewer};
 use crate::error::AppResult;
 use crate::services::comments::Parent;
@@ -186,4 +186,75 @@ pub async fn post_ids(ctx: &Context<'_>, page: &Page<i64>) -> AppResult<()> {
     let found = env.loaders.posts.load_many(ids_of(page)).await.map_err(to_app)?;
     let models: Vec<posts::Model> = found.into_values().collect();
     env.posts(nodes(&ctx.look_ahead()), &models).await
+}
+
+/// Primes the caches for a page of the viewer's conversations: the conversations, then last messages
+/// and unread counts, then every user shown (peers and senders) in one batch.
+pub async fn conversation_ids(ctx: &Context<'_>, page: &Page<i64>) -> AppResult<()> {
+    let env = Env::new(ctx)?;
+    let look = nodes(&ctx.look_ahead());
+    let Some(me) = env.viewer else { return Ok(()) };
+    let found = env.loaders.conversations.load_many(ids_of(page)).await.map_err(to_app)?;
+    let last_look = look.field("lastMessage");
+    let message_ids: Vec<i64> = found.values().filter_map(|c| c.last_message_id).collect();
+    let unread_keys: Vec<UnreadKey> = found.keys().map(|&conversation| UnreadKey { user: me, conversation }).collect();
+    let (messages, unread) = futures_util::join!(
+        async {
+            if last_look.exists() && !message_ids.is_empty() {
+                return env.loaders.messages.load_many(message_ids).await.map(|m| m.into_values().collect());
+            }
+            Ok(Vec::new())
+        },
+        async {
+            if look.field("unreadCount").exists() && !unread_keys.is_empty() {
+                env.loaders.unread.load_many(unread_keys).await?;
+            }
+            Ok::<_, async_graphql::Error>(())
+        }
+    );
+    let messages: Vec<entity::messages::Model> = messages.map_err(to_app)?;
+    unread.map_err(to_app)?;
+    let mut users: Vec<i64> = Vec::new();
+    if look.field("peer").exists() {
+        users.extend(found.values().map(|c| if c.user_low == me { c.user_high } else { c.user_low }));
+    }
+    if last_look.field("sender").exists() {
+        users.extend(messages.iter().map(|m| m.sender_id));
+    }
+    if !users.is_empty() {
+        env.loaders.users.load_many(users).await.map_err(to_app)?;
+    }
+    Ok(())
+}
+
+/// Primes the caches for a page of notifications: actors, comments and posts, then what the posts
+/// select.
+pub async fn notifications(ctx: &Context<'_>, page: &Page<entity::notifications::Model>) -> AppResult<()> {
+    let env = Env::new(ctx)?;
+    let look = nodes(&ctx.look_ahead());
+    let items: Vec<&entity::notifications::Model> = page.items.iter().map(|(_, n)| n).collect();
+    let post_look = look.field("post");
+    let (actors, found_posts, found_comments) = futures_util::join!(
+        env.users(look.field("actor"), items.iter().filter_map(|n| n.actor_id).collect()),
+        async {
+            let ids: Vec<i64> = items.iter().filter_map(|n| n.post_id).collect();
+            if post_look.exists() && !ids.is_empty() {
+                return env.loaders.posts.load_many(ids).await.map(|m| m.into_values().collect());
+            }
+            Ok(Vec::new())
+        },
+        async {
+            let ids: Vec<i64> = items.iter().filter_map(|n| n.comment_id).collect();
+            if look.field("comment").exists() && !ids.is_empty() {
+                return env.loaders.comments.load_many(ids).await.map(|m| m.into_values().collect());
+            }
+            Ok(Vec::<comments::Model>::new())
+        }
+    );
+    actors?;
+    let found_posts: Vec<posts::Model> = found_posts.map_err(to_app)?;
+    let found_comments = found_comments.map_err(to_app)?;
+    let (a, b) =
+        futures_util::join!(env.posts(post_look, &found_posts), env.comments(look.field("comment"), found_comments));
+    a.and(b)
 }

@@ -537,4 +537,28 @@ mod tests {
         assert_eq!(payload_token(&m(json!({"authToken": 5}))), Some(Err(())));
         assert_eq!(payload_token(&m(json!({}))), None);
     }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_told_to_resubscribe_not_silently_dropped() {
+        let (out, mut out_rx) = mpsc::channel(1);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let events = futures_util::stream::iter(
+            (0..10).map(|i| GqlResponse::new(async_graphql::Value::from_json(json!({ "n": i })).unwrap())),
+        );
+        let task =
+            tokio::spawn(pump("s".into(), 1, events, out, done_tx, Proto::Transport, Duration::from_millis(100)));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let frame = |m: Message| match m {
+            Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
+            other => panic!("unexpected {other:?}"),
+        };
+        let first = frame(out_rx.recv().await.unwrap());
+        assert_eq!(first["payload"]["data"], json!({ "n": 0 }));
+        let error = frame(out_rx.recv().await.unwrap());
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["payload"][0]["extensions"]["code"], SUBSCRIPTION_LAGGING);
+        task.await.unwrap();
+        assert_eq!(done_rx.recv().await, Some(("s".to_string(), 1)));
+        assert!(out_rx.recv().await.is_none(), "nothing after the error");
+    }
 }

@@ -125,3 +125,122 @@ pub fn chat_stream(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use futures_util::StreamExt as _;
+    use sea_orm::{ActiveModelTrait, Set};
+
+    use super::*;
+    use crate::auth::{Role, Viewer};
+    use crate::pubsub::{Broker, Hub, Topic};
+
+    async fn db() -> (sea_orm::DatabaseConnection, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::defaults();
+        config.database_url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        (crate::db::connect(&config).await.unwrap().0, dir)
+    }
+
+    async fn host(db: &sea_orm::DatabaseConnection) -> Viewer {
+        let now = Utc::now();
+        let user = entity::users::ActiveModel {
+            nickname: Set("host".into()),
+            gender: Set("UNSPECIFIED".into()),
+            role: Set("USER".into()),
+            follower_count: Set(0),
+            following_count: Set(0),
+            post_count: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        Viewer { user_id: user.id, role: Role::User, session_id: 0 }
+    }
+
+    fn line(stream_id: i64, seq: i64) -> Arc<Event> {
+        Arc::new(Event::Chat(ChatLine {
+            id: seq,
+            stream_id,
+            seq,
+            user_id: 1,
+            body: format!("line {seq}"),
+            created_at: Utc::now(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_lagging_chat_viewer_skips_the_oldest_lines_and_is_told_how_many() {
+        let (db, _dir) = db().await;
+        let hub = Hub::new(2);
+        let sub = hub.subscribe(Topic::Live(7).key());
+        let stream = chat_stream(db, sub, 7, 0, false, None);
+        tokio::pin!(stream);
+        // Ten lines arrive before the viewer reads any; the buffer keeps the newest two.
+        for seq in 1..=10 {
+            hub.dispatch(&Topic::Live(7).key(), line(7, seq));
+        }
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!((first.line.seq, first.skipped), (9, 8));
+        let second = stream.next().await.unwrap().unwrap();
+        assert_eq!((second.line.seq, second.skipped), (10, 0));
+    }
+
+    #[tokio::test]
+    async fn lines_the_broker_lost_are_read_from_the_database() {
+        let (db, _dir) = db().await;
+        let broker = Broker::in_process(16);
+        let viewer = host(&db).await;
+        let room = live::create(&db, &viewer, "room", None).await.unwrap();
+        live::start(&db, &viewer, room.id).await.unwrap();
+        let hub = Hub::new(16);
+        let sub = hub.subscribe(Topic::Live(room.id).key());
+        let stream = chat_stream(db.clone(), sub, room.id, 0, false, None);
+        tokio::pin!(stream);
+        // Three lines are stored (through a broker nobody here listens to, as if it lost them);
+        // only the third is announced to this viewer.
+        for body in ["a", "b", "c"] {
+            live::say(&db, &broker, &viewer, room.id, body).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(stream.next().await.unwrap().unwrap());
+            if seen.len() == 1 {
+                hub.dispatch(&Topic::Live(room.id).key(), line(room.id, 3));
+            }
+        }
+        let got: Vec<_> = seen.iter().map(|e| (e.line.seq, e.line.body.as_str(), e.skipped)).collect();
+        assert_eq!(got, vec![(1, "a", 0), (2, "b", 0), (3, "c", 0)]);
+    }
+
+    #[tokio::test]
+    async fn user_streams_reread_the_database_on_every_hint() {
+        let hub = Hub::new(1);
+        let sub = hub.subscribe("u:1".into());
+        let rows = Arc::new(std::sync::Mutex::new(vec![(5_i64, "e")]));
+        let source = rows.clone();
+        let wants = |e: &Event| match e {
+            Event::Message { id } => Some(*id),
+            _ => None,
+        };
+        let stream = user_stream(sub, 4, wants, move |after| {
+            let rows = source.lock().unwrap().iter().filter(|(id, _)| *id > after).cloned().collect::<Vec<_>>();
+            async move { Ok(rows) }
+        });
+        tokio::pin!(stream);
+        assert_eq!(stream.next().await.unwrap().unwrap(), "e");
+        // Two new rows, but the broker only managed to announce one of them after a lag.
+        rows.lock().unwrap().extend([(6, "f"), (7, "g")]);
+        for id in [6, 7, 8] {
+            hub.dispatch("u:1", Arc::new(Event::Message { id }));
+        }
+        assert_eq!(stream.next().await.unwrap().unwrap(), "f");
+        assert_eq!(stream.next().await.unwrap().unwrap(), "g");
+    }
+}

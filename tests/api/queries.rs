@@ -127,3 +127,34 @@ async fn edge_lists_statement_count_is_constant_in_page_size() {
         assert_eq!(counts[0], counts[1], "{query}: {counts:?}");
     }
 }
+
+/// The inbox and the notification list: peer, last message, unread count, actors, posts and
+/// comments are batched, so statements do not grow with the page.
+#[tokio::test]
+async fn inbox_and_notification_lists_have_constant_statement_counts() {
+    let (app, c) = TestApp::community().await;
+    let me = c.alice.clone();
+    let me_id = app.gql(Some(&me), "{ me { id } }", json!({})).await["me"]["id"].clone();
+    for i in 0..12 {
+        let (other, _) = app.register(&phone(100 + i), &format!("peer{i}")).await;
+        let send =
+            "mutation($to: ID!, $b: String!) { sendMessage(input: { toUserId: $to, body: $b }) { message { id } } }";
+        app.gql(Some(&other), send, json!({ "to": me_id, "b": format!("hi {i}") })).await;
+        app.comment(&other, &c.post, None, &format!("comment {i}")).await;
+    }
+    let inbox = "query($n: Int) { conversations(first: $n) { edges { node { id unreadCount
+        peer { nickname } lastMessage { body sender { nickname } } } } } }";
+    let notes = "query($n: Int) { notifications(first: $n) { edges { node { kind actorCount
+        actor { nickname } post { title author { nickname } } comment { body } } } } }";
+    for query in [inbox, notes] {
+        let mut counts = Vec::new();
+        for n in [2, 12] {
+            app.gql(Some(&me), "{ me { id } }", json!({})).await;
+            let before = app.statements();
+            app.gql(Some(&me), query, json!({ "n": n })).await;
+            counts.push(app.statements() - before);
+        }
+        assert_eq!(counts[0], counts[1], "statements for 2 and 12 items of {query}");
+        assert!(counts[0] <= 8, "{counts:?} for {query}");
+    }
+}

@@ -210,3 +210,29 @@ async fn too_many_subscriptions_on_one_socket_are_refused() {
     ws.subscribe("3", ME, json!({})).await;
     ws.quiet(300).await;
 }
+
+/// The real client apps use (npm `graphql-ws`): authenticates with `connectionParams`, receives pushes,
+/// resumes from a cursor, and reports a rejected token as close code 4403.
+#[tokio::test]
+async fn the_graphql_ws_client_library_works_end_to_end() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/graphql-ws").exists(),
+        "graphql-ws is not installed: run `npm ci --prefix tests/js` (the README's test command does)"
+    );
+    let out = tokio::process::Command::new("node")
+        .args(["graphql-ws-client.mjs", &app.url("/graphql"), &alice, &bob, &bob_id])
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("run node");
+    assert!(out.status.success(), "client failed: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("client JSON");
+    assert_eq!(seen["live"], json!(["hello from graphql-ws", "second"]));
+    assert_eq!(seen["resumed"], json!(["second"]));
+    assert_eq!(seen["rejected"], 4403);
+    assert!(seen["closes"].as_array().unwrap().contains(&json!(4403)), "{seen}");
+}

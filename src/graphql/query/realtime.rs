@@ -45,6 +45,7 @@ impl RealtimeQuery {
         let page =
             messaging::conversations(&state(ctx)?.db, &viewer, &page_args(ctx, first, after.as_deref())?).await?;
         let ids: Page<i64> = page.map(|m| m.conversation_id);
+        crate::graphql::prefetch::conversation_ids(ctx, &ids).await?;
         Ok(connection_via(&loaders(ctx)?.conversations, ids, Conversation).await?)
     }
 
