@@ -48,6 +48,25 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     let post = app.create_post(&token, board["id"].as_str().unwrap(), "Contract fixture post").await;
     let comment = app.comment(&token, &post, None, "Contract fixture comment").await;
     let other = ecer_gateway::graphql::ids::encode(ecer_gateway::graphql::ids::Kind::User, 1).0;
+    // Something in every realtime stream of the signed-in user, so subscriptions resuming from the
+    // start replay at least one event.
+    let (peer, _) = app.register("+8613712340000", "peer").await;
+    let sent = app
+        .gql(
+            Some(&peer),
+            "mutation($to: ID!) { sendMessage(input: { toUserId: $to, body: \"hello\" }) { conversation { id } } }",
+            json!({ "to": me }),
+        )
+        .await;
+    let conversation = sent["sendMessage"]["conversation"]["id"].as_str().unwrap().to_string();
+    app.comment(&peer, &post, None, "a reply to notify about").await;
+    let stream = crate::live::live_stream(&app, &token).await;
+    app.gql(Some(&token), crate::live::SAY, json!({ "s": stream, "b": "welcome" })).await;
+    let new_stream = app.gql(Some(&token), crate::live::CREATE, json!({ "t": "later" })).await["createLiveStream"]
+        ["liveStream"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let vars: HashMap<&str, String> = HashMap::from([
         ("$POST_ID", post),
@@ -59,6 +78,10 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$PHONE_NEW", "+8613712345678".to_string()),
         ("$PHONE", "+8613900000000".to_string()),
         ("$PASSWORD", "admin password".to_string()),
+        ("$CONVERSATION_ID", conversation),
+        ("$STREAM_ID", stream),
+        ("$NEW_STREAM_ID", new_stream),
+        ("$CURSOR_START", ecer_gateway::services::page::Cursor::Id(0).encode()),
     ]);
 
     let fixtures: serde_json::Map<String, Value> =
@@ -71,7 +94,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         .collect();
     names.sort();
     // Destructive operations run last, in a fixed order (logout ends the session the rest use).
-    let last = ["DeleteComment", "DeletePost", "Logout"];
+    let last = ["BlockUser", "EndLiveStream", "DeleteComment", "DeletePost", "Logout"];
     names.retain(|n| !last.contains(&n.as_str()));
     names.extend(last.iter().map(|s| s.to_string()));
 
@@ -80,8 +103,18 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         let query = std::fs::read_to_string(format!("{dir}/{name}.graphql")).unwrap();
         let variables = substitute(&fixture["variables"], &vars);
         let auth = fixture["auth"].as_bool().unwrap_or(false).then_some(token.as_str());
-        let (status, body) = app.gql_raw(auth, &query, variables).await;
-        assert_eq!(status, 200, "{name}: {body}");
+        let body = if query.contains("\nsubscription ") || query.starts_with("subscription ") {
+            // Subscriptions go over the WebSocket; resuming from the start, the first event is a replay.
+            let mut ws = app.ws(auth).await;
+            ws.subscribe("1", &query, variables).await;
+            let msg = ws.recv().await;
+            assert_eq!(msg["type"], "next", "{name}: {msg}");
+            msg["payload"].clone()
+        } else {
+            let (status, body) = app.gql_raw(auth, &query, variables).await;
+            assert_eq!(status, 200, "{name}: {body}");
+            body
+        };
         assert!(body.get("errors").is_none(), "{name}: {body:#}");
         let data = body["data"].as_object().unwrap_or_else(|| panic!("{name}: no data in {body}"));
         assert!(data.values().all(|v| !v.is_null()), "{name} returned null: {body}");
