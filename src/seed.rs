@@ -251,6 +251,7 @@ pub async fn run(db: &DatabaseConnection, size: Size, seed: u64) -> Result<Strin
         user_rows
             .iter()
             .map(|(id, phone, nickname, created)| users::ActiveModel {
+                banned_at: Set(None),
                 id: Set(*id),
                 phone: Set(Some(phone.clone())),
                 password_hash: Set(Some(hash.clone())),

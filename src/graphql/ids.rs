@@ -18,6 +18,7 @@ pub enum Kind {
     Notification,
     LiveStream,
     LiveChatMessage,
+    Session,
 }
 
 impl Kind {
@@ -32,6 +33,7 @@ impl Kind {
             Kind::Notification => "Notification",
             Kind::LiveStream => "LiveStream",
             Kind::LiveChatMessage => "LiveChatMessage",
+            Kind::Session => "Session",
         }
     }
 
@@ -46,6 +48,7 @@ impl Kind {
             "Notification" => Kind::Notification,
             "LiveStream" => Kind::LiveStream,
             "LiveChatMessage" => Kind::LiveChatMessage,
+            "Session" => Kind::Session,
             _ => return None,
         })
     }

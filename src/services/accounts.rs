@@ -6,8 +6,8 @@ use chrono::{Duration, Utc};
 use entity::{sessions, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use crate::auth::{self, Role, Viewer};
@@ -126,6 +126,7 @@ pub async fn login(db: &DatabaseConnection, phone: &str, password: String, meta:
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = verify_password(password, stored).await?;
     match user {
+        Some(user) if ok && user.banned_at.is_some() => Err(AppError::Forbidden("this account is suspended")),
         Some(user) if ok => open_session(db, user, meta).await,
         _ => Err(AppError::BadCredentials),
     }
@@ -164,6 +165,75 @@ pub async fn logout(db: &DatabaseConnection, broker: &Broker, viewer: &Viewer, a
     Ok(())
 }
 
+/// Ends one of the viewer's sessions (a lost phone, say). NOT_FOUND for anyone else's session.
+pub async fn revoke_session(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    session_id: i64,
+) -> AppResult<()> {
+    let gone = sessions::Entity::delete_many()
+        .filter(sessions::Column::Id.eq(session_id))
+        .filter(sessions::Column::UserId.eq(viewer.user_id))
+        .exec(db)
+        .await?;
+    if gone.rows_affected == 0 {
+        return Err(AppError::NotFound("session"));
+    }
+    broker.publish(Topic::User(viewer.user_id), Event::SessionsRevoked).await;
+    Ok(())
+}
+
+/// The viewer's live sessions (signed-in devices), most recently used first.
+pub async fn sessions_of(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<Vec<sessions::Model>> {
+    Ok(sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(viewer.user_id))
+        .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
+        .order_by_desc(sessions::Column::LastSeenAt)
+        .order_by_desc(sessions::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Suspends an account (MODERATOR or ADMIN): it cannot sign in, every session ends, and its open
+/// sockets close on every instance. Moderators cannot suspend staff; nobody can suspend themselves.
+pub async fn ban(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    staff: &Viewer,
+    user_id: i64,
+    banned: bool,
+) -> AppResult<users::Model> {
+    if !staff.role.can_moderate() {
+        return Err(AppError::Forbidden("only moderators can suspend accounts"));
+    }
+    if user_id == staff.user_id {
+        return Err(AppError::bad_input("input.userId", "you cannot suspend yourself"));
+    }
+    let target = users::Entity::find_by_id(user_id)
+        .filter(users::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if Role::parse(&target.role) != Role::User && staff.role != Role::Admin {
+        return Err(AppError::Forbidden("only an admin can suspend staff"));
+    }
+    let txn = db.begin().await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::BannedAt, Expr::value(banned.then(Utc::now)))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    if banned {
+        sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id)).exec(&txn).await?;
+    }
+    txn.commit().await?;
+    if banned {
+        broker.publish(Topic::User(user_id), Event::SessionsRevoked).await;
+    }
+    users::Entity::find_by_id(user_id).one(db).await?.ok_or(AppError::NotFound("user"))
+}
+
 /// How stale `last_seen_at` may get before a request refreshes it; bounds writes to one per session
 /// per interval instead of one per request.
 const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(5);
@@ -182,6 +252,7 @@ pub async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> AppResult
         .filter(sessions::Column::TokenHash.eq(auth::hash_token(token)))
         .filter(sessions::Column::ExpiresAt.gt(now))
         .filter(users::Column::DeletedAt.is_null())
+        .filter(users::Column::BannedAt.is_null())
         .into_tuple()
         .one(db)
         .await?;

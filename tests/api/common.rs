@@ -121,6 +121,13 @@ impl TestApp {
         TestApp { addr, state, http: reqwest::Client::new(), _db: db, shutdown: Some(tx) }
     }
 
+    /// Starts a graceful shutdown, as SIGTERM does.
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -236,3 +236,70 @@ async fn the_graphql_ws_client_library_works_end_to_end() {
     assert_eq!(seen["rejected"], 4403);
     assert!(seen["closes"].as_array().unwrap().contains(&json!(4403)), "{seen}");
 }
+
+/// A shutting-down instance tells its sockets to go elsewhere (1001) instead of cutting them, and stops
+/// taking new connections.
+#[tokio::test]
+async fn shutdown_asks_sockets_to_reconnect() {
+    let mut app = TestApp::spawn().await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    let mut ws = app.ws(Some(&token)).await;
+    ws.subscribe("n", ME, json!({})).await;
+    ws.quiet(100).await;
+    app.shutdown();
+    assert_eq!(ws.closed().await, 1001);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.http.get(app.url("/healthz")).send().await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still accepting after shutdown");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Signing out one device from another, and suspending an account, close the affected sockets.
+#[tokio::test]
+async fn revoking_a_session_or_suspending_an_account_closes_sockets() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (phone_token, user_id) = app.register(&phone(1), "a").await;
+    let login = "mutation($p: String!) { login(input: { phone: $p, password: \"correct horse\" }) { token } }";
+    let laptop = app.gql(None, login, json!({ "p": phone(1) })).await["login"]["token"].as_str().unwrap().to_string();
+    let mut phone_ws = app.ws(Some(&phone_token)).await;
+    let mut laptop_ws = app.ws(Some(&laptop)).await;
+
+    // The laptop lists the devices and signs the phone out.
+    let list = app.gql(Some(&laptop), "{ me { sessions { id current userAgent } } }", json!({})).await;
+    let sessions = list["me"]["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2);
+    let phone_session = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].clone();
+    let revoke = "mutation($s: ID!) { revokeSession(input: { sessionId: $s }) { revoked } }";
+    app.gql(Some(&laptop), revoke, json!({ "s": phone_session })).await;
+    assert_eq!(phone_ws.closed().await, 4403);
+    let (code, _) = app.gql_err(Some(&phone_token), "mutation { logout { loggedOut } }", json!({})).await;
+    assert_eq!(code, "UNAUTHENTICATED");
+    // Someone else's session id is not found, and sessions are private.
+    let (other, _) = app.register(&phone(2), "b").await;
+    let (code, _) = app.gql_err(Some(&other), revoke, json!({ "s": sessions[0]["id"] })).await;
+    assert_eq!(code, "NOT_FOUND");
+    let peek = "query($u: ID!) { user(id: $u) { sessions { id } } }";
+    let (code, _) = app.gql_err(Some(&other), peek, json!({ "u": user_id })).await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // Suspension: members cannot, staff can; the account is signed out everywhere and cannot sign in.
+    let ban = "mutation($u: ID!) { banUser(input: { userId: $u }) { user { suspended } } }";
+    let (code, _) = app.gql_err(Some(&other), ban, json!({ "u": user_id })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let banned = app.gql(Some(&admin), ban, json!({ "u": user_id })).await;
+    assert_eq!(banned["banUser"]["user"]["suspended"], true);
+    assert_eq!(laptop_ws.closed().await, 4403);
+    let (code, _) = app.gql_err(None, login, json!({ "p": phone(1) })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let unban = "mutation($u: ID!) { unbanUser(input: { userId: $u }) { user { suspended } } }";
+    assert_eq!(app.gql(Some(&admin), unban, json!({ "u": user_id })).await["unbanUser"]["user"]["suspended"], false);
+    app.gql(None, login, json!({ "p": phone(1) })).await;
+    // Members do not see who is suspended.
+    let look = "query($u: ID!) { user(id: $u) { suspended } }";
+    assert_eq!(
+        app.gql(Some(&other), look, json!({ "u": user_id })).await["user"]["suspended"],
+        serde_json::Value::Null
+    );
+}

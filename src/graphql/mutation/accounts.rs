@@ -1,9 +1,10 @@
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use http::header::SET_COOKIE;
 
 use crate::auth;
 use crate::error::AppResult;
+use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::User;
 use crate::graphql::types::enums::{Gender, SessionDelivery};
 use crate::graphql::{request_info, require_viewer, state};
@@ -159,6 +160,56 @@ impl AccountMutation {
         let user = accounts::update_profile(&state(ctx)?.db, &viewer, patch).await?;
         Ok(UpdateProfilePayload { user: User(user) })
     }
+
+    /// Signs one of the viewer's devices out; its open sockets close at once.
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeSessionInput,
+    ) -> async_graphql::Result<RevokeSessionPayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::Session, &input.session_id, "input.sessionId")?;
+        let st = state(ctx)?;
+        accounts::revoke_session(&st.db, &st.broker, &viewer, id).await?;
+        Ok(RevokeSessionPayload { revoked: true })
+    }
+
+    /// Suspends an account (MODERATOR, ADMIN): it is signed out everywhere and cannot sign in.
+    async fn ban_user(&self, ctx: &Context<'_>, input: BanUserInput) -> async_graphql::Result<BanUserPayload> {
+        set_banned(ctx, input, true).await
+    }
+
+    /// Lifts a suspension (MODERATOR, ADMIN).
+    async fn unban_user(&self, ctx: &Context<'_>, input: BanUserInput) -> async_graphql::Result<BanUserPayload> {
+        set_banned(ctx, input, false).await
+    }
+}
+
+async fn set_banned(ctx: &Context<'_>, input: BanUserInput, banned: bool) -> async_graphql::Result<BanUserPayload> {
+    let viewer = require_viewer(ctx)?;
+    let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
+    let st = state(ctx)?;
+    Ok(BanUserPayload { user: User(accounts::ban(&st.db, &st.broker, &viewer, id, banned).await?) })
+}
+
+#[derive(InputObject)]
+pub struct RevokeSessionInput {
+    session_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeSessionPayload {
+    revoked: bool,
+}
+
+#[derive(InputObject)]
+pub struct BanUserInput {
+    user_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct BanUserPayload {
+    user: User,
 }
 
 /// Absent -> leave alone; null -> clear; value -> set.

@@ -36,7 +36,7 @@ impl NodeQuery {
             Kind::LiveStream => live_service::get(&state(ctx)?.db, n).await?.map(|s| Node::LiveStream(LiveStream(s))),
             // Private objects are reached through `conversations` and `notifications`, which check
             // who is asking; `node` does not hand them out.
-            Kind::Conversation | Kind::Message | Kind::Notification | Kind::LiveChatMessage => None,
+            Kind::Conversation | Kind::Message | Kind::Notification | Kind::LiveChatMessage | Kind::Session => None,
         })
     }
 }

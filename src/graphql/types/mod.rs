@@ -8,6 +8,7 @@ pub mod messaging;
 pub mod node;
 pub mod notification;
 pub mod post;
+pub mod session;
 pub mod user;
 
 use std::collections::HashMap;

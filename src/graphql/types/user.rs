@@ -180,4 +180,18 @@ impl User {
         crate::graphql::prefetch::post_ids(ctx, &ids).await?;
         Ok(connection_via(&loaders(ctx)?.posts, ids, Post).await?)
     }
+
+    /// Devices signed in to this account, most recently used first. Only the member sees them.
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::session::Session>> {
+        let Some(v) = viewer(ctx).filter(|v| v.user_id == self.0.id) else {
+            return Err(AppError::Forbidden("sessions are private").into());
+        };
+        let rows = accounts::sessions_of(&state(ctx)?.db, &v).await?;
+        Ok(rows.into_iter().map(super::session::Session).collect())
+    }
+
+    /// Whether the account is suspended. Staff only; null for everyone else.
+    async fn suspended(&self, ctx: &Context<'_>) -> Option<bool> {
+        viewer(ctx).filter(|v| v.role.can_moderate()).map(|_| self.0.banned_at.is_some())
+    }
 }
