@@ -41,7 +41,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::CreateAdmin { phone, password, nickname } => {
             let state = AppState::new(config).await.map_err(|e| e.to_string())?;
-            let user = services::accounts::create_admin(&state.db, &phone, password, &nickname)
+            let user = services::accounts::create_admin(&state.db, &state.broker, &phone, password, &nickname)
                 .await
                 .map_err(|e| format!("{:?}", async_graphql::Error::from(e).message))?;
             println!("administrator ready: user id {}", user.id);

@@ -8,7 +8,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use tokio::sync::oneshot;
 
 use super::{Event, Hub};
 
@@ -24,9 +23,7 @@ pub(super) async fn start(
     // with a clear message instead of a silent retry loop.
     let first = subscribe(&client, &prefix).await?;
     subscribed.store(true, Ordering::Relaxed);
-    let (ready_tx, ready_rx) = oneshot::channel();
-    tokio::spawn(run(client, hub, prefix, subscribed, first, ready_tx));
-    let _ = ready_rx.await;
+    tokio::spawn(run(client, hub, prefix, subscribed, first));
     Ok(())
 }
 
@@ -42,18 +39,15 @@ async fn run(
     prefix: String,
     subscribed: Arc<AtomicBool>,
     first: redis::aio::PubSub,
-    ready: oneshot::Sender<()>,
 ) {
     let mut pubsub = Some(first);
-    let mut ready = Some(ready);
+    let mut reconnected = false;
     let mut backoff = Duration::from_millis(50);
     loop {
         if let Some(conn) = pubsub.take() {
             subscribed.store(true, Ordering::Relaxed);
             backoff = Duration::from_millis(50);
-            if let Some(ready) = ready.take() {
-                let _ = ready.send(());
-            } else {
+            if std::mem::replace(&mut reconnected, true) {
                 tracing::info!("redis subscription restored; local subscribers resync from the database");
                 match hub.upgrade() {
                     Some(hub) => hub.resync_all(),

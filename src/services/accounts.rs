@@ -305,9 +305,12 @@ pub async fn update_profile(db: &DatabaseConnection, viewer: &Viewer, patch: Pro
 }
 
 /// The start-up path to a first administrator: creates the account, or promotes and re-keys an
-/// existing one with that phone. Not reachable over the API.
+/// existing one with that phone. Not reachable over the API. With Redis configured, the re-keyed
+/// account's open sockets close at once; with the in-process broker (another process) they close at
+/// their next periodic session check.
 pub async fn create_admin(
     db: &DatabaseConnection,
+    broker: &Broker,
     phone: &str,
     password: String,
     nickname: &str,
@@ -324,7 +327,9 @@ pub async fn create_admin(
         user.role = Set(Role::Admin.as_str().into());
         user.password_hash = Set(Some(hash));
         user.updated_at = Set(now);
-        return Ok(user.update(db).await?);
+        let user = user.update(db).await?;
+        broker.publish(Topic::User(user.id), Event::SessionsRevoked).await;
+        return Ok(user);
     }
     Ok(users::ActiveModel {
         phone: Set(Some(phone)),

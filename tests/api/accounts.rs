@@ -202,9 +202,12 @@ async fn create_admin_command_makes_an_admin() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     assert_eq!(app.gql(Some(&admin), ME, json!({})).await["me"]["role"], "ADMIN");
-    // The command is idempotent: run again on the same phone it re-keys the same account.
+    let mut socket = app.ws(Some(&admin)).await;
+    // The command is idempotent: run again on the same phone it re-keys the same account (and signs
+    // out the old password's sessions, sockets included).
     let again = ecer_gateway::services::accounts::create_admin(
         &app.state.db,
+        &app.state.broker,
         "+8613900000000",
         "new admin password".into(),
         "admin",
@@ -213,6 +216,7 @@ async fn create_admin_command_makes_an_admin() {
     .map_err(|e| format!("{e:?}"))
     .unwrap();
     assert_eq!(again.role, "ADMIN");
+    assert_eq!(socket.closed().await, 4403);
     app.gql(None, LOGIN, json!({ "input": { "phone": "+8613900000000", "password": "new admin password" } })).await;
 }
 

@@ -198,6 +198,7 @@ impl TestApp {
     pub async fn admin(&self) -> String {
         ecer_gateway::services::accounts::create_admin(
             &self.state.db,
+            &self.state.broker,
             "+8613900000000",
             "admin password".into(),
             "admin",
