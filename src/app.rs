@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::db::{self, DbStats};
 use crate::graphql::{self, AppSchema};
 use crate::http;
+use crate::http::documents::Documents;
 use crate::pubsub::Broker;
 use crate::pubsub::presence::Presence;
 
@@ -30,6 +31,7 @@ pub struct AppState {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub broker: Broker,
     pub presence: Presence,
+    pub documents: Arc<Documents>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
@@ -42,6 +44,8 @@ pub enum StartError {
     Database(#[from] sea_orm::DbErr),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl AppState {
@@ -69,6 +73,7 @@ impl AppState {
             }
             None => (None, Broker::in_process(config.broker_buffer), Presence::in_process()),
         };
+        let documents = Arc::new(Documents::new(&config, redis.clone()).map_err(StartError::Config)?);
         let schema = graphql::build_schema(db.clone(), config.clone(), broker.clone(), presence.clone());
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         Ok(AppState {
@@ -79,6 +84,7 @@ impl AppState {
             redis,
             broker,
             presence,
+            documents,
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),
         })
@@ -93,9 +99,11 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/", get(http::graphiql::index))
-        .route("/graphiql/{file}", get(http::graphiql::asset))
+    let mut router = Router::new();
+    if state.config.graphiql {
+        router = router.route("/", get(http::graphiql::index)).route("/graphiql/{file}", get(http::graphiql::asset));
+    }
+    router
         .route("/graphql", get(http::ws::get_or_upgrade).post(http::graphql::post))
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))

@@ -137,6 +137,30 @@ pub struct Config {
     #[arg(long, env = "BROKER_BUFFER", default_value_t = 1024)]
     pub broker_buffer: usize,
 
+    /// Run only the operations of the persisted-query manifest (trusted documents). Turn it on in
+    /// production: it refuses every query the published clients do not send.
+    #[arg(long, env = "TRUSTED_DOCUMENTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trusted_documents: bool,
+
+    /// The manifest for TRUSTED_DOCUMENTS (Apollo persisted-query manifest format); default: the
+    /// frontend contract's manifest compiled into the binary.
+    #[arg(long, env = "TRUSTED_DOCUMENTS_MANIFEST")]
+    pub trusted_documents_manifest: Option<std::path::PathBuf>,
+
+    /// Answer introspection queries (`__schema`, `__type`). Switch off in production if the schema
+    /// should not be browsable.
+    #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Serve GraphiQL at `/`.
+    #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+
+    /// Most aliased fields one document may hold (QUERY_TOO_MANY_ALIASES beyond): aliases are how one
+    /// request asks for the same expensive field many times.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -21,6 +21,7 @@ pub mod code {
     pub const BAD_REQUEST: &str = "BAD_REQUEST";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
+    pub const QUERY_TOO_MANY_ALIASES: &str = "QUERY_TOO_MANY_ALIASES";
 }
 
 #[derive(Debug)]

@@ -12,12 +12,63 @@ use std::sync::Arc;
 
 use crate::error::code;
 
-pub struct RequestErrorCodes;
+pub struct RequestErrorCodes {
+    /// Most aliased fields a document may hold, counted with fragments expanded.
+    pub max_aliases: usize,
+}
 
 impl ExtensionFactory for RequestErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestErrorCodes)
+        Arc::new(RequestErrorCodes { max_aliases: self.max_aliases })
     }
+}
+
+/// Aliased fields in a document, counting a fragment's aliases once per spread (that is how a
+/// document multiplies work). Fragment cycles are left for validation to reject; they count nothing.
+fn alias_count(doc: &ExecutableDocument) -> usize {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    use std::collections::HashMap;
+
+    fn walk<'a>(
+        set: &'a SelectionSet,
+        doc: &'a ExecutableDocument,
+        memo: &mut HashMap<&'a str, usize>,
+        visiting: &mut Vec<&'a str>,
+    ) -> usize {
+        let mut n = 0usize;
+        for sel in &set.items {
+            n = n.saturating_add(match &sel.node {
+                Selection::Field(f) => usize::from(f.node.alias.is_some()).saturating_add(walk(
+                    &f.node.selection_set.node,
+                    doc,
+                    memo,
+                    visiting,
+                )),
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, doc, memo, visiting),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some(&known) = memo.get(name) {
+                        known
+                    } else if visiting.contains(&name) {
+                        0
+                    } else if let Some((key, frag)) = doc.fragments.get_key_value(name) {
+                        visiting.push(name);
+                        let count = walk(&frag.node.selection_set.node, doc, memo, visiting);
+                        visiting.pop();
+                        memo.insert(key.as_str(), count);
+                        count
+                    } else {
+                        0
+                    }
+                }
+            });
+        }
+        n
+    }
+
+    let mut memo = HashMap::new();
+    let mut visiting = Vec::new();
+    doc.operations.iter().map(|(_, op)| walk(&op.node.selection_set.node, doc, &mut memo, &mut visiting)).sum()
 }
 
 pub(crate) fn with_code(mut err: ServerError, code: &str) -> ServerError {
@@ -47,7 +98,13 @@ impl Extension for RequestErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))
+        let doc = next.run(ctx, query, variables).await.map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))?;
+        let aliases = alias_count(&doc);
+        if aliases > self.max_aliases {
+            let message = format!("the document has {aliases} aliases; at most {} are allowed", self.max_aliases);
+            return Err(with_code(ServerError::new(message, None), code::QUERY_TOO_MANY_ALIASES));
+        }
+        Ok(doc)
     }
 
     async fn validation(

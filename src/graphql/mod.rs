@@ -41,12 +41,14 @@ pub struct RequestInfo {
 }
 
 pub fn build_schema(db: DatabaseConnection, config: Arc<Config>, broker: Broker, presence: Presence) -> AppSchema {
-    Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
-        .extension(codes::RequestErrorCodes)
+    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
+        .extension(codes::RequestErrorCodes { max_aliases: config.max_aliases })
         .limit_depth(config.max_query_depth)
-        .limit_complexity(config.max_query_complexity)
-        .data(GqlState { db, config, broker, presence })
-        .finish()
+        .limit_complexity(config.max_query_complexity);
+    if !config.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.data(GqlState { db, config, broker, presence }).finish()
 }
 
 /// Attaches what one execution needs besides the query: who asks, and a fresh set of loaders.

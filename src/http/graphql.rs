@@ -24,6 +24,7 @@ use crate::app::AppState;
 use crate::auth;
 use crate::error::code;
 use crate::graphql::RequestInfo;
+use crate::http::documents::Refusal;
 use crate::services::accounts;
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -84,7 +85,9 @@ fn reject(status: StatusCode, media: Media, message: &str) -> Response {
 
 /// One GraphQL request's parameters, checked for shape.
 struct Params {
-    query: String,
+    /// Absent when the request names a persisted document instead.
+    query: Option<String>,
+    document_id: Option<String>,
     operation_name: Option<String>,
     variables: Option<Map<String, Value>>,
     extensions: Option<Map<String, Value>>,
@@ -95,9 +98,14 @@ fn params_from_json(value: Value) -> Result<Params, &'static str> {
         return Err("the request body must be a JSON object");
     };
     let query = match obj.remove("query") {
-        Some(Value::String(q)) => q,
-        None | Some(Value::Null) => return Err("the `query` parameter is required"),
+        Some(Value::String(q)) => Some(q),
+        None | Some(Value::Null) => None,
         Some(_) => return Err("the `query` parameter must be a string"),
+    };
+    let document_id = match obj.remove("documentId") {
+        Some(Value::String(id)) => Some(id),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err("the `documentId` parameter must be a string"),
     };
     let operation_name = match obj.remove("operationName") {
         None | Some(Value::Null) => None,
@@ -114,7 +122,11 @@ fn params_from_json(value: Value) -> Result<Params, &'static str> {
         Some(Value::Object(m)) => Some(m),
         Some(_) => return Err("the `extensions` parameter must be an object"),
     };
-    Ok(Params { query, operation_name, variables, extensions })
+    if query.is_none() && document_id.is_none() && extensions.as_ref().is_none_or(|e| !e.contains_key("persistedQuery"))
+    {
+        return Err("the `query` parameter is required");
+    }
+    Ok(Params { query, document_id, operation_name, variables, extensions })
 }
 
 fn params_from_url(raw: &str) -> Result<Params, &'static str> {
@@ -132,8 +144,8 @@ fn params_from_url(raw: &str) -> Result<Params, &'static str> {
 }
 
 /// Whether the operation that would run is a mutation (or subscription): GET may only read.
-fn is_write(params: &Params) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(&params.query) else {
+fn is_write(params: &Params, query: &str) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
         return false;
     };
     let op = match (&doc.operations, &params.operation_name) {
@@ -159,12 +171,18 @@ pub async fn get(
         Ok(p) => p,
         Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
     };
-    if is_write(&params) {
+    let mut params = params;
+    let document =
+        app.documents.resolve(params.query.take(), params.extensions.as_ref(), params.document_id.as_deref()).await;
+    if let Ok(query) = &document
+        && is_write(&params, query)
+    {
         let mut resp = reject(StatusCode::METHOD_NOT_ALLOWED, media, "mutations must be sent with POST");
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    execute(app, peer, &headers, vec![params], false, media).await
+    params.query = document.as_ref().ok().cloned();
+    execute(app, peer, &headers, vec![(params, document.err())], false, media).await
 }
 
 pub async fn post(
@@ -205,14 +223,30 @@ pub async fn post(
         Ok(p) => p,
         Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
     };
-    execute(app, peer, &headers, params, batch, media).await
+    let mut resolved = Vec::with_capacity(params.len());
+    for mut p in params {
+        match app.documents.resolve(p.query.take(), p.extensions.as_ref(), p.document_id.as_deref()).await {
+            Ok(query) => {
+                p.query = Some(query);
+                resolved.push((p, None));
+            }
+            Err(refusal) => resolved.push((p, Some(refusal))),
+        }
+    }
+    execute(app, peer, &headers, resolved, batch, media).await
+}
+
+/// A request refused before parsing (persisted-document rules), as a GraphQL response.
+fn refused(refusal: &Refusal) -> async_graphql::Response {
+    let err = async_graphql::ServerError::new(refusal.message, None);
+    async_graphql::Response::from_errors(vec![crate::graphql::codes::with_code(err, refusal.code)])
 }
 
 async fn execute(
     app: AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-    params: Vec<Params>,
+    params: Vec<(Params, Option<Refusal>)>,
     batch: bool,
     media: Media,
 ) -> Response {
@@ -232,33 +266,42 @@ async fn execute(
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
         ip: Some(peer.ip().to_string()),
     };
-    let requests: Vec<async_graphql::Request> = params
-        .into_iter()
-        .map(|p| {
-            let mut req =
-                crate::graphql::prepare(async_graphql::Request::new(p.query), &app.db, &app.presence, info.clone());
-            if let Some(name) = p.operation_name {
-                req = req.operation_name(name);
+    let mut responses = Vec::with_capacity(params.len());
+    for (p, refusal) in params {
+        let query = match (refusal, p.query) {
+            (Some(refusal), _) => {
+                responses.push(refused(&refusal));
+                continue;
             }
-            if let Some(vars) = p.variables {
-                req = req.variables(Variables::from_json(Value::Object(vars)));
+            (None, Some(query)) => query,
+            (None, None) => {
+                responses
+                    .push(refused(&Refusal { code: code::BAD_REQUEST, message: "the `query` parameter is required" }));
+                continue;
             }
-            if let Some(ext) = p.extensions {
-                for (k, v) in ext {
-                    if let Ok(v) = async_graphql::Value::from_json(v) {
-                        req.extensions.insert(k, v);
-                    }
+        };
+        let mut req = crate::graphql::prepare(async_graphql::Request::new(query), &app.db, &app.presence, info.clone());
+        if let Some(name) = p.operation_name {
+            req = req.operation_name(name);
+        }
+        if let Some(vars) = p.variables {
+            req = req.variables(Variables::from_json(Value::Object(vars)));
+        }
+        if let Some(ext) = p.extensions {
+            for (k, v) in ext {
+                if let Ok(v) = async_graphql::Value::from_json(v) {
+                    req.extensions.insert(k, v);
                 }
             }
-            req
-        })
-        .collect();
+        }
+        // One after another: the operations of a batch may depend on each other's writes.
+        responses.push(app.schema.execute(req).await);
+    }
     let response = if batch {
-        app.schema.execute_batch(async_graphql::BatchRequest::Batch(requests)).await
+        BatchResponse::Batch(responses)
     } else {
-        let mut requests = requests;
-        match requests.pop() {
-            Some(req) => BatchResponse::Single(app.schema.execute(req).await),
+        match responses.pop() {
+            Some(resp) => BatchResponse::Single(resp),
             None => return reject(StatusCode::BAD_REQUEST, media, "empty request"),
         }
     };

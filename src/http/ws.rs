@@ -326,7 +326,7 @@ impl Connection {
                 let Some(Value::Object(payload)) = msg.remove("payload") else {
                     return Err(invalid());
                 };
-                let request = request_from(payload).ok_or_else(invalid)?;
+                let parts = request_from(payload).ok_or_else(invalid)?;
                 if let Some((_, task)) = self.operations.get(&id) {
                     match self.proto {
                         Proto::Transport => {
@@ -342,6 +342,25 @@ impl Connection {
                         "extensions": { "code": TOO_MANY_SUBSCRIPTIONS },
                     }]);
                     return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
+                }
+                let query = self
+                    .app
+                    .documents
+                    .resolve(parts.query, parts.extensions.as_ref(), parts.document_id.as_deref())
+                    .await;
+                let query = match query {
+                    Ok(query) => query,
+                    Err(refusal) => {
+                        let error = json!([{ "message": refusal.message, "extensions": { "code": refusal.code } }]);
+                        return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
+                    }
+                };
+                let mut request = async_graphql::Request::new(query);
+                if let Some(name) = parts.operation_name {
+                    request = request.operation_name(name);
+                }
+                if let Some(variables) = parts.variables {
+                    request = request.variables(variables);
                 }
                 self.start(id, request);
                 Ok(())
@@ -434,32 +453,52 @@ impl Connection {
     }
 }
 
-fn request_from(mut payload: Map<String, Value>) -> Option<async_graphql::Request> {
-    let Some(Value::String(query)) = payload.remove("query") else {
-        return None;
+/// The parts of a `subscribe` payload; `None` when one has the wrong type.
+struct RequestParts {
+    query: Option<String>,
+    document_id: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<async_graphql::Variables>,
+    extensions: Option<Map<String, Value>>,
+}
+
+fn request_from(mut payload: Map<String, Value>) -> Option<RequestParts> {
+    fn string(v: Option<Value>) -> Option<Option<String>> {
+        match v {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => Some(Some(s)),
+            Some(_) => None,
+        }
+    }
+    let query = string(payload.remove("query"))?;
+    let document_id = string(payload.remove("documentId"))?;
+    let operation_name = string(payload.remove("operationName"))?;
+    let variables = match payload.remove("variables") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(async_graphql::Variables::from_json(v)),
+        Some(_) => return None,
     };
-    let mut request = async_graphql::Request::new(query);
-    match payload.remove("operationName") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(name)) => request = request.operation_name(name),
+    let extensions = match payload.remove("extensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
         Some(_) => return None,
+    };
+    if query.is_none() && document_id.is_none() && extensions.as_ref().is_none_or(|e| !e.contains_key("persistedQuery"))
+    {
+        return None;
     }
-    match payload.remove("variables") {
-        None | Some(Value::Null) => {}
-        Some(v @ Value::Object(_)) => request = request.variables(async_graphql::Variables::from_json(v)),
-        Some(_) => return None,
-    }
-    Some(request)
+    Some(RequestParts { query, document_id, operation_name, variables, extensions })
 }
 
 /// Errors found before execution (unparsable, invalid, over a limit) end the operation with an
 /// `error` message instead of `next` + `complete`, as graphql-transport-ws asks.
 fn is_request_error(resp: &GqlResponse) -> bool {
-    const REQUEST_CODES: [&str; 5] = [
+    const REQUEST_CODES: [&str; 6] = [
         code::GRAPHQL_PARSE_FAILED,
         code::GRAPHQL_VALIDATION_FAILED,
         code::QUERY_TOO_COMPLEX,
         code::QUERY_TOO_DEEP,
+        code::QUERY_TOO_MANY_ALIASES,
         code::BAD_REQUEST,
     ];
     resp.data == async_graphql::Value::Null

@@ -39,7 +39,10 @@ fn substitute(value: &Value, vars: &HashMap<&str, String>) -> Value {
 
 #[tokio::test]
 async fn contract_operations_run_against_a_seeded_gateway() {
-    let app = TestApp::spawn().await;
+    // The operations run by hash on a gateway in trusted-documents mode (as in production), which also
+    // proves the manifest covers them all; the fixtures are set up through an open instance.
+    let trusted = TestApp::spawn_with(|c| c.trusted_documents = true).await;
+    let app = trusted.another_instance(|_| {}).await;
     ecer_gateway::seed::run(&app.state.db, ecer_gateway::seed::Size { users: 30, posts: 80 }, 7).await.unwrap();
     let token = app.admin().await;
     let me = app.gql(Some(&token), "{ me { id } }", json!({})).await["me"]["id"].as_str().unwrap().to_string();
@@ -87,6 +90,16 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     let fixtures: serde_json::Map<String, Value> =
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/frontend-contract/fixtures.json")).unwrap())
             .unwrap();
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/frontend-contract/persisted-query-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let hashes: HashMap<&str, &str> = manifest["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| (op["name"].as_str().unwrap(), op["id"].as_str().unwrap()))
+        .collect();
     let dir = format!("{ROOT}/frontend-contract/operations");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -101,17 +114,28 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     for name in &names {
         let fixture = fixtures.get(name).unwrap_or_else(|| panic!("fixtures.json has no entry for {name}"));
         let query = std::fs::read_to_string(format!("{dir}/{name}.graphql")).unwrap();
+        let id = &hashes.get(name.as_str()).unwrap_or_else(|| panic!("{name} is missing from the manifest"));
+        let document_id = format!("sha256:{id}");
         let variables = substitute(&fixture["variables"], &vars);
         let auth = fixture["auth"].as_bool().unwrap_or(false).then_some(token.as_str());
         let body = if query.contains("\nsubscription ") || query.starts_with("subscription ") {
             // Subscriptions go over the WebSocket; resuming from the start, the first event is a replay.
-            let mut ws = app.ws(auth).await;
-            ws.subscribe("1", &query, variables).await;
+            let mut ws = trusted.ws(auth).await;
+            ws.send(json!({ "type": "subscribe", "id": "1", "payload": { "documentId": document_id, "variables": variables } }))
+                .await;
             let msg = ws.recv().await;
             assert_eq!(msg["type"], "next", "{name}: {msg}");
             msg["payload"].clone()
         } else {
-            let (status, body) = app.gql_raw(auth, &query, variables).await;
+            let mut req = trusted
+                .http
+                .post(trusted.url("/graphql"))
+                .json(&json!({ "documentId": document_id, "variables": variables }));
+            if let Some(t) = auth {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            let (status, body): (_, Value) = (resp.status(), resp.json().await.unwrap());
             assert_eq!(status, 200, "{name}: {body}");
             body
         };

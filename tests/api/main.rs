@@ -11,6 +11,7 @@ mod browsing;
 mod conformance;
 mod content;
 mod contract;
+mod documents;
 mod live;
 mod messaging;
 mod notifications;

@@ -1,0 +1,150 @@
+//! Persisted documents: the contract manifest is current, automatic persisted queries (Apollo's
+//! protocol) over POST and GET, trusted-documents mode over HTTP and WebSocket, and the switches for
+//! introspection and GraphiQL.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::{TestApp, phone};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn sha(q: &str) -> String {
+    Sha256::digest(q.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn manifest() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/frontend-contract/persisted-query-manifest.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn post(app: &TestApp, body: Value) -> (u16, Value) {
+    let resp = app.http.post(app.url("/graphql")).json(&body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_manifest_is_generated_from_the_contract_and_current() {
+    let out = tokio::process::Command::new("node")
+        .args(["contract-manifest.mjs", &format!("{ROOT}/frontend-contract/operations")])
+        .current_dir(format!("{ROOT}/tests/js"))
+        .output()
+        .await
+        .expect("run node (run `npm ci --prefix tests/js` first)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fresh: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        fresh,
+        manifest(),
+        "frontend-contract/persisted-query-manifest.json is stale: run `npm run --prefix tests/js manifest`"
+    );
+    for op in fresh["operations"].as_array().unwrap() {
+        assert_eq!(op["id"].as_str().unwrap(), sha(op["body"].as_str().unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn automatic_persisted_queries_over_post_and_get() {
+    let app = TestApp::spawn().await;
+    let q = "query Boards { boards(first: 2) { edges { cursor } } }";
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha(q) } });
+
+    // Hash only, unknown: the client is told to send the query.
+    let (_, body) = post(&app, json!({ "extensions": ext })).await;
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND");
+    // Hash and query: registered and run.
+    let (status, body) = post(&app, json!({ "query": q, "extensions": ext })).await;
+    assert_eq!((status, body["data"]["boards"]["edges"].clone()), (200, json!([])));
+    // Hash only again, now over GET as Apollo Client does for queries.
+    let url = format!("{}?extensions={}", app.url("/graphql"), urlencoding(&ext.to_string()));
+    let body: Value = app.http.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["data"]["boards"]["edges"], json!([]));
+    // A query that does not match its hash is refused.
+    let (_, body) = post(&app, json!({ "query": "{ me { id } }", "extensions": ext })).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_HASH_MISMATCH");
+    let bad = json!({ "persistedQuery": { "version": 2, "sha256Hash": sha(q) } });
+    let (_, body) = post(&app, json!({ "extensions": bad })).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_SUPPORTED");
+}
+
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn trusted_documents_mode_runs_only_the_manifest() {
+    let app = TestApp::spawn_with(|c| c.trusted_documents = true).await;
+    let ops = manifest();
+    let board_list = ops["operations"].as_array().unwrap().iter().find(|o| o["name"] == "BoardList").unwrap().clone();
+    let id = board_list["id"].as_str().unwrap();
+
+    // By codegen's documentId, by Apollo's hash, or with the exact manifest body.
+    let vars = json!({ "first": 5, "after": null });
+    for body in [
+        json!({ "documentId": format!("sha256:{id}"), "variables": vars }),
+        json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": id } }, "variables": vars }),
+        json!({ "query": board_list["body"], "variables": vars }),
+    ] {
+        let (status, resp) = post(&app, body.clone()).await;
+        assert_eq!(status, 200, "{body}: {resp}");
+        assert!(resp["data"]["boards"]["edges"].is_array(), "{resp}");
+    }
+    // Anything else is refused before it is parsed.
+    let (_, resp) = post(&app, json!({ "query": "{ boards(first: 1) { edges { cursor } } }" })).await;
+    assert_eq!(resp["errors"][0]["extensions"]["code"], "TRUSTED_DOCUMENT_REQUIRED");
+    let (_, resp) = post(&app, json!({ "documentId": format!("sha256:{}", sha("{ me { id } }")) })).await;
+    assert_eq!(resp["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND");
+    // APQ registration cannot smuggle a new document in.
+    let q = "{ me { id } }";
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha(q) } });
+    let (_, resp) = post(&app, json!({ "query": q, "extensions": ext })).await;
+    assert_eq!(resp["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND");
+
+    // Over the WebSocket too.
+    let open = app.another_instance(|_| {}).await;
+    let (token, _) = open.register(&phone(1), "a").await;
+    let mut ws = app.ws(Some(&token)).await;
+    ws.send(
+        json!({ "type": "subscribe", "id": "1", "payload": { "query": "subscription { messageReceived { id } }" } }),
+    )
+    .await;
+    let err = ws.recv().await;
+    assert_eq!((err["type"].as_str(), err["id"].as_str()), (Some("error"), Some("1")));
+    assert_eq!(err["payload"][0]["extensions"]["code"], "TRUSTED_DOCUMENT_REQUIRED");
+    let sub = ops["operations"].as_array().unwrap().iter().find(|o| o["name"] == "OnMessageReceived").unwrap().clone();
+    ws.send(json!({ "type": "subscribe", "id": "2", "payload": { "documentId": sub["id"], "variables": {} } })).await;
+    ws.quiet(200).await;
+}
+
+#[tokio::test]
+async fn introspection_graphiql_and_alias_limits_are_configurable() {
+    let open = TestApp::spawn().await;
+    let data = open.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    assert_eq!(open.http.get(open.url("/")).send().await.unwrap().status(), 200);
+
+    let closed = TestApp::spawn_with(|c| {
+        c.introspection = false;
+        c.graphiql = false;
+    })
+    .await;
+    let (_, body) = closed.gql_raw(None, "{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(body["data"]["__schema"], Value::Null, "{body}");
+    assert_eq!(closed.http.get(closed.url("/")).send().await.unwrap().status(), 404);
+    // Ordinary queries still run.
+    closed.gql(None, "{ boards(first: 1) { edges { cursor } } }", json!({})).await;
+
+    // Aliases: the contract's heaviest operation passes, a flood of aliases does not.
+    let many: String = (0..31).map(|i| format!("a{i}: boards(first: 1) {{ edges {{ cursor }} }} ")).collect();
+    let (code, err) = open.gql_err(None, &format!("{{ {many} }}"), json!({})).await;
+    assert_eq!(code, "QUERY_TOO_MANY_ALIASES", "{err}");
+    let half: String = (0..16).map(|i| format!("a{i}: boards(first: 1) {{ edges {{ cursor }} }} ")).collect();
+    let hidden = format!("query {{ ...F ... on Query {{ ...F }} }} fragment F on Query {{ {half} }}");
+    let (code, _) = open.gql_err(None, &hidden, json!({})).await;
+    assert_eq!(code, "QUERY_TOO_MANY_ALIASES", "aliases in fragments count per spread");
+    let few: String = (0..5).map(|i| format!("a{i}: boards(first: 1) {{ edges {{ cursor }} }} ")).collect();
+    open.gql(None, &format!("{{ {few} }}"), json!({})).await;
+}
