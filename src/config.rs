@@ -161,6 +161,11 @@ pub struct Config {
     #[arg(long, env = "MAX_ALIASES", default_value_t = 30)]
     pub max_aliases: usize,
 
+    /// Origins (`https://app.example.com`, comma separated) besides the gateway's own whose WebSocket
+    /// upgrades may use the session cookie. Bearer tokens work from anywhere.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -50,10 +50,9 @@ impl Subscription {
         let st = state(ctx)?;
         let db = st.db.clone();
         let sub = st.broker.subscribe(Topic::User(viewer.user_id));
-        let start = match after {
-            Some(c) => c,
-            None => messaging::head(&db, viewer.user_id).await?,
-        };
+        // A cursor past the head (another stream's, or made up) would silently skip what comes next.
+        let head = messaging::head(&db, viewer.user_id).await?;
+        let start = after.map_or(head, |c| c.min(head));
         let wants = |e: &Event| match e {
             Event::Message { id } => Some(*id),
             _ => None,
@@ -79,10 +78,8 @@ impl Subscription {
         let st = state(ctx)?;
         let db = st.db.clone();
         let sub = st.broker.subscribe(Topic::User(viewer.user_id));
-        let start = match after {
-            Some(c) => c,
-            None => notifications::head(&db, viewer.user_id).await?,
-        };
+        let head = notifications::head(&db, viewer.user_id).await?;
+        let start = after.map_or(head, |c| c.min(head));
         let wants = |e: &Event| match e {
             Event::Notification { seq } => Some(*seq),
             _ => None,
@@ -111,7 +108,11 @@ impl Subscription {
         let sub = st.broker.subscribe(Topic::Live(id));
         let stream = live::get(&st.db, id).await?.ok_or(AppError::NotFound("live stream"))?;
         let ended = live::Status::parse(&stream.status) == live::Status::Ended;
-        let start = after.unwrap_or(stream.chat_seq);
+        // Live chat favours the present: a cursor further back than MAX_CHAT_REPLAY lines resumes at
+        // that limit, and the first line says how many were skipped.
+        let head = stream.chat_seq;
+        let wanted = after.map_or(head, |c| c.clamp(0, head));
+        let start = wanted.max(head - replay::MAX_CHAT_REPLAY);
         let presence = (!ended).then(|| {
             let member = match viewer(ctx) {
                 Some(v) => format!("u:{}", v.user_id),
@@ -119,7 +120,7 @@ impl Subscription {
             };
             st.presence.join(id, member)
         });
-        let events = replay::chat_stream(st.db.clone(), sub, id, start, ended, presence);
+        let events = replay::chat_stream(st.db.clone(), sub, id, start, start - wanted, ended, presence);
         Ok(fresh(ctx, events.map(|r| r.map(LiveChatEvent).map_err(Into::into)))?)
     }
 }

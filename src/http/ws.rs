@@ -62,13 +62,14 @@ pub async fn get_or_upgrade(
 ) -> Response {
     match upgrade {
         Ok(ws) => {
-            let header_token = upgrade_token(&headers, &app.config.session_cookie_name);
+            let header_token = upgrade_token(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
             let info = RequestInfo {
                 viewer: None,
                 user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
                 ip: Some(peer.ip().to_string()),
             };
-            ws.protocols([TRANSPORT_WS, LEGACY_WS]).on_upgrade(move |socket| async move {
+            let ws = ws.protocols([TRANSPORT_WS, LEGACY_WS]).max_message_size(app.config.max_body_bytes);
+            ws.on_upgrade(move |socket| async move {
                 let proto = match socket.protocol().and_then(|p| p.to_str().ok()) {
                     Some(TRANSPORT_WS) => Some(Proto::Transport),
                     Some(LEGACY_WS) => Some(Proto::Legacy),
@@ -81,10 +82,12 @@ pub async fn get_or_upgrade(
     }
 }
 
-/// The token the upgrade request carries: a bearer header always, the cookie only from the same origin.
-fn upgrade_token(headers: &HeaderMap, cookie_name: &str) -> Option<String> {
+/// The token the upgrade request carries: a bearer header always, the cookie only from the same origin
+/// (or one of `ALLOWED_ORIGINS`, for a web app served from another host of the same site).
+fn upgrade_token(headers: &HeaderMap, cookie_name: &str, allowed: &[String]) -> Option<String> {
     let same_origin = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
+        Some(origin) if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) => true,
         Some(origin) => {
             let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
             let origin_host = url::Url::parse(origin).ok().and_then(|u| {
@@ -252,10 +255,15 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
         task.abort();
     }
     if let Some(Close(code, reason)) = close {
-        let _ = conn.out.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+        let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.out.send(frame)).await;
     }
     drop(conn);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // A writer stuck on a peer that stopped reading would hold the socket for as long as TCP lets it.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+        abort.abort();
+    }
 }
 
 async fn shutdown_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
@@ -310,7 +318,10 @@ impl Connection {
                 if let Some(payload) = msg.remove("payload").filter(Value::is_object) {
                     pong["payload"] = payload;
                 }
-                self.send(pong).await
+                // Never wait on a full queue here: a client that does not read gets no pong, and this
+                // loop stays free for keep-alive and revocation checks.
+                let _ = self.out.try_send(text(pong));
+                Ok(())
             }
             (Proto::Transport, "pong") => Ok(()),
             (Proto::Transport, "subscribe") | (Proto::Legacy, "start") => {
@@ -327,10 +338,16 @@ impl Connection {
                     return Err(invalid());
                 };
                 let parts = request_from(payload).ok_or_else(invalid)?;
+                // An operation that just finished may not have reported back yet: that id is free.
+                if self.operations.get(&id).is_some_and(|(_, task)| task.is_finished()) {
+                    self.operations.remove(&id);
+                }
                 if let Some((_, task)) = self.operations.get(&id) {
                     match self.proto {
                         Proto::Transport => {
-                            return Err(Close::new(4409, format!("Subscriber for {id} already exists")));
+                            // A close reason holds at most 123 bytes.
+                            let shown: String = id.chars().take(64).collect();
+                            return Err(Close::new(4409, format!("Subscriber for {shown} already exists")));
                         }
                         // subscriptions-transport-ws replaces an operation that reuses an id.
                         Proto::Legacy => task.abort(),
@@ -401,6 +418,9 @@ impl Connection {
                 Err(_) => return Err(Close::new(1011, "Internal error")),
             };
             self.authenticate(viewer, token);
+            // A logout that landed between the check above and the subscription in `authenticate`
+            // was announced to nobody: look once more now that announcements reach this socket.
+            self.recheck_session().await?;
         }
         self.acked = true;
         self.send(json!({ "type": "connection_ack" })).await?;
@@ -411,7 +431,6 @@ impl Connection {
     }
 
     fn authenticate(&mut self, viewer: Viewer, token: String) {
-        // Subscribe before anything can be revoked for this socket to miss it.
         self.revocations = Some(self.app.broker.subscribe(Topic::User(viewer.user_id)));
         self.info.viewer = Some(viewer);
         self.token = Some(token);
@@ -559,13 +578,16 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "gw.example:8000".parse().unwrap());
         h.insert(header::COOKIE, "ecer_session=abc".parse().unwrap());
-        assert_eq!(upgrade_token(&h, "ecer_session").as_deref(), Some("abc"));
+        let none: Vec<String> = vec![];
+        assert_eq!(upgrade_token(&h, "ecer_session", &none).as_deref(), Some("abc"));
         h.insert(header::ORIGIN, "http://gw.example:8000".parse().unwrap());
-        assert_eq!(upgrade_token(&h, "ecer_session").as_deref(), Some("abc"));
+        assert_eq!(upgrade_token(&h, "ecer_session", &none).as_deref(), Some("abc"));
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert_eq!(upgrade_token(&h, "ecer_session"), None);
+        assert_eq!(upgrade_token(&h, "ecer_session", &none), None);
+        let app_origin = vec!["https://evil.example".to_string()];
+        assert_eq!(upgrade_token(&h, "ecer_session", &app_origin).as_deref(), Some("abc"));
         h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
-        assert_eq!(upgrade_token(&h, "ecer_session").as_deref(), Some("tok"));
+        assert_eq!(upgrade_token(&h, "ecer_session", &none).as_deref(), Some("tok"));
     }
 
     #[test]

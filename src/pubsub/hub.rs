@@ -14,7 +14,6 @@ use super::Event;
 pub struct Hub {
     /// A std mutex: held only to look up or insert a sender, never across an await.
     topics: Mutex<HashMap<String, broadcast::Sender<Arc<Event>>>>,
-    buffer: usize,
 }
 
 /// What a subscriber receives.
@@ -26,8 +25,8 @@ pub enum Received {
 }
 
 impl Hub {
-    pub fn new(buffer: usize) -> Arc<Hub> {
-        Arc::new(Hub { topics: Mutex::new(HashMap::new()), buffer: buffer.max(1) })
+    pub fn new() -> Arc<Hub> {
+        Arc::new(Hub { topics: Mutex::new(HashMap::new()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Arc<Event>>>> {
@@ -36,10 +35,12 @@ impl Hub {
         self.topics.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn subscribe(self: &Arc<Self>, key: String) -> Subscription {
+    /// Subscribes to `key`; `buffer` sizes the topic's channel if this is its first subscriber (a
+    /// channel allocates all its slots up front).
+    pub fn subscribe(self: &Arc<Self>, key: String, buffer: usize) -> Subscription {
         let rx = {
             let mut topics = self.lock();
-            topics.entry(key.clone()).or_insert_with(|| broadcast::channel(self.buffer).0).subscribe()
+            topics.entry(key.clone()).or_insert_with(|| broadcast::channel(buffer.max(1)).0).subscribe()
         };
         Subscription { rx: Some(rx), key, hub: self.clone() }
     }
@@ -109,9 +110,9 @@ mod tests {
 
     #[tokio::test]
     async fn fans_out_and_forgets_empty_topics() {
-        let hub = Hub::new(4);
-        let mut a = hub.subscribe("t".into());
-        let mut b = hub.subscribe("t".into());
+        let hub = Hub::new();
+        let mut a = hub.subscribe("t".into(), 4);
+        let mut b = hub.subscribe("t".into(), 4);
         hub.dispatch("t", Arc::new(Event::Message { id: 1 }));
         hub.dispatch("other", Arc::new(Event::Message { id: 2 }));
         for sub in [&mut a, &mut b] {
@@ -129,8 +130,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_lagging_subscriber_is_told_how_much_it_lost() {
-        let hub = Hub::new(2);
-        let mut sub = hub.subscribe("t".into());
+        let hub = Hub::new();
+        let mut sub = hub.subscribe("t".into(), 2);
         for id in 1..=5 {
             hub.dispatch("t", Arc::new(Event::Message { id }));
         }

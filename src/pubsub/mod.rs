@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 
 pub use hub::{Hub, Subscription};
 
+/// User topics carry hints only (their subscribers re-read the database after a lag), and every signed-in
+/// socket holds one, so their channels stay small.
+const USER_TOPIC_BUFFER: usize = 32;
+
 /// How long a write waits for Redis to take an event before giving up on the announcement.
 const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -87,6 +91,36 @@ impl Outbox {
     }
 }
 
+async fn publish_once(publisher: &redis::aio::ConnectionManager, channel: &str, payload: &str) -> bool {
+    let mut conn = publisher.clone();
+    let mut cmd = redis::cmd("PUBLISH");
+    cmd.arg(channel).arg(payload);
+    match tokio::time::timeout(PUBLISH_TIMEOUT, cmd.query_async::<i64>(&mut conn)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "redis publish failed; retrying in the background");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("redis publish timed out; retrying in the background");
+            false
+        }
+    }
+}
+
+/// Retries an announcement for about a minute. Past that, subscribers still recover the event at their
+/// next resync (every instance resyncs when its Redis subscription comes back).
+async fn retry_publish(publisher: redis::aio::ConnectionManager, channel: String, payload: String) {
+    let mut wait = std::time::Duration::from_millis(200);
+    for _ in 0..12 {
+        tokio::time::sleep(wait).await;
+        if publish_once(&publisher, &channel, &payload).await {
+            return;
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
 enum Backend {
     Local,
     Redis { publisher: redis::aio::ConnectionManager },
@@ -94,6 +128,8 @@ enum Backend {
 
 struct Inner {
     hub: Arc<Hub>,
+    /// Channel size of live-room topics; user topics use [`USER_TOPIC_BUFFER`].
+    buffer: usize,
     backend: Backend,
     /// Redis channel prefix, so that deployments (and parallel tests) can share one Redis.
     prefix: String,
@@ -112,7 +148,8 @@ impl Broker {
     pub fn in_process(buffer: usize) -> Broker {
         Broker {
             inner: Arc::new(Inner {
-                hub: Hub::new(buffer),
+                hub: Hub::new(),
+                buffer,
                 backend: Backend::Local,
                 prefix: String::new(),
                 subscribed: Arc::new(AtomicBool::new(true)),
@@ -128,12 +165,20 @@ impl Broker {
         prefix: &str,
         buffer: usize,
     ) -> Result<Broker, redis::RedisError> {
-        let hub = Hub::new(buffer);
+        let hub = Hub::new();
         let subscribed = Arc::new(AtomicBool::new(false));
-        redis_listener::start(client, Arc::downgrade(&hub), format!("{prefix}:ev:"), subscribed.clone()).await?;
+        redis_listener::start(
+            client,
+            publisher.clone(),
+            Arc::downgrade(&hub),
+            format!("{prefix}:ev:"),
+            subscribed.clone(),
+        )
+        .await?;
         Ok(Broker {
             inner: Arc::new(Inner {
                 hub,
+                buffer,
                 backend: Backend::Redis { publisher },
                 prefix: prefix.to_string(),
                 subscribed,
@@ -144,7 +189,11 @@ impl Broker {
     /// Subscribes to a topic on this instance. Subscribe before reading the database: see
     /// `services::replay`.
     pub fn subscribe(&self, topic: Topic) -> Subscription {
-        self.inner.hub.subscribe(topic.key())
+        let buffer = match topic {
+            Topic::User(_) => USER_TOPIC_BUFFER,
+            Topic::Live(_) => self.inner.buffer,
+        };
+        self.inner.hub.subscribe(topic.key(), buffer)
     }
 
     /// Publishes one event. Failure is logged, not returned: the event is already stored, and
@@ -161,18 +210,12 @@ impl Broker {
                     }
                 };
                 let channel = format!("{}:ev:{}", self.inner.prefix, topic.key());
-                let mut conn = publisher.clone();
-                let mut cmd = redis::cmd("PUBLISH");
-                cmd.arg(channel).arg(payload);
-                let publish = cmd.query_async::<i64>(&mut conn);
                 // While Redis is down the connection manager keeps retrying; a write must not wait
-                // for it, since the event is stored and will be replayed.
-                match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(err)) => {
-                        tracing::warn!(%err, "redis publish failed; subscribers will catch up from the database")
-                    }
-                    Err(_) => tracing::warn!("redis publish timed out; subscribers will catch up from the database"),
+                // for it, since the event is stored. The announcement is retried in the background
+                // (a subscriber whose Redis link never dropped would otherwise not hear of it until
+                // the next event on its stream).
+                if !publish_once(publisher, &channel, &payload).await {
+                    tokio::spawn(retry_publish(publisher.clone(), channel, payload));
                 }
             }
         }

@@ -21,6 +21,8 @@ const REFRESH: Duration = Duration::from_secs(10);
 const TTL: Duration = Duration::from_secs(30);
 /// A count is a read for a page: better an error on one field than a page waiting on a dead Redis.
 const COUNT_TIMEOUT: Duration = Duration::from_millis(500);
+/// A hung Redis must not stall the worker: the next refresh repairs a write that timed out.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Rooms = HashMap<i64, HashMap<String, usize>>;
 
@@ -156,14 +158,15 @@ async fn worker(
                 None => return,
                 Some(Command::Join(room, member)) => {
                     let expires = now_ms() + TTL.as_millis() as i64;
-                    redis::pipe()
-                        .zadd(format!("{prefix}{room}"), member, expires)
-                        .pexpire(format!("{prefix}{room}"), TTL.as_millis() as i64 * 2)
-                        .query_async::<()>(&mut conn)
-                        .await
+                    let mut pipe = redis::pipe();
+                    pipe.zadd(format!("{prefix}{room}"), member, expires)
+                        .pexpire(format!("{prefix}{room}"), TTL.as_millis() as i64 * 2);
+                    tokio::time::timeout(WRITE_TIMEOUT, pipe.query_async::<()>(&mut conn)).await
                 }
                 Some(Command::Leave(room, member)) => {
-                    redis::cmd("ZREM").arg(format!("{prefix}{room}")).arg(member).query_async::<()>(&mut conn).await
+                    let mut cmd = redis::cmd("ZREM");
+                    cmd.arg(format!("{prefix}{room}")).arg(member);
+                    tokio::time::timeout(WRITE_TIMEOUT, cmd.query_async::<()>(&mut conn)).await
                 }
             },
             _ = tick.tick() => {
@@ -173,11 +176,15 @@ async fn worker(
                     local.iter().map(|(room, members)| (*room, members.keys().cloned().collect())).collect()
                 };
                 drop(inner);
-                refresh(&mut conn, &prefix, rooms).await
+                tokio::time::timeout(WRITE_TIMEOUT, refresh(&mut conn, &prefix, rooms)).await
             }
         };
-        if let Err(err) = result {
-            tracing::warn!(%err, "live viewer presence: redis write failed; the next refresh repairs it");
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "live viewer presence: redis write failed; the next refresh repairs it")
+            }
+            Err(_) => tracing::warn!("live viewer presence: redis write timed out; the next refresh repairs it"),
         }
     }
 }

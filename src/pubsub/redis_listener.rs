@@ -13,8 +13,32 @@ use super::{Event, Hub};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// How often the instance sends itself a heartbeat through its own subscription. A TCP link that died
+/// without a reset (a half-open connection) delivers nothing and reports no error; three missed
+/// heartbeats make the listener resubscribe (and its local subscribers resync).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const HEARTBEAT_KEY: &str = "~hb:";
+
+struct Heartbeat {
+    publisher: redis::aio::ConnectionManager,
+    channel: String,
+}
+
+impl Heartbeat {
+    fn send(&self) {
+        let mut conn = self.publisher.clone();
+        let channel = self.channel.clone();
+        tokio::spawn(async move {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(channel).arg("1");
+            let _ = tokio::time::timeout(HEARTBEAT, cmd.query_async::<i64>(&mut conn)).await;
+        });
+    }
+}
+
 pub(super) async fn start(
     client: redis::Client,
+    publisher: redis::aio::ConnectionManager,
     hub: Weak<Hub>,
     prefix: String,
     subscribed: Arc<AtomicBool>,
@@ -23,7 +47,9 @@ pub(super) async fn start(
     // with a clear message instead of a silent retry loop.
     let first = subscribe(&client, &prefix).await?;
     subscribed.store(true, Ordering::Relaxed);
-    tokio::spawn(run(client, hub, prefix, subscribed, first));
+    let heartbeat =
+        Heartbeat { publisher, channel: format!("{prefix}{HEARTBEAT_KEY}{}", uuid::Uuid::new_v4().simple()) };
+    tokio::spawn(run(client, hub, prefix, subscribed, first, heartbeat));
     Ok(())
 }
 
@@ -39,6 +65,7 @@ async fn run(
     prefix: String,
     subscribed: Arc<AtomicBool>,
     first: redis::aio::PubSub,
+    heartbeat: Heartbeat,
 ) {
     let mut pubsub = Some(first);
     let mut reconnected = false;
@@ -55,19 +82,41 @@ async fn run(
                 }
             }
             let mut messages = conn.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let Some(hub) = hub.upgrade() else { return };
-                let Some(key) = msg.get_channel_name().strip_prefix(&prefix) else { continue };
-                let payload: String = match msg.get_payload() {
-                    Ok(p) => p,
-                    Err(err) => {
-                        tracing::warn!(%err, "unreadable broker payload");
-                        continue;
+            let mut beat = tokio::time::interval(HEARTBEAT);
+            let mut heard = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    msg = messages.next() => {
+                        let Some(msg) = msg else { break };
+                        let Some(hub) = hub.upgrade() else { return };
+                        let channel = msg.get_channel_name();
+                        if channel == heartbeat.channel {
+                            heard = tokio::time::Instant::now();
+                            continue;
+                        }
+                        let Some(key) = channel.strip_prefix(&prefix) else { continue };
+                        if key.starts_with(HEARTBEAT_KEY) {
+                            continue;
+                        }
+                        let payload: String = match msg.get_payload() {
+                            Ok(p) => p,
+                            Err(err) => {
+                                tracing::warn!(%err, "unreadable broker payload");
+                                continue;
+                            }
+                        };
+                        match serde_json::from_str::<Event>(&payload) {
+                            Ok(event) => hub.dispatch(key, Arc::new(event)),
+                            Err(err) => tracing::warn!(%err, "unknown broker event"),
+                        }
                     }
-                };
-                match serde_json::from_str::<Event>(&payload) {
-                    Ok(event) => hub.dispatch(key, Arc::new(event)),
-                    Err(err) => tracing::warn!(%err, "unknown broker event"),
+                    _ = beat.tick() => {
+                        if heard.elapsed() > HEARTBEAT * 3 {
+                            tracing::warn!("redis subscription silent for three heartbeats; resubscribing");
+                            break;
+                        }
+                        heartbeat.send();
+                    }
                 }
             }
             subscribed.store(false, Ordering::Relaxed);

@@ -77,6 +77,10 @@ pub async fn create(
         comment_id: Some(comment.id),
         body: None,
     };
+    // Both recipients' streams in one sorted call: two replies crossing between the same two users
+    // would otherwise lock them in opposite orders.
+    let recipients: Vec<i64> = parent_author.into_iter().chain(post_author).collect();
+    crate::services::streams::lock_users(&txn, &recipients).await?;
     if let Some(parent_author) = parent_author {
         notifications::record(&txn, notify(parent_author, Kind::ReplyToComment), &mut outbox).await?;
     }

@@ -135,6 +135,11 @@ async fn reload(db: &DatabaseConnection, id: i64) -> AppResult<live_streams::Mod
     live_streams::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("live stream"))
 }
 
+/// Whether the stream has ended (or is gone).
+pub async fn has_ended(db: &DatabaseConnection, id: i64) -> AppResult<bool> {
+    Ok(get(db, id).await?.is_none_or(|s| Status::parse(&s.status) == Status::Ended))
+}
+
 pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<live_streams::Model>> {
     Ok(live_streams::Entity::find().filter(live_streams::Column::Id.is_in(ids.iter().copied())).all(db).await?)
 }

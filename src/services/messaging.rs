@@ -223,10 +223,13 @@ pub async fn head(db: &DatabaseConnection, user_id: i64) -> AppResult<i64> {
 /// Marks everything in the conversation up to its newest message as read by the viewer.
 pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, conversation_id: i64) -> AppResult<()> {
     let c = conversation_for(db, viewer, conversation_id).await?;
+    let newest = c.last_message_id.unwrap_or(0);
     conversation_members::Entity::update_many()
-        .col_expr(conversation_members::Column::LastReadMessageId, Expr::value(c.last_message_id.unwrap_or(0)))
+        .col_expr(conversation_members::Column::LastReadMessageId, Expr::value(newest))
         .filter(conversation_members::Column::ConversationId.eq(conversation_id))
         .filter(conversation_members::Column::UserId.eq(viewer.user_id))
+        // Two devices marking at once must not move the marker backwards.
+        .filter(conversation_members::Column::LastReadMessageId.lt(newest))
         .exec(db)
         .await?;
     Ok(())

@@ -71,50 +71,92 @@ pub struct ChatEvent {
     pub skipped: i64,
 }
 
-/// A live room's chat from `last` on; completes when the stream ends. Lines the broker lost (a jump in
-/// `seq`) are read from the database; lines a lagging viewer could not take are skipped and counted.
+/// A cursor further back than this many chat lines resumes at the limit (live chat favours the present;
+/// the history is a query away).
+pub const MAX_CHAT_REPLAY: i64 = 500;
+
+/// How long a chat line that arrived ahead of its predecessor waits for it (two lines said at once can
+/// be announced out of order) before the database is asked for the gap.
+const REORDER_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A live room's chat from `last` on; completes when the stream ends. Lines the broker lost (a gap in
+/// `seq` that does not fill within [`REORDER_WINDOW`]) are read from the database; lines a lagging
+/// viewer could not take are skipped and counted, as are `skipped` lines before `last` that were too
+/// old to replay.
 pub fn chat_stream(
     db: sea_orm::DatabaseConnection,
     mut sub: Subscription,
     stream_id: i64,
     mut last: i64,
+    skipped: i64,
     ended: bool,
     presence: Option<PresenceGuard>,
 ) -> impl Stream<Item = AppResult<ChatEvent>> + Send {
     async_stream::try_stream! {
         let _presence = presence;
+        let mut report = skipped;
         let mut catch_up = true;
+        let mut first = true;
         let mut ended = ended;
         let mut lagging = false;
+        let mut early: std::collections::BTreeMap<i64, ChatLine> = Default::default();
+        let mut deadline = tokio::time::Instant::now();
         loop {
             if catch_up {
+                // The end may have been announced and lost: ask, before reading the lines, so that
+                // every line said before the end is in the read.
+                if !ended && !std::mem::take(&mut first) {
+                    ended = live::has_ended(&db, stream_id).await?;
+                }
                 loop {
                     let batch = live::chat_after(&db, stream_id, last, BATCH).await?;
                     let full = batch.len() as u64 >= BATCH;
                     for line in batch {
                         last = line.seq;
-                        yield ChatEvent { line, skipped: 0 };
+                        yield ChatEvent { line, skipped: std::mem::take(&mut report) };
                     }
                     if !full {
                         break;
                     }
                 }
+                early.retain(|seq, _| *seq > last);
                 catch_up = false;
+                lagging = false;
             }
             if ended {
                 break;
             }
-            match sub.recv().await {
-                Received::Lagged(_) => lagging = true,
-                Received::Event(event) => match &*event {
+            let received = if early.is_empty() {
+                Some(sub.recv().await)
+            } else {
+                tokio::time::timeout_at(deadline, sub.recv()).await.ok()
+            };
+            match received {
+                // The gap did not fill in time: the broker lost those lines.
+                None => catch_up = true,
+                Some(Received::Lagged(_)) => {
+                    lagging = true;
+                    early.clear();
+                }
+                Some(Received::Event(event)) => match &*event {
                     Event::Chat(line) if line.seq <= last => {}
                     Event::Chat(line) if line.seq == last + 1 || lagging => {
-                        let skipped = line.seq - last - 1;
+                        let skipped = line.seq - last - 1 + std::mem::take(&mut report);
                         lagging = false;
                         last = line.seq;
                         yield ChatEvent { line: line.clone(), skipped };
+                        while let Some(next) = early.remove(&(last + 1)) {
+                            last = next.seq;
+                            yield ChatEvent { line: next, skipped: 0 };
+                        }
                     }
-                    Event::Chat(_) | Event::Resync => catch_up = true,
+                    Event::Chat(line) => {
+                        if early.is_empty() {
+                            deadline = tokio::time::Instant::now() + REORDER_WINDOW;
+                        }
+                        early.insert(line.seq, line.clone());
+                    }
+                    Event::Resync => catch_up = true,
                     Event::LiveEnded => {
                         ended = true;
                         catch_up = true;
@@ -178,9 +220,9 @@ mod tests {
     #[tokio::test]
     async fn a_lagging_chat_viewer_skips_the_oldest_lines_and_is_told_how_many() {
         let (db, _dir) = db().await;
-        let hub = Hub::new(2);
-        let sub = hub.subscribe(Topic::Live(7).key());
-        let stream = chat_stream(db, sub, 7, 0, false, None);
+        let hub = Hub::new();
+        let sub = hub.subscribe(Topic::Live(7).key(), 2);
+        let stream = chat_stream(db, sub, 7, 0, 0, false, None);
         tokio::pin!(stream);
         // Ten lines arrive before the viewer reads any; the buffer keeps the newest two.
         for seq in 1..=10 {
@@ -193,15 +235,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lines_announced_out_of_order_are_put_back_in_order_without_the_database() {
+        let (db, _dir) = db().await;
+        let hub = Hub::new();
+        let sub = hub.subscribe(Topic::Live(7).key(), 16);
+        // The database holds none of these lines: a catch-up would find nothing and the stream
+        // would stall, so getting both proves they came from the reorder buffer.
+        let stream = chat_stream(db, sub, 7, 0, 0, false, None);
+        tokio::pin!(stream);
+        hub.dispatch(&Topic::Live(7).key(), line(7, 2));
+        hub.dispatch(&Topic::Live(7).key(), line(7, 1));
+        let got: Vec<i64> =
+            vec![stream.next().await.unwrap().unwrap().line.seq, stream.next().await.unwrap().unwrap().line.seq];
+        assert_eq!(got, vec![1, 2]);
+    }
+
+    #[tokio::test]
     async fn lines_the_broker_lost_are_read_from_the_database() {
         let (db, _dir) = db().await;
         let broker = Broker::in_process(16);
         let viewer = host(&db).await;
         let room = live::create(&db, &viewer, "room", None).await.unwrap();
         live::start(&db, &viewer, room.id).await.unwrap();
-        let hub = Hub::new(16);
-        let sub = hub.subscribe(Topic::Live(room.id).key());
-        let stream = chat_stream(db.clone(), sub, room.id, 0, false, None);
+        let hub = Hub::new();
+        let sub = hub.subscribe(Topic::Live(room.id).key(), 16);
+        let stream = chat_stream(db.clone(), sub, room.id, 0, 0, false, None);
         tokio::pin!(stream);
         // Three lines are stored (through a broker nobody here listens to, as if it lost them);
         // only the third is announced to this viewer.
@@ -221,8 +279,8 @@ mod tests {
 
     #[tokio::test]
     async fn user_streams_reread_the_database_on_every_hint() {
-        let hub = Hub::new(1);
-        let sub = hub.subscribe("u:1".into());
+        let hub = Hub::new();
+        let sub = hub.subscribe("u:1".into(), 1);
         let rows = Arc::new(std::sync::Mutex::new(vec![(5_i64, "e")]));
         let source = rows.clone();
         let wants = |e: &Event| match e {

@@ -350,7 +350,12 @@ impl Ws {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t).unwrap();
                     match v["type"].as_str() {
-                        Some("ping") => self.send(json!({ "type": "pong" })).await,
+                        Some("ping") => {
+                            // The server may close right after a ping: a failed pong is not an error.
+                            use futures_util::SinkExt;
+                            let pong = Message::Text(json!({ "type": "pong" }).to_string().into());
+                            let _ = self.stream.send(pong).await;
+                        }
                         Some("ka") => {}
                         _ => return Ok(v),
                     }

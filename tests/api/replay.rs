@@ -108,3 +108,113 @@ async fn notifications_resume_from_a_cursor_too() {
     app.comment(&bob, &c.post, None, "c4").await;
     assert_eq!(ws.next_data("n").await["notificationReceived"]["comment"]["body"], "c4");
 }
+
+/// Two senders write concurrently (the case the per-user append lock exists for: on PostgreSQL ids
+/// could otherwise commit out of order) while the receiver keeps reconnecting.
+#[tokio::test]
+async fn concurrent_senders_racing_reconnects_lose_and_repeat_nothing() {
+    const EACH: usize = 30;
+    let app = Arc::new(TestApp::spawn().await);
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let mut senders = Vec::new();
+    for (n, name) in [(1, "alice"), (3, "carol")] {
+        senders.push((app.register(&phone(n), name).await.0, name));
+    }
+    let start = send(&app, &senders[0].0, &bob_id, "start").await["message"]["cursor"].clone();
+    let writers: Vec<_> = senders
+        .iter()
+        .cloned()
+        .map(|(token, name)| {
+            let (app, bob_id) = (app.clone(), bob_id.clone());
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    send(&app, &token, &bob_id, &format!("{name} {i}")).await;
+                }
+            })
+        })
+        .collect();
+    let mut received: Vec<String> = Vec::new();
+    let mut cursor = start;
+    let mut round = 0;
+    while received.len() < 2 * EACH {
+        round += 1;
+        let mut ws = app.ws(Some(&bob)).await;
+        ws.subscribe("m", RECEIVED, json!({ "after": cursor })).await;
+        for _ in 0..(round % 5 + 1) {
+            if received.len() == 2 * EACH {
+                break;
+            }
+            let m = ws.next_data("m").await["messageReceived"].clone();
+            received.push(m["body"].as_str().unwrap().to_string());
+            cursor = m["cursor"].clone();
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for name in ["alice", "carol"] {
+        let theirs: Vec<&String> = received.iter().filter(|b| b.starts_with(name)).collect();
+        let want: Vec<String> = (0..EACH).map(|i| format!("{name} {i}")).collect();
+        assert_eq!(theirs, want.iter().collect::<Vec<_>>(), "{name}'s messages, after {round} reconnects");
+    }
+}
+
+/// A cursor past the head (made up, or from another stream) must not swallow what comes next.
+#[tokio::test]
+async fn a_cursor_past_the_head_starts_from_the_head() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let far = ecer_gateway::services::page::Cursor::Id(1_000_000_000).encode();
+    let mut ws = app.ws(Some(&bob)).await;
+    ws.subscribe("m", RECEIVED, json!({ "after": far })).await;
+    ws.quiet(200).await;
+    send(&app, &alice, &bob_id, "still arrives").await;
+    assert_eq!(ws.next_data("m").await["messageReceived"]["body"], "still arrives");
+}
+
+/// A coalesced notification that grew while the client was away is replayed, grown.
+#[tokio::test]
+async fn a_coalesced_notification_is_replayed_when_it_grows() {
+    let (app, c) = TestApp::community().await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let (carol, _) = app.register(&phone(3), "carol").await;
+    let like = "mutation($p: ID!) { likePost(input: { postId: $p }) { post { likeCount } } }";
+    app.gql(Some(&bob), like, json!({ "p": c.post })).await;
+    let list = app.gql(Some(&c.alice), "{ notifications(first: 1) { edges { node { id cursor } } } }", json!({})).await;
+    let seen = list["notifications"]["edges"][0]["node"].clone();
+    app.gql(Some(&carol), like, json!({ "p": c.post })).await;
+    let q = "subscription($after: String) { notificationReceived(after: $after) { id actorCount } }";
+    let mut ws = app.ws(Some(&c.alice)).await;
+    ws.subscribe("n", q, json!({ "after": seen["cursor"] })).await;
+    let n = ws.next_data("n").await["notificationReceived"].clone();
+    assert_eq!((n["id"].clone(), n["actorCount"].as_i64()), (seen["id"].clone(), Some(2)));
+}
+
+/// Replies crossing between the same two people at the same time (each one's comment on the other's
+/// post) lock both notification streams in one order: no deadlock, no error.
+#[tokio::test]
+async fn crossing_replies_do_not_deadlock() {
+    let app = Arc::new(TestApp::spawn().await);
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "deals", "Board").await;
+    let (w, _) = app.register(&phone(1), "w").await;
+    let (y, _) = app.register(&phone(2), "y").await;
+    let (z, _) = app.register(&phone(3), "z").await;
+    let post_w = app.create_post(&w, &board, "w's post").await;
+    let post_y = app.create_post(&y, &board, "y's post").await;
+    let by_w_on_y = app.comment(&w, &post_y, None, "w on y").await;
+    let by_y_on_w = app.comment(&y, &post_w, None, "y on w").await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        for (post, parent) in [(post_y.clone(), by_w_on_y.clone()), (post_w.clone(), by_y_on_w.clone())] {
+            let (app, z) = (app.clone(), z.clone());
+            tasks.push(tokio::spawn(async move { app.comment(&z, &post, Some(&parent), &format!("reply {i}")).await }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let count = app.gql(Some(&w), "{ unreadNotificationCount }", json!({})).await;
+    assert_eq!(count["unreadNotificationCount"], 25, "1 comment + 12 replies to w's comment + 12 on w's post");
+}

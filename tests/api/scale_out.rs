@@ -116,5 +116,15 @@ async fn two_instances_share_events_counts_revocations_and_survive_a_redis_resta
     a.gql(Some(&bob), "mutation { logout { loggedOut } }", json!({})).await;
     assert_eq!(bob_on_b.closed().await, 4403);
     assert!(wait_until_ready.elapsed() < Duration::from_secs(1), "took {:?}", wait_until_ready.elapsed());
+
+    // So does a suspension by staff on A.
+    let admin = a.admin().await;
+    let (carol, carol_id) = a.register(&phone(3), "carol").await;
+    let mut carol_on_b = b.ws(Some(&carol)).await;
+    let started = Instant::now();
+    let ban = "mutation($u: ID!) { banUser(input: { userId: $u }) { user { suspended } } }";
+    a.gql(Some(&admin), ban, json!({ "u": carol_id })).await;
+    assert_eq!(carol_on_b.closed().await, 4403);
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
     redis.kill();
 }
