@@ -8,6 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -106,9 +107,13 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/graphql", get(http::ws::get_or_upgrade).post(http::graphql::post))
         .route("/healthz", get(http::health::healthz))
+        .route("/metrics", get(crate::metrics::handler))
         .route("/readyz", get(http::health::readyz))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
+        // Every request gets an id (or keeps the one a proxy gave it): logs and responses carry it.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }
 

@@ -6,6 +6,7 @@
 //! - [`http`]: GraphQL-over-HTTP protocol handling, the offline GraphiQL page, probes.
 //! - [`auth`]: session tokens, the `Viewer`, roles.
 //! - [`graphql`]: schema, per-domain query/mutation roots, types, DataLoaders.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`pubsub`]: the broker (in-process or Redis) that tells every instance about new events, and
 //!   live-room presence.
 //! - [`services`]: the community's rules (accounts, boards, posts, comments, social graph).
@@ -23,6 +24,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod pubsub;
 pub mod seed;
 pub mod services;

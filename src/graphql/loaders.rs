@@ -46,6 +46,7 @@ impl Loader<i64> for ConversationLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["conversation"]).observe(keys.len() as f64);
         Ok(by_id(messaging::conversations_by_ids(&self.0, keys).await?, |c| c.id))
     }
 }
@@ -55,6 +56,7 @@ impl Loader<i64> for MessageLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["message"]).observe(keys.len() as f64);
         Ok(by_id(messaging::messages_by_ids(&self.0, keys).await?, |m| m.id))
     }
 }
@@ -64,6 +66,7 @@ impl Loader<UnreadKey> for UnreadLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[UnreadKey]) -> Result<HashMap<UnreadKey, i64>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["unread"]).observe(keys.len() as f64);
         let mut out = HashMap::new();
         // A request has one viewer, so this is one statement in practice.
         let mut by_user: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -86,6 +89,7 @@ impl Loader<i64> for ViewerCountLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["viewer_count"]).observe(keys.len() as f64);
         Ok(self.0.counts(keys).await?)
     }
 }
@@ -99,6 +103,7 @@ impl Loader<i64> for UserLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["user"]).observe(keys.len() as f64);
         Ok(by_id(accounts::users_by_ids(&self.0, keys).await?, |u| u.id))
     }
 }
@@ -108,6 +113,7 @@ impl Loader<i64> for BoardLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["board"]).observe(keys.len() as f64);
         Ok(by_id(board_service::by_ids(&self.0, keys).await?, |b| b.id))
     }
 }
@@ -117,6 +123,7 @@ impl Loader<i64> for PostLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["post"]).observe(keys.len() as f64);
         Ok(by_id(post_service::by_ids(&self.0, keys).await?, |p| p.id))
     }
 }
@@ -126,6 +133,7 @@ impl Loader<i64> for CommentLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["comment"]).observe(keys.len() as f64);
         Ok(by_id(comment_service::by_ids(&self.0, keys).await?, |c| c.id))
     }
 }
@@ -142,6 +150,7 @@ impl Loader<EdgeKey> for EdgeLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[EdgeKey]) -> Result<HashMap<EdgeKey, bool>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["edge"]).observe(keys.len() as f64);
         let mut groups: HashMap<(Edge, i64), Vec<i64>> = HashMap::new();
         for k in keys {
             groups.entry((k.edge, k.actor)).or_default().push(k.target);
@@ -170,6 +179,7 @@ impl Loader<ChildrenKey> for ChildrenLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[ChildrenKey]) -> Result<HashMap<ChildrenKey, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["children"]).observe(keys.len() as f64);
         let mut groups: HashMap<(u64, Option<i64>), Vec<Parent>> = HashMap::new();
         for k in keys {
             groups.entry((k.first, k.after)).or_default().push(k.parent);

@@ -236,6 +236,58 @@ pub async fn post(
     execute(app, peer, &headers, resolved, batch, media).await
 }
 
+/// The operation as metrics and logs name it: a contract operation's name, else `other`
+/// (client-chosen names must not become label values), or `anonymous`.
+pub(crate) fn operation_label(app: &AppState, name: Option<&str>, query: Option<&str>) -> String {
+    // Clients often leave `operationName` out for a document with one operation: take its name.
+    let from_document = || {
+        let doc = async_graphql::parser::parse_query(query?).ok()?;
+        match doc.operations {
+            async_graphql::parser::types::DocumentOperations::Single(_) => None,
+            async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+                ops.into_keys().next().map(|n| n.to_string())
+            }
+            async_graphql::parser::types::DocumentOperations::Multiple(_) => None,
+        }
+    };
+    let derived = if name.is_none() { from_document() } else { None };
+    match name.or(derived.as_deref()) {
+        None => "anonymous".into(),
+        Some(n) if app.documents.is_known_operation(n) => n.to_string(),
+        Some(_) => "other".into(),
+    }
+}
+
+/// Records one finished operation: metrics, and one log line without personal data (no variables,
+/// no tokens, no bodies).
+pub(crate) fn observe(
+    transport: &str,
+    operation: &str,
+    started: std::time::Instant,
+    resp: &async_graphql::Response,
+    request_id: &str,
+) {
+    let m = &crate::metrics::METRICS;
+    let elapsed = started.elapsed();
+    if transport == "http" {
+        // WebSocket operations are counted when they start (a subscription may never yield).
+        m.requests.with_label_values(&[transport, operation]).inc();
+    }
+    m.latency.with_label_values(&[operation]).observe(elapsed.as_secs_f64());
+    m.count_errors(&resp.errors);
+    let codes: Vec<String> =
+        resp.errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").map(|c| c.to_string())).collect();
+    tracing::info!(
+        target: "ecer_gateway::request",
+        request_id,
+        transport,
+        operation,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        errors = codes.join(","),
+        "graphql operation"
+    );
+}
+
 /// A request refused before parsing (persisted-document rules), as a GraphQL response.
 fn refused(refusal: &Refusal) -> async_graphql::Response {
     let err = async_graphql::ServerError::new(refusal.message, None);
@@ -266,11 +318,16 @@ async fn execute(
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
         ip: Some(peer.ip().to_string()),
     };
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let mut responses = Vec::with_capacity(params.len());
     for (p, refusal) in params {
+        let started = std::time::Instant::now();
+        let operation = operation_label(&app, p.operation_name.as_deref(), p.query.as_deref());
         let query = match (refusal, p.query) {
             (Some(refusal), _) => {
-                responses.push(refused(&refusal));
+                let resp = refused(&refusal);
+                observe("http", &operation, started, &resp, &request_id);
+                responses.push(resp);
                 continue;
             }
             (None, Some(query)) => query,
@@ -295,7 +352,9 @@ async fn execute(
             }
         }
         // One after another: the operations of a batch may depend on each other's writes.
-        responses.push(app.schema.execute(req).await);
+        let resp = app.schema.execute(req).await;
+        observe("http", &operation, started, &resp, &request_id);
+        responses.push(resp);
     }
     let response = if batch {
         BatchResponse::Batch(responses)

@@ -161,6 +161,7 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
         let _ = sink.send(Message::Close(Some(frame))).await;
         return;
     };
+    let _open = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.ws_connections);
     let (out, mut out_rx) = mpsc::channel::<Message>(app.config.ws_send_queue);
     let writer = tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
@@ -372,6 +373,8 @@ impl Connection {
                         return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
                     }
                 };
+                let operation =
+                    super::graphql::operation_label(&self.app, parts.operation_name.as_deref(), Some(&query));
                 let mut request = async_graphql::Request::new(query);
                 if let Some(name) = parts.operation_name {
                     request = request.operation_name(name);
@@ -379,7 +382,7 @@ impl Connection {
                 if let Some(variables) = parts.variables {
                     request = request.variables(variables);
                 }
-                self.start(id, request);
+                self.start(id, request, operation);
                 Ok(())
             }
             (Proto::Transport, "complete") | (Proto::Legacy, "stop") => {
@@ -454,12 +457,14 @@ impl Connection {
         }
     }
 
-    fn start(&mut self, id: String, request: async_graphql::Request) {
+    fn start(&mut self, id: String, request: async_graphql::Request, operation: String) {
         let request = crate::graphql::prepare(request, &self.app.db, &self.app.presence, self.info.clone());
+        crate::metrics::METRICS.requests.with_label_values(&["ws", &operation]).inc();
         let stream = self.app.schema.execute_stream(request);
         self.generation += 1;
         let generation = self.generation;
         let task = tokio::spawn(pump(
+            operation,
             id.clone(),
             generation,
             stream,
@@ -532,6 +537,7 @@ fn is_request_error(resp: &GqlResponse) -> bool {
 
 /// Runs one operation, feeding the socket's queue until the operation completes.
 async fn pump(
+    operation: String,
     id: String,
     generation: u64,
     stream: impl Stream<Item = GqlResponse> + Send,
@@ -541,8 +547,17 @@ async fn pump(
     slow: Duration,
 ) {
     tokio::pin!(stream);
+    let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
+    let started = std::time::Instant::now();
     let mut first = true;
     while let Some(resp) = stream.next().await {
+        if first {
+            // Latency of an operation over the socket: until its first result (a subscription's
+            // replay or first event).
+            super::graphql::observe("ws", &operation, started, &resp, &id);
+        } else {
+            crate::metrics::METRICS.count_errors(&resp.errors);
+        }
         if std::mem::take(&mut first) && is_request_error(&resp) {
             let errors = serde_json::to_value(&resp.errors).unwrap_or(Value::Array(vec![]));
             let _ = out.send(text(json!({ "type": "error", "id": id, "payload": errors }))).await;
@@ -606,8 +621,16 @@ mod tests {
         let events = futures_util::stream::iter(
             (0..10).map(|i| GqlResponse::new(async_graphql::Value::from_json(json!({ "n": i })).unwrap())),
         );
-        let task =
-            tokio::spawn(pump("s".into(), 1, events, out, done_tx, Proto::Transport, Duration::from_millis(100)));
+        let task = tokio::spawn(pump(
+            "test".into(),
+            "s".into(),
+            1,
+            events,
+            out,
+            done_tx,
+            Proto::Transport,
+            Duration::from_millis(100),
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let frame = |m: Message| match m {
             Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),

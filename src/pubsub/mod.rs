@@ -80,6 +80,14 @@ pub enum Event {
     Resync,
 }
 
+/// An event as it travels through Redis, stamped so each instance can measure broker lag.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    /// Publish time, milliseconds since the epoch.
+    at: i64,
+    e: Event,
+}
+
 /// Events a service gathered inside a transaction, to publish once it has committed.
 #[derive(Debug, Default)]
 #[must_use = "events are only delivered by Broker::publish_all after the commit"]
@@ -200,9 +208,13 @@ impl Broker {
     /// subscribers recover it from the database when the broker is back.
     pub async fn publish(&self, topic: Topic, event: Event) {
         match &self.inner.backend {
-            Backend::Local => self.inner.hub.dispatch(&topic.key(), Arc::new(event)),
+            Backend::Local => {
+                crate::metrics::METRICS.broker_events.inc();
+                self.inner.hub.dispatch(&topic.key(), Arc::new(event))
+            }
             Backend::Redis { publisher } => {
-                let payload = match serde_json::to_string(&event) {
+                let envelope = Envelope { at: chrono::Utc::now().timestamp_millis(), e: event };
+                let payload = match serde_json::to_string(&envelope) {
                     Ok(p) => p,
                     Err(err) => {
                         tracing::error!(%err, "could not encode a broker event");

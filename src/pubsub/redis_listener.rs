@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 
-use super::{Event, Hub};
+use super::{Envelope, Hub};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -76,6 +76,7 @@ async fn run(
             backoff = Duration::from_millis(50);
             if std::mem::replace(&mut reconnected, true) {
                 tracing::info!("redis subscription restored; local subscribers resync from the database");
+                crate::metrics::METRICS.broker_resyncs.inc();
                 match hub.upgrade() {
                     Some(hub) => hub.resync_all(),
                     None => return,
@@ -105,8 +106,14 @@ async fn run(
                                 continue;
                             }
                         };
-                        match serde_json::from_str::<Event>(&payload) {
-                            Ok(event) => hub.dispatch(key, Arc::new(event)),
+                        match serde_json::from_str::<Envelope>(&payload) {
+                            Ok(envelope) => {
+                                let m = &crate::metrics::METRICS;
+                                m.broker_events.inc();
+                                let lag_ms = chrono::Utc::now().timestamp_millis() - envelope.at;
+                                m.broker_lag.observe(lag_ms.max(0) as f64 / 1000.0);
+                                hub.dispatch(key, Arc::new(envelope.e));
+                            }
                             Err(err) => tracing::warn!(%err, "unknown broker event"),
                         }
                     }

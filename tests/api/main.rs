@@ -15,6 +15,7 @@ mod documents;
 mod live;
 mod messaging;
 mod notifications;
+mod observability;
 mod pagination;
 mod queries;
 mod replay;

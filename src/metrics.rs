@@ -1,0 +1,172 @@
+//! Prometheus metrics of this instance, served at `/metrics` in the text exposition format.
+//!
+//! Metrics are per process by nature (Prometheus sums instances), so they live in one process-wide
+//! registry rather than being threaded through every call. Label values are bounded: operation names
+//! are labelled only when they belong to the frontend contract (anything else is `other`), so a client
+//! cannot mint new time series.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use sea_orm::DatabaseConnection;
+
+pub struct Metrics {
+    registry: Registry,
+    /// GraphQL operations by transport (`http`, `ws`) and operation name.
+    pub requests: IntCounterVec,
+    /// Seconds from request to response (HTTP) or to the first result (WebSocket), per operation.
+    pub latency: HistogramVec,
+    /// Errors returned to clients, by `extensions.code`.
+    pub errors: IntCounterVec,
+    pub ws_connections: IntGauge,
+    pub subscriptions: IntGauge,
+    /// Events received from the broker by this instance's hub.
+    pub broker_events: IntCounter,
+    /// Seconds between a Redis publish and its arrival at this instance.
+    pub broker_lag: Histogram,
+    /// Times the hub told every subscriber to re-read the database (broker reconnects).
+    pub broker_resyncs: IntCounter,
+    /// Keys per DataLoader batch, by loader: a list that costs one batch per page shows large batches.
+    pub loader_batch: HistogramVec,
+    /// Requests refused by the rate limiter, by limit.
+    pub rate_limited: IntCounterVec,
+    db_pool: IntGaugeVec,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("ecer".into()), None)?;
+    let requests = IntCounterVec::new(
+        Opts::new("graphql_requests_total", "GraphQL operations by transport and operation name"),
+        &["transport", "operation"],
+    )?;
+    let latency = HistogramVec::new(
+        HistogramOpts::new("graphql_request_duration_seconds", "GraphQL operation latency")
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        &["operation"],
+    )?;
+    let errors = IntCounterVec::new(Opts::new("graphql_errors_total", "Errors returned, by code"), &["code"])?;
+    let ws_connections = IntGauge::new("websocket_connections", "Open GraphQL WebSockets")?;
+    let subscriptions = IntGauge::new("subscriptions_active", "Operations running on WebSockets")?;
+    let broker_events = IntCounter::new("broker_events_received_total", "Events received from the broker")?;
+    let broker_lag = Histogram::with_opts(
+        HistogramOpts::new("broker_lag_seconds", "Publish-to-arrival time of broker events")
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+    )?;
+    let broker_resyncs = IntCounter::new("broker_resyncs_total", "Broker reconnects that made subscribers resync")?;
+    let loader_batch = HistogramVec::new(
+        HistogramOpts::new("dataloader_batch_size", "Keys per DataLoader batch")
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+        &["loader"],
+    )?;
+    let rate_limited = IntCounterVec::new(Opts::new("rate_limited_total", "Requests refused, by limit"), &["limit"])?;
+    let db_pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
+    registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(latency.clone()))?;
+    registry.register(Box::new(errors.clone()))?;
+    registry.register(Box::new(ws_connections.clone()))?;
+    registry.register(Box::new(subscriptions.clone()))?;
+    registry.register(Box::new(broker_events.clone()))?;
+    registry.register(Box::new(broker_lag.clone()))?;
+    registry.register(Box::new(broker_resyncs.clone()))?;
+    registry.register(Box::new(loader_batch.clone()))?;
+    registry.register(Box::new(rate_limited.clone()))?;
+    registry.register(Box::new(db_pool.clone()))?;
+    Ok(Metrics {
+        registry,
+        requests,
+        latency,
+        errors,
+        ws_connections,
+        subscriptions,
+        broker_events,
+        broker_lag,
+        broker_resyncs,
+        loader_batch,
+        rate_limited,
+        db_pool,
+    })
+}
+
+/// The process's metrics. Building them only fails on a programming error (a duplicate or malformed
+/// name), which the unit test below catches; start-up is the place to stop for it.
+#[allow(clippy::expect_used)]
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| build().expect("metric definitions are valid"));
+
+impl Metrics {
+    /// The text exposition, with the pool gauges read now.
+    pub fn render(&self, db: &DatabaseConnection) -> String {
+        let (size, idle, max) = pool_stats(db);
+        self.db_pool.with_label_values(&["open"]).set(size);
+        self.db_pool.with_label_values(&["idle"]).set(idle);
+        self.db_pool.with_label_values(&["in_use"]).set(size - idle);
+        self.db_pool.with_label_values(&["max"]).set(max);
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(%err, "could not encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Counts the codes of the errors in a response.
+    pub fn count_errors(&self, errors: &[async_graphql::ServerError]) {
+        for err in errors {
+            let code = err
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .and_then(|c| match c {
+                    async_graphql::Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .unwrap_or("NONE");
+            self.errors.with_label_values(&[code]).inc();
+        }
+    }
+}
+
+fn pool_stats(db: &DatabaseConnection) -> (i64, i64, i64) {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (i64::from(pool.size()), pool.num_idle() as i64, i64::from(pool.options().get_max_connections()))
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (i64::from(pool.size()), pool.num_idle() as i64, i64::from(pool.options().get_max_connections()))
+        }
+    }
+}
+
+/// `/metrics`.
+pub async fn handler(
+    axum::extract::State(app): axum::extract::State<crate::app::AppState>,
+) -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], METRICS.render(&app.db))
+}
+
+/// Decrements a gauge when dropped: an aborted task still gives its slot back.
+pub struct GaugeGuard(&'static IntGauge);
+
+impl GaugeGuard {
+    pub fn new(gauge: &'static IntGauge) -> GaugeGuard {
+        gauge.inc();
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metric_definitions_are_valid() {
+        assert!(super::build().is_ok());
+    }
+}
