@@ -463,16 +463,16 @@ impl Connection {
         let stream = self.app.schema.execute_stream(request);
         self.generation += 1;
         let generation = self.generation;
-        let task = tokio::spawn(pump(
+        let feed = Feed {
             operation,
-            id.clone(),
+            id: id.clone(),
             generation,
-            stream,
-            self.out.clone(),
-            self.done_tx.clone(),
-            self.proto,
-            Duration::from_secs(self.app.config.ws_slow_consumer_secs),
-        ));
+            out: self.out.clone(),
+            done: self.done_tx.clone(),
+            proto: self.proto,
+            slow: Duration::from_secs(self.app.config.ws_slow_consumer_secs),
+        };
+        let task = tokio::spawn(pump(feed, stream));
         self.operations.insert(id, (generation, task.abort_handle()));
     }
 }
@@ -535,17 +535,22 @@ fn is_request_error(resp: &GqlResponse) -> bool {
         })
 }
 
-/// Runs one operation, feeding the socket's queue until the operation completes.
-async fn pump(
+/// Where one operation's results go, and how it reports that it finished.
+struct Feed {
+    /// The operation's metrics label.
     operation: String,
     id: String,
     generation: u64,
-    stream: impl Stream<Item = GqlResponse> + Send,
     out: mpsc::Sender<Message>,
     done: mpsc::UnboundedSender<(String, u64)>,
     proto: Proto,
+    /// How long a result may wait for room in the socket's queue.
     slow: Duration,
-) {
+}
+
+/// Runs one operation, feeding the socket's queue until the operation completes.
+async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
+    let Feed { operation, id, generation, out, done, proto, slow } = feed;
     tokio::pin!(stream);
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
     let started = std::time::Instant::now();
@@ -621,16 +626,16 @@ mod tests {
         let events = futures_util::stream::iter(
             (0..10).map(|i| GqlResponse::new(async_graphql::Value::from_json(json!({ "n": i })).unwrap())),
         );
-        let task = tokio::spawn(pump(
-            "test".into(),
-            "s".into(),
-            1,
-            events,
+        let feed = Feed {
+            operation: "test".into(),
+            id: "s".into(),
+            generation: 1,
             out,
-            done_tx,
-            Proto::Transport,
-            Duration::from_millis(100),
-        ));
+            done: done_tx,
+            proto: Proto::Transport,
+            slow: Duration::from_millis(100),
+        };
+        let task = tokio::spawn(pump(feed, events));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let frame = |m: Message| match m {
             Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
