@@ -18,6 +18,7 @@ use crate::http;
 use crate::http::documents::Documents;
 use crate::pubsub::Broker;
 use crate::pubsub::presence::Presence;
+use crate::ratelimit::RateLimiter;
 
 const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -33,6 +34,7 @@ pub struct AppState {
     pub broker: Broker,
     pub presence: Presence,
     pub documents: Arc<Documents>,
+    pub limiter: Arc<RateLimiter>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
@@ -75,7 +77,9 @@ impl AppState {
             None => (None, Broker::in_process(config.broker_buffer), Presence::in_process()),
         };
         let documents = Arc::new(Documents::new(&config, redis.clone()).map_err(StartError::Config)?);
-        let schema = graphql::build_schema(db.clone(), config.clone(), broker.clone(), presence.clone());
+        let limiter = Arc::new(RateLimiter::new(&config, redis.clone()));
+        let schema =
+            graphql::build_schema(db.clone(), config.clone(), broker.clone(), presence.clone(), limiter.clone());
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         Ok(AppState {
             db,
@@ -86,6 +90,7 @@ impl AppState {
             broker,
             presence,
             documents,
+            limiter,
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),
         })

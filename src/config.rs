@@ -166,6 +166,27 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// GraphQL operations a user (or, signed out, an IP address) may run per minute, sustained; 0
+    /// switches the limit off.
+    #[arg(long, env = "RATE_LIMIT_REQUESTS_PER_MINUTE", default_value_t = 1200)]
+    pub rate_limit_requests_per_minute: u32,
+
+    /// Operations allowed in a burst above the sustained rate.
+    #[arg(long, env = "RATE_LIMIT_REQUESTS_BURST", default_value_t = 200)]
+    pub rate_limit_requests_burst: u32,
+
+    /// `register` and `login` attempts per IP address per minute (against password guessing).
+    #[arg(long, env = "RATE_LIMIT_AUTH_PER_MINUTE", default_value_t = 10)]
+    pub rate_limit_auth_per_minute: u32,
+
+    /// Private messages a user may send per minute (against spam).
+    #[arg(long, env = "RATE_LIMIT_MESSAGES_PER_MINUTE", default_value_t = 30)]
+    pub rate_limit_messages_per_minute: u32,
+
+    /// Live chat lines a user may say per minute.
+    #[arg(long, env = "RATE_LIMIT_CHAT_PER_MINUTE", default_value_t = 30)]
+    pub rate_limit_chat_per_minute: u32,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

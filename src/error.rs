@@ -38,8 +38,8 @@ pub enum AppError {
     Conflict(String),
     /// Login failed. One error for an unknown phone and a wrong password alike.
     BadCredentials,
-    /// Too many attempts; retry later.
-    RateLimited,
+    /// Too many attempts; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
     /// Anything else. The cause is logged when the error reaches the client, which sees only
     /// "internal error".
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -72,7 +72,7 @@ impl AppError {
             AppError::NotFound(_) => code::NOT_FOUND,
             AppError::BadUserInput { .. } => code::BAD_USER_INPUT,
             AppError::Conflict(_) => code::CONFLICT,
-            AppError::RateLimited => code::RATE_LIMITED,
+            AppError::RateLimited { .. } => code::RATE_LIMITED,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -85,9 +85,21 @@ impl AppError {
             AppError::BadUserInput { field, message } => format!("{field}: {message}"),
             AppError::Conflict(message) => message.clone(),
             AppError::BadCredentials => "wrong phone number or password".into(),
-            AppError::RateLimited => "too many requests, try again later".into(),
+            AppError::RateLimited { retry_after_secs } => {
+                format!("too many requests, try again in {retry_after_secs} s")
+            }
             AppError::Internal(_) => "internal error".into(),
         }
+    }
+}
+
+impl AppError {
+    /// As an error of the whole request (no location, no path): for refusals before execution.
+    pub fn into_request_error(self) -> async_graphql::ServerError {
+        let err: async_graphql::Error = self.into();
+        let mut server = async_graphql::ServerError::new(err.message, None);
+        server.extensions = err.extensions;
+        server
     }
 }
 
@@ -107,10 +119,17 @@ impl From<AppError> for async_graphql::Error {
             AppError::BadUserInput { field, .. } => Some(field.clone()),
             _ => None,
         };
+        let retry_after = match &err {
+            AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = field {
                 ext.set("field", field);
+            }
+            if let Some(secs) = retry_after {
+                ext.set("retryAfter", secs);
             }
         })
     }

@@ -9,6 +9,7 @@
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`pubsub`]: the broker (in-process or Redis) that tells every instance about new events, and
 //!   live-room presence.
+//! - [`ratelimit`]: token buckets per user or IP, shared through Redis.
 //! - [`services`]: the community's rules (accounts, boards, posts, comments, social graph).
 //! - [`db`]: database connection, migrations, statement counting.
 //! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
@@ -26,5 +27,6 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod pubsub;
+pub mod ratelimit;
 pub mod seed;
 pub mod services;

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::pubsub::Broker;
 use crate::pubsub::presence::Presence;
+use crate::ratelimit::{self, Limit, RateLimiter};
 use crate::services::page::PageArgs;
 
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
@@ -30,6 +31,7 @@ pub struct GqlState {
     pub config: Arc<Config>,
     pub broker: Broker,
     pub presence: Presence,
+    pub limiter: Arc<RateLimiter>,
 }
 
 /// Facts about one request that resolvers may need.
@@ -40,7 +42,13 @@ pub struct RequestInfo {
     pub ip: Option<String>,
 }
 
-pub fn build_schema(db: DatabaseConnection, config: Arc<Config>, broker: Broker, presence: Presence) -> AppSchema {
+pub fn build_schema(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    broker: Broker,
+    presence: Presence,
+    limiter: Arc<RateLimiter>,
+) -> AppSchema {
     let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
         .extension(codes::RequestErrorCodes { max_aliases: config.max_aliases })
         .limit_depth(config.max_query_depth)
@@ -48,7 +56,7 @@ pub fn build_schema(db: DatabaseConnection, config: Arc<Config>, broker: Broker,
     if !config.introspection {
         builder = builder.disable_introspection();
     }
-    builder.data(GqlState { db, config, broker, presence }).finish()
+    builder.data(GqlState { db, config, broker, presence, limiter }).finish()
 }
 
 /// Attaches what one execution needs besides the query: who asks, and a fresh set of loaders.
@@ -91,6 +99,22 @@ pub(crate) fn viewer(ctx: &Context<'_>) -> Option<Viewer> {
 /// The signed-in viewer, or `UNAUTHENTICATED`.
 pub(crate) fn require_viewer(ctx: &Context<'_>) -> AppResult<Viewer> {
     viewer(ctx).ok_or(AppError::Unauthenticated)
+}
+
+/// Takes a token of `limit` for this request's user (or IP): `RATE_LIMITED`, with `Retry-After`
+/// on HTTP, when the bucket is empty.
+pub(crate) async fn rate_limit(ctx: &Context<'_>, limit: Limit) -> AppResult<()> {
+    let info = request_info(ctx);
+    let key = match limit {
+        // Sign-in attempts are per address: the attacker has no account to key on.
+        Limit::Auth => ratelimit::key_for(None, info.and_then(|i| i.ip.as_deref())),
+        _ => ratelimit::key_for(info.and_then(|i| i.viewer.as_ref()), info.and_then(|i| i.ip.as_deref())),
+    };
+    let result = state(ctx)?.limiter.check(limit, &key).await;
+    if let Err(AppError::RateLimited { retry_after_secs }) = &result {
+        ctx.insert_http_header(http::header::RETRY_AFTER, retry_after_secs.to_string());
+    }
+    result
 }
 
 pub(crate) fn page_args(ctx: &Context<'_>, first: Option<i32>, after: Option<&str>) -> AppResult<PageArgs> {

@@ -319,10 +319,22 @@ async fn execute(
         ip: Some(peer.ip().to_string()),
     };
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let limit_key = crate::ratelimit::key_for(info.viewer.as_ref(), info.ip.as_deref());
+    let mut retry_after = None;
     let mut responses = Vec::with_capacity(params.len());
     for (p, refusal) in params {
         let started = std::time::Instant::now();
         let operation = operation_label(&app, p.operation_name.as_deref(), p.query.as_deref());
+        // Every operation of a batch takes a token: batching is not a way around the limit.
+        if let Err(err) = app.limiter.check(crate::ratelimit::Limit::Requests, &limit_key).await {
+            if let crate::error::AppError::RateLimited { retry_after_secs } = &err {
+                retry_after = Some(*retry_after_secs);
+            }
+            let resp = async_graphql::Response::from_errors(vec![err.into_request_error()]);
+            observe("http", &operation, started, &resp, &request_id);
+            responses.push(resp);
+            continue;
+        }
         let query = match (refusal, p.query) {
             (Some(refusal), _) => {
                 let resp = refused(&refusal);
@@ -387,7 +399,15 @@ async fn execute(
             (StatusCode::OK, Value::Array(bodies), headers)
         }
     };
+    // A request refused as a whole by the rate limiter is a 429, with when to come back.
+    let status = match retry_after {
+        Some(_) if !batch => StatusCode::TOO_MANY_REQUESTS,
+        _ => status,
+    };
     let mut resp = (status, body.to_string()).into_response();
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     for (name, value) in extra_headers.iter() {
         resp.headers_mut().append(name, value.clone());
     }

@@ -361,6 +361,11 @@ impl Connection {
                     }]);
                     return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
                 }
+                let key = crate::ratelimit::key_for(self.info.viewer.as_ref(), self.info.ip.as_deref());
+                if let Err(err) = self.app.limiter.check(crate::ratelimit::Limit::Requests, &key).await {
+                    let error = serde_json::to_value(vec![err.into_request_error()]).unwrap_or(Value::Null);
+                    return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
+                }
                 let query = self
                     .app
                     .documents

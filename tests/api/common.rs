@@ -105,6 +105,11 @@ impl TestApp {
         config.listen_addr = "127.0.0.1:0".parse().unwrap();
         // Tests share one Redis: each app gets its own channels and keys.
         config.redis_prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+        // Tests sign up many users from one address; the limits have tests of their own.
+        config.rate_limit_auth_per_minute = 0;
+        config.rate_limit_messages_per_minute = 0;
+        config.rate_limit_chat_per_minute = 0;
+        config.rate_limit_requests_per_minute = 0;
         tweak(&mut config);
         config.validate().expect("valid test config");
         let state = AppState::new(config).await.expect("start app");

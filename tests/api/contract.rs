@@ -41,7 +41,16 @@ fn substitute(value: &Value, vars: &HashMap<&str, String>) -> Value {
 async fn contract_operations_run_against_a_seeded_gateway() {
     // The operations run by hash on a gateway in trusted-documents mode (as in production), which also
     // proves the manifest covers them all; the fixtures are set up through an open instance.
-    let trusted = TestApp::spawn_with(|c| c.trusted_documents = true).await;
+    let trusted = TestApp::spawn_with(|c| {
+        c.trusted_documents = true;
+        // Production limits: the client's traffic must fit in them.
+        let defaults = ecer_gateway::config::Config::defaults();
+        c.rate_limit_requests_per_minute = defaults.rate_limit_requests_per_minute;
+        c.rate_limit_auth_per_minute = defaults.rate_limit_auth_per_minute;
+        c.rate_limit_messages_per_minute = defaults.rate_limit_messages_per_minute;
+        c.rate_limit_chat_per_minute = defaults.rate_limit_chat_per_minute;
+    })
+    .await;
     let app = trusted.another_instance(|_| {}).await;
     ecer_gateway::seed::run(&app.state.db, ecer_gateway::seed::Size { users: 30, posts: 80 }, 7).await.unwrap();
     let token = app.admin().await;

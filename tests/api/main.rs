@@ -12,6 +12,7 @@ mod conformance;
 mod content;
 mod contract;
 mod documents;
+mod limits;
 mod live;
 mod messaging;
 mod notifications;

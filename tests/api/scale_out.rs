@@ -13,13 +13,13 @@ use crate::common::{TestApp, phone};
 use crate::live::{CHAT, live_stream, wait_for_count};
 use crate::messaging::{RECEIVED, send};
 
-struct OwnRedis {
+pub struct OwnRedis {
     port: u16,
     child: Child,
 }
 
 impl OwnRedis {
-    fn start_on(port: u16) -> OwnRedis {
+    pub fn start_on(port: u16) -> OwnRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -33,12 +33,12 @@ impl OwnRedis {
         OwnRedis { port, child }
     }
 
-    fn start() -> OwnRedis {
+    pub fn start() -> OwnRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         OwnRedis::start_on(port)
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 

@@ -7,7 +7,8 @@ use crate::error::AppResult;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::User;
 use crate::graphql::types::enums::{Gender, SessionDelivery};
-use crate::graphql::{request_info, require_viewer, state};
+use crate::graphql::{rate_limit, request_info, require_viewer, state};
+use crate::ratelimit::Limit;
 use crate::services::accounts::{self, NewSession, ProfilePatch, RegisterInput as NewAccount, SessionMeta};
 
 #[derive(InputObject)]
@@ -108,6 +109,7 @@ pub struct AccountMutation;
 impl AccountMutation {
     /// Creates an account (a phone number is required) and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<RegisterPayload> {
+        rate_limit(ctx, Limit::Auth).await?;
         let new = NewAccount {
             phone: input.phone,
             password: input.password,
@@ -122,6 +124,7 @@ impl AccountMutation {
 
     /// Signs in with phone and password. Wrong credentials give one generic `UNAUTHENTICATED` error.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
+        rate_limit(ctx, Limit::Auth).await?;
         let session = accounts::login(&state(ctx)?.db, &input.phone, input.password, session_meta(ctx)?).await?;
         let token = deliver(ctx, &session, input.delivery)?;
         Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })

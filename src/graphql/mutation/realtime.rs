@@ -7,7 +7,8 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::query::NotificationSetting;
 use crate::graphql::types::notification::NotificationCategory;
 use crate::graphql::types::{Conversation, LiveChatMessage, LiveStream, Message, User, count, load_one};
-use crate::graphql::{loaders, require_viewer, state};
+use crate::graphql::{loaders, rate_limit, require_viewer, state};
+use crate::ratelimit::Limit;
 use crate::services::messaging::{self, Recipient};
 use crate::services::{live, notifications};
 
@@ -118,6 +119,7 @@ impl RealtimeMutation {
         input: SendMessageInput,
     ) -> async_graphql::Result<SendMessagePayload> {
         let viewer = require_viewer(ctx)?;
+        rate_limit(ctx, Limit::Messages).await?;
         let to = match (&input.to_user_id, &input.conversation_id) {
             (Some(user), None) => Recipient::User(ids::decode(Kind::User, user, "input.toUserId")?),
             (None, Some(c)) => Recipient::Conversation(ids::decode(Kind::Conversation, c, "input.conversationId")?),
@@ -227,6 +229,7 @@ impl RealtimeMutation {
         input: SendLiveChatMessageInput,
     ) -> async_graphql::Result<SendLiveChatMessagePayload> {
         let viewer = require_viewer(ctx)?;
+        rate_limit(ctx, Limit::Chat).await?;
         let id = ids::decode(Kind::LiveStream, &input.stream_id, "input.streamId")?;
         let st = state(ctx)?;
         let line = live::say(&st.db, &st.broker, &viewer, id, &input.body).await?;
