@@ -51,6 +51,7 @@ pub async fn connect(config: &Config) -> Result<(DatabaseConnection, Arc<DbStats
     let counter = stats.clone();
     db.set_metric_callback(move |info| {
         counter.statements.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::METRICS.db_statements.inc();
         tracing::trace!(target: "ecer_gateway::sql", sql = %info.statement.sql, elapsed_us = info.elapsed.as_micros() as u64);
     });
     Migrator::up(&db, None).await?;

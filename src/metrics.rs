@@ -33,6 +33,8 @@ pub struct Metrics {
     pub loader_batch: HistogramVec,
     /// Requests refused by the rate limiter, by limit.
     pub rate_limited: IntCounterVec,
+    /// SQL statements sent to the database (statements per request = its rate over the request rate).
+    pub db_statements: IntCounter,
     db_pool: IntGaugeVec,
 }
 
@@ -62,6 +64,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["loader"],
     )?;
     let rate_limited = IntCounterVec::new(Opts::new("rate_limited_total", "Requests refused, by limit"), &["limit"])?;
+    let db_statements = IntCounter::new("db_statements_total", "SQL statements executed")?;
     let db_pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(latency.clone()))?;
@@ -74,6 +77,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(loader_batch.clone()))?;
     registry.register(Box::new(rate_limited.clone()))?;
     registry.register(Box::new(db_pool.clone()))?;
+    registry.register(Box::new(db_statements.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -86,6 +90,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         broker_resyncs,
         loader_batch,
         rate_limited,
+        db_statements,
         db_pool,
     })
 }

@@ -45,6 +45,7 @@ async fn metrics_cover_operations_errors_sockets_loaders_and_the_pool() {
     at_least("ecer_dataloader_batch_size_count{loader=\"user\"}", 0.0);
     at_least("ecer_db_pool_connections{state=\"max\"}", 5.0);
     at_least("ecer_broker_events_received_total", 0.0);
+    at_least("ecer_db_statements_total", 1.0);
 }
 
 /// The request log (JSON, as operators run it) names the request, operation and duration, and never
