@@ -76,7 +76,15 @@ fn negotiate(headers: &HeaderMap) -> Option<Media> {
 
 /// A request the server refuses before GraphQL sees it.
 fn reject(status: StatusCode, media: Media, message: &str) -> Response {
-    let code = if status.is_server_error() { code::INTERNAL } else { code::BAD_REQUEST };
+    let code = match status {
+        s if s.is_server_error() => code::INTERNAL,
+        StatusCode::PAYLOAD_TOO_LARGE => code::REQUEST_TOO_LARGE,
+        _ => code::BAD_REQUEST,
+    };
+    reject_with(status, media, code, message)
+}
+
+fn reject_with(status: StatusCode, media: Media, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     let mut resp = (status, body.to_string()).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
@@ -217,7 +225,13 @@ pub async fn post(
     };
     let max_batch = app.config.max_batch_size as usize;
     if batch && (items.is_empty() || items.len() > max_batch) {
-        return reject(StatusCode::BAD_REQUEST, media, "a batch must hold between 1 and MAX_BATCH_SIZE operations");
+        let code = if items.is_empty() { code::BAD_REQUEST } else { code::BATCH_TOO_LARGE };
+        return reject_with(
+            StatusCode::BAD_REQUEST,
+            media,
+            code,
+            "a batch must hold between 1 and MAX_BATCH_SIZE operations",
+        );
     }
     let params = match items.into_iter().map(params_from_json).collect::<Result<Vec<_>, _>>() {
         Ok(p) => p,

@@ -192,8 +192,21 @@ async fn oversized_bodies_are_refused_with_a_coded_error() {
     let resp = app.http.post(app.url("/graphql")).json(&json!({ "query": big })).send().await.unwrap();
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "REQUEST_TOO_LARGE");
     app.gql(None, "{ __typename }", json!({})).await;
+}
+
+#[tokio::test]
+async fn oversized_batches_are_refused_with_their_own_code() {
+    let app = TestApp::spawn_with(|c| c.max_batch_size = 3).await;
+    let op = json!({ "query": "{ __typename }" });
+    let ok = app.http.post(app.url("/graphql")).json(&json!([op, op, op])).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.unwrap().as_array().unwrap().len(), 3);
+    let resp = app.http.post(app.url("/graphql")).json(&json!([op, op, op, op])).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BATCH_TOO_LARGE");
 }
 
 /// Hostile queries are refused before they run; ordinary ones (every contract operation, tested in
