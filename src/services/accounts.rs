@@ -386,6 +386,11 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wXv0d+GJ6nH7k8R6WQ0b3yNkGdH7i2Jv1lJ7OZ9Mf0I";
 
+/// Checks a password against a stored hash (argon2, bounded concurrency); false without a hash.
+pub async fn check_password(password: String, stored: Option<String>) -> AppResult<bool> {
+    verify_password(password, stored).await
+}
+
 async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
     let _permit = argon2_permit().await?;
     tokio::task::spawn_blocking(move || {

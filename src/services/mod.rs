@@ -9,6 +9,7 @@ pub mod messaging;
 pub mod notifications;
 pub mod page;
 pub mod posts;
+pub mod privacy;
 pub mod replay;
 pub mod social;
 pub mod streams;

@@ -18,6 +18,7 @@ mod messaging;
 mod notifications;
 mod observability;
 mod pagination;
+mod privacy;
 mod queries;
 mod replay;
 mod scale_out;

@@ -177,6 +177,26 @@ impl AccountMutation {
         Ok(RevokeSessionPayload { revoked: true })
     }
 
+    /// Deletes the viewer's account for good: every session ends and every socket closes, the
+    /// profile and contact details are erased, private data (favourites, follows, blocks,
+    /// notifications) is removed, and the phone number may register again. Public posts and comments
+    /// stay, with no author.
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteAccountInput,
+    ) -> async_graphql::Result<DeleteAccountPayload> {
+        let viewer = require_viewer(ctx)?;
+        let st = state(ctx)?;
+        crate::services::privacy::delete_account(&st.db, &st.broker, &viewer, input.password).await?;
+        let config = &st.config;
+        ctx.append_http_header(
+            SET_COOKIE,
+            auth::clear_session_cookie(&config.session_cookie_name, config.session_cookie_secure),
+        );
+        Ok(DeleteAccountPayload { deleted: true })
+    }
+
     /// Suspends an account (MODERATOR, ADMIN): it is signed out everywhere and cannot sign in.
     async fn ban_user(&self, ctx: &Context<'_>, input: BanUserInput) -> async_graphql::Result<BanUserPayload> {
         set_banned(ctx, input, true).await
@@ -193,6 +213,17 @@ async fn set_banned(ctx: &Context<'_>, input: BanUserInput, banned: bool) -> asy
     let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
     let st = state(ctx)?;
     Ok(BanUserPayload { user: User(accounts::ban(&st.db, &st.broker, &viewer, id, banned).await?) })
+}
+
+#[derive(InputObject)]
+pub struct DeleteAccountInput {
+    /// The current password, so a borrowed unlocked phone cannot delete the account.
+    password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteAccountPayload {
+    deleted: bool,
 }
 
 #[derive(InputObject)]

@@ -1,0 +1,142 @@
+//! The privacy policy's promises about a member's own data. For now: deleting the account.
+//!
+//! Deletion erases who the member was, not what the community said: the account row stays (posts,
+//! comments and messages point at it) but every identifying field is emptied, the phone number is
+//! free to register again, and everything private (sessions, favourites, follows, blocks,
+//! notifications and their settings) is removed. Public posts and comments stay readable and show no
+//! author. All of it happens in one transaction; then every socket of the account closes.
+
+use chrono::Utc;
+use entity::{
+    board_follows, favorites, live_streams, notification_mutes, notifications, sessions, user_blocks, user_follows,
+    users,
+};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait};
+
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Event, Topic};
+use crate::services::{accounts, live, posts};
+
+/// What a deleted account is called where its posts still show (the API shows no author at all).
+pub const ERASED_NICKNAME: &str = "";
+
+pub async fn delete_account(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    password: String,
+) -> AppResult<()> {
+    let user = users::Entity::find_by_id(viewer.user_id)
+        .filter(users::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if !accounts::check_password(password, user.password_hash.clone()).await? {
+        return Err(AppError::bad_input("input.password", "the password is wrong"));
+    }
+    let id = user.id;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::Phone, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::AccountName, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::Email, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::Nickname, Expr::value(ERASED_NICKNAME))
+        .col_expr(users::Column::AvatarUrl, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::Signature, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::Gender, Expr::value("UNSPECIFIED"))
+        .col_expr(users::Column::FollowerCount, Expr::value(0))
+        .col_expr(users::Column::FollowingCount, Expr::value(0))
+        .col_expr(users::Column::DeletedAt, Expr::value(now))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(id)).exec(&txn).await?;
+
+    // Follows both ways, with the counters on the other side.
+    let followees = user_follows::Entity::find()
+        .select_only()
+        .column(user_follows::Column::FolloweeId)
+        .filter(user_follows::Column::FollowerId.eq(id))
+        .into_query();
+    users::Entity::update_many()
+        .col_expr(users::Column::FollowerCount, Expr::col(users::Column::FollowerCount).sub(1))
+        .filter(users::Column::Id.in_subquery(followees))
+        .exec(&txn)
+        .await?;
+    let followers = user_follows::Entity::find()
+        .select_only()
+        .column(user_follows::Column::FollowerId)
+        .filter(user_follows::Column::FolloweeId.eq(id))
+        .into_query();
+    users::Entity::update_many()
+        .col_expr(users::Column::FollowingCount, Expr::col(users::Column::FollowingCount).sub(1))
+        .filter(users::Column::Id.in_subquery(followers))
+        .exec(&txn)
+        .await?;
+    user_follows::Entity::delete_many()
+        .filter(user_follows::Column::FollowerId.eq(id).or(user_follows::Column::FolloweeId.eq(id)))
+        .exec(&txn)
+        .await?;
+    let boards = board_follows::Entity::find()
+        .select_only()
+        .column(board_follows::Column::BoardId)
+        .filter(board_follows::Column::UserId.eq(id))
+        .into_query();
+    entity::boards::Entity::update_many()
+        .col_expr(entity::boards::Column::FollowerCount, Expr::col(entity::boards::Column::FollowerCount).sub(1))
+        .filter(entity::boards::Column::Id.in_subquery(boards))
+        .exec(&txn)
+        .await?;
+    board_follows::Entity::delete_many().filter(board_follows::Column::UserId.eq(id)).exec(&txn).await?;
+
+    // Favourites are private; their counters (and the hot scores they feed) move post by post.
+    let saved: Vec<i64> = favorites::Entity::find()
+        .select_only()
+        .column(favorites::Column::PostId)
+        .filter(favorites::Column::UserId.eq(id))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    favorites::Entity::delete_many().filter(favorites::Column::UserId.eq(id)).exec(&txn).await?;
+    for post in saved {
+        posts::bump_counter(&txn, post, entity::posts::Column::FavoriteCount, -1).await?;
+    }
+
+    user_blocks::Entity::delete_many()
+        .filter(user_blocks::Column::BlockerId.eq(id).or(user_blocks::Column::BlockedId.eq(id)))
+        .exec(&txn)
+        .await?;
+    notifications::Entity::delete_many().filter(notifications::Column::UserId.eq(id)).exec(&txn).await?;
+    notifications::Entity::update_many()
+        .col_expr(notifications::Column::ActorId, Expr::value(Option::<i64>::None))
+        .filter(notifications::Column::ActorId.eq(id))
+        .exec(&txn)
+        .await?;
+    notification_mutes::Entity::delete_many().filter(notification_mutes::Column::UserId.eq(id)).exec(&txn).await?;
+    let hosting: Vec<i64> = live_streams::Entity::find()
+        .select_only()
+        .column(live_streams::Column::Id)
+        .filter(live_streams::Column::HostId.eq(id))
+        .filter(live_streams::Column::Status.ne(live::Status::Ended.as_str()))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    live_streams::Entity::update_many()
+        .col_expr(live_streams::Column::Status, Expr::value(live::Status::Ended.as_str()))
+        .col_expr(live_streams::Column::EndedAt, Expr::value(now))
+        .filter(live_streams::Column::HostId.eq(id))
+        .filter(live_streams::Column::Status.ne(live::Status::Ended.as_str()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    broker.publish(Topic::User(id), Event::SessionsRevoked).await;
+    for stream in hosting {
+        broker.publish(Topic::Live(stream), Event::LiveEnded).await;
+    }
+    Ok(())
+}
