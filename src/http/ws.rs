@@ -68,7 +68,13 @@ pub async fn get_or_upgrade(
                 user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
                 ip: Some(peer.ip().to_string()),
             };
-            let ws = ws.protocols([TRANSPORT_WS, LEGACY_WS]).max_message_size(app.config.max_body_bytes);
+            // A 4 KiB read buffer instead of the 128 KiB default: tungstenite fills the buffer before
+            // its first read, so the default held 128 KiB per idle socket (measured: 186 -> 30 KiB per
+            // socket, docs/BENCHMARKS.md). Larger messages still arrive; the buffer grows for them.
+            let ws = ws
+                .protocols([TRANSPORT_WS, LEGACY_WS])
+                .max_message_size(app.config.max_body_bytes)
+                .read_buffer_size(4096);
             ws.on_upgrade(move |socket| async move {
                 let proto = match socket.protocol().and_then(|p| p.to_str().ok()) {
                     Some(TRANSPORT_WS) => Some(Proto::Transport),
