@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use entity::{board_follows, boards, comments, favorites, post_likes, posts, user_follows, users};
+use entity::{board_follows, boards, comments, favorites, post_likes, posts, search_documents, user_follows, users};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, TransactionTrait};
@@ -365,6 +365,27 @@ pub async fn run(db: &DatabaseConnection, size: Size, seed: u64) -> Result<Strin
         ..Default::default()
     })
     .await?;
+    // The search index, as the services would have written it post by post.
+    let mut documents: Vec<search_documents::ActiveModel> = Vec::new();
+    let doc = |kind: &str, id: i64, board: Option<i64>, text: String, at: chrono::DateTime<chrono::Utc>| {
+        search_documents::ActiveModel {
+            kind: Set(kind.to_string()),
+            ref_id: Set(id),
+            board_id: Set(board),
+            tokens: Set(crate::services::search::text::document_tokens(&text)),
+            published_at: Set(at.timestamp()),
+            ..Default::default()
+        }
+    };
+    documents
+        .extend(user_rows.iter().map(|(id, _, nickname, created)| doc("user", *id, None, nickname.clone(), *created)));
+    documents.extend(BOARDS.iter().enumerate().map(|(i, (slug, name, description))| {
+        doc("board", i as i64 + 1, None, format!("{name}\n{slug}\n{description}"), base)
+    }));
+    documents.extend(post_rows.iter().map(|(id, board, _, title, body, created)| {
+        doc("post", *id, Some(*board), format!("{title}\n{body}"), *created)
+    }));
+    insert_chunks(&txn, documents).await?;
     txn.commit().await?;
     reset_sequences(db).await?;
     Ok(format!(
@@ -385,7 +406,17 @@ async fn reset_sequences(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
     }
-    for table in ["users", "boards", "posts", "comments", "post_likes", "favorites", "user_follows", "board_follows"] {
+    for table in [
+        "users",
+        "boards",
+        "posts",
+        "comments",
+        "post_likes",
+        "favorites",
+        "user_follows",
+        "board_follows",
+        "search_documents",
+    ] {
         db.execute_unprepared(&format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
         ))

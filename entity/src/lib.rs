@@ -15,6 +15,7 @@ pub mod notification_mutes;
 pub mod notifications;
 pub mod post_likes;
 pub mod posts;
+pub mod search_documents;
 pub mod sessions;
 pub mod user_blocks;
 pub mod user_follows;

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_foundation;
 mod m20261129_000002_realtime;
 mod m20261129_000003_bans;
+mod m20261129_000004_search;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_foundation::Migration),
             Box::new(m20261129_000002_realtime::Migration),
             Box::new(m20261129_000003_bans::Migration),
+            Box::new(m20261129_000004_search::Migration),
         ]
     }
 }

@@ -438,7 +438,9 @@ fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, 
     for err in &mut resp.errors {
         // Errors async-graphql raises itself carry no code: a request-level one is a bad request, a
         // field-level one an argument that failed to coerce; anything else is ours and internal.
-        let coercion = err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value");
+        let coercion = err.message.starts_with("Failed to parse")
+            || err.message.starts_with("Invalid value")
+            || err.message.starts_with("Expected input type");
         let fallback = match (request_error, coercion) {
             (true, _) => code::BAD_REQUEST,
             (false, true) => code::BAD_USER_INPUT,

@@ -107,6 +107,7 @@ pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: Sessi
     .insert(db)
     .await
     .map_err(|e| AppError::conflict_on_unique(e, "this phone number or account name is already registered"))?;
+    index_user(db, &user).await?;
     open_session(db, user, meta).await
 }
 
@@ -301,7 +302,19 @@ pub async fn update_profile(db: &DatabaseConnection, viewer: &Viewer, patch: Pro
             Set(validate::optional_text("input.signature", signature.as_deref(), SIGNATURE_MAX, Lines::Multi)?);
     }
     user.updated_at = Set(Utc::now());
-    Ok(user.update(db).await?)
+    let user = user.update(db).await?;
+    index_user(db, &user).await?;
+    Ok(user)
+}
+
+/// What a member is found by: the names they chose to show.
+async fn index_user<C: ConnectionTrait>(db: &C, user: &users::Model) -> AppResult<()> {
+    let text = [Some(user.nickname.as_str()), user.account_name.as_deref(), user.signature.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
+    crate::services::search::index(db, crate::services::search::Kind::User, user.id, None, &text, user.created_at).await
 }
 
 /// The start-up path to a first administrator: creates the account, or promotes and re-keys an

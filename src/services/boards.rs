@@ -10,6 +10,7 @@ use sea_orm::{
 use crate::auth::{Role, Viewer};
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::search;
 use crate::services::validate::{self, Lines};
 
 pub struct NewBoard {
@@ -26,7 +27,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewBoard) -
     let slug = validate::slug("input.slug", &input.slug)?;
     let name = validate::text("input.name", &input.name, 1, 40, Lines::Single)?;
     let description = validate::text("input.description", &input.description, 0, 500, Lines::Multi)?;
-    boards::ActiveModel {
+    let board = boards::ActiveModel {
         slug: Set(slug),
         name: Set(name),
         description: Set(description),
@@ -38,7 +39,10 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewBoard) -
     }
     .insert(db)
     .await
-    .map_err(|e| AppError::conflict_on_unique(e, "a board with this slug already exists"))
+    .map_err(|e| AppError::conflict_on_unique(e, "a board with this slug already exists"))?;
+    let text = format!("{}\n{}\n{}", board.name, board.slug, board.description);
+    search::index(db, search::Kind::Board, board.id, None, &text, board.created_at).await?;
+    Ok(board)
 }
 
 /// Boards in the order they were created, so the list is stable for paging.

@@ -11,6 +11,7 @@ pub mod page;
 pub mod posts;
 pub mod privacy;
 pub mod replay;
+pub mod search;
 pub mod social;
 pub mod streams;
 pub mod validate;

@@ -11,6 +11,7 @@ use sea_orm::{
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::search;
 use crate::services::validate::{self, Lines};
 
 pub const TITLE_MAX: usize = 120;
@@ -99,8 +100,14 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) ->
     }
     .insert(&txn)
     .await?;
+    search::index(&txn, search::Kind::Post, post.id, Some(post.board_id), &search_text(&post), post.created_at).await?;
     txn.commit().await?;
     Ok(post)
+}
+
+/// What a post is found by.
+pub fn search_text(post: &posts::Model) -> String {
+    format!("{}\n{}", post.title, post.body)
 }
 
 pub struct PostPatch {
@@ -143,7 +150,9 @@ pub async fn update(
     if update.exec(db).await?.rows_affected == 0 {
         return Err(AppError::NotFound("post"));
     }
-    live(db, post_id).await
+    let post = live(db, post_id).await?;
+    search::index(db, search::Kind::Post, post.id, Some(post.board_id), &search_text(&post), post.created_at).await?;
+    Ok(post)
 }
 
 /// Soft delete by the author or a moderator: the row stays so comments keep their thread, but the
@@ -176,6 +185,7 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> A
             .exec(&txn)
             .await?;
         crate::services::social::drop_favorites_of_post(&txn, post_id).await?;
+        search::remove(&txn, search::Kind::Post, post_id).await?;
     }
     txn.commit().await?;
     Ok(post_id)

@@ -56,6 +56,7 @@ pub async fn delete_account(
         .exec(&txn)
         .await?;
     sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(id)).exec(&txn).await?;
+    crate::services::search::remove(&txn, crate::services::search::Kind::User, id).await?;
 
     // Follows both ways, with the counters on the other side.
     let followees = user_follows::Entity::find()

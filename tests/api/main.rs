@@ -23,6 +23,7 @@ mod queries;
 mod replay;
 mod scale_out;
 mod schema;
+mod search;
 mod seed;
 mod social;
 mod ws_protocol;

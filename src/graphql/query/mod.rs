@@ -1,6 +1,7 @@
 //! Read side: everything here works without signing in (browsing needs no account).
 
 mod realtime;
+mod search;
 
 pub use realtime::{NotificationSetting, settings as realtime_settings};
 
@@ -16,7 +17,7 @@ use crate::graphql::{loaders, page_args, state, viewer};
 use crate::services::{boards as board_service, live as live_service, posts as post_service};
 
 #[derive(MergedObject, Default)]
-pub struct Query(NodeQuery, AccountQuery, BoardQuery, PostQuery, realtime::RealtimeQuery);
+pub struct Query(NodeQuery, AccountQuery, BoardQuery, PostQuery, realtime::RealtimeQuery, search::SearchQuery);
 
 #[derive(Default)]
 pub struct NodeQuery;
