@@ -3,6 +3,7 @@
 
 pub mod board_follows;
 pub mod boards;
+pub mod browse_history;
 pub mod comment_likes;
 pub mod comments;
 pub mod conversation_members;
@@ -16,7 +17,9 @@ pub mod notifications;
 pub mod post_likes;
 pub mod posts;
 pub mod search_documents;
+pub mod search_history;
 pub mod sessions;
 pub mod user_blocks;
 pub mod user_follows;
+pub mod user_settings;
 pub mod users;

@@ -15,6 +15,7 @@ pub struct Model {
     pub like_count: i64,
     pub comment_count: i64,
     pub favorite_count: i64,
+    pub view_count: i64,
     /// Time-decayed popularity, recomputed whenever a counter changes (see `services::posts::hot_score`).
     pub hot_score: f64,
     pub created_at: DateTimeUtc,

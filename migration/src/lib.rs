@@ -9,6 +9,7 @@ mod m20261129_000001_foundation;
 mod m20261129_000002_realtime;
 mod m20261129_000003_bans;
 mod m20261129_000004_search;
+mod m20261129_000005_history;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_realtime::Migration),
             Box::new(m20261129_000003_bans::Migration),
             Box::new(m20261129_000004_search::Migration),
+            Box::new(m20261129_000005_history::Migration),
         ]
     }
 }

@@ -19,6 +19,8 @@ pub enum Kind {
     LiveStream,
     LiveChatMessage,
     Session,
+    BrowseEntry,
+    SearchEntry,
 }
 
 impl Kind {
@@ -34,6 +36,8 @@ impl Kind {
             Kind::LiveStream => "LiveStream",
             Kind::LiveChatMessage => "LiveChatMessage",
             Kind::Session => "Session",
+            Kind::BrowseEntry => "BrowseEntry",
+            Kind::SearchEntry => "SearchEntry",
         }
     }
 
@@ -49,6 +53,8 @@ impl Kind {
             "LiveStream" => Kind::LiveStream,
             "LiveChatMessage" => Kind::LiveChatMessage,
             "Session" => Kind::Session,
+            "BrowseEntry" => Kind::BrowseEntry,
+            "SearchEntry" => Kind::SearchEntry,
             _ => return None,
         })
     }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod boards;
 pub mod comments;
+pub mod history;
 pub mod live;
 pub mod messaging;
 pub mod notifications;

@@ -21,13 +21,15 @@ pub const IMAGES_MAX: usize = 9;
 /// Hot ranking in the manner of Reddit: the order of magnitude of engagement plus the age, where
 /// every 45,000 seconds (12.5 hours) of recency is worth a tenfold engagement.
 ///
-/// `score = log10(max(likes + 2*comments + 2*favorites, 1)) + (created_at - 2026-01-01) / 45000`
+/// `score = log10(max(likes + 2*comments + 2*favorites + views/10, 1)) + (created_at - 2026-01-01) / 45000`
+///
+/// Ten views weigh as much as one like: reading is cheap, and views are easy to inflate.
 ///
 /// The score depends only on counters and the creation time, never on "now", so it is stored and
 /// indexed and only changes when a counter does: HOT lists are an index scan, not a sort of all posts.
-pub fn hot_score(likes: i64, comments: i64, favorites: i64, created_at: DateTime<Utc>) -> f64 {
+pub fn hot_score(likes: i64, comments: i64, favorites: i64, views: i64, created_at: DateTime<Utc>) -> f64 {
     const EPOCH: i64 = 1_767_225_600;
-    let engagement = std::cmp::max(likes + 2 * comments + 2 * favorites, 1) as f64;
+    let engagement = ((likes + 2 * comments + 2 * favorites) as f64 + views as f64 / 10.0).max(1.0);
     engagement.log10() + (created_at.timestamp() - EPOCH) as f64 / 45_000.0
 }
 
@@ -92,7 +94,8 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) ->
         like_count: Set(0),
         comment_count: Set(0),
         favorite_count: Set(0),
-        hot_score: Set(hot_score(0, 0, 0, now)),
+        hot_score: Set(hot_score(0, 0, 0, 0, now)),
+        view_count: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
@@ -264,18 +267,20 @@ pub async fn bump_counter<C: ConnectionTrait>(
     if touched.rows_affected == 0 {
         return Ok(false);
     }
-    let counts: Option<(i64, i64, i64, DateTime<Utc>)> = posts::Entity::find_by_id(post_id)
+    let counts: Option<(i64, i64, i64, i64, DateTime<Utc>)> = posts::Entity::find_by_id(post_id)
         .select_only()
         .column(posts::Column::LikeCount)
         .column(posts::Column::CommentCount)
         .column(posts::Column::FavoriteCount)
+        .column(posts::Column::ViewCount)
         .column(posts::Column::CreatedAt)
         .into_tuple()
         .one(db)
         .await?;
-    if let Some((likes, comments, favorites, created_at)) = counts {
+    if let Some((likes, comments, favorites, views, created_at)) = counts {
+        let score = hot_score(likes, comments, favorites, views, created_at);
         posts::Entity::update_many()
-            .col_expr(posts::Column::HotScore, Expr::value(hot_score(likes, comments, favorites, created_at)))
+            .col_expr(posts::Column::HotScore, Expr::value(score))
             .filter(posts::Column::Id.eq(post_id))
             .exec(db)
             .await?;
@@ -291,8 +296,9 @@ mod tests {
     fn engagement_and_recency_trade_off() {
         let t = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
         let later = t + chrono::Duration::seconds(45_000);
-        assert!(hot_score(10, 0, 0, t) > hot_score(0, 0, 0, t));
+        assert!(hot_score(10, 0, 0, 0, t) > hot_score(0, 0, 0, 0, t));
+        assert!((hot_score(0, 0, 0, 100, t) - hot_score(10, 0, 0, 0, t)).abs() < 1e-9, "ten views = one like");
         // Ten times the engagement is worth exactly 12.5 hours of age.
-        assert!((hot_score(10, 0, 0, t) - hot_score(1, 0, 0, later)).abs() < 1e-9);
+        assert!((hot_score(10, 0, 0, 0, t) - hot_score(1, 0, 0, 0, later)).abs() < 1e-9);
     }
 }

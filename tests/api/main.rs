@@ -12,6 +12,7 @@ mod conformance;
 mod content;
 mod contract;
 mod documents;
+mod history;
 mod limits;
 mod live;
 mod messaging;

@@ -46,6 +46,13 @@ async fn deleting_an_account_erases_it_and_keeps_the_conversation_going() {
             json!({ "to": me }),
         )
         .await;
+    app.gql(
+        Some(&token),
+        "mutation($p: ID!) { recordPostView(input: { postId: $p }) { post { id } } }",
+        json!({ "p": bob_post }),
+    )
+    .await;
+    app.gql(Some(&token), "query { search(query: \"FOB\") { edges { cursor } } }", json!({})).await;
     let stream = live_stream(&app, &token).await;
     let mut viewer = app.ws(Some(&bob)).await;
     viewer.subscribe("c", CHAT, json!({ "s": stream })).await;
@@ -115,6 +122,9 @@ async fn deleting_an_account_erases_it_and_keeps_the_conversation_going() {
         ("user_follows", "followee_id"),
         ("board_follows", "user_id"),
         ("notifications", "user_id"),
+        ("browse_history", "user_id"),
+        ("search_history", "user_id"),
+        ("search_documents", "kind = 'user' AND ref_id"),
     ] {
         let n = db
             .query_one_raw(Statement::from_sql_and_values(

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod boards;
+mod history;
 mod posts;
 mod realtime;
 mod social;
@@ -16,4 +17,5 @@ pub struct Mutation(
     posts::PostMutation,
     social::SocialMutation,
     realtime::RealtimeMutation,
+    history::HistoryMutation,
 );

@@ -37,7 +37,13 @@ impl NodeQuery {
             Kind::LiveStream => live_service::get(&state(ctx)?.db, n).await?.map(|s| Node::LiveStream(LiveStream(s))),
             // Private objects are reached through `conversations` and `notifications`, which check
             // who is asking; `node` does not hand them out.
-            Kind::Conversation | Kind::Message | Kind::Notification | Kind::LiveChatMessage | Kind::Session => None,
+            Kind::Conversation
+            | Kind::Message
+            | Kind::Notification
+            | Kind::LiveChatMessage
+            | Kind::Session
+            | Kind::BrowseEntry
+            | Kind::SearchEntry => None,
         })
     }
 }
@@ -123,6 +129,26 @@ impl PostQuery {
             author_id: author_id.map(|id| ids::decode(Kind::User, &id, "authorId")).transpose()?,
         };
         let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
+        super::prefetch::posts(ctx, &posts).await?;
+        Ok(connection(posts, Post))
+    }
+
+    /// The hottest posts (likes, comments, favourites and views, decaying with age): the same as
+    /// `posts(orderBy: HOT)`, under the name the home page's "hot" tab uses.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn hot_posts(
+        &self,
+        ctx: &Context<'_>,
+        board_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Post>> {
+        let page = page_args(ctx, first, after.as_deref())?;
+        let filter = post_service::Filter {
+            board_id: board_id.map(|id| ids::decode(Kind::Board, &id, "boardId")).transpose()?,
+            author_id: None,
+        };
+        let posts = post_service::list(&state(ctx)?.db, filter, post_service::Order::Hot, &page).await?;
         super::prefetch::posts(ctx, &posts).await?;
         Ok(connection(posts, Post))
     }

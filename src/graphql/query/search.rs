@@ -93,7 +93,14 @@ impl SearchQuery {
             SearchType::Board => search::Kind::Board,
             SearchType::User => search::Kind::User,
         };
-        let results = search::search(&state(ctx)?.db, &query, target, board, &page).await?;
+        let db = &state(ctx)?.db;
+        let results = search::search(db, &query, target, board, &page).await?;
+        // First pages only: paging through results is one search, not several.
+        if let Some(viewer) = crate::graphql::viewer(ctx)
+            && after.is_none()
+        {
+            crate::services::history::record_search(db, &viewer, &query).await?;
+        }
         let l = loaders(ctx)?;
         let found: Vec<i64> = results.page.items.iter().map(|(_, id)| *id).collect();
         // One batch for the things found, before any hit asks for its own.

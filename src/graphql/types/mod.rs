@@ -3,6 +3,7 @@
 pub mod board;
 pub mod comment;
 pub mod enums;
+pub mod history;
 pub mod live;
 pub mod messaging;
 pub mod node;

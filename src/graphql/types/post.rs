@@ -71,6 +71,11 @@ impl Post {
         count(self.0.favorite_count)
     }
 
+    /// Times the post was opened (`recordPostView`), by anyone.
+    async fn view_count(&self) -> i32 {
+        count(self.0.view_count)
+    }
+
     /// Whether the signed-in viewer likes this post (false when signed out).
     async fn viewer_has_liked(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         Ok(self.viewer_has(ctx, Edge::PostLike).await?)

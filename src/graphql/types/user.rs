@@ -194,4 +194,49 @@ impl User {
     async fn suspended(&self, ctx: &Context<'_>) -> Option<bool> {
         viewer(ctx).filter(|v| v.role.can_moderate()).map(|_| self.0.banned_at.is_some())
     }
+
+    /// Posts this member opened, most recent first. Only the member sees it.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn browse_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::history::BrowseEntry>> {
+        let v = self.own(ctx, "browse history is private")?;
+        let page =
+            crate::services::history::browse_history(&state(ctx)?.db, &v, &page_args(ctx, first, after.as_deref())?)
+                .await?;
+        let ids: Vec<i64> = page.items.iter().map(|(_, e)| e.post_id).collect();
+        loaders(ctx)?.posts.load_many(ids).await?;
+        Ok(connection(page, super::history::BrowseEntry))
+    }
+
+    /// Searches this member ran, most recent first. Only the member sees it.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn search_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::history::SearchEntry>> {
+        let v = self.own(ctx, "search history is private")?;
+        let page =
+            crate::services::history::search_history(&state(ctx)?.db, &v, &page_args(ctx, first, after.as_deref())?)
+                .await?;
+        Ok(connection(page, super::history::SearchEntry))
+    }
+
+    /// This member's privacy switches. Only the member sees them.
+    async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<super::history::Settings> {
+        let v = self.own(ctx, "settings are private")?;
+        Ok(crate::services::history::settings(&state(ctx)?.db, v.user_id).await?.into())
+    }
+}
+
+impl User {
+    /// The viewer, if this is the viewer's own profile; FORBIDDEN otherwise.
+    fn own(&self, ctx: &Context<'_>, what: &'static str) -> Result<crate::auth::Viewer, AppError> {
+        viewer(ctx).filter(|v| v.user_id == self.0.id).ok_or(AppError::Forbidden(what))
+    }
 }
