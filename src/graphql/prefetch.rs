@@ -258,3 +258,8 @@ pub async fn notifications(ctx: &Context<'_>, page: &Page<entity::notifications:
         futures_util::join!(env.posts(post_look, &found_posts), env.comments(look.field("comment"), found_comments));
     a.and(b)
 }
+
+/// Primes the caches for posts that sit one field below each node (`edges { node { post { ... } } }`).
+pub async fn posts_under(ctx: &Context<'_>, field: &str, models: &[posts::Model]) -> AppResult<()> {
+    Env::new(ctx)?.posts(nodes(&ctx.look_ahead()).field(field), models).await
+}

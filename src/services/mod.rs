@@ -11,6 +11,7 @@ pub mod notifications;
 pub mod page;
 pub mod posts;
 pub mod privacy;
+pub mod recommend;
 pub mod replay;
 pub mod search;
 pub mod social;

@@ -12,6 +12,7 @@ mod conformance;
 mod content;
 mod contract;
 mod documents;
+mod feed;
 mod history;
 mod limits;
 mod live;

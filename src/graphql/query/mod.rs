@@ -1,5 +1,6 @@
 //! Read side: everything here works without signing in (browsing needs no account).
 
+mod feed;
 mod realtime;
 mod search;
 
@@ -17,7 +18,15 @@ use crate::graphql::{loaders, page_args, state, viewer};
 use crate::services::{boards as board_service, live as live_service, posts as post_service};
 
 #[derive(MergedObject, Default)]
-pub struct Query(NodeQuery, AccountQuery, BoardQuery, PostQuery, realtime::RealtimeQuery, search::SearchQuery);
+pub struct Query(
+    NodeQuery,
+    AccountQuery,
+    BoardQuery,
+    PostQuery,
+    realtime::RealtimeQuery,
+    search::SearchQuery,
+    feed::FeedQuery,
+);
 
 #[derive(Default)]
 pub struct NodeQuery;
