@@ -74,6 +74,23 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     app.comment(&peer, &post, None, "a reply to notify about").await;
     let stream = crate::live::live_stream(&app, &token).await;
     app.gql(Some(&token), crate::live::SAY, json!({ "s": stream, "b": "welcome" })).await;
+    // A second session of the signed-in member, for RevokeSession.
+    let second = app
+        .gql(
+            None,
+            "mutation($p: String!) { login(input: { phone: $p, password: \"admin password\" }) { token } }",
+            json!({ "p": "+8613900000000" }),
+        )
+        .await["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sessions = app.gql(Some(&second), "{ me { sessions { id current } } }", json!({})).await;
+    let other_session =
+        sessions["me"]["sessions"].as_array().unwrap().iter().find(|s| s["current"] == true).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let new_stream = app.gql(Some(&token), crate::live::CREATE, json!({ "t": "later" })).await["createLiveStream"]
         ["liveStream"]["id"]
         .as_str()
@@ -94,6 +111,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$STREAM_ID", stream),
         ("$NEW_STREAM_ID", new_stream),
         ("$CURSOR_START", ecer_gateway::services::page::Cursor::Id(0).encode()),
+        ("$OTHER_SESSION_ID", other_session),
     ]);
 
     let fixtures: serde_json::Map<String, Value> =
@@ -116,7 +134,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         .collect();
     names.sort();
     // Destructive operations run last, in a fixed order (logout ends the session the rest use).
-    let last = ["BlockUser", "EndLiveStream", "DeleteComment", "DeletePost", "Logout"];
+    let last = ["BlockUser", "EndLiveStream", "DeleteComment", "DeletePost", "Logout", "DeleteAccount"];
     names.retain(|n| !last.contains(&n.as_str()));
     names.extend(last.iter().map(|s| s.to_string()));
 
@@ -126,7 +144,11 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         let id = &hashes.get(name.as_str()).unwrap_or_else(|| panic!("{name} is missing from the manifest"));
         let document_id = format!("sha256:{id}");
         let variables = substitute(&fixture["variables"], &vars);
-        let auth = fixture["auth"].as_bool().unwrap_or(false).then_some(token.as_str());
+        let auth = match (fixture["auth"].as_bool().unwrap_or(false), fixture["token"].as_str()) {
+            (false, _) => None,
+            (true, Some("peer")) => Some(peer.as_str()),
+            (true, _) => Some(token.as_str()),
+        };
         let body = if query.contains("\nsubscription ") || query.starts_with("subscription ") {
             // Subscriptions go over the WebSocket; resuming from the start, the first event is a replay.
             let mut ws = trusted.ws(auth).await;
