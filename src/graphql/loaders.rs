@@ -217,7 +217,9 @@ pub type Loaders = Arc<LoaderSet>;
 impl LoaderSet {
     pub fn new(db: &DatabaseConnection, presence: &Presence) -> Loaders {
         fn make<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
-            DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+            // No batching window: list resolvers prefetch each level with one load_many, so waiting
+            // for more keys (the default 1 ms) only added latency (three levels, 3 ms per feed).
+            DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
         Arc::new(LoaderSet {
             users: make(UserLoader(db.clone())),
