@@ -148,3 +148,39 @@ async fn introspection_graphiql_and_alias_limits_are_configurable() {
     let few: String = (0..5).map(|i| format!("a{i}: boards(first: 1) {{ edges {{ cursor }} }} ")).collect();
     open.gql(None, &format!("{{ {few} }}"), json!({})).await;
 }
+
+/// Apollo Client and urql, the libraries the web app uses, speak APQ with the gateway: the first
+/// client registers its query after a miss, the second is served by hash alone (over GET).
+#[tokio::test]
+async fn apollo_client_and_urql_persisted_queries_work() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    app.create_board(&admin, "deals", "Deals").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js");
+    let out = tokio::process::Command::new("node")
+        .args(["apq-clients.mjs", &app.url("/graphql")])
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("run node (run `npm ci --prefix tests/js` first)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for lib in ["apollo", "urql"] {
+        let results = seen[lib]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "{lib}: {seen}");
+        for r in results {
+            assert_eq!(r["boards"]["edges"][0]["node"]["slug"], "deals", "{lib}: {seen}");
+        }
+        let requests = seen[lib]["requests"].as_array().unwrap();
+        // First client: hash only (miss), then hash + query. Second client: hash only, served.
+        assert!(
+            requests[0]["notFound"].as_bool().unwrap() && !requests[0]["hasQuery"].as_bool().unwrap(),
+            "{lib}: {seen}"
+        );
+        assert!(requests[1]["hasQuery"].as_bool().unwrap(), "{lib}: {seen}");
+        let last = requests.last().unwrap();
+        assert!(!last["hasQuery"].as_bool().unwrap() && !last["notFound"].as_bool().unwrap(), "{lib}: {seen}");
+        assert_eq!(last["method"], "GET", "{lib}: hashed queries go over GET");
+        assert_eq!(requests.len(), 3, "{lib}: {seen}");
+    }
+}
