@@ -89,6 +89,35 @@ pub fn token_from_headers(headers: &http::HeaderMap, cookie_name: &str) -> Optio
         .filter(|v| !v.is_empty())
 }
 
+/// The token a request (HTTP or WebSocket upgrade) carries: a bearer header always; the session cookie
+/// only when the request comes from the gateway's own origin or one of `ALLOWED_ORIGINS`. Browsers
+/// attach cookies to cross-site requests too (a form post, a WebSocket opened by another site), so a
+/// cookie from elsewhere is ignored: the request runs signed out and cannot act for the member
+/// (cross-site request forgery, cross-site WebSocket hijacking).
+pub fn token_for_request(headers: &http::HeaderMap, cookie_name: &str, allowed: &[String]) -> Option<String> {
+    let same_origin = match headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) => true,
+        Some(origin) => {
+            let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok());
+            let origin_host = url::Url::parse(origin).ok().and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            });
+            host.is_some() && origin_host.as_deref() == host
+        }
+    };
+    if same_origin {
+        return token_from_headers(headers, cookie_name);
+    }
+    let mut bearer_only = headers.clone();
+    bearer_only.remove(http::header::COOKIE);
+    token_from_headers(&bearer_only, cookie_name)
+}
+
 /// The `Set-Cookie` value that hands a session to a browser: HttpOnly so scripts cannot read it,
 /// SameSite=Lax so cross-site sub-requests do not carry it.
 pub fn session_cookie(name: &str, token: &str, max_age: chrono::Duration, secure: bool) -> String {
@@ -127,5 +156,21 @@ mod tests {
         assert_eq!(token_from_headers(&h, "ecer_session").as_deref(), Some("fromcookie"));
         h.insert(http::header::AUTHORIZATION, "Bearer frombearer".parse().unwrap());
         assert_eq!(token_from_headers(&h, "ecer_session").as_deref(), Some("frombearer"));
+    }
+    #[test]
+    fn cookies_count_only_from_the_same_origin() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::HOST, "gw.example:8000".parse().unwrap());
+        h.insert(http::header::COOKIE, "ecer_session=abc".parse().unwrap());
+        let none: Vec<String> = vec![];
+        assert_eq!(token_for_request(&h, "ecer_session", &none).as_deref(), Some("abc"));
+        h.insert(http::header::ORIGIN, "http://gw.example:8000".parse().unwrap());
+        assert_eq!(token_for_request(&h, "ecer_session", &none).as_deref(), Some("abc"));
+        h.insert(http::header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert_eq!(token_for_request(&h, "ecer_session", &none), None);
+        let app_origin = vec!["https://evil.example".to_string()];
+        assert_eq!(token_for_request(&h, "ecer_session", &app_origin).as_deref(), Some("abc"));
+        h.insert(http::header::AUTHORIZATION, "Bearer tok".parse().unwrap());
+        assert_eq!(token_for_request(&h, "ecer_session", &none).as_deref(), Some("tok"));
     }
 }

@@ -316,7 +316,7 @@ async fn execute(
     batch: bool,
     media: Media,
 ) -> Response {
-    let viewer = match auth::token_from_headers(headers, &app.config.session_cookie_name) {
+    let viewer = match auth::token_for_request(headers, &app.config.session_cookie_name, &app.config.allowed_origins) {
         Some(token) => match accounts::viewer_for_token(&app.db, &token).await {
             Ok(v) => v,
             Err(err) => {

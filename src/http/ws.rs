@@ -62,7 +62,8 @@ pub async fn get_or_upgrade(
 ) -> Response {
     match upgrade {
         Ok(ws) => {
-            let header_token = upgrade_token(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
+            let header_token =
+                auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
             let info = RequestInfo {
                 viewer: None,
                 user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
@@ -86,32 +87,6 @@ pub async fn get_or_upgrade(
         }
         Err(_) => super::graphql::get(State(app), ConnectInfo(peer), headers, raw).await,
     }
-}
-
-/// The token the upgrade request carries: a bearer header always, the cookie only from the same origin
-/// (or one of `ALLOWED_ORIGINS`, for a web app served from another host of the same site).
-fn upgrade_token(headers: &HeaderMap, cookie_name: &str, allowed: &[String]) -> Option<String> {
-    let same_origin = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => true,
-        Some(origin) if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) => true,
-        Some(origin) => {
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-            let origin_host = url::Url::parse(origin).ok().and_then(|u| {
-                let host = u.host_str()?.to_string();
-                Some(match u.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host,
-                })
-            });
-            host.is_some() && origin_host.as_deref() == host
-        }
-    };
-    if same_origin {
-        return auth::token_from_headers(headers, cookie_name);
-    }
-    let mut bearer_only = headers.clone();
-    bearer_only.remove(header::COOKIE);
-    auth::token_from_headers(&bearer_only, cookie_name)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -603,23 +578,6 @@ async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cookies_count_only_from_the_same_origin() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, "gw.example:8000".parse().unwrap());
-        h.insert(header::COOKIE, "ecer_session=abc".parse().unwrap());
-        let none: Vec<String> = vec![];
-        assert_eq!(upgrade_token(&h, "ecer_session", &none).as_deref(), Some("abc"));
-        h.insert(header::ORIGIN, "http://gw.example:8000".parse().unwrap());
-        assert_eq!(upgrade_token(&h, "ecer_session", &none).as_deref(), Some("abc"));
-        h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert_eq!(upgrade_token(&h, "ecer_session", &none), None);
-        let app_origin = vec!["https://evil.example".to_string()];
-        assert_eq!(upgrade_token(&h, "ecer_session", &app_origin).as_deref(), Some("abc"));
-        h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
-        assert_eq!(upgrade_token(&h, "ecer_session", &none).as_deref(), Some("tok"));
-    }
 
     #[test]
     fn init_payload_tokens() {

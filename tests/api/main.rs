@@ -11,6 +11,7 @@ mod browsing;
 mod conformance;
 mod content;
 mod contract;
+mod csrf;
 mod documents;
 mod feed;
 mod history;
