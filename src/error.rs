@@ -15,6 +15,7 @@ pub mod code {
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const ACCOUNT_LOCKED: &str = "ACCOUNT_LOCKED";
     pub const INTERNAL: &str = "INTERNAL";
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
@@ -42,6 +43,8 @@ pub enum AppError {
     BadCredentials,
     /// Too many attempts; retry after this many seconds.
     RateLimited { retry_after_secs: u64 },
+    /// Too many failed sign-ins for this phone number; it is locked for this many seconds.
+    AccountLocked { retry_after_secs: u64 },
     /// Anything else. The cause is logged when the error reaches the client, which sees only
     /// "internal error".
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -75,6 +78,7 @@ impl AppError {
             AppError::BadUserInput { .. } => code::BAD_USER_INPUT,
             AppError::Conflict(_) => code::CONFLICT,
             AppError::RateLimited { .. } => code::RATE_LIMITED,
+            AppError::AccountLocked { .. } => code::ACCOUNT_LOCKED,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -89,6 +93,9 @@ impl AppError {
             AppError::BadCredentials => "wrong phone number or password".into(),
             AppError::RateLimited { retry_after_secs } => {
                 format!("too many requests, try again in {retry_after_secs} s")
+            }
+            AppError::AccountLocked { retry_after_secs } => {
+                format!("too many failed sign-ins; this number is locked for {retry_after_secs} s")
             }
             AppError::Internal(_) => "internal error".into(),
         }
@@ -122,7 +129,9 @@ impl From<AppError> for async_graphql::Error {
             _ => None,
         };
         let retry_after = match &err {
-            AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            AppError::RateLimited { retry_after_secs } | AppError::AccountLocked { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
             _ => None,
         };
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {

@@ -10,6 +10,7 @@ mod m20261129_000002_realtime;
 mod m20261129_000003_bans;
 mod m20261129_000004_search;
 mod m20261129_000005_history;
+mod m20261129_000006_login_security;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_bans::Migration),
             Box::new(m20261129_000004_search::Migration),
             Box::new(m20261129_000005_history::Migration),
+            Box::new(m20261129_000006_login_security::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ use sea_orm::{
 use crate::auth::{self, Role, Viewer};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Event, Topic};
+use crate::services::signin;
 use crate::services::validate::{self, Lines};
 
 pub const NICKNAME_MAX: usize = 32;
@@ -108,12 +109,24 @@ pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: Sessi
     .await
     .map_err(|e| AppError::conflict_on_unique(e, "this phone number or account name is already registered"))?;
     index_user(db, &user).await?;
+    signin::first_device(db, user.id, meta.user_agent.as_deref()).await?;
     open_session(db, user, meta).await
 }
 
 /// Checks a phone number and password. Every failure gives the same error and takes the same time
 /// (an unknown phone still runs one argon2 verification), so the answer cannot tell which was wrong.
-pub async fn login(db: &DatabaseConnection, phone: &str, password: String, meta: SessionMeta) -> AppResult<NewSession> {
+///
+/// Five failures within 15 minutes lock the number for 15 minutes (`ACCOUNT_LOCKED`), whether or not it
+/// belongs to an account; a sign-in from a new device tells the member.
+pub async fn login(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    phone: &str,
+    password: String,
+    meta: SessionMeta,
+) -> AppResult<NewSession> {
+    let key = signin::phone_key(phone);
+    signin::check_lock(db, &key).await?;
     let user = match validate::phone("input.phone", phone) {
         Ok(phone) => {
             users::Entity::find()
@@ -128,8 +141,17 @@ pub async fn login(db: &DatabaseConnection, phone: &str, password: String, meta:
     let ok = verify_password(password, stored).await?;
     match user {
         Some(user) if ok && user.banned_at.is_some() => Err(AppError::Forbidden("this account is suspended")),
-        Some(user) if ok => open_session(db, user, meta).await,
-        _ => Err(AppError::BadCredentials),
+        Some(user) if ok => {
+            signin::clear(db, &key).await?;
+            let device = meta.user_agent.clone();
+            let session = open_session(db, user, meta).await?;
+            signin::note_device(db, broker, session.user.id, device.as_deref()).await?;
+            Ok(session)
+        }
+        _ => {
+            signin::record_failure(db, &key).await?;
+            Err(AppError::BadCredentials)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod recommend;
 pub mod replay;
 pub mod search;
+pub mod signin;
 pub mod social;
 pub mod streams;
 pub mod validate;

@@ -28,6 +28,8 @@ pub enum Kind {
     CommentLiked,
     NewFollower,
     Notice,
+    /// A sign-in from a device the member never used: a security notice, which cannot be muted.
+    NewDeviceSignIn,
 }
 
 /// What a user can switch off.
@@ -61,6 +63,7 @@ impl Kind {
             Kind::CommentLiked => "COMMENT_LIKED",
             Kind::NewFollower => "NEW_FOLLOWER",
             Kind::Notice => "NOTICE",
+            Kind::NewDeviceSignIn => "NEW_DEVICE_SIGN_IN",
         }
     }
 
@@ -71,6 +74,7 @@ impl Kind {
             "POST_LIKED" => Kind::PostLiked,
             "COMMENT_LIKED" => Kind::CommentLiked,
             "NEW_FOLLOWER" => Kind::NewFollower,
+            "NEW_DEVICE_SIGN_IN" => Kind::NewDeviceSignIn,
             _ => Kind::Notice,
         }
     }
@@ -80,7 +84,7 @@ impl Kind {
             Kind::CommentOnPost | Kind::ReplyToComment => Category::Replies,
             Kind::PostLiked | Kind::CommentLiked => Category::Likes,
             Kind::NewFollower => Category::Follows,
-            Kind::Notice => Category::Notices,
+            Kind::Notice | Kind::NewDeviceSignIn => Category::Notices,
         }
     }
 }
@@ -111,12 +115,14 @@ pub async fn record<C: ConnectionTrait>(txn: &C, n: NewNotification, outbox: &mu
     if n.actor_id == Some(n.user_id) {
         return Ok(());
     }
-    let muted = notification_mutes::Entity::find()
-        .filter(notification_mutes::Column::UserId.eq(n.user_id))
-        .filter(notification_mutes::Column::Category.eq(n.kind.category().as_str()))
-        .count(txn)
-        .await?
-        > 0;
+    // Security notices reach the member whatever they switched off.
+    let muted = n.kind != Kind::NewDeviceSignIn
+        && notification_mutes::Entity::find()
+            .filter(notification_mutes::Column::UserId.eq(n.user_id))
+            .filter(notification_mutes::Column::Category.eq(n.kind.category().as_str()))
+            .count(txn)
+            .await?
+            > 0;
     if muted {
         return Ok(());
     }

@@ -28,5 +28,6 @@ mod scale_out;
 mod schema;
 mod search;
 mod seed;
+mod signin;
 mod social;
 mod ws_protocol;

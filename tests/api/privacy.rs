@@ -124,6 +124,7 @@ async fn deleting_an_account_erases_it_and_keeps_the_conversation_going() {
         ("notifications", "user_id"),
         ("browse_history", "user_id"),
         ("search_history", "user_id"),
+        ("user_devices", "user_id"),
         ("search_documents", "kind = 'user' AND ref_id"),
     ] {
         let n = db

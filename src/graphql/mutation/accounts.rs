@@ -125,7 +125,8 @@ impl AccountMutation {
     /// Signs in with phone and password. Wrong credentials give one generic `UNAUTHENTICATED` error.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
         rate_limit(ctx, Limit::Auth).await?;
-        let session = accounts::login(&state(ctx)?.db, &input.phone, input.password, session_meta(ctx)?).await?;
+        let st = state(ctx)?;
+        let session = accounts::login(&st.db, &st.broker, &input.phone, input.password, session_meta(ctx)?).await?;
         let token = deliver(ctx, &session, input.delivery)?;
         Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })
     }

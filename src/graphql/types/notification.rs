@@ -23,6 +23,8 @@ pub enum NotificationKind {
     NewFollower,
     /// A notice from the community's staff.
     Notice,
+    /// A sign-in from a new device (`body` names it). Security notices cannot be switched off.
+    NewDeviceSignIn,
 }
 
 /// What a user can switch off in `updateNotificationSettings`.
