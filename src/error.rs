@@ -16,6 +16,7 @@ pub mod code {
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const ACCOUNT_LOCKED: &str = "ACCOUNT_LOCKED";
+    pub const POLICY_CONSENT_REQUIRED: &str = "POLICY_CONSENT_REQUIRED";
     pub const INTERNAL: &str = "INTERNAL";
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";

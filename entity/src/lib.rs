@@ -15,6 +15,8 @@ pub mod login_failures;
 pub mod messages;
 pub mod notification_mutes;
 pub mod notifications;
+pub mod policy_acceptances;
+pub mod policy_versions;
 pub mod post_likes;
 pub mod posts;
 pub mod search_documents;

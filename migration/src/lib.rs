@@ -11,6 +11,7 @@ mod m20261129_000003_bans;
 mod m20261129_000004_search;
 mod m20261129_000005_history;
 mod m20261129_000006_login_security;
+mod m20261129_000007_policy;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_search::Migration),
             Box::new(m20261129_000005_history::Migration),
             Box::new(m20261129_000006_login_security::Migration),
+            Box::new(m20261129_000007_policy::Migration),
         ]
     }
 }

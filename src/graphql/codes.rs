@@ -12,6 +12,47 @@ use std::sync::Arc;
 
 use crate::error::code;
 
+/// Mutations a member may run while a major privacy policy version awaits their consent: accepting
+/// it, and everything that protects their privacy or ends their session. Everything else that writes
+/// waits for consent (reading never does).
+const WITHOUT_CONSENT: [&str; 11] = [
+    "acceptPrivacyPolicy",
+    "logout",
+    "revokeSession",
+    "deleteAccount",
+    "updateSettings",
+    "updateNotificationSettings",
+    "deleteBrowseHistory",
+    "deleteSearchHistory",
+    "markNotificationsRead",
+    "recordPostView",
+    "login",
+];
+
+async fn consent_check(ctx: &ExtensionContext<'_>, field: &str) -> ServerResult<()> {
+    if WITHOUT_CONSENT.contains(&field) {
+        return Ok(());
+    }
+    let (Some(info), Some(state)) =
+        (ctx.data_opt::<crate::graphql::RequestInfo>(), ctx.data_opt::<crate::graphql::GqlState>())
+    else {
+        return Ok(());
+    };
+    let Some(viewer) = info.viewer else { return Ok(()) };
+    match crate::services::policy::consent_required(&state.db, viewer.user_id).await {
+        Ok(None) => Ok(()),
+        Ok(Some(version)) => {
+            let mut err =
+                ServerError::new(format!("please read and accept version {version} of the privacy policy first"), None);
+            let ext = err.extensions.get_or_insert_with(Default::default);
+            ext.set("code", code::POLICY_CONSENT_REQUIRED);
+            ext.set("version", version);
+            Err(err)
+        }
+        Err(e) => Err(e.into_request_error()),
+    }
+}
+
 pub struct RequestErrorCodes {
     /// Most aliased fields a document may hold, counted with fragments expanded.
     pub max_aliases: usize,
@@ -121,10 +162,11 @@ impl Extension for RequestErrorCodes {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        if info.parent_type == "Mutation"
-            && let Some(loaders) = ctx.data_opt::<crate::graphql::loaders::Loaders>()
-        {
-            loaders.clear();
+        if info.parent_type == "Mutation" {
+            if let Some(loaders) = ctx.data_opt::<crate::graphql::loaders::Loaders>() {
+                loaders.clear();
+            }
+            consent_check(ctx, info.name).await?;
         }
         next.run(ctx, info).await
     }

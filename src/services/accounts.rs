@@ -110,6 +110,8 @@ pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: Sessi
     .map_err(|e| AppError::conflict_on_unique(e, "this phone number or account name is already registered"))?;
     index_user(db, &user).await?;
     signin::first_device(db, user.id, meta.user_agent.as_deref()).await?;
+    // Registering means agreeing to the policy in force.
+    crate::services::policy::accept_current(db, user.id).await?;
     open_session(db, user, meta).await
 }
 

@@ -9,6 +9,7 @@ pub mod live;
 pub mod messaging;
 pub mod notifications;
 pub mod page;
+pub mod policy;
 pub mod posts;
 pub mod privacy;
 pub mod recommend;

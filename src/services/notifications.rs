@@ -30,6 +30,8 @@ pub enum Kind {
     Notice,
     /// A sign-in from a device the member never used: a security notice, which cannot be muted.
     NewDeviceSignIn,
+    /// A major privacy policy version needs the member's consent; cannot be muted.
+    PolicyUpdated,
 }
 
 /// What a user can switch off.
@@ -64,6 +66,7 @@ impl Kind {
             Kind::NewFollower => "NEW_FOLLOWER",
             Kind::Notice => "NOTICE",
             Kind::NewDeviceSignIn => "NEW_DEVICE_SIGN_IN",
+            Kind::PolicyUpdated => "POLICY_UPDATED",
         }
     }
 
@@ -75,6 +78,7 @@ impl Kind {
             "COMMENT_LIKED" => Kind::CommentLiked,
             "NEW_FOLLOWER" => Kind::NewFollower,
             "NEW_DEVICE_SIGN_IN" => Kind::NewDeviceSignIn,
+            "POLICY_UPDATED" => Kind::PolicyUpdated,
             _ => Kind::Notice,
         }
     }
@@ -84,7 +88,7 @@ impl Kind {
             Kind::CommentOnPost | Kind::ReplyToComment => Category::Replies,
             Kind::PostLiked | Kind::CommentLiked => Category::Likes,
             Kind::NewFollower => Category::Follows,
-            Kind::Notice | Kind::NewDeviceSignIn => Category::Notices,
+            Kind::Notice | Kind::NewDeviceSignIn | Kind::PolicyUpdated => Category::Notices,
         }
     }
 }
@@ -116,7 +120,7 @@ pub async fn record<C: ConnectionTrait>(txn: &C, n: NewNotification, outbox: &mu
         return Ok(());
     }
     // Security notices reach the member whatever they switched off.
-    let muted = n.kind != Kind::NewDeviceSignIn
+    let muted = !matches!(n.kind, Kind::NewDeviceSignIn | Kind::PolicyUpdated)
         && notification_mutes::Entity::find()
             .filter(notification_mutes::Column::UserId.eq(n.user_id))
             .filter(notification_mutes::Column::Category.eq(n.kind.category().as_str()))

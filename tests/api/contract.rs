@@ -74,6 +74,12 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     app.comment(&peer, &post, None, "a reply to notify about").await;
     let stream = crate::live::live_stream(&app, &token).await;
     app.gql(Some(&token), crate::live::SAY, json!({ "s": stream, "b": "welcome" })).await;
+    app.gql(
+        Some(&token),
+        "mutation { publishPolicyVersion(input: { body: \"Policy v1\", major: false }) { policy { version } } }",
+        json!({}),
+    )
+    .await;
     // A second session of the signed-in member, for RevokeSession.
     let second = app
         .gql(

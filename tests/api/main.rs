@@ -21,6 +21,7 @@ mod messaging;
 mod notifications;
 mod observability;
 mod pagination;
+mod policy;
 mod privacy;
 mod queries;
 mod replay;

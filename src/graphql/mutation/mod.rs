@@ -4,6 +4,7 @@
 mod accounts;
 mod boards;
 mod history;
+mod policy;
 mod posts;
 mod realtime;
 mod social;
@@ -18,4 +19,5 @@ pub struct Mutation(
     social::SocialMutation,
     realtime::RealtimeMutation,
     history::HistoryMutation,
+    policy::PolicyMutation,
 );

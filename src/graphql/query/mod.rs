@@ -1,9 +1,11 @@
 //! Read side: everything here works without signing in (browsing needs no account).
 
 mod feed;
+mod policy;
 mod realtime;
 mod search;
 
+pub use policy::{PolicyConsent, PolicyVersion, consent as policy_consent};
 pub use realtime::{NotificationSetting, settings as realtime_settings};
 
 use async_graphql::connection::Connection;
@@ -26,6 +28,7 @@ pub struct Query(
     realtime::RealtimeQuery,
     search::SearchQuery,
     feed::FeedQuery,
+    policy::PolicyQuery,
 );
 
 #[derive(Default)]

@@ -25,6 +25,8 @@ pub enum NotificationKind {
     Notice,
     /// A sign-in from a new device (`body` names it). Security notices cannot be switched off.
     NewDeviceSignIn,
+    /// A major privacy policy version awaits the member's consent; writes are refused until then.
+    PolicyUpdated,
 }
 
 /// What a user can switch off in `updateNotificationSettings`.
