@@ -46,6 +46,10 @@ pub enum Command {
         /// Seed of the pseudo-random generator: the same seed and sizes give the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Give every member two favourite boards that draw most of their likes (for measuring the
+        /// recommended feed offline).
+        #[arg(long, default_value_t = false)]
+        planted_interests: bool,
     },
 }
 

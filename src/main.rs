@@ -47,10 +47,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("administrator ready: user id {}", user.id);
             Ok(())
         }
-        Command::Seed { users, posts, seed: rng_seed } => {
+        Command::Seed { users, posts, seed: rng_seed, planted_interests } => {
+            let interests = if planted_interests { seed::Interests::Planted } else { seed::Interests::Uniform };
             let state = AppState::new(config).await.map_err(|e| e.to_string())?;
-            let summary =
-                seed::run(&state.db, seed::Size { users, posts }, rng_seed).await.map_err(|e| format!("seed: {e}"))?;
+            let summary = seed::run_with(&state.db, seed::Size { users, posts }, rng_seed, interests)
+                .await
+                .map_err(|e| format!("seed: {e}"))?;
             println!("{summary}");
             Ok(())
         }

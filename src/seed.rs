@@ -23,6 +23,24 @@ pub struct Size {
     pub posts: u32,
 }
 
+/// Whether members have planted interests: each favours two boards, where most of their likes go
+/// (for measuring the recommended feed offline). Off, likes fall anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interests {
+    #[default]
+    Uniform,
+    Planted,
+}
+
+/// The two boards member `user` favours under [`Interests::Planted`] (1-based board ids).
+pub fn favourite_boards(user: i64, seed: u64) -> [i64; 2] {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1e7e_5eed ^ (user as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let n = BOARDS.len() as i64;
+    let first = rng.random_range(1..=n);
+    let second = (first + rng.random_range(1..n) - 1) % n + 1;
+    [first, second]
+}
+
 const BOARDS: [(&str, &str, &str); 12] = [
     ("trade-practice", "外貿實戰", "詢盤、報價、成交的實戰經驗 Real-world deals from inquiry to order"),
     ("rfq-inquiries", "詢盤分析 RFQ", "How to read and answer RFQs; 判斷真假詢盤"),
@@ -125,6 +143,10 @@ where
 /// Fills an empty database. Refuses to run on one that already has members, so it cannot mix demo
 /// data into real data.
 pub async fn run(db: &DatabaseConnection, size: Size, seed: u64) -> Result<String, DbErr> {
+    run_with(db, size, seed, Interests::Uniform).await
+}
+
+pub async fn run_with(db: &DatabaseConnection, size: Size, seed: u64, interests: Interests) -> Result<String, DbErr> {
     if users::Entity::find().count(db).await? > 0 {
         return Err(DbErr::Custom("the database already has users; seed an empty database".into()));
     }
@@ -214,8 +236,21 @@ pub async fn run(db: &DatabaseConnection, size: Size, seed: u64) -> Result<Strin
     let mut favs = HashSet::new();
     let mut post_likes_n = vec![0i64; n_posts as usize + 1];
     let mut post_favs_n = vec![0i64; n_posts as usize + 1];
+    // Planted interests draw from their own generator, so the rest of the data set stays the same.
+    let mut board_index: Vec<Vec<i64>> = vec![Vec::new(); BOARDS.len() + 1];
+    for (id, board, ..) in &post_rows {
+        board_index[*board as usize].push(*id);
+    }
+    let mut taste = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
     for _ in 0..(n_posts * 3) {
-        let (u, p) = (rng.random_range(1..=n_users), rng.random_range(1..=n_posts.max(1)));
+        let (u, mut p) = (rng.random_range(1..=n_users), rng.random_range(1..=n_posts.max(1)));
+        if interests == Interests::Planted && taste.random_bool(0.8) {
+            let boards = favourite_boards(u, seed);
+            let pool = &board_index[boards[taste.random_range(0..2)] as usize];
+            if !pool.is_empty() {
+                p = pool[taste.random_range(0..pool.len())];
+            }
+        }
         if n_posts > 0 && likes.insert((u, p)) {
             post_likes_n[p as usize] += 1;
         }
