@@ -32,6 +32,8 @@ pub enum Kind {
     NewDeviceSignIn,
     /// A major privacy policy version needs the member's consent; cannot be muted.
     PolicyUpdated,
+    /// A security incident notice from staff; cannot be muted.
+    SecurityNotice,
 }
 
 /// What a user can switch off.
@@ -67,6 +69,7 @@ impl Kind {
             Kind::Notice => "NOTICE",
             Kind::NewDeviceSignIn => "NEW_DEVICE_SIGN_IN",
             Kind::PolicyUpdated => "POLICY_UPDATED",
+            Kind::SecurityNotice => "SECURITY_NOTICE",
         }
     }
 
@@ -79,6 +82,7 @@ impl Kind {
             "NEW_FOLLOWER" => Kind::NewFollower,
             "NEW_DEVICE_SIGN_IN" => Kind::NewDeviceSignIn,
             "POLICY_UPDATED" => Kind::PolicyUpdated,
+            "SECURITY_NOTICE" => Kind::SecurityNotice,
             _ => Kind::Notice,
         }
     }
@@ -88,7 +92,7 @@ impl Kind {
             Kind::CommentOnPost | Kind::ReplyToComment => Category::Replies,
             Kind::PostLiked | Kind::CommentLiked => Category::Likes,
             Kind::NewFollower => Category::Follows,
-            Kind::Notice | Kind::NewDeviceSignIn | Kind::PolicyUpdated => Category::Notices,
+            Kind::Notice | Kind::NewDeviceSignIn | Kind::PolicyUpdated | Kind::SecurityNotice => Category::Notices,
         }
     }
 }
@@ -120,7 +124,7 @@ pub async fn record<C: ConnectionTrait>(txn: &C, n: NewNotification, outbox: &mu
         return Ok(());
     }
     // Security notices reach the member whatever they switched off.
-    let muted = !matches!(n.kind, Kind::NewDeviceSignIn | Kind::PolicyUpdated)
+    let muted = !matches!(n.kind, Kind::NewDeviceSignIn | Kind::PolicyUpdated | Kind::SecurityNotice)
         && notification_mutes::Entity::find()
             .filter(notification_mutes::Column::UserId.eq(n.user_id))
             .filter(notification_mutes::Column::Category.eq(n.kind.category().as_str()))
@@ -202,6 +206,53 @@ async fn next_seq<C: ConnectionTrait>(txn: &C, user_id: i64) -> AppResult<i64> {
         .await?
         .flatten();
     Ok(max.unwrap_or(0) + 1)
+}
+
+/// Members notified per transaction by [`broadcast`].
+const BROADCAST_CHUNK: u64 = 500;
+
+/// Sends a staff notice (`kind` without an actor) to `users`, or to every member with `None`, in
+/// chunks of [`BROADCAST_CHUNK`] members per transaction, pushed as each chunk commits. Returns how
+/// many members it reached.
+pub async fn broadcast(
+    db: &DatabaseConnection,
+    broker: &crate::pubsub::Broker,
+    users: Option<Vec<i64>>,
+    kind: Kind,
+    body: &str,
+) -> AppResult<u64> {
+    let mut after = 0i64;
+    let mut reached = 0u64;
+    loop {
+        let mut q = entity::users::Entity::find()
+            .select_only()
+            .column(entity::users::Column::Id)
+            .filter(entity::users::Column::Id.gt(after))
+            .filter(entity::users::Column::DeletedAt.is_null());
+        if let Some(list) = &users {
+            q = q.filter(entity::users::Column::Id.is_in(list.iter().copied()));
+        }
+        let ids: Vec<i64> =
+            q.order_by_asc(entity::users::Column::Id).limit(BROADCAST_CHUNK).into_tuple().all(db).await?;
+        let Some(last) = ids.last().copied() else { return Ok(reached) };
+        let mut outbox = Outbox::default();
+        let txn = db.begin().await?;
+        for user_id in ids {
+            let n = NewNotification {
+                user_id,
+                kind,
+                actor_id: None,
+                post_id: None,
+                comment_id: None,
+                body: Some(body.to_string()),
+            };
+            record(&txn, n, &mut outbox).await?;
+            reached += 1;
+        }
+        txn.commit().await?;
+        broker.publish_all(outbox).await;
+        after = last;
+    }
 }
 
 /// The viewer's notifications, most recent first.

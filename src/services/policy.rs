@@ -5,22 +5,20 @@
 //! member (in-site notification and push).
 
 use chrono::Utc;
-use entity::{policy_acceptances, policy_versions, users};
+use entity::{policy_acceptances, policy_versions};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use crate::auth::{Role, Viewer};
 use crate::error::{AppError, AppResult};
-use crate::pubsub::{Broker, Outbox};
-use crate::services::notifications::{self, Kind, NewNotification};
+use crate::pubsub::Broker;
+use crate::services::notifications::{self, Kind};
 use crate::services::validate::{self, Lines};
 
 pub const BODY_MAX: usize = 100_000;
-/// Members notified per transaction when a major version is published.
-const NOTIFY_CHUNK: u64 = 500;
 
 pub async fn current<C: ConnectionTrait>(db: &C) -> AppResult<Option<policy_versions::Model>> {
     Ok(policy_versions::Entity::find().order_by_desc(policy_versions::Column::Version).one(db).await?)
@@ -58,44 +56,10 @@ pub async fn publish(
     .await
     .map_err(|e| AppError::conflict_on_unique(e, "another version was published at the same time; try again"))?;
     if major {
-        notify_everyone(db, broker, next).await?;
+        let body = format!("The privacy policy changed (version {next}). Please read and accept it to keep posting.");
+        notifications::broadcast(db, broker, None, Kind::PolicyUpdated, &body).await?;
     }
     Ok(published)
-}
-
-async fn notify_everyone(db: &DatabaseConnection, broker: &Broker, version: i32) -> AppResult<()> {
-    let mut after = 0i64;
-    loop {
-        let ids: Vec<i64> = users::Entity::find()
-            .select_only()
-            .column(users::Column::Id)
-            .filter(users::Column::Id.gt(after))
-            .filter(users::Column::DeletedAt.is_null())
-            .order_by_asc(users::Column::Id)
-            .limit(NOTIFY_CHUNK)
-            .into_tuple()
-            .all(db)
-            .await?;
-        let Some(last) = ids.last().copied() else { return Ok(()) };
-        let mut outbox = Outbox::default();
-        let txn = db.begin().await?;
-        for user_id in ids {
-            let n = NewNotification {
-                user_id,
-                kind: Kind::PolicyUpdated,
-                actor_id: None,
-                post_id: None,
-                comment_id: None,
-                body: Some(format!(
-                    "The privacy policy changed (version {version}). Please read and accept it to keep posting."
-                )),
-            };
-            notifications::record(&txn, n, &mut outbox).await?;
-        }
-        txn.commit().await?;
-        broker.publish_all(outbox).await;
-        after = last;
-    }
 }
 
 /// Records the member's acceptance of `version` (idempotent).

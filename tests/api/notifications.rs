@@ -114,3 +114,33 @@ async fn switched_off_categories_make_no_notifications() {
     let (code, _) = app.gql_err(None, LIST, json!({})).await;
     assert_eq!(code, "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn admins_send_security_notices_that_cannot_be_muted() {
+    let (app, c) = TestApp::community().await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let (carol, _) = app.register(&phone(3), "carol").await;
+    let mute = "mutation { updateNotificationSettings(input: { settings: [{ category: NOTICES, enabled: false }] }) { settings { enabled } } }";
+    app.gql(Some(&bob), mute, json!({})).await;
+    let mut ws = app.ws(Some(&bob)).await;
+    ws.subscribe("n", "subscription { notificationReceived { kind body } }", json!({})).await;
+    ws.quiet(200).await;
+    let send =
+        "mutation($b: String!, $u: [ID!]) { sendSecurityNotice(input: { body: $b, userIds: $u }) { recipients } }";
+    let (code, _) = app.gql_err(Some(&carol), send, json!({ "b": "hi" })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let to_bob = app
+        .gql(Some(&c.admin), send, json!({ "b": "Reset your password: a partner site leaked.", "u": [bob_id] }))
+        .await;
+    assert_eq!(to_bob["sendSecurityNotice"]["recipients"], 1);
+    let n = ws.next_data("n").await["notificationReceived"].clone();
+    assert_eq!(n, json!({ "kind": "SECURITY_NOTICE", "body": "Reset your password: a partner site leaked." }));
+    let count = "{ notifications(first: 5) { edges { node { kind } } } }";
+    assert_eq!(app.gql(Some(&carol), count, json!({})).await["notifications"]["edges"], json!([]));
+    let all = app.gql(Some(&c.admin), send, json!({ "b": "Scheduled maintenance tonight." })).await;
+    assert_eq!(all["sendSecurityNotice"]["recipients"], 4, "admin, alice, bob and carol");
+    assert_eq!(
+        app.gql(Some(&carol), count, json!({})).await["notifications"]["edges"][0]["node"]["kind"],
+        "SECURITY_NOTICE"
+    );
+}

@@ -74,6 +74,20 @@ pub struct UpdateNotificationSettingsPayload {
     settings: Vec<NotificationSetting>,
 }
 
+/// Leave `userIds` out to reach every member.
+#[derive(InputObject)]
+pub struct SendSecurityNoticeInput {
+    /// 1 to 2000 characters.
+    body: String,
+    user_ids: Option<Vec<ID>>,
+}
+
+#[derive(SimpleObject)]
+pub struct SendSecurityNoticePayload {
+    /// Members the notice reached.
+    recipients: i32,
+}
+
 #[derive(InputObject)]
 pub struct CreateLiveStreamInput {
     /// 1 to 100 characters.
@@ -185,6 +199,33 @@ impl RealtimeMutation {
         let changes: Vec<_> = input.settings.iter().map(|s| (s.category.into(), s.enabled)).collect();
         notifications::set_enabled(&state(ctx)?.db, &viewer, &changes).await?;
         Ok(UpdateNotificationSettingsPayload { settings: crate::graphql::query::realtime_settings(ctx).await? })
+    }
+
+    /// ADMIN only: a security incident notice to every member or to a list of members, as an in-site
+    /// notification and a push. Members cannot switch these off.
+    async fn send_security_notice(
+        &self,
+        ctx: &Context<'_>,
+        input: SendSecurityNoticeInput,
+    ) -> async_graphql::Result<SendSecurityNoticePayload> {
+        let viewer = require_viewer(ctx)?;
+        if viewer.role != crate::auth::Role::Admin {
+            return Err(AppError::Forbidden("only administrators can send security notices").into());
+        }
+        let body = crate::services::validate::text(
+            "input.body",
+            &input.body,
+            1,
+            2000,
+            crate::services::validate::Lines::Multi,
+        )?;
+        let users = input
+            .user_ids
+            .map(|ids| ids.iter().map(|id| ids::decode(Kind::User, id, "input.userIds")).collect::<Result<Vec<_>, _>>())
+            .transpose()?;
+        let st = state(ctx)?;
+        let n = notifications::broadcast(&st.db, &st.broker, users, notifications::Kind::SecurityNotice, &body).await?;
+        Ok(SendSecurityNoticePayload { recipients: count(n as i64) })
     }
 
     /// Creates a SCHEDULED stream. Its `ingestKey` is visible to the host only.

@@ -27,6 +27,8 @@ pub enum NotificationKind {
     NewDeviceSignIn,
     /// A major privacy policy version awaits the member's consent; writes are refused until then.
     PolicyUpdated,
+    /// A security incident notice from staff (`body`); cannot be switched off.
+    SecurityNotice,
 }
 
 /// What a user can switch off in `updateNotificationSettings`.
