@@ -137,10 +137,13 @@ pub async fn search<C: ConnectionTrait>(
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
-            let board = if board_id.is_some() { " AND d.board_id = ?" } else { "" };
+            // `+d.kind` keeps SQLite from driving the join from the `kind` index (one full-text
+            // match per document: minutes at 100k posts without table statistics); the FTS match
+            // must lead. Measured in docs/BENCHMARKS.md ("Discovery").
+            let board = if board_id.is_some() { " AND +d.board_id = ?" } else { "" };
             let sql = format!(
                 "SELECT d.ref_id AS ref_id FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid \
-                 WHERE search_fts MATCH ? AND d.kind = ?{board} \
+                 WHERE search_fts MATCH ? AND +d.kind = ?{board} \
                  ORDER BY bm25(search_fts) + (? - d.published_at) / 31536000.0, d.id DESC LIMIT ? OFFSET ?"
             );
             let mut values: Vec<sea_orm::Value> = vec![matcher.into(), kind.as_str().into()];
