@@ -35,10 +35,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -46,12 +44,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ecer_gateway::services::search::text::query_tokens;
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-/// SQL statements the gateway logged, with their time in microseconds.
-type SqlLog = Arc<Mutex<Vec<(String, u64)>>>;
+use tokio::process::Command;
+
+#[path = "support/gateway.rs"]
+mod gateway;
+
+use gateway::{Res, Server, SqlLog};
 
 const PASSWORD: &str = "ecer-demo-password";
 const LOGIN: &str =
@@ -398,7 +397,7 @@ async fn bench_backend(opts: &Opts, backend: &str, url: &str, sqlite_file: Optio
     db.close().await?;
 
     // Phase 1: members and their signals, and one profiled request of each kind.
-    let (mut server, base, sql_log) = Server::start(opts, url, "warn,ecer_gateway::sql=trace").await?;
+    let (mut server, base, sql_log) = Server::start(&opts.bin, url, "warn,ecer_gateway::sql=trace", &[]).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(4).build()?;
     let mut tokens = Vec::new();
     // Two more members than load clients: profiled after a search, without touching the others.
@@ -475,7 +474,7 @@ async fn bench_backend(opts: &Opts, backend: &str, url: &str, sqlite_file: Optio
     server.stop().await;
 
     // Phase 2: load, with logs at warn.
-    let (mut server, base, _) = Server::start(opts, url, "warn").await?;
+    let (mut server, base, _) = Server::start(&opts.bin, url, "warn", &[]).await?;
     let bodies: Vec<Arc<Vec<u8>>> = QUERIES
         .iter()
         .map(|(q, _)| Arc::new(serde_json::to_vec(&json!({ "query": SEARCH, "variables": { "q": q } })).unwrap()))
@@ -683,80 +682,6 @@ async fn explain_search(db: &DatabaseConnection, query: &str) -> Res<String> {
         let _ = writeln!(out, "{line}");
     }
     Ok(out)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The gateway process
-
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    async fn start(opts: &Opts, url: &str, rust_log: &str) -> Res<(Server, String, SqlLog)> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = Command::new(&opts.bin)
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", url)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("RATE_LIMIT_REQUESTS_PER_MINUTE", "0")
-            .env("RATE_LIMIT_AUTH_PER_MINUTE", "0")
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        // Keep the SQL statements the server logs (target ecer_gateway::sql, field `sql`); echo
-        // anything else (warnings, errors) to our stderr.
-        let sql_log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let log = sql_log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) if v["target"] == "ecer_gateway::sql" => {
-                        if let Some(sql) = v["fields"]["sql"].as_str() {
-                            let us = v["fields"]["elapsed_us"].as_u64().unwrap_or(0);
-                            log.lock().unwrap().push((sql.to_string(), us));
-                        }
-                    }
-                    _ => eprintln!("[gateway] {line}"),
-                }
-            }
-        });
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            if let Some(status) = child.try_wait()? {
-                return Err(format!("gateway exited at start: {status}").into());
-            }
-            if Instant::now() > deadline {
-                return Err("gateway did not become healthy in 60 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok((Server { child }, base, sql_log))
-    }
-
-    async fn stop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // SIGTERM for a graceful stop, then make sure.
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-            if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
-                let _ = self.child.kill().await;
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
