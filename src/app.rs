@@ -16,9 +16,11 @@ use crate::db::{self, DbStats};
 use crate::graphql::{self, AppSchema};
 use crate::http;
 use crate::http::documents::Documents;
+use crate::media::MediaStore;
 use crate::pubsub::Broker;
 use crate::pubsub::presence::Presence;
 use crate::ratelimit::RateLimiter;
+use crate::services::activity::Activity;
 
 const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -35,6 +37,8 @@ pub struct AppState {
     pub presence: Presence,
     pub documents: Arc<Documents>,
     pub limiter: Arc<RateLimiter>,
+    pub media: MediaStore,
+    pub activity: Activity,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
@@ -78,8 +82,19 @@ impl AppState {
         };
         let documents = Arc::new(Documents::new(&config, redis.clone()).map_err(StartError::Config)?);
         let limiter = Arc::new(RateLimiter::new(&config, redis.clone()));
-        let schema =
-            graphql::build_schema(db.clone(), config.clone(), broker.clone(), presence.clone(), limiter.clone());
+        let sealer = crate::media::load_sealer(&config).map_err(StartError::Config)?;
+        let media = MediaStore::open(&config.media_dir, Arc::new(sealer))
+            .map_err(|e| StartError::Config(format!("MEDIA_DIR {}: {e}", config.media_dir.display())))?;
+        let activity = Activity::spawn(db.clone(), config.request_log, config.request_log_retention_days);
+        let schema = graphql::build_schema(graphql::GqlState {
+            db: db.clone(),
+            config: config.clone(),
+            broker: broker.clone(),
+            presence: presence.clone(),
+            limiter: limiter.clone(),
+            media: media.clone(),
+            activity: activity.clone(),
+        });
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         Ok(AppState {
             db,
@@ -91,6 +106,8 @@ impl AppState {
             presence,
             documents,
             limiter,
+            media,
+            activity,
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),
         })
@@ -114,6 +131,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(http::health::healthz))
         .route("/metrics", get(crate::metrics::handler))
         .route("/readyz", get(http::health::readyz))
+        .route("/media/{id}", get(http::media::public))
+        .route("/media/private/{id}", get(http::media::private))
+        .route("/media/exports/{id}", get(http::media::export))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
@@ -129,6 +149,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let activity = state.activity.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -136,5 +157,8 @@ pub async fn serve(
             // them forever.
             state.begin_shutdown();
         })
-        .await
+        .await?;
+    // What the last requests recorded reaches the database before the process exits.
+    activity.flush().await;
+    Ok(())
 }

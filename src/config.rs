@@ -23,6 +23,15 @@ pub enum Command {
     ExportSchema,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print a new random key for `SEAL_KEYS` (`id:base64`); put it first to rotate.
+    GenerateSealKey {
+        /// The id the key is known by (written into every value it seals).
+        #[arg(long)]
+        id: String,
+    },
+    /// Re-seal identity data, ID photos and exports with the first key of `SEAL_KEYS`, after a
+    /// rotation; the old key can be removed once this reports nothing left.
+    Reseal,
     /// Create an ADMIN account, or promote an existing account with that phone to ADMIN.
     /// The password is read from `ECER_ADMIN_PASSWORD` so it never lands in shell history.
     CreateAdmin {
@@ -191,6 +200,48 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_CHAT_PER_MINUTE", default_value_t = 30)]
     pub rate_limit_chat_per_minute: u32,
 
+    /// Folder for uploaded files (avatars, post images, videos; ID photos and data exports sealed).
+    #[arg(long, env = "MEDIA_DIR", default_value = "data/media")]
+    pub media_dir: std::path::PathBuf,
+
+    /// Largest upload accepted, in bytes (short videos); larger files are refused while streaming.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// Largest image accepted (avatars, post images, ID photos), in bytes.
+    #[arg(long, env = "MAX_IMAGE_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_image_bytes: usize,
+
+    /// Most files in one multipart request.
+    #[arg(long, env = "MAX_UPLOAD_FILES", default_value_t = 9)]
+    pub max_upload_files: usize,
+
+    /// Keys that seal identity data, ID photos and data exports at rest: `id:base64-of-32-bytes`,
+    /// comma-separated, the first one sealing new values (`ecer-gateway generate-seal-key` makes one).
+    #[arg(long, env = "SEAL_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub seal_keys: Vec<String>,
+
+    /// Where a development key is kept when `SEAL_KEYS` is unset (created on first start). Set
+    /// `SEAL_KEYS` in production: a key next to the data it protects protects little.
+    #[arg(long, env = "SEAL_KEY_FILE", default_value = "data/seal.key")]
+    pub seal_key_file: std::path::PathBuf,
+
+    /// Record every request (time, duration, IP, user agent, language, device, OS, operation).
+    #[arg(long, env = "REQUEST_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub request_log: bool,
+
+    /// Days the request log and daily visitor rows are kept.
+    #[arg(long, env = "REQUEST_LOG_RETENTION_DAYS", default_value_t = 90)]
+    pub request_log_retention_days: u32,
+
+    /// Name of the first-party cookie that counts daily unique visitors.
+    #[arg(long, env = "VISITOR_COOKIE_NAME", default_value = "ecer_vid")]
+    pub visitor_cookie_name: String,
+
+    /// Hours a data export stays downloadable.
+    #[arg(long, env = "DATA_EXPORT_TTL_HOURS", default_value_t = 72)]
+    pub data_export_ttl_hours: u32,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -240,6 +291,23 @@ impl Config {
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['*', '?', '[', ']', ' ']) {
             return Err("REDIS_PREFIX must be non-empty, without spaces or glob characters".into());
+        }
+        if self.max_upload_files == 0 || self.max_image_bytes == 0 || self.max_upload_bytes < self.max_image_bytes {
+            return Err("MAX_UPLOAD_FILES must be at least 1 and MAX_UPLOAD_BYTES at least MAX_IMAGE_BYTES".into());
+        }
+        if self.request_log_retention_days == 0 || self.data_export_ttl_hours == 0 {
+            return Err("REQUEST_LOG_RETENTION_DAYS and DATA_EXPORT_TTL_HOURS must be at least 1".into());
+        }
+        let visitor_ok = !self.visitor_cookie_name.is_empty()
+            && self.visitor_cookie_name != self.session_cookie_name
+            && self.visitor_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !visitor_ok {
+            return Err(
+                "VISITOR_COOKIE_NAME must be ASCII letters, digits, '_' or '-', unlike SESSION_COOKIE_NAME".into()
+            );
+        }
+        if !self.seal_keys.is_empty() {
+            crate::seal::Sealer::from_entries(&self.seal_keys).map_err(|e| e.to_string())?;
         }
         let cookie_ok = !self.session_cookie_name.is_empty()
             && self.session_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');

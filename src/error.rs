@@ -26,6 +26,11 @@ pub mod code {
     pub const QUERY_TOO_MANY_ALIASES: &str = "QUERY_TOO_MANY_ALIASES";
     pub const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
     pub const BATCH_TOO_LARGE: &str = "BATCH_TOO_LARGE";
+    pub const UPLOAD_TOO_LARGE: &str = "UPLOAD_TOO_LARGE";
+    pub const TOO_MANY_UPLOADS: &str = "TOO_MANY_UPLOADS";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+    pub const CSRF_PREFLIGHT_REQUIRED: &str = "CSRF_PREFLIGHT_REQUIRED";
+    pub const VERIFICATION_REQUIRED: &str = "VERIFICATION_REQUIRED";
 }
 
 #[derive(Debug)]
@@ -46,6 +51,12 @@ pub enum AppError {
     RateLimited { retry_after_secs: u64 },
     /// Too many failed sign-ins for this phone number; it is locked for this many seconds.
     AccountLocked { retry_after_secs: u64 },
+    /// An uploaded file is larger than its kind allows (`field` names the argument).
+    UploadTooLarge { field: String, max_bytes: usize },
+    /// An uploaded file's content is not of a type its kind accepts (whatever its name claims).
+    UnsupportedMedia { field: String, message: String },
+    /// The action needs an approved real-name verification.
+    VerificationRequired(&'static str),
     /// Anything else. The cause is logged when the error reaches the client, which sees only
     /// "internal error".
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -80,6 +91,9 @@ impl AppError {
             AppError::Conflict(_) => code::CONFLICT,
             AppError::RateLimited { .. } => code::RATE_LIMITED,
             AppError::AccountLocked { .. } => code::ACCOUNT_LOCKED,
+            AppError::UploadTooLarge { .. } => code::UPLOAD_TOO_LARGE,
+            AppError::UnsupportedMedia { .. } => code::UNSUPPORTED_MEDIA_TYPE,
+            AppError::VerificationRequired(_) => code::VERIFICATION_REQUIRED,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -98,6 +112,11 @@ impl AppError {
             AppError::AccountLocked { retry_after_secs } => {
                 format!("too many failed sign-ins; this number is locked for {retry_after_secs} s")
             }
+            AppError::UploadTooLarge { field, max_bytes } => {
+                format!("{field}: the file is larger than the {max_bytes} bytes allowed")
+            }
+            AppError::UnsupportedMedia { field, message } => format!("{field}: {message}"),
+            AppError::VerificationRequired(why) => (*why).into(),
             AppError::Internal(_) => "internal error".into(),
         }
     }
@@ -126,7 +145,9 @@ impl From<AppError> for async_graphql::Error {
         }
         let code = err.code();
         let field = match &err {
-            AppError::BadUserInput { field, .. } => Some(field.clone()),
+            AppError::BadUserInput { field, .. }
+            | AppError::UploadTooLarge { field, .. }
+            | AppError::UnsupportedMedia { field, .. } => Some(field.clone()),
             _ => None,
         };
         let retry_after = match &err {

@@ -13,6 +13,8 @@
 //! - [`services`]: the community's rules (accounts, boards, posts, comments, social graph).
 //! - [`db`]: database connection, migrations, statement counting.
 //! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
+//! - [`seal`]: encryption at rest (AES-256-GCM, key ids, rotation) for identity data and private files.
+//! - [`media`]: uploads on disk: content-checked types, public and sealed private files, the media routes.
 //! - [`seed`]: a deterministic demo community for demos and benchmarks.
 //!
 //! A request flows one way: HTTP handler -> GraphQL resolver (thin) -> service -> database.
@@ -25,8 +27,10 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod seal;
 pub mod seed;
 pub mod services;

@@ -35,6 +35,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", graphql::sdl());
             Ok(())
         }
+        Command::GenerateSealKey { id } => {
+            println!("{}", ecer_gateway::seal::Sealer::generate_entry(&id).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::Reseal => {
+            let state = AppState::new(config).await.map_err(|e| e.to_string())?;
+            let report = services::identity::reseal_all(&state.db, &state.media).await.map_err(|e| format!("{e:?}"))?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Migrate => {
             AppState::new(config).await.map_err(|e| e.to_string())?;
             Ok(())

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// SQL statements sent to the database (statements per request = its rate over the request rate).
     pub db_statements: IntCounter,
+    /// Request-log and visitor rows dropped because the background writer fell behind.
+    pub activity_dropped: IntCounter,
     db_pool: IntGaugeVec,
 }
 
@@ -65,6 +67,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     let rate_limited = IntCounterVec::new(Opts::new("rate_limited_total", "Requests refused, by limit"), &["limit"])?;
     let db_statements = IntCounter::new("db_statements_total", "SQL statements executed")?;
+    let activity_dropped =
+        IntCounter::new("activity_dropped_total", "Request-log rows dropped because the writer fell behind")?;
     let db_pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(latency.clone()))?;
@@ -78,6 +82,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(rate_limited.clone()))?;
     registry.register(Box::new(db_pool.clone()))?;
     registry.register(Box::new(db_statements.clone()))?;
+    registry.register(Box::new(activity_dropped.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -91,6 +96,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         loader_batch,
         rate_limited,
         db_statements,
+        activity_dropped,
         db_pool,
     })
 }

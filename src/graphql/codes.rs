@@ -15,8 +15,9 @@ use crate::error::code;
 /// Mutations a member may run while a major privacy policy version awaits their consent: accepting
 /// it, and everything that protects their privacy or ends their session. Everything else that writes
 /// waits for consent (reading never does).
-const WITHOUT_CONSENT: [&str; 11] = [
+const WITHOUT_CONSENT: [&str; 12] = [
     "acceptPrivacyPolicy",
+    "requestDataExport",
     "logout",
     "revokeSession",
     "deleteAccount",

@@ -21,6 +21,9 @@ pub enum Kind {
     Session,
     BrowseEntry,
     SearchEntry,
+    IdentityVerification,
+    AuditEntry,
+    ActivityEntry,
 }
 
 impl Kind {
@@ -38,6 +41,9 @@ impl Kind {
             Kind::Session => "Session",
             Kind::BrowseEntry => "BrowseEntry",
             Kind::SearchEntry => "SearchEntry",
+            Kind::IdentityVerification => "IdentityVerification",
+            Kind::AuditEntry => "AuditEntry",
+            Kind::ActivityEntry => "ActivityEntry",
         }
     }
 
@@ -55,6 +61,9 @@ impl Kind {
             "Session" => Kind::Session,
             "BrowseEntry" => Kind::BrowseEntry,
             "SearchEntry" => Kind::SearchEntry,
+            "IdentityVerification" => Kind::IdentityVerification,
+            "AuditEntry" => Kind::AuditEntry,
+            "ActivityEntry" => Kind::ActivityEntry,
             _ => return None,
         })
     }

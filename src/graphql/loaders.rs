@@ -29,6 +29,24 @@ pub struct EdgeLoader(pub DatabaseConnection);
 /// The first page of a post's comments or a comment's replies.
 pub struct ChildrenLoader(pub DatabaseConnection);
 pub struct ConversationLoader(pub DatabaseConnection);
+/// A post's uploaded images and videos, in order.
+pub struct PostMediaLoader(pub DatabaseConnection);
+
+impl Loader<i64> for PostMediaLoader {
+    type Value = Vec<entity::media::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["post_media"]).observe(keys.len() as f64);
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|&k| (k, Vec::new())).collect();
+        for m in crate::services::media::for_posts(&self.0, keys).await? {
+            if let Some(list) = m.post_id.and_then(|p| out.get_mut(&p)) {
+                list.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
 pub struct MessageLoader(pub DatabaseConnection);
 /// `(user, conversation)` -> messages from the other participant the user has not read.
 pub struct UnreadLoader(pub DatabaseConnection);
@@ -209,6 +227,7 @@ pub struct LoaderSet {
     pub messages: Cached<MessageLoader>,
     pub unread: Cached<UnreadLoader>,
     pub viewer_counts: Cached<ViewerCountLoader>,
+    pub post_media: Cached<PostMediaLoader>,
 }
 
 /// Shared so that a subscription can clear the caches before each event it resolves.
@@ -232,6 +251,7 @@ impl LoaderSet {
             messages: make(MessageLoader(db.clone())),
             unread: make(UnreadLoader(db.clone())),
             viewer_counts: make(ViewerCountLoader(presence.clone())),
+            post_media: make(PostMediaLoader(db.clone())),
         })
     }
 
@@ -247,5 +267,6 @@ impl LoaderSet {
         self.messages.clear::<i64>();
         self.unread.clear::<UnreadKey>();
         self.viewer_counts.clear::<i64>();
+        self.post_media.clear::<i64>();
     }
 }

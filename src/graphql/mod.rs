@@ -18,9 +18,11 @@ use sea_orm::DatabaseConnection;
 use crate::auth::Viewer;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::media::MediaStore;
 use crate::pubsub::Broker;
 use crate::pubsub::presence::Presence;
 use crate::ratelimit::{self, Limit, RateLimiter};
+use crate::services::activity::{Activity, ClientInfo};
 use crate::services::page::PageArgs;
 
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
@@ -32,6 +34,8 @@ pub struct GqlState {
     pub broker: Broker,
     pub presence: Presence,
     pub limiter: Arc<RateLimiter>,
+    pub media: MediaStore,
+    pub activity: Activity,
 }
 
 /// Facts about one request that resolvers may need.
@@ -40,15 +44,19 @@ pub struct RequestInfo {
     pub viewer: Option<Viewer>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// Everything the request log records about the client.
+    pub client: Arc<ClientInfo>,
+    /// The visitor key daily unique visitors are counted by (cookie, member or address).
+    pub visitor: Option<Arc<str>>,
+    /// Set by `login` and `register` when they sign someone in: the request log files the request
+    /// under that member, as their login history.
+    pub signed_in_as: Arc<std::sync::OnceLock<i64>>,
+    /// Set by `deleteAccount`: the request that erased an account is not filed under it.
+    pub erased: Arc<std::sync::atomic::AtomicBool>,
 }
 
-pub fn build_schema(
-    db: DatabaseConnection,
-    config: Arc<Config>,
-    broker: Broker,
-    presence: Presence,
-    limiter: Arc<RateLimiter>,
-) -> AppSchema {
+pub fn build_schema(state: GqlState) -> AppSchema {
+    let config = state.config.clone();
     let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
         .extension(codes::RequestErrorCodes { max_aliases: config.max_aliases })
         .limit_depth(config.max_query_depth)
@@ -56,7 +64,7 @@ pub fn build_schema(
     if !config.introspection {
         builder = builder.disable_introspection();
     }
-    builder.data(GqlState { db, config, broker, presence, limiter }).finish()
+    builder.data(state).finish()
 }
 
 /// Attaches what one execution needs besides the query: who asks, and a fresh set of loaders.

@@ -111,6 +111,13 @@ impl<'c> Env<'c> {
         })
     }
 
+    async fn media(&self, look: &Lookahead<'_>, posts: &[i64]) -> AppResult<()> {
+        if look.field("media").exists() && !posts.is_empty() {
+            self.loaders.post_media.load_many(posts.iter().copied()).await.map_err(to_app)?;
+        }
+        Ok(())
+    }
+
     async fn load_parents(&self, look: &Lookahead<'_>, parents: Vec<i64>) -> AppResult<()> {
         if look.field("parent").exists() && !parents.is_empty() {
             self.loaders.comments.load_many(parents).await.map_err(to_app)?;
@@ -123,13 +130,14 @@ impl<'c> Env<'c> {
             return Ok(());
         }
         let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
-        let (a, b, c, d) = futures_util::join!(
+        let (a, b, c, d, e) = futures_util::join!(
             self.users(look.field("author"), posts.iter().map(|p| p.author_id).collect()),
             self.boards(look.field("board"), posts.iter().map(|p| p.board_id).collect()),
             self.flags(&look, "viewerHasLiked", Edge::PostLike, &ids),
             self.flags(&look, "viewerHasFavorited", Edge::Favorite, &ids),
+            self.media(&look, &ids),
         );
-        a.and(b).and(c).and(d)?;
+        a.and(b).and(c).and(d).and(e)?;
         self.children(look.field("comments"), ids.iter().map(|&id| Parent::Post(id)).collect()).await
     }
 }

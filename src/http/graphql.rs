@@ -10,12 +10,12 @@
 //! cross-site POSTs, which is what keeps cookie sessions safe from form-post CSRF.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchResponse, Variables};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -24,8 +24,10 @@ use crate::app::AppState;
 use crate::auth;
 use crate::error::code;
 use crate::graphql::RequestInfo;
+use crate::http::client;
 use crate::http::documents::Refusal;
 use crate::services::accounts;
+use crate::services::activity::RequestRecord;
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 pub const JSON: &str = "application/json";
@@ -99,6 +101,8 @@ struct Params {
     operation_name: Option<String>,
     variables: Option<Map<String, Value>>,
     extensions: Option<Map<String, Value>>,
+    /// Files of a multipart request, by variable path (`variables.file`).
+    uploads: Vec<(String, async_graphql::UploadValue)>,
 }
 
 fn params_from_json(value: Value) -> Result<Params, &'static str> {
@@ -134,7 +138,7 @@ fn params_from_json(value: Value) -> Result<Params, &'static str> {
     {
         return Err("the `query` parameter is required");
     }
-    Ok(Params { query, document_id, operation_name, variables, extensions })
+    Ok(Params { query, document_id, operation_name, variables, extensions, uploads: Vec::new() })
 }
 
 fn params_from_url(raw: &str) -> Result<Params, &'static str> {
@@ -197,16 +201,24 @@ pub async fn post(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
         return reject(StatusCode::NOT_ACCEPTABLE, Media::Json, "none of the accepted media types can be produced");
     };
-    let body = match body {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.parse::<mime::Mime>().is_ok_and(|m| m.essence_str() == "multipart/form-data") {
+        let params = match multipart(&app, &headers, content_type, req.into_body()).await {
+            Ok(p) => p,
+            Err((status, code, message)) => return reject_with(status, media, code, &message),
+        };
+        let (params, batch) = params;
+        return run_params(app, peer, &headers, params, batch, media).await;
+    }
+    let body = match Bytes::from_request(req, &app).await {
         Ok(body) => body,
         Err(rejection) => return reject(rejection.status(), media, "the request body is too large or unreadable"),
     };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.parse::<mime::Mime>().is_ok_and(|m| {
         m.essence_str() == JSON && m.get_param(mime::CHARSET).is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
     });
@@ -237,6 +249,18 @@ pub async fn post(
         Ok(p) => p,
         Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
     };
+    run_params(app, peer, &headers, params, batch, media).await
+}
+
+/// Resolves persisted documents, then executes.
+async fn run_params(
+    app: AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    params: Vec<Params>,
+    batch: bool,
+    media: Media,
+) -> Response {
     let mut resolved = Vec::with_capacity(params.len());
     for mut p in params {
         match app.documents.resolve(p.query.take(), p.extensions.as_ref(), p.document_id.as_deref()).await {
@@ -247,7 +271,162 @@ pub async fn post(
             Err(refusal) => resolved.push((p, Some(refusal))),
         }
     }
-    execute(app, peer, &headers, resolved, batch, media).await
+    execute(app, peer, headers, resolved, batch, media).await
+}
+
+type Refused = (StatusCode, &'static str, String);
+
+fn multipart_error(err: multer::Error) -> Refused {
+    match err {
+        multer::Error::FieldSizeExceeded { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, code::UPLOAD_TOO_LARGE, "a file is larger than MAX_UPLOAD_BYTES".into())
+        }
+        multer::Error::StreamSizeExceeded { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, code::REQUEST_TOO_LARGE, "the request body is too large".into())
+        }
+        _ => (StatusCode::BAD_REQUEST, code::BAD_REQUEST, "the multipart body is malformed".into()),
+    }
+}
+
+fn bad_multipart(message: &str) -> Refused {
+    (StatusCode::BAD_REQUEST, code::BAD_REQUEST, message.to_string())
+}
+
+/// A GraphQL multipart request (github.com/jaydenseric/graphql-multipart-request-spec): an
+/// `operations` part, a `map` part, then the files, each streamed to a temporary file with the size
+/// and count limits enforced while reading. Form posts are a "simple" request a foreign site can make
+/// a browser send, so a preflight-forcing header is required, as Apollo Server does.
+async fn multipart(
+    app: &AppState,
+    headers: &HeaderMap,
+    content_type: &str,
+    body: axum::body::Body,
+) -> Result<(Vec<Params>, bool), Refused> {
+    const PREFLIGHT: [&str; 3] = ["apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight"];
+    if !PREFLIGHT.iter().any(|h| headers.get(*h).is_some_and(|v| !v.is_empty())) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            code::CSRF_PREFLIGHT_REQUIRED,
+            "multipart requests must carry an `Apollo-Require-Preflight: true` (or `GraphQL-Preflight: 1`) header"
+                .into(),
+        ));
+    }
+    let boundary = multer::parse_boundary(content_type).map_err(|_| bad_multipart("multipart boundary missing"))?;
+    let cfg = &app.config;
+    let limit = multer::SizeLimit::new()
+        .per_field(cfg.max_upload_bytes as u64)
+        .whole_stream((cfg.max_body_bytes + cfg.max_upload_bytes.saturating_mul(cfg.max_upload_files)) as u64);
+    let mut parts = multer::Multipart::with_constraints(
+        body.into_data_stream(),
+        boundary,
+        multer::Constraints::new().size_limit(limit),
+    );
+    let mut operations: Option<Value> = None;
+    let mut map: Option<std::collections::HashMap<String, Vec<String>>> = None;
+    let mut files: Vec<(String, async_graphql::UploadValue)> = Vec::new();
+    while let Some(mut field) = parts.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "operations" | "map" => {
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                if bytes.len() > cfg.max_body_bytes {
+                    return Err((
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        code::REQUEST_TOO_LARGE,
+                        "operations too large".into(),
+                    ));
+                }
+                if name == "operations" {
+                    operations =
+                        Some(serde_json::from_slice(&bytes).map_err(|_| bad_multipart("`operations` is not JSON"))?);
+                } else {
+                    map = Some(
+                        serde_json::from_slice(&bytes)
+                            .map_err(|_| bad_multipart("`map` must map file fields to lists of paths"))?,
+                    );
+                }
+            }
+            _ => {
+                let Some(map) = &map else {
+                    return Err(bad_multipart("the `operations` and `map` parts must come before the files"));
+                };
+                if !map.contains_key(&name) {
+                    continue;
+                }
+                if files.len() >= cfg.max_upload_files {
+                    return Err((
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        code::TOO_MANY_UPLOADS,
+                        format!("at most {} files per request", cfg.max_upload_files),
+                    ));
+                }
+                let filename = field.file_name().unwrap_or_default().chars().take(255).collect();
+                let content_type = field.content_type().map(|m| m.to_string());
+                let file = spool(&mut field).await?;
+                files.push((name, async_graphql::UploadValue { filename, content_type, content: file }));
+            }
+        }
+    }
+    let operations = operations.ok_or_else(|| bad_multipart("the `operations` part is missing"))?;
+    let map = map.ok_or_else(|| bad_multipart("the `map` part is missing"))?;
+    let (batch, items) = match operations {
+        Value::Array(items) => (true, items),
+        single => (false, vec![single]),
+    };
+    if batch && (items.is_empty() || items.len() > cfg.max_batch_size as usize) {
+        return Err((StatusCode::BAD_REQUEST, code::BATCH_TOO_LARGE, "batch size out of range".into()));
+    }
+    let mut params = items.into_iter().map(params_from_json).collect::<Result<Vec<_>, _>>().map_err(bad_multipart)?;
+    if map.len() != files.len() {
+        return Err(bad_multipart("every file named in `map` must be sent"));
+    }
+    for (name, upload) in files {
+        for path in map.get(&name).into_iter().flatten() {
+            let (index, path) = match (batch, path.split_once('.')) {
+                (true, Some((i, rest))) => (i.parse::<usize>().map_err(|_| bad_multipart("bad path in `map`"))?, rest),
+                (true, None) => return Err(bad_multipart("bad path in `map`")),
+                (false, _) => (0, path.as_str()),
+            };
+            let target = params.get_mut(index).ok_or_else(|| bad_multipart("bad path in `map`"))?;
+            if !path.starts_with("variables.") {
+                return Err(bad_multipart("files can only be variables"));
+            }
+            let copy = upload.try_clone().map_err(|_| bad_multipart("could not read the upload"))?;
+            target.uploads.push((path.to_string(), copy));
+        }
+    }
+    Ok((params, batch))
+}
+
+/// Adds the `null` a file variable should have in `operations` when a client left it out (the
+/// specification asks for it; some clients skip it), so the file still lands in its variable.
+fn placeholder(variables: &mut Variables, path: &str) {
+    let Some(name) = path.strip_prefix("variables.") else { return };
+    if !name.contains('.') {
+        variables.entry(async_graphql::Name::new(name)).or_insert(async_graphql::Value::Null);
+    }
+}
+
+/// Streams one file part to an anonymous temporary file (deleted when dropped).
+async fn spool(field: &mut multer::Field<'_>) -> Result<std::fs::File, Refused> {
+    use std::io::Seek;
+    use tokio::io::AsyncWriteExt;
+    let internal = |e: std::io::Error| {
+        tracing::error!(error = %e, "could not spool an upload");
+        (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, "internal error".to_string())
+    };
+    let tmp = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|e| internal(std::io::Error::other(e)))?
+        .map_err(internal)?;
+    let mut out = tokio::fs::File::from_std(tmp);
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        out.write_all(&chunk).await.map_err(internal)?;
+    }
+    out.flush().await.map_err(internal)?;
+    let mut file = out.into_std().await;
+    file.rewind().map_err(internal)?;
+    Ok(file)
 }
 
 /// The operation as metrics and logs name it: a contract operation's name, else `other`
@@ -327,10 +506,24 @@ async fn execute(
         },
         None => None,
     };
+    let client = Arc::new(client::client_info(headers, &peer));
+    let cookie = client::visitor_cookie(headers, &app.config.visitor_cookie_name);
+    // A browser without the visitor cookie gets one; its first request already counts under it.
+    let issued = match cookie {
+        Some(_) => None,
+        None => client::new_visitor_cookie(&app.config.visitor_cookie_name, app.config.session_cookie_secure),
+    };
+    // The cookie just issued is not trusted to come back (apps keep no cookies): until it does, the
+    // visitor is the member, or the address and user agent.
+    let visitor = client::visitor_key(cookie.as_deref(), viewer.map(|v| v.user_id), &client);
     let info = RequestInfo {
         viewer,
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
-        ip: Some(peer.ip().to_string()),
+        user_agent: client.user_agent.clone(),
+        ip: client.ip.clone(),
+        client: client.clone(),
+        visitor: Some(visitor),
+        signed_in_as: Default::default(),
+        erased: Default::default(),
     };
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let limit_key = crate::ratelimit::key_for(info.viewer.as_ref(), info.ip.as_deref());
@@ -364,11 +557,16 @@ async fn execute(
             }
         };
         let mut req = crate::graphql::prepare(async_graphql::Request::new(query), &app.db, &app.presence, info.clone());
+        let operation_name = p.operation_name.clone();
         if let Some(name) = p.operation_name {
             req = req.operation_name(name);
         }
         if let Some(vars) = p.variables {
             req = req.variables(Variables::from_json(Value::Object(vars)));
+        }
+        for (path, upload) in p.uploads {
+            placeholder(&mut req.variables, &path);
+            req.set_upload(&path, upload);
         }
         if let Some(ext) = p.extensions {
             for (k, v) in ext {
@@ -378,8 +576,19 @@ async fn execute(
             }
         }
         // One after another: the operations of a batch may depend on each other's writes.
+        let signed_in_as = info.signed_in_as.clone();
         let resp = app.schema.execute(req).await;
         observe("http", &operation, started, &resp, &request_id);
+        let signed_in = signed_in_as.get().copied();
+        let erased = info.erased.load(std::sync::atomic::Ordering::Relaxed);
+        app.activity.request(RequestRecord {
+            duration: started.elapsed(),
+            user_id: signed_in.or(info.viewer.map(|v| v.user_id)).filter(|_| !erased),
+            transport: "http",
+            operation: operation_name.unwrap_or(operation),
+            sign_in: signed_in.is_some(),
+            client: client.clone(),
+        });
         responses.push(resp);
     }
     let response = if batch {
@@ -424,6 +633,9 @@ async fn execute(
     }
     for (name, value) in extra_headers.iter() {
         resp.headers_mut().append(name, value.clone());
+    }
+    if let Some((_, set_cookie)) = issued {
+        resp.headers_mut().append(header::SET_COOKIE, set_cookie);
     }
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     resp

@@ -1,8 +1,10 @@
 //! HTTP protocol handling: GraphQL over HTTP (our own handler, to follow the specification to the
-//! letter), the offline GraphiQL page, and health probes.
+//! letter, with multipart uploads), the offline GraphiQL page, health probes, and the media routes.
 
+pub mod client;
 pub mod documents;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod media;
 pub mod ws;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use async_graphql::Response as GqlResponse;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt as _, Stream, StreamExt as _};
 use serde_json::{Map, Value, json};
@@ -64,10 +64,15 @@ pub async fn get_or_upgrade(
         Ok(ws) => {
             let header_token =
                 auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
+            let client = std::sync::Arc::new(super::client::client_info(&headers, &peer));
             let info = RequestInfo {
                 viewer: None,
-                user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
-                ip: Some(peer.ip().to_string()),
+                user_agent: client.user_agent.clone(),
+                ip: client.ip.clone(),
+                client,
+                visitor: None,
+                signed_in_as: Default::default(),
+                erased: Default::default(),
             };
             // A 4 KiB read buffer instead of the 128 KiB default: tungstenite fills the buffer before
             // its first read, so the default held 128 KiB per idle socket (measured: 186 -> 30 KiB per
@@ -457,6 +462,9 @@ impl Connection {
             done: self.done_tx.clone(),
             proto: self.proto,
             slow: Duration::from_secs(self.app.config.ws_slow_consumer_secs),
+            activity: self.app.activity.clone(),
+            user_id: self.info.viewer.map(|v| v.user_id),
+            client: self.info.client.clone(),
         };
         let task = tokio::spawn(pump(feed, stream));
         self.operations.insert(id, (generation, task.abort_handle()));
@@ -532,11 +540,14 @@ struct Feed {
     proto: Proto,
     /// How long a result may wait for room in the socket's queue.
     slow: Duration,
+    activity: crate::services::activity::Activity,
+    user_id: Option<i64>,
+    client: std::sync::Arc<crate::services::activity::ClientInfo>,
 }
 
 /// Runs one operation, feeding the socket's queue until the operation completes.
 async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
-    let Feed { operation, id, generation, out, done, proto, slow } = feed;
+    let Feed { operation, id, generation, out, done, proto, slow, activity, user_id, client } = feed;
     tokio::pin!(stream);
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
     let started = std::time::Instant::now();
@@ -546,6 +557,14 @@ async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
             // Latency of an operation over the socket: until its first result (a subscription's
             // replay or first event).
             super::graphql::observe("ws", &operation, started, &resp, &id);
+            activity.request(crate::services::activity::RequestRecord {
+                duration: started.elapsed(),
+                user_id,
+                transport: "ws",
+                operation: operation.clone(),
+                sign_in: false,
+                client: client.clone(),
+            });
         } else {
             crate::metrics::METRICS.count_errors(&resp.errors);
         }
@@ -603,6 +622,9 @@ mod tests {
             done: done_tx,
             proto: Proto::Transport,
             slow: Duration::from_millis(100),
+            activity: crate::services::activity::Activity::disabled(),
+            user_id: None,
+            client: Default::default(),
         };
         let task = tokio::spawn(pump(feed, events));
         tokio::time::sleep(Duration::from_millis(300)).await;

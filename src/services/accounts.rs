@@ -13,6 +13,7 @@ use sea_orm::{
 use crate::auth::{self, Role, Viewer};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Event, Topic};
+use crate::services::audit;
 use crate::services::signin;
 use crate::services::validate::{self, Lines};
 
@@ -249,6 +250,8 @@ pub async fn ban(
         .filter(users::Column::Id.eq(user_id))
         .exec(&txn)
         .await?;
+    let action = if banned { audit::Action::BanUser } else { audit::Action::UnbanUser };
+    audit::record(&txn, staff, None, action, Some(user_id), format!("User:{user_id}")).await?;
     if banned {
         sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id)).exec(&txn).await?;
     }
@@ -256,6 +259,37 @@ pub async fn ban(
     if banned {
         broker.publish(Topic::User(user_id), Event::SessionsRevoked).await;
     }
+    users::Entity::find_by_id(user_id).one(db).await?.ok_or(AppError::NotFound("user"))
+}
+
+/// Gives a member a staff role or takes it away (ADMIN only; audited). An admin cannot demote
+/// themselves, so the community is never left without one by accident.
+pub async fn set_role(
+    db: &DatabaseConnection,
+    admin: &Viewer,
+    ip: Option<&str>,
+    user_id: i64,
+    role: Role,
+) -> AppResult<users::Model> {
+    if admin.role != Role::Admin {
+        return Err(AppError::Forbidden("only administrators can change roles"));
+    }
+    if user_id == admin.user_id {
+        return Err(AppError::bad_input("input.userId", "you cannot change your own role"));
+    }
+    let txn = db.begin().await?;
+    let updated = users::Entity::update_many()
+        .col_expr(users::Column::Role, Expr::value(role.as_str()))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(AppError::NotFound("user"));
+    }
+    audit::record(&txn, admin, ip, audit::Action::SetRole, Some(user_id), format!("User:{user_id}:{}", role.as_str()))
+        .await?;
+    txn.commit().await?;
     users::Entity::find_by_id(user_id).one(db).await?.ok_or(AppError::NotFound("user"))
 }
 

@@ -2,10 +2,15 @@
 //! HTTP. Resolvers call these; these never know about GraphQL or HTTP.
 
 pub mod accounts;
+pub mod activity;
+pub mod audit;
 pub mod boards;
 pub mod comments;
+pub mod export;
 pub mod history;
+pub mod identity;
 pub mod live;
+pub mod media;
 pub mod messaging;
 pub mod notifications;
 pub mod page;

@@ -34,6 +34,8 @@ pub enum Kind {
     PolicyUpdated,
     /// A security incident notice from staff; cannot be muted.
     SecurityNotice,
+    /// A reviewer decided the member's real-name verification; cannot be muted.
+    IdentityReviewed,
 }
 
 /// What a user can switch off.
@@ -70,6 +72,7 @@ impl Kind {
             Kind::NewDeviceSignIn => "NEW_DEVICE_SIGN_IN",
             Kind::PolicyUpdated => "POLICY_UPDATED",
             Kind::SecurityNotice => "SECURITY_NOTICE",
+            Kind::IdentityReviewed => "IDENTITY_REVIEWED",
         }
     }
 
@@ -83,6 +86,7 @@ impl Kind {
             "NEW_DEVICE_SIGN_IN" => Kind::NewDeviceSignIn,
             "POLICY_UPDATED" => Kind::PolicyUpdated,
             "SECURITY_NOTICE" => Kind::SecurityNotice,
+            "IDENTITY_REVIEWED" => Kind::IdentityReviewed,
             _ => Kind::Notice,
         }
     }
@@ -92,7 +96,11 @@ impl Kind {
             Kind::CommentOnPost | Kind::ReplyToComment => Category::Replies,
             Kind::PostLiked | Kind::CommentLiked => Category::Likes,
             Kind::NewFollower => Category::Follows,
-            Kind::Notice | Kind::NewDeviceSignIn | Kind::PolicyUpdated | Kind::SecurityNotice => Category::Notices,
+            Kind::Notice
+            | Kind::NewDeviceSignIn
+            | Kind::PolicyUpdated
+            | Kind::SecurityNotice
+            | Kind::IdentityReviewed => Category::Notices,
         }
     }
 }
@@ -124,13 +132,14 @@ pub async fn record<C: ConnectionTrait>(txn: &C, n: NewNotification, outbox: &mu
         return Ok(());
     }
     // Security notices reach the member whatever they switched off.
-    let muted = !matches!(n.kind, Kind::NewDeviceSignIn | Kind::PolicyUpdated | Kind::SecurityNotice)
-        && notification_mutes::Entity::find()
-            .filter(notification_mutes::Column::UserId.eq(n.user_id))
-            .filter(notification_mutes::Column::Category.eq(n.kind.category().as_str()))
-            .count(txn)
-            .await?
-            > 0;
+    let muted =
+        !matches!(n.kind, Kind::NewDeviceSignIn | Kind::PolicyUpdated | Kind::SecurityNotice | Kind::IdentityReviewed)
+            && notification_mutes::Entity::find()
+                .filter(notification_mutes::Column::UserId.eq(n.user_id))
+                .filter(notification_mutes::Column::Category.eq(n.kind.category().as_str()))
+                .count(txn)
+                .await?
+                > 0;
     if muted {
         return Ok(());
     }

@@ -51,6 +51,8 @@ pub struct NewPost {
     pub title: String,
     pub body: String,
     pub image_urls: Vec<String>,
+    /// The author's uploads (`uploadMedia`, POST_IMAGE or VIDEO) to attach, in order.
+    pub media_ids: Vec<String>,
 }
 
 fn image_urls(urls: Vec<String>) -> AppResult<serde_json::Value> {
@@ -104,6 +106,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) ->
     .insert(&txn)
     .await?;
     search::index(&txn, search::Kind::Post, post.id, Some(post.board_id), &search_text(&post), post.created_at).await?;
+    crate::services::media::attach_to_post(&txn, viewer.user_id, post.id, &input.media_ids).await?;
     txn.commit().await?;
     Ok(post)
 }

@@ -1,9 +1,10 @@
-//! The privacy policy's promises about a member's own data. For now: deleting the account.
+//! The privacy policy's promises about a member's own data: deleting the account.
 //!
 //! Deletion erases who the member was, not what the community said: the account row stays (posts,
 //! comments and messages point at it) but every identifying field is emptied, the phone number is
 //! free to register again, and everything private (sessions, favourites, follows, blocks,
-//! notifications and their settings) is removed. Public posts and comments stay readable and show no
+//! notifications and their settings, history, the request log, identity data and its photos, avatars
+//! and unattached uploads, data exports) is removed. Public posts and comments stay readable and show no
 //! author. All of it happens in one transaction; then every socket of the account closes.
 
 use chrono::Utc;
@@ -25,6 +26,7 @@ pub const ERASED_NICKNAME: &str = "";
 pub async fn delete_account(
     db: &DatabaseConnection,
     broker: &Broker,
+    media: &crate::media::MediaStore,
     viewer: &Viewer,
     password: String,
 ) -> AppResult<()> {
@@ -136,8 +138,18 @@ pub async fn delete_account(
         .filter(live_streams::Column::Status.ne(live::Status::Ended.as_str()))
         .exec(&txn)
         .await?;
+    crate::services::activity::erase(&txn, id).await?;
+    entity::identity_verifications::Entity::delete_many()
+        .filter(entity::identity_verifications::Column::UserId.eq(id))
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     broker.publish(Topic::User(id), Event::SessionsRevoked).await;
+    // Files last: the rows that pointed at them are already gone, and removing a file twice is fine,
+    // so a failure here is retried by support without the account coming back.
+    crate::services::identity::erase(db, media, id).await?;
+    crate::services::media::erase_private(db, media, id).await?;
+    crate::services::export::erase(db, media, id).await?;
     for stream in hosting {
         broker.publish(Topic::Live(stream), Event::LiveEnded).await;
     }

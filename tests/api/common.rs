@@ -13,6 +13,8 @@ pub struct TestApp {
     pub state: AppState,
     pub http: reqwest::Client,
     _db: TestDb,
+    /// The media folder (shared with `another_instance`s, as a shared volume would be).
+    pub media_dir: std::sync::Arc<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -89,16 +91,25 @@ impl TestApp {
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let (url, db) = fresh_database().await;
-        Self::start(url, db, tweak).await
+        let media = std::sync::Arc::new(tempfile::tempdir().expect("media dir"));
+        let keys = vec![ecer_gateway::seal::Sealer::generate_entry("t1").unwrap()];
+        Self::start(url, db, media, keys, tweak).await
     }
 
     /// Another gateway instance on the same database (and whatever broker `tweak` picks).
     pub async fn another_instance(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let url = self.state.config.database_url.clone();
-        Self::start(url, TestDb::Shared, tweak).await
+        let keys = self.state.config.seal_keys.clone();
+        Self::start(url, TestDb::Shared, self.media_dir.clone(), keys, tweak).await
     }
 
-    async fn start(url: String, db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    async fn start(
+        url: String,
+        db: TestDb,
+        media: std::sync::Arc<tempfile::TempDir>,
+        seal_keys: Vec<String>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = Config::defaults();
         config.database_url = url;
         config.database_max_connections = 5;
@@ -110,6 +121,8 @@ impl TestApp {
         config.rate_limit_messages_per_minute = 0;
         config.rate_limit_chat_per_minute = 0;
         config.rate_limit_requests_per_minute = 0;
+        config.media_dir = media.path().join("media");
+        config.seal_keys = seal_keys;
         tweak(&mut config);
         config.validate().expect("valid test config");
         let state = AppState::new(config).await.expect("start app");
@@ -123,7 +136,7 @@ impl TestApp {
             })
             .await;
         });
-        TestApp { addr, state, http: reqwest::Client::new(), _db: db, shutdown: Some(tx) }
+        TestApp { addr, state, http: reqwest::Client::new(), _db: db, media_dir: media, shutdown: Some(tx) }
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.
@@ -416,4 +429,64 @@ impl Ws {
             }
         }
     }
+}
+
+/// A file for a multipart upload: (form field, file name, declared content type, bytes).
+pub type Part = (&'static str, &'static str, &'static str, Vec<u8>);
+
+impl TestApp {
+    /// Sends a GraphQL multipart request (the upload specification): `files` are mapped to the
+    /// variable paths in `map`. `preflight` adds the header that proves it is not a form post.
+    pub async fn upload_raw(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        map: Value,
+        files: Vec<Part>,
+        preflight: bool,
+    ) -> (reqwest::StatusCode, Value) {
+        let operations = json!({ "query": query, "variables": variables }).to_string();
+        let mut form = reqwest::multipart::Form::new().text("operations", operations).text("map", map.to_string());
+        for (field, name, mime, bytes) in files {
+            let part = reqwest::multipart::Part::bytes(bytes).file_name(name).mime_str(mime).unwrap();
+            form = form.part(field, part);
+        }
+        let mut req = self.http.post(self.url("/graphql")).multipart(form);
+        if preflight {
+            req = req.header("apollo-require-preflight", "true");
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.expect("json body"))
+    }
+
+    /// One file as `$file`; must succeed. Returns `data`.
+    pub async fn upload(&self, token: &str, query: &str, mut variables: Value, file: Part) -> Value {
+        // The specification's placeholder: the file's variable is null in `operations`.
+        variables["file"] = Value::Null;
+        let (status, body) =
+            self.upload_raw(Some(token), query, variables, json!({ "0": ["variables.file"] }), vec![file], true).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+}
+
+/// The smallest content a PNG sniffer accepts, plus some bytes that make each file distinct.
+pub fn png(tag: &str) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+    b.extend_from_slice(tag.as_bytes());
+    b
+}
+
+/// An MP4 (ISO base media) header.
+pub fn mp4() -> Vec<u8> {
+    let mut b = vec![0, 0, 0, 0x18];
+    b.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2mp41");
+    b.extend(std::iter::repeat_n(7u8, 4000));
+    b
 }

@@ -186,14 +186,14 @@ async fn writes_need_a_session_and_valid_input() {
 }
 
 #[tokio::test]
-async fn only_admins_create_boards() {
+async fn boards_are_created_by_admins_and_verified_members_only() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let (alice, _) = app.register(&phone(1), "alice").await;
     const CREATE_BOARD: &str =
         "mutation($input: CreateBoardInput!) { createBoard(input: $input) { board { slug name } } }";
     let (code, _) = app.gql_err(Some(&alice), CREATE_BOARD, json!({ "input": { "slug": "x1", "name": "X" } })).await;
-    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(code, "VERIFICATION_REQUIRED", "an unverified member (tests/api/trust.rs covers the verified path)");
     let data = app
         .gql(Some(&admin), CREATE_BOARD, json!({ "input": { "slug": "Sourcing-China", "name": "採購 Sourcing" } }))
         .await;

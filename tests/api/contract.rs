@@ -97,6 +97,24 @@ async fn contract_operations_run_against_a_seeded_gateway() {
             .as_str()
             .unwrap()
             .to_string();
+    // A verification for the reviewer operations to decide.
+    let submit = "mutation($f: Upload!, $b: Upload!) { submitIdentityVerification(input: {
+        realName: \"李雷\", idNumber: \"11010519491231002X\", idFront: $f, idBack: $b }) { verification { id } } }";
+    let (_, submitted) = app
+        .upload_raw(
+            Some(&peer),
+            submit,
+            json!({ "f": null, "b": null }),
+            json!({ "0": ["variables.f"], "1": ["variables.b"] }),
+            vec![
+                ("0", "f.png", "image/png", crate::common::png("f")),
+                ("1", "b.png", "image/png", crate::common::png("b")),
+            ],
+            true,
+        )
+        .await;
+    let verification =
+        submitted["data"]["submitIdentityVerification"]["verification"]["id"].as_str().unwrap().to_string();
     let new_stream = app.gql(Some(&token), crate::live::CREATE, json!({ "t": "later" })).await["createLiveStream"]
         ["liveStream"]["id"]
         .as_str()
@@ -118,6 +136,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$NEW_STREAM_ID", new_stream),
         ("$CURSOR_START", ecer_gateway::services::page::Cursor::Id(0).encode()),
         ("$OTHER_SESSION_ID", other_session),
+        ("$VERIFICATION_ID", verification),
     ]);
 
     let fixtures: serde_json::Map<String, Value> =
@@ -163,6 +182,31 @@ async fn contract_operations_run_against_a_seeded_gateway() {
             let msg = ws.recv().await;
             assert_eq!(msg["type"], "next", "{name}: {msg}");
             msg["payload"].clone()
+        } else if let Some(files) = fixture.get("files").and_then(Value::as_object) {
+            // Uploads: a GraphQL multipart request, the document still named by its hash.
+            let operations = json!({ "documentId": document_id, "variables": variables }).to_string();
+            let map: serde_json::Map<String, Value> =
+                files.keys().enumerate().map(|(i, var)| (i.to_string(), json!([format!("variables.{var}")]))).collect();
+            let mut form = reqwest::multipart::Form::new()
+                .text("operations", operations)
+                .text("map", Value::Object(map).to_string());
+            for (i, kind) in files.values().enumerate() {
+                let (bytes, mime) = match kind.as_str() {
+                    Some("mp4") => (crate::common::mp4(), "video/mp4"),
+                    _ => (crate::common::png(&format!("{name}{i}")), "image/png"),
+                };
+                let part = reqwest::multipart::Part::bytes(bytes).file_name(format!("f{i}")).mime_str(mime).unwrap();
+                form = form.part(i.to_string(), part);
+            }
+            let mut req =
+                trusted.http.post(trusted.url("/graphql")).header("apollo-require-preflight", "true").multipart(form);
+            if let Some(t) = auth {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            let (status, body): (_, Value) = (resp.status(), resp.json().await.unwrap());
+            assert_eq!(status, 200, "{name}: {body}");
+            body
         } else {
             let mut req = trusted
                 .http

@@ -20,8 +20,22 @@ async fn cross_site_requests_cannot_act_for_the_member() {
     };
     let body = json!({ "query": LIKE, "variables": { "p": c.post } }).to_string();
 
-    // A plain HTML form can only send these content types: refused before anything runs.
-    for content_type in ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain"] {
+    // A plain HTML form can only send these content types: refused before anything runs. Multipart
+    // (uploads) is accepted only with a header a form cannot set, which forces a CORS preflight.
+    let resp = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let refusal: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(refusal["errors"][0]["extensions"]["code"], "CSRF_PREFLIGHT_REQUIRED");
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
         let resp = app
             .http
             .post(app.url("/graphql"))

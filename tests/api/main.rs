@@ -31,4 +31,6 @@ mod search;
 mod seed;
 mod signin;
 mod social;
+mod trust;
+mod uploads;
 mod ws_protocol;

@@ -118,6 +118,7 @@ impl AccountMutation {
             nickname: input.nickname,
         };
         let session = accounts::register(&state(ctx)?.db, new, session_meta(ctx)?).await?;
+        mark_signed_in(ctx, session.user.id);
         let token = deliver(ctx, &session, input.delivery)?;
         Ok(RegisterPayload { token, expires_at: session.expires_at, user: User(session.user) })
     }
@@ -127,6 +128,7 @@ impl AccountMutation {
         rate_limit(ctx, Limit::Auth).await?;
         let st = state(ctx)?;
         let session = accounts::login(&st.db, &st.broker, &input.phone, input.password, session_meta(ctx)?).await?;
+        mark_signed_in(ctx, session.user.id);
         let token = deliver(ctx, &session, input.delivery)?;
         Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })
     }
@@ -189,7 +191,10 @@ impl AccountMutation {
     ) -> async_graphql::Result<DeleteAccountPayload> {
         let viewer = require_viewer(ctx)?;
         let st = state(ctx)?;
-        crate::services::privacy::delete_account(&st.db, &st.broker, &viewer, input.password).await?;
+        crate::services::privacy::delete_account(&st.db, &st.broker, &st.media, &viewer, input.password).await?;
+        if let Some(info) = crate::graphql::request_info(ctx) {
+            info.erased.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let config = &st.config;
         ctx.append_http_header(
             SET_COOKIE,
@@ -206,6 +211,13 @@ impl AccountMutation {
     /// Lifts a suspension (MODERATOR, ADMIN).
     async fn unban_user(&self, ctx: &Context<'_>, input: BanUserInput) -> async_graphql::Result<BanUserPayload> {
         set_banned(ctx, input, false).await
+    }
+}
+
+/// Files this request in the request log under the member it signed in (their login history).
+fn mark_signed_in(ctx: &Context<'_>, user_id: i64) {
+    if let Some(info) = crate::graphql::request_info(ctx) {
+        let _ = info.signed_in_as.set(user_id);
     }
 }
 

@@ -25,7 +25,8 @@ pub struct BoardMutation;
 
 #[Object]
 impl BoardMutation {
-    /// Creates a board. ADMIN only for now.
+    /// Creates a board: for ADMINs and members with an approved real-name verification
+    /// (`VERIFICATION_REQUIRED` otherwise).
     async fn create_board(
         &self,
         ctx: &Context<'_>,

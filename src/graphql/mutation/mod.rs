@@ -8,6 +8,7 @@ mod policy;
 mod posts;
 mod realtime;
 mod social;
+mod trust;
 
 use async_graphql::MergedObject;
 
@@ -20,4 +21,5 @@ pub struct Mutation(
     realtime::RealtimeMutation,
     history::HistoryMutation,
     policy::PolicyMutation,
+    trust::TrustMutation,
 );

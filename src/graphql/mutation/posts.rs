@@ -16,6 +16,9 @@ pub struct CreatePostInput {
     /// Up to 9 http(s) image URLs.
     #[graphql(default)]
     image_urls: Vec<String>,
+    /// Up to 9 of the viewer's uploads (`uploadMedia` with POST_IMAGE or VIDEO), in display order.
+    #[graphql(default)]
+    media_ids: Vec<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -83,6 +86,7 @@ impl PostMutation {
             title: input.title,
             body: input.body,
             image_urls: input.image_urls,
+            media_ids: input.media_ids.into_iter().map(|id| id.0).collect(),
         };
         let post = post_service::create(&state(ctx)?.db, &viewer, new).await?;
         Ok(CreatePostPayload { post: Post(post) })

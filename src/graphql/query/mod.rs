@@ -4,6 +4,7 @@ mod feed;
 mod policy;
 mod realtime;
 mod search;
+mod trust;
 
 pub use policy::{PolicyConsent, PolicyVersion, consent as policy_consent};
 pub use realtime::{NotificationSetting, settings as realtime_settings};
@@ -17,7 +18,16 @@ use crate::graphql::types::enums::PostOrder;
 use crate::graphql::types::node::Node;
 use crate::graphql::types::{Board, Comment, LiveStream, Post, User, connection, load_one};
 use crate::graphql::{loaders, page_args, state, viewer};
+use crate::services::activity::Target;
 use crate::services::{boards as board_service, live as live_service, posts as post_service};
+
+/// Counts the request's visitor once a day for a board or post page (aggregates only).
+fn count_visit(ctx: &Context<'_>, target: Target, id: i64) {
+    if let (Some(visitor), Ok(st)) = (crate::graphql::request_info(ctx).and_then(|i| i.visitor.as_deref()), state(ctx))
+    {
+        st.activity.visit(target, id, visitor);
+    }
+}
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -29,6 +39,7 @@ pub struct Query(
     search::SearchQuery,
     feed::FeedQuery,
     policy::PolicyQuery,
+    trust::TrustQuery,
 );
 
 #[derive(Default)]
@@ -55,7 +66,10 @@ impl NodeQuery {
             | Kind::LiveChatMessage
             | Kind::Session
             | Kind::BrowseEntry
-            | Kind::SearchEntry => None,
+            | Kind::SearchEntry
+            | Kind::IdentityVerification
+            | Kind::AuditEntry
+            | Kind::ActivityEntry => None,
         })
     }
 }
@@ -108,14 +122,18 @@ impl BoardQuery {
         id: Option<ID>,
         slug: Option<String>,
     ) -> async_graphql::Result<Option<Board>> {
-        match (id, slug) {
+        let board = match (id, slug) {
             (Some(id), None) => {
                 let id = ids::decode(Kind::Board, &id, "id")?;
-                Ok(load_one(&loaders(ctx)?.boards, id).await?.map(Board))
+                load_one(&loaders(ctx)?.boards, id).await?
             }
-            (None, Some(slug)) => Ok(board_service::by_slug(&state(ctx)?.db, &slug).await?.map(Board)),
-            _ => Err(AppError::bad_input("id", "give exactly one of id and slug").into()),
+            (None, Some(slug)) => board_service::by_slug(&state(ctx)?.db, &slug).await?,
+            _ => return Err(AppError::bad_input("id", "give exactly one of id and slug").into()),
+        };
+        if let Some(b) = &board {
+            count_visit(ctx, Target::Board, b.id);
         }
+        Ok(board.map(Board))
     }
 }
 
@@ -167,7 +185,11 @@ impl PostQuery {
 
     /// A post; null if it does not exist or was deleted.
     async fn post(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Post>> {
-        Ok(live_post(ctx, ids::decode(Kind::Post, &id, "id")?).await?)
+        let post = live_post(ctx, ids::decode(Kind::Post, &id, "id")?).await?;
+        if let Some(p) = &post {
+            count_visit(ctx, Target::Post, p.0.id);
+        }
+        Ok(post)
     }
 
     /// A comment (deleted comments are returned with no body, so links to them still resolve).

@@ -10,6 +10,7 @@ pub mod node;
 pub mod notification;
 pub mod post;
 pub mod session;
+pub mod trust;
 pub mod user;
 
 use std::collections::HashMap;

@@ -29,6 +29,9 @@ pub enum NotificationKind {
     PolicyUpdated,
     /// A security incident notice from staff (`body`); cannot be switched off.
     SecurityNotice,
+    /// A reviewer approved or rejected the viewer's real-name verification (`body` says which and
+    /// why); cannot be switched off.
+    IdentityReviewed,
 }
 
 /// What a user can switch off in `updateNotificationSettings`.

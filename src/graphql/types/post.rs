@@ -41,6 +41,12 @@ impl Post {
         serde_json::from_value(self.0.image_urls.clone()).unwrap_or_default()
     }
 
+    /// Images and videos uploaded with the post, in display order.
+    async fn media(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::trust::Media>> {
+        let list = load_one(&loaders(ctx)?.post_media, self.0.id).await?.unwrap_or_default();
+        Ok(list.into_iter().map(super::trust::Media).collect())
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -150,6 +150,17 @@ impl User {
         Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
     }
 
+    /// The same list as `following`, under the name the privacy pages use next to `followingBoards`.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn following_users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, User>> {
+        self.following(ctx, first, after).await
+    }
+
     /// Boards this member follows, most recent first.
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn following_boards(
@@ -231,6 +242,65 @@ impl User {
     async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<super::history::Settings> {
         let v = self.own(ctx, "settings are private")?;
         Ok(crate::services::history::settings(&state(ctx)?.db, v.user_id).await?.into())
+    }
+
+    /// This member's latest real-name verification (null if none). The member and REVIEWERs see it.
+    async fn identity_verification(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::trust::IdentityVerification>> {
+        let Some(v) = viewer(ctx) else { return Err(AppError::Forbidden("identity data is private").into()) };
+        let staff = matches!(v.role, auth::Role::Reviewer | auth::Role::Admin);
+        if v.user_id != self.0.id && !staff {
+            return Err(AppError::Forbidden("identity data is private").into());
+        }
+        let row = crate::services::identity::latest(&state(ctx)?.db, self.0.id).await?;
+        if staff
+            && v.user_id != self.0.id
+            && let Some(r) = &row
+        {
+            let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.as_deref());
+            let target = format!("IdentityVerification:{}", r.id);
+            let action = crate::services::audit::Action::ViewIdentity;
+            crate::services::audit::record(&state(ctx)?.db, &v, ip, action, Some(self.0.id), target).await?;
+        }
+        Ok(row.map(super::trust::IdentityVerification))
+    }
+
+    /// Every request this member made, as the request log recorded it (time, duration, address,
+    /// device, OS, browser, language, operation), newest first. Only the member sees it.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::trust::ActivityEntry>> {
+        let v = self.own(ctx, "the request log is private")?;
+        let args = page_args(ctx, first, after.as_deref())?;
+        let page = crate::services::activity::for_member(&state(ctx)?.db, &v, false, &args).await?;
+        Ok(connection(page, super::trust::ActivityEntry))
+    }
+
+    /// Sign-ins (logins and the registration) with where and on what device, newest first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn login_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, super::trust::ActivityEntry>> {
+        let v = self.own(ctx, "the login history is private")?;
+        let args = page_args(ctx, first, after.as_deref())?;
+        let page = crate::services::activity::for_member(&state(ctx)?.db, &v, true, &args).await?;
+        Ok(connection(page, super::trust::ActivityEntry))
+    }
+
+    /// Data exports that can still be downloaded, newest first. Only the member sees them.
+    async fn data_exports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::trust::DataExport>> {
+        let v = self.own(ctx, "data exports are private")?;
+        let rows = crate::services::export::list(&state(ctx)?.db, v.user_id).await?;
+        Ok(rows.into_iter().map(super::trust::DataExport).collect())
     }
 }
 

@@ -1,0 +1,25 @@
+use sea_orm::entity::prelude::*;
+
+/// An uploaded file. Public kinds are served from `/media/{id}`; private kinds (ID photos) are
+/// sealed on disk and only reach reviewers through an audited route.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "media")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub owner_id: i64,
+    /// AVATAR, POST_IMAGE, VIDEO or ID_PHOTO.
+    pub kind: String,
+    /// The type found in the content itself, not the one the client claimed.
+    pub mime: String,
+    pub size_bytes: i64,
+    pub private: bool,
+    pub post_id: Option<i64>,
+    pub position: i32,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

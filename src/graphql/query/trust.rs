@@ -1,0 +1,71 @@
+//! Staff reads of trust data: the verification queue (REVIEWER), the audit log and visitor
+//! statistics (ADMIN).
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+
+use crate::error::AppError;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::types::connection;
+use crate::graphql::types::trust::{AuditEntry, DailyVisitors, IdentityVerification, VerificationStatus};
+use crate::graphql::{page_args, request_info, require_viewer, state};
+use crate::services::activity::{self, Target};
+use crate::services::{audit, identity};
+
+#[derive(Default)]
+pub struct TrustQuery;
+
+#[Object]
+impl TrustQuery {
+    /// REVIEWER or ADMIN: verifications to review, oldest first (`status: PENDING` for the queue).
+    /// Every verification returned is written to the audit log as read by the caller.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn identity_verifications(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<VerificationStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, IdentityVerification>> {
+        let viewer = require_viewer(ctx)?;
+        let args = page_args(ctx, first, after.as_deref())?;
+        let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
+        let page = identity::queue(&state(ctx)?.db, &viewer, ip, status.map(Into::into), &args).await?;
+        Ok(connection(page, IdentityVerification))
+    }
+
+    /// ADMIN: the staff audit log, newest first, optionally about one member.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        subject_user_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, AuditEntry>> {
+        let viewer = require_viewer(ctx)?;
+        let subject = subject_user_id.map(|id| ids::decode(Kind::User, &id, "subjectUserId")).transpose()?;
+        let args = page_args(ctx, first, after.as_deref())?;
+        let page = audit::list(&state(ctx)?.db, &viewer, subject, &args).await?;
+        Ok(connection(page, AuditEntry))
+    }
+
+    /// ADMIN: unique visitors per day of a board or a post (`target` is its id) over the last `days`
+    /// days, counted by the first-party visitor cookie. Counts only: no per-person data leaves here.
+    async fn visitor_stats(
+        &self,
+        ctx: &Context<'_>,
+        target: ID,
+        #[graphql(default = 7)] days: i32,
+    ) -> async_graphql::Result<Vec<DailyVisitors>> {
+        let viewer = require_viewer(ctx)?;
+        let (kind, id) = match ids::decode_any(&target) {
+            Some((Kind::Board, id)) => (Target::Board, id),
+            Some((Kind::Post, id)) => (Target::Post, id),
+            _ => return Err(AppError::bad_input("target", "is not a Board or Post id").into()),
+        };
+        let days = u32::try_from(days).map_err(|_| AppError::bad_input("days", "between 1 and 366"))?;
+        let rows = activity::daily_visitors(&state(ctx)?.db, &viewer, kind, id, days).await?;
+        Ok(rows.into_iter().map(|(day, visitors)| DailyVisitors { day, visitors }).collect())
+    }
+}

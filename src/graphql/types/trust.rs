@@ -1,0 +1,271 @@
+//! Types of the trust and privacy features: uploaded media, real-name verification, the staff audit
+//! log, the member's own request log, data exports and visitor statistics.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{audit_log, data_exports, identity_verifications, media, request_log};
+
+use super::{User, load_one};
+use crate::auth::Role;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::{loaders, request_info, state, viewer};
+use crate::services::identity::{self, Status};
+use crate::services::media as media_svc;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::services::media::Kind")]
+pub enum MediaKind {
+    /// A profile picture (image, up to `MAX_IMAGE_BYTES`).
+    Avatar,
+    /// An image for a post (up to `MAX_IMAGE_BYTES`).
+    PostImage,
+    /// A short video for a post (MP4, WebM or QuickTime, up to `MAX_UPLOAD_BYTES`).
+    Video,
+    /// An identity document photo: private and sealed, never public. Upload it through
+    /// `submitIdentityVerification`, not `uploadMedia`.
+    IdPhoto,
+}
+
+/// An uploaded file.
+pub struct Media(pub media::Model);
+
+#[Object]
+impl Media {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn kind(&self) -> MediaKind {
+        media_svc::Kind::parse(&self.0.kind).into()
+    }
+
+    /// The type found in the content (not the one the client claimed).
+    async fn mime_type(&self) -> &str {
+        &self.0.mime
+    }
+
+    async fn size_bytes(&self) -> f64 {
+        self.0.size_bytes as f64
+    }
+
+    /// Where the file is served, relative to the gateway (`/media/{id}`); null for private files.
+    async fn url(&self) -> Option<String> {
+        (!self.0.private).then(|| media_svc::public_path(&self.0.id))
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::services::identity::Status")]
+pub enum VerificationStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::services::identity::DocumentType")]
+pub enum DocumentType {
+    /// The 18-character resident identity card of mainland China.
+    CnResidentId,
+}
+
+/// A real-name verification. Its owner and REVIEWERs see it; the full ID number is never shown.
+pub struct IdentityVerification(pub identity_verifications::Model);
+
+#[Object]
+impl IdentityVerification {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::IdentityVerification, self.0.id)
+    }
+
+    async fn status(&self) -> VerificationStatus {
+        Status::parse(&self.0.status).into()
+    }
+
+    async fn document_type(&self) -> DocumentType {
+        identity::DocumentType::parse(&self.0.document_type).into()
+    }
+
+    /// The number with all but the first three and last four characters hidden.
+    async fn id_number_masked(&self) -> &str {
+        &self.0.id_number_masked
+    }
+
+    /// The name with all but the first character of each part hidden.
+    async fn real_name_masked(&self) -> &str {
+        &self.0.real_name_masked
+    }
+
+    /// The full name: for its owner, and for REVIEWERs (each read is audited); null for others.
+    async fn real_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let Some(v) = viewer(ctx) else { return Ok(None) };
+        let st = state(ctx)?;
+        let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
+        Ok(identity::real_name(&st.db, &st.media, &v, ip, &self.0).await?)
+    }
+
+    /// Why it was rejected.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+
+    async fn submitted_at(&self) -> DateTime<Utc> {
+        self.0.submitted_at
+    }
+
+    async fn reviewed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.reviewed_at
+    }
+
+    /// The member it belongs to (REVIEWERs and the owner).
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(load_one(&loaders(ctx)?.users, self.0.user_id).await?.map(User))
+    }
+
+    /// Links to the document photos, for REVIEWERs only (null for everyone else). The route checks
+    /// the reviewer's session again and writes every view to the audit log.
+    async fn photo_urls(&self, ctx: &Context<'_>) -> Option<Vec<String>> {
+        viewer(ctx).filter(|v| matches!(v.role, Role::Reviewer | Role::Admin)).map(|_| {
+            [&self.0.front_media_id, &self.0.back_media_id].iter().map(|id| format!("/media/private/{id}")).collect()
+        })
+    }
+}
+
+/// One entry of the staff audit log.
+pub struct AuditEntry(pub audit_log::Model);
+
+#[Object]
+impl AuditEntry {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::AuditEntry, self.0.id)
+    }
+
+    /// The staff member who acted.
+    async fn actor_id(&self) -> ID {
+        ids::encode(Kind::User, self.0.actor_id)
+    }
+
+    /// Their role at the time.
+    async fn actor_role(&self) -> &str {
+        &self.0.actor_role
+    }
+
+    /// `VIEW_IDENTITY`, `VIEW_REAL_NAME`, `VIEW_ID_PHOTO`, `APPROVE_IDENTITY`, `REJECT_IDENTITY`,
+    /// `SET_ROLE`, `BAN_USER`, `UNBAN_USER`.
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+
+    /// Whose data it was about.
+    async fn subject_user_id(&self) -> Option<ID> {
+        self.0.subject_user_id.map(|id| ids::encode(Kind::User, id))
+    }
+
+    /// What was read or decided (`Media:<id>`, `IdentityVerification:<id>` ...).
+    async fn target(&self) -> &str {
+        &self.0.target
+    }
+
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
+/// One request the member made, as the request log recorded it.
+pub struct ActivityEntry(pub request_log::Model);
+
+#[Object]
+impl ActivityEntry {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::ActivityEntry, self.0.id)
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+
+    async fn duration_ms(&self) -> f64 {
+        self.0.duration_ms
+    }
+
+    /// `http` or `ws`.
+    async fn transport(&self) -> &str {
+        &self.0.transport
+    }
+
+    async fn operation(&self) -> &str {
+        &self.0.operation
+    }
+
+    /// Whether this request signed the member in (login or registration).
+    async fn sign_in(&self) -> bool {
+        self.0.sign_in
+    }
+
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+
+    async fn language(&self) -> Option<&str> {
+        self.0.language.as_deref()
+    }
+
+    /// `pc`, `smartphone`, `mobilephone`, `crawler` ... from client hints or the user agent.
+    async fn device(&self) -> Option<&str> {
+        self.0.device.as_deref()
+    }
+
+    async fn os(&self) -> Option<&str> {
+        self.0.os.as_deref()
+    }
+
+    async fn browser(&self) -> Option<&str> {
+        self.0.browser.as_deref()
+    }
+}
+
+/// A downloadable archive of the member's data.
+pub struct DataExport(pub data_exports::Model);
+
+#[Object]
+impl DataExport {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// Download with the same session (cookie or bearer); nobody else can.
+    async fn download_url(&self) -> String {
+        format!("/media/exports/{}", self.0.id)
+    }
+
+    async fn size_bytes(&self) -> f64 {
+        self.0.size_bytes as f64
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+}
+
+/// Unique visitors of one day.
+#[derive(SimpleObject)]
+pub struct DailyVisitors {
+    pub day: NaiveDate,
+    pub visitors: i64,
+}

@@ -1,0 +1,129 @@
+//! The media routes. `GET /media/{id}`: public uploads, to anyone, with range requests (videos) and
+//! long caching (a file never changes under its id). `GET /media/private/{id}`: an ID photo, to
+//! REVIEWERs and ADMINs only, every view audited. `GET /media/exports/{id}`: a data export, to its
+//! owner only. Private answers are never cached.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::app::AppState;
+use crate::auth::{self, Viewer};
+use crate::error::{AppError, code};
+use crate::services::{accounts, export, identity, media};
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn from_error(err: AppError) -> Response {
+    let status = match &err {
+        AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let code = err.code();
+    let gql: async_graphql::Error = err.into();
+    refuse(status, code, &gql.message)
+}
+
+fn not_found() -> Response {
+    refuse(StatusCode::NOT_FOUND, code::NOT_FOUND, "file not found")
+}
+
+fn protect(headers: &mut HeaderMap) {
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Uploaded content is shown, never run, even if a browser is tricked into rendering it as a page.
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+}
+
+pub async fn public(State(app): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
+    let row = match media::public(&app.db, &id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return not_found(),
+        Err(e) => return from_error(e),
+    };
+    let Ok(mime) = row.mime.parse::<mime::Mime>() else { return not_found() };
+    let served = ServeFile::new_with_mime(app.media.public_path(&id), &mime).oneshot(req).await;
+    let mut resp = match served {
+        Ok(resp) => resp.map(Body::new),
+        Err(e) => return from_error(AppError::internal(e)),
+    };
+    if resp.status().is_success() {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    }
+    protect(resp.headers_mut());
+    resp
+}
+
+async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+    let token = auth::token_for_request(headers, &app.config.session_cookie_name, &app.config.allowed_origins)
+        .ok_or_else(|| from_error(AppError::Unauthenticated))?;
+    match accounts::viewer_for_token(&app.db, &token).await {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(from_error(AppError::Unauthenticated)),
+        Err(e) => Err(from_error(e)),
+    }
+}
+
+fn private_body(mime: &str, bytes: Vec<u8>, disposition: Option<String>) -> Response {
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(d) = disposition.and_then(|d| HeaderValue::from_str(&d).ok()) {
+        h.insert(header::CONTENT_DISPOSITION, d);
+    }
+    protect(h);
+    resp
+}
+
+pub async fn private(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
+    let ip = peer.ip().to_string();
+    match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id).await {
+        Ok((mime, bytes)) => private_body(&mime, bytes, None),
+        Err(e) => from_error(e),
+    }
+}
+
+pub async fn export(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
+    match export::download(&app.db, &app.media, &viewer, &id).await {
+        Ok(bytes) => {
+            let name =
+                format!("attachment; filename=\"ecer-data-export-{}.json\"", chrono::Utc::now().format("%Y%m%d"));
+            private_body("application/json; charset=utf-8", bytes, Some(name))
+        }
+        Err(e) => from_error(e),
+    }
+}

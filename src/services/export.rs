@@ -1,0 +1,161 @@
+//! Data export: one JSON archive of everything the service holds about a member, sealed on disk and
+//! downloadable by that member alone (`GET /media/exports/{id}` with their session) until it expires.
+//!
+//! The archive is built table by table from every table that names the member, so a new table that
+//! holds personal data needs one line here (the export test lists the sections it expects). Secrets
+//! are left out: the password hash, session token hashes, the live-stream ingest key, and the sealed
+//! identity fields (the masked forms are included; the full number is never shown again).
+
+use chrono::Utc;
+use entity::*;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Map, Value, json};
+
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::media::{Area, MediaStore};
+
+/// One export per member at a time: a new one is refused this soon after the last.
+const MIN_INTERVAL: chrono::Duration = chrono::Duration::minutes(10);
+
+fn strip(mut rows: Vec<Value>, secret: &[&str]) -> Value {
+    for row in &mut rows {
+        if let Value::Object(obj) = row {
+            for key in secret {
+                obj.remove(*key);
+            }
+        }
+    }
+    Value::Array(rows)
+}
+
+macro_rules! rows {
+    ($db:expr, $module:ident, $col:ident, $uid:expr) => {
+        $module::Entity::find()
+            .filter($module::Column::$col.eq($uid))
+            .order_by_asc($module::Column::Id)
+            .into_json()
+            .all($db)
+            .await?
+    };
+}
+
+/// Everything held about `user_id`, as one JSON document.
+pub async fn archive(db: &DatabaseConnection, user_id: i64) -> AppResult<Value> {
+    let profile = users::Entity::find_by_id(user_id).into_json().one(db).await?.ok_or(AppError::Unauthenticated)?;
+    let mut out = Map::new();
+    out.insert("format".into(), json!("ecer-data-export/1"));
+    out.insert("generatedAt".into(), json!(Utc::now()));
+    out.insert("profile".into(), strip(vec![profile], &["password_hash"]).get(0).cloned().unwrap_or(Value::Null));
+    let settings = user_settings::Entity::find_by_id(user_id).into_json().one(db).await?;
+    out.insert("settings".into(), settings.unwrap_or(Value::Null));
+    out.insert("notificationMutes".into(), Value::Array(rows!(db, notification_mutes, UserId, user_id)));
+    out.insert("sessions".into(), strip(rows!(db, sessions, UserId, user_id), &["token_hash"]));
+    out.insert("devices".into(), Value::Array(rows!(db, user_devices, UserId, user_id)));
+    out.insert("posts".into(), Value::Array(rows!(db, posts, AuthorId, user_id)));
+    out.insert("comments".into(), Value::Array(rows!(db, comments, AuthorId, user_id)));
+    out.insert("postLikes".into(), Value::Array(rows!(db, post_likes, UserId, user_id)));
+    out.insert("commentLikes".into(), Value::Array(rows!(db, comment_likes, UserId, user_id)));
+    out.insert("favorites".into(), Value::Array(rows!(db, favorites, UserId, user_id)));
+    out.insert("followingUsers".into(), Value::Array(rows!(db, user_follows, FollowerId, user_id)));
+    out.insert("followers".into(), Value::Array(rows!(db, user_follows, FolloweeId, user_id)));
+    out.insert("followingBoards".into(), Value::Array(rows!(db, board_follows, UserId, user_id)));
+    out.insert("blocks".into(), Value::Array(rows!(db, user_blocks, BlockerId, user_id)));
+    out.insert("browseHistory".into(), Value::Array(rows!(db, browse_history, UserId, user_id)));
+    out.insert("searchHistory".into(), Value::Array(rows!(db, search_history, UserId, user_id)));
+    out.insert("notifications".into(), Value::Array(rows!(db, notifications, UserId, user_id)));
+    let memberships = rows!(db, conversation_members, UserId, user_id);
+    let conversation_ids: Vec<i64> =
+        memberships.iter().filter_map(|m| m.get("conversation_id").and_then(Value::as_i64)).collect();
+    out.insert("conversations".into(), Value::Array(memberships));
+    let messages = messages::Entity::find()
+        .filter(messages::Column::ConversationId.is_in(conversation_ids))
+        .order_by_asc(messages::Column::Id)
+        .into_json()
+        .all(db)
+        .await?;
+    out.insert("messages".into(), Value::Array(messages));
+    out.insert("liveStreams".into(), strip(rows!(db, live_streams, HostId, user_id), &["ingest_key"]));
+    out.insert("liveChatMessages".into(), Value::Array(rows!(db, live_chat_messages, UserId, user_id)));
+    out.insert(
+        "identityVerifications".into(),
+        strip(rows!(db, identity_verifications, UserId, user_id), &["real_name_sealed", "id_number_sealed"]),
+    );
+    out.insert("policyAcceptances".into(), Value::Array(rows!(db, policy_acceptances, UserId, user_id)));
+    out.insert("media".into(), Value::Array(rows!(db, media, OwnerId, user_id)));
+    out.insert("requestLog".into(), Value::Array(rows!(db, request_log, UserId, user_id)));
+    out.insert("auditLogAboutYou".into(), Value::Array(rows!(db, audit_log, SubjectUserId, user_id)));
+    out.insert("dataExports".into(), Value::Array(rows!(db, data_exports, UserId, user_id)));
+    Ok(Value::Object(out))
+}
+
+/// Builds the archive now, seals it, and returns its record.
+pub async fn request(
+    db: &DatabaseConnection,
+    store: &MediaStore,
+    viewer: &Viewer,
+    ttl_hours: u32,
+) -> AppResult<data_exports::Model> {
+    let now = Utc::now();
+    let last = data_exports::Entity::find()
+        .filter(data_exports::Column::UserId.eq(viewer.user_id))
+        .order_by_desc(data_exports::Column::CreatedAt)
+        .one(db)
+        .await?;
+    if let Some(last) = last
+        && now - last.created_at < MIN_INTERVAL
+    {
+        let wait = (MIN_INTERVAL - (now - last.created_at)).num_seconds().max(1) as u64;
+        return Err(AppError::RateLimited { retry_after_secs: wait });
+    }
+    let doc = archive(db, viewer.user_id).await?;
+    let bytes = serde_json::to_vec_pretty(&doc).map_err(AppError::internal)?;
+    let id = uuid::Uuid::new_v4();
+    store.put_sealed(Area::Exports, &id, &bytes).await.map_err(AppError::internal)?;
+    let row = data_exports::ActiveModel {
+        id: sea_orm::Set(id.hyphenated().to_string()),
+        user_id: sea_orm::Set(viewer.user_id),
+        size_bytes: sea_orm::Set(bytes.len() as i64),
+        created_at: sea_orm::Set(now),
+        expires_at: sea_orm::Set(now + chrono::Duration::hours(i64::from(ttl_hours))),
+    };
+    Ok(sea_orm::ActiveModelTrait::insert(row, db).await?)
+}
+
+/// The member's exports that can still be downloaded, newest first.
+pub async fn list(db: &DatabaseConnection, user_id: i64) -> AppResult<Vec<data_exports::Model>> {
+    Ok(data_exports::Entity::find()
+        .filter(data_exports::Column::UserId.eq(user_id))
+        .filter(data_exports::Column::ExpiresAt.gt(Utc::now()))
+        .order_by_desc(data_exports::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+/// The archive for its owner; NOT_FOUND for anyone else and after it expired.
+pub async fn download(
+    db: &DatabaseConnection,
+    store: &MediaStore,
+    viewer: &Viewer,
+    id: &uuid::Uuid,
+) -> AppResult<Vec<u8>> {
+    data_exports::Entity::find_by_id(id.hyphenated().to_string())
+        .filter(data_exports::Column::UserId.eq(viewer.user_id))
+        .filter(data_exports::Column::ExpiresAt.gt(Utc::now()))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("export"))?;
+    store.get_sealed(Area::Exports, id).await.map_err(AppError::internal)?.ok_or(AppError::NotFound("export"))
+}
+
+/// Removes a member's exports and their files (account deletion).
+pub async fn erase(db: &impl sea_orm::ConnectionTrait, store: &MediaStore, user_id: i64) -> AppResult<()> {
+    let rows = data_exports::Entity::find().filter(data_exports::Column::UserId.eq(user_id)).all(db).await?;
+    for r in rows {
+        if let Ok(id) = uuid::Uuid::parse_str(&r.id) {
+            store.remove(Area::Exports, &id).await.map_err(AppError::internal)?;
+        }
+    }
+    data_exports::Entity::delete_many().filter(data_exports::Column::UserId.eq(user_id)).exec(db).await?;
+    Ok(())
+}
