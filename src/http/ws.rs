@@ -367,13 +367,15 @@ impl Connection {
                 let operation =
                     super::graphql::operation_label(&self.app, parts.operation_name.as_deref(), Some(&query));
                 let mut request = async_graphql::Request::new(query);
+                // The request log keeps the name the client gave; metrics keep the bounded label.
+                let recorded = parts.operation_name.clone().unwrap_or_else(|| operation.clone());
                 if let Some(name) = parts.operation_name {
                     request = request.operation_name(name);
                 }
                 if let Some(variables) = parts.variables {
                     request = request.variables(variables);
                 }
-                self.start(id, request, operation);
+                self.start(id, request, operation, recorded);
                 Ok(())
             }
             (Proto::Transport, "complete") | (Proto::Legacy, "stop") => {
@@ -448,7 +450,7 @@ impl Connection {
         }
     }
 
-    fn start(&mut self, id: String, request: async_graphql::Request, operation: String) {
+    fn start(&mut self, id: String, request: async_graphql::Request, operation: String, recorded: String) {
         let request = crate::graphql::prepare(request, &self.app.db, &self.app.presence, self.info.clone());
         crate::metrics::METRICS.requests.with_label_values(&["ws", &operation]).inc();
         let stream = self.app.schema.execute_stream(request);
@@ -463,6 +465,7 @@ impl Connection {
             proto: self.proto,
             slow: Duration::from_secs(self.app.config.ws_slow_consumer_secs),
             activity: self.app.activity.clone(),
+            recorded,
             user_id: self.info.viewer.map(|v| v.user_id),
             client: self.info.client.clone(),
         };
@@ -541,13 +544,15 @@ struct Feed {
     /// How long a result may wait for room in the socket's queue.
     slow: Duration,
     activity: crate::services::activity::Activity,
+    /// The operation's name as the request log records it.
+    recorded: String,
     user_id: Option<i64>,
     client: std::sync::Arc<crate::services::activity::ClientInfo>,
 }
 
 /// Runs one operation, feeding the socket's queue until the operation completes.
 async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
-    let Feed { operation, id, generation, out, done, proto, slow, activity, user_id, client } = feed;
+    let Feed { operation, id, generation, out, done, proto, slow, activity, recorded, user_id, client } = feed;
     tokio::pin!(stream);
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
     let started = std::time::Instant::now();
@@ -561,7 +566,7 @@ async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
                 duration: started.elapsed(),
                 user_id,
                 transport: "ws",
-                operation: operation.clone(),
+                operation: recorded.clone(),
                 sign_in: false,
                 client: client.clone(),
             });
@@ -623,6 +628,7 @@ mod tests {
             proto: Proto::Transport,
             slow: Duration::from_millis(100),
             activity: crate::services::activity::Activity::disabled(),
+            recorded: "test".into(),
             user_id: None,
             client: Default::default(),
         };

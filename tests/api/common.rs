@@ -192,8 +192,8 @@ impl TestApp {
         )
     }
 
-    /// A user with the given role: registered through the API, promoted in the database (there is
-    /// deliberately no API for that), then signed in again.
+    /// A user with the given role: registered through the API, promoted in the database (quicker than
+    /// `setUserRole`, which tests/api/trust.rs covers), then signed in again.
     pub async fn user_with_role(&self, phone: &str, role: &str) -> (String, String) {
         let (_, id) = self.register(phone, role).await;
         let e164 = ecer_gateway::services::validate::phone("phone", phone).unwrap();

@@ -216,6 +216,10 @@ async fn every_request_is_recorded_and_members_read_their_own_log() {
     let body: Value = send(None, reg, json!({ "p": phone(40) })).await.unwrap().json().await.unwrap();
     let token = body["data"]["register"]["token"].as_str().unwrap().to_string();
     send(Some(&token), "query Op { me { nickname } }", json!({})).await.unwrap();
+    // Operations over the WebSocket are recorded too, under the socket's member.
+    let mut ws = app.ws(Some(&token)).await;
+    ws.subscribe("q", "query Unread { unreadNotificationCount }", json!({})).await;
+    ws.next_data("q").await;
     app.state.activity.flush().await;
 
     let data = app
@@ -227,8 +231,9 @@ async fn every_request_is_recorded_and_members_read_their_own_log() {
         )
         .await;
     let entries = data["me"]["activity"]["nodes"].as_array().unwrap();
-    assert_eq!(entries.len(), 2, "{entries:?}");
-    let latest = &entries[0];
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!((entries[0]["transport"].as_str(), entries[0]["operation"].as_str()), (Some("ws"), Some("other")));
+    let latest = &entries[1];
     assert_eq!(latest["operation"], "Op");
     assert_eq!(latest["transport"], "http");
     assert_eq!(latest["device"], "smartphone");
@@ -237,7 +242,7 @@ async fn every_request_is_recorded_and_members_read_their_own_log() {
     assert_eq!(latest["language"], "zh-CN");
     assert_eq!(latest["ip"], "127.0.0.1");
     assert!(latest["durationMs"].as_f64().unwrap() > 0.0);
-    assert_eq!(entries[1]["signIn"], true, "the registration is filed under the new member");
+    assert_eq!(entries[2]["signIn"], true, "the registration is filed under the new member");
     let logins = data["me"]["loginHistory"]["nodes"].as_array().unwrap();
     assert_eq!(logins.len(), 1);
     assert_eq!(logins[0]["device"], "smartphone");
