@@ -83,9 +83,10 @@ impl AppState {
         let documents = Arc::new(Documents::new(&config, redis.clone()).map_err(StartError::Config)?);
         let limiter = Arc::new(RateLimiter::new(&config, redis.clone()));
         let sealer = crate::media::load_sealer(&config).map_err(StartError::Config)?;
+        let visitor_salt = sealer.derive("ecer visitor counts v1");
         let media = MediaStore::open(&config.media_dir, Arc::new(sealer))
             .map_err(|e| StartError::Config(format!("MEDIA_DIR {}: {e}", config.media_dir.display())))?;
-        let activity = Activity::spawn(db.clone(), config.request_log, config.request_log_retention_days);
+        let activity = Activity::spawn(db.clone(), config.request_log, config.request_log_retention_days, visitor_salt);
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),

@@ -31,6 +31,8 @@ pub enum SealError {
 struct Key {
     id: String,
     cipher: Aes256Gcm,
+    /// Kept to derive other secrets from (`derive`), never written anywhere.
+    raw: [u8; 32],
 }
 
 /// The configured keys; the first seals.
@@ -63,12 +65,15 @@ impl Sealer {
                 .decode(b64.trim())
                 .or_else(|_| URL_SAFE_NO_PAD.decode(b64.trim().trim_end_matches('=')))
                 .map_err(|_| SealError::Config(format!("key `{id}` is not base64")))?;
-            let cipher = Aes256Gcm::new_from_slice(&bytes)
+            let raw: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
                 .map_err(|_| SealError::Config(format!("key `{id}` must be 32 bytes, not {}", bytes.len())))?;
+            let cipher = Aes256Gcm::new(&raw.into());
             if keys.iter().any(|k: &Key| k.id == id) {
                 return Err(SealError::Config(format!("key id `{id}` appears twice")));
             }
-            keys.push(Key { id: id.to_string(), cipher });
+            keys.push(Key { id: id.to_string(), cipher, raw });
         }
         if keys.is_empty() {
             return Err(SealError::Config("at least one key is needed".into()));
@@ -81,6 +86,19 @@ impl Sealer {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|_| SealError::Random)?;
         Ok(format!("{id}:{}", STANDARD.encode(key)))
+    }
+
+    /// A secret for another purpose (`label`), derived from the current key: shared by every
+    /// instance with the same configuration, unknown to anyone holding only the database.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(label.as_bytes());
+        h.update([0u8]);
+        if let Some(k) = self.keys.first() {
+            h.update(k.raw);
+        }
+        h.finalize().into()
     }
 
     /// The id of the key new values are sealed with.

@@ -84,6 +84,15 @@ impl MigrationTrait for Migration {
         manager
             .create_index(index("idx_identity_verifications_status", "identity_verifications", &["status", "id"]))
             .await?;
+        // At most one open (pending or approved) verification per member, even when two submissions
+        // race. A partial index: the same statement works on SQLite and PostgreSQL.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX ux_identity_verifications_open ON identity_verifications (user_id) \
+                 WHERE status IN ('PENDING', 'APPROVED')",
+            )
+            .await?;
 
         // Who on the staff read or decided what about whom. Rows outlive the people they name (no
         // foreign keys): an audit trail that disappears with an account would not be one.

@@ -278,6 +278,15 @@ type Refused = (StatusCode, &'static str, String);
 
 fn multipart_error(err: multer::Error) -> Refused {
     match err {
+        multer::Error::FieldSizeExceeded { field_name, .. }
+            if matches!(field_name.as_deref(), Some("operations" | "map")) =>
+        {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::REQUEST_TOO_LARGE,
+                "the operations are larger than MAX_BODY_BYTES".into(),
+            )
+        }
         multer::Error::FieldSizeExceeded { .. } => {
             (StatusCode::PAYLOAD_TOO_LARGE, code::UPLOAD_TOO_LARGE, "a file is larger than MAX_UPLOAD_BYTES".into())
         }
@@ -315,6 +324,8 @@ async fn multipart(
     let cfg = &app.config;
     let limit = multer::SizeLimit::new()
         .per_field(cfg.max_upload_bytes as u64)
+        .for_field("operations", cfg.max_body_bytes as u64)
+        .for_field("map", cfg.max_body_bytes as u64)
         .whole_stream((cfg.max_body_bytes + cfg.max_upload_bytes.saturating_mul(cfg.max_upload_files)) as u64);
     let mut parts = multer::Multipart::with_constraints(
         body.into_data_stream(),

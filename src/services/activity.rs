@@ -76,20 +76,23 @@ enum Item {
 pub struct Activity {
     tx: Option<mpsc::Sender<Item>>,
     requests: bool,
+    /// Keys the visitor hash, so the database alone cannot tell whose visits a row counts (trying
+    /// every member id or the addresses in the request log against an unkeyed hash would).
+    salt: Arc<[u8; 32]>,
 }
 
 impl Activity {
     /// Starts the writer and the purger on the current runtime.
-    pub fn spawn(db: DatabaseConnection, record_requests: bool, retention_days: u32) -> Activity {
+    pub fn spawn(db: DatabaseConnection, record_requests: bool, retention_days: u32, salt: [u8; 32]) -> Activity {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(writer(db.clone(), rx));
         tokio::spawn(purger(db, retention_days));
-        Activity { tx: Some(tx), requests: record_requests }
+        Activity { tx: Some(tx), requests: record_requests, salt: Arc::new(salt) }
     }
 
     /// Records nothing (unit tests of code that takes a handle).
     pub fn disabled() -> Activity {
-        Activity { tx: None, requests: false }
+        Activity { tx: None, requests: false, salt: Arc::new([0; 32]) }
     }
 
     pub fn request(&self, r: RequestRecord) {
@@ -117,11 +120,12 @@ impl Activity {
     }
 
     /// Counts `visitor` (the raw visitor cookie or another stable per-visitor key) once per day for a
-    /// board or post. Only a hash of the day and the key is stored, so rows of different days cannot
-    /// be joined into a browsing trail.
+    /// board or post. Only a keyed hash of the day and the key is stored, so rows of different days
+    /// cannot be joined into a browsing trail and no row can be traced back to a visitor.
     pub fn visit(&self, target: Target, id: i64, visitor: &str) {
         let day = Utc::now().date_naive();
         let mut h = Sha256::new();
+        h.update(self.salt.as_slice());
         h.update(day.to_string().as_bytes());
         h.update(b"|");
         h.update(visitor.as_bytes());

@@ -84,7 +84,8 @@ pub async fn archive(db: &DatabaseConnection, user_id: i64) -> AppResult<Value> 
     out.insert("policyAcceptances".into(), Value::Array(rows!(db, policy_acceptances, UserId, user_id)));
     out.insert("media".into(), Value::Array(rows!(db, media, OwnerId, user_id)));
     out.insert("requestLog".into(), Value::Array(rows!(db, request_log, UserId, user_id)));
-    out.insert("auditLogAboutYou".into(), Value::Array(rows!(db, audit_log, SubjectUserId, user_id)));
+    // Which staff role read what and when; not the staff member's address.
+    out.insert("auditLogAboutYou".into(), strip(rows!(db, audit_log, SubjectUserId, user_id), &["ip"]));
     out.insert("dataExports".into(), Value::Array(rows!(db, data_exports, UserId, user_id)));
     Ok(Value::Object(out))
 }
@@ -109,7 +110,11 @@ pub async fn request(
         return Err(AppError::RateLimited { retry_after_secs: wait });
     }
     let doc = archive(db, viewer.user_id).await?;
-    let bytes = serde_json::to_vec_pretty(&doc).map_err(AppError::internal)?;
+    // Serialising a large archive is CPU work: keep it off the async workers.
+    let bytes = tokio::task::spawn_blocking(move || serde_json::to_vec_pretty(&doc))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
     let id = uuid::Uuid::new_v4();
     store.put_sealed(Area::Exports, &id, &bytes).await.map_err(AppError::internal)?;
     let row = data_exports::ActiveModel {

@@ -187,7 +187,14 @@ pub async fn submit(
         reviewed_at: Set(None),
         ..Default::default()
     };
-    Ok(row.insert(db).await?)
+    match row.insert(db).await {
+        Ok(row) => Ok(row),
+        Err(e) => {
+            // No row, no photos: sealed files nobody points at would be data nobody can erase.
+            media_svc::remove(db, store, vec![front, back]).await?;
+            Err(AppError::conflict_on_unique(e, "a verification is already pending or approved for this account"))
+        }
+    }
 }
 
 /// The member's latest verification.

@@ -177,29 +177,44 @@ pub async fn attach_to_post(db: &impl ConnectionTrait, owner: i64, post_id: i64,
     if ids.len() > MAX_PER_POST {
         return Err(AppError::bad_input("input.mediaIds", format!("at most {MAX_PER_POST} files per post")));
     }
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    if unique.len() != ids.len() {
+        return Err(AppError::bad_input("input.mediaIds", "an upload is listed twice"));
+    }
     for (position, id) in ids.iter().enumerate() {
-        let found = media::Entity::find_by_id(id.clone()).one(db).await?;
-        let usable = found.as_ref().is_some_and(|m| {
-            m.owner_id == owner
-                && (m.post_id.is_none() || m.post_id == Some(post_id))
-                && matches!(Kind::parse(&m.kind), Kind::PostImage | Kind::Video)
-        });
-        if !usable {
-            return Err(AppError::bad_input("input.mediaIds", format!("{id} is not one of your unattached uploads")));
-        }
-        media::Entity::update_many()
+        // The conditions are in the UPDATE itself: two posts racing for one upload cannot both win.
+        let attached = media::Entity::update_many()
             .col_expr(media::Column::PostId, sea_orm::sea_query::Expr::value(post_id))
             .col_expr(media::Column::Position, sea_orm::sea_query::Expr::value(position as i32))
             .filter(media::Column::Id.eq(id.clone()))
+            .filter(media::Column::OwnerId.eq(owner))
+            .filter(media::Column::PostId.is_null())
+            .filter(media::Column::Kind.is_in([Kind::PostImage.as_str(), Kind::Video.as_str()]))
             .exec(db)
             .await?;
+        if attached.rows_affected != 1 {
+            return Err(AppError::bad_input("input.mediaIds", format!("{id} is not one of your unattached uploads")));
+        }
     }
     Ok(())
 }
 
-/// A public file by id: its row, if it is public.
+/// A public file by id: its row, if it is public (media of a deleted post go with it).
 pub async fn public(db: &DatabaseConnection, id: &uuid::Uuid) -> AppResult<Option<media::Model>> {
-    Ok(media::Entity::find_by_id(id.hyphenated().to_string()).filter(media::Column::Private.eq(false)).one(db).await?)
+    let found =
+        media::Entity::find_by_id(id.hyphenated().to_string()).filter(media::Column::Private.eq(false)).one(db).await?;
+    let Some(row) = found else { return Ok(None) };
+    if let Some(post) = row.post_id {
+        let live = entity::posts::Entity::find_by_id(post)
+            .filter(entity::posts::Column::DeletedAt.is_null())
+            .one(db)
+            .await?
+            .is_some();
+        if !live {
+            return Ok(None);
+        }
+    }
+    Ok(Some(row))
 }
 
 /// Deletes media rows and their files (account erasure, replaced avatars).

@@ -145,11 +145,19 @@ pub async fn delete_account(
         .await?;
     txn.commit().await?;
     broker.publish(Topic::User(id), Event::SessionsRevoked).await;
-    // Files last: the rows that pointed at them are already gone, and removing a file twice is fine,
-    // so a failure here is retried by support without the account coming back.
-    crate::services::identity::erase(db, media, id).await?;
-    crate::services::media::erase_private(db, media, id).await?;
-    crate::services::export::erase(db, media, id).await?;
+    // Files last, each step on its own: the account is already gone, so a failing step is logged
+    // (for support to finish) rather than stopping the others. Exports first: whole archives.
+    let erasures = [
+        crate::services::export::erase(db, media, id).await,
+        crate::services::identity::erase(db, media, id).await,
+        crate::services::media::erase_private(db, media, id).await,
+    ];
+    for result in erasures {
+        if let Err(e) = result {
+            let err: async_graphql::Error = e.into();
+            tracing::error!(user_id = id, error = %err.message, "account erasure left files behind");
+        }
+    }
     for stream in hosting {
         broker.publish(Topic::Live(stream), Event::LiveEnded).await;
     }

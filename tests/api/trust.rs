@@ -155,12 +155,15 @@ async fn real_name_verification_is_sealed_reviewed_audited_and_unlocks_boards() 
     let data = app.gql(Some(&c.admin), log, json!({ "u": member_id })).await;
     let actions: Vec<&str> =
         data["auditLog"]["nodes"].as_array().unwrap().iter().map(|n| n["action"].as_str().unwrap()).collect();
-    for expected in ["VIEW_IDENTITY", "VIEW_REAL_NAME", "VIEW_ID_PHOTO", "APPROVE_IDENTITY", "SET_ROLE"] {
-        if expected == "SET_ROLE" {
-            continue; // about the reviewer, not the member
-        }
+    for expected in ["VIEW_IDENTITY", "VIEW_REAL_NAME", "VIEW_ID_PHOTO", "APPROVE_IDENTITY"] {
         assert!(actions.contains(&expected), "{expected} in {actions:?}");
     }
+    assert!(!actions.contains(&"SET_ROLE"), "the role change was about the reviewer: {actions:?}");
+    let everything = app.gql(Some(&c.admin), log, json!({ "u": null })).await;
+    let roles: Vec<&Value> =
+        everything["auditLog"]["nodes"].as_array().unwrap().iter().filter(|n| n["action"] == "SET_ROLE").collect();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["actorRole"], "ADMIN");
     assert_eq!(actions.iter().filter(|a| **a == "VIEW_ID_PHOTO").count(), 2, "{actions:?}");
     assert!(data["auditLog"]["nodes"].as_array().unwrap().iter().all(|n| n["actorRole"] == "REVIEWER"));
 }

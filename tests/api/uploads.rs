@@ -214,16 +214,19 @@ async fn posts_carry_uploaded_images_and_videos_and_avatars_are_replaced() {
         app.http.get(app.url(media[1]["url"].as_str().unwrap())).header("range", "bytes=0-99").send().await.unwrap();
     assert_eq!(resp.status(), 206);
     assert_eq!(resp.bytes().await.unwrap().len(), 100);
-    // Someone else's upload, or one already on a post, cannot be attached.
+    // Someone else's upload cannot be attached; nor one already on a post, even by its owner; nor
+    // one upload twice.
     let (bob, _) = app.register(&phone(7), "bob").await;
-    let (code, err) = app
-        .gql_err(
-            Some(&bob),
-            create,
-            json!({ "input": { "boardId": c.board, "title": "t", "body": "b", "mediaIds": [ids[0]] } }),
-        )
-        .await;
-    assert_eq!((code.as_str(), err["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("input.mediaIds")));
+    let spare = app.upload(&bob, UPLOAD, json!({ "kind": "POST_IMAGE" }), ("0", "s.png", "image/png", png("s"))).await;
+    let spare = spare["uploadMedia"]["media"]["id"].clone();
+    for (token, media_ids) in [(&bob, json!([ids[0]])), (&c.alice, json!([ids[0]])), (&bob, json!([spare, spare]))] {
+        let input = json!({ "input": { "boardId": c.board, "title": "t", "body": "b", "mediaIds": media_ids } });
+        let (code, err) = app.gql_err(Some(token), create, input).await;
+        assert_eq!((code.as_str(), err["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("input.mediaIds")));
+    }
+    let post_count = "query { posts(first: 50) { edges { cursor } } }";
+    let posts = app.gql(None, post_count, json!({})).await;
+    assert_eq!(posts["posts"]["edges"].as_array().unwrap().len(), 2, "a refused post is not half made");
     // Lists load post media without one statement per post.
     let list = "query { posts(first: 20) { edges { node { id media { url } } } } }";
     let before = app.statements();
@@ -235,6 +238,12 @@ async fn posts_carry_uploaded_images_and_videos_and_avatars_are_replaced() {
     let before = app.statements();
     app.gql(None, list, json!({})).await;
     assert_eq!(app.statements() - before, one, "statements do not grow with the page");
+
+    // Deleting the post takes its media off the public route.
+    let post_id = data["createPost"]["post"]["id"].clone();
+    let delete = "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId } }";
+    app.gql(Some(&c.alice), delete, json!({ "p": post_id })).await;
+    assert_eq!(app.http.get(app.url(media[0]["url"].as_str().unwrap())).send().await.unwrap().status(), 404);
 
     // Avatars: the new one is served, the old file is deleted.
     let set = "mutation($file: Upload!) { setAvatar(input: { file: $file }) { user { avatarUrl } } }";

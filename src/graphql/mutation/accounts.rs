@@ -191,10 +191,15 @@ impl AccountMutation {
     ) -> async_graphql::Result<DeleteAccountPayload> {
         let viewer = require_viewer(ctx)?;
         let st = state(ctx)?;
+        // Rows of this member's earlier requests may still wait in the request-log writer: write them
+        // now so the erasure finds them, and sweep once more for any that raced it.
+        st.activity.flush().await;
         crate::services::privacy::delete_account(&st.db, &st.broker, &st.media, &viewer, input.password).await?;
         if let Some(info) = crate::graphql::request_info(ctx) {
             info.erased.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        st.activity.flush().await;
+        crate::services::activity::erase(&st.db, viewer.user_id).await?;
         let config = &st.config;
         ctx.append_http_header(
             SET_COOKIE,

@@ -8,7 +8,7 @@ use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::connection;
 use crate::graphql::types::trust::{AuditEntry, DailyVisitors, IdentityVerification, VerificationStatus};
-use crate::graphql::{page_args, request_info, require_viewer, state};
+use crate::graphql::{loaders, page_args, request_info, require_viewer, state};
 use crate::services::activity::{self, Target};
 use crate::services::{audit, identity};
 
@@ -31,6 +31,8 @@ impl TrustQuery {
         let args = page_args(ctx, first, after.as_deref())?;
         let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
         let page = identity::queue(&state(ctx)?.db, &viewer, ip, status.map(Into::into), &args).await?;
+        // One statement for the members of the whole page, before the items ask one by one.
+        loaders(ctx)?.users.load_many(page.items.iter().map(|(_, v)| v.user_id)).await?;
         Ok(connection(page, IdentityVerification))
     }
 
