@@ -162,6 +162,11 @@ pub fn load_sealer(config: &crate::config::Config) -> Result<Sealer, String> {
     if !config.seal_keys.is_empty() {
         return Sealer::from_entries(&config.seal_keys).map_err(|e| e.to_string());
     }
+    if config.redis_url.is_some() {
+        // Several instances: each would make its own key file, and what one sealed the others
+        // could not open.
+        tracing::error!("REDIS_URL is set but SEAL_KEYS is not: every instance must share the same SEAL_KEYS");
+    }
     let path = &config.seal_key_file;
     let entry = match std::fs::read_to_string(path) {
         Ok(s) => s.trim().to_string(),

@@ -466,6 +466,7 @@ impl Connection {
             slow: Duration::from_secs(self.app.config.ws_slow_consumer_secs),
             activity: self.app.activity.clone(),
             recorded,
+            erased: self.info.erased.clone(),
             user_id: self.info.viewer.map(|v| v.user_id),
             client: self.info.client.clone(),
         };
@@ -546,13 +547,14 @@ struct Feed {
     activity: crate::services::activity::Activity,
     /// The operation's name as the request log records it.
     recorded: String,
+    erased: std::sync::Arc<std::sync::atomic::AtomicBool>,
     user_id: Option<i64>,
     client: std::sync::Arc<crate::services::activity::ClientInfo>,
 }
 
 /// Runs one operation, feeding the socket's queue until the operation completes.
 async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
-    let Feed { operation, id, generation, out, done, proto, slow, activity, recorded, user_id, client } = feed;
+    let Feed { operation, id, generation, out, done, proto, slow, activity, recorded, erased, user_id, client } = feed;
     tokio::pin!(stream);
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
     let started = std::time::Instant::now();
@@ -564,7 +566,8 @@ async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
             super::graphql::observe("ws", &operation, started, &resp, &id);
             activity.request(crate::services::activity::RequestRecord {
                 duration: started.elapsed(),
-                user_id,
+                // A socket's `deleteAccount` erased the member it would be filed under.
+                user_id: user_id.filter(|_| !erased.load(std::sync::atomic::Ordering::Relaxed)),
                 transport: "ws",
                 operation: recorded.clone(),
                 sign_in: false,
@@ -629,6 +632,7 @@ mod tests {
             slow: Duration::from_millis(100),
             activity: crate::services::activity::Activity::disabled(),
             recorded: "test".into(),
+            erased: Default::default(),
             user_id: None,
             client: Default::default(),
         };

@@ -83,7 +83,7 @@ async fn uploads_are_typed_by_content_and_served_publicly() {
             true,
         )
         .await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "refused before the files are read");
     // Unknown ids and private ids are not served.
     assert_eq!(app.http.get(app.url("/media/not-a-uuid")).send().await.unwrap().status(), 404);
     let unknown = format!("/media/{}", uuid::Uuid::new_v4());
