@@ -12,6 +12,7 @@ mod m20261129_000004_search;
 mod m20261129_000005_history;
 mod m20261129_000006_login_security;
 mod m20261129_000007_policy;
+mod m20261129_000020_search_history_matches;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_history::Migration),
             Box::new(m20261129_000006_login_security::Migration),
             Box::new(m20261129_000007_policy::Migration),
+            Box::new(m20261129_000020_search_history_matches::Migration),
         ]
     }
 }
