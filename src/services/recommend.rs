@@ -23,7 +23,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{board_follows, boards, comments, favorites, post_likes, posts, search_history, user_follows, users};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
@@ -46,7 +49,7 @@ const SEARCHES: u64 = 5;
 pub const SEARCH_MATCHES: u64 = 10;
 
 /// The posts a search for `query` finds for the feed, best first (none for a query without words).
-pub async fn search_matches<C: ConnectionTrait>(db: &C, query: &str) -> AppResult<Vec<i64>> {
+pub async fn search_matches<C: ConnectionTrait + TransactionTrait>(db: &C, query: &str) -> AppResult<Vec<i64>> {
     if search::text::query_tokens(query).all.is_empty() {
         return Ok(Vec::new());
     }
