@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ecer_gateway::services::search;
 use ecer_gateway::services::search::text::query_tokens;
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
@@ -651,25 +652,14 @@ async fn count_matches(db: &DatabaseConnection, query: &str) -> Res<i64> {
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
-/// The plan of the gateway's search statement for `query` (first page of 20).
+/// The plan of the gateway's search statement for `query` (first page of 20), as the gateway builds it.
 async fn explain_search(db: &DatabaseConnection, query: &str) -> Res<String> {
     let backend = db.get_database_backend();
-    let m = matcher(backend, query);
     let now = chrono::Utc::now().timestamp();
-    let (sql, values): (&str, Vec<sea_orm::Value>) = if backend == DbBackend::Postgres {
-        (
-            "EXPLAIN (ANALYZE, BUFFERS) SELECT ref_id FROM search_documents WHERE tsv @@ $1::tsquery AND kind = $2 \
-             ORDER BY ts_rank(tsv, $1::tsquery) * -10 + ($3 - published_at) / 31536000.0, id DESC LIMIT $4 OFFSET $5",
-            vec![m.into(), "post".into(), now.into(), 21i64.into(), 0i64.into()],
-        )
-    } else {
-        (
-            "EXPLAIN QUERY PLAN SELECT d.ref_id AS ref_id FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid \
-             WHERE search_fts MATCH ? AND d.kind = ? \
-             ORDER BY bm25(search_fts) + (? - d.published_at) / 31536000.0, d.id DESC LIMIT ? OFFSET ?",
-            vec![m.into(), "post".into(), now.into(), 21i64.into(), 0i64.into()],
-        )
-    };
+    let statement = search::statement(backend, &query_tokens(query), search::Kind::Post, None, 0, 21, now);
+    let explain = if backend == DbBackend::Postgres { "EXPLAIN (ANALYZE, BUFFERS)" } else { "EXPLAIN QUERY PLAN" };
+    let sql = format!("{explain} {}", statement.sql);
+    let values = statement.values.map(|v| v.0).unwrap_or_default();
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
     let mut out = String::new();
     for r in rows {

@@ -8,6 +8,9 @@ pub struct Model {
     pub user_id: i64,
     pub query: String,
     pub searched_at: DateTimeUtc,
+    /// The posts the search found when it was made (ids, best first, space separated); `None` for
+    /// entries older than this column. The recommended feed's search signal.
+    pub matched_posts: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261129_000005_history;
 mod m20261129_000006_login_security;
 mod m20261129_000007_policy;
 mod m20261129_000008_trust;
+mod m20261129_000020_search_history_matches;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_login_security::Migration),
             Box::new(m20261129_000007_policy::Migration),
             Box::new(m20261129_000008_trust::Migration),
+            Box::new(m20261129_000020_search_history_matches::Migration),
         ]
     }
 }

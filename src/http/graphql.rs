@@ -208,20 +208,6 @@ pub async fn post(
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.parse::<mime::Mime>().is_ok_and(|m| m.essence_str() == "multipart/form-data") {
-        // Every upload needs a member: refuse a signed-out multipart request before spooling its files.
-        let token = auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
-        let signed_in = match token {
-            Some(token) => matches!(accounts::viewer_for_token(&app.db, &token).await, Ok(Some(_))),
-            None => false,
-        };
-        if !signed_in {
-            return reject_with(
-                StatusCode::UNAUTHORIZED,
-                media,
-                code::UNAUTHENTICATED,
-                "uploads need a signed-in member",
-            );
-        }
         let params = match multipart(&app, &headers, content_type, req.into_body()).await {
             Ok(p) => p,
             Err((status, code, message)) => return reject_with(status, media, code, &message),
@@ -333,6 +319,15 @@ async fn multipart(
             "multipart requests must carry an `Apollo-Require-Preflight: true` (or `GraphQL-Preflight: 1`) header"
                 .into(),
         ));
+    }
+    // Every upload needs a member: refuse a signed-out multipart request before spooling its files.
+    let token = auth::token_for_request(headers, &app.config.session_cookie_name, &app.config.allowed_origins);
+    let signed_in = match token {
+        Some(token) => matches!(accounts::viewer_for_token(&app.db, &token).await, Ok(Some(_))),
+        None => false,
+    };
+    if !signed_in {
+        return Err((StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, "uploads need a signed-in member".into()));
     }
     let boundary = multer::parse_boundary(content_type).map_err(|_| bad_multipart("multipart boundary missing"))?;
     let cfg = &app.config;

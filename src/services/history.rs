@@ -2,12 +2,14 @@
 //!
 //! Post views (with how long the post stayed open, as the client reports it) and search keywords are
 //! recorded for signed-in members whose `recordHistory` setting is on; off means nothing is written.
-//! Members read their history as connections and delete one entry or all of it. View counts (for hot
-//! ranking) count every view, signed in or not, and identify no one.
+//! Members read their history as connections and delete one entry or all of it. A search entry also
+//! keeps the posts its search found (the recommended feed's search signal), so deleting the entry
+//! takes its influence on the feed with it. View counts (for hot ranking) count every view, signed in
+//! or not, and identify no one.
 
 use chrono::Utc;
 use entity::{browse_history, search_history, user_settings};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -16,7 +18,7 @@ use sea_orm::{
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
-use crate::services::posts;
+use crate::services::{posts, recommend};
 
 /// A member's switches (both on unless switched off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,20 +106,52 @@ pub async fn record_view(
     Ok(())
 }
 
-/// Remembers a search keyword for a member who records history.
-pub async fn record_search(db: &DatabaseConnection, viewer: &Viewer, query: &str) -> AppResult<()> {
+/// Remembers a search keyword for a member who records history, with the posts it found: the
+/// recommended feed's search signal, read from the entry so the feed never runs searches itself.
+/// `found` is the first page of the same post search (no board) when the caller has it and it holds
+/// the [`recommend::SEARCH_MATCHES`] best or all there are; otherwise the search runs here.
+pub async fn record_search(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    query: &str,
+    found: Option<&[i64]>,
+) -> AppResult<()> {
     let query: String = query.trim().chars().take(200).collect();
     if query.is_empty() || !settings(db, viewer.user_id).await?.record_history {
         return Ok(());
     }
+    let matches = match found {
+        Some(ids) => ids.iter().copied().take(recommend::SEARCH_MATCHES as usize).collect(),
+        None => recommend::search_matches(db, &query).await?,
+    };
     search_history::ActiveModel {
         user_id: Set(viewer.user_id),
         query: Set(query),
         searched_at: Set(Utc::now()),
+        matched_posts: Set(Some(encode_matches(&matches))),
         ..Default::default()
     }
     .insert(db)
     .await?;
+    Ok(())
+}
+
+/// Post ids as `search_history.matched_posts` keeps them: best first, space separated.
+pub(crate) fn encode_matches(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
+}
+
+pub(crate) fn decode_matches(stored: &str) -> Vec<i64> {
+    stored.split_ascii_whitespace().filter_map(|id| id.parse().ok()).collect()
+}
+
+/// Fills in the matches of an entry recorded before they were kept (see [`recommend`]).
+pub(crate) async fn store_matches<C: ConnectionTrait>(db: &C, entry: i64, ids: &[i64]) -> AppResult<()> {
+    search_history::Entity::update_many()
+        .col_expr(search_history::Column::MatchedPosts, Expr::value(encode_matches(ids)))
+        .filter(search_history::Column::Id.eq(entry))
+        .exec(db)
+        .await?;
     Ok(())
 }
 

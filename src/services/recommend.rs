@@ -11,7 +11,8 @@
 //! | liked or saved a post | 1.5 | 1.0 |
 //! | read a post (browse history) | 0.5 | 0.5 |
 //!
-//! Recent searches add the posts that match them (1.0 each). A candidate post scores
+//! The last five searches add the ten posts each found when it was made (1.0 each; kept with the
+//! search-history entry, so a feed request runs no search). A candidate post scores
 //! `(interest in its author + interest in its board + search match) × freshness + hot / 10`, where
 //! freshness halves every [`POST_HALF_LIFE_HOURS`]. Posts the member wrote, read, liked, saved or
 //! commented on are left out, and no board fills more than [`BOARD_SHARE`] of a page. With no signals (cold start) or with
@@ -22,7 +23,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{board_follows, boards, comments, favorites, post_likes, posts, search_history, user_follows, users};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
@@ -39,6 +43,20 @@ const SIGNALS: u64 = 200;
 const CANDIDATES: u64 = 400;
 /// How deep the feed pages.
 const DEPTH: usize = 200;
+/// Recent searches whose matches are candidates.
+const SEARCHES: u64 = 5;
+/// Posts a search contributes: its best matches when it was made.
+pub const SEARCH_MATCHES: u64 = 10;
+
+/// The posts a search for `query` finds for the feed, best first (none for a query without words).
+pub async fn search_matches<C: ConnectionTrait + TransactionTrait>(db: &C, query: &str) -> AppResult<Vec<i64>> {
+    if search::text::query_tokens(query).all.is_empty() {
+        return Ok(Vec::new());
+    }
+    let top = PageArgs { first: SEARCH_MATCHES, after: None };
+    let found = search::search(db, query, search::Kind::Post, None, &top).await?;
+    Ok(found.page.items.into_iter().map(|(_, post)| post).collect())
+}
 
 /// Why a post is in the feed.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,22 +204,30 @@ async fn interests(db: &DatabaseConnection, user_id: i64) -> AppResult<Interests
     i.seen.extend(read);
     // What the member already reacted to is not news to them.
     i.seen.extend(liked.iter().chain(&saved).chain(&commented).map(|(p, _)| *p));
-    // Recent searches: their best matches become candidates.
-    let searches: Vec<String> = search_history::Entity::find()
+    // Recent searches: the posts each one found when it was made become candidates. They are kept
+    // with the history entry (see `history::record_search`), so this reads one row per search and
+    // runs no search; deleting the entry removes its influence at once.
+    let searches: Vec<(i64, String, Option<String>)> = search_history::Entity::find()
         .select_only()
-        .column(search_history::Column::Query)
+        .columns([search_history::Column::Id, search_history::Column::Query, search_history::Column::MatchedPosts])
         .filter(search_history::Column::UserId.eq(user_id))
         .order_by_desc(search_history::Column::Id)
-        .limit(5)
+        .limit(SEARCHES)
         .into_tuple()
         .all(db)
         .await?;
-    let top = PageArgs { first: 10, after: None };
-    for q in searches {
-        if let Ok(found) = search::search(db, &q, search::Kind::Post, None, &top).await {
-            for (_, post) in found.page.items {
-                i.searched.entry(post).or_insert_with(|| q.clone());
+    for (entry, q, matched) in searches {
+        let found = match matched {
+            Some(stored) => history::decode_matches(&stored),
+            None => {
+                // Recorded before matches were kept: searched once now, then kept like the others.
+                let found = search_matches(db, &q).await?;
+                history::store_matches(db, entry, &found).await?;
+                found
             }
+        };
+        for post in found {
+            i.searched.entry(post).or_insert_with(|| q.clone());
         }
     }
     Ok(i)

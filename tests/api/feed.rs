@@ -207,3 +207,77 @@ async fn on_seeded_planted_interests_the_feed_beats_the_hot_list() {
     );
     assert!(personal >= 2.0 * baseline && personal > 0.1, "personal {personal:.3} vs hot {baseline:.3}");
 }
+
+/// Searches bring the posts they found into the feed; those are kept with each search-history entry,
+/// so the feed runs no search, and deleting the entry (one or all), switching personalisation off or
+/// recording off takes the influence away at once. Entries recorded before the matches were kept
+/// are searched once on first read and kept from then on.
+#[tokio::test]
+async fn searches_shape_the_feed_until_deleted_or_switched_off() {
+    use sea_orm::{ConnectionTrait, Statement};
+    const SEARCH: &str =
+        "query($q: String!, $first: Int) { search(query: $q, first: $first) { edges { node { post { id } } } } }";
+    const HISTORY: &str = "{ me { searchHistory(first: 10) { edges { node { id query } } } } }";
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "trade", "外贸实战").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let quote = app.create_post(&alice, &board, "FOB 报价 怎么写").await;
+    let chat = app.create_post(&alice, &board, "闲聊").await;
+    let (carol, _) = app.register(&phone(3), "carol").await;
+    let searched = |d: Value| -> Vec<(String, String)> {
+        let mut v: Vec<_> = items(&d).into_iter().filter(|(_, r)| r.starts_with("because you searched")).collect();
+        v.sort();
+        v
+    };
+    let because = |post: &str, q: &str| (post.to_string(), format!("because you searched \"{q}\""));
+
+    // The first page holds every match: the history keeps it as it is.
+    app.gql(Some(&carol), SEARCH, json!({ "q": "报价", "first": 20 })).await;
+    assert_eq!(searched(app.gql(Some(&carol), FEED, json!({ "first": 10 })).await), vec![because(&quote, "报价")]);
+    // A page of one out of two: the history runs its own search for the best ten.
+    app.gql(Some(&carol), SEARCH, json!({ "q": "body", "first": 1 })).await;
+    let mut both = vec![because(&quote, "body"), because(&chat, "body")];
+    both.sort();
+    assert_eq!(searched(app.gql(Some(&carol), FEED, json!({ "first": 10 })).await), both);
+
+    // Deleting one entry takes its posts out at once.
+    let history = app.gql(Some(&carol), HISTORY, json!({})).await;
+    let newest = history["me"]["searchHistory"]["edges"][0]["node"].clone();
+    assert_eq!(newest["query"], "body");
+    let del = "mutation($e: ID) { deleteSearchHistory(input: { entryId: $e }) { deletedCount } }";
+    app.gql(Some(&carol), del, json!({ "e": newest["id"] })).await;
+    assert_eq!(searched(app.gql(Some(&carol), FEED, json!({ "first": 10 })).await), vec![because(&quote, "报价")]);
+
+    // An entry from before matches were kept is searched on first read, then kept.
+    let db = &app.state.db;
+    db.execute_unprepared("UPDATE search_history SET matched_posts = NULL").await.unwrap();
+    assert_eq!(searched(app.gql(Some(&carol), FEED, json!({ "first": 10 })).await), vec![because(&quote, "报价")]);
+    let kept = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT matched_posts FROM search_history"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<Option<String>>(0)
+        .unwrap();
+    assert!(kept.is_some_and(|k| !k.is_empty()));
+
+    // Personalisation off: the visitor's feed.
+    let personal = |on: bool| {
+        format!("mutation {{ updateSettings(input: {{ personalizedRecommendations: {on} }}) {{ __typename }} }}")
+    };
+    app.gql(Some(&carol), &personal(false), json!({})).await;
+    let off = items(&app.gql(Some(&carol), FEED, json!({ "first": 10 })).await);
+    assert_eq!(off, items(&app.gql(None, FEED, json!({ "first": 10 })).await));
+    app.gql(Some(&carol), &personal(true), json!({})).await;
+
+    // Deleting all of it: nothing left of the searches.
+    app.gql(Some(&carol), del, json!({})).await;
+    assert_eq!(searched(app.gql(Some(&carol), FEED, json!({ "first": 10 })).await), vec![]);
+
+    // Recording off: a search leaves no trace in the feed.
+    let record_off = "mutation { updateSettings(input: { recordHistory: false }) { __typename } }";
+    app.gql(Some(&carol), record_off, json!({})).await;
+    app.gql(Some(&carol), SEARCH, json!({ "q": "报价", "first": 20 })).await;
+    assert_eq!(searched(app.gql(Some(&carol), FEED, json!({ "first": 10 })).await), vec![]);
+}

@@ -180,3 +180,60 @@ async fn recall_on_the_mixed_language_corpus() {
     );
     assert!(misses.is_empty(), "expected hits missing from the first page:\n{}", misses.join("\n"));
 }
+
+/// A search ranks only its newest `CANDIDATES` matches (index order), by relevance and recency, and
+/// pages through exactly those: no gaps, no repeats, and the page after the last one is empty.
+#[tokio::test]
+async fn a_common_word_ranks_only_its_newest_candidates() {
+    use ecer_gateway::services::page::{Cursor, PageArgs};
+    use ecer_gateway::services::search::{self, CANDIDATES, Kind, MAX_OFFSET};
+    use sea_orm::TransactionTrait;
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    // A third of the documents match (more would leave bm25 no weight for the word), the newest
+    // CANDIDATES of them and 50 older ones.
+    let matches = CANDIDATES + 50;
+    let total = 3 * matches;
+    let at = |i: i64| chrono::Utc::now() - chrono::Duration::seconds(total - i);
+    let txn = db.begin().await.unwrap();
+    for i in 1..=total {
+        // Documents 3 (the oldest match) and 1800 say it three times: the most relevant, by far.
+        let text = match i {
+            3 | 1800 => "报价 报价 报价",
+            6 => "报价 unicorn words here",
+            i if i % 3 == 0 => "报价 filler words here",
+            _ => "other filler words here",
+        };
+        search::index(&txn, Kind::Post, i, Some(1), text, at(i)).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = search::search(db, "报价", Kind::Post, None, &PageArgs { first: 100, after }).await.unwrap();
+        seen.extend(page.page.items.iter().map(|(_, id)| *id));
+        if !page.page.has_next {
+            break;
+        }
+        after = page.page.items.last().map(|(c, _)| *c);
+    }
+    assert_eq!(seen.len() as i64, CANDIDATES, "one page per hundred candidates, then no more");
+    // Within the candidates, relevance still leads (on PostgreSQL the stored tsvector keeps no counts,
+    // so every document with all the words is as relevant as the next, and recency decides).
+    let best = if crate::common::backend_is_postgres() { total } else { 1800 };
+    assert_eq!(seen[0], best);
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), seen.len(), "no result twice");
+    assert_eq!(distinct[0], 3 * (matches - CANDIDATES + 1), "older matches are not ranked, however relevant");
+
+    let last = PageArgs { first: 10, after: Some(Cursor::Id(MAX_OFFSET - 1)) };
+    assert!(search::search(db, "报价", Kind::Post, None, &last).await.unwrap().page.items.is_empty());
+    let past = PageArgs { first: 10, after: Some(Cursor::Id(MAX_OFFSET)) };
+    assert!(search::search(db, "报价", Kind::Post, None, &past).await.is_err());
+    // A rarer match is found whatever its age.
+    let rare = search::search(db, "unicorn", Kind::Post, Some(1), &PageArgs { first: 5, after: None }).await.unwrap();
+    assert_eq!(rare.page.items.iter().map(|(_, id)| *id).collect::<Vec<_>>(), vec![6]);
+}

@@ -8,6 +8,7 @@ use async_graphql::{Context, Enum, ID, Object};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::{Board, Post, User, connection, list_cost, load_one};
 use crate::graphql::{loaders, page_args, state};
+use crate::services::recommend;
 use crate::services::search::{self, text};
 
 /// What to search.
@@ -95,14 +96,18 @@ impl SearchQuery {
         };
         let db = &state(ctx)?.db;
         let results = search::search(db, &query, target, board, &page).await?;
+        let found: Vec<i64> = results.page.items.iter().map(|(_, id)| *id).collect();
         // First pages only: paging through results is one search, not several.
         if let Some(viewer) = crate::graphql::viewer(ctx)
             && after.is_none()
         {
-            crate::services::history::record_search(db, &viewer, &query).await?;
+            // This page is the feed's search signal when it is a post search over all boards that
+            // holds the best few or every match; otherwise the history records its own search.
+            let enough = found.len() as u64 >= recommend::SEARCH_MATCHES || !results.page.has_next;
+            let reuse = (target == search::Kind::Post && board.is_none() && enough).then_some(found.as_slice());
+            crate::services::history::record_search(db, &viewer, &query, reuse).await?;
         }
         let l = loaders(ctx)?;
-        let found: Vec<i64> = results.page.items.iter().map(|(_, id)| *id).collect();
         // One batch for the things found, before any hit asks for its own.
         match kind {
             SearchType::Post => drop(l.posts.load_many(found).await?),

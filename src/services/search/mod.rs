@@ -4,13 +4,18 @@
 //! table on SQLite and a GIN-indexed `tsvector` on PostgreSQL) in step with the content, in the same
 //! transactions, and answers queries. Every query token must match; ranking is the back end's
 //! relevance (bm25 / ts_rank) with a recency term: a document a year older needs about one unit more
-//! relevance to rank level. No `LIKE '%q%'` anywhere: both back ends answer from an inverted index.
+//! relevance to rank level, over the [`CANDIDATES`] newest matches only, so that a search's cost does
+//! not grow with its match count. No `LIKE '%q%'` anywhere: both back ends answer from an inverted
+//! index.
 
 pub mod text;
 
 use entity::search_documents;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Set, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Set, Statement,
+    TransactionSession, TransactionTrait,
+};
 
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
@@ -33,8 +38,15 @@ impl Kind {
     }
 }
 
-/// Deepest result a search pages to: ranking past this is noise, and deep offsets cost.
-pub const MAX_OFFSET: i64 = 1000;
+/// Matches ranked per search: the newest this many, in an order each back end's index produces
+/// without touching the other matches: the document id on SQLite (FTS5 walks its doclists by rowid),
+/// the post's, board's or member's own id on PostgreSQL (the `(kind, ref_id)` index). Both are
+/// publication order: a document is indexed when its thing is created and keeps its id when edited. Ranking every match instead made a search's cost grow with its match count (a word in
+/// every post: 150-180 ms at 100,000 posts); see docs/BENCHMARKS.md ("Discovery").
+pub const CANDIDATES: i64 = 1000;
+
+/// Deepest result a search pages to: the candidates are all there is to page through.
+pub const MAX_OFFSET: i64 = CANDIDATES;
 
 /// Puts (or replaces) a document in the index.
 pub async fn index<C: ConnectionTrait>(
@@ -84,7 +96,7 @@ pub struct Results {
     pub terms: Vec<String>,
 }
 
-pub async fn search<C: ConnectionTrait>(
+pub async fn search<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     query: &str,
     kind: Kind,
@@ -102,9 +114,47 @@ pub async fn search<C: ConnectionTrait>(
     let limit = page.fetch_limit() as i64;
     let now = chrono::Utc::now().timestamp();
     let backend = db.get_database_backend();
-    let (sql, values): (String, Vec<sea_orm::Value>) = match backend {
+    let statement = statement(backend, &q, kind, board_id, offset, limit, now);
+    let rows = if backend == DbBackend::Postgres {
+        // Planned for this query's words every time: the right plan depends on how common they are
+        // (walk the newest documents, or collect the matches from the GIN index), and a prepared
+        // statement's generic plan, which PostgreSQL adopts after a few runs on a connection, assumes
+        // a fixed share of matches and collects them all: 30-90 ms where 4 ms would do.
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan").await?;
+        let rows = Row::find_by_statement(statement).all(&txn).await?;
+        txn.commit().await?;
+        rows
+    } else {
+        Row::find_by_statement(statement).all(db).await?
+    };
+    // Cursors are positions: results are ranked, not keyed, so a page continues at an offset.
+    let items: Vec<(i64, i64)> = rows.into_iter().enumerate().map(|(i, r)| (offset + i as i64, r.ref_id)).collect();
+    let page = Page::from_rows(page, items, |(pos, _)| Cursor::Id(*pos)).map(|(_, id)| id);
+    Ok(Results { page, terms: q.terms })
+}
+
+/// The search statement: the [`CANDIDATES`] newest matches in index order, then those ranked by
+/// relevance and recency, `limit` rows from `offset`. Public so the discovery bench explains exactly
+/// what runs.
+pub fn statement(
+    backend: DbBackend,
+    q: &text::QueryTokens,
+    kind: Kind,
+    board_id: Option<i64>,
+    offset: i64,
+    limit: i64,
+    now: i64,
+) -> Statement {
+    let last = q.all.len().saturating_sub(1);
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    // Placeholders in the order the values are pushed: `?` on SQLite, `$n` on PostgreSQL.
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        if backend == DbBackend::Postgres { format!("${}", values.len()) } else { "?".to_string() }
+    };
+    let sql = match backend {
         DbBackend::Postgres => {
-            let last = q.all.len() - 1;
             let tsquery = q
                 .all
                 .iter()
@@ -115,18 +165,23 @@ pub async fn search<C: ConnectionTrait>(
                 })
                 .collect::<Vec<_>>()
                 .join(" & ");
-            let board = if board_id.is_some() { " AND board_id = $6" } else { "" };
-            let sql = format!(
-                "SELECT ref_id FROM search_documents WHERE tsv @@ $1::tsquery AND kind = $2{board} \
-                 ORDER BY ts_rank(tsv, $1::tsquery) * -10 + ($3 - published_at) / 31536000.0, id DESC \
-                 LIMIT $4 OFFSET $5"
-            );
-            let mut values = vec![tsquery.into(), kind.as_str().into(), now.into(), limit.into(), offset.into()];
-            values.extend(board_id.map(Into::into));
-            (sql, values)
+            let tsq = param(tsquery.into());
+            let kind = param(kind.as_str().into());
+            let board = board_id.map_or(String::new(), |b| format!(" AND board_id = {}", param(b.into())));
+            let candidates = param(CANDIDATES.into());
+            let now = param(now.into());
+            let (limit, offset) = (param(limit.into()), param(offset.into()));
+            // The inner query is the bounded part: the `(kind, ref_id)` index walked backwards
+            // (common words: it stops after the candidates) or the GIN index (rare ones), whichever
+            // the planner expects to be cheaper; only its rows are ranked.
+            format!(
+                "SELECT c.ref_id FROM (SELECT ref_id, published_at, tsv FROM search_documents \
+                 WHERE tsv @@ {tsq}::tsquery AND kind = {kind}{board} ORDER BY ref_id DESC LIMIT {candidates}) c \
+                 ORDER BY ts_rank(c.tsv, {tsq}::tsquery) * -10 + ({now} - c.published_at) / 31536000.0, c.ref_id DESC \
+                 LIMIT {limit} OFFSET {offset}"
+            )
         }
         _ => {
-            let last = q.all.len() - 1;
             let matcher = q
                 .all
                 .iter()
@@ -137,24 +192,26 @@ pub async fn search<C: ConnectionTrait>(
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
+            let matcher = param(matcher.into());
+            let kind = param(kind.as_str().into());
             // `+d.kind` keeps SQLite from driving the join from the `kind` index (one full-text
             // match per document: minutes at 100k posts without table statistics); the FTS match
             // must lead. Measured in docs/BENCHMARKS.md ("Discovery").
-            let board = if board_id.is_some() { " AND +d.board_id = ?" } else { "" };
-            let sql = format!(
-                "SELECT d.ref_id AS ref_id FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid \
-                 WHERE search_fts MATCH ? AND +d.kind = ?{board} \
-                 ORDER BY bm25(search_fts) + (? - d.published_at) / 31536000.0, d.id DESC LIMIT ? OFFSET ?"
-            );
-            let mut values: Vec<sea_orm::Value> = vec![matcher.into(), kind.as_str().into()];
-            values.extend(board_id.map(Into::into));
-            values.extend([now.into(), limit.into(), offset.into()]);
-            (sql, values)
+            let board = board_id.map_or(String::new(), |b| format!(" AND +d.board_id = {}", param(b.into())));
+            let candidates = param(CANDIDATES.into());
+            let now = param(now.into());
+            let (limit, offset) = (param(limit.into()), param(offset.into()));
+            // FTS5 walks the match's doclists newest rowid first and stops after the candidates;
+            // bm25 is computed for those rows only. (Both levels have a LIMIT, so SQLite does not
+            // flatten the subquery.)
+            format!(
+                "SELECT ref_id FROM (SELECT d.id AS id, d.ref_id AS ref_id, d.published_at AS published_at, \
+                 bm25(search_fts) AS relevance FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid \
+                 WHERE search_fts MATCH {matcher} AND +d.kind = {kind}{board} \
+                 ORDER BY search_fts.rowid DESC LIMIT {candidates}) \
+                 ORDER BY relevance + ({now} - published_at) / 31536000.0, id DESC LIMIT {limit} OFFSET {offset}"
+            )
         }
     };
-    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(db).await?;
-    // Cursors are positions: results are ranked, not keyed, so a page continues at an offset.
-    let items: Vec<(i64, i64)> = rows.into_iter().enumerate().map(|(i, r)| (offset + i as i64, r.ref_id)).collect();
-    let page = Page::from_rows(page, items, |(pos, _)| Cursor::Id(*pos)).map(|(_, id)| id);
-    Ok(Results { page, terms: q.terms })
+    Statement::from_sql_and_values(backend, sql, values)
 }
