@@ -74,13 +74,12 @@ pub async fn record_many(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
     ip: Option<&str>,
-    action: Action,
-    reads: Vec<(Option<i64>, String)>,
+    reads: Vec<(Action, Option<i64>, String)>,
 ) -> AppResult<()> {
     if reads.is_empty() {
         return Ok(());
     }
-    let rows = reads.into_iter().map(|(subject, target)| row(viewer, ip, action, subject, target));
+    let rows = reads.into_iter().map(|(action, subject, target)| row(viewer, ip, action, subject, target));
     audit_log::Entity::insert_many(rows).exec_without_returning(db).await?;
     Ok(())
 }

@@ -225,6 +225,7 @@ pub async fn queue(
     viewer: &Viewer,
     ip: Option<&str>,
     status: Option<Status>,
+    reads_names: bool,
     args: &PageArgs,
 ) -> AppResult<Page<iv::Model>> {
     require_reviewer(viewer)?;
@@ -237,32 +238,44 @@ pub async fn queue(
     }
     let rows = q.all(db).await?;
     let page = Page::from_rows(args, rows, |r| Cursor::Id(r.id));
-    let reads = page.items.iter().map(|(_, r)| (Some(r.user_id), format!("IdentityVerification:{}", r.id))).collect();
-    audit::record_many(db, viewer, ip, Action::ViewIdentity, reads).await?;
+    // Every item listed, and every full name the page will show, in one audit statement.
+    let mut reads = Vec::new();
+    for (_, r) in &page.items {
+        let target = format!("IdentityVerification:{}", r.id);
+        if reads_names {
+            reads.push((Action::ViewRealName, Some(r.user_id), target.clone()));
+        }
+        reads.push((Action::ViewIdentity, Some(r.user_id), target));
+    }
+    audit::record_many(db, viewer, ip, reads).await?;
     Ok(page)
 }
 
-/// A reviewer reads the full name (audited); the owner reads their own without an audit entry.
+/// A reviewer reads the full name (audited, unless the listing that returned `row` already wrote the
+/// entry); the owner reads their own without an audit entry.
 pub async fn real_name(
     db: &DatabaseConnection,
     store: &MediaStore,
     viewer: &Viewer,
     ip: Option<&str>,
     row: &iv::Model,
+    already_audited: bool,
 ) -> AppResult<Option<String>> {
     if viewer.user_id != row.user_id {
         if !matches!(viewer.role, Role::Reviewer | Role::Admin) {
             return Ok(None);
         }
-        audit::record(
-            db,
-            viewer,
-            ip,
-            Action::ViewRealName,
-            Some(row.user_id),
-            format!("IdentityVerification:{}", row.id),
-        )
-        .await?;
+        if !already_audited {
+            audit::record(
+                db,
+                viewer,
+                ip,
+                Action::ViewRealName,
+                Some(row.user_id),
+                format!("IdentityVerification:{}", row.id),
+            )
+            .await?;
+        }
     }
     let name =
         store.sealer().open_text(&row.real_name_sealed, &aad(row.user_id, "real_name")).map_err(AppError::internal)?;

@@ -165,6 +165,10 @@ async fn real_name_verification_is_sealed_reviewed_audited_and_unlocks_boards() 
     assert_eq!(roles.len(), 1);
     assert_eq!(roles[0]["actorRole"], "ADMIN");
     assert_eq!(actions.iter().filter(|a| **a == "VIEW_ID_PHOTO").count(), 2, "{actions:?}");
+    // One listing read: one entry for the record and one for its full name (written with the
+    // listing, not once more by the field).
+    assert_eq!(actions.iter().filter(|a| **a == "VIEW_IDENTITY").count(), 1, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| **a == "VIEW_REAL_NAME").count(), 1, "{actions:?}");
     assert!(data["auditLog"]["nodes"].as_array().unwrap().iter().all(|n| n["actorRole"] == "REVIEWER"));
 }
 

@@ -169,7 +169,7 @@ impl TrustMutation {
             back: incoming(ctx, &input.id_back, "input.idBack")?,
         };
         let row = identity::submit(&st.db, &st.media, &st.config, &viewer, submission).await?;
-        Ok(SubmitIdentityVerificationPayload { verification: IdentityVerification(row) })
+        Ok(SubmitIdentityVerificationPayload { verification: IdentityVerification::new(row) })
     }
 
     /// REVIEWER or ADMIN: approves or rejects a pending verification (audited; the member is
@@ -185,7 +185,7 @@ impl TrustMutation {
         let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
         let decision = Decision::from(input.decision);
         let row = identity::review(&st.db, &st.broker, &viewer, ip, id, decision, input.reason).await?;
-        Ok(ReviewIdentityVerificationPayload { verification: IdentityVerification(row) })
+        Ok(ReviewIdentityVerificationPayload { verification: IdentityVerification::new(row) })
     }
 
     /// ADMIN: gives a member a role (USER, MODERATOR, REVIEWER, ADMIN); audited.

@@ -7,7 +7,7 @@ use async_graphql::{Context, ID, Object};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::connection;
-use crate::graphql::types::trust::{AuditEntry, DailyVisitors, IdentityVerification, VerificationStatus};
+use crate::graphql::types::trust::{AuditEntry, DailyVisitors, IdentityVerification, NameAudit, VerificationStatus};
 use crate::graphql::{loaders, page_args, request_info, require_viewer, state};
 use crate::services::activity::{self, Target};
 use crate::services::{audit, identity};
@@ -30,10 +30,14 @@ impl TrustQuery {
         let viewer = require_viewer(ctx)?;
         let args = page_args(ctx, first, after.as_deref())?;
         let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
-        let page = identity::queue(&state(ctx)?.db, &viewer, ip, status.map(Into::into), &args).await?;
+        let look = ctx.look_ahead();
+        let reads_names = look.field("nodes").field("realName").exists()
+            || look.field("edges").field("node").field("realName").exists();
+        let page = identity::queue(&state(ctx)?.db, &viewer, ip, status.map(Into::into), reads_names, &args).await?;
         // One statement for the members of the whole page, before the items ask one by one.
         loaders(ctx)?.users.load_many(page.items.iter().map(|(_, v)| v.user_id)).await?;
-        Ok(connection(page, IdentityVerification))
+        let audit = if reads_names { NameAudit::Written } else { NameAudit::Pending };
+        Ok(connection(page, |row| IdentityVerification(row, audit)))
     }
 
     /// ADMIN: the staff audit log, newest first, optionally about one member.

@@ -74,7 +74,20 @@ pub enum DocumentType {
 }
 
 /// A real-name verification. Its owner and REVIEWERs see it; the full ID number is never shown.
-pub struct IdentityVerification(pub identity_verifications::Model);
+pub struct IdentityVerification(pub identity_verifications::Model, pub NameAudit);
+
+/// Whether the listing that produced a verification already audited reading its full name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum NameAudit {
+    Pending,
+    Written,
+}
+
+impl IdentityVerification {
+    pub fn new(row: identity_verifications::Model) -> Self {
+        IdentityVerification(row, NameAudit::Pending)
+    }
+}
 
 #[Object]
 impl IdentityVerification {
@@ -105,7 +118,7 @@ impl IdentityVerification {
         let Some(v) = viewer(ctx) else { return Ok(None) };
         let st = state(ctx)?;
         let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
-        Ok(identity::real_name(&st.db, &st.media, &v, ip, &self.0).await?)
+        Ok(identity::real_name(&st.db, &st.media, &v, ip, &self.0, self.1 == NameAudit::Written).await?)
     }
 
     /// Why it was rejected.

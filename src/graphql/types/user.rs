@@ -264,7 +264,7 @@ impl User {
             let action = crate::services::audit::Action::ViewIdentity;
             crate::services::audit::record(&state(ctx)?.db, &v, ip, action, Some(self.0.id), target).await?;
         }
-        Ok(row.map(super::trust::IdentityVerification))
+        Ok(row.map(super::trust::IdentityVerification::new))
     }
 
     /// Every request this member made, as the request log recorded it (time, duration, address,
