@@ -175,12 +175,19 @@ pub fn load_sealer(config: &crate::config::Config) -> Result<Sealer, String> {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| format!("SEAL_KEY_FILE {}: {e}", path.display()))?;
             }
-            write_private_file(path, &entry).map_err(|e| format!("SEAL_KEY_FILE {}: {e}", path.display()))?;
             tracing::warn!(
                 path = %path.display(),
                 "SEAL_KEYS is not set: sealing with a development key kept in SEAL_KEY_FILE; set SEAL_KEYS in production"
             );
-            entry
+            match write_private_file(path, &entry) {
+                Ok(()) => entry,
+                // Another process started at the same moment and wrote it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
+                    .map_err(|e| format!("SEAL_KEY_FILE {}: {e}", path.display()))?
+                    .trim()
+                    .to_string(),
+                Err(e) => return Err(format!("SEAL_KEY_FILE {}: {e}", path.display())),
+            }
         }
         Err(e) => return Err(format!("SEAL_KEY_FILE {}: {e}", path.display())),
     };
@@ -188,14 +195,20 @@ pub fn load_sealer(config: &crate::config::Config) -> Result<Sealer, String> {
     Sealer::from_entries(&entries).map_err(|e| e.to_string())
 }
 
+/// Creates `path` with `contents` (owner-only permissions) in one step: written under a temporary
+/// name, then hard-linked into place, which fails with `AlreadyExists` if another process won.
 fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)?.write_all(contents.as_bytes())
+    opts.open(&tmp)?.write_all(contents.as_bytes())?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
