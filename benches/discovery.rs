@@ -51,7 +51,7 @@ use tokio::process::Command;
 #[path = "support/gateway.rs"]
 mod gateway;
 
-use gateway::{Res, Server, SqlLog};
+use gateway::{Res, Server, SqlLog, check, post};
 
 const PASSWORD: &str = "ecer-demo-password";
 const LOGIN: &str =
@@ -678,28 +678,7 @@ async fn explain_search(db: &DatabaseConnection, query: &str) -> Res<String> {
 // HTTP helpers
 
 async fn gql(http: &reqwest::Client, base: &str, token: Option<&str>, query: &str, vars: Value) -> Res<Value> {
-    let mut req = http
-        .post(format!("{base}/graphql"))
-        .header("content-type", "application/json")
-        .header("accept", "application/graphql-response+json")
-        .body(serde_json::to_vec(&json!({ "query": query, "variables": vars }))?);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let resp = req.send().await?;
-    let status = resp.status();
-    let v: Value = resp.json().await?;
-    if !status.is_success() {
-        return Err(format!("HTTP {status}: {v}").into());
-    }
-    Ok(v)
-}
-
-fn check(v: &Value) -> Res<()> {
-    if v.get("errors").is_some() || v["data"].is_null() {
-        return Err(format!("GraphQL errors: {v}").into());
-    }
-    Ok(())
+    post(http, base, token, json!({ "query": query, "variables": vars })).await
 }
 
 // ---------------------------------------------------------------------------------------------

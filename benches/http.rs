@@ -41,7 +41,7 @@ use tokio::process::Command;
 #[path = "support/gateway.rs"]
 mod gateway;
 
-use gateway::{Res, Server};
+use gateway::{Res, Server, check, post};
 
 const HOME_FEED: &str = include_str!("../frontend-contract/operations/HomeFeed.graphql");
 const POST_PAGE: &str = include_str!("../frontend-contract/operations/PostPage.graphql");
@@ -355,31 +355,6 @@ async fn gql_op(
     vars: Value,
 ) -> Res<Value> {
     post(http, base, token, json!({ "query": query, "operationName": op, "variables": vars })).await
-}
-
-async fn post(http: &reqwest::Client, base: &str, token: Option<&str>, body: Value) -> Res<Value> {
-    let mut req = http
-        .post(format!("{base}/graphql"))
-        .header("content-type", "application/json")
-        .header("accept", "application/graphql-response+json")
-        .body(serde_json::to_vec(&body)?);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let resp = req.send().await?;
-    let status = resp.status();
-    let v: Value = resp.json().await?;
-    if !status.is_success() {
-        return Err(format!("HTTP {status}: {v}").into());
-    }
-    Ok(v)
-}
-
-fn check(v: &Value) -> Res<()> {
-    if v.get("errors").is_some() || v["data"].is_null() {
-        return Err(format!("GraphQL errors: {v}").into());
-    }
-    Ok(())
 }
 
 async fn metric(http: &reqwest::Client, base: &str) -> Res<i64> {

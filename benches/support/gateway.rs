@@ -94,3 +94,30 @@ impl Server {
         }
     }
 }
+
+/// POSTs a GraphQL request body as JSON; an HTTP error status is an error.
+pub async fn post(http: &reqwest::Client, base: &str, token: Option<&str>, body: Value) -> Res<Value> {
+    let mut req = http
+        .post(format!("{base}/graphql"))
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json")
+        .body(serde_json::to_vec(&body)?);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {v}").into());
+    }
+    Ok(v)
+}
+
+/// A response with `errors` or without `data` is an error.
+pub fn check(v: &Value) -> Res<()> {
+    if v.get("errors").is_some() || v["data"].is_null() {
+        return Err(format!("GraphQL errors: {v}").into());
+    }
+    Ok(())
+}

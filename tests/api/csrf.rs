@@ -20,33 +20,24 @@ async fn cross_site_requests_cannot_act_for_the_member() {
     };
     let body = json!({ "query": LIKE, "variables": { "p": c.post } }).to_string();
 
-    // A plain HTML form can only send these content types: refused before anything runs. Multipart
-    // (uploads) is accepted only with a header a form cannot set, which forces a CORS preflight.
-    let resp = app
-        .http
-        .post(app.url("/graphql"))
-        .header("content-type", "multipart/form-data; boundary=x")
-        .header("cookie", &cookie)
-        .header("origin", "https://evil.example")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let refusal: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(refusal["errors"][0]["extensions"]["code"], "CSRF_PREFLIGHT_REQUIRED");
-    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
-        let resp = app
-            .http
+    // The member's cookie, sent by a page on another site with this content type.
+    let cross_site = |content_type: &'static str| {
+        app.http
             .post(app.url("/graphql"))
             .header("content-type", content_type)
             .header("cookie", &cookie)
             .header("origin", "https://evil.example")
             .body(body.clone())
             .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 415, "{content_type}");
+    };
+    // A plain HTML form can only send these content types: refused before anything runs. Multipart
+    // (uploads) is accepted only with a header a form cannot set, which forces a CORS preflight.
+    let resp = cross_site("multipart/form-data; boundary=x").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let refusal: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(refusal["errors"][0]["extensions"]["code"], "CSRF_PREFLIGHT_REQUIRED");
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        assert_eq!(cross_site(content_type).await.unwrap().status(), 415, "{content_type}");
     }
     // A mutation in a GET (a link, an <img>) is refused.
     let url = format!(
@@ -57,19 +48,7 @@ async fn cross_site_requests_cannot_act_for_the_member() {
     assert_eq!(app.http.get(url).header("cookie", &cookie).send().await.unwrap().status(), 405);
     // A script on another site that manages to send JSON (it cannot without a CORS preflight, which
     // the gateway never approves) still runs signed out: the cookie is ignored for another origin.
-    let resp: Value = app
-        .http
-        .post(app.url("/graphql"))
-        .header("content-type", "application/json")
-        .header("cookie", &cookie)
-        .header("origin", "https://evil.example")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp: Value = cross_site("application/json").await.unwrap().json().await.unwrap();
     assert_eq!(resp["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     assert_eq!(like_count().await, 0);
     // No CORS approval is ever given.
