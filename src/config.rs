@@ -106,6 +106,17 @@ pub struct Config {
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
 
+    /// Deepest bracket nesting (`{`, `(`, `[`: selection sets, arguments, list and object values, list
+    /// types), followed through fragment spreads, that a document may have (QUERY_TOO_DEEP beyond).
+    /// Checked before parsing, because the parser and validator recurse once per level.
+    #[arg(long, env = "MAX_DOCUMENT_NESTING", default_value_t = 64)]
+    pub max_document_nesting: usize,
+
+    /// Most tokens a document may hold with every fragment spread expanded (QUERY_TOO_COMPLEX
+    /// beyond): it bounds the work of parsing and validating, fragment fan-out included.
+    #[arg(long, env = "MAX_DOCUMENT_TOKENS", default_value_t = 15_000)]
+    pub max_document_tokens: usize,
+
     /// Highest cost a query may have: every field costs 1, a list field costs its `first` times what
     /// each item selects, so nested lists multiply.
     #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
@@ -273,6 +284,12 @@ impl Config {
         }
         if self.max_query_depth < 4 {
             return Err("MAX_QUERY_DEPTH must be at least 4".into());
+        }
+        if !(16..=512).contains(&self.max_document_nesting) {
+            return Err("MAX_DOCUMENT_NESTING must be between 16 and 512 (deeper documents can exhaust a worker's stack)".into());
+        }
+        if self.max_document_tokens < 1_000 {
+            return Err("MAX_DOCUMENT_TOKENS must be at least 1000".into());
         }
         if self.max_query_complexity < 100 {
             return Err("MAX_QUERY_COMPLEXITY must be at least 100".into());

@@ -89,33 +89,48 @@ pub fn token_from_headers(headers: &http::HeaderMap, cookie_name: &str) -> Optio
         .filter(|v| !v.is_empty())
 }
 
-/// The token a request (HTTP or WebSocket upgrade) carries: a bearer header always; the session cookie
-/// only when the request comes from the gateway's own origin or one of `ALLOWED_ORIGINS`. Browsers
-/// attach cookies to cross-site requests too (a form post, a WebSocket opened by another site), so a
-/// cookie from elsewhere is ignored: the request runs signed out and cannot act for the member
-/// (cross-site request forgery, cross-site WebSocket hijacking).
+/// The token a request (HTTP or WebSocket upgrade) carries: a bearer header always (it is never sent
+/// by a browser on its own); the session cookie only when the request proves it comes from the
+/// gateway's own pages or one of `ALLOWED_ORIGINS`. Browsers attach cookies to cross-site requests
+/// too (a link, a form post, an `<img>`, a WebSocket opened by another site), so an unproven cookie is
+/// ignored and the request runs signed out: another site cannot act for the member, nor make them
+/// leave traces such as search history (cross-site request forgery, cross-site WebSocket hijacking).
 pub fn token_for_request(headers: &http::HeaderMap, cookie_name: &str, allowed: &[String]) -> Option<String> {
-    let same_origin = match headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => true,
-        Some(origin) if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) => true,
-        Some(origin) => {
-            let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok());
-            let origin_host = url::Url::parse(origin).ok().and_then(|u| {
-                let host = u.host_str()?.to_string();
-                Some(match u.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host,
-                })
-            });
-            host.is_some() && origin_host.as_deref() == host
-        }
-    };
-    if same_origin {
+    if proves_same_origin(headers, allowed) {
         return token_from_headers(headers, cookie_name);
     }
     let mut bearer_only = headers.clone();
     bearer_only.remove(http::header::COOKIE);
     token_from_headers(&bearer_only, cookie_name)
+}
+
+/// Whether a request shows it was made by the gateway's own pages (or an allowed origin):
+/// - an `Origin` header decides on its own: the gateway's own origin (its `Host`) or one listed in
+///   `ALLOWED_ORIGINS`; anything else, `null` included, is foreign;
+/// - without `Origin` (a navigation, a same-origin GET), the browser's `Sec-Fetch-Site` must say
+///   `same-origin`, `same-site` or `none` (typed into the address bar, a bookmark);
+/// - a request with neither is not proven: every current browser sends `Sec-Fetch-Site`, and a
+///   non-browser client has no reason to use the cookie instead of a bearer token.
+pub fn proves_same_origin(headers: &http::HeaderMap, allowed: &[String]) -> bool {
+    if let Some(origin) = headers.get(http::header::ORIGIN) {
+        let Ok(origin) = origin.to_str() else { return false };
+        if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            return true;
+        }
+        let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok());
+        let origin_host = url::Url::parse(origin).ok().and_then(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        });
+        return host.is_some_and(|h| origin_host.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(h)));
+    }
+    matches!(
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        Some("same-origin" | "same-site" | "none")
+    )
 }
 
 /// The `Set-Cookie` value that hands a session to a browser: HttpOnly so scripts cannot read it,
@@ -163,7 +178,14 @@ mod tests {
         h.insert(http::header::HOST, "gw.example:8000".parse().unwrap());
         h.insert(http::header::COOKIE, "ecer_session=abc".parse().unwrap());
         let none: Vec<String> = vec![];
-        assert_eq!(token_for_request(&h, "ecer_session", &none).as_deref(), Some("abc"));
+        // Neither Origin nor Sec-Fetch-Site: not proven.
+        assert_eq!(token_for_request(&h, "ecer_session", &none), None);
+        for (site, counts) in [("cross-site", false), ("same-origin", true), ("same-site", true), ("none", true)] {
+            h.insert("sec-fetch-site", site.parse().unwrap());
+            assert_eq!(token_for_request(&h, "ecer_session", &none).is_some(), counts, "{site}");
+        }
+        h.insert(http::header::ORIGIN, "null".parse().unwrap());
+        assert_eq!(token_for_request(&h, "ecer_session", &none), None, "an opaque origin is foreign");
         h.insert(http::header::ORIGIN, "http://gw.example:8000".parse().unwrap());
         assert_eq!(token_for_request(&h, "ecer_session", &none).as_deref(), Some("abc"));
         h.insert(http::header::ORIGIN, "https://evil.example".parse().unwrap());

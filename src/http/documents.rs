@@ -23,6 +23,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::error::code;
+use crate::http::bounds;
 
 const EMBEDDED_MANIFEST: &str = include_str!("../../frontend-contract/persisted-query-manifest.json");
 const APQ_LOCAL_ENTRIES: usize = 10_000;
@@ -65,6 +67,7 @@ enum ApqStore {
 }
 
 pub struct Documents {
+    limits: bounds::Limits,
     manifest: HashMap<String, Arc<str>>,
     names: HashSet<String>,
     trusted_only: bool,
@@ -100,7 +103,9 @@ impl Documents {
                 NonZeroUsize::new(APQ_LOCAL_ENTRIES).unwrap_or(NonZeroUsize::MIN),
             ))),
         };
-        Ok(Documents { manifest: by_hash, names, trusted_only: config.trusted_documents, apq })
+        let limits =
+            bounds::Limits { max_nesting: config.max_document_nesting, max_tokens: config.max_document_tokens };
+        Ok(Documents { limits, manifest: by_hash, names, trusted_only: config.trusted_documents, apq })
     }
 
     /// Whether `name` is an operation of the frontend contract (metrics label only those, so clients
@@ -109,8 +114,40 @@ impl Documents {
         self.names.contains(name)
     }
 
-    /// The document to run, from the request's `query`, `extensions` and `documentId`.
+    /// The document to run, from the request's `query`, `extensions` and `documentId`, checked
+    /// against the shape bounds (nesting, expanded size, fragment cycles) before anything parses it.
+    /// Every transport takes its documents from here: GET, POST, batches, multipart, WebSocket.
     pub async fn resolve(
+        &self,
+        query: Option<String>,
+        extensions: Option<&Map<String, Value>>,
+        document_id: Option<&str>,
+    ) -> Result<String, Refusal> {
+        // Checked before an APQ registration too, so nothing unbounded is ever stored.
+        if let Some(query) = &query {
+            self.check_shape(query)?;
+        }
+        let document = self.find(query, extensions, document_id).await?;
+        self.check_shape(&document)?;
+        Ok(document)
+    }
+
+    fn check_shape(&self, document: &str) -> Result<(), Refusal> {
+        bounds::check(document, self.limits).map_err(|exceeded| match exceeded {
+            bounds::Exceeded::Nesting => {
+                Refusal::new(code::QUERY_TOO_DEEP, "the document nests deeper than MAX_DOCUMENT_NESTING")
+            }
+            bounds::Exceeded::Tokens => Refusal::new(
+                code::QUERY_TOO_COMPLEX,
+                "the document, with its fragments expanded, is larger than MAX_DOCUMENT_TOKENS",
+            ),
+            bounds::Exceeded::FragmentCycle => {
+                Refusal::new(code::GRAPHQL_VALIDATION_FAILED, "a fragment spreads itself, directly or through others")
+            }
+        })
+    }
+
+    async fn find(
         &self,
         query: Option<String>,
         extensions: Option<&Map<String, Value>>,
@@ -140,7 +177,7 @@ impl Documents {
         }
         match (hash, query) {
             (None, Some(query)) => Ok(query),
-            (None, None) => Err(Refusal::new(crate::error::code::BAD_REQUEST, "the `query` parameter is required")),
+            (None, None) => Err(Refusal::new(code::BAD_REQUEST, "the `query` parameter is required")),
             (Some(hash), Some(query)) => {
                 if sha256_hex(&query) != hash {
                     return Err(Refusal::new(PERSISTED_QUERY_HASH_MISMATCH, "provided sha does not match query"));

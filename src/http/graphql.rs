@@ -18,7 +18,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::app::AppState;
 use crate::auth;
@@ -87,11 +87,32 @@ fn reject(status: StatusCode, media: Media, message: &str) -> Response {
 }
 
 fn reject_with(status: StatusCode, media: Media, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    let mut resp = (status, body.to_string()).into_response();
+    let mut resp = (status, error_body(code, message)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     resp
 }
+
+/// `{"errors":[{"message":...,"extensions":{"code":...}}]}`, keys in the order the spec lists them.
+pub(crate) fn error_body(code: &str, message: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Ext<'a> {
+        code: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Error<'a> {
+        message: &'a str,
+        extensions: Ext<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        errors: [Error<'a>; 1],
+    }
+    let body = Body { errors: [Error { message, extensions: Ext { code } }] };
+    serde_json::to_string(&body).unwrap_or_else(|_| INTERNAL_BODY.to_string())
+}
+
+/// What a response says when it cannot be serialised (it always can; this keeps the path panic-free).
+const INTERNAL_BODY: &str = r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#;
 
 /// One GraphQL request's parameters, checked for shape.
 struct Params {
@@ -155,19 +176,17 @@ fn params_from_url(raw: &str) -> Result<Params, &'static str> {
     params_from_json(Value::Object(obj))
 }
 
-/// Whether the operation that would run is a mutation (or subscription): GET may only read.
-fn is_write(params: &Params, query: &str) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return false;
-    };
-    let op = match (&doc.operations, &params.operation_name) {
-        (async_graphql::parser::types::DocumentOperations::Single(op), _) => Some(&op.node),
-        (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => {
-            ops.get(name.as_str()).map(|op| &op.node)
-        }
-        (async_graphql::parser::types::DocumentOperations::Multiple(_), None) => None,
-    };
-    op.is_some_and(|op| op.ty != OperationType::Query)
+/// The type of the operation a request would run: the one `operationName` names, or the only one.
+/// `None` when the document does not parse or does not say which (execution reports those).
+fn selected_operation(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    use async_graphql::parser::types::DocumentOperations;
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
 }
 
 pub async fn get(
@@ -186,10 +205,13 @@ pub async fn get(
     let mut params = params;
     let document =
         app.documents.resolve(params.query.take(), params.extensions.as_ref(), params.document_id.as_deref()).await;
+    // GET only reads (a link or an <img> must not act): decided from the parsed document, whatever
+    // the operation's name or position, and for persisted documents too.
     if let Ok(query) = &document
-        && is_write(&params, query)
+        && selected_operation(query, params.operation_name.as_deref()).is_some_and(|ty| ty != OperationType::Query)
     {
-        let mut resp = reject(StatusCode::METHOD_NOT_ALLOWED, media, "mutations must be sent with POST");
+        let mut resp =
+            reject(StatusCode::METHOD_NOT_ALLOWED, media, "mutations and subscriptions must be sent with POST");
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
@@ -597,7 +619,7 @@ async fn execute(
         }
         // One after another: the operations of a batch may depend on each other's writes.
         let signed_in_as = info.signed_in_as.clone();
-        let resp = app.schema.execute(req).await;
+        let resp = contained(app.schema.execute(req), &request_id).await;
         observe("http", &operation, started, &resp, &request_id);
         let signed_in = signed_in_as.get().copied();
         let erased = info.erased.load(std::sync::atomic::Ordering::Relaxed);
@@ -631,15 +653,20 @@ async fn execute(
         }
         BatchResponse::Batch(resps) => {
             let mut headers = HeaderMap::new();
-            let mut bodies = Vec::with_capacity(resps.len());
-            for resp in resps {
-                let (_, h, body) = finish(resp, media);
+            let mut body = Vec::with_capacity(resps.len() * 256);
+            body.push(b'[');
+            for (i, resp) in resps.into_iter().enumerate() {
+                let (_, h, one) = finish(resp, media);
                 for (name, value) in h.iter() {
                     headers.append(name, value.clone());
                 }
-                bodies.push(body);
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&one);
             }
-            (StatusCode::OK, Value::Array(bodies), headers)
+            body.push(b']');
+            (StatusCode::OK, body, headers)
         }
     };
     // A request refused as a whole by the rate limiter is a 429, with when to come back.
@@ -647,7 +674,7 @@ async fn execute(
         Some(_) if !batch => StatusCode::TOO_MANY_REQUESTS,
         _ => status,
     };
-    let mut resp = (status, body.to_string()).into_response();
+    let mut resp = (status, body).into_response();
     if let Some(secs) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
@@ -661,15 +688,40 @@ async fn execute(
     resp
 }
 
-/// Serialises one response; returns whether it failed as a whole request (parse, validation,
-/// variables: no field ran), the headers resolvers set, and the body.
-fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, Value) {
+/// Runs one execution with panics contained: a bug in a resolver answers this request `INTERNAL`
+/// (logged with the request id) instead of unwinding into the server. Stack overflows cannot be
+/// caught; the document bounds (`http::bounds`) are what prevents those.
+pub(crate) async fn contained(
+    execution: impl std::future::Future<Output = async_graphql::Response>,
+    request_id: &str,
+) -> async_graphql::Response {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(execution).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(request_id, panic = %what, "a GraphQL execution panicked");
+            async_graphql::Response::from_errors(vec![crate::graphql::codes::with_code(
+                async_graphql::ServerError::new("internal error", None),
+                code::INTERNAL,
+            )])
+        }
+    }
+}
+
+/// Gives every error of a response a code: errors async-graphql raises itself carry none. A
+/// request-level one is a bad request, a field-level one an argument that failed to coerce;
+/// anything else is ours and internal. Returns whether the response failed as a whole request
+/// (parse, validation, variables: no field ran).
+pub(crate) fn code_errors(resp: &mut async_graphql::Response) -> bool {
     let request_error = resp.data == async_graphql::Value::Null
         && !resp.errors.is_empty()
         && resp.errors.iter().all(|e| e.path.is_empty());
     for err in &mut resp.errors {
-        // Errors async-graphql raises itself carry no code: a request-level one is a bad request, a
-        // field-level one an argument that failed to coerce; anything else is ours and internal.
         let coercion = err.message.starts_with("Failed to parse")
             || err.message.starts_with("Invalid value")
             || err.message.starts_with("Expected input type");
@@ -680,14 +732,38 @@ fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, 
         };
         *err = crate::graphql::codes::with_code(err.clone(), fallback);
     }
-    let headers = std::mem::take(&mut resp.http_headers);
-    let mut body =
-        serde_json::to_value(&resp).unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
-    if request_error
-        && media == Media::GraphqlResponseJson
-        && let Value::Object(obj) = &mut body
-    {
-        obj.remove("data");
+    request_error
+}
+
+/// A response as the spec lays it out: `errors` first when present, then `data` (in the order the
+/// document selected, as the executor produced it; no detour through an unordered JSON map), then
+/// `extensions`.
+#[derive(serde::Serialize)]
+pub(crate) struct Ordered<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+impl<'a> Ordered<'a> {
+    /// `with_data: false` leaves `data` out (a request error under graphql-response+json).
+    pub(crate) fn new(resp: &'a async_graphql::Response, with_data: bool) -> Ordered<'a> {
+        Ordered { errors: &resp.errors, data: with_data.then_some(&resp.data), extensions: &resp.extensions }
     }
+}
+
+/// Serialises one response; returns whether it failed as a whole request, the headers resolvers
+/// set, and the body.
+fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, Vec<u8>) {
+    let request_error = code_errors(&mut resp);
+    let headers = std::mem::take(&mut resp.http_headers);
+    let with_data = !(request_error && media == Media::GraphqlResponseJson);
+    let body = serde_json::to_vec(&Ordered::new(&resp, with_data)).unwrap_or_else(|err| {
+        tracing::error!(%err, "could not serialise a response");
+        INTERNAL_BODY.as_bytes().to_vec()
+    });
     (request_error, headers, body)
 }

@@ -122,6 +122,25 @@ fn text(value: Value) -> Message {
     Message::Text(value.to_string().into())
 }
 
+/// `{"type":..,"id":..,"payload":..}` with an execution result as the payload, serialised straight
+/// from the executor's ordered value, so fields keep the order the document selected them in.
+fn result_frame(kind: &str, id: &str, payload: &impl serde::Serialize) -> Message {
+    #[derive(serde::Serialize)]
+    struct Frame<'a, P> {
+        r#type: &'a str,
+        id: &'a str,
+        payload: &'a P,
+    }
+    match serde_json::to_string(&Frame { r#type: kind, id, payload }) {
+        Ok(frame) => Message::Text(frame.into()),
+        Err(err) => {
+            tracing::error!(%err, "could not serialise a subscription result");
+            let error = json!([{ "message": "internal error", "extensions": { "code": code::INTERNAL } }]);
+            text(json!({ "type": "error", "id": id, "payload": error }))
+        }
+    }
+}
+
 struct Connection {
     app: AppState,
     proto: Proto,
@@ -555,11 +574,22 @@ struct Feed {
 /// Runs one operation, feeding the socket's queue until the operation completes.
 async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
     let Feed { operation, id, generation, out, done, proto, slow, activity, recorded, erased, user_id, client } = feed;
+    // A panic inside the operation ends it with INTERNAL instead of leaving the client waiting.
+    let stream = std::panic::AssertUnwindSafe(stream).catch_unwind().map(|result| {
+        result.unwrap_or_else(|_| {
+            tracing::error!("a subscription operation panicked");
+            GqlResponse::from_errors(vec![crate::graphql::codes::with_code(
+                async_graphql::ServerError::new("internal error", None),
+                code::INTERNAL,
+            )])
+        })
+    });
     tokio::pin!(stream);
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
     let started = std::time::Instant::now();
     let mut first = true;
-    while let Some(resp) = stream.next().await {
+    while let Some(mut resp) = stream.next().await {
+        super::graphql::code_errors(&mut resp);
         if first {
             // Latency of an operation over the socket: until its first result (a subscription's
             // replay or first event).
@@ -577,13 +607,11 @@ async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
             crate::metrics::METRICS.count_errors(&resp.errors);
         }
         if std::mem::take(&mut first) && is_request_error(&resp) {
-            let errors = serde_json::to_value(&resp.errors).unwrap_or(Value::Array(vec![]));
-            let _ = out.send(text(json!({ "type": "error", "id": id, "payload": errors }))).await;
+            let _ = out.send(result_frame("error", &id, &resp.errors)).await;
             let _ = done.send((id, generation));
             return;
         }
-        let payload = serde_json::to_value(&resp).unwrap_or(Value::Null);
-        let frame = text(json!({ "type": proto.next_type(), "id": id, "payload": payload }));
+        let frame = result_frame(proto.next_type(), &id, &super::graphql::Ordered::new(&resp, true));
         match tokio::time::timeout(slow, out.send(frame)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
