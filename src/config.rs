@@ -286,7 +286,10 @@ impl Config {
             return Err("MAX_QUERY_DEPTH must be at least 4".into());
         }
         if !(16..=512).contains(&self.max_document_nesting) {
-            return Err("MAX_DOCUMENT_NESTING must be between 16 and 512 (deeper documents can exhaust a worker's stack)".into());
+            return Err(
+                "MAX_DOCUMENT_NESTING must be between 16 and 512 (deeper documents can exhaust a worker's stack)"
+                    .into(),
+            );
         }
         if self.max_document_tokens < 1_000 {
             return Err("MAX_DOCUMENT_TOKENS must be at least 1000".into());
