@@ -77,7 +77,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let state = AppState::new(config).await.map_err(|e| e.to_string())?;
             if demo {
                 let said = ecer_gateway::demo::prepare(&state).await?;
-                println!("{said}");
+                println!("{said}\nGraphiQL: http://{addr}/");
             }
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
