@@ -6,7 +6,7 @@
 //! Recording must not slow requests down, so rows go through a bounded channel to one background
 //! writer per instance that inserts them in batches. When the database falls behind, the queue fills
 //! and new rows are dropped and counted (`ecer_activity_dropped_total`) rather than stalling requests.
-//! Rows older than `REQUEST_LOG_RETENTION_DAYS` are purged every hour.
+//! Rows older than `REQUEST_LOG_RETENTION_DAYS` are purged by `services::retention`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,6 @@ const QUEUE: usize = 10_000;
 const BATCH: usize = 500;
 /// How long the writer gathers rows before writing a batch.
 const LINGER: Duration = Duration::from_millis(200);
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Who a request came from, as far as its headers tell (built by the HTTP layer).
 #[derive(Debug, Clone, Default)]
@@ -83,10 +82,9 @@ pub struct Activity {
 
 impl Activity {
     /// Starts the writer and the purger on the current runtime.
-    pub fn spawn(db: DatabaseConnection, record_requests: bool, retention_days: u32, salt: [u8; 32]) -> Activity {
+    pub fn spawn(db: DatabaseConnection, record_requests: bool, salt: [u8; 32]) -> Activity {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(writer(db.clone(), rx));
-        tokio::spawn(purger(db, retention_days));
         Activity { tx: Some(tx), requests: record_requests, salt: Arc::new(salt) }
     }
 
@@ -203,22 +201,6 @@ async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Item>) {
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
-        }
-    }
-}
-
-async fn purger(db: DatabaseConnection, retention_days: u32) {
-    let mut tick = tokio::time::interval(PURGE_EVERY);
-    loop {
-        tick.tick().await;
-        let cutoff = Utc::now() - chrono::Duration::days(i64::from(retention_days));
-        let r = request_log::Entity::delete_many().filter(request_log::Column::At.lt(cutoff)).exec(&db).await;
-        let v = visitor_views::Entity::delete_many()
-            .filter(visitor_views::Column::Day.lt(cutoff.date_naive()))
-            .exec(&db)
-            .await;
-        if let Err(e) = r.and(v) {
-            tracing::warn!(error = %e, "could not purge old request log rows");
         }
     }
 }

@@ -26,6 +26,7 @@ mod policy;
 mod privacy;
 mod queries;
 mod replay;
+mod retention;
 mod scale_out;
 mod schema;
 mod search;
