@@ -153,6 +153,23 @@ impl Activity {
     }
 }
 
+/// Splits rows into chunks whose sizes are powers of two (256, 128, ..., 1). Every distinct row count
+/// is a distinct INSERT statement, and the driver keeps each prepared statement per pooled
+/// connection: batches of any size from 1 to 500 filled those caches with hundreds of large
+/// statements, and the gateway's memory grew for as long as it served (issue 13). Nine shapes at most.
+fn in_statement_sizes<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
+    let mut chunks = Vec::new();
+    let mut size = 256;
+    while !rows.is_empty() {
+        while size > rows.len() {
+            size /= 2;
+        }
+        let rest = rows.split_off(size);
+        chunks.push(std::mem::replace(&mut rows, rest));
+    }
+    chunks
+}
+
 async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Item>) {
     let mut requests = Vec::new();
     let mut visits = Vec::new();
@@ -178,14 +195,13 @@ async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Item>) {
                 _ => break,
             }
         }
-        if !requests.is_empty()
-            && let Err(e) =
-                request_log::Entity::insert_many(std::mem::take(&mut requests)).exec_without_returning(&db).await
-        {
-            tracing::warn!(error = %e, "could not write the request log");
+        for chunk in in_statement_sizes(std::mem::take(&mut requests)) {
+            if let Err(e) = request_log::Entity::insert_many(chunk).exec_without_returning(&db).await {
+                tracing::warn!(error = %e, "could not write the request log");
+            }
         }
-        if !visits.is_empty() {
-            let insert = visitor_views::Entity::insert_many(std::mem::take(&mut visits)).on_conflict(
+        for chunk in in_statement_sizes(std::mem::take(&mut visits)) {
+            let insert = visitor_views::Entity::insert_many(chunk).on_conflict(
                 OnConflict::columns([
                     visitor_views::Column::Day,
                     visitor_views::Column::TargetKind,
@@ -260,4 +276,25 @@ pub async fn daily_visitors(
 pub async fn erase(db: &impl sea_orm::ConnectionTrait, user_id: i64) -> AppResult<()> {
     request_log::Entity::delete_many().filter(request_log::Column::UserId.eq(user_id)).exec(db).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_written_in_a_few_statement_shapes() {
+        let sizes = |n: usize| in_statement_sizes((0..n).collect::<Vec<_>>()).iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(500), vec![256, 128, 64, 32, 16, 4]);
+        assert_eq!(sizes(7), vec![4, 2, 1]);
+        let mut shapes = std::collections::HashSet::new();
+        for n in 0..=BATCH {
+            let chunks = in_statement_sizes((0..n).collect::<Vec<_>>());
+            assert_eq!(chunks.concat(), (0..n).collect::<Vec<_>>(), "every row once, in order");
+            shapes.extend(chunks.iter().map(Vec::len));
+        }
+        assert_eq!(shapes.len(), 9);
+    }
 }
