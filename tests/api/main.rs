@@ -9,6 +9,7 @@ mod common;
 mod accounts;
 mod browsing;
 mod conformance;
+mod connections;
 mod content;
 mod contract;
 mod csrf;
