@@ -15,6 +15,7 @@ mod csrf;
 mod documents;
 mod feed;
 mod history;
+mod hostile;
 mod limits;
 mod live;
 mod messaging;
