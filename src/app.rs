@@ -135,12 +135,39 @@ pub fn router(state: AppState) -> Router {
         .route("/media/{id}", get(http::media::public))
         .route("/media/private/{id}", get(http::media::private))
         .route("/media/exports/{id}", get(http::media::export))
+        // Every refusal carries a code, the router's own too (axum adds `Allow` to the 405).
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         // Every request gets an id (or keeps the one a proxy gave it): logs and responses carry it.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// A route asked with a method it does not take (`PUT /graphql`): 405, coded like every refusal.
+async fn method_not_allowed() -> axum::response::Response {
+    coded(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        crate::error::code::BAD_REQUEST,
+        "this route does not take that method",
+    )
+}
+
+/// A path no route serves: 404, coded.
+async fn not_found() -> axum::response::Response {
+    coded(axum::http::StatusCode::NOT_FOUND, crate::error::code::NOT_FOUND, "no such route")
+}
+
+fn coded(status: axum::http::StatusCode, code: &str, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut resp = (status, http::graphql::error_body(code, message)).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.

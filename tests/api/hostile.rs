@@ -692,3 +692,26 @@ async fn responses_keep_the_document_order_over_http_and_websocket() {
         assert!(text.contains(r#"],"data":"#), "{text}");
     }
 }
+
+/// Refusals from the router itself are coded like every other: a method a route does not take
+/// (405, with `Allow`) and a path no route serves (404).
+#[tokio::test]
+async fn the_routers_own_refusals_are_coded() {
+    let app = TestApp::spawn().await;
+    for method in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let resp = app
+            .http
+            .request(method.parse().unwrap(), app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body("{\"query\":\"{ __typename }\"}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method}");
+        assert!(resp.headers()["allow"].to_str().unwrap().contains("POST"), "{method}");
+        assert_eq!(first_code(&resp.json().await.unwrap()), "BAD_REQUEST", "{method}");
+    }
+    let resp = app.http.get(app.url("/no/such/route")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(first_code(&resp.json().await.unwrap()), "NOT_FOUND");
+}
