@@ -722,9 +722,13 @@ pub(crate) fn code_errors(resp: &mut async_graphql::Response) -> bool {
         && !resp.errors.is_empty()
         && resp.errors.iter().all(|e| e.path.is_empty());
     for err in &mut resp.errors {
+        // A required variable the request left out surfaces where a field reads it (async-graphql
+        // does not check before execution): the client's input, not a server fault.
+        let missing_variable = err.message.starts_with("Variable ") && err.message.ends_with(" is not defined.");
         let coercion = err.message.starts_with("Failed to parse")
             || err.message.starts_with("Invalid value")
-            || err.message.starts_with("Expected input type");
+            || err.message.starts_with("Expected input type")
+            || missing_variable;
         let fallback = match (request_error, coercion) {
             (true, _) => code::BAD_REQUEST,
             (false, true) => code::BAD_USER_INPUT,

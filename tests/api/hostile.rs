@@ -715,3 +715,21 @@ async fn the_routers_own_refusals_are_coded() {
     assert_eq!(resp.status(), 404);
     assert_eq!(first_code(&resp.json().await.unwrap()), "NOT_FOUND");
 }
+
+/// A required variable left out of the request is the client's mistake: BAD_USER_INPUT, not
+/// INTERNAL (async-graphql reports it only where a field reads the variable).
+#[tokio::test]
+async fn a_missing_required_variable_is_bad_user_input() {
+    let app = TestApp::spawn().await;
+    for (query, variables) in [
+        ("query($id: ID!) { post(id: $id) { id } }", json!({})),
+        ("query($id: ID!) { post(id: $id) { id } }", json!({ "id": null })),
+        ("mutation($i: FollowUserInput!) { followUser(input: $i) { __typename } }", json!({})),
+    ] {
+        let (code, err) = app.gql_err(None, query, variables).await;
+        assert!(
+            matches!(code.as_str(), "BAD_USER_INPUT" | "BAD_REQUEST" | "GRAPHQL_VALIDATION_FAILED"),
+            "{query}: {err}"
+        );
+    }
+}
