@@ -733,3 +733,34 @@ async fn a_missing_required_variable_is_bad_user_input() {
         );
     }
 }
+
+/// A refusal sent before the body was read (406, any multipart refusal) says `Connection: close`:
+/// the server will not read another request on that connection, and a keep-alive client must not
+/// send one into it.
+#[tokio::test]
+async fn refusals_that_leave_the_body_unread_close_the_connection() {
+    let app = TestApp::spawn().await;
+    let body = json!({ "query": "{ __typename }", "pad": "x".repeat(200_000) }).to_string();
+    let resp = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .header("accept", "text/html")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 406);
+    assert_eq!(resp.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    let resp = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    alive(&app).await;
+}
