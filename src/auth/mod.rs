@@ -127,10 +127,7 @@ pub fn proves_same_origin(headers: &http::HeaderMap, allowed: &[String]) -> bool
         });
         return host.is_some_and(|h| origin_host.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(h)));
     }
-    matches!(
-        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
-        Some("same-origin" | "same-site" | "none")
-    )
+    matches!(headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()), Some("same-origin" | "same-site" | "none"))
 }
 
 /// The `Set-Cookie` value that hands a session to a browser: HttpOnly so scripts cannot read it,
