@@ -150,6 +150,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(http::health::healthz))
         .route("/metrics", get(crate::metrics::handler))
         .route("/readyz", get(http::health::readyz))
+        // Every refusal carries a code, the router's own too (axum adds `Allow` to the 405).
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         // A bug in a handler answers that one request 500 INTERNAL (logged) instead of taking the
         // connection down with it; GraphQL executions are contained closer in, with a GraphQL body.
@@ -160,6 +163,30 @@ pub fn router(state: AppState) -> Router {
         // Every request gets an id (or keeps the one a proxy gave it): logs and responses carry it.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// A route asked with a method it does not take (`PUT /graphql`): 405, coded like every refusal.
+async fn method_not_allowed() -> axum::response::Response {
+    coded(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        crate::error::code::BAD_REQUEST,
+        "this route does not take that method",
+    )
+}
+
+/// A path no route serves: 404, coded.
+async fn not_found() -> axum::response::Response {
+    coded(axum::http::StatusCode::NOT_FOUND, crate::error::code::NOT_FOUND, "no such route")
+}
+
+fn coded(status: axum::http::StatusCode, code: &str, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut resp = (status, http::graphql::error_body(code, message)).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
 }
 
 fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {

@@ -5,6 +5,7 @@ pub mod codes;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod order;
 pub mod prefetch;
 pub mod query;
 pub mod subscription;
@@ -59,6 +60,7 @@ pub fn build_schema(state: GqlState) -> AppSchema {
     let config = state.config.clone();
     let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
         .extension(codes::RequestErrorCodes { max_aliases: config.max_aliases })
+        .extension(order::DocumentOrder)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity);
     if !config.introspection {

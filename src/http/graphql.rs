@@ -219,6 +219,14 @@ pub async fn get(
     execute(app, peer, &headers, vec![(params, document.err())], false, media).await
 }
 
+/// A refusal sent before the request body was read whole: the connection cannot carry another
+/// request (the server closes it), so the response says so, and a keep-alive client does not send
+/// its next request into a connection about to close.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 pub async fn post(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -226,13 +234,17 @@ pub async fn post(
     req: Request,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
-        return reject(StatusCode::NOT_ACCEPTABLE, Media::Json, "none of the accepted media types can be produced");
+        return closing(reject(
+            StatusCode::NOT_ACCEPTABLE,
+            Media::Json,
+            "none of the accepted media types can be produced",
+        ));
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.parse::<mime::Mime>().is_ok_and(|m| m.essence_str() == "multipart/form-data") {
         let params = match multipart(&app, &headers, content_type, req.into_body()).await {
             Ok(p) => p,
-            Err((status, code, message)) => return reject_with(status, media, code, &message),
+            Err((status, code, message)) => return closing(reject_with(status, media, code, &message)),
         };
         let (params, batch) = params;
         return run_params(app, peer, &headers, params, batch, media).await;
@@ -718,9 +730,13 @@ pub(crate) fn code_errors(resp: &mut async_graphql::Response) -> bool {
         && !resp.errors.is_empty()
         && resp.errors.iter().all(|e| e.path.is_empty());
     for err in &mut resp.errors {
+        // A required variable the request left out surfaces where a field reads it (async-graphql
+        // does not check before execution): the client's input, not a server fault.
+        let missing_variable = err.message.starts_with("Variable ") && err.message.ends_with(" is not defined.");
         let coercion = err.message.starts_with("Failed to parse")
             || err.message.starts_with("Invalid value")
-            || err.message.starts_with("Expected input type");
+            || err.message.starts_with("Expected input type")
+            || missing_variable;
         let fallback = match (request_error, coercion) {
             (true, _) => code::BAD_REQUEST,
             (false, true) => code::BAD_USER_INPUT,

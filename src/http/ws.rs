@@ -49,6 +49,9 @@ pub const LEGACY_WS: &str = "graphql-ws";
 pub const SUBSCRIPTION_LAGGING: &str = "SUBSCRIPTION_LAGGING";
 pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 
+/// How long a socket the server closes waits for the client's Close frame.
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
+
 /// How often an authenticated socket re-reads its session, to notice expiry without a revocation.
 const SESSION_RECHECK: Duration = Duration::from_secs(600);
 
@@ -174,6 +177,7 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
     let Some(proto) = proto else {
         let frame = CloseFrame { code: 4406, reason: "Subprotocol not acceptable".into() };
         let _ = sink.send(Message::Close(Some(frame))).await;
+        closing_handshake(&mut stream).await;
         return;
     };
     let _open = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.ws_connections);
@@ -270,16 +274,35 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
     for (_, (_, task)) in conn.operations.drain() {
         task.abort();
     }
+    let server_closes = close.is_some();
     if let Some(Close(code, reason)) = close {
         let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
         let _ = tokio::time::timeout(Duration::from_secs(1), conn.out.send(frame)).await;
     }
     drop(conn);
+    if server_closes {
+        closing_handshake(&mut stream).await;
+    }
     // A writer stuck on a peer that stopped reading would hold the socket for as long as TCP lets it.
     let abort = writer.abort_handle();
     if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
         abort.abort();
     }
+}
+
+/// After the server sent its Close frame: reads (and drops) what the client still sends until its
+/// own Close arrives, for at most [`CLOSING_HANDSHAKE`] (RFC 6455, 7.1.1). Closing the TCP
+/// connection with the client's messages unread would reset it, and the client could lose the
+/// close code that says why (4400, 4409, ...).
+async fn closing_handshake(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSING_HANDSHAKE, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn shutdown_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {

@@ -357,6 +357,35 @@ impl Ws {
         }
     }
 
+    /// The next protocol message exactly as the server wrote it (pings answered, keep-alives
+    /// skipped), for tests of the serialised form itself.
+    pub async fn recv_text(&mut self) -> String {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("timed out waiting on socket");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("ping") => {
+                            let pong = Message::Text(json!({ "type": "pong" }).to_string().into());
+                            let _ = self.stream.send(pong).await;
+                        }
+                        Some("ka") => {}
+                        _ => return t.to_string(),
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => panic!("socket closed: {frame:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("socket failed: {e}"),
+                None => panic!("socket ended"),
+            }
+        }
+    }
+
     pub async fn recv_within(&mut self, limit: std::time::Duration) -> Result<Value, Ended> {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;

@@ -7,6 +7,7 @@
 mod common;
 
 mod accounts;
+mod browser;
 mod browsing;
 mod conformance;
 mod connections;
@@ -17,6 +18,7 @@ mod demo;
 mod documents;
 mod feed;
 mod history;
+mod hostile;
 mod limits;
 mod live;
 mod messaging;

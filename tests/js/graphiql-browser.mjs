@@ -14,7 +14,7 @@ const CHAT = 'hello from outside the browser';
 const findings = { consoleErrors: [], homeFeedPosts: 0, signedInAs: null, chatShown: false, stopSentComplete: false, initCarriedHeaders: false };
 const profile = mkdtempSync(join(tmpdir(), 'graphiql-browser-'));
 const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
   headless: true,
   userDataDir: profile,
   args: [
