@@ -16,7 +16,7 @@ use tower_http::services::ServeFile;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, code};
-use crate::services::{accounts, export, identity, media};
+use crate::services::{export, identity, media};
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
@@ -70,13 +70,7 @@ pub async fn public(State(app): State<AppState>, Path(id): Path<String>, req: Re
 }
 
 async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    let token = auth::token_for_request(headers, &app.config.session_cookie_name, &app.config.allowed_origins)
-        .ok_or_else(|| from_error(AppError::Unauthenticated))?;
-    match accounts::viewer_for_token(&app.db, &token).await {
-        Ok(Some(v)) => Ok(v),
-        Ok(None) => Err(from_error(AppError::Unauthenticated)),
-        Err(e) => Err(from_error(e)),
-    }
+    auth::viewer::require_for_request(&app.db, &app.config, headers).await.map_err(from_error)
 }
 
 fn private_body(mime: &str, bytes: Vec<u8>, disposition: Option<String>) -> Response {

@@ -7,8 +7,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use crate::auth::{Role, Viewer};
-use crate::error::{AppError, AppResult};
+use crate::auth::Viewer;
+use crate::authz;
+use crate::error::AppResult;
 use crate::services::page::{Cursor, Page, PageArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,7 @@ pub enum Action {
     SetRole,
     BanUser,
     UnbanUser,
+    SendSecurityNotice,
 }
 
 impl Action {
@@ -34,6 +36,7 @@ impl Action {
             Action::SetRole => "SET_ROLE",
             Action::BanUser => "BAN_USER",
             Action::UnbanUser => "UNBAN_USER",
+            Action::SendSecurityNotice => "SEND_SECURITY_NOTICE",
         }
     }
 }
@@ -91,9 +94,7 @@ pub async fn list(
     subject: Option<i64>,
     args: &PageArgs,
 ) -> AppResult<Page<audit_log::Model>> {
-    if viewer.role != Role::Admin {
-        return Err(AppError::Forbidden("only administrators can read the audit log"));
-    }
+    authz::require(Some(viewer), authz::Action::ReadAuditLog)?;
     let mut q = audit_log::Entity::find().order_by_desc(audit_log::Column::Id).limit(args.fetch_limit());
     if let Some(s) = subject {
         q = q.filter(audit_log::Column::SubjectUserId.eq(s));

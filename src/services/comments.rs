@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 use crate::auth::Viewer;
+use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Outbox};
 use crate::services::notifications::{self, Kind};
@@ -96,9 +97,7 @@ pub async fn create(
 /// Soft delete by the author or a moderator. Idempotent for a comment already deleted.
 pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -> AppResult<i64> {
     let comment = comments::Entity::find_by_id(comment_id).one(db).await?.ok_or(AppError::NotFound("comment"))?;
-    if comment.author_id != viewer.user_id && !viewer.role.can_moderate() {
-        return Err(AppError::Forbidden("only the author or a moderator can delete this comment"));
-    }
+    authz::require(Some(viewer), Action::DeleteComment(&comment))?;
     let txn = db.begin().await?;
     // Post first, then comment: the same lock order as `create`, so the two cannot deadlock.
     post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;

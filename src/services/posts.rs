@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use crate::auth::Viewer;
+use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::search;
@@ -130,9 +131,7 @@ pub async fn update(
     patch: PostPatch,
 ) -> AppResult<posts::Model> {
     let post = live(db, post_id).await?;
-    if post.author_id != viewer.user_id {
-        return Err(AppError::Forbidden("only the author can edit this post"));
-    }
+    authz::require(Some(viewer), Action::EditPost(&post))?;
     let mut update = posts::Entity::update_many()
         .col_expr(posts::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(posts::Column::Id.eq(post_id))
@@ -165,9 +164,7 @@ pub async fn update(
 /// content is blanked at once; deleted posts vanish from every list and from `post(id)`.
 pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> AppResult<i64> {
     let post = live(db, post_id).await?;
-    if post.author_id != viewer.user_id && !viewer.role.can_moderate() {
-        return Err(AppError::Forbidden("only the author or a moderator can delete this post"));
-    }
+    authz::require(Some(viewer), Action::DeletePost(&post))?;
     let txn = db.begin().await?;
     let now = Utc::now();
     let res = posts::Entity::update_many()
