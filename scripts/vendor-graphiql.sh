@@ -6,6 +6,8 @@
 #   assets/graphiql/react-dom.production.min.js  <- react-dom@REACT_VERSION umd/react-dom.production.min.js
 #   assets/graphiql/graphiql.min.js              <- graphiql@GRAPHIQL_VERSION graphiql.min.js (UMD, global `GraphiQL`)
 #   assets/graphiql/graphiql.min.css             <- graphiql@GRAPHIQL_VERSION graphiql.min.css
+#   assets/graphiql/graphql-ws.min.js            <- graphql-ws@GRAPHQL_WS_VERSION umd/graphql-ws.min.js (global `graphqlWs`;
+#                                                   graphiql's UMD bundle has no WebSocket client)
 #   assets/graphiql/LICENSES.txt                 <- LICENSE of each package, with name/version headers
 #
 # assets/graphiql/index.html is hand-written and is NOT touched by this script.
@@ -18,6 +20,8 @@ set -euo pipefail
 
 GRAPHIQL_VERSION="3.9.0"
 GRAPHIQL_INTEGRITY="sha512-rJYFlHdBbug9+YbFSwRVvgfPjCayC7wHecZkx/qB4XLuQPFQZw/yB9pmHFtOJV6RiNBBHro3u1GdocKa3YcGRA=="
+GRAPHQL_WS_VERSION="6.4.2"
+GRAPHQL_WS_INTEGRITY="sha512-wxhPhhOGJo8PbGDkBYVE76sZLDrS+GkyrR4bZECSLVbo0pZZNKs0HtBh2Ip/uaUuiVUxwO9ssI9R92buQfNSqQ=="
 REACT_VERSION="18.3.1"
 REACT_INTEGRITY="sha512-wS+hAgJShR0KhEvPJArfuPVN1+Hz1t0Y6n5jLrGQbkb4urgPE/0Rve+1kMB1v/oWgHgm4WIcV+i7F2pTVj+2iQ=="
 REACT_DOM_INTEGRITY="sha512-5m4nQKp+rZRb09LNH59GM4BxTh9251/ylbKIbpe7TpGxfJ+9kv6BLkLBXIjjspbgbnIBNqlI23tRnTWT0snUIw=="
@@ -61,13 +65,16 @@ need() { [[ -f "$1" ]] || { echo "error: expected file missing: ${1#"$WORK"/}" >
 fetch graphiql  "$GRAPHIQL_VERSION" "$GRAPHIQL_INTEGRITY"
 fetch react     "$REACT_VERSION"    "$REACT_INTEGRITY"
 fetch react-dom "$REACT_VERSION"    "$REACT_DOM_INTEGRITY"
+fetch graphql-ws "$GRAPHQL_WS_VERSION" "$GRAPHQL_WS_INTEGRITY"
 
 GQ="${WORK}/graphiql/package"
 R="${WORK}/react/package"
 RD="${WORK}/react-dom/package"
+WS="${WORK}/graphql-ws/package"
 for f in "$GQ/graphiql.min.js" "$GQ/graphiql.min.css" "$GQ/LICENSE" \
          "$R/umd/react.production.min.js" "$R/LICENSE" \
-         "$RD/umd/react-dom.production.min.js" "$RD/LICENSE"; do
+         "$RD/umd/react-dom.production.min.js" "$RD/LICENSE" \
+         "$WS/umd/graphql-ws.min.js" "$WS/LICENSE.md"; do
   need "$f"
 done
 
@@ -76,6 +83,7 @@ install -m 0644 "$R/umd/react.production.min.js"       "$DEST/react.production.m
 install -m 0644 "$RD/umd/react-dom.production.min.js"  "$DEST/react-dom.production.min.js"
 install -m 0644 "$GQ/graphiql.min.js"                  "$DEST/graphiql.min.js"
 install -m 0644 "$GQ/graphiql.min.css"                 "$DEST/graphiql.min.css"
+install -m 0644 "$WS/umd/graphql-ws.min.js"            "$DEST/graphql-ws.min.js"
 
 license_block() {
   local name="$1" version="$2" files="$3" license_file="$4"
@@ -95,13 +103,14 @@ license_block() {
   license_block graphiql  "$GRAPHIQL_VERSION" "graphiql.min.js, graphiql.min.css" "$GQ/LICENSE"
   license_block react     "$REACT_VERSION"    "react.production.min.js"           "$R/LICENSE"
   license_block react-dom "$REACT_VERSION"    "react-dom.production.min.js"       "$RD/LICENSE"
+  license_block graphql-ws "$GRAPHQL_WS_VERSION" "graphql-ws.min.js"               "$WS/LICENSE.md"
 } > "$DEST/LICENSES.txt"
 
 # Sanity checks on what we just vendored.
 grep -q 'zO.createFetcher=\|\.createFetcher=' "$DEST/graphiql.min.js" \
   || { echo "error: graphiql.min.js does not expose createFetcher" >&2; exit 1; }
-grep -q 'graphql-transport-ws' "$DEST/graphiql.min.js" \
-  || { echo "error: graphiql.min.js does not bundle a graphql-ws client" >&2; exit 1; }
+grep -q 'graphqlWs' "$DEST/graphql-ws.min.js" \
+  || { echo "error: graphql-ws.min.js does not define the graphqlWs global" >&2; exit 1; }
 
 echo "vendored into ${DEST#"$REPO_ROOT"/}:" >&2
-(cd "$DEST" && ls -l react.production.min.js react-dom.production.min.js graphiql.min.js graphiql.min.css LICENSES.txt) >&2
+(cd "$DEST" && ls -l react.production.min.js react-dom.production.min.js graphiql.min.js graphiql.min.css graphql-ws.min.js LICENSES.txt) >&2

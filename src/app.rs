@@ -136,11 +136,27 @@ pub fn router(state: AppState) -> Router {
         .route("/media/private/{id}", get(http::media::private))
         .route("/media/exports/{id}", get(http::media::export))
         .layer(DefaultBodyLimit::max(body_limit))
+        // A bug in a handler answers that one request 500 INTERNAL (logged) instead of taking the
+        // connection down with it; GraphQL executions are contained closer in, with a GraphQL body.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(answer_panic))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         // Every request gets an id (or keeps the one a proxy gave it): logs and responses carry it.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let what = crate::error::panic_message(panic.as_ref());
+    tracing::error!(panic = %what, "a request handler panicked");
+    let body = http::graphql::error_body(crate::error::code::INTERNAL, "internal error");
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        [(axum::http::header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.

@@ -176,6 +176,12 @@ pub struct Config {
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
 
+    /// At start, fill an empty database with the demo community (one live stream on air) and print
+    /// how to sign in; a database with members is left as it is. Refused with production settings
+    /// (SESSION_COOKIE_SECURE or TRUSTED_DOCUMENTS).
+    #[arg(long, env = "DEMO", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub demo: bool,
+
     /// Serve GraphiQL at `/`.
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
@@ -285,8 +291,14 @@ impl Config {
         if self.max_query_depth < 4 {
             return Err("MAX_QUERY_DEPTH must be at least 4".into());
         }
+        if self.demo {
+            crate::demo::refuse_in_production(self)?;
+        }
         if !(16..=512).contains(&self.max_document_nesting) {
-            return Err("MAX_DOCUMENT_NESTING must be between 16 and 512 (deeper documents can exhaust a worker's stack)".into());
+            return Err(
+                "MAX_DOCUMENT_NESTING must be between 16 and 512 (deeper documents can exhaust a worker's stack)"
+                    .into(),
+            );
         }
         if self.max_document_tokens < 1_000 {
             return Err("MAX_DOCUMENT_TOKENS must be at least 1000".into());

@@ -167,3 +167,12 @@ impl From<AppError> for async_graphql::Error {
         })
     }
 }
+
+/// The message a caught panic carried, for the log line that reports it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}

@@ -16,6 +16,7 @@
 //! - [`seal`]: encryption at rest (AES-256-GCM, key ids, rotation) for identity data and private files.
 //! - [`media`]: uploads on disk: content-checked types, public and sealed private files, the media routes.
 //! - [`seed`]: a deterministic demo community for demos and benchmarks.
+//! - [`demo`]: `--demo`, the first run that shows a living community (seed + a live stream).
 //!
 //! A request flows one way: HTTP handler -> GraphQL resolver (thin) -> service -> database.
 //! A resolver never builds SQL; a service never knows about HTTP or GraphQL.
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod authz;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod graphql;
 pub mod http;

@@ -73,7 +73,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Serve => {
             let addr = config.listen_addr;
+            let demo = config.demo;
             let state = AppState::new(config).await.map_err(|e| e.to_string())?;
+            if demo {
+                let said = ecer_gateway::demo::prepare(&state).await?;
+                println!("{said}\nGraphiQL: http://{addr}/");
+            }
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             tracing::info!("ecer-gateway listening on http://{addr}/ (GraphiQL), http://{addr}/graphql");

@@ -222,7 +222,9 @@ fn scan(doc: &str, limits: Limits) -> Result<Scan<'_>, Exceeded> {
             _ => {
                 // Numbers, `$`, `:`, `=`, `@`, `!`, `|`, `&` and anything the parser will reject.
                 i += 1;
-                while i < bytes.len() && (bytes[i] == b'.' || bytes[i] == b'-' || bytes[i] == b'+' || is_name_continue(bytes[i])) {
+                while i < bytes.len()
+                    && (bytes[i] == b'.' || bytes[i] == b'-' || bytes[i] == b'+' || is_name_continue(bytes[i]))
+                {
                     i += 1;
                 }
                 after_spread = false;
@@ -320,7 +322,10 @@ mod tests {
 
     #[test]
     fn cycles_and_fan_out_are_refused() {
-        assert_eq!(check("{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }", LIMITS), Err(Exceeded::FragmentCycle));
+        assert_eq!(
+            check("{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }", LIMITS),
+            Err(Exceeded::FragmentCycle)
+        );
         assert_eq!(check("{ ...A } fragment A on Q { a ...A }", LIMITS), Err(Exceeded::FragmentCycle));
         let mut doc = String::from("{ ...F0 }");
         for i in 0..30 {

@@ -692,11 +692,7 @@ pub(crate) async fn contained(
     match std::panic::AssertUnwindSafe(execution).catch_unwind().await {
         Ok(resp) => resp,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = crate::error::panic_message(panic.as_ref());
             tracing::error!(request_id, panic = %what, "a GraphQL execution panicked");
             async_graphql::Response::from_errors(vec![crate::graphql::codes::with_code(
                 async_graphql::ServerError::new("internal error", None),
@@ -759,4 +755,28 @@ fn finish(mut resp: async_graphql::Response, media: Media) -> (bool, HeaderMap, 
         INTERNAL_BODY.as_bytes().to_vec()
     });
     (request_error, headers, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_execution_answers_internal_and_the_caller_goes_on() {
+        let resp = contained(async { panic!("resolver bug") }, "req-1").await;
+        assert_eq!(resp.errors.len(), 1);
+        assert_eq!(resp.errors[0].message, "internal error", "the panic's text is not leaked");
+        let code = resp.errors[0].extensions.as_ref().and_then(|e| e.get("code")).cloned();
+        assert_eq!(code, Some(async_graphql::Value::from(code::INTERNAL)));
+    }
+
+    #[test]
+    fn responses_keep_the_order_the_document_selected() {
+        let mut map = async_graphql::indexmap::IndexMap::new();
+        map.insert(async_graphql::Name::new("zeta"), async_graphql::Value::from(1));
+        map.insert(async_graphql::Name::new("alpha"), async_graphql::Value::from(2));
+        let resp = async_graphql::Response::new(async_graphql::Value::Object(map));
+        let (_, _, body) = finish(resp, Media::Json);
+        assert_eq!(String::from_utf8(body).unwrap(), r#"{"data":{"zeta":1,"alpha":2}}"#);
+    }
 }

@@ -668,4 +668,41 @@ mod tests {
         assert_eq!(done_rx.recv().await, Some(("s".to_string(), 1)));
         assert!(out_rx.recv().await.is_none(), "nothing after the error");
     }
+
+    #[tokio::test]
+    async fn a_panicking_operation_ends_with_internal_not_silence() {
+        let (out, mut out_rx) = mpsc::channel(8);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let events = futures_util::stream::iter(0..2).map(|i| {
+            if i == 1 {
+                panic!("resolver bug");
+            }
+            GqlResponse::new(async_graphql::Value::from(i))
+        });
+        let feed = Feed {
+            operation: "test".into(),
+            id: "p".into(),
+            generation: 1,
+            out,
+            done: done_tx,
+            proto: Proto::Transport,
+            slow: Duration::from_secs(5),
+            activity: crate::services::activity::Activity::disabled(),
+            recorded: "test".into(),
+            erased: Default::default(),
+            user_id: None,
+            client: Default::default(),
+        };
+        tokio::spawn(pump(feed, events)).await.unwrap();
+        let frame = |m: Message| match m {
+            Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(frame(out_rx.recv().await.unwrap())["payload"]["data"], json!(0));
+        let failed = frame(out_rx.recv().await.unwrap());
+        assert_eq!(failed["payload"]["errors"][0]["extensions"]["code"], code::INTERNAL, "{failed}");
+        assert_eq!(failed["payload"]["errors"][0]["message"], "internal error");
+        assert_eq!(frame(out_rx.recv().await.unwrap())["type"], "complete");
+        assert_eq!(done_rx.recv().await, Some(("p".to_string(), 1)));
+    }
 }

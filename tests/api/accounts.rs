@@ -90,13 +90,15 @@ async fn cookie_sessions_for_web_clients() {
     let pair = cookie.split(';').next().unwrap().to_string();
     assert!(pair.starts_with("ecer_session="));
 
-    let me = |c: String| {
+    // What a browser sends with a fetch from the gateway's own pages.
+    let me_from = |c: String, site: &'static str| {
         let app = &app;
         async move {
             let resp = app
                 .http
                 .post(app.url("/graphql"))
                 .header("cookie", c)
+                .header("sec-fetch-site", site)
                 .json(&json!({ "query": ME }))
                 .send()
                 .await
@@ -107,13 +109,17 @@ async fn cookie_sessions_for_web_clients() {
             )
         }
     };
+    let me = |c: String| me_from(c, "same-origin");
     assert_eq!(me(pair.clone()).await.1["data"]["me"]["nickname"], "alice");
+    // The same cookie on a request another site made counts for nothing.
+    assert_eq!(me_from(pair.clone(), "cross-site").await.1["data"]["me"], serde_json::Value::Null);
 
     // Logout over the cookie clears it and revokes the session server-side.
     let resp = app
         .http
         .post(app.url("/graphql"))
         .header("cookie", pair.clone())
+        .header("sec-fetch-site", "same-origin")
         .json(&json!({ "query": "mutation { logout(input: {}) { loggedOut } }" }))
         .send()
         .await

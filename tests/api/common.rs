@@ -490,3 +490,91 @@ pub fn mp4() -> Vec<u8> {
     b.extend(std::iter::repeat_n(7u8, 4000));
     b
 }
+
+/// The real `ecer-gateway` binary, started as an operator would (environment only), on a database
+/// of its own (or one another `RealGateway` already used, to test restarts). Killed when dropped.
+pub struct RealGateway {
+    pub port: u16,
+    pub stdout: String,
+    child: std::process::Child,
+}
+
+/// A database for `RealGateway`s: SQLite in a temporary folder, or a fresh PostgreSQL database.
+pub struct RealDatabase {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+impl RealDatabase {
+    pub async fn new() -> RealDatabase {
+        let (url, db) = fresh_database().await;
+        RealDatabase { url, dir: tempfile::tempdir().expect("temp dir"), _db: db }
+    }
+}
+
+impl RealGateway {
+    /// Starts the binary with `args` and `env`, and waits until `/healthz` answers. Returns the
+    /// process's exit and output instead when it stops before that.
+    pub async fn start(db: &RealDatabase, args: &[&str], env: &[(&str, &str)]) -> Result<RealGateway, String> {
+        use std::io::Read as _;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out_path = db.dir.path().join(format!("stdout-{port}.txt"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ecer-gateway"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("MEDIA_DIR", db.dir.path().join("media"))
+            .env("SEAL_KEY_FILE", db.dir.path().join("seal.key"))
+            .env("REDIS_PREFIX", format!("test{}", uuid::Uuid::new_v4().simple()))
+            .env("RUST_LOG", "warn")
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::process::Stdio::piped());
+        if let Ok(redis) = std::env::var("REDIS_URL") {
+            cmd.env("REDIS_URL", redis);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the gateway binary");
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+                return Err(format!("exited with {status}: {out}{err}"));
+            }
+            if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the gateway did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+        Ok(RealGateway { port, stdout, child })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req =
+            reqwest::Client::new().post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    }
+}
+
+impl Drop for RealGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

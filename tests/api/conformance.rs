@@ -134,15 +134,23 @@ async fn http_edges_have_the_right_status_and_codes() {
 
 #[tokio::test]
 async fn graphiql_is_served_offline_with_subscriptions_wired() {
+    // Running subscriptions in a real browser is tested in demo.rs; this checks the page's wiring.
     let app = TestApp::spawn().await;
     let resp = app.http.get(app.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
     assert!(html.contains("GraphiQL.createFetcher"));
-    assert!(html.contains("subscriptionUrl"));
+    assert!(html.contains("graphqlWs.createClient"), "subscriptions use the vendored graphql-ws client");
+    assert!(html.contains("OnLiveChat") && html.contains("query HomeFeed"), "the contract's tabs are filled in");
     // Every script and stylesheet is served by the gateway itself: no CDN.
     assert!(!html.contains("https://"), "the page must not load anything from the internet");
-    for asset in ["graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"] {
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+        "graphql-ws.min.js",
+    ] {
         assert!(html.contains(&format!("/graphiql/{asset}")));
         let resp = app.http.get(app.url(&format!("/graphiql/{asset}"))).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{asset}");

@@ -13,6 +13,7 @@ mod conformance;
 mod content;
 mod contract;
 mod csrf;
+mod demo;
 mod documents;
 mod feed;
 mod history;
