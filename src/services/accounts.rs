@@ -411,9 +411,30 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wXv0d+GJ6nH7k8R6WQ0b3yNkGdH7i2Jv1lJ7OZ9Mf0I";
 
-/// Checks a password against a stored hash (argon2, bounded concurrency); false without a hash.
-pub async fn check_password(password: String, stored: Option<String>) -> AppResult<bool> {
-    verify_password(password, stored).await
+/// A signed-in member re-enters their password to confirm something grave (deleting the account).
+/// Failures count toward the same lock as sign-in failures for the account's number, so a stolen
+/// session is not a way to guess the password: after [`signin::MAX_FAILURES`] the answer is
+/// ACCOUNT_LOCKED, for this confirmation and for sign-in alike. A wrong password is BAD_USER_INPUT on
+/// `field`.
+pub async fn confirm_password(
+    db: &DatabaseConnection,
+    user: &users::Model,
+    field: &str,
+    password: String,
+) -> AppResult<()> {
+    let key = match &user.phone {
+        Some(phone) => signin::phone_key(phone),
+        // Every live account has a phone; this keeps a row without one from escaping the lock.
+        None => signin::phone_key(&format!("user:{}", user.id)),
+    };
+    signin::check_lock(db, &key).await?;
+    if verify_password(password, user.password_hash.clone()).await? {
+        signin::clear(db, &key).await?;
+        Ok(())
+    } else {
+        signin::record_failure(db, &key).await?;
+        Err(AppError::bad_input(field, "the password is wrong"))
+    }
 }
 
 async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {

@@ -35,9 +35,7 @@ pub async fn delete_account(
         .one(db)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !accounts::check_password(password, user.password_hash.clone()).await? {
-        return Err(AppError::bad_input("input.password", "the password is wrong"));
-    }
+    accounts::confirm_password(db, &user, "input.password", password).await?;
     let id = user.id;
     let now = Utc::now();
     let txn = db.begin().await?;
