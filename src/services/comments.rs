@@ -196,6 +196,8 @@ fn placeholders(backend: sea_orm::DbBackend, start: usize, count: usize) -> Stri
 pub async fn by_author(db: &DatabaseConnection, author_id: i64, page: &PageArgs) -> AppResult<Page<comments::Model>> {
     let mut q = comments::Entity::find()
         .filter(comments::Column::AuthorId.eq(author_id))
+        // An erased member's comments are never gathered back into "their" list.
+        .filter(comments::Column::AuthorId.in_subquery(crate::services::posts::live_user(author_id)))
         .filter(comments::Column::DeletedAt.is_null())
         .order_by_desc(comments::Column::Id)
         .limit(page.fetch_limit());

@@ -214,7 +214,8 @@ pub async fn list(
         q = q.filter(posts::Column::BoardId.eq(board));
     }
     if let Some(author) = filter.author_id {
-        q = q.filter(posts::Column::AuthorId.eq(author));
+        // An erased member's posts stay readable one by one, but never as "their" list.
+        q = q.filter(posts::Column::AuthorId.eq(author)).filter(posts::Column::AuthorId.in_subquery(live_user(author)));
     }
     match order {
         Order::Latest => {
@@ -286,6 +287,18 @@ pub async fn bump_counter<C: ConnectionTrait>(
             .await?;
     }
     Ok(true)
+}
+
+/// `SELECT id FROM users WHERE id = ? AND deleted_at IS NULL`: the filter that keeps an erased
+/// member's content out of lists by author.
+pub(crate) fn live_user(user_id: i64) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::QueryTrait as _;
+    users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .into_query()
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub async fn record_failure(db: &DatabaseConnection, key: &str) -> AppResult<()>
 }
 
 /// A successful sign-in forgets the failures.
-pub async fn clear(db: &DatabaseConnection, key: &str) -> AppResult<()> {
+pub async fn clear(db: &impl sea_orm::ConnectionTrait, key: &str) -> AppResult<()> {
     login_failures::Entity::delete_by_id(key.to_string()).exec(db).await?;
     Ok(())
 }
