@@ -86,7 +86,12 @@ impl AppState {
         let visitor_salt = sealer.derive("ecer visitor counts v1");
         let media = MediaStore::open(&config.media_dir, Arc::new(sealer))
             .map_err(|e| StartError::Config(format!("MEDIA_DIR {}: {e}", config.media_dir.display())))?;
-        let activity = Activity::spawn(db.clone(), config.request_log, config.request_log_retention_days, visitor_salt);
+        let activity = Activity::spawn(db.clone(), config.request_log, visitor_salt);
+        crate::services::retention::spawn(
+            db.clone(),
+            media.clone(),
+            crate::services::retention::Periods::from_config(&config),
+        );
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),

@@ -251,6 +251,31 @@ pub struct Config {
     #[arg(long, env = "REQUEST_LOG_RETENTION_DAYS", default_value_t = 90)]
     pub request_log_retention_days: u32,
 
+    /// Days a member's browse history (posts read) is kept before the hourly purge removes it.
+    #[arg(long, env = "BROWSE_HISTORY_RETENTION_DAYS", default_value_t = 180)]
+    pub browse_history_retention_days: u32,
+
+    /// Days a member's search history is kept (with the matches that shape their feed).
+    #[arg(long, env = "SEARCH_HISTORY_RETENTION_DAYS", default_value_t = 180)]
+    pub search_history_retention_days: u32,
+
+    /// Days a notification is kept after its last update, read or not.
+    #[arg(long, env = "NOTIFICATION_RETENTION_DAYS", default_value_t = 365)]
+    pub notification_retention_days: u32,
+
+    /// Days a known device (for new-device sign-in notices) is remembered.
+    #[arg(long, env = "DEVICE_RETENTION_DAYS", default_value_t = 365)]
+    pub device_retention_days: u32,
+
+    /// Days a staff audit entry (who read or changed whose data) is kept.
+    #[arg(long, env = "AUDIT_LOG_RETENTION_DAYS", default_value_t = 1095)]
+    pub audit_log_retention_days: u32,
+
+    /// Days after a real-name verification is decided before its ID photos are deleted (and a
+    /// rejected one's sealed name and number with them).
+    #[arg(long, env = "ID_PHOTO_RETENTION_DAYS", default_value_t = 30)]
+    pub id_photo_retention_days: u32,
+
     /// Name of the first-party cookie that counts daily unique visitors.
     #[arg(long, env = "VISITOR_COOKIE_NAME", default_value = "ecer_vid")]
     pub visitor_cookie_name: String,
@@ -323,6 +348,17 @@ impl Config {
         }
         if self.max_upload_files == 0 || self.max_image_bytes == 0 || self.max_upload_bytes < self.max_image_bytes {
             return Err("MAX_UPLOAD_FILES must be at least 1 and MAX_UPLOAD_BYTES at least MAX_IMAGE_BYTES".into());
+        }
+        if [
+            self.browse_history_retention_days,
+            self.search_history_retention_days,
+            self.notification_retention_days,
+            self.device_retention_days,
+            self.audit_log_retention_days,
+        ]
+        .contains(&0)
+        {
+            return Err("the *_RETENTION_DAYS settings must be at least 1 (ID_PHOTO_RETENTION_DAYS may be 0)".into());
         }
         if self.request_log_retention_days == 0 || self.data_export_ttl_hours == 0 {
             return Err("REQUEST_LOG_RETENTION_DAYS and DATA_EXPORT_TTL_HOURS must be at least 1".into());

@@ -27,6 +27,7 @@ mod policy;
 mod privacy;
 mod queries;
 mod replay;
+mod retention;
 mod scale_out;
 mod schema;
 mod search;
