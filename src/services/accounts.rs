@@ -125,11 +125,12 @@ pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: Sessi
 pub async fn login(
     db: &DatabaseConnection,
     broker: &Broker,
+    keys: &crate::seal::Sealer,
     phone: &str,
     password: String,
     meta: SessionMeta,
 ) -> AppResult<NewSession> {
-    let key = signin::phone_key(phone);
+    let key = signin::phone_key(keys, phone);
     signin::check_lock(db, &key).await?;
     let user = match validate::phone("input.phone", phone) {
         Ok(phone) => {
@@ -418,14 +419,15 @@ const DUMMY_HASH: &str =
 /// `field`.
 pub async fn confirm_password(
     db: &DatabaseConnection,
+    keys: &crate::seal::Sealer,
     user: &users::Model,
     field: &str,
     password: String,
 ) -> AppResult<()> {
     let key = match &user.phone {
-        Some(phone) => signin::phone_key(phone),
+        Some(phone) => signin::phone_key(keys, phone),
         // Every live account has a phone; this keeps a row without one from escaping the lock.
-        None => signin::phone_key(&format!("user:{}", user.id)),
+        None => signin::phone_key(keys, &format!("user:{}", user.id)),
     };
     signin::check_lock(db, &key).await?;
     if verify_password(password, user.password_hash.clone()).await? {

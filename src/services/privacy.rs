@@ -37,7 +37,7 @@ pub async fn delete_account(
         .one(db)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    accounts::confirm_password(db, &user, "input.password", password).await?;
+    accounts::confirm_password(db, media.sealer(), &user, "input.password", password).await?;
     let id = user.id;
     let now = Utc::now();
     let txn = db.begin().await?;
@@ -136,7 +136,7 @@ pub async fn delete_account(
     comment_likes::Entity::delete_many().filter(comment_likes::Column::UserId.eq(id)).exec(&txn).await?;
     policy_acceptances::Entity::delete_many().filter(policy_acceptances::Column::UserId.eq(id)).exec(&txn).await?;
     if let Some(phone) = &user.phone {
-        crate::services::signin::clear(&txn, &crate::services::signin::phone_key(phone)).await?;
+        crate::services::signin::clear(&txn, &crate::services::signin::phone_key(media.sealer(), phone)).await?;
     }
 
     user_blocks::Entity::delete_many()

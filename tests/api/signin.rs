@@ -41,6 +41,10 @@ async fn repeated_failures_lock_the_number_for_a_while() {
     for row in stored {
         let key: String = row.try_get("", "phone_hash").unwrap();
         assert!(!key.contains("138"), "{key}");
+        // Keyed: a plain SHA-256 of the number would be reversed by hashing every number.
+        for n in [1, 9] {
+            assert_ne!(key, ecer_gateway::auth::hash_token(&phone(n)), "an unkeyed hash of a phone number");
+        }
     }
     // When the lock has passed, the right password works and the count starts again.
     app.state.db.execute_unprepared("UPDATE login_failures SET locked_until = window_start").await.unwrap();
