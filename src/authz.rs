@@ -10,6 +10,7 @@
 //! Roles are sets of capabilities, not a ranking: REVIEWER is not "above" MODERATOR, they may do
 //! different things. ADMIN holds every capability.
 
+use chrono::{DateTime, Utc};
 use entity::{comments, identity_verifications, live_streams, posts};
 
 use crate::auth::{Role, Viewer};
@@ -102,6 +103,9 @@ pub enum Action<'a> {
     ReviewIdentity,
     /// Decide one verification: a reviewer, never their own.
     DecideIdentity(&'a identity_verifications::Model),
+    /// See a verification's ID photos: a reviewer, while it is pending or for `window` after the
+    /// decision (least privilege: a decided case needs its photos only for a second look).
+    ReadIdPhotos { verification: &'a identity_verifications::Model, window: chrono::Duration, now: DateTime<Utc> },
     /// Read the staff audit log.
     ReadAuditLog,
     /// Read visitor statistics.
@@ -127,7 +131,7 @@ pub enum Action<'a> {
 
 impl Action<'_> {
     /// Every action's name, as `name` gives it: the authorization table test checks each is covered.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 18] = [
         "EditPost",
         "DeletePost",
         "DeleteComment",
@@ -137,6 +141,7 @@ impl Action<'_> {
         "ReadIdentity",
         "ReviewIdentity",
         "DecideIdentity",
+        "ReadIdPhotos",
         "ReadAuditLog",
         "ReadVisitorStats",
         "SetRole",
@@ -158,6 +163,7 @@ impl Action<'_> {
             Action::ReadIdentity { .. } => "ReadIdentity",
             Action::ReviewIdentity => "ReviewIdentity",
             Action::DecideIdentity(_) => "DecideIdentity",
+            Action::ReadIdPhotos { .. } => "ReadIdPhotos",
             Action::ReadAuditLog => "ReadAuditLog",
             Action::ReadVisitorStats => "ReadVisitorStats",
             Action::SetRole { .. } => "SetRole",
@@ -205,6 +211,11 @@ pub fn require(viewer: Option<&Viewer>, action: Action<'_>) -> AppResult<()> {
             allow(has(v, ReviewIdentity), "only reviewers can see or decide identity verifications")?;
             allow(row.user_id != v.user_id, "reviewers cannot decide their own verification")
         }
+        Action::ReadIdPhotos { verification, window, now } => {
+            allow(has(v, ReviewIdentity), "only reviewers can see or decide identity verifications")?;
+            let open = verification.status == "PENDING" || verification.reviewed_at.is_some_and(|at| now < at + window);
+            allow(open, "the photos of a decided verification are no longer shown")
+        }
         Action::ReadAuditLog => allow(has(v, ReadAuditLog), "only administrators can read the audit log"),
         Action::ReadVisitorStats => allow(has(v, ReadVisitorStats), "only administrators can read visitor statistics"),
         Action::SetRole { target } => {
@@ -243,7 +254,6 @@ pub fn require(viewer: Option<&Viewer>, action: Action<'_>) -> AppResult<()> {
 mod tests {
     use super::*;
     use crate::error::code;
-    use chrono::Utc;
 
     const ME: i64 = 1;
     const OTHER: i64 = 2;
@@ -334,6 +344,13 @@ mod tests {
         let (mine_comment, their_comment) = (comment(ME), comment(OTHER));
         let (my_stream, their_stream) = (stream(ME), stream(OTHER));
         let (my_iv, their_iv) = (verification(ME), verification(OTHER));
+        let (now, window) = (Utc::now(), chrono::Duration::days(30));
+        let decided = |days_ago| identity_verifications::Model {
+            status: "APPROVED".into(),
+            reviewed_at: Some(now - chrono::Duration::days(days_ago)),
+            ..verification(OTHER)
+        };
+        let (decided_recently, decided_long_ago) = (decided(29), decided(31));
         // Columns: USER, MODERATOR, REVIEWER, ADMIN.
         let table: Vec<(Action<'_>, [Option<&str>; 4])> = vec![
             (Action::EditPost(&mine_post), [A, A, A, A]),
@@ -353,6 +370,9 @@ mod tests {
             (Action::ReviewIdentity, [F, F, A, A]),
             (Action::DecideIdentity(&their_iv), [F, F, A, A]),
             (Action::DecideIdentity(&my_iv), [F, F, F, F]),
+            (Action::ReadIdPhotos { verification: &their_iv, window, now }, [F, F, A, A]),
+            (Action::ReadIdPhotos { verification: &decided_recently, window, now }, [F, F, A, A]),
+            (Action::ReadIdPhotos { verification: &decided_long_ago, window, now }, [F, F, F, F]),
             (Action::ReadAuditLog, [F, F, F, A]),
             (Action::ReadVisitorStats, [F, F, F, A]),
             (Action::SetRole { target: OTHER }, [F, F, F, A]),

@@ -100,7 +100,7 @@ pub async fn private(
     };
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     let ip = peer.ip().to_string();
-    match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id).await {
+    match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id, photo_window(&app)).await {
         Ok((mime, bytes)) => private_body(&mime, bytes, None),
         Err(e) => from_error(e),
     }
@@ -120,4 +120,9 @@ pub async fn export(State(app): State<AppState>, Path(id): Path<String>, headers
         }
         Err(e) => from_error(e),
     }
+}
+
+/// How long after a decision reviewers still see a verification's ID photos.
+fn photo_window(app: &AppState) -> chrono::Duration {
+    chrono::Duration::days(i64::from(app.config.id_photo_retention_days))
 }

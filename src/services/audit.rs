@@ -1,5 +1,6 @@
 //! The staff audit log: every time a MODERATOR, REVIEWER or ADMIN reads or decides something about
-//! a member's personal data, who did what to whom and when. ADMINs read it; nobody edits it.
+//! a member's personal data, or acts on a member (suspension, role, notice, removing their posts or
+//! comments), who did what to whom and when. ADMINs read it; nobody edits it.
 
 use chrono::Utc;
 use entity::audit_log;
@@ -23,6 +24,8 @@ pub enum Action {
     BanUser,
     UnbanUser,
     SendSecurityNotice,
+    DeletePost,
+    DeleteComment,
 }
 
 impl Action {
@@ -37,6 +40,8 @@ impl Action {
             Action::BanUser => "BAN_USER",
             Action::UnbanUser => "UNBAN_USER",
             Action::SendSecurityNotice => "SEND_SECURITY_NOTICE",
+            Action::DeletePost => "DELETE_POST",
+            Action::DeleteComment => "DELETE_COMMENT",
         }
     }
 }

@@ -99,6 +99,11 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -
     let comment = comments::Entity::find_by_id(comment_id).one(db).await?.ok_or(AppError::NotFound("comment"))?;
     authz::require(Some(viewer), Action::DeleteComment(&comment))?;
     let txn = db.begin().await?;
+    if comment.author_id != viewer.user_id && comment.deleted_at.is_none() {
+        // A moderator removed someone else's words: on the staff record.
+        let (audit, target) = (crate::services::audit::Action::DeleteComment, format!("Comment:{comment_id}"));
+        crate::services::audit::record(&txn, viewer, None, audit, Some(comment.author_id), target).await?;
+    }
     // Post first, then comment: the same lock order as `create`, so the two cannot deadlock.
     post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;
     let res = comments::Entity::update_many()

@@ -222,10 +222,13 @@ pub async fn queue(
     args: &PageArgs,
 ) -> AppResult<Page<iv::Model>> {
     authz::require(Some(viewer), authz::Action::ReviewIdentity)?;
-    let mut q = iv::Entity::find().order_by_asc(iv::Column::Id).limit(args.fetch_limit());
-    if let Some(s) = status {
-        q = q.filter(iv::Column::Status.eq(s.as_str()));
-    }
+    // Least privilege: the queue is what awaits a decision; decided items only when asked for (and
+    // each one listed is audited like any other read).
+    let status = status.unwrap_or(Status::Pending);
+    let mut q = iv::Entity::find()
+        .filter(iv::Column::Status.eq(status.as_str()))
+        .order_by_asc(iv::Column::Id)
+        .limit(args.fetch_limit());
     if let Some(after) = args.after_id() {
         q = q.filter(iv::Column::Id.gt(after));
     }
@@ -353,13 +356,21 @@ pub async fn photo(
     viewer: &Viewer,
     ip: Option<&str>,
     media_id: &uuid::Uuid,
+    window: chrono::Duration,
 ) -> AppResult<(String, Vec<u8>)> {
     authz::require(Some(viewer), authz::Action::ReviewIdentity)?;
-    let row = media::Entity::find_by_id(media_id.hyphenated().to_string())
+    let id = media_id.hyphenated().to_string();
+    let row = media::Entity::find_by_id(id.clone())
         .filter(media::Column::Private.eq(true))
         .one(db)
         .await?
         .ok_or(AppError::NotFound("file"))?;
+    let verification = iv::Entity::find()
+        .filter(sea_orm::Condition::any().add(iv::Column::FrontMediaId.eq(id.clone())).add(iv::Column::BackMediaId.eq(id)))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("file"))?;
+    authz::require(Some(viewer), authz::Action::ReadIdPhotos { verification: &verification, window, now: Utc::now() })?;
     audit::record(db, viewer, ip, Action::ViewIdPhoto, Some(row.owner_id), format!("Media:{}", row.id)).await?;
     let bytes = store
         .get_sealed(crate::media::Area::Private, media_id)

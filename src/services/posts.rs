@@ -166,6 +166,12 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> A
     let post = live(db, post_id).await?;
     authz::require(Some(viewer), Action::DeletePost(&post))?;
     let txn = db.begin().await?;
+    if post.author_id != viewer.user_id {
+        // A moderator removed someone else's words: on the staff record.
+        let audit = crate::services::audit::Action::DeletePost;
+        crate::services::audit::record(&txn, viewer, None, audit, Some(post.author_id), format!("Post:{post_id}"))
+            .await?;
+    }
     let now = Utc::now();
     let res = posts::Entity::update_many()
         .col_expr(posts::Column::DeletedAt, Expr::value(now))

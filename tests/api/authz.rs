@@ -315,6 +315,14 @@ fn table() -> Vec<Row> {
             cells: [U, F, "ok", F, "ok", "ok"],
         },
         Row {
+            field: "IdentityVerification.photoUrls",
+            actions: &["ReadIdPhotos"],
+            fixture: Fixture::Owner,
+            query: "query($owner: ID!) { user(id: $owner) { identityVerification { photoUrls } } }",
+            path: &["user", "identityVerification", "photoUrls"],
+            cells: [U, F, "null", F, "value", "value"],
+        },
+        Row {
             field: "Query.identityVerifications",
             actions: &["ReviewIdentity"],
             fixture: Fixture::Owner,
@@ -483,6 +491,9 @@ async fn cast(app: &TestApp) -> Cast {
     let (erased, _) = app.register(&phone(17), "erased").await;
     let (demoted, _) = app.user_with_role(&phone(18), "ADMIN").await;
     let post = app.create_post(&owner, &board, "owner's post").await;
+    // The owner's verification awaits review (its photos are what ReadIdPhotos guards).
+    let (status, body) = crate::trust::submit(app, &owner, crate::trust::ID_NUMBER).await;
+    assert_eq!(status, 200, "{body}");
     app.gql(
         Some(&admin),
         "mutation($u: ID!) { banUser(input: { userId: $u }) { user { id } } }",
