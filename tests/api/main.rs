@@ -10,6 +10,7 @@ mod accounts;
 mod authz;
 mod browsing;
 mod conformance;
+mod connections;
 mod content;
 mod contract;
 mod csrf;
