@@ -25,6 +25,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -3,12 +3,15 @@
 //! A session token is 32 random bytes from the OS RNG, handed to the client once (cookie or bearer)
 //! and stored only as its SHA-256, so a leaked database does not leak live sessions.
 
+pub mod viewer;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-/// What a user may do beyond the basics. Stored as the variant name in `users.role`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What a user may do beyond the basics. Stored as the variant name in `users.role`. What each role
+/// allows is `authz::capabilities`: roles are sets of capabilities, deliberately not ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,
     Moderator,
@@ -26,19 +29,16 @@ impl Role {
         }
     }
 
-    /// Unknown values read as the least privileged role rather than failing the request.
-    pub fn parse(s: &str) -> Role {
+    /// The role stored in `users.role`. An unknown value is a corrupt row, not a member: it fails
+    /// (INTERNAL, logged) instead of silently reading as some role.
+    pub fn parse(s: &str) -> crate::error::AppResult<Role> {
         match s {
-            "MODERATOR" => Role::Moderator,
-            "REVIEWER" => Role::Reviewer,
-            "ADMIN" => Role::Admin,
-            _ => Role::User,
+            "USER" => Ok(Role::User),
+            "MODERATOR" => Ok(Role::Moderator),
+            "REVIEWER" => Ok(Role::Reviewer),
+            "ADMIN" => Ok(Role::Admin),
+            other => Err(crate::error::AppError::internal(format!("unknown role {other:?} stored in users.role"))),
         }
-    }
-
-    /// Moderators and admins may remove other people's posts and comments.
-    pub fn can_moderate(self) -> bool {
-        matches!(self, Role::Moderator | Role::Admin)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::error::code;
 use crate::graphql::RequestInfo;
 use crate::http::client;
 use crate::http::documents::Refusal;
-use crate::services::accounts;
+
 use crate::services::activity::RequestRecord;
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -355,11 +355,7 @@ async fn multipart(
         ));
     }
     // Every upload needs a member: refuse a signed-out multipart request before spooling its files.
-    let token = auth::token_for_request(headers, &app.config.session_cookie_name, &app.config.allowed_origins);
-    let signed_in = match token {
-        Some(token) => matches!(accounts::viewer_for_token(&app.db, &token).await, Ok(Some(_))),
-        None => false,
-    };
+    let signed_in = matches!(auth::viewer::for_request(&app.db, &app.config, headers).await, Ok(Some(_)));
     if !signed_in {
         return Err((StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, "uploads need a signed-in member".into()));
     }
@@ -549,16 +545,13 @@ async fn execute(
     batch: bool,
     media: Media,
 ) -> Response {
-    let viewer = match auth::token_for_request(headers, &app.config.session_cookie_name, &app.config.allowed_origins) {
-        Some(token) => match accounts::viewer_for_token(&app.db, &token).await {
-            Ok(v) => v,
-            Err(err) => {
-                // An outage of the session store must not turn into a silent "signed out".
-                let gql: async_graphql::Error = err.into();
-                return reject(StatusCode::SERVICE_UNAVAILABLE, media, &gql.message);
-            }
-        },
-        None => None,
+    let viewer = match auth::viewer::for_request(&app.db, &app.config, headers).await {
+        Ok(v) => v,
+        Err(err) => {
+            // An outage of the session store must not turn into a silent "signed out".
+            let gql: async_graphql::Error = err.into();
+            return reject(StatusCode::SERVICE_UNAVAILABLE, media, &gql.message);
+        }
     };
     let client = Arc::new(client::client_info(headers, &peer));
     let cookie = client::visitor_cookie(headers, &app.config.visitor_cookie_name);

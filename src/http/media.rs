@@ -16,7 +16,7 @@ use tower_http::services::ServeFile;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, code};
-use crate::services::{accounts, export, identity, media};
+use crate::services::{export, identity, media};
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
@@ -70,13 +70,7 @@ pub async fn public(State(app): State<AppState>, Path(id): Path<String>, req: Re
 }
 
 async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    let token = auth::token_for_request(headers, &app.config.session_cookie_name, &app.config.allowed_origins)
-        .ok_or_else(|| from_error(AppError::Unauthenticated))?;
-    match accounts::viewer_for_token(&app.db, &token).await {
-        Ok(Some(v)) => Ok(v),
-        Ok(None) => Err(from_error(AppError::Unauthenticated)),
-        Err(e) => Err(from_error(e)),
-    }
+    auth::viewer::require_for_request(&app.db, &app.config, headers).await.map_err(from_error)
 }
 
 fn private_body(mime: &str, bytes: Vec<u8>, disposition: Option<String>) -> Response {
@@ -106,7 +100,7 @@ pub async fn private(
     };
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     let ip = peer.ip().to_string();
-    match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id).await {
+    match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id, photo_window(&app)).await {
         Ok((mime, bytes)) => private_body(&mime, bytes, None),
         Err(e) => from_error(e),
     }
@@ -126,4 +120,9 @@ pub async fn export(State(app): State<AppState>, Path(id): Path<String>, headers
         }
         Err(e) => from_error(e),
     }
+}
+
+/// How long after a decision reviewers still see a verification's ID photos.
+fn photo_window(app: &AppState) -> chrono::Duration {
+    chrono::Duration::days(i64::from(app.config.id_photo_retention_days))
 }

@@ -40,7 +40,6 @@ use crate::error::code;
 use crate::graphql::RequestInfo;
 use crate::pubsub::hub::Received;
 use crate::pubsub::{Event, Subscription, Topic};
-use crate::services::accounts;
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY_WS: &str = "graphql-ws";
@@ -240,7 +239,7 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
             }
             received = next_revocation(&mut conn.revocations) => {
                 let may_be_revoked = matches!(received, Received::Lagged(_))
-                    || matches!(&received, Received::Event(e) if matches!(**e, Event::SessionsRevoked | Event::Resync));
+                    || matches!(&received, Received::Event(e) if matches!(**e, Event::SessionsRevoked | Event::AccessChanged | Event::Resync));
                 if may_be_revoked && let Err(close) = conn.recheck_session().await {
                     break Some(close);
                 }
@@ -319,24 +318,6 @@ async fn next_revocation(sub: &mut Option<Subscription>) -> Received {
     }
 }
 
-/// The token in a `connection_init` payload: `authToken` (our clients), `token`, or an
-/// `Authorization`/`authorization` entry with or without `Bearer ` (Apollo conventions).
-fn payload_token(payload: &Map<String, Value>) -> Option<Result<String, ()>> {
-    for key in ["authToken", "token", "Authorization", "authorization"] {
-        if let Some(value) = payload.get(key) {
-            return Some(match value.as_str() {
-                Some(s) => {
-                    let s = s.trim();
-                    let s = s.strip_prefix("Bearer ").or_else(|| s.strip_prefix("bearer ")).unwrap_or(s).trim();
-                    if s.is_empty() { Err(()) } else { Ok(s.to_string()) }
-                }
-                None => Err(()),
-            });
-        }
-    }
-    None
-}
-
 impl Connection {
     async fn send(&self, value: Value) -> Result<(), Close> {
         self.out.send(text(value)).await.map_err(|_| Close::new(1011, "connection writer stopped"))
@@ -367,6 +348,8 @@ impl Connection {
                 if !self.acked {
                     return Err(Close::new(4401, "Unauthorized"));
                 }
+                // Every operation acts as the member is now: current role, not suspended, not erased.
+                self.recheck_session().await?;
                 let Some(Value::String(id)) = msg.remove("id") else {
                     return Err(invalid());
                 };
@@ -454,13 +437,13 @@ impl Connection {
             Some(Value::Object(m)) => m,
             Some(_) => return Err(Close::new(4400, "Invalid connection_init payload")),
         };
-        let token = match payload_token(&payload) {
+        let token = match auth::viewer::payload_token(&payload) {
             Some(Ok(token)) => Some(token),
             Some(Err(())) => return self.reject().await,
             None => self.header_token.clone(),
         };
         if let Some(token) = token {
-            let viewer = match accounts::viewer_for_token(&self.app.db, &token).await {
+            let viewer = match auth::viewer::for_token(&self.app.db, &token).await {
                 Ok(Some(viewer)) => viewer,
                 Ok(None) => return self.reject().await,
                 Err(_) => return Err(Close::new(1011, "Internal error")),
@@ -491,15 +474,30 @@ impl Connection {
         Err(Close::new(4403, "Forbidden"))
     }
 
-    /// Closes the socket if its session is no longer valid.
+    /// Re-reads who this socket acts for (one query keyed by the session): closes the socket if its
+    /// session ended, the account was suspended or erased; takes the current role otherwise. A role
+    /// that lost a capability ends every running operation (FORBIDDEN): each was authorised under the
+    /// old role, and the client resubscribes under the new one.
     async fn recheck_session(&mut self) -> Result<(), Close> {
         let Some(token) = &self.token else { return Ok(()) };
-        match accounts::viewer_for_token(&self.app.db, token).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Close::new(4403, "Forbidden: session ended")),
+        let current = match auth::viewer::for_token(&self.app.db, token).await {
+            Ok(Some(viewer)) => viewer,
+            Ok(None) => return Err(Close::new(4403, "Forbidden: session ended")),
             // The session store is unreachable: keep the socket, the next check decides.
-            Err(_) => Ok(()),
+            Err(_) => return Ok(()),
+        };
+        let before = self.info.viewer.replace(current);
+        if before.is_some_and(|b| crate::authz::loses_capabilities(b.role, current.role)) {
+            for (id, (_, task)) in self.operations.drain() {
+                task.abort();
+                let error = json!([{
+                    "message": "your role changed; subscribe again",
+                    "extensions": { "code": code::FORBIDDEN },
+                }]);
+                let _ = self.out.send(text(json!({ "type": "error", "id": id, "payload": error }))).await;
+            }
         }
+        Ok(())
     }
 
     fn start(&mut self, id: String, request: async_graphql::Request, operation: String, recorded: String) {
@@ -666,15 +664,6 @@ async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn init_payload_tokens() {
-        let m = |v: Value| v.as_object().unwrap().clone();
-        assert_eq!(payload_token(&m(json!({"authToken": "a"}))), Some(Ok("a".into())));
-        assert_eq!(payload_token(&m(json!({"Authorization": "Bearer b"}))), Some(Ok("b".into())));
-        assert_eq!(payload_token(&m(json!({"authToken": 5}))), Some(Err(())));
-        assert_eq!(payload_token(&m(json!({}))), None);
-    }
 
     #[tokio::test]
     async fn a_client_that_stops_reading_is_told_to_resubscribe_not_silently_dropped() {

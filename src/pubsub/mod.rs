@@ -71,6 +71,9 @@ pub enum Event {
     Notification { seq: i64 },
     /// Some of the user's sessions were revoked: sockets re-check theirs.
     SessionsRevoked,
+    /// The user's role changed (or they were suspended or erased): sockets re-read who they act for
+    /// and end what the new state forbids.
+    AccessChanged,
     /// A line was said in a live room.
     Chat(ChatLine),
     /// The live stream ended: its chat subscriptions complete.

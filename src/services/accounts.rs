@@ -6,11 +6,12 @@ use chrono::{Duration, Utc};
 use entity::{sessions, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 
 use crate::auth::{self, Role, Viewer};
+use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Event, Topic};
 use crate::services::audit;
@@ -124,11 +125,12 @@ pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: Sessi
 pub async fn login(
     db: &DatabaseConnection,
     broker: &Broker,
+    keys: &crate::seal::Sealer,
     phone: &str,
     password: String,
     meta: SessionMeta,
 ) -> AppResult<NewSession> {
-    let key = signin::phone_key(phone);
+    let key = signin::phone_key(keys, phone);
     signin::check_lock(db, &key).await?;
     let user = match validate::phone("input.phone", phone) {
         Ok(phone) => {
@@ -230,20 +232,14 @@ pub async fn ban(
     user_id: i64,
     banned: bool,
 ) -> AppResult<users::Model> {
-    if !staff.role.can_moderate() {
-        return Err(AppError::Forbidden("only moderators can suspend accounts"));
-    }
-    if user_id == staff.user_id {
-        return Err(AppError::bad_input("input.userId", "you cannot suspend yourself"));
-    }
+    // Asked once before the look-up, so a member cannot probe which ids exist.
+    authz::require(Some(staff), Action::Moderate { target: user_id, target_role: Role::User })?;
     let target = users::Entity::find_by_id(user_id)
         .filter(users::Column::DeletedAt.is_null())
         .one(db)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    if Role::parse(&target.role) != Role::User && staff.role != Role::Admin {
-        return Err(AppError::Forbidden("only an admin can suspend staff"));
-    }
+    authz::require(Some(staff), Action::Moderate { target: user_id, target_role: Role::parse(&target.role)? })?;
     let txn = db.begin().await?;
     users::Entity::update_many()
         .col_expr(users::Column::BannedAt, Expr::value(banned.then(Utc::now)))
@@ -263,20 +259,17 @@ pub async fn ban(
 }
 
 /// Gives a member a staff role or takes it away (ADMIN only; audited). An admin cannot demote
-/// themselves, so the community is never left without one by accident.
+/// themselves, so the community is never left without one by accident. The member's open sockets, on
+/// every instance, take the new role at once and end what it no longer allows.
 pub async fn set_role(
     db: &DatabaseConnection,
+    broker: &Broker,
     admin: &Viewer,
     ip: Option<&str>,
     user_id: i64,
     role: Role,
 ) -> AppResult<users::Model> {
-    if admin.role != Role::Admin {
-        return Err(AppError::Forbidden("only administrators can change roles"));
-    }
-    if user_id == admin.user_id {
-        return Err(AppError::bad_input("input.userId", "you cannot change your own role"));
-    }
+    authz::require(Some(admin), Action::SetRole { target: user_id })?;
     let txn = db.begin().await?;
     let updated = users::Entity::update_many()
         .col_expr(users::Column::Role, Expr::value(role.as_str()))
@@ -290,46 +283,8 @@ pub async fn set_role(
     audit::record(&txn, admin, ip, audit::Action::SetRole, Some(user_id), format!("User:{user_id}:{}", role.as_str()))
         .await?;
     txn.commit().await?;
+    broker.publish(Topic::User(user_id), Event::AccessChanged).await;
     users::Entity::find_by_id(user_id).one(db).await?.ok_or(AppError::NotFound("user"))
-}
-
-/// How stale `last_seen_at` may get before a request refreshes it; bounds writes to one per session
-/// per interval instead of one per request.
-const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(5);
-
-/// Resolves a presented token to the viewer it authenticates, if the session is live and the account
-/// still exists.
-pub async fn viewer_for_token(db: &DatabaseConnection, token: &str) -> AppResult<Option<Viewer>> {
-    let now = Utc::now();
-    let row: Option<(i64, i64, String, chrono::DateTime<Utc>)> = sessions::Entity::find()
-        .select_only()
-        .column(sessions::Column::Id)
-        .column(sessions::Column::UserId)
-        .column(users::Column::Role)
-        .column(sessions::Column::LastSeenAt)
-        .join(JoinType::InnerJoin, session_user())
-        .filter(sessions::Column::TokenHash.eq(auth::hash_token(token)))
-        .filter(sessions::Column::ExpiresAt.gt(now))
-        .filter(users::Column::DeletedAt.is_null())
-        .filter(users::Column::BannedAt.is_null())
-        .into_tuple()
-        .one(db)
-        .await?;
-    let Some((session_id, user_id, role, last_seen)) = row else {
-        return Ok(None);
-    };
-    if now - last_seen > LAST_SEEN_GRANULARITY {
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::LastSeenAt, Expr::value(now))
-            .filter(sessions::Column::Id.eq(session_id))
-            .exec(db)
-            .await?;
-    }
-    Ok(Some(Viewer { user_id, role: Role::parse(&role), session_id }))
-}
-
-fn session_user() -> sea_orm::RelationDef {
-    sessions::Entity::belongs_to(users::Entity).from(sessions::Column::UserId).to(users::Column::Id).into()
 }
 
 /// A partial profile update: `None` leaves a field alone; `Some(None)` clears a clearable field.
@@ -457,9 +412,31 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wXv0d+GJ6nH7k8R6WQ0b3yNkGdH7i2Jv1lJ7OZ9Mf0I";
 
-/// Checks a password against a stored hash (argon2, bounded concurrency); false without a hash.
-pub async fn check_password(password: String, stored: Option<String>) -> AppResult<bool> {
-    verify_password(password, stored).await
+/// A signed-in member re-enters their password to confirm something grave (deleting the account).
+/// Failures count toward the same lock as sign-in failures for the account's number, so a stolen
+/// session is not a way to guess the password: after [`signin::MAX_FAILURES`] the answer is
+/// ACCOUNT_LOCKED, for this confirmation and for sign-in alike. A wrong password is BAD_USER_INPUT on
+/// `field`.
+pub async fn confirm_password(
+    db: &DatabaseConnection,
+    keys: &crate::seal::Sealer,
+    user: &users::Model,
+    field: &str,
+    password: String,
+) -> AppResult<()> {
+    let key = match &user.phone {
+        Some(phone) => signin::phone_key(keys, phone),
+        // Every live account has a phone; this keeps a row without one from escaping the lock.
+        None => signin::phone_key(keys, &format!("user:{}", user.id)),
+    };
+    signin::check_lock(db, &key).await?;
+    if verify_password(password, user.password_hash.clone()).await? {
+        signin::clear(db, &key).await?;
+        Ok(())
+    } else {
+        signin::record_failure(db, &key).await?;
+        Err(AppError::bad_input(field, "the password is wrong"))
+    }
 }
 
 async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {

@@ -18,7 +18,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::{Role, Viewer};
+use crate::auth::Viewer;
+use crate::authz;
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
 
@@ -250,9 +251,7 @@ pub async fn daily_visitors(
     id: i64,
     days: u32,
 ) -> AppResult<Vec<(NaiveDate, i64)>> {
-    if viewer.role != Role::Admin {
-        return Err(AppError::Forbidden("only administrators can read visitor statistics"));
-    }
+    authz::require(Some(viewer), authz::Action::ReadVisitorStats)?;
     if !(1..=366).contains(&days) {
         return Err(AppError::bad_input("days", "between 1 and 366"));
     }

@@ -1,5 +1,6 @@
 //! The staff audit log: every time a MODERATOR, REVIEWER or ADMIN reads or decides something about
-//! a member's personal data, who did what to whom and when. ADMINs read it; nobody edits it.
+//! a member's personal data, or acts on a member (suspension, role, notice, removing their posts or
+//! comments), who did what to whom and when. ADMINs read it; nobody edits it.
 
 use chrono::Utc;
 use entity::audit_log;
@@ -7,8 +8,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use crate::auth::{Role, Viewer};
-use crate::error::{AppError, AppResult};
+use crate::auth::Viewer;
+use crate::authz;
+use crate::error::AppResult;
 use crate::services::page::{Cursor, Page, PageArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,9 @@ pub enum Action {
     SetRole,
     BanUser,
     UnbanUser,
+    SendSecurityNotice,
+    DeletePost,
+    DeleteComment,
 }
 
 impl Action {
@@ -34,6 +39,9 @@ impl Action {
             Action::SetRole => "SET_ROLE",
             Action::BanUser => "BAN_USER",
             Action::UnbanUser => "UNBAN_USER",
+            Action::SendSecurityNotice => "SEND_SECURITY_NOTICE",
+            Action::DeletePost => "DELETE_POST",
+            Action::DeleteComment => "DELETE_COMMENT",
         }
     }
 }
@@ -91,9 +99,7 @@ pub async fn list(
     subject: Option<i64>,
     args: &PageArgs,
 ) -> AppResult<Page<audit_log::Model>> {
-    if viewer.role != Role::Admin {
-        return Err(AppError::Forbidden("only administrators can read the audit log"));
-    }
+    authz::require(Some(viewer), authz::Action::ReadAuditLog)?;
     let mut q = audit_log::Entity::find().order_by_desc(audit_log::Column::Id).limit(args.fetch_limit());
     if let Some(s) = subject {
         q = q.filter(audit_log::Column::SubjectUserId.eq(s));

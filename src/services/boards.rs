@@ -7,7 +7,8 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-use crate::auth::{Role, Viewer};
+use crate::auth::Viewer;
+use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::search;
@@ -22,11 +23,8 @@ pub struct NewBoard {
 /// Only ADMIN for now; the verification issue will also admit users with an approved real-name check.
 pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewBoard) -> AppResult<boards::Model> {
     // The privacy policy's promise: boards are opened by people whose real name was checked.
-    if viewer.role != Role::Admin && !crate::services::identity::is_approved(db, viewer.user_id).await? {
-        return Err(AppError::VerificationRequired(
-            "creating a board needs an approved real-name verification (submitIdentityVerification)",
-        ));
-    }
+    let identity_approved = crate::services::identity::is_approved(db, viewer.user_id).await?;
+    authz::require(Some(viewer), Action::CreateBoard { identity_approved })?;
     let slug = validate::slug("input.slug", &input.slug)?;
     let name = validate::text("input.name", &input.name, 1, 40, Lines::Single)?;
     let description = validate::text("input.description", &input.description, 0, 500, Lines::Multi)?;

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 use crate::auth::Viewer;
+use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Outbox};
 use crate::services::notifications::{self, Kind};
@@ -96,10 +97,13 @@ pub async fn create(
 /// Soft delete by the author or a moderator. Idempotent for a comment already deleted.
 pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -> AppResult<i64> {
     let comment = comments::Entity::find_by_id(comment_id).one(db).await?.ok_or(AppError::NotFound("comment"))?;
-    if comment.author_id != viewer.user_id && !viewer.role.can_moderate() {
-        return Err(AppError::Forbidden("only the author or a moderator can delete this comment"));
-    }
+    authz::require(Some(viewer), Action::DeleteComment(&comment))?;
     let txn = db.begin().await?;
+    if comment.author_id != viewer.user_id && comment.deleted_at.is_none() {
+        // A moderator removed someone else's words: on the staff record.
+        let (audit, target) = (crate::services::audit::Action::DeleteComment, format!("Comment:{comment_id}"));
+        crate::services::audit::record(&txn, viewer, None, audit, Some(comment.author_id), target).await?;
+    }
     // Post first, then comment: the same lock order as `create`, so the two cannot deadlock.
     post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;
     let res = comments::Entity::update_many()
@@ -197,6 +201,8 @@ fn placeholders(backend: sea_orm::DbBackend, start: usize, count: usize) -> Stri
 pub async fn by_author(db: &DatabaseConnection, author_id: i64, page: &PageArgs) -> AppResult<Page<comments::Model>> {
     let mut q = comments::Entity::find()
         .filter(comments::Column::AuthorId.eq(author_id))
+        // An erased member's comments are never gathered back into "their" list.
+        .filter(comments::Column::AuthorId.in_subquery(crate::services::posts::live_user(author_id)))
         .filter(comments::Column::DeletedAt.is_null())
         .order_by_desc(comments::Column::Id)
         .limit(page.fetch_limit());

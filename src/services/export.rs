@@ -79,13 +79,13 @@ pub async fn archive(db: &DatabaseConnection, user_id: i64) -> AppResult<Value> 
     out.insert("liveChatMessages".into(), Value::Array(rows!(db, live_chat_messages, UserId, user_id)));
     out.insert(
         "identityVerifications".into(),
-        strip(rows!(db, identity_verifications, UserId, user_id), &["real_name_sealed", "id_number_sealed"]),
+        strip(rows!(db, identity_verifications, UserId, user_id), &["real_name_sealed", "id_number_sealed", "reviewer_id"]),
     );
     out.insert("policyAcceptances".into(), Value::Array(rows!(db, policy_acceptances, UserId, user_id)));
     out.insert("media".into(), Value::Array(rows!(db, media, OwnerId, user_id)));
     out.insert("requestLog".into(), Value::Array(rows!(db, request_log, UserId, user_id)));
-    // Which staff role read what and when; not the staff member's address.
-    out.insert("auditLogAboutYou".into(), strip(rows!(db, audit_log, SubjectUserId, user_id), &["ip"]));
+    // Which staff role read or did what and when; not who the staff member is, nor their address.
+    out.insert("auditLogAboutYou".into(), strip(rows!(db, audit_log, SubjectUserId, user_id), &["ip", "actor_id"]));
     out.insert("dataExports".into(), Value::Array(rows!(db, data_exports, UserId, user_id)));
     Ok(Value::Object(out))
 }

@@ -1,7 +1,8 @@
 //! What the service records about a member's own use, and the member's control over it.
 //!
 //! Post views (with how long the post stayed open, as the client reports it) and search keywords are
-//! recorded for signed-in members whose `recordHistory` setting is on; off means nothing is written.
+//! recorded for signed-in members whose `recordHistory` setting is on and who accepted the privacy
+//! policy version that requires consent; otherwise nothing is written.
 //! Members read their history as connections and delete one entry or all of it. A search entry also
 //! keeps the posts its search found (the recommended feed's search signal), so deleting the entry
 //! takes its influence on the feed with it. View counts (for hot ranking) count every view, signed in
@@ -72,6 +73,14 @@ pub async fn update_settings(
     Ok(next)
 }
 
+/// Whether the member's use may be written down: their `recordHistory` switch is on, and they
+/// accepted the privacy policy version that requires consent (until then nothing is recorded, as
+/// nothing else is written; view counts still count, they name no one).
+async fn may_record(db: &DatabaseConnection, user_id: i64) -> AppResult<bool> {
+    Ok(settings(db, user_id).await?.record_history
+        && crate::services::policy::consent_required(db, user_id).await?.is_none())
+}
+
 /// Longest view duration recorded; a tab left open for days is not reading.
 const MAX_DURATION_MS: i64 = 6 * 3600 * 1000;
 
@@ -91,7 +100,7 @@ pub async fn record_view(
         return Err(AppError::NotFound("post"));
     }
     if let Some(v) = viewer
-        && settings(db, v.user_id).await?.record_history
+        && may_record(db, v.user_id).await?
     {
         browse_history::ActiveModel {
             user_id: Set(v.user_id),
@@ -117,7 +126,7 @@ pub async fn record_search(
     found: Option<&[i64]>,
 ) -> AppResult<()> {
     let query: String = query.trim().chars().take(200).collect();
-    if query.is_empty() || !settings(db, viewer.user_id).await?.record_history {
+    if query.is_empty() || !may_record(db, viewer.user_id).await? {
         return Ok(());
     }
     let matches = match found {

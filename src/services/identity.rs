@@ -13,7 +13,8 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use crate::auth::{Role, Viewer};
+use crate::auth::Viewer;
+use crate::authz;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::media::MediaStore;
@@ -211,14 +212,6 @@ pub async fn is_approved(db: &impl ConnectionTrait, user_id: i64) -> AppResult<b
         > 0)
 }
 
-fn require_reviewer(viewer: &Viewer) -> AppResult<()> {
-    if matches!(viewer.role, Role::Reviewer | Role::Admin) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only reviewers can see or decide identity verifications"))
-    }
-}
-
 /// Verifications for reviewers, oldest first (the queue order); each row read is audited.
 pub async fn queue(
     db: &DatabaseConnection,
@@ -228,11 +221,14 @@ pub async fn queue(
     reads_names: bool,
     args: &PageArgs,
 ) -> AppResult<Page<iv::Model>> {
-    require_reviewer(viewer)?;
-    let mut q = iv::Entity::find().order_by_asc(iv::Column::Id).limit(args.fetch_limit());
-    if let Some(s) = status {
-        q = q.filter(iv::Column::Status.eq(s.as_str()));
-    }
+    authz::require(Some(viewer), authz::Action::ReviewIdentity)?;
+    // Least privilege: the queue is what awaits a decision; decided items only when asked for (and
+    // each one listed is audited like any other read).
+    let status = status.unwrap_or(Status::Pending);
+    let mut q = iv::Entity::find()
+        .filter(iv::Column::Status.eq(status.as_str()))
+        .order_by_asc(iv::Column::Id)
+        .limit(args.fetch_limit());
     if let Some(after) = args.after_id() {
         q = q.filter(iv::Column::Id.gt(after));
     }
@@ -261,21 +257,20 @@ pub async fn real_name(
     row: &iv::Model,
     already_audited: bool,
 ) -> AppResult<Option<String>> {
-    if viewer.user_id != row.user_id {
-        if !matches!(viewer.role, Role::Reviewer | Role::Admin) {
-            return Ok(None);
-        }
-        if !already_audited {
-            audit::record(
-                db,
-                viewer,
-                ip,
-                Action::ViewRealName,
-                Some(row.user_id),
-                format!("IdentityVerification:{}", row.id),
-            )
-            .await?;
-        }
+    if !authz::can(Some(viewer), authz::Action::ReadIdentity { owner: row.user_id }) {
+        return Ok(None);
+    }
+    // A reviewer's read is audited (unless the listing already wrote it); the owner's is not.
+    if viewer.user_id != row.user_id && !already_audited {
+        audit::record(
+            db,
+            viewer,
+            ip,
+            Action::ViewRealName,
+            Some(row.user_id),
+            format!("IdentityVerification:{}", row.id),
+        )
+        .await?;
     }
     let name =
         store.sealer().open_text(&row.real_name_sealed, &aad(row.user_id, "real_name")).map_err(AppError::internal)?;
@@ -297,16 +292,14 @@ pub async fn review(
     decision: Decision,
     reason: Option<String>,
 ) -> AppResult<iv::Model> {
-    require_reviewer(viewer)?;
+    authz::require(Some(viewer), authz::Action::ReviewIdentity)?;
     let reason = match (decision, reason) {
         (Decision::Reject, None) => return Err(AppError::bad_input("input.reason", "say why it is rejected")),
         (_, Some(r)) => Some(validate::text("input.reason", &r, 1, 500, Lines::Multi)?),
         (Decision::Approve, None) => None,
     };
     let row = iv::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("identity verification"))?;
-    if row.user_id == viewer.user_id {
-        return Err(AppError::Forbidden("reviewers cannot decide their own verification"));
-    }
+    authz::require(Some(viewer), authz::Action::DecideIdentity(&row))?;
     let status = match decision {
         Decision::Approve => Status::Approved,
         Decision::Reject => Status::Rejected,
@@ -363,13 +356,21 @@ pub async fn photo(
     viewer: &Viewer,
     ip: Option<&str>,
     media_id: &uuid::Uuid,
+    window: chrono::Duration,
 ) -> AppResult<(String, Vec<u8>)> {
-    require_reviewer(viewer)?;
-    let row = media::Entity::find_by_id(media_id.hyphenated().to_string())
+    authz::require(Some(viewer), authz::Action::ReviewIdentity)?;
+    let id = media_id.hyphenated().to_string();
+    let row = media::Entity::find_by_id(id.clone())
         .filter(media::Column::Private.eq(true))
         .one(db)
         .await?
         .ok_or(AppError::NotFound("file"))?;
+    let verification = iv::Entity::find()
+        .filter(sea_orm::Condition::any().add(iv::Column::FrontMediaId.eq(id.clone())).add(iv::Column::BackMediaId.eq(id)))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("file"))?;
+    authz::require(Some(viewer), authz::Action::ReadIdPhotos { verification: &verification, window, now: Utc::now() })?;
     audit::record(db, viewer, ip, Action::ViewIdPhoto, Some(row.owner_id), format!("Media:{}", row.id)).await?;
     let bytes = store
         .get_sealed(crate::media::Area::Private, media_id)

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 
 use crate::auth::{self, Viewer};
+use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, ChatLine, Event, Topic};
 use crate::services::page::{Cursor, Page, PageArgs};
@@ -89,9 +90,7 @@ pub async fn create(
 
 async fn hosted(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> AppResult<live_streams::Model> {
     let stream = live_streams::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("live stream"))?;
-    if stream.host_id != viewer.user_id && !viewer.role.can_moderate() {
-        return Err(AppError::Forbidden("only the host can do this"));
-    }
+    authz::require(Some(viewer), Action::HostLive(&stream))?;
     Ok(stream)
 }
 

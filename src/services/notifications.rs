@@ -220,6 +220,27 @@ async fn next_seq<C: ConnectionTrait>(txn: &C, user_id: i64) -> AppResult<i64> {
 /// Members notified per transaction by [`broadcast`].
 const BROADCAST_CHUNK: u64 = 500;
 
+/// A security incident notice from an ADMIN to `users` (or every member), audited.
+pub async fn security_notice(
+    db: &DatabaseConnection,
+    broker: &crate::pubsub::Broker,
+    viewer: &crate::auth::Viewer,
+    ip: Option<&str>,
+    users: Option<Vec<i64>>,
+    body: &str,
+) -> AppResult<u64> {
+    crate::authz::require(Some(viewer), crate::authz::Action::SendSecurityNotice)?;
+    let body = crate::services::validate::text("input.body", body, 1, 2000, crate::services::validate::Lines::Multi)?;
+    let target = match &users {
+        Some(ids) => format!("Users:{}", ids.len()),
+        None => "Users:all".to_string(),
+    };
+    let subject = users.as_ref().filter(|ids| ids.len() == 1).and_then(|ids| ids.first().copied());
+    crate::services::audit::record(db, viewer, ip, crate::services::audit::Action::SendSecurityNotice, subject, target)
+        .await?;
+    broadcast(db, broker, users, Kind::SecurityNotice, &body).await
+}
+
 /// Sends a staff notice (`kind` without an actor) to `users`, or to every member with `None`, in
 /// chunks of [`BROADCAST_CHUNK`] members per transaction, pushed as each chunk commits. Returns how
 /// many members it reached.

@@ -12,7 +12,8 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-use crate::auth::{Role, Viewer};
+use crate::auth::Viewer;
+use crate::authz;
 use crate::error::{AppError, AppResult};
 use crate::pubsub::Broker;
 use crate::services::notifications::{self, Kind};
@@ -41,9 +42,7 @@ pub async fn publish(
     body: &str,
     major: bool,
 ) -> AppResult<policy_versions::Model> {
-    if viewer.role != Role::Admin {
-        return Err(AppError::Forbidden("only administrators can publish the privacy policy"));
-    }
+    authz::require(Some(viewer), authz::Action::PublishPolicy)?;
     let body = validate::text("input.body", body, 1, BODY_MAX, Lines::Multi)?;
     let next = current(db).await?.map_or(1, |v| v.version + 1);
     let published = policy_versions::ActiveModel {

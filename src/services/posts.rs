@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use crate::auth::Viewer;
+use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::search;
@@ -130,9 +131,7 @@ pub async fn update(
     patch: PostPatch,
 ) -> AppResult<posts::Model> {
     let post = live(db, post_id).await?;
-    if post.author_id != viewer.user_id {
-        return Err(AppError::Forbidden("only the author can edit this post"));
-    }
+    authz::require(Some(viewer), Action::EditPost(&post))?;
     let mut update = posts::Entity::update_many()
         .col_expr(posts::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(posts::Column::Id.eq(post_id))
@@ -165,10 +164,14 @@ pub async fn update(
 /// content is blanked at once; deleted posts vanish from every list and from `post(id)`.
 pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> AppResult<i64> {
     let post = live(db, post_id).await?;
-    if post.author_id != viewer.user_id && !viewer.role.can_moderate() {
-        return Err(AppError::Forbidden("only the author or a moderator can delete this post"));
-    }
+    authz::require(Some(viewer), Action::DeletePost(&post))?;
     let txn = db.begin().await?;
+    if post.author_id != viewer.user_id {
+        // A moderator removed someone else's words: on the staff record.
+        let audit = crate::services::audit::Action::DeletePost;
+        crate::services::audit::record(&txn, viewer, None, audit, Some(post.author_id), format!("Post:{post_id}"))
+            .await?;
+    }
     let now = Utc::now();
     let res = posts::Entity::update_many()
         .col_expr(posts::Column::DeletedAt, Expr::value(now))
@@ -217,7 +220,8 @@ pub async fn list(
         q = q.filter(posts::Column::BoardId.eq(board));
     }
     if let Some(author) = filter.author_id {
-        q = q.filter(posts::Column::AuthorId.eq(author));
+        // An erased member's posts stay readable one by one, but never as "their" list.
+        q = q.filter(posts::Column::AuthorId.eq(author)).filter(posts::Column::AuthorId.in_subquery(live_user(author)));
     }
     match order {
         Order::Latest => {
@@ -289,6 +293,18 @@ pub async fn bump_counter<C: ConnectionTrait>(
             .await?;
     }
     Ok(true)
+}
+
+/// `SELECT id FROM users WHERE id = ? AND deleted_at IS NULL`: the filter that keeps an erased
+/// member's content out of lists by author.
+pub(crate) fn live_user(user_id: i64) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::QueryTrait as _;
+    users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .into_query()
 }
 
 #[cfg(test)]

@@ -2,15 +2,17 @@
 //!
 //! Deletion erases who the member was, not what the community said: the account row stays (posts,
 //! comments and messages point at it) but every identifying field is emptied, the phone number is
-//! free to register again, and everything private (sessions, favourites, follows, blocks,
-//! notifications and their settings, history, the request log, identity data and its photos, avatars
-//! and unattached uploads, data exports) is removed. Public posts and comments stay readable and show no
+//! free to register again, and everything private (sessions, favourites, likes, follows, blocks,
+//! notifications and their settings, history, policy acceptances, devices, sign-in failures, the
+//! request log, identity data and its photos, avatars and unattached uploads, data exports) is
+//! removed. Lists by author answer nothing for an erased id, so public content cannot be gathered
+//! back into one person's. docs/PRIVACY.md lists every kind of personal data and its fate. Public posts and comments stay readable and show no
 //! author. All of it happens in one transaction; then every socket of the account closes.
 
 use chrono::Utc;
 use entity::{
-    board_follows, favorites, live_streams, notification_mutes, notifications, sessions, user_blocks, user_follows,
-    users,
+    board_follows, comment_likes, comments, favorites, live_streams, notification_mutes, notifications,
+    policy_acceptances, post_likes, sessions, user_blocks, user_follows, users,
 };
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait};
@@ -35,9 +37,7 @@ pub async fn delete_account(
         .one(db)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !accounts::check_password(password, user.password_hash.clone()).await? {
-        return Err(AppError::bad_input("input.password", "the password is wrong"));
-    }
+    accounts::confirm_password(db, media.sealer(), &user, "input.password", password).await?;
     let id = user.id;
     let now = Utc::now();
     let txn = db.begin().await?;
@@ -110,6 +110,33 @@ pub async fn delete_account(
     favorites::Entity::delete_many().filter(favorites::Column::UserId.eq(id)).exec(&txn).await?;
     for post in saved {
         posts::bump_counter(&txn, post, entity::posts::Column::FavoriteCount, -1).await?;
+    }
+    // Likes name who liked what: gone, with their counters.
+    let liked: Vec<i64> = post_likes::Entity::find()
+        .select_only()
+        .column(post_likes::Column::PostId)
+        .filter(post_likes::Column::UserId.eq(id))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    post_likes::Entity::delete_many().filter(post_likes::Column::UserId.eq(id)).exec(&txn).await?;
+    for post in liked {
+        posts::bump_counter(&txn, post, entity::posts::Column::LikeCount, -1).await?;
+    }
+    let liked_comments = comment_likes::Entity::find()
+        .select_only()
+        .column(comment_likes::Column::CommentId)
+        .filter(comment_likes::Column::UserId.eq(id))
+        .into_query();
+    comments::Entity::update_many()
+        .col_expr(comments::Column::LikeCount, Expr::col(comments::Column::LikeCount).sub(1))
+        .filter(comments::Column::Id.in_subquery(liked_comments))
+        .exec(&txn)
+        .await?;
+    comment_likes::Entity::delete_many().filter(comment_likes::Column::UserId.eq(id)).exec(&txn).await?;
+    policy_acceptances::Entity::delete_many().filter(policy_acceptances::Column::UserId.eq(id)).exec(&txn).await?;
+    if let Some(phone) = &user.phone {
+        crate::services::signin::clear(&txn, &crate::services::signin::phone_key(media.sealer(), phone)).await?;
     }
 
     user_blocks::Entity::delete_many()

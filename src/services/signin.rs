@@ -1,8 +1,9 @@
 //! Sign-in security: repeated failures lock a phone number for a while, and a sign-in from a device
 //! the member never used makes a security notification.
 //!
-//! The failure count lives in the database (shared by every instance), keyed by the SHA-256 of the
-//! phone number, so a number nobody registered is never stored in the clear. The lock applies whether
+//! The failure count lives in the database (shared by every instance), keyed by a keyed hash (HMAC)
+//! of the phone number, so a number nobody registered is never stored in the clear, nor in a form
+//! that trying every number would reverse. The lock applies whether
 //! or not the number belongs to an account, so it does not tell an attacker which numbers exist.
 
 use chrono::{Duration, Utc};
@@ -19,9 +20,13 @@ pub const MAX_FAILURES: i32 = 5;
 pub const WINDOW: Duration = Duration::minutes(15);
 pub const LOCK: Duration = Duration::minutes(15);
 
-pub fn phone_key(phone: &str) -> String {
+/// The key a number's sign-in failures are stored under: HMAC-SHA256 of the normalised number with a
+/// secret derived from the sealing key. A plain hash of a phone number is reversed by hashing every
+/// number there is; without the server's secret the keys reveal nothing. (The key rotates with the
+/// sealing key; failure rows live for minutes, so a rotation only forgets recent failures.)
+pub fn phone_key(keys: &crate::seal::Sealer, phone: &str) -> String {
     let normal = crate::services::validate::phone("phone", phone).unwrap_or_else(|_| phone.trim().to_string());
-    crate::auth::hash_token(&normal)
+    keys.keyed_hash("ecer phone keys v1", normal.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Refuses while the number is locked.
@@ -69,7 +74,7 @@ pub async fn record_failure(db: &DatabaseConnection, key: &str) -> AppResult<()>
 }
 
 /// A successful sign-in forgets the failures.
-pub async fn clear(db: &DatabaseConnection, key: &str) -> AppResult<()> {
+pub async fn clear(db: &impl sea_orm::ConnectionTrait, key: &str) -> AppResult<()> {
     login_failures::Entity::delete_by_id(key.to_string()).exec(db).await?;
     Ok(())
 }

@@ -92,3 +92,29 @@ async fn views_lift_a_post_in_hot_ranking() {
     }
     assert_eq!(order(app.gql(None, hot, json!({})).await), vec![older, newer]);
 }
+
+/// While a major policy version awaits the member's consent, nothing of their use is recorded (view
+/// counts still count); once accepted, recording resumes.
+#[tokio::test]
+async fn nothing_is_recorded_while_consent_is_pending() {
+    let (app, c) = TestApp::community().await;
+    let publish =
+        "mutation { publishPolicyVersion(input: { body: \"v2: new purposes\", major: true }) { policy { version } } }";
+    let version =
+        app.gql(Some(&c.admin), publish, json!({})).await["publishPolicyVersion"]["policy"]["version"].clone();
+    let history = "{ me { browseHistory { edges { cursor } } searchHistory { edges { cursor } } } }";
+    let view = "mutation($p: ID!) { recordPostView(input: { postId: $p }) { post { viewCount } } }";
+    let viewed = app.gql(Some(&c.alice), view, json!({ "p": c.post })).await;
+    assert_eq!(viewed["recordPostView"]["post"]["viewCount"], 1, "the count still counts");
+    app.gql(Some(&c.alice), SEARCH, json!({ "q": "t" })).await;
+    let mine = app.gql(Some(&c.alice), history, json!({})).await;
+    assert_eq!(mine["me"], json!({ "browseHistory": { "edges": [] }, "searchHistory": { "edges": [] } }));
+
+    let accept = "mutation($v: Int!) { acceptPrivacyPolicy(input: { version: $v }) { consent { requiredVersion } } }";
+    app.gql(Some(&c.alice), accept, json!({ "v": version })).await;
+    app.gql(Some(&c.alice), view, json!({ "p": c.post })).await;
+    app.gql(Some(&c.alice), SEARCH, json!({ "q": "t" })).await;
+    let mine = app.gql(Some(&c.alice), history, json!({})).await;
+    assert_eq!(mine["me"]["browseHistory"]["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["me"]["searchHistory"]["edges"].as_array().unwrap().len(), 1);
+}

@@ -7,6 +7,7 @@
 mod common;
 
 mod accounts;
+mod authz;
 mod browser;
 mod browsing;
 mod conformance;

@@ -167,3 +167,213 @@ async fn deleting_an_account_erases_it_and_keeps_the_conversation_going() {
     let (_, new_id) = app.register(&phone(50), "new owner").await;
     assert_ne!(new_id, me);
 }
+
+/// Where an erased member's id may still appear, and why; every other user column holds nothing of
+/// theirs. The test below fails for a table or user column that is not listed here.
+const USER_COLUMNS: &[(&str, &str, Fate)] = &[
+    ("audit_log", "actor_id", Fate::Kept("staff accountability: who acted stays on record")),
+    ("audit_log", "subject_user_id", Fate::Kept("staff accountability: whose data was read or decided")),
+    ("board_follows", "user_id", Fate::Gone),
+    ("boards", "created_by", Fate::Kept("a public board; its page shows no creator")),
+    ("browse_history", "user_id", Fate::Gone),
+    ("comment_likes", "user_id", Fate::Gone),
+    ("comments", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
+    ("conversation_members", "user_id", Fate::Kept("the peer's conversation goes on; read cursors only")),
+    ("conversation_members", "peer_id", Fate::Kept("the peer's conversation goes on, with no peer shown")),
+    ("conversations", "user_low", Fate::Kept("the peer's conversation goes on, with no peer shown")),
+    ("conversations", "user_high", Fate::Kept("the peer's conversation goes on, with no peer shown")),
+    ("data_exports", "user_id", Fate::Gone),
+    ("favorites", "user_id", Fate::Gone),
+    ("identity_verifications", "user_id", Fate::Gone),
+    ("identity_verifications", "reviewer_id", Fate::Kept("a staff decision about someone else")),
+    ("live_chat_messages", "user_id", Fate::Kept("public speech stays, shown without author")),
+    ("live_streams", "host_id", Fate::Kept("a public, ended stream, shown without host")),
+    ("media", "owner_id", Fate::Kept("only public images of kept posts; private files and avatars are gone")),
+    ("messages", "sender_id", Fate::Kept("the peer's conversation goes on, with no sender shown")),
+    ("notification_mutes", "user_id", Fate::Gone),
+    ("notifications", "user_id", Fate::Gone),
+    ("notifications", "actor_id", Fate::Gone),
+    ("policy_acceptances", "user_id", Fate::Gone),
+    ("post_likes", "user_id", Fate::Gone),
+    ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
+    ("request_log", "user_id", Fate::Gone),
+    ("search_history", "user_id", Fate::Gone),
+    ("sessions", "user_id", Fate::Gone),
+    ("user_blocks", "blocker_id", Fate::Gone),
+    ("user_blocks", "blocked_id", Fate::Gone),
+    ("user_devices", "user_id", Fate::Gone),
+    ("user_follows", "follower_id", Fate::Gone),
+    ("user_follows", "followee_id", Fate::Gone),
+    ("user_settings", "user_id", Fate::Gone),
+];
+
+/// Integer columns ending in `_id` that name something other than a member.
+const NOT_USER_COLUMNS: &[&str] = &[
+    "board_id",
+    "comment_id",
+    "conversation_id",
+    "last_message_id",
+    "last_read_message_id",
+    "message_id",
+    "parent_id",
+    "post_id",
+    "ref_id",
+    "stream_id",
+    "target_id",
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    Gone,
+    Kept(&'static str),
+}
+
+/// Every (table, integer column) of the entity crate that may hold a member's id: `*_id` columns
+/// other than the known non-member ones, `created_by`, `user_low`, `user_high`.
+fn user_columns_of_the_entity_crate() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("entity/src");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let src = std::fs::read_to_string(&path).unwrap();
+        let Some(table) = src.split("table_name = \"").nth(1).and_then(|s| s.split('"').next()) else { continue };
+        for line in src.lines() {
+            let line = line.trim();
+            let Some(rest) = line.strip_prefix("pub ") else { continue };
+            let Some((name, ty)) = rest.split_once(':') else { continue };
+            let ty = ty.trim().trim_end_matches(',');
+            if !matches!(ty, "i64" | "Option<i64>") || name == "id" {
+                continue;
+            }
+            if (name.ends_with("_id") && !NOT_USER_COLUMNS.contains(&name))
+                || matches!(name, "created_by" | "user_low" | "user_high")
+            {
+                found.push((table.to_string(), name.to_string()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+async fn count_where(app: &TestApp, table: &str, column: &str, id: i64) -> i64 {
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    db.query_one_raw(Statement::from_sql_and_values(
+        backend,
+        format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = {p}"),
+        [id.into()],
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i64>("", "n")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn erasure_walks_every_table_with_a_user_column() {
+    // Every user column of the entity crate has a fate, and no listed one is stale.
+    let found = user_columns_of_the_entity_crate();
+    for (table, column) in &found {
+        assert!(
+            USER_COLUMNS.iter().any(|(t, c, _)| t == table && c == column),
+            "{table}.{column} may hold a member's id: say in USER_COLUMNS what erasure does to it"
+        );
+    }
+    for (t, c, _) in USER_COLUMNS {
+        assert!(found.iter().any(|(ft, fc)| ft == t && fc == c), "{t}.{c} is listed but no longer exists");
+    }
+
+    let (app, c) = TestApp::community().await;
+    let (alice, alice_gid) = app.register(&phone(60), "alice").await;
+    let (bob, bob_id) = app.register(&phone(61), "bob").await;
+    let (_, carol_id) = app.register(&phone(62), "carol").await;
+    let (moderator, _) = app.user_with_role(&phone(63), "MODERATOR").await;
+    let alice_id = ecer_gateway::graphql::ids::decode_any(&alice_gid).unwrap().1;
+    let bob_post = app.create_post(&bob, &c.board, "bob's deal").await;
+    let bob_comment = app.comment(&bob, &bob_post, None, "bob's comment").await;
+    let my_post = app.create_post(&alice, &c.board, "alice's post").await;
+    app.comment(&alice, &bob_post, None, "alice's comment").await;
+    for (q, v) in [
+        ("mutation($p: ID!) { likePost(input: { postId: $p }) { post { id } } }", json!({ "p": bob_post })),
+        ("mutation($c: ID!) { likeComment(input: { commentId: $c }) { comment { id } } }", json!({ "c": bob_comment })),
+        ("mutation($p: ID!) { favoritePost(input: { postId: $p }) { post { id } } }", json!({ "p": bob_post })),
+        ("mutation($u: ID!) { followUser(input: { userId: $u }) { user { id } } }", json!({ "u": bob_id })),
+        ("mutation($b: ID!) { followBoard(input: { boardId: $b }) { board { id } } }", json!({ "b": c.board })),
+        ("mutation($u: ID!) { blockUser(input: { userId: $u }) { user { id } } }", json!({ "u": carol_id })),
+        (
+            "mutation($to: ID!) { sendMessage(input: { toUserId: $to, body: \"hi\" }) { conversation { id } } }",
+            json!({ "to": bob_id }),
+        ),
+        ("mutation($p: ID!) { recordPostView(input: { postId: $p }) { post { id } } }", json!({ "p": bob_post })),
+        ("mutation { updateSettings(input: { recordHistory: true }) { settings { recordHistory } } }", json!({})),
+        ("mutation { requestDataExport { export { id } } }", json!({})),
+    ] {
+        app.gql(Some(&alice), q, v).await;
+    }
+    app.gql(Some(&alice), "query { search(query: \"deal\") { edges { cursor } } }", json!({})).await;
+    app.gql(
+        Some(&bob),
+        "mutation($p: ID!) { likePost(input: { postId: $p }) { post { id } } }",
+        json!({ "p": my_post }),
+    )
+    .await;
+    let stream = crate::live::live_stream(&app, &alice).await;
+    let say = "mutation($s: ID!) { sendLiveChatMessage(input: { streamId: $s, body: \"hello\" }) { message { id } } }";
+    app.gql(Some(&alice), say, json!({ "s": stream })).await;
+    // A failed sign-in on her number, and a suspension the staff log keeps.
+    let login = "mutation($p: String!) { login(input: { phone: $p, password: \"wrong\" }) { token } }";
+    app.gql_err(None, login, json!({ "p": phone(60) })).await;
+    for m in ["banUser", "unbanUser"] {
+        let q = format!("mutation($u: ID!) {{ {m}(input: {{ userId: $u }}) {{ user {{ id }} }} }}");
+        app.gql(Some(&moderator), &q, json!({ "u": alice_gid })).await;
+    }
+    // The suspension ended her sessions: sign in again.
+    let relogin = "mutation($p: String!) { login(input: { phone: $p, password: \"correct horse\" }) { token } }";
+    let alice = app.gql(None, relogin, json!({ "p": phone(60) })).await["login"]["token"].as_str().unwrap().to_string();
+    let counts = "query($p: ID!, $c: ID!) { post(id: $p) { likeCount favoriteCount } comment(id: $c) { likeCount } }";
+    let before = app.gql(Some(&bob), counts, json!({ "p": bob_post, "c": bob_comment })).await;
+    assert_eq!(before, json!({ "post": { "likeCount": 1, "favoriteCount": 1 }, "comment": { "likeCount": 1 } }));
+    app.state.activity.flush().await;
+    assert!(count_where(&app, "request_log", "user_id", alice_id).await > 0, "the request log had her");
+
+    assert_eq!(app.gql(Some(&alice), DELETE, json!({ "p": "correct horse" })).await["deleteAccount"]["deleted"], true);
+    app.state.activity.flush().await;
+
+    for (table, column, fate) in USER_COLUMNS {
+        match fate {
+            Fate::Gone => {
+                assert_eq!(count_where(&app, table, column, alice_id).await, 0, "{table}.{column} still names her")
+            }
+            Fate::Kept(why) => assert!(!why.is_empty(), "{table}.{column}: say why it is kept"),
+        }
+    }
+    // Counters she fed moved back; her public content is in no list by author.
+    let after = app.gql(Some(&bob), counts, json!({ "p": bob_post, "c": bob_comment })).await;
+    assert_eq!(after, json!({ "post": { "likeCount": 0, "favoriteCount": 0 }, "comment": { "likeCount": 0 } }));
+    let by_author = "query($u: ID!) { posts(authorId: $u) { edges { node { id } } } }";
+    assert_eq!(app.gql(None, by_author, json!({ "u": alice_gid })).await["posts"]["edges"], json!([]));
+    let mine = app
+        .gql(None, "query($p: ID!) { post(id: $p) { title likeCount author { id } } }", json!({ "p": my_post }))
+        .await;
+    assert_eq!(mine["post"], json!({ "title": "alice's post", "likeCount": 1, "author": null }));
+    // No sign-in failure row is left for her number (the only one that failed here).
+    let key = ecer_gateway::services::signin::phone_key(app.state.media.sealer(), &phone(60));
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let left = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!("SELECT COUNT(*) AS n FROM login_failures WHERE phone_hash = {p}"),
+            [key.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(left, 0, "login_failures");
+}

@@ -41,6 +41,10 @@ async fn repeated_failures_lock_the_number_for_a_while() {
     for row in stored {
         let key: String = row.try_get("", "phone_hash").unwrap();
         assert!(!key.contains("138"), "{key}");
+        // Keyed: a plain SHA-256 of the number would be reversed by hashing every number.
+        for n in [1, 9] {
+            assert_ne!(key, ecer_gateway::auth::hash_token(&phone(n)), "an unkeyed hash of a phone number");
+        }
     }
     // When the lock has passed, the right password works and the count starts again.
     app.state.db.execute_unprepared("UPDATE login_failures SET locked_until = window_start").await.unwrap();
@@ -83,4 +87,27 @@ async fn a_new_device_makes_a_security_notification() {
     login_from("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0").await;
     let list = app.gql(Some(&token), notices, json!({})).await;
     assert_eq!(list["notifications"]["edges"].as_array().unwrap().len(), 1);
+}
+
+/// Re-entering the password (deleteAccount) is no way around the sign-in lock: its failures count
+/// toward the same lock, and once locked both answer ACCOUNT_LOCKED.
+#[tokio::test]
+async fn password_confirmations_count_toward_the_sign_in_lock() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register(&phone(1), "alice").await;
+    let delete = "mutation($p: String!) { deleteAccount(input: { password: $p }) { deleted } }";
+    for _ in 0..ecer_gateway::services::signin::MAX_FAILURES {
+        let (code, err) = app.gql_err(Some(&token), delete, json!({ "p": "wrong guess" })).await;
+        assert_eq!(code, "BAD_USER_INPUT", "{err}");
+    }
+    let (code, _) = app.gql_err(Some(&token), delete, json!({ "p": "correct horse" })).await;
+    assert_eq!(code, "ACCOUNT_LOCKED", "even the right password waits out the lock");
+    assert_eq!(app.gql_err(None, LOGIN, json!({ "p": phone(1), "pw": "correct horse" })).await.0, "ACCOUNT_LOCKED");
+    // Mixed: sign-in failures and confirmation failures add up.
+    let (token, _) = app.register(&phone(2), "bob").await;
+    for _ in 0..ecer_gateway::services::signin::MAX_FAILURES - 1 {
+        app.gql_err(None, LOGIN, json!({ "p": phone(2), "pw": "guess" })).await;
+    }
+    assert_eq!(app.gql_err(Some(&token), delete, json!({ "p": "wrong" })).await.0, "BAD_USER_INPUT");
+    assert_eq!(app.gql_err(Some(&token), delete, json!({ "p": "correct horse" })).await.0, "ACCOUNT_LOCKED");
 }

@@ -11,9 +11,9 @@ const SUBMIT: &str = "mutation($front: Upload!, $back: Upload!, $name: String!, 
     submitIdentityVerification(input: { realName: $name, idNumber: $number, idFront: $front, idBack: $back }) {
         verification { id status idNumberMasked realNameMasked realName documentType } } }";
 /// A valid resident ID number (the GB 11643-1999 example).
-const ID_NUMBER: &str = "11010519491231002X";
+pub(crate) const ID_NUMBER: &str = "11010519491231002X";
 
-async fn submit(app: &TestApp, token: &str, number: &str) -> (reqwest::StatusCode, Value) {
+pub(crate) async fn submit(app: &TestApp, token: &str, number: &str) -> (reqwest::StatusCode, Value) {
     app.upload_raw(
         Some(token),
         SUBMIT,
@@ -410,4 +410,79 @@ async fn deleting_the_account_erases_identity_data_uploads_logs_and_exports() {
     }
     assert_eq!(app.http.get(app.url(&avatar_url)).send().await.unwrap().status(), 404);
     let _ = (c, DbBackend::Sqlite);
+}
+
+/// Least privilege for staff: the queue shows what awaits a decision; decided items only on request;
+/// ID photos only while pending or within ID_PHOTO_RETENTION_DAYS of the decision; removing
+/// someone else's post or comment is on the staff record; an export names no staff member.
+#[tokio::test]
+async fn staff_see_only_what_their_task_needs_and_their_actions_are_on_record() {
+    let (app, c) = TestApp::community().await;
+    let (member, member_id) = app.register(&phone(70), "trader").await;
+    let (status, body) = submit(&app, &member, ID_NUMBER).await;
+    assert_eq!(status, 200, "{body}");
+    let rev = reviewer(&app, &c.admin, 71).await;
+    let queue = "query($s: VerificationStatus) { identityVerifications(status: $s) { nodes { id status photoUrls } } }";
+    let pending = app.gql(Some(&rev), queue, json!({})).await;
+    let item = pending["identityVerifications"]["nodes"][0].clone();
+    assert_eq!(item["status"], "PENDING");
+    let review = "mutation($id: ID!) { reviewIdentityVerification(input: { verificationId: $id, decision: APPROVE }) { verification { status } } }";
+    app.gql(Some(&rev), review, json!({ "id": item["id"] })).await;
+
+    // Decided: not in the default queue; on request, with photos while the window lasts.
+    let default = app.gql(Some(&rev), queue, json!({})).await;
+    assert_eq!(default["identityVerifications"]["nodes"], json!([]));
+    let decided = app.gql(Some(&rev), queue, json!({ "s": "APPROVED" })).await;
+    let urls = decided["identityVerifications"]["nodes"][0]["photoUrls"].clone();
+    let url = urls[0].as_str().expect("photos within the window").to_string();
+    assert_eq!(app.http.get(app.url(&url)).bearer_auth(&rev).send().await.unwrap().status(), 200);
+    // An instance whose window is zero days: the decided case's photos are gone from view.
+    let strict = app.another_instance(|cfg| cfg.id_photo_retention_days = 0).await;
+    let decided = strict.gql(Some(&rev), queue, json!({ "s": "APPROVED" })).await;
+    assert_eq!(decided["identityVerifications"]["nodes"][0]["photoUrls"], Value::Null);
+    assert_eq!(strict.http.get(strict.url(&url)).bearer_auth(&rev).send().await.unwrap().status(), 403);
+
+    // A moderator removes the member's post and comment: both on the record, with actor and target.
+    let (moderator, _) = app.user_with_role(&phone(72), "MODERATOR").await;
+    let post = app.create_post(&member, &c.board, "spam").await;
+    let comment = app.comment(&member, &c.post, None, "spam too").await;
+    app.gql(
+        Some(&moderator),
+        "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId } }",
+        json!({ "p": post }),
+    )
+    .await;
+    let del = "mutation($c: ID!) { deleteComment(input: { commentId: $c }) { comment { id } } }";
+    app.gql(Some(&moderator), del, json!({ "c": comment })).await;
+    // The member's own deletions are not staff actions.
+    let own = app.create_post(&member, &c.board, "mine").await;
+    app.gql(
+        Some(&member),
+        "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId } }",
+        json!({ "p": own }),
+    )
+    .await;
+    let log = "query($u: ID) { auditLog(subjectUserId: $u) { nodes { action actorRole target actorId } } }";
+    let data = app.gql(Some(&c.admin), log, json!({ "u": member_id })).await;
+    let deletions: Vec<&Value> = data["auditLog"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["action"].as_str().is_some_and(|a| a.starts_with("DELETE_")))
+        .collect();
+    assert_eq!(deletions.len(), 2, "{deletions:?}");
+    assert!(deletions.iter().all(|n| n["actorRole"] == "MODERATOR"));
+
+    // The member's export tells what staff did, not who they are.
+    let export =
+        app.gql(Some(&member), "mutation { requestDataExport(input: {}) { export { downloadUrl } } }", json!({})).await;
+    let download = export["requestDataExport"]["export"]["downloadUrl"].as_str().unwrap().to_string();
+    let archive: Value =
+        app.http.get(app.url(&download)).bearer_auth(&member).send().await.unwrap().json().await.unwrap();
+    assert!(!archive["auditLogAboutYou"].as_array().unwrap().is_empty());
+    for (section, field) in [("auditLogAboutYou", "actor_id"), ("identityVerifications", "reviewer_id")] {
+        let rows = archive[section].as_array().unwrap();
+        assert!(!rows.is_empty(), "{section}");
+        assert!(rows.iter().all(|r| r.get(field).is_none()), "the export names staff through {section}.{field}");
+    }
 }

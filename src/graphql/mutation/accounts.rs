@@ -127,7 +127,9 @@ impl AccountMutation {
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
         rate_limit(ctx, Limit::Auth).await?;
         let st = state(ctx)?;
-        let session = accounts::login(&st.db, &st.broker, &input.phone, input.password, session_meta(ctx)?).await?;
+        let session =
+            accounts::login(&st.db, &st.broker, st.media.sealer(), &input.phone, input.password, session_meta(ctx)?)
+                .await?;
         mark_signed_in(ctx, session.user.id);
         let token = deliver(ctx, &session, input.delivery)?;
         Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })

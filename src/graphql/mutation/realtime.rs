@@ -209,22 +209,13 @@ impl RealtimeMutation {
         input: SendSecurityNoticeInput,
     ) -> async_graphql::Result<SendSecurityNoticePayload> {
         let viewer = require_viewer(ctx)?;
-        if viewer.role != crate::auth::Role::Admin {
-            return Err(AppError::Forbidden("only administrators can send security notices").into());
-        }
-        let body = crate::services::validate::text(
-            "input.body",
-            &input.body,
-            1,
-            2000,
-            crate::services::validate::Lines::Multi,
-        )?;
         let users = input
             .user_ids
             .map(|ids| ids.iter().map(|id| ids::decode(Kind::User, id, "input.userIds")).collect::<Result<Vec<_>, _>>())
             .transpose()?;
         let st = state(ctx)?;
-        let n = notifications::broadcast(&st.db, &st.broker, users, notifications::Kind::SecurityNotice, &body).await?;
+        let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.as_deref());
+        let n = notifications::security_notice(&st.db, &st.broker, &viewer, ip, users, &input.body).await?;
         Ok(SendSecurityNoticePayload { recipients: count(n as i64) })
     }
 

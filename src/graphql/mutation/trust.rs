@@ -197,7 +197,8 @@ impl TrustMutation {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
         let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
-        let user = accounts::set_role(&state(ctx)?.db, &viewer, ip, id, Role::from(input.role)).await?;
+        let user =
+            accounts::set_role(&state(ctx)?.db, &state(ctx)?.broker, &viewer, ip, id, Role::from(input.role)).await?;
         Ok(SetUserRolePayload { user: User(user) })
     }
 

@@ -17,8 +17,9 @@ pub struct TrustQuery;
 
 #[Object]
 impl TrustQuery {
-    /// REVIEWER or ADMIN: verifications to review, oldest first (`status: PENDING` for the queue).
-    /// Every verification returned is written to the audit log as read by the caller.
+    /// REVIEWER or ADMIN: verifications awaiting review, oldest first. Decided ones only when
+    /// `status` asks for them (APPROVED or REJECTED). Every verification returned is written to the
+    /// audit log as read by the caller.
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn identity_verifications(
         &self,

@@ -5,6 +5,7 @@ use entity::comments;
 
 use super::post::empty;
 use super::{Post, User, connection, count, load_one};
+use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{ChildrenKey, EdgeKey};
 use crate::graphql::{loaders, page_args, viewer};
@@ -81,7 +82,7 @@ impl Comment {
 
     /// Whether the signed-in viewer may delete this comment (its author or a moderator).
     async fn viewer_can_delete(&self, ctx: &Context<'_>) -> bool {
-        !self.deleted() && viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id || v.role.can_moderate())
+        !self.deleted() && authz::can(viewer(ctx).as_ref(), Action::DeleteComment(&self.0))
     }
 
     /// Replies to this comment, oldest first.

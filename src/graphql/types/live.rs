@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::live_streams;
 
 use super::{Board, User, connection, count, load_one};
+use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::{loaders, page_args, state, viewer};
 use crate::pubsub::ChatLine;
@@ -47,7 +48,7 @@ impl LiveStream {
 
     /// The key the host's encoder pushes video with. Only the host sees it; null for everyone else.
     async fn ingest_key(&self, ctx: &Context<'_>) -> Option<&str> {
-        viewer(ctx).filter(|v| v.user_id == self.0.host_id).map(|_| self.0.ingest_key.as_str())
+        authz::can(viewer(ctx).as_ref(), Action::ReadIngestKey(&self.0)).then_some(self.0.ingest_key.as_str())
     }
 
     /// People watching now (subscribed to the chat), on every gateway instance, each counted once.

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::posts;
 
 use super::{Board, Comment, User, connection, count, load_one};
+use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{ChildrenKey, EdgeKey};
 use crate::graphql::{loaders, page_args, viewer};
@@ -94,12 +95,12 @@ impl Post {
 
     /// Whether the signed-in viewer may edit this post (only its author).
     async fn viewer_can_edit(&self, ctx: &Context<'_>) -> bool {
-        viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id)
+        authz::can(viewer(ctx).as_ref(), Action::EditPost(&self.0))
     }
 
     /// Whether the signed-in viewer may delete this post (its author or a moderator).
     async fn viewer_can_delete(&self, ctx: &Context<'_>) -> bool {
-        viewer(ctx).is_some_and(|v| v.user_id == self.0.author_id || v.role.can_moderate())
+        authz::can(viewer(ctx).as_ref(), Action::DeletePost(&self.0))
     }
 
     /// Top-level comments, oldest first; each has its `replies`.

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{audit_log, data_exports, identity_verifications, media, request_log};
 
 use super::{User, load_one};
-use crate::auth::Role;
+use crate::authz;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::{loaders, request_info, state, viewer};
 use crate::services::identity::{self, Status};
@@ -139,12 +139,20 @@ impl IdentityVerification {
         Ok(load_one(&loaders(ctx)?.users, self.0.user_id).await?.map(User))
     }
 
-    /// Links to the document photos, for REVIEWERs only (null for everyone else). The route checks
-    /// the reviewer's session again and writes every view to the audit log.
-    async fn photo_urls(&self, ctx: &Context<'_>) -> Option<Vec<String>> {
-        viewer(ctx).filter(|v| matches!(v.role, Role::Reviewer | Role::Admin)).map(|_| {
-            [&self.0.front_media_id, &self.0.back_media_id].iter().map(|id| format!("/media/private/{id}")).collect()
-        })
+    /// Links to the document photos, for REVIEWERs only, while the verification is pending or for
+    /// `ID_PHOTO_RETENTION_DAYS` after its decision (null otherwise). The route checks the same rule
+    /// again and writes every view to the audit log.
+    async fn photo_urls(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<String>>> {
+        let window = chrono::Duration::days(i64::from(state(ctx)?.config.id_photo_retention_days));
+        let now = chrono::Utc::now();
+        Ok(authz::can(viewer(ctx).as_ref(), authz::Action::ReadIdPhotos { verification: &self.0, window, now }).then(
+            || {
+                [&self.0.front_media_id, &self.0.back_media_id]
+                    .iter()
+                    .map(|id| format!("/media/private/{id}"))
+                    .collect()
+            },
+        ))
     }
 }
 
@@ -168,7 +176,7 @@ impl AuditEntry {
     }
 
     /// `VIEW_IDENTITY`, `VIEW_REAL_NAME`, `VIEW_ID_PHOTO`, `APPROVE_IDENTITY`, `REJECT_IDENTITY`,
-    /// `SET_ROLE`, `BAN_USER`, `UNBAN_USER`.
+    /// `SET_ROLE`, `BAN_USER`, `UNBAN_USER`, `SEND_SECURITY_NOTICE`, `DELETE_POST`, `DELETE_COMMENT`.
     async fn action(&self) -> &str {
         &self.0.action
     }

@@ -6,6 +6,7 @@ use entity::users;
 use super::enums::{Gender, Role};
 use super::{Board, Comment, Post, connection, connection_via, count, load_one};
 use crate::auth;
+use crate::authz::{self, Action};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::EdgeKey;
@@ -17,8 +18,9 @@ use crate::services::{accounts, comments as comment_service, posts as post_servi
 pub struct User(pub users::Model);
 
 impl User {
+    /// Whether the viewer may read what is private to this member.
     fn is_self(&self, ctx: &Context<'_>) -> bool {
-        viewer(ctx).is_some_and(|v| v.user_id == self.0.id)
+        authz::can(viewer(ctx).as_ref(), Action::ReadOwn { owner: self.0.id })
     }
 }
 
@@ -49,8 +51,8 @@ impl User {
         self.0.signature.as_deref()
     }
 
-    async fn role(&self) -> Role {
-        auth::Role::parse(&self.0.role).into()
+    async fn role(&self) -> async_graphql::Result<Role> {
+        Ok(auth::Role::parse(&self.0.role)?.into())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -183,9 +185,7 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Post>> {
-        if !self.is_self(ctx) {
-            return Err(AppError::Forbidden("favourites are private").into());
-        }
+        authz::require(viewer(ctx).as_ref(), Action::ReadOwn { owner: self.0.id })?;
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::Favorite, Side::FromActor, self.0.id, &page).await?;
         crate::graphql::prefetch::post_ids(ctx, &ids).await?;
@@ -194,16 +194,14 @@ impl User {
 
     /// Devices signed in to this account, most recently used first. Only the member sees them.
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::session::Session>> {
-        let Some(v) = viewer(ctx).filter(|v| v.user_id == self.0.id) else {
-            return Err(AppError::Forbidden("sessions are private").into());
-        };
+        let v = self.own(ctx)?;
         let rows = accounts::sessions_of(&state(ctx)?.db, &v).await?;
         Ok(rows.into_iter().map(super::session::Session).collect())
     }
 
     /// Whether the account is suspended. Staff only; null for everyone else.
     async fn suspended(&self, ctx: &Context<'_>) -> Option<bool> {
-        viewer(ctx).filter(|v| v.role.can_moderate()).map(|_| self.0.banned_at.is_some())
+        authz::can(viewer(ctx).as_ref(), Action::ReadSuspension).then_some(self.0.banned_at.is_some())
     }
 
     /// Posts this member opened, most recent first. Only the member sees it.
@@ -214,7 +212,7 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, super::history::BrowseEntry>> {
-        let v = self.own(ctx, "browse history is private")?;
+        let v = self.own(ctx)?;
         let page =
             crate::services::history::browse_history(&state(ctx)?.db, &v, &page_args(ctx, first, after.as_deref())?)
                 .await?;
@@ -231,7 +229,7 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, super::history::SearchEntry>> {
-        let v = self.own(ctx, "search history is private")?;
+        let v = self.own(ctx)?;
         let page =
             crate::services::history::search_history(&state(ctx)?.db, &v, &page_args(ctx, first, after.as_deref())?)
                 .await?;
@@ -240,7 +238,7 @@ impl User {
 
     /// This member's privacy switches. Only the member sees them.
     async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<super::history::Settings> {
-        let v = self.own(ctx, "settings are private")?;
+        let v = self.own(ctx)?;
         Ok(crate::services::history::settings(&state(ctx)?.db, v.user_id).await?.into())
     }
 
@@ -249,14 +247,10 @@ impl User {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<super::trust::IdentityVerification>> {
-        let Some(v) = viewer(ctx) else { return Err(AppError::Forbidden("identity data is private").into()) };
-        let staff = matches!(v.role, auth::Role::Reviewer | auth::Role::Admin);
-        if v.user_id != self.0.id && !staff {
-            return Err(AppError::Forbidden("identity data is private").into());
-        }
+        let v = viewer(ctx);
+        authz::require(v.as_ref(), Action::ReadIdentity { owner: self.0.id })?;
         let row = crate::services::identity::latest(&state(ctx)?.db, self.0.id).await?;
-        if staff
-            && v.user_id != self.0.id
+        if let Some(v) = v.filter(|v| v.user_id != self.0.id)
             && let Some(r) = &row
         {
             let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.as_deref());
@@ -276,7 +270,7 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, super::trust::ActivityEntry>> {
-        let v = self.own(ctx, "the request log is private")?;
+        let v = self.own(ctx)?;
         let args = page_args(ctx, first, after.as_deref())?;
         let page = crate::services::activity::for_member(&state(ctx)?.db, &v, false, &args).await?;
         Ok(connection(page, super::trust::ActivityEntry))
@@ -290,7 +284,7 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, super::trust::ActivityEntry>> {
-        let v = self.own(ctx, "the login history is private")?;
+        let v = self.own(ctx)?;
         let args = page_args(ctx, first, after.as_deref())?;
         let page = crate::services::activity::for_member(&state(ctx)?.db, &v, true, &args).await?;
         Ok(connection(page, super::trust::ActivityEntry))
@@ -298,15 +292,17 @@ impl User {
 
     /// Data exports that can still be downloaded, newest first. Only the member sees them.
     async fn data_exports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::trust::DataExport>> {
-        let v = self.own(ctx, "data exports are private")?;
+        let v = self.own(ctx)?;
         let rows = crate::services::export::list(&state(ctx)?.db, v.user_id).await?;
         Ok(rows.into_iter().map(super::trust::DataExport).collect())
     }
 }
 
 impl User {
-    /// The viewer, if this is the viewer's own profile; FORBIDDEN otherwise.
-    fn own(&self, ctx: &Context<'_>, what: &'static str) -> Result<crate::auth::Viewer, AppError> {
-        viewer(ctx).filter(|v| v.user_id == self.0.id).ok_or(AppError::Forbidden(what))
+    /// The viewer, if this is the viewer's own profile; UNAUTHENTICATED or FORBIDDEN otherwise.
+    fn own(&self, ctx: &Context<'_>) -> Result<crate::auth::Viewer, AppError> {
+        let v = viewer(ctx);
+        authz::require(v.as_ref(), Action::ReadOwn { owner: self.0.id })?;
+        v.ok_or(AppError::Unauthenticated)
     }
 }
