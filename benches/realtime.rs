@@ -344,6 +344,10 @@ async fn start_gateway(opts: &Opts, db_url: &str, redis_prefix: Option<&str>, lo
         .env("RATE_LIMIT_REQUESTS_PER_MINUTE", "0")
         .env("RATE_LIMIT_MESSAGES_PER_MINUTE", "0")
         .env("RATE_LIMIT_CHAT_PER_MINUTE", "0")
+        // Likewise the connection caps: up to 19,000 sockets from a few loopback addresses.
+        .env("MAX_CONNECTIONS", "19900")
+        .env("MAX_CONNECTIONS_PER_IP", "0")
+        .env("MAX_WEBSOCKETS_PER_IP", "0")
         .env_remove("REDIS_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone()?))

@@ -1,10 +1,10 @@
 //! The application: shared state and the axum router.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -20,6 +20,8 @@ use crate::media::MediaStore;
 use crate::pubsub::Broker;
 use crate::pubsub::presence::Presence;
 use crate::ratelimit::RateLimiter;
+use crate::server;
+use crate::server::Capacity;
 use crate::services::activity::Activity;
 
 const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -39,6 +41,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub media: MediaStore,
     pub activity: Activity,
+    /// Connections, WebSockets and requests in flight this instance has room for.
+    pub capacity: Arc<Capacity>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
@@ -86,7 +90,12 @@ impl AppState {
         let visitor_salt = sealer.derive("ecer visitor counts v1");
         let media = MediaStore::open(&config.media_dir, Arc::new(sealer))
             .map_err(|e| StartError::Config(format!("MEDIA_DIR {}: {e}", config.media_dir.display())))?;
-        let activity = Activity::spawn(db.clone(), config.request_log, config.request_log_retention_days, visitor_salt);
+        let activity = Activity::spawn(db.clone(), config.request_log, visitor_salt);
+        crate::services::retention::spawn(
+            db.clone(),
+            media.clone(),
+            crate::services::retention::Periods::from_config(&config),
+        );
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
@@ -97,6 +106,7 @@ impl AppState {
             activity: activity.clone(),
         });
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
+        let capacity = Arc::new(Capacity::new(&config));
         Ok(AppState {
             db,
             schema,
@@ -109,6 +119,7 @@ impl AppState {
             limiter,
             media,
             activity,
+            capacity,
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),
         })
@@ -127,14 +138,18 @@ pub fn router(state: AppState) -> Router {
     if state.config.graphiql {
         router = router.route("/", get(http::graphiql::index)).route("/graphiql/{file}", get(http::graphiql::asset));
     }
-    router
+    // The routes that do work are shed under overload; probes and metrics stay answerable.
+    let work = Router::new()
         .route("/graphql", get(http::ws::get_or_upgrade).post(http::graphql::post))
-        .route("/healthz", get(http::health::healthz))
-        .route("/metrics", get(crate::metrics::handler))
-        .route("/readyz", get(http::health::readyz))
         .route("/media/{id}", get(http::media::public))
         .route("/media/private/{id}", get(http::media::private))
         .route("/media/exports/{id}", get(http::media::export))
+        .route_layer(middleware::from_fn_with_state(state.clone(), server::admission::shed));
+    router
+        .merge(work)
+        .route("/healthz", get(http::health::healthz))
+        .route("/metrics", get(crate::metrics::handler))
+        .route("/readyz", get(http::health::readyz))
         // Every refusal carries a code, the router's own too (axum adds `Allow` to the 405).
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -142,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         // A bug in a handler answers that one request 500 INTERNAL (logged) instead of taking the
         // connection down with it; GraphQL executions are contained closer in, with a GraphQL body.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(answer_panic))
+        .layer(middleware::from_fn_with_state(state.clone(), server::admission::body_deadline))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         // Every request gets an id (or keeps the one a proxy gave it): logs and responses carry it.
@@ -186,22 +202,19 @@ fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respons
         .into_response()
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then tells WebSockets to go, lets in-flight requests finish,
+/// and writes what the last requests recorded. Connection caps and HTTP timeouts: [`server`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
+    let capacity = state.capacity.clone();
+    let config = state.config.clone();
     let activity = state.activity.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // WebSockets are long-lived: ask them to go first, or graceful shutdown would wait on
-            // them forever.
-            state.begin_shutdown();
-        })
-        .await?;
+    // WebSockets are long-lived: ask them to go first, or graceful shutdown would wait on them.
+    server::serve(listener, app, &config, capacity, shutdown, || state.begin_shutdown()).await?;
     // What the last requests recorded reaches the database before the process exits.
     activity.flush().await;
     Ok(())

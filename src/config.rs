@@ -251,6 +251,31 @@ pub struct Config {
     #[arg(long, env = "REQUEST_LOG_RETENTION_DAYS", default_value_t = 90)]
     pub request_log_retention_days: u32,
 
+    /// Days a member's browse history (posts read) is kept before the hourly purge removes it.
+    #[arg(long, env = "BROWSE_HISTORY_RETENTION_DAYS", default_value_t = 180)]
+    pub browse_history_retention_days: u32,
+
+    /// Days a member's search history is kept (with the matches that shape their feed).
+    #[arg(long, env = "SEARCH_HISTORY_RETENTION_DAYS", default_value_t = 180)]
+    pub search_history_retention_days: u32,
+
+    /// Days a notification is kept after its last update, read or not.
+    #[arg(long, env = "NOTIFICATION_RETENTION_DAYS", default_value_t = 365)]
+    pub notification_retention_days: u32,
+
+    /// Days a known device (for new-device sign-in notices) is remembered.
+    #[arg(long, env = "DEVICE_RETENTION_DAYS", default_value_t = 365)]
+    pub device_retention_days: u32,
+
+    /// Days a staff audit entry (who read or changed whose data) is kept.
+    #[arg(long, env = "AUDIT_LOG_RETENTION_DAYS", default_value_t = 1095)]
+    pub audit_log_retention_days: u32,
+
+    /// Days after a real-name verification is decided before its ID photos are deleted (and a
+    /// rejected one's sealed name and number with them).
+    #[arg(long, env = "ID_PHOTO_RETENTION_DAYS", default_value_t = 30)]
+    pub id_photo_retention_days: u32,
+
     /// Name of the first-party cookie that counts daily unique visitors.
     #[arg(long, env = "VISITOR_COOKIE_NAME", default_value = "ecer_vid")]
     pub visitor_cookie_name: String,
@@ -258,6 +283,54 @@ pub struct Config {
     /// Hours a data export stays downloadable.
     #[arg(long, env = "DATA_EXPORT_TTL_HOURS", default_value_t = 72)]
     pub data_export_ttl_hours: u32,
+
+    /// Seconds a client has to send a complete request head (request line and headers), counted
+    /// from when the connection opens, or from when the previous response on it ended. hyper runs one
+    /// timer for both, so this is also the keep-alive idle timeout: an idle connection closes after it.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds the whole body of an ordinary request may take to arrive (408 REQUEST_TIMEOUT beyond).
+    /// Multipart uploads start with the same allowance and earn more as their bytes arrive (see
+    /// UPLOAD_MIN_BYTES_PER_SEC).
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_body_timeout_secs: u64,
+
+    /// The slowest average rate an upload (a multipart body) may arrive at: every byte received
+    /// extends its HTTP_BODY_TIMEOUT_SECS allowance by 1/rate seconds, so a large file on a slow link
+    /// gets the time it needs, and a client trickling bytes is cut off.
+    #[arg(long, env = "UPLOAD_MIN_BYTES_PER_SEC", default_value_t = 8 * 1024)]
+    pub upload_min_bytes_per_sec: u64,
+
+    /// Largest request head (request line and headers), in bytes (431 beyond).
+    #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
+    pub http_max_header_bytes: usize,
+
+    /// Most connections (WebSockets included) this instance holds at once; beyond it, new connections
+    /// are answered 503 TOO_MANY_CONNECTIONS and closed before anything is read. Keep it below the
+    /// process's open-file limit, with room for the database pool, Redis, upload spooling and files
+    /// being served.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 15_000)]
+    pub max_connections: usize,
+
+    /// Most connections one client address holds at once (an IPv6 client counts by its /64); beyond
+    /// it, 429 TOO_MANY_CONNECTIONS and closed before reading. 0 switches the cap off, which a
+    /// deployment behind a proxy needs until trusted-proxy rules exist (every connection then comes
+    /// from the proxy's address).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Most WebSockets one client address holds at once (429 TOO_MANY_CONNECTIONS on the upgrade
+    /// beyond it); 0 switches the cap off.
+    #[arg(long, env = "MAX_WEBSOCKETS_PER_IP", default_value_t = 128)]
+    pub max_websockets_per_ip: usize,
+
+    /// GraphQL and media requests this instance works on at once; beyond it a request is answered at
+    /// once with 503 OVERLOADED and `Retry-After` instead of queueing, and /readyz reports the
+    /// overload. A request counts from when its body has arrived, so slow senders wait in I/O, not in
+    /// a work slot. 0 switches shedding off.
+    #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value_t = 256)]
+    pub max_requests_in_flight: usize,
 
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -324,6 +397,17 @@ impl Config {
         if self.max_upload_files == 0 || self.max_image_bytes == 0 || self.max_upload_bytes < self.max_image_bytes {
             return Err("MAX_UPLOAD_FILES must be at least 1 and MAX_UPLOAD_BYTES at least MAX_IMAGE_BYTES".into());
         }
+        if [
+            self.browse_history_retention_days,
+            self.search_history_retention_days,
+            self.notification_retention_days,
+            self.device_retention_days,
+            self.audit_log_retention_days,
+        ]
+        .contains(&0)
+        {
+            return Err("the *_RETENTION_DAYS settings must be at least 1 (ID_PHOTO_RETENTION_DAYS may be 0)".into());
+        }
         if self.request_log_retention_days == 0 || self.data_export_ttl_hours == 0 {
             return Err("REQUEST_LOG_RETENTION_DAYS and DATA_EXPORT_TTL_HOURS must be at least 1".into());
         }
@@ -334,6 +418,19 @@ impl Config {
             return Err(
                 "VISITOR_COOKIE_NAME must be ASCII letters, digits, '_' or '-', unlike SESSION_COOKIE_NAME".into()
             );
+        }
+        if self.http_header_timeout_secs == 0 || self.http_body_timeout_secs == 0 {
+            return Err("HTTP_HEADER_TIMEOUT_SECS and HTTP_BODY_TIMEOUT_SECS must be at least 1".into());
+        }
+        if self.upload_min_bytes_per_sec == 0 {
+            return Err("UPLOAD_MIN_BYTES_PER_SEC must be at least 1".into());
+        }
+        // Above hyper's read buffer (about 400 KiB) the buffer, not this setting, would be the limit.
+        if !(8 * 1024..=256 * 1024).contains(&self.http_max_header_bytes) {
+            return Err("HTTP_MAX_HEADER_BYTES must be between 8192 and 262144".into());
+        }
+        if self.max_connections == 0 {
+            return Err("MAX_CONNECTIONS must be at least 1".into());
         }
         if !self.seal_keys.is_empty() {
             crate::seal::Sealer::from_entries(&self.seal_keys).map_err(|e| e.to_string())?;

@@ -31,6 +31,13 @@ pub mod code {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
     pub const CSRF_PREFLIGHT_REQUIRED: &str = "CSRF_PREFLIGHT_REQUIRED";
     pub const VERIFICATION_REQUIRED: &str = "VERIFICATION_REQUIRED";
+    /// HTTP 503: the instance sheds load; nothing ran.
+    pub const OVERLOADED: &str = "OVERLOADED";
+    /// HTTP 503 (the instance is full) or 429 (this client address holds too many connections or
+    /// WebSockets), before the request was read.
+    pub const TOO_MANY_CONNECTIONS: &str = "TOO_MANY_CONNECTIONS";
+    /// HTTP 408: the request body did not arrive in time.
+    pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 }
 
 #[derive(Debug)]

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`config`]: the one configuration struct (flags and environment), validated at start-up.
 //! - [`app`]: shared state and the axum router (GraphQL HTTP, GraphiQL, health).
+//! - [`server`]: the accept loop: connection caps, HTTP timeouts, body deadlines, load shedding,
+//!   graceful shutdown.
 //! - [`http`]: GraphQL-over-HTTP protocol handling, the offline GraphiQL page, probes.
 //! - [`auth`]: session tokens, the `Viewer`, roles.
 //! - [`graphql`]: schema, per-domain query/mutation roots, types, DataLoaders.
@@ -35,4 +37,5 @@ pub mod pubsub;
 pub mod ratelimit;
 pub mod seal;
 pub mod seed;
+pub mod server;
 pub mod services;

@@ -37,6 +37,14 @@ pub struct Metrics {
     pub db_statements: IntCounter,
     /// Request-log and visitor rows dropped because the background writer fell behind.
     pub activity_dropped: IntCounter,
+    /// Open client connections (WebSockets included).
+    pub connections: IntGauge,
+    /// Connections and WebSocket upgrades refused by a cap, by cap (`instance`, `address`, `websocket`).
+    pub connections_refused: IntCounterVec,
+    /// Requests answered OVERLOADED instead of being worked on.
+    pub requests_shed: IntCounter,
+    /// Requests whose body did not arrive in time (REQUEST_TIMEOUT).
+    pub body_timeouts: IntCounter,
     db_pool: IntGaugeVec,
 }
 
@@ -69,6 +77,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let db_statements = IntCounter::new("db_statements_total", "SQL statements executed")?;
     let activity_dropped =
         IntCounter::new("activity_dropped_total", "Request-log rows dropped because the writer fell behind")?;
+    let connections = IntGauge::new("http_connections", "Open client connections, WebSockets included")?;
+    let connections_refused = IntCounterVec::new(
+        Opts::new("connections_refused_total", "Connections and WebSocket upgrades refused by a cap"),
+        &["cap"],
+    )?;
+    let requests_shed = IntCounter::new("requests_shed_total", "Requests answered OVERLOADED")?;
+    let body_timeouts = IntCounter::new("request_body_timeouts_total", "Request bodies that did not arrive in time")?;
     let db_pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(latency.clone()))?;
@@ -83,6 +98,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(db_pool.clone()))?;
     registry.register(Box::new(db_statements.clone()))?;
     registry.register(Box::new(activity_dropped.clone()))?;
+    registry.register(Box::new(connections.clone()))?;
+    registry.register(Box::new(connections_refused.clone()))?;
+    registry.register(Box::new(requests_shed.clone()))?;
+    registry.register(Box::new(body_timeouts.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -97,6 +116,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         rate_limited,
         db_statements,
         activity_dropped,
+        connections,
+        connections_refused,
+        requests_shed,
+        body_timeouts,
         db_pool,
     })
 }

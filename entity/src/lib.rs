@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod data_exports;
 pub mod favorites;
 pub mod identity_verifications;
+pub mod job_leases;
 pub mod live_chat_messages;
 pub mod live_streams;
 pub mod login_failures;

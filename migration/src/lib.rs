@@ -14,6 +14,7 @@ mod m20261129_000006_login_security;
 mod m20261129_000007_policy;
 mod m20261129_000008_trust;
 mod m20261129_000020_search_history_matches;
+mod m20261201_000030_job_leases;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_policy::Migration),
             Box::new(m20261129_000008_trust::Migration),
             Box::new(m20261129_000020_search_history_matches::Migration),
+            Box::new(m20261201_000030_job_leases::Migration),
         ]
     }
 }

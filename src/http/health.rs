@@ -1,4 +1,5 @@
-//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its dependencies answer).
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: it has room for work and its
+//! dependencies answer). Neither is shed under load, so a balancer can always ask.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,10 +10,25 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// How long the database may take to answer the readiness ping: an overloaded pool would otherwise
+/// keep the probe waiting for a connection until the balancer's own timeout.
+const DB_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
-    if let Err(err) = app.db.ping().await {
-        tracing::warn!(error = %err, "readiness check: database unreachable");
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
+    // First, and without touching the database: an overloaded instance answers at once.
+    if let Some(why) = app.capacity.overload() {
+        return (StatusCode::SERVICE_UNAVAILABLE, why);
+    }
+    match tokio::time::timeout(DB_PING_TIMEOUT, app.db.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check: database unreachable");
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: database ping timed out");
+            return (StatusCode::SERVICE_UNAVAILABLE, "database slow");
+        }
     }
     if let Some(mut redis) = app.redis.clone()
         && let Err(err) = redis::cmd("PING").query_async::<String>(&mut redis).await

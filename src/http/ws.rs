@@ -65,6 +65,15 @@ pub async fn get_or_upgrade(
 ) -> Response {
     match upgrade {
         Ok(ws) => {
+            // Held by the socket's task: the address's place is given back when the socket closes.
+            let Some(ws_place) = app.capacity.admit_websocket(peer.ip()) else {
+                return crate::server::admission::refusal(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    code::TOO_MANY_CONNECTIONS,
+                    "too many WebSockets from your address; close some and retry",
+                    Some(crate::server::TOO_MANY_CONNECTIONS_RETRY_AFTER_SECS),
+                );
+            };
             let header_token =
                 auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
             let client = std::sync::Arc::new(super::client::client_info(&headers, &peer));
@@ -85,6 +94,7 @@ pub async fn get_or_upgrade(
                 .max_message_size(app.config.max_body_bytes)
                 .read_buffer_size(4096);
             ws.on_upgrade(move |socket| async move {
+                let _ws_place = ws_place;
                 let proto = match socket.protocol().and_then(|p| p.to_str().ok()) {
                     Some(TRANSPORT_WS) => Some(Proto::Transport),
                     Some(LEGACY_WS) => Some(Proto::Legacy),

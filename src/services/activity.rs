@@ -6,7 +6,7 @@
 //! Recording must not slow requests down, so rows go through a bounded channel to one background
 //! writer per instance that inserts them in batches. When the database falls behind, the queue fills
 //! and new rows are dropped and counted (`ecer_activity_dropped_total`) rather than stalling requests.
-//! Rows older than `REQUEST_LOG_RETENTION_DAYS` are purged every hour.
+//! Rows older than `REQUEST_LOG_RETENTION_DAYS` are purged by `services::retention`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,6 @@ const QUEUE: usize = 10_000;
 const BATCH: usize = 500;
 /// How long the writer gathers rows before writing a batch.
 const LINGER: Duration = Duration::from_millis(200);
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Who a request came from, as far as its headers tell (built by the HTTP layer).
 #[derive(Debug, Clone, Default)]
@@ -83,10 +82,9 @@ pub struct Activity {
 
 impl Activity {
     /// Starts the writer and the purger on the current runtime.
-    pub fn spawn(db: DatabaseConnection, record_requests: bool, retention_days: u32, salt: [u8; 32]) -> Activity {
+    pub fn spawn(db: DatabaseConnection, record_requests: bool, salt: [u8; 32]) -> Activity {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(writer(db.clone(), rx));
-        tokio::spawn(purger(db, retention_days));
         Activity { tx: Some(tx), requests: record_requests, salt: Arc::new(salt) }
     }
 
@@ -155,6 +153,23 @@ impl Activity {
     }
 }
 
+/// Splits rows into chunks whose sizes are powers of two (256, 128, ..., 1). Every distinct row count
+/// is a distinct INSERT statement, and the driver keeps each prepared statement per pooled
+/// connection: batches of any size from 1 to 500 filled those caches with hundreds of large
+/// statements, and the gateway's memory grew for as long as it served (issue 13). Nine shapes at most.
+fn in_statement_sizes<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
+    let mut chunks = Vec::new();
+    let mut size = 256;
+    while !rows.is_empty() {
+        while size > rows.len() {
+            size /= 2;
+        }
+        let rest = rows.split_off(size);
+        chunks.push(std::mem::replace(&mut rows, rest));
+    }
+    chunks
+}
+
 async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Item>) {
     let mut requests = Vec::new();
     let mut visits = Vec::new();
@@ -180,14 +195,13 @@ async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Item>) {
                 _ => break,
             }
         }
-        if !requests.is_empty()
-            && let Err(e) =
-                request_log::Entity::insert_many(std::mem::take(&mut requests)).exec_without_returning(&db).await
-        {
-            tracing::warn!(error = %e, "could not write the request log");
+        for chunk in in_statement_sizes(std::mem::take(&mut requests)) {
+            if let Err(e) = request_log::Entity::insert_many(chunk).exec_without_returning(&db).await {
+                tracing::warn!(error = %e, "could not write the request log");
+            }
         }
-        if !visits.is_empty() {
-            let insert = visitor_views::Entity::insert_many(std::mem::take(&mut visits)).on_conflict(
+        for chunk in in_statement_sizes(std::mem::take(&mut visits)) {
+            let insert = visitor_views::Entity::insert_many(chunk).on_conflict(
                 OnConflict::columns([
                     visitor_views::Column::Day,
                     visitor_views::Column::TargetKind,
@@ -203,22 +217,6 @@ async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Item>) {
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
-        }
-    }
-}
-
-async fn purger(db: DatabaseConnection, retention_days: u32) {
-    let mut tick = tokio::time::interval(PURGE_EVERY);
-    loop {
-        tick.tick().await;
-        let cutoff = Utc::now() - chrono::Duration::days(i64::from(retention_days));
-        let r = request_log::Entity::delete_many().filter(request_log::Column::At.lt(cutoff)).exec(&db).await;
-        let v = visitor_views::Entity::delete_many()
-            .filter(visitor_views::Column::Day.lt(cutoff.date_naive()))
-            .exec(&db)
-            .await;
-        if let Err(e) = r.and(v) {
-            tracing::warn!(error = %e, "could not purge old request log rows");
         }
     }
 }
@@ -278,4 +276,25 @@ pub async fn daily_visitors(
 pub async fn erase(db: &impl sea_orm::ConnectionTrait, user_id: i64) -> AppResult<()> {
     request_log::Entity::delete_many().filter(request_log::Column::UserId.eq(user_id)).exec(db).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_written_in_a_few_statement_shapes() {
+        let sizes = |n: usize| in_statement_sizes((0..n).collect::<Vec<_>>()).iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(500), vec![256, 128, 64, 32, 16, 4]);
+        assert_eq!(sizes(7), vec![4, 2, 1]);
+        let mut shapes = std::collections::HashSet::new();
+        for n in 0..=BATCH {
+            let chunks = in_statement_sizes((0..n).collect::<Vec<_>>());
+            assert_eq!(chunks.concat(), (0..n).collect::<Vec<_>>(), "every row once, in order");
+            shapes.extend(chunks.iter().map(Vec::len));
+        }
+        assert_eq!(shapes.len(), 9);
+    }
 }

@@ -19,6 +19,7 @@ pub mod posts;
 pub mod privacy;
 pub mod recommend;
 pub mod replay;
+pub mod retention;
 pub mod search;
 pub mod signin;
 pub mod social;

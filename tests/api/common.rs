@@ -19,7 +19,7 @@ pub struct TestApp {
 }
 
 /// The test's own database; dropped with the test.
-enum TestDb {
+pub enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     /// Owned by another `TestApp`.
     Shared,
@@ -65,7 +65,7 @@ pub fn backend_is_postgres() -> bool {
     postgres_base().is_some()
 }
 
-async fn fresh_database() -> (String, TestDb) {
+pub async fn fresh_database() -> (String, TestDb) {
     match postgres_base() {
         Some(base) => {
             let name = format!("test_{}", uuid::Uuid::new_v4().simple());
