@@ -139,8 +139,21 @@ impl AppError {
     }
 }
 
+/// PostgreSQL's "character not in repertoire": text holding U+0000, which PostgreSQL cannot store
+/// (SQLite can). The client's input, not a server fault.
+const PG_CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
+        let sqlstate = match &err {
+            DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) => {
+                e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+            }
+            _ => None,
+        };
+        if sqlstate.as_deref() == Some(PG_CHARACTER_NOT_IN_REPERTOIRE) {
+            return AppError::bad_input("input", "text must not contain the NUL character (U+0000)");
+        }
         AppError::Internal(Box::new(err))
     }
 }

@@ -764,3 +764,32 @@ async fn refusals_that_leave_the_body_unread_close_the_connection() {
     assert_eq!(resp.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
     alive(&app).await;
 }
+
+/// Text holding U+0000 is refused as the client's input on both back ends (PostgreSQL cannot store
+/// it and used to answer INTERNAL), never as a server fault.
+#[tokio::test]
+async fn the_nul_character_is_bad_user_input_not_internal() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register(&phone(1), "member").await;
+    let (_, body) = app.gql_raw(None, "query($s: String!) { board(slug: $s) { id } }", json!({ "s": "a\u{0}b" })).await;
+    assert!(
+        body["errors"].as_array().is_none_or(|e| e.iter().all(|e| e["extensions"]["code"] != "INTERNAL")),
+        "{body}"
+    );
+    let (_, body) = app
+        .gql_raw(
+            Some(&token),
+            "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { user { signature } } }",
+            json!({ "i": { "signature": "nul\u{0}here" } }),
+        )
+        .await;
+    assert!(
+        body["errors"].as_array().is_none_or(|e| e.iter().all(|e| e["extensions"]["code"] != "INTERNAL")),
+        "{body}"
+    );
+    let (_, body) = app.gql_raw(None, "{ search(query: \"a\\u0000b\") { edges { cursor } } }", json!({})).await;
+    assert!(
+        body["errors"].as_array().is_none_or(|e| e.iter().all(|e| e["extensions"]["code"] != "INTERNAL")),
+        "{body}"
+    );
+}

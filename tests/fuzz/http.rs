@@ -535,8 +535,13 @@ pub async fn send(ctx: &Ctx, req: &Req) -> Result<(), Failure> {
     if !GRAPHQL_STATUSES.contains(&status) && !req.extra_statuses.contains(&status) {
         return Err(Failure::new("unexpected status", format!("{status}: {}", String::from_utf8_lossy(&body))));
     }
+    // A GET of a mutation is refused with 405, unless the document does not parse or validate
+    // (then it never runs either): it must never come back with data.
     if req.must_405 && status != 405 {
-        return Err(Failure::new("GET ran a mutation", format!("{status}: {}", String::from_utf8_lossy(&body))));
+        let ran = serde_json::from_slice::<Value>(&body).is_ok_and(|v| v.get("data").is_some_and(|d| !d.is_null()));
+        if ran || status == 200 && !String::from_utf8_lossy(&body).contains("\"errors\"") {
+            return Err(Failure::new("GET ran a mutation", format!("{status}: {}", String::from_utf8_lossy(&body))));
+        }
     }
     if status == 405 && !allow {
         return Err(Failure::new("405 without Allow", String::new()));

@@ -210,7 +210,7 @@ fn print_figures(f: &Figures, seed: u64, elapsed: std::time::Duration) {
         f.cases,
         elapsed.as_secs_f64()
     );
-    println!("  requests by kind:");
+    println!("  requests by kind (a WebSocket kind counts sessions; their messages count in the total):");
     for (k, v) in &f.kinds {
         println!("    {v:>7}  {k}");
     }
