@@ -105,7 +105,11 @@ pub enum Action<'a> {
     DecideIdentity(&'a identity_verifications::Model),
     /// See a verification's ID photos: a reviewer, while it is pending or for `window` after the
     /// decision (least privilege: a decided case needs its photos only for a second look).
-    ReadIdPhotos { verification: &'a identity_verifications::Model, window: chrono::Duration, now: DateTime<Utc> },
+    ReadIdPhotos {
+        verification: &'a identity_verifications::Model,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    },
     /// Read the staff audit log.
     ReadAuditLog,
     /// Read visitor statistics.

@@ -79,7 +79,10 @@ pub async fn archive(db: &DatabaseConnection, user_id: i64) -> AppResult<Value> 
     out.insert("liveChatMessages".into(), Value::Array(rows!(db, live_chat_messages, UserId, user_id)));
     out.insert(
         "identityVerifications".into(),
-        strip(rows!(db, identity_verifications, UserId, user_id), &["real_name_sealed", "id_number_sealed", "reviewer_id"]),
+        strip(
+            rows!(db, identity_verifications, UserId, user_id),
+            &["real_name_sealed", "id_number_sealed", "reviewer_id"],
+        ),
     );
     out.insert("policyAcceptances".into(), Value::Array(rows!(db, policy_acceptances, UserId, user_id)));
     out.insert("media".into(), Value::Array(rows!(db, media, OwnerId, user_id)));

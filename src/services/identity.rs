@@ -366,7 +366,9 @@ pub async fn photo(
         .await?
         .ok_or(AppError::NotFound("file"))?;
     let verification = iv::Entity::find()
-        .filter(sea_orm::Condition::any().add(iv::Column::FrontMediaId.eq(id.clone())).add(iv::Column::BackMediaId.eq(id)))
+        .filter(
+            sea_orm::Condition::any().add(iv::Column::FrontMediaId.eq(id.clone())).add(iv::Column::BackMediaId.eq(id)),
+        )
         .one(db)
         .await?
         .ok_or(AppError::NotFound("file"))?;
