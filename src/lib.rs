@@ -6,7 +6,10 @@
 //! - [`server`]: the accept loop: connection caps, HTTP timeouts, body deadlines, load shedding,
 //!   graceful shutdown.
 //! - [`http`]: GraphQL-over-HTTP protocol handling, the offline GraphiQL page, probes.
-//! - [`auth`]: session tokens, the `Viewer`, roles.
+//! - [`auth`]: session tokens, the `Viewer`, roles; [`auth::viewer`] is the ONE token-or-cookie ->
+//!   `Viewer` path for HTTP, multipart, media routes, WebSocket init and every socket operation.
+//! - [`authz`]: every permission rule, once: roles as capability sets, `authz::require(viewer,
+//!   Action)` in services, `authz::can` for `viewerCan*` and null-unless-allowed fields.
 //! - [`graphql`]: schema, per-domain query/mutation roots, types, DataLoaders.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`pubsub`]: the broker (in-process or Redis) that tells every instance about new events, and
@@ -20,8 +23,9 @@
 //! - [`seed`]: a deterministic demo community for demos and benchmarks.
 //! - [`demo`]: `--demo`, the first run that shows a living community (seed + a live stream).
 //!
-//! A request flows one way: HTTP handler -> GraphQL resolver (thin) -> service -> database.
-//! A resolver never builds SQL; a service never knows about HTTP or GraphQL.
+//! A request flows one way: HTTP/WS handler (`auth::viewer`) -> GraphQL resolver (thin) -> service
+//! (asks `authz`) -> database. A resolver never builds SQL nor holds a permission rule; a service
+//! never knows about HTTP or GraphQL.
 
 pub mod app;
 pub mod auth;
