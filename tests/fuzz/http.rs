@@ -67,7 +67,12 @@ impl Req {
 }
 
 /// Statuses the GraphQL endpoint answers with; anything else, 5xx above all, is a failure.
-const GRAPHQL_STATUSES: [u16; 7] = [200, 400, 405, 406, 413, 415, 429];
+/// (408: a body that did not arrive in time; 429: too many connections from one address.)
+const GRAPHQL_STATUSES: [u16; 9] = [200, 400, 405, 406, 408, 413, 415, 429, 431];
+/// Refusals of the HTTP layer itself (hyper), before the gateway sees the request: a request head
+/// over HTTP_MAX_HEADER_BYTES (431) or a URI the parser will not take (414). They carry no GraphQL
+/// body.
+const HTTP_LAYER: [u16; 2] = [414, 431];
 
 /// URL-encodes a query-string value, leaving brackets raw (the URL standard allows them), so deep
 /// documents stay short enough for a request line.
@@ -532,7 +537,7 @@ pub async fn send(ctx: &Ctx, req: &Req) -> Result<(), Failure> {
     if status >= 500 {
         return Err(Failure::new("5xx", format!("{status}: {}", String::from_utf8_lossy(&body))));
     }
-    if !GRAPHQL_STATUSES.contains(&status) && !req.extra_statuses.contains(&status) {
+    if !GRAPHQL_STATUSES.contains(&status) && !HTTP_LAYER.contains(&status) && !req.extra_statuses.contains(&status) {
         return Err(Failure::new("unexpected status", format!("{status}: {}", String::from_utf8_lossy(&body))));
     }
     // A GET of a mutation is refused with 405, unless the document does not parse or validate
@@ -546,7 +551,7 @@ pub async fn send(ctx: &Ctx, req: &Req) -> Result<(), Failure> {
     if status == 405 && !allow {
         return Err(Failure::new("405 without Allow", String::new()));
     }
-    if req.method == "HEAD" {
+    if req.method == "HEAD" || HTTP_LAYER.contains(&status) && body.is_empty() {
         return Ok(());
     }
     let value: Value = match serde_json::from_slice(&body) {
