@@ -12,6 +12,8 @@ pub struct Model {
     pub subject_user_id: Option<i64>,
     pub target: String,
     pub ip: Option<String>,
+    /// Why, in the staff member's words; required for actions on a member, absent for reads.
+    pub reason: Option<String>,
     pub at: DateTimeUtc,
 }
 

@@ -15,6 +15,7 @@ mod m20261129_000007_policy;
 mod m20261129_000008_trust;
 mod m20261129_000020_search_history_matches;
 mod m20261201_000030_job_leases;
+mod m20261202_000031_audit_reason;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000008_trust::Migration),
             Box::new(m20261129_000020_search_history_matches::Migration),
             Box::new(m20261201_000030_job_leases::Migration),
+            Box::new(m20261202_000031_audit_reason::Migration),
         ]
     }
 }

@@ -102,6 +102,11 @@ pub(crate) fn request_info<'a>(ctx: &Context<'a>) -> Option<&'a RequestInfo> {
     ctx.data_opt::<RequestInfo>()
 }
 
+/// The request's address and the reason a staff member gave, for the audit log.
+pub(crate) fn staff_note<'a>(ctx: &Context<'a>, reason: Option<&'a str>) -> crate::services::audit::Note<'a> {
+    crate::services::audit::Note { ip: request_info(ctx).and_then(|i| i.ip.as_deref()), reason }
+}
+
 pub(crate) fn viewer(ctx: &Context<'_>) -> Option<Viewer> {
     request_info(ctx).and_then(|r| r.viewer)
 }

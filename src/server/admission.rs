@@ -99,10 +99,19 @@ impl HttpBody for RateFloor {
     }
 }
 
-/// Passes a body through and notes whether it failed because it was late.
+/// What became of a request body while its handler ran.
+#[derive(Default)]
+struct Seen {
+    /// It failed because it arrived too late.
+    late: AtomicBool,
+    /// It was read to its end.
+    ended: AtomicBool,
+}
+
+/// Passes a body through and notes whether it failed because it was late, or was read to its end.
 struct Watched {
     body: Body,
-    late: Arc<AtomicBool>,
+    seen: Arc<Seen>,
 }
 
 fn is_lateness(err: &axum::Error) -> bool {
@@ -122,10 +131,11 @@ impl HttpBody for Watched {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
-        if let Some(Err(err)) = &frame
-            && is_lateness(err)
-        {
-            self.late.store(true, Ordering::Relaxed);
+        match &frame {
+            Some(Err(err)) if is_lateness(err) => self.seen.late.store(true, Ordering::Relaxed),
+            None => self.seen.ended.store(true, Ordering::Relaxed),
+            Some(Ok(_)) if self.body.is_end_stream() => self.seen.ended.store(true, Ordering::Relaxed),
+            Some(_) => {}
         }
         Poll::Ready(frame)
     }
@@ -161,30 +171,36 @@ pub(crate) fn overloaded() -> Response {
     )
 }
 
-/// Middleware on every route: bounds the time a request body may take.
+/// Middleware on every route: bounds the time a request body may take, and closes the connection
+/// after a response that left the body unread.
+///
+/// hyper notices an unread body only after the response head has gone out (so without
+/// `Connection: close`), and then closes the connection unless the rest was already buffered. A
+/// client that pooled the connection meanwhile sends its next request into a closing socket and
+/// sees a reset; saying `close` in the answer keeps it from reusing the connection at all.
 pub async fn body_deadline(State(app): State<AppState>, req: Request, next: Next) -> Response {
     if req.body().is_end_stream() {
         return next.run(req).await;
     }
     let allowance = Duration::from_secs(app.config.http_body_timeout_secs);
     let upload = is_multipart(req.headers());
-    let late = Arc::new(AtomicBool::new(false));
-    let watch = late.clone();
+    let seen = Arc::new(Seen::default());
+    let watch = seen.clone();
     let req = req.map(|body| {
         let bounded = if upload {
             Body::new(RateFloor::new(allowance, app.config.upload_min_bytes_per_sec, body))
         } else {
             Body::new(tower_http::timeout::DeadlineBody::new(allowance, body))
         };
-        Body::new(Watched { body: bounded, late: watch })
+        Body::new(Watched { body: bounded, seen: watch })
     });
-    let resp = next.run(req).await;
-    if !late.load(Ordering::Relaxed) {
+    let mut resp = next.run(req).await;
+    if seen.late.load(Ordering::Relaxed) {
+        METRICS.body_timeouts.inc();
+        resp = refusal(StatusCode::REQUEST_TIMEOUT, code::REQUEST_TIMEOUT, "the request body arrived too slowly", None);
+    } else if seen.ended.load(Ordering::Relaxed) {
         return resp;
     }
-    METRICS.body_timeouts.inc();
-    let mut resp =
-        refusal(StatusCode::REQUEST_TIMEOUT, code::REQUEST_TIMEOUT, "the request body arrived too slowly", None);
     // The rest of the body may still be on its way: this connection cannot carry another request.
     resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp

@@ -229,11 +229,13 @@ pub async fn ban(
     db: &DatabaseConnection,
     broker: &Broker,
     staff: &Viewer,
+    note: audit::Note<'_>,
     user_id: i64,
     banned: bool,
 ) -> AppResult<users::Model> {
     // Asked once before the look-up, so a member cannot probe which ids exist.
     authz::require(Some(staff), Action::Moderate { target: user_id, target_role: Role::User })?;
+    let reason = note.required_reason()?;
     let target = users::Entity::find_by_id(user_id)
         .filter(users::Column::DeletedAt.is_null())
         .one(db)
@@ -247,7 +249,8 @@ pub async fn ban(
         .exec(&txn)
         .await?;
     let action = if banned { audit::Action::BanUser } else { audit::Action::UnbanUser };
-    audit::record(&txn, staff, None, action, Some(user_id), format!("User:{user_id}")).await?;
+    let entry = audit::Entry::new(action, Some(user_id), format!("User:{user_id}")).because(Some(reason));
+    audit::record(&txn, staff, note.ip, entry).await?;
     if banned {
         sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id)).exec(&txn).await?;
     }
@@ -265,11 +268,12 @@ pub async fn set_role(
     db: &DatabaseConnection,
     broker: &Broker,
     admin: &Viewer,
-    ip: Option<&str>,
+    note: audit::Note<'_>,
     user_id: i64,
     role: Role,
 ) -> AppResult<users::Model> {
     authz::require(Some(admin), Action::SetRole { target: user_id })?;
+    let reason = note.required_reason()?;
     let txn = db.begin().await?;
     let updated = users::Entity::update_many()
         .col_expr(users::Column::Role, Expr::value(role.as_str()))
@@ -280,8 +284,14 @@ pub async fn set_role(
     if updated.rows_affected == 0 {
         return Err(AppError::NotFound("user"));
     }
-    audit::record(&txn, admin, ip, audit::Action::SetRole, Some(user_id), format!("User:{user_id}:{}", role.as_str()))
-        .await?;
+    let target = format!("User:{user_id}:{}", role.as_str());
+    audit::record(
+        &txn,
+        admin,
+        note.ip,
+        audit::Entry::new(audit::Action::SetRole, Some(user_id), target).because(Some(reason)),
+    )
+    .await?;
     txn.commit().await?;
     broker.publish(Topic::User(user_id), Event::AccessChanged).await;
     users::Entity::find_by_id(user_id).one(db).await?.ok_or(AppError::NotFound("user"))

@@ -10,8 +10,9 @@ use sea_orm::{
 
 use crate::auth::Viewer;
 use crate::authz;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::validate::{self, Lines};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -46,34 +47,70 @@ impl Action {
     }
 }
 
-fn row(
-    viewer: &Viewer,
-    ip: Option<&str>,
-    action: Action,
-    subject: Option<i64>,
-    target: String,
-) -> audit_log::ActiveModel {
+/// The longest reason a staff member may give, in characters.
+pub const REASON_MAX: usize = 500;
+
+/// What a staff request brings to the record besides who sent it: the address it came from and the
+/// reason the staff member gave.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Note<'a> {
+    pub ip: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+impl Note<'_> {
+    /// An action on a member (suspending them, changing their role, removing their words) must say
+    /// why, so the record can be reviewed later; asked before anything is written.
+    pub fn required_reason(&self) -> AppResult<String> {
+        match self.reason {
+            Some(reason) => validate::text("input.reason", reason, 1, REASON_MAX, Lines::Multi),
+            None => Err(AppError::bad_input("input.reason", "is required: staff actions on a member say why")),
+        }
+    }
+
+    /// A reason that may be left out (approving a verification), checked like a required one.
+    pub fn optional_reason(&self) -> AppResult<Option<String>> {
+        self.reason.map(|_| self.required_reason()).transpose()
+    }
+}
+
+/// One line of the record.
+pub struct Entry {
+    pub action: Action,
+    /// Whose data or account it concerned.
+    pub subject: Option<i64>,
+    /// What was read or decided, as `Kind:id`.
+    pub target: String,
+    pub reason: Option<String>,
+}
+
+impl Entry {
+    /// A read, or an action with no reason to give.
+    pub fn new(action: Action, subject: Option<i64>, target: String) -> Entry {
+        Entry { action, subject, target, reason: None }
+    }
+
+    pub fn because(self, reason: Option<String>) -> Entry {
+        Entry { reason, ..self }
+    }
+}
+
+fn row(viewer: &Viewer, ip: Option<&str>, entry: Entry) -> audit_log::ActiveModel {
     audit_log::ActiveModel {
         actor_id: Set(viewer.user_id),
         actor_role: Set(viewer.role.as_str().into()),
-        action: Set(action.as_str().into()),
-        subject_user_id: Set(subject),
-        target: Set(target.chars().take(128).collect()),
+        action: Set(entry.action.as_str().into()),
+        subject_user_id: Set(entry.subject),
+        target: Set(entry.target.chars().take(128).collect()),
         ip: Set(ip.map(|s| s.chars().take(64).collect())),
+        reason: Set(entry.reason.map(|r| r.chars().take(REASON_MAX).collect())),
         at: Set(Utc::now()),
         ..Default::default()
     }
 }
 
-pub async fn record(
-    db: &impl ConnectionTrait,
-    viewer: &Viewer,
-    ip: Option<&str>,
-    action: Action,
-    subject: Option<i64>,
-    target: String,
-) -> AppResult<()> {
-    audit_log::Entity::insert(row(viewer, ip, action, subject, target)).exec_without_returning(db).await?;
+pub async fn record(db: &impl ConnectionTrait, viewer: &Viewer, ip: Option<&str>, entry: Entry) -> AppResult<()> {
+    audit_log::Entity::insert(row(viewer, ip, entry)).exec_without_returning(db).await?;
     Ok(())
 }
 
@@ -82,12 +119,12 @@ pub async fn record_many(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
     ip: Option<&str>,
-    reads: Vec<(Action, Option<i64>, String)>,
+    entries: Vec<Entry>,
 ) -> AppResult<()> {
-    if reads.is_empty() {
+    if entries.is_empty() {
         return Ok(());
     }
-    let rows = reads.into_iter().map(|(action, subject, target)| row(viewer, ip, action, subject, target));
+    let rows = entries.into_iter().map(|entry| row(viewer, ip, entry));
     audit_log::Entity::insert_many(rows).exec_without_returning(db).await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::auth::Viewer;
 use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Outbox};
+use crate::services::audit;
 use crate::services::notifications::{self, Kind};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::posts as post_service;
@@ -95,14 +96,25 @@ pub async fn create(
 }
 
 /// Soft delete by the author or a moderator. Idempotent for a comment already deleted.
-pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, comment_id: i64) -> AppResult<i64> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    note: audit::Note<'_>,
+    comment_id: i64,
+) -> AppResult<i64> {
     let comment = comments::Entity::find_by_id(comment_id).one(db).await?.ok_or(AppError::NotFound("comment"))?;
     authz::require(Some(viewer), Action::DeleteComment(&comment))?;
+    // A moderator removing someone else's words says why, on the staff record.
+    let staff_entry = if comment.author_id != viewer.user_id && comment.deleted_at.is_none() {
+        let target = format!("Comment:{comment_id}");
+        let entry = audit::Entry::new(audit::Action::DeleteComment, Some(comment.author_id), target);
+        Some(entry.because(Some(note.required_reason()?)))
+    } else {
+        None
+    };
     let txn = db.begin().await?;
-    if comment.author_id != viewer.user_id && comment.deleted_at.is_none() {
-        // A moderator removed someone else's words: on the staff record.
-        let (audit, target) = (crate::services::audit::Action::DeleteComment, format!("Comment:{comment_id}"));
-        crate::services::audit::record(&txn, viewer, None, audit, Some(comment.author_id), target).await?;
+    if let Some(entry) = staff_entry {
+        audit::record(&txn, viewer, note.ip, entry).await?;
     }
     // Post first, then comment: the same lock order as `create`, so the two cannot deadlock.
     post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;

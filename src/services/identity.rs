@@ -20,7 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::media::MediaStore;
 use crate::pubsub::Broker;
 use crate::pubsub::Outbox;
-use crate::services::audit::{self, Action};
+use crate::services::audit::{self, Action, Entry};
 use crate::services::media::{self as media_svc, Incoming};
 use crate::services::notifications::{self, Kind as NoticeKind, NewNotification};
 use crate::services::page::{Cursor, Page, PageArgs};
@@ -239,9 +239,9 @@ pub async fn queue(
     for (_, r) in &page.items {
         let target = format!("IdentityVerification:{}", r.id);
         if reads_names {
-            reads.push((Action::ViewRealName, Some(r.user_id), target.clone()));
+            reads.push(Entry::new(Action::ViewRealName, Some(r.user_id), target.clone()));
         }
-        reads.push((Action::ViewIdentity, Some(r.user_id), target));
+        reads.push(Entry::new(Action::ViewIdentity, Some(r.user_id), target));
     }
     audit::record_many(db, viewer, ip, reads).await?;
     Ok(page)
@@ -262,15 +262,8 @@ pub async fn real_name(
     }
     // A reviewer's read is audited (unless the listing already wrote it); the owner's is not.
     if viewer.user_id != row.user_id && !already_audited {
-        audit::record(
-            db,
-            viewer,
-            ip,
-            Action::ViewRealName,
-            Some(row.user_id),
-            format!("IdentityVerification:{}", row.id),
-        )
-        .await?;
+        let target = format!("IdentityVerification:{}", row.id);
+        audit::record(db, viewer, ip, Entry::new(Action::ViewRealName, Some(row.user_id), target)).await?;
     }
     let name =
         store.sealer().open_text(&row.real_name_sealed, &aad(row.user_id, "real_name")).map_err(AppError::internal)?;
@@ -324,7 +317,8 @@ pub async fn review(
         Decision::Approve => Action::ApproveIdentity,
         Decision::Reject => Action::RejectIdentity,
     };
-    audit::record(&txn, viewer, ip, action, Some(row.user_id), format!("IdentityVerification:{id}")).await?;
+    let entry = Entry::new(action, Some(row.user_id), format!("IdentityVerification:{id}")).because(reason.clone());
+    audit::record(&txn, viewer, ip, entry).await?;
     let body = match (&decision, &reason) {
         (Decision::Approve, _) => "Your real-name verification was approved: you can now create boards.".to_string(),
         (Decision::Reject, Some(r)) => format!("Your real-name verification was rejected: {r}"),
@@ -373,7 +367,8 @@ pub async fn photo(
         .await?
         .ok_or(AppError::NotFound("file"))?;
     authz::require(Some(viewer), authz::Action::ReadIdPhotos { verification: &verification, window, now: Utc::now() })?;
-    audit::record(db, viewer, ip, Action::ViewIdPhoto, Some(row.owner_id), format!("Media:{}", row.id)).await?;
+    audit::record(db, viewer, ip, Entry::new(Action::ViewIdPhoto, Some(row.owner_id), format!("Media:{}", row.id)))
+        .await?;
     let bytes = store
         .get_sealed(crate::media::Area::Private, media_id)
         .await

@@ -18,7 +18,7 @@ use crate::auth::Viewer;
 use crate::error::AppResult;
 use crate::pubsub::{Event, Outbox, Topic};
 use crate::services::page::{Cursor, Page, PageArgs};
-use crate::services::streams;
+use crate::services::{audit, streams};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -236,8 +236,9 @@ pub async fn security_notice(
         None => "Users:all".to_string(),
     };
     let subject = users.as_ref().filter(|ids| ids.len() == 1).and_then(|ids| ids.first().copied());
-    crate::services::audit::record(db, viewer, ip, crate::services::audit::Action::SendSecurityNotice, subject, target)
-        .await?;
+    // The notice is its own reason: the record keeps what was said.
+    let entry = audit::Entry::new(audit::Action::SendSecurityNotice, subject, target).because(Some(body.clone()));
+    audit::record(db, viewer, ip, entry).await?;
     broadcast(db, broker, users, Kind::SecurityNotice, &body).await
 }
 

@@ -12,8 +12,8 @@ use crate::auth::Viewer;
 use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageArgs};
-use crate::services::search;
 use crate::services::validate::{self, Lines};
+use crate::services::{audit, search};
 
 pub const TITLE_MAX: usize = 120;
 pub const BODY_MAX: usize = 20_000;
@@ -162,15 +162,19 @@ pub async fn update(
 
 /// Soft delete by the author or a moderator: the row stays so comments keep their thread, but the
 /// content is blanked at once; deleted posts vanish from every list and from `post(id)`.
-pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, post_id: i64) -> AppResult<i64> {
+pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, note: audit::Note<'_>, post_id: i64) -> AppResult<i64> {
     let post = live(db, post_id).await?;
     authz::require(Some(viewer), Action::DeletePost(&post))?;
+    // A moderator removing someone else's words says why, on the staff record.
+    let staff_entry = if post.author_id != viewer.user_id {
+        let entry = audit::Entry::new(audit::Action::DeletePost, Some(post.author_id), format!("Post:{post_id}"));
+        Some(entry.because(Some(note.required_reason()?)))
+    } else {
+        None
+    };
     let txn = db.begin().await?;
-    if post.author_id != viewer.user_id {
-        // A moderator removed someone else's words: on the staff record.
-        let audit = crate::services::audit::Action::DeletePost;
-        crate::services::audit::record(&txn, viewer, None, audit, Some(post.author_id), format!("Post:{post_id}"))
-            .await?;
+    if let Some(entry) = staff_entry {
+        audit::record(&txn, viewer, note.ip, entry).await?;
     }
     let now = Utc::now();
     let res = posts::Entity::update_many()

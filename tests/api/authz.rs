@@ -72,7 +72,8 @@ async fn a_demoted_reviewer_is_refused_on_the_open_socket_on_every_instance() {
     ws.subscribe("n", "subscription { notificationReceived { id } }", json!({})).await;
     ws.quiet(200).await;
 
-    let set = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: USER }) { user { role } } }";
+    let set =
+        "mutation($u: ID!) { setUserRole(input: { userId: $u, role: USER, reason: \"staffing\" }) { user { role } } }";
     b.gql(Some(&admin), set, json!({ "u": reviewer_id })).await;
 
     // The running subscription ends, as it was authorised under the old role: at once when the
@@ -108,7 +109,7 @@ async fn a_demoted_admin_loses_the_audit_log_on_the_open_socket() {
     let mut ws = a.ws(Some(&other_admin)).await;
     let log = "{ auditLog { edges { node { id } } } }";
     assert!(op(&mut ws, "q1", log).await.get("errors").is_none());
-    let set = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: MODERATOR }) { user { role } } }";
+    let set = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: MODERATOR, reason: \"staffing\" }) { user { role } } }";
     b.gql(Some(&admin), set, json!({ "u": other_id })).await;
     assert_eq!(first_code(&op(&mut ws, "q2", log).await), "FORBIDDEN");
 }
@@ -120,7 +121,7 @@ async fn a_suspended_member_is_refused_on_the_open_socket_on_every_instance() {
     let (alice, alice_id) = a.register(&phone(3), "alice").await;
     let mut ws = a.ws(Some(&alice)).await;
     assert!(op(&mut ws, "q1", "{ me { id } }").await.get("errors").is_none());
-    let ban = "mutation($u: ID!) { banUser(input: { userId: $u }) { user { id } } }";
+    let ban = "mutation($u: ID!) { banUser(input: { userId: $u, reason: \"rule 3: spam\" }) { user { id } } }";
     b.gql(Some(&admin), ban, json!({ "u": alice_id })).await;
     refused_at_next_operation(&mut ws).await;
 }
@@ -225,7 +226,7 @@ fn table() -> Vec<Row> {
             field: "Mutation.deletePost",
             actions: &["DeletePost"],
             fixture: Fixture::OwnerPost,
-            query: "mutation($id: ID!) { deletePost(input: { postId: $id }) { deletedPostId } }",
+            query: "mutation($id: ID!) { deletePost(input: { postId: $id, reason: \"off-topic\" }) { deletedPostId } }",
             path: &["deletePost"],
             cells: [U, F, "ok", "ok", F, "ok"],
         },
@@ -241,7 +242,7 @@ fn table() -> Vec<Row> {
             field: "Mutation.deleteComment",
             actions: &["DeleteComment"],
             fixture: Fixture::OwnerComment,
-            query: "mutation($id: ID!) { deleteComment(input: { commentId: $id }) { comment { id } } }",
+            query: "mutation($id: ID!) { deleteComment(input: { commentId: $id, reason: \"off-topic\" }) { comment { id } } }",
             path: &["deleteComment"],
             cells: [U, F, "ok", "ok", F, "ok"],
         },
@@ -358,7 +359,7 @@ fn table() -> Vec<Row> {
             field: "Mutation.setUserRole",
             actions: &["SetRole"],
             fixture: Fixture::Target,
-            query: "mutation($id: ID!) { setUserRole(input: { userId: $id, role: USER }) { user { id } } }",
+            query: "mutation($id: ID!) { setUserRole(input: { userId: $id, role: USER, reason: \"staffing\" }) { user { id } } }",
             path: &["setUserRole"],
             cells: [U, F, F, F, F, "ok"],
         },
@@ -366,7 +367,7 @@ fn table() -> Vec<Row> {
             field: "Mutation.unbanUser",
             actions: &["Moderate"],
             fixture: Fixture::Target,
-            query: "mutation($id: ID!) { unbanUser(input: { userId: $id }) { user { id } } }",
+            query: "mutation($id: ID!) { unbanUser(input: { userId: $id, reason: \"rule 3: spam\" }) { user { id } } }",
             path: &["unbanUser"],
             cells: [U, F, F, "ok", F, "ok"],
         },
@@ -374,7 +375,7 @@ fn table() -> Vec<Row> {
             field: "Mutation.unbanUser (staff)",
             actions: &["Moderate"],
             fixture: Fixture::Target,
-            query: "mutation($staff: ID!) { unbanUser(input: { userId: $staff }) { user { id } } }",
+            query: "mutation($staff: ID!) { unbanUser(input: { userId: $staff, reason: \"rule 3: spam\" }) { user { id } } }",
             path: &["unbanUser"],
             cells: [U, F, F, F, F, "ok"],
         },
@@ -500,7 +501,7 @@ async fn cast(app: &TestApp) -> Cast {
     assert_eq!(status, 200, "{body}");
     app.gql(
         Some(&admin),
-        "mutation($u: ID!) { banUser(input: { userId: $u }) { user { id } } }",
+        "mutation($u: ID!) { banUser(input: { userId: $u, reason: \"rule 3: spam\" }) { user { id } } }",
         json!({ "u": banned_id }),
     )
     .await;
@@ -579,7 +580,8 @@ async fn the_authorization_table_holds_over_http_and_websocket() {
     }
     let mut demoted_ws = app.ws(Some(&cast.demoted)).await;
     let demoted_id = app.gql(Some(&cast.demoted), "{ me { id } }", json!({})).await["me"]["id"].clone();
-    let demote = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: USER }) { user { id } } }";
+    let demote =
+        "mutation($u: ID!) { setUserRole(input: { userId: $u, role: USER, reason: \"staffing\" }) { user { id } } }";
     app.gql(Some(&cast.admin), demote, json!({ "u": demoted_id })).await;
 
     // Banned and erased members cannot open a socket at all.

@@ -482,3 +482,29 @@ async fn overload_is_shed_with_overloaded_while_the_probes_answer() {
     }
     drop(stalled);
 }
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_was_read_says_the_connection_closes() {
+    let gw = Gateway::start(&[]).await;
+    // A body refused unread (a method the route does not take), still arriving: the answer must tell
+    // a pooling client not to send another request on this connection, and the connection ends.
+    let mut conn = gw.connect(None).await.unwrap();
+    let head = "PUT /graphql HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&[b'x'; 100]).await.unwrap();
+    let answer = read_to_close(&mut conn, Duration::from_secs(10)).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert_eq!(header(&answer, "connection"), Some("close"), "{answer}");
+
+    // A body read to its end keeps the connection for the next request.
+    let mut conn = gw.connect(None).await.unwrap();
+    conn.write_all(post_json(TYPENAME).as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await.unwrap().unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert_eq!(header(&first, "connection"), None, "{first}");
+    conn.write_all(post_json(TYPENAME).as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}

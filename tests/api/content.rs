@@ -74,8 +74,16 @@ async fn moderators_may_delete_but_not_edit_others_posts() {
         )
         .await;
     assert_eq!(flags["post"], json!({ "viewerCanEdit": false, "viewerCanDelete": true }));
-    app.gql(Some(&moderator), DELETE_COMMENT, json!({ "input": { "commentId": comment } })).await;
-    app.gql(Some(&moderator), DELETE, json!({ "input": { "postId": post } })).await;
+    // Removing someone else's words is a staff action: it says why, or nothing is removed.
+    let (code, _) = app.gql_err(Some(&moderator), DELETE, json!({ "input": { "postId": post } })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (code, _) = app.gql_err(Some(&moderator), DELETE_COMMENT, json!({ "input": { "commentId": comment } })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let still = app.gql(None, "query($id: ID!) { post(id: $id) { id commentCount } }", json!({ "id": post })).await;
+    assert_eq!(still["post"]["commentCount"], 1);
+    let why = "off-topic";
+    app.gql(Some(&moderator), DELETE_COMMENT, json!({ "input": { "commentId": comment, "reason": why } })).await;
+    app.gql(Some(&moderator), DELETE, json!({ "input": { "postId": post, "reason": why } })).await;
 }
 
 #[tokio::test]

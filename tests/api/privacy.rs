@@ -327,7 +327,9 @@ async fn erasure_walks_every_table_with_a_user_column() {
     let login = "mutation($p: String!) { login(input: { phone: $p, password: \"wrong\" }) { token } }";
     app.gql_err(None, login, json!({ "p": phone(60) })).await;
     for m in ["banUser", "unbanUser"] {
-        let q = format!("mutation($u: ID!) {{ {m}(input: {{ userId: $u }}) {{ user {{ id }} }} }}");
+        let q = format!(
+            "mutation($u: ID!) {{ {m}(input: {{ userId: $u, reason: \"rule 3: spam\" }}) {{ user {{ id }} }} }}"
+        );
         app.gql(Some(&moderator), &q, json!({ "u": alice_gid })).await;
     }
     // The suspension ended her sessions: sign in again.

@@ -122,7 +122,7 @@ async fn two_instances_share_events_counts_revocations_and_survive_a_redis_resta
     let (carol, carol_id) = a.register(&phone(3), "carol").await;
     let mut carol_on_b = b.ws(Some(&carol)).await;
     let started = Instant::now();
-    let ban = "mutation($u: ID!) { banUser(input: { userId: $u }) { user { suspended } } }";
+    let ban = "mutation($u: ID!) { banUser(input: { userId: $u, reason: \"rule 3: spam\" }) { user { suspended } } }";
     a.gql(Some(&admin), ban, json!({ "u": carol_id })).await;
     assert_eq!(carol_on_b.closed().await, 4403);
     assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());

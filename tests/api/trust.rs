@@ -33,7 +33,7 @@ async fn scalar(app: &TestApp, sql: &str) -> i64 {
 
 async fn reviewer(app: &TestApp, admin: &str, n: u32) -> String {
     let (_, id) = app.register(&phone(n), "reviewer").await;
-    let set = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: REVIEWER }) { user { role } } }";
+    let set = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: REVIEWER, reason: \"staffing\" }) { user { role } } }";
     let data = app.gql(Some(admin), set, json!({ "u": id })).await;
     assert_eq!(data["setUserRole"]["user"]["role"], "REVIEWER");
     let login = "mutation($p: String!) { login(input: { phone: $p, password: \"correct horse\" }) { token } }";
@@ -446,14 +446,20 @@ async fn staff_see_only_what_their_task_needs_and_their_actions_are_on_record() 
     let (moderator, _) = app.user_with_role(&phone(72), "MODERATOR").await;
     let post = app.create_post(&member, &c.board, "spam").await;
     let comment = app.comment(&member, &c.post, None, "spam too").await;
-    app.gql(
-        Some(&moderator),
-        "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId } }",
-        json!({ "p": post }),
-    )
-    .await;
-    let del = "mutation($c: ID!) { deleteComment(input: { commentId: $c }) { comment { id } } }";
-    app.gql(Some(&moderator), del, json!({ "c": comment })).await;
+    let del_post = "mutation($p: ID!, $r: String) { deletePost(input: { postId: $p, reason: $r }) { deletedPostId } }";
+    let del =
+        "mutation($c: ID!, $r: String) { deleteComment(input: { commentId: $c, reason: $r }) { comment { id } } }";
+    // A reason is required, and a blank one is no reason.
+    for r in [Value::Null, json!("   ")] {
+        let (code, err) = app.gql_err(Some(&moderator), del_post, json!({ "p": post, "r": r })).await;
+        assert_eq!(code, "BAD_USER_INPUT");
+        assert_eq!(err["extensions"]["field"], "input.reason", "{err}");
+    }
+    let too_long = "x".repeat(501);
+    let (code, _) = app.gql_err(Some(&moderator), del, json!({ "c": comment, "r": too_long })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    app.gql(Some(&moderator), del_post, json!({ "p": post, "r": "advertising, rule 3" })).await;
+    app.gql(Some(&moderator), del, json!({ "c": comment, "r": "advertising, rule 3" })).await;
     // The member's own deletions are not staff actions.
     let own = app.create_post(&member, &c.board, "mine").await;
     app.gql(
@@ -462,7 +468,7 @@ async fn staff_see_only_what_their_task_needs_and_their_actions_are_on_record() 
         json!({ "p": own }),
     )
     .await;
-    let log = "query($u: ID) { auditLog(subjectUserId: $u) { nodes { action actorRole target actorId } } }";
+    let log = "query($u: ID) { auditLog(subjectUserId: $u) { nodes { action actorRole target actorId reason ip } } }";
     let data = app.gql(Some(&c.admin), log, json!({ "u": member_id })).await;
     let deletions: Vec<&Value> = data["auditLog"]["nodes"]
         .as_array()
@@ -472,6 +478,8 @@ async fn staff_see_only_what_their_task_needs_and_their_actions_are_on_record() 
         .collect();
     assert_eq!(deletions.len(), 2, "{deletions:?}");
     assert!(deletions.iter().all(|n| n["actorRole"] == "MODERATOR"));
+    // Each says why and where from; the refused attempts left nothing.
+    assert!(deletions.iter().all(|n| n["reason"] == "advertising, rule 3" && n["ip"] == "127.0.0.1"), "{deletions:?}");
 
     // The member's export tells what staff did, not who they are.
     let export =
@@ -485,4 +493,18 @@ async fn staff_see_only_what_their_task_needs_and_their_actions_are_on_record() 
         assert!(!rows.is_empty(), "{section}");
         assert!(rows.iter().all(|r| r.get(field).is_none()), "the export names staff through {section}.{field}");
     }
+    // A suspension says why too; a blank reason suspends nobody.
+    let member_gid = member_id.clone();
+    let ban = "mutation($u: ID!, $r: String!) { banUser(input: { userId: $u, reason: $r }) { user { suspended } } }";
+    let (code, _) = app.gql_err(Some(&moderator), ban, json!({ "u": member_gid, "r": "" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let unchanged =
+        app.gql(Some(&c.admin), "query($u: ID!) { user(id: $u) { suspended } }", json!({ "u": member_gid })).await;
+    assert_eq!(unchanged["user"]["suspended"], false);
+    app.gql(Some(&moderator), ban, json!({ "u": member_gid, "r": "repeated spam after warning" })).await;
+    let data = app.gql(Some(&c.admin), log, json!({ "u": member_id })).await;
+    let newest = &data["auditLog"]["nodes"][0];
+    assert_eq!(newest["action"], "BAN_USER");
+    assert_eq!(newest["reason"], "repeated spam after warning");
+    assert_eq!(newest["ip"], "127.0.0.1");
 }

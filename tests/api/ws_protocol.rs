@@ -287,7 +287,7 @@ async fn revoking_a_session_or_suspending_an_account_closes_sockets() {
     assert_eq!(code, "FORBIDDEN");
 
     // Suspension: members cannot, staff can; the account is signed out everywhere and cannot sign in.
-    let ban = "mutation($u: ID!) { banUser(input: { userId: $u }) { user { suspended } } }";
+    let ban = "mutation($u: ID!) { banUser(input: { userId: $u, reason: \"rule 3: spam\" }) { user { suspended } } }";
     let (code, _) = app.gql_err(Some(&other), ban, json!({ "u": user_id })).await;
     assert_eq!(code, "FORBIDDEN");
     let banned = app.gql(Some(&admin), ban, json!({ "u": user_id })).await;
@@ -295,7 +295,8 @@ async fn revoking_a_session_or_suspending_an_account_closes_sockets() {
     assert_eq!(laptop_ws.closed().await, 4403);
     let (code, _) = app.gql_err(None, login, json!({ "p": phone(1) })).await;
     assert_eq!(code, "FORBIDDEN");
-    let unban = "mutation($u: ID!) { unbanUser(input: { userId: $u }) { user { suspended } } }";
+    let unban =
+        "mutation($u: ID!) { unbanUser(input: { userId: $u, reason: \"rule 3: spam\" }) { user { suspended } } }";
     assert_eq!(app.gql(Some(&admin), unban, json!({ "u": user_id })).await["unbanUser"]["user"]["suspended"], false);
     app.gql(None, login, json!({ "p": phone(1) })).await;
     // Members do not see who is suspended.

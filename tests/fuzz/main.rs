@@ -247,7 +247,12 @@ async fn fuzz() {
 
     let gw = Mutex::new(gateway::Gateway::start().await);
     let addr = gw.lock().unwrap().addr;
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap();
+    // The gateway closes a connection idle for HTTP_HEADER_TIMEOUT_SECS (10 s); a client that keeps
+    // pooled connections longer may send into one as it closes, which is the client's race, not a
+    // reset by the gateway. Clients of any keep-alive server drop idle connections sooner.
+    let idle = std::time::Duration::from_secs(5);
+    let http =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).pool_idle_timeout(idle).build().unwrap();
     let schema =
         generate::Schema::from_introspection(&graphql(&http, addr, None, generate::INTROSPECTION, json!({})).await);
     let (tokens, known) = setup(&http, addr).await;

@@ -7,7 +7,7 @@ use crate::error::AppResult;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::User;
 use crate::graphql::types::enums::{Gender, SessionDelivery};
-use crate::graphql::{rate_limit, request_info, require_viewer, state};
+use crate::graphql::{rate_limit, request_info, require_viewer, staff_note, state};
 use crate::ratelimit::Limit;
 use crate::services::accounts::{self, NewSession, ProfilePatch, RegisterInput as NewAccount, SessionMeta};
 
@@ -232,7 +232,8 @@ async fn set_banned(ctx: &Context<'_>, input: BanUserInput, banned: bool) -> asy
     let viewer = require_viewer(ctx)?;
     let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
     let st = state(ctx)?;
-    Ok(BanUserPayload { user: User(accounts::ban(&st.db, &st.broker, &viewer, id, banned).await?) })
+    let note = staff_note(ctx, Some(&input.reason));
+    Ok(BanUserPayload { user: User(accounts::ban(&st.db, &st.broker, &viewer, note, id, banned).await?) })
 }
 
 #[derive(InputObject)]
@@ -259,6 +260,8 @@ pub struct RevokeSessionPayload {
 #[derive(InputObject)]
 pub struct BanUserInput {
     user_id: ID,
+    /// Why, for the staff audit log (1 to 500 characters).
+    reason: String,
 }
 
 #[derive(SimpleObject)]

@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::{Comment, Post};
-use crate::graphql::{require_viewer, state};
+use crate::graphql::{require_viewer, staff_note, state};
 use crate::services::comments::{self as comment_service, NewComment};
 use crate::services::posts::{self as post_service, NewPost, PostPatch};
 
@@ -42,6 +42,9 @@ pub struct UpdatePostPayload {
 #[derive(InputObject)]
 pub struct DeletePostInput {
     post_id: ID,
+    /// Required when a moderator removes someone else's post: why, for the staff audit log (1 to
+    /// 500 characters).
+    reason: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -66,6 +69,9 @@ pub struct CreateCommentPayload {
 #[derive(InputObject)]
 pub struct DeleteCommentInput {
     comment_id: ID,
+    /// Required when a moderator removes someone else's comment: why, for the staff audit log (1 to
+    /// 500 characters).
+    reason: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -105,7 +111,8 @@ impl PostMutation {
     async fn delete_post(&self, ctx: &Context<'_>, input: DeletePostInput) -> async_graphql::Result<DeletePostPayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
-        let id = post_service::delete(&state(ctx)?.db, &viewer, id).await?;
+        let note = staff_note(ctx, input.reason.as_deref());
+        let id = post_service::delete(&state(ctx)?.db, &viewer, note, id).await?;
         Ok(DeletePostPayload { deleted_post_id: ids::encode(Kind::Post, id) })
     }
 
@@ -135,7 +142,7 @@ impl PostMutation {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Comment, &input.comment_id, "input.commentId")?;
         let db = &state(ctx)?.db;
-        comment_service::delete(db, &viewer, id).await?;
+        comment_service::delete(db, &viewer, staff_note(ctx, input.reason.as_deref()), id).await?;
         let comment =
             comment_service::by_ids(db, &[id]).await?.pop().ok_or(crate::error::AppError::NotFound("comment"))?;
         Ok(DeleteCommentPayload { comment: Comment(comment) })

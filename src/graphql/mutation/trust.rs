@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::User;
 use crate::graphql::types::trust::{DataExport, DocumentType, IdentityVerification, Media, MediaKind};
-use crate::graphql::{request_info, require_viewer, state};
+use crate::graphql::{request_info, require_viewer, staff_note, state};
 use crate::services::identity::{self, Decision, Submission};
 use crate::services::media::{self as media_svc, Incoming};
 use crate::services::{accounts, export};
@@ -95,6 +95,8 @@ pub enum StaffRole {
 pub struct SetUserRoleInput {
     user_id: ID,
     role: StaffRole,
+    /// Why, for the staff audit log (1 to 500 characters).
+    reason: String,
 }
 
 #[derive(SimpleObject)]
@@ -196,9 +198,9 @@ impl TrustMutation {
     ) -> async_graphql::Result<SetUserRolePayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
-        let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
-        let user =
-            accounts::set_role(&state(ctx)?.db, &state(ctx)?.broker, &viewer, ip, id, Role::from(input.role)).await?;
+        let note = staff_note(ctx, Some(&input.reason));
+        let st = state(ctx)?;
+        let user = accounts::set_role(&st.db, &st.broker, &viewer, note, id, Role::from(input.role)).await?;
         Ok(SetUserRolePayload { user: User(user) })
     }
 

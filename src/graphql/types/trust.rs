@@ -195,6 +195,11 @@ impl AuditEntry {
         self.0.ip.as_deref()
     }
 
+    /// Why, as the staff member gave it (actions on a member); null for reads.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }

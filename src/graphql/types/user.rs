@@ -12,7 +12,7 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::EdgeKey;
 use crate::graphql::{loaders, page_args, state, viewer};
 use crate::services::social::{self, Edge, Side};
-use crate::services::{accounts, comments as comment_service, posts as post_service};
+use crate::services::{accounts, audit, comments as comment_service, posts as post_service};
 
 /// A member of the community. Contact details are visible to the member alone.
 pub struct User(pub users::Model);
@@ -255,8 +255,8 @@ impl User {
         {
             let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.as_deref());
             let target = format!("IdentityVerification:{}", r.id);
-            let action = crate::services::audit::Action::ViewIdentity;
-            crate::services::audit::record(&state(ctx)?.db, &v, ip, action, Some(self.0.id), target).await?;
+            let entry = audit::Entry::new(audit::Action::ViewIdentity, Some(self.0.id), target);
+            audit::record(&state(ctx)?.db, &v, ip, entry).await?;
         }
         Ok(row.map(super::trust::IdentityVerification::new))
     }
