@@ -9,7 +9,7 @@ use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::Config;
 use crate::db::{self, DbStats};
@@ -159,7 +159,11 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(answer_panic))
         .layer(middleware::from_fn_with_state(state.clone(), server::admission::body_deadline))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        // tower-http logs every 5xx at ERROR. The gateway's 5xx are deliberate refusals (OVERLOADED,
+        // SERVICE_UNAVAILABLE, TOO_MANY_CONNECTIONS): at ERROR that is a line per refused request,
+        // thousands a second under overload, spent when CPU is scarcest. Internal errors and panics
+        // are logged where they happen, with the request id.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
         // Every request gets an id (or keeps the one a proxy gave it): logs and responses carry it.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

@@ -78,6 +78,33 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
+    /// Milliseconds a request waits for a pooled database connection (a new one included) before it
+    /// is answered 503 SERVICE_UNAVAILABLE: a full pool or a database that refuses connections is
+    /// told to the client instead of queueing it.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub database_acquire_timeout_ms: u64,
+
+    /// Milliseconds one SQL statement may run on PostgreSQL (its `statement_timeout`); beyond it the
+    /// statement is cancelled and the operation answers QUERY_TIMEOUT. 0 turns it off. SQLite runs
+    /// in-process and has none.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub database_statement_timeout_ms: u64,
+
+    /// Seconds one GraphQL operation may run in all (QUERY_TIMEOUT beyond): the bound that also
+    /// holds when the database stops answering without closing the connection.
+    #[arg(long, env = "OPERATION_TIMEOUT_SECS", default_value_t = 15)]
+    pub operation_timeout_secs: u64,
+
+    /// Requests in a row that failed to reach the database before the circuit breaker opens and
+    /// requests that need it are answered 503 SERVICE_UNAVAILABLE at once.
+    #[arg(long, env = "DATABASE_BREAKER_FAILURES", default_value_t = 3)]
+    pub database_breaker_failures: u32,
+
+    /// Milliseconds an open breaker waits before probing the database; each failed probe doubles
+    /// it, up to 10 s.
+    #[arg(long, env = "DATABASE_BREAKER_COOLDOWN_MS", default_value_t = 1_000)]
+    pub database_breaker_cooldown_ms: u64,
+
     /// Redis URL for cross-instance pub/sub (`redis://127.0.0.1:6379`); unset means in-process.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -354,6 +381,9 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return Err("DATABASE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.database_acquire_timeout_ms == 0 || self.operation_timeout_secs == 0 {
+            return Err("DATABASE_ACQUIRE_TIMEOUT_MS and OPERATION_TIMEOUT_SECS must be at least 1".into());
         }
         if self.session_ttl_hours == 0 {
             return Err("SESSION_TTL_HOURS must be at least 1".into());

@@ -1,19 +1,26 @@
-//! Database connection: connect to SQLite or PostgreSQL, apply migrations, count statements.
+//! Database connection: connect to SQLite or PostgreSQL, apply migrations, count statements, and
+//! know when the database cannot be reached ([`breaker`]).
+
+pub mod breaker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+
+pub use breaker::{Breaker, Unavailable};
 
 use crate::config::Config;
 
 /// Running totals of SQL statements, read by `/metrics` and by the tests that prove list queries do
 /// not grow with the page size.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DbStats {
     statements: AtomicU64,
+    /// Opened by requests that could not reach the database; every statement that runs resets it.
+    pub breaker: Arc<Breaker>,
 }
 
 impl DbStats {
@@ -33,9 +40,14 @@ pub async fn connect(config: &Config) -> Result<(DatabaseConnection, Arc<DbStats
             .map_err(|e| sea_orm::DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut opts = ConnectOptions::new(url);
+    // A request waits this long for a connection, a new one included (sqlx retries connecting
+    // until then), and is answered SERVICE_UNAVAILABLE after: a wait that grows with the queue
+    // helps nobody.
+    let acquire = Duration::from_millis(config.database_acquire_timeout_ms);
     opts.max_connections(config.database_max_connections)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(acquire)
+        .acquire_timeout(acquire)
         .sqlx_logging(false)
         // An in-memory SQLite database lives as long as its connection: never let the pool close it.
         .map_sqlx_sqlite_pool_opts(|o| o.idle_timeout(None).max_lifetime(None))
@@ -46,10 +58,19 @@ pub async fn connect(config: &Config) -> Result<(DatabaseConnection, Arc<DbStats
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    let mut db = Database::connect(opts).await?;
-    let stats = Arc::new(DbStats::default());
+    if config.database_statement_timeout_ms > 0 {
+        // PostgreSQL cancels a statement past it (57014, answered QUERY_TIMEOUT); SQLite ignores it.
+        opts.statement_timeout(Duration::from_millis(config.database_statement_timeout_ms));
+    }
+    let mut db = connect_with_retry(opts).await?;
+    let breaker =
+        Breaker::new(config.database_breaker_failures, Duration::from_millis(config.database_breaker_cooldown_ms));
+    let stats = Arc::new(DbStats { statements: AtomicU64::new(0), breaker: Arc::new(breaker) });
     let counter = stats.clone();
     db.set_metric_callback(move |info| {
+        if !info.failed {
+            counter.breaker.on_success();
+        }
         // The background request-log writer is not part of any request: leave it out of the
         // per-request count that the N+1 tests read (`/metrics` still counts it).
         if !is_background(&info.statement.sql) {
@@ -63,6 +84,42 @@ pub async fn connect(config: &Config) -> Result<(DatabaseConnection, Arc<DbStats
         db.execute_unprepared("PRAGMA optimize").await?;
     }
     Ok((db, stats))
+}
+
+/// Start-up connects with the short request-time acquire timeout, so it retries on its own: a
+/// gateway started a moment before its database (a common order in orchestrators) waits for it
+/// for up to half a minute instead of exiting.
+async fn connect_with_retry(opts: ConnectOptions) -> Result<DatabaseConnection, DbErr> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match Database::connect(opts.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(err) if is_unreachable(&err) && std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %err, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Whether `err` says the database could not be reached (refused, reset, timed out waiting for a
+/// connection, shutting down) rather than that a statement was wrong: the cases a client may simply
+/// retry, and the ones the circuit breaker counts.
+pub fn is_unreachable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as E;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+            // Class 08 (connection exception), admin/crash shutdown, starting up, too many clients.
+            E::Database(d) => {
+                d.code().is_some_and(|c| c.starts_with("08") || ["57P01", "57P02", "57P03", "53300"].contains(&&*c))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn is_background(sql: &str) -> bool {

@@ -38,6 +38,11 @@ pub mod code {
     pub const TOO_MANY_CONNECTIONS: &str = "TOO_MANY_CONNECTIONS";
     /// HTTP 408: the request body did not arrive in time.
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    /// HTTP 503 with `Retry-After`: a dependency (the database) cannot be reached now. Nothing was
+    /// done; the same request may be sent again.
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+    /// The operation (or one of its statements) ran past its time budget and was cancelled.
+    pub const QUERY_TIMEOUT: &str = "QUERY_TIMEOUT";
 }
 
 #[derive(Debug)]
@@ -64,6 +69,11 @@ pub enum AppError {
     UnsupportedMedia { field: String, message: String },
     /// The action needs an approved real-name verification.
     VerificationRequired(&'static str),
+    /// The database cannot be reached now (or the circuit breaker says so); retry after this many
+    /// seconds.
+    Unavailable { retry_after_secs: u64 },
+    /// A statement or the whole operation ran past its budget.
+    QueryTimeout,
     /// Anything else. The cause is logged when the error reaches the client, which sees only
     /// "internal error".
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -101,6 +111,8 @@ impl AppError {
             AppError::UploadTooLarge { .. } => code::UPLOAD_TOO_LARGE,
             AppError::UnsupportedMedia { .. } => code::UNSUPPORTED_MEDIA_TYPE,
             AppError::VerificationRequired(_) => code::VERIFICATION_REQUIRED,
+            AppError::Unavailable { .. } => code::SERVICE_UNAVAILABLE,
+            AppError::QueryTimeout => code::QUERY_TIMEOUT,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -124,6 +136,10 @@ impl AppError {
             }
             AppError::UnsupportedMedia { field, message } => format!("{field}: {message}"),
             AppError::VerificationRequired(why) => (*why).into(),
+            AppError::Unavailable { retry_after_secs } => {
+                format!("the service is temporarily unavailable; retry in {retry_after_secs} s")
+            }
+            AppError::QueryTimeout => "the operation took too long and was cancelled".into(),
             AppError::Internal(_) => "internal error".into(),
         }
     }
@@ -143,6 +159,9 @@ impl AppError {
 /// (SQLite can). The client's input, not a server fault.
 const PG_CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 
+/// PostgreSQL's "query_canceled": the statement ran past `statement_timeout`.
+const PG_QUERY_CANCELED: &str = "57014";
+
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
         let sqlstate = match &err {
@@ -151,8 +170,16 @@ impl From<DbErr> for AppError {
             }
             _ => None,
         };
-        if sqlstate.as_deref() == Some(PG_CHARACTER_NOT_IN_REPERTOIRE) {
-            return AppError::bad_input("input", "text must not contain the NUL character (U+0000)");
+        match sqlstate.as_deref() {
+            Some(PG_CHARACTER_NOT_IN_REPERTOIRE) => {
+                return AppError::bad_input("input", "text must not contain the NUL character (U+0000)");
+            }
+            Some(PG_QUERY_CANCELED) => return AppError::QueryTimeout,
+            _ => {}
+        }
+        if crate::db::is_unreachable(&err) {
+            tracing::warn!(error = %err, "database unreachable");
+            return AppError::Unavailable { retry_after_secs: 1 };
         }
         AppError::Internal(Box::new(err))
     }
@@ -171,9 +198,9 @@ impl From<AppError> for async_graphql::Error {
             _ => None,
         };
         let retry_after = match &err {
-            AppError::RateLimited { retry_after_secs } | AppError::AccountLocked { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
+            AppError::RateLimited { retry_after_secs }
+            | AppError::AccountLocked { retry_after_secs }
+            | AppError::Unavailable { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {

@@ -201,16 +201,13 @@ impl Documents {
             }
             ApqStore::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
-                let set = redis::cmd("SET")
-                    .arg(format!("{prefix}{hash}"))
-                    .arg(query)
-                    .arg("EX")
-                    .arg(APQ_TTL_SECS)
-                    .query_async::<()>(&mut conn)
-                    .await;
-                if let Err(err) = set {
+                let mut set = redis::cmd("SET");
+                set.arg(format!("{prefix}{hash}")).arg(query).arg("EX").arg(APQ_TTL_SECS);
+                match tokio::time::timeout(APQ_REDIS_TIMEOUT, set.query_async::<()>(&mut conn)).await {
+                    Ok(Ok(())) => {}
                     // The client registers again on the next miss.
-                    tracing::warn!(%err, "could not store a persisted query");
+                    Ok(Err(err)) => tracing::warn!(%err, "could not store a persisted query"),
+                    Err(_) => tracing::warn!("could not store a persisted query: redis timed out"),
                 }
             }
         }
@@ -221,11 +218,20 @@ impl Documents {
             ApqStore::Local(cache) => cache.lock().unwrap_or_else(|p| p.into_inner()).get(hash).map(|q| q.to_string()),
             ApqStore::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
-                redis::cmd("GET").arg(format!("{prefix}{hash}")).query_async::<Option<String>>(&mut conn).await.ok()?
+                let mut get = redis::cmd("GET");
+                get.arg(format!("{prefix}{hash}"));
+                // A Redis that is down or slow is a miss: the client sends the full document.
+                tokio::time::timeout(APQ_REDIS_TIMEOUT, get.query_async::<Option<String>>(&mut conn))
+                    .await
+                    .ok()?
+                    .ok()?
             }
         }
     }
 }
+
+/// How long a persisted-query lookup or registration waits for Redis.
+const APQ_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The hash a request names: `documentId` (`sha256:<hex>` or bare hex) or Apollo's
 /// `extensions.persistedQuery` (version 1).

@@ -22,10 +22,10 @@ use serde_json::{Map, Value};
 
 use crate::app::AppState;
 use crate::auth;
-use crate::error::code;
+use crate::error::{AppError, code};
 use crate::graphql::RequestInfo;
-use crate::http::client;
 use crate::http::documents::Refusal;
+use crate::http::{availability, client};
 
 use crate::services::activity::RequestRecord;
 
@@ -545,13 +545,32 @@ async fn execute(
     batch: bool,
     media: Media,
 ) -> Response {
-    let viewer = match auth::viewer::for_request(&app.db, &app.config, headers).await {
-        Ok(v) => v,
-        Err(err) => {
-            // An outage of the session store must not turn into a silent "signed out".
-            let gql: async_graphql::Error = err.into();
-            return reject(StatusCode::SERVICE_UNAVAILABLE, media, &gql.message);
+    // While the database is known to be down, only operations that need none run (GraphiQL's
+    // schema, `__typename`), and they run signed out: the session store is the database.
+    let offline = app.db_stats.breaker.admit(&app.db).err();
+    if let Some(down) = offline {
+        let needs = |(p, refusal): &(Params, Option<Refusal>)| {
+            refusal.is_none()
+                && p.query.as_deref().is_some_and(|q| availability::needs_database(q, p.operation_name.as_deref()))
+        };
+        if params.iter().any(needs) {
+            return unavailable(media, down.retry_after_secs());
         }
+    }
+    let viewer = match offline {
+        Some(_) => None,
+        None => match auth::viewer::for_request(&app.db, &app.config, headers).await {
+            Ok(v) => v,
+            // An outage of the session store must not turn into a silent "signed out".
+            Err(AppError::Unavailable { retry_after_secs }) => {
+                app.db_stats.breaker.on_failure();
+                return unavailable(media, retry_after_secs);
+            }
+            Err(err) => {
+                let gql: async_graphql::Error = err.into();
+                return reject(StatusCode::SERVICE_UNAVAILABLE, media, &gql.message);
+            }
+        },
     };
     let client = Arc::new(client::client_info(headers, &peer));
     let cookie = client::visitor_cookie(headers, &app.config.visitor_cookie_name);
@@ -575,6 +594,7 @@ async fn execute(
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let limit_key = crate::ratelimit::key_for(info.viewer.as_ref(), info.ip.as_deref());
     let mut retry_after = None;
+    let mut down_retry = None;
     let mut responses = Vec::with_capacity(params.len());
     for (p, refusal) in params {
         let started = std::time::Instant::now();
@@ -624,8 +644,15 @@ async fn execute(
         }
         // One after another: the operations of a batch may depend on each other's writes.
         let signed_in_as = info.signed_in_as.clone();
-        let resp = contained(app.schema.execute(req), &request_id).await;
+        let resp = bounded(&app, contained(app.schema.execute(req), &request_id)).await;
         observe("http", &operation, started, &resp, &request_id);
+        if let Some(secs) = unavailable_in(&resp) {
+            app.db_stats.breaker.on_failure();
+            // Nothing came back: the whole request is answered 503, with when to retry.
+            if resp.data == async_graphql::Value::Null && !batch {
+                down_retry = Some(secs);
+            }
+        }
         let signed_in = signed_in_as.get().copied();
         let erased = info.erased.load(std::sync::atomic::Ordering::Relaxed);
         app.activity.request(RequestRecord {
@@ -674,11 +701,14 @@ async fn execute(
             (StatusCode::OK, body, headers)
         }
     };
-    // A request refused as a whole by the rate limiter is a 429, with when to come back.
-    let status = match retry_after {
-        Some(_) if !batch => StatusCode::TOO_MANY_REQUESTS,
+    // A request refused as a whole by the rate limiter is a 429, one that could not reach the
+    // database a 503; both say when to come back.
+    let status = match (retry_after, down_retry) {
+        (Some(_), _) if !batch => StatusCode::TOO_MANY_REQUESTS,
+        (_, Some(_)) => StatusCode::SERVICE_UNAVAILABLE,
         _ => status,
     };
+    let retry_after = retry_after.or(down_retry);
     let mut resp = (status, body).into_response();
     if let Some(secs) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -691,6 +721,47 @@ async fn execute(
     }
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     resp
+}
+
+/// A request that needs the database while it cannot be reached: 503 with `Retry-After`.
+fn unavailable(media: Media, retry_after_secs: u64) -> Response {
+    let message = AppError::Unavailable { retry_after_secs }.into_request_error().message;
+    let mut resp = reject_with(StatusCode::SERVICE_UNAVAILABLE, media, code::SERVICE_UNAVAILABLE, &message);
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
+}
+
+/// The `Retry-After` of a response that failed because the database could not be reached.
+fn unavailable_in(resp: &async_graphql::Response) -> Option<u64> {
+    let unavailable = async_graphql::Value::from(code::SERVICE_UNAVAILABLE);
+    resp.errors.iter().find_map(|e| {
+        let ext = e.extensions.as_ref()?;
+        if ext.get("code") != Some(&unavailable) {
+            return None;
+        }
+        match ext.get("retryAfter") {
+            Some(async_graphql::Value::Number(n)) => n.as_u64(),
+            _ => Some(1),
+        }
+    })
+}
+
+/// Bounds one operation by `OPERATION_TIMEOUT_SECS`: a database that stops answering without
+/// closing its connections would otherwise hold the request (and its pool connection) forever.
+/// Running out counts as a failure to reach the database.
+pub(crate) async fn bounded(
+    app: &AppState,
+    execution: impl std::future::Future<Output = async_graphql::Response>,
+) -> async_graphql::Response {
+    let limit = std::time::Duration::from_secs(app.config.operation_timeout_secs);
+    match tokio::time::timeout(limit, execution).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            app.db_stats.breaker.on_failure();
+            tracing::warn!(limit_secs = limit.as_secs(), "operation cancelled at its time limit");
+            async_graphql::Response::from_errors(vec![AppError::QueryTimeout.into_request_error()])
+        }
+    }
 }
 
 /// Runs one execution with panics contained: a bug in a resolver answers this request `INTERNAL`

@@ -1,6 +1,7 @@
 //! HTTP protocol handling: GraphQL over HTTP (our own handler, to follow the specification to the
 //! letter, with multipart uploads), the offline GraphiQL page, health probes, and the media routes.
 
+pub mod availability;
 pub mod bounds;
 pub mod client;
 pub mod documents;

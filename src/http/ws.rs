@@ -399,6 +399,11 @@ impl Connection {
                         return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
                     }
                 };
+                // The same rule as over HTTP: while the database is down, only what needs none runs.
+                if let Err(err) = super::availability::gate(&self.app, &query, parts.operation_name.as_deref()) {
+                    let error = serde_json::to_value(vec![err.into_request_error()]).unwrap_or(Value::Null);
+                    return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
+                }
                 let operation =
                     super::graphql::operation_label(&self.app, parts.operation_name.as_deref(), Some(&query));
                 let mut request = async_graphql::Request::new(query);
@@ -443,9 +448,17 @@ impl Connection {
             None => self.header_token.clone(),
         };
         if let Some(token) = token {
+            if self.app.db_stats.breaker.admit(&self.app.db).is_err() {
+                return Err(Close::new(1013, "Try again later: service unavailable"));
+            }
             let viewer = match auth::viewer::for_token(&self.app.db, &token).await {
                 Ok(Some(viewer)) => viewer,
                 Ok(None) => return self.reject().await,
+                // 1013 "Try Again Later": the client reconnects with backoff, as after a restart.
+                Err(crate::error::AppError::Unavailable { .. }) => {
+                    self.app.db_stats.breaker.on_failure();
+                    return Err(Close::new(1013, "Try again later: service unavailable"));
+                }
                 Err(_) => return Err(Close::new(1011, "Internal error")),
             };
             self.authenticate(viewer, token);

@@ -1,0 +1,182 @@
+//! A circuit breaker in front of the database, so an outage costs each request milliseconds instead
+//! of a pool wait.
+//!
+//! - **Closed**: requests use the database. Statements that succeed reset the count; a request
+//!   that fails because the database cannot be reached (refused, reset, pool wait ran out) counts one
+//!   failure. `DATABASE_BREAKER_FAILURES` failures in a row, with no success between, open it.
+//! - **Open**: requests that need the database are answered `SERVICE_UNAVAILABLE` (503,
+//!   `Retry-After`) at once; requests that need none (`__typename`, introspection) still run.
+//! - **Half-open**: once the cool-down has passed, the next request that asks starts one probe (a
+//!   ping with a short timeout) in the background and is itself refused. The probe's success closes
+//!   the breaker; its failure opens it again for a cool-down twice as long, up to
+//!   [`MAX_COOLDOWN`].
+//!
+//! Probes are pings rather than a lucky request, so recovery does not depend on what clients happen
+//! to send, and `/readyz` polls alone bring an idle instance back.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sea_orm::DatabaseConnection;
+
+/// The longest an open breaker waits before probing again.
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// How long a probe's ping may take before it counts as a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed,
+    Open { until: Instant, cooldown: Duration },
+}
+
+#[derive(Debug)]
+pub struct Breaker {
+    state: Mutex<State>,
+    /// Connection failures since the last success.
+    failures: AtomicU32,
+    failures_to_open: u32,
+    cooldown: Duration,
+    probing: AtomicBool,
+}
+
+/// Why a request may not use the database now, and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable {
+    pub retry_after: Duration,
+}
+
+impl Unavailable {
+    /// Whole seconds for `Retry-After`, at least one.
+    pub fn retry_after_secs(self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+impl Breaker {
+    pub fn new(failures_to_open: u32, cooldown: Duration) -> Breaker {
+        Breaker {
+            state: Mutex::new(State::Closed),
+            failures: AtomicU32::new(0),
+            failures_to_open: failures_to_open.max(1),
+            cooldown: cooldown.min(MAX_COOLDOWN),
+            probing: AtomicBool::new(false),
+        }
+    }
+
+    fn state(&self) -> State {
+        // Held for a copy, never across an await; a poisoned lock still holds a valid state.
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, state: State) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self.state(), State::Open { .. })
+    }
+
+    /// Whether a request may use the database now. When the cool-down has passed, starts the probe
+    /// (on `db`) and still refuses: the probe decides.
+    pub fn admit(self: &Arc<Self>, db: &DatabaseConnection) -> Result<(), Unavailable> {
+        let State::Open { until, cooldown } = self.state() else { return Ok(()) };
+        let now = Instant::now();
+        if now >= until && !self.probing.swap(true, Ordering::AcqRel) {
+            let (this, db) = (self.clone(), db.clone());
+            // Bounded by PROBE_TIMEOUT, so the clones it holds are soon released.
+            tokio::spawn(async move {
+                let up = matches!(tokio::time::timeout(PROBE_TIMEOUT, db.ping()).await, Ok(Ok(())));
+                this.probed(up, cooldown);
+            });
+        }
+        // While a probe runs, `until` has passed: ask for the shortest wait.
+        Err(Unavailable { retry_after: until.saturating_duration_since(now).max(Duration::from_secs(1)) })
+    }
+
+    fn probed(&self, up: bool, cooldown: Duration) {
+        if up {
+            self.failures.store(0, Ordering::Relaxed);
+            self.set(State::Closed);
+            tracing::warn!("database answers again: circuit closed");
+        } else {
+            let cooldown = (cooldown * 2).min(MAX_COOLDOWN);
+            self.set(State::Open { until: Instant::now() + cooldown, cooldown });
+        }
+        self.probing.store(false, Ordering::Release);
+    }
+
+    /// A statement ran: the database answers.
+    pub fn on_success(&self) {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A request failed because the database could not be reached.
+    pub fn on_failure(&self) {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if failures >= self.failures_to_open && !self.is_open() {
+            tracing::error!(failures, "database unreachable: circuit open, requests that need it answer 503");
+            self.set(State::Open { until: Instant::now() + self.cooldown, cooldown: self.cooldown });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite() -> DatabaseConnection {
+        sea_orm::Database::connect("sqlite::memory:").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn opens_after_consecutive_failures_and_a_successful_probe_closes_it() {
+        let db = sqlite().await;
+        let breaker = Arc::new(Breaker::new(3, Duration::from_millis(50)));
+        breaker.on_failure();
+        breaker.on_failure();
+        breaker.on_success();
+        breaker.on_failure();
+        breaker.on_failure();
+        assert!(breaker.admit(&db).is_ok(), "a success between failures starts the count again");
+        breaker.on_failure();
+        let refused = breaker.admit(&db).unwrap_err();
+        assert_eq!(refused.retry_after_secs(), 1);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // The cool-down has passed: this caller starts the probe and is still refused.
+        assert!(breaker.admit(&db).is_err());
+        for _ in 0..100 {
+            if !breaker.is_open() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(breaker.admit(&db).is_ok(), "the database answered the probe");
+    }
+
+    #[tokio::test]
+    async fn a_failed_probe_opens_it_again_for_longer() {
+        let db = sqlite().await;
+        let down = sqlite().await;
+        down.clone().close().await.unwrap();
+        let breaker = Arc::new(Breaker::new(1, Duration::from_millis(20)));
+        breaker.on_failure();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(breaker.admit(&down).is_err());
+        for _ in 0..100 {
+            if !breaker.probing.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match breaker.state() {
+            State::Open { cooldown, .. } => assert_eq!(cooldown, Duration::from_millis(40)),
+            State::Closed => panic!("a failed probe closed the breaker"),
+        }
+        assert!(breaker.admit(&db).is_err());
+    }
+}
