@@ -63,8 +63,11 @@ pub async fn connect(config: &Config) -> Result<(DatabaseConnection, Arc<DbStats
         opts.statement_timeout(Duration::from_millis(config.database_statement_timeout_ms));
     }
     let mut db = connect_with_retry(opts).await?;
-    let breaker =
-        Breaker::new(config.database_breaker_failures, Duration::from_millis(config.database_breaker_cooldown_ms));
+    // The breaker checks a suspected outage over a connection of its own (PostgreSQL), so a busy
+    // pool on a healthy database is not mistaken for one.
+    let independent = (db.get_database_backend() == DbBackend::Postgres).then(|| url.to_string());
+    let cooldown = Duration::from_millis(config.database_breaker_cooldown_ms);
+    let breaker = Breaker::new(config.database_breaker_failures, cooldown, independent);
     let stats = Arc::new(DbStats { statements: AtomicU64::new(0), breaker: Arc::new(breaker) });
     let counter = stats.clone();
     db.set_metric_callback(move |info| {
@@ -79,11 +82,28 @@ pub async fn connect(config: &Config) -> Result<(DatabaseConnection, Arc<DbStats
         crate::metrics::METRICS.db_statements.inc();
         tracing::trace!(target: "ecer_gateway::sql", sql = %info.statement.sql, elapsed_us = info.elapsed.as_micros() as u64);
     });
-    Migrator::up(&db, None).await?;
+    migrate(&db).await?;
     if db.get_database_backend() == DbBackend::Sqlite {
         db.execute_unprepared("PRAGMA optimize").await?;
     }
     Ok((db, stats))
+}
+
+/// An arbitrary constant naming the migration lock among PostgreSQL advisory locks.
+const MIGRATION_LOCK: i64 = 0x0065_6365_726d_6967; // "ecermig"
+
+/// Applies pending migrations. On PostgreSQL, instances that start together (a deployment of N)
+/// take turns under an advisory lock, inside one transaction: without it, two of them creating the
+/// same tables at once fail on PostgreSQL's catalog constraints; with it, the second finds the
+/// work done. The DDL commits with the transaction, so a failed migration leaves nothing half-made.
+async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
 
 /// Start-up connects with the short request-time acquire timeout, so it retries on its own: a

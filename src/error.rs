@@ -178,7 +178,7 @@ impl From<DbErr> for AppError {
             _ => {}
         }
         if crate::db::is_unreachable(&err) {
-            tracing::warn!(error = %err, "database unreachable");
+            tracing::warn!(error = %err, "database unreachable or its pool exhausted");
             return AppError::Unavailable { retry_after_secs: 1 };
         }
         AppError::Internal(Box::new(err))

@@ -1,17 +1,19 @@
 //! A circuit breaker in front of the database, so an outage costs each request milliseconds instead
 //! of a pool wait.
 //!
-//! - **Closed**: requests use the database. Statements that succeed reset the count; a request
-//!   that fails because the database cannot be reached (refused, reset, pool wait ran out) counts one
-//!   failure. `DATABASE_BREAKER_FAILURES` failures in a row, with no success between, open it.
+//! - **Closed**: requests use the database. A request that fails in a way an outage would explain
+//!   (a connection refused or reset, the pool wait or the operation's time running out) makes the
+//!   breaker *suspect* the database: one check at a time opens a connection of its own, outside the
+//!   pool, and pings. Only a failed check counts; `DATABASE_BREAKER_FAILURES` of them in a row, with
+//!   no success between, open the breaker. A busy pool on a healthy database therefore never opens
+//!   it: the check gets through, and overload stays the business of load shedding.
 //! - **Open**: requests that need the database are answered `SERVICE_UNAVAILABLE` (503,
 //!   `Retry-After`) at once; requests that need none (`__typename`, introspection) still run.
-//! - **Half-open**: once the cool-down has passed, the next request that asks starts one probe (a
-//!   ping with a short timeout) in the background and is itself refused. The probe's success closes
-//!   the breaker; its failure opens it again for a cool-down twice as long, up to
-//!   [`MAX_COOLDOWN`].
+//! - **Half-open**: once the cool-down has passed, the next request that asks starts one probe (the
+//!   same independent check) in the background and is itself refused. The probe's success closes the
+//!   breaker; its failure opens it again for a cool-down twice as long, up to [`MAX_COOLDOWN`].
 //!
-//! Probes are pings rather than a lucky request, so recovery does not depend on what clients happen
+//! Probes are checks rather than a lucky request, so recovery does not depend on what clients happen
 //! to send, and `/readyz` polls alone bring an idle instance back.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -35,11 +37,17 @@ enum State {
 #[derive(Debug)]
 pub struct Breaker {
     state: Mutex<State>,
-    /// Connection failures since the last success.
+    /// Failed checks since the last success.
     failures: AtomicU32,
     failures_to_open: u32,
     cooldown: Duration,
+    /// A half-open probe is running.
     probing: AtomicBool,
+    /// A check started by a suspicious failure is running.
+    checking: AtomicBool,
+    /// Where the independent check connects (PostgreSQL); `None` checks through the pool (SQLite,
+    /// which is a file in this process and has no outage of its own).
+    url: Option<String>,
 }
 
 /// Why a request may not use the database now, and when to try again.
@@ -56,14 +64,57 @@ impl Unavailable {
 }
 
 impl Breaker {
-    pub fn new(failures_to_open: u32, cooldown: Duration) -> Breaker {
+    pub fn new(failures_to_open: u32, cooldown: Duration, url: Option<String>) -> Breaker {
         Breaker {
             state: Mutex::new(State::Closed),
             failures: AtomicU32::new(0),
             failures_to_open: failures_to_open.max(1),
             cooldown: cooldown.min(MAX_COOLDOWN),
             probing: AtomicBool::new(false),
+            checking: AtomicBool::new(false),
+            url,
         }
+    }
+
+    /// Whether the database answers a new connection of its own (PostgreSQL) or a ping through the
+    /// pool (SQLite), within [`PROBE_TIMEOUT`].
+    async fn check(&self, db: &DatabaseConnection) -> bool {
+        let answer = async {
+            match &self.url {
+                Some(url) => {
+                    let mut opts = sea_orm::ConnectOptions::new(url.as_str());
+                    opts.max_connections(1)
+                        .min_connections(0)
+                        .connect_timeout(PROBE_TIMEOUT)
+                        .acquire_timeout(PROBE_TIMEOUT)
+                        .sqlx_logging(false);
+                    let own = sea_orm::Database::connect(opts).await?;
+                    let pinged = own.ping().await;
+                    let _ = own.close().await;
+                    pinged
+                }
+                None => db.ping().await,
+            }
+        };
+        matches!(tokio::time::timeout(PROBE_TIMEOUT, answer).await, Ok(Ok(())))
+    }
+
+    /// A request failed in a way an outage would explain: check the database (one check at a time,
+    /// in the background) and count a failure only if the check fails too.
+    pub fn suspect(self: &Arc<Self>, db: &DatabaseConnection) {
+        if self.is_open() || self.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (this, db) = (self.clone(), db.clone());
+        // Bounded by PROBE_TIMEOUT, so the clones it holds are soon released.
+        tokio::spawn(async move {
+            if this.check(&db).await {
+                this.on_success();
+            } else {
+                this.on_failure();
+            }
+            this.checking.store(false, Ordering::Release);
+        });
     }
 
     fn state(&self) -> State {
@@ -88,7 +139,7 @@ impl Breaker {
             let (this, db) = (self.clone(), db.clone());
             // Bounded by PROBE_TIMEOUT, so the clones it holds are soon released.
             tokio::spawn(async move {
-                let up = matches!(tokio::time::timeout(PROBE_TIMEOUT, db.ping()).await, Ok(Ok(())));
+                let up = this.check(&db).await;
                 this.probed(up, cooldown);
             });
         }
@@ -115,8 +166,8 @@ impl Breaker {
         }
     }
 
-    /// A request failed because the database could not be reached.
-    pub fn on_failure(&self) {
+    /// The database could not be reached (a failed check).
+    fn on_failure(&self) {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         if failures >= self.failures_to_open && !self.is_open() {
             tracing::error!(failures, "database unreachable: circuit open, requests that need it answer 503");
@@ -133,16 +184,32 @@ mod tests {
         sea_orm::Database::connect("sqlite::memory:").await.unwrap()
     }
 
+    async fn settle(breaker: &Breaker) {
+        for _ in 0..100 {
+            if !breaker.checking.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn opens_after_consecutive_failures_and_a_successful_probe_closes_it() {
         let db = sqlite().await;
-        let breaker = Arc::new(Breaker::new(3, Duration::from_millis(50)));
+        let breaker = Arc::new(Breaker::new(3, Duration::from_millis(50), None));
         breaker.on_failure();
         breaker.on_failure();
         breaker.on_success();
         breaker.on_failure();
         breaker.on_failure();
         assert!(breaker.admit(&db).is_ok(), "a success between failures starts the count again");
+        // A suspicion on a database that answers counts nothing.
+        breaker.suspect(&db);
+        settle(&breaker).await;
+        assert!(breaker.admit(&db).is_ok());
+        assert_eq!(breaker.failures.load(Ordering::Relaxed), 0, "the check's success reset the count");
+        breaker.on_failure();
+        breaker.on_failure();
         breaker.on_failure();
         let refused = breaker.admit(&db).unwrap_err();
         assert_eq!(refused.retry_after_secs(), 1);
@@ -163,8 +230,11 @@ mod tests {
         let db = sqlite().await;
         let down = sqlite().await;
         down.clone().close().await.unwrap();
-        let breaker = Arc::new(Breaker::new(1, Duration::from_millis(20)));
-        breaker.on_failure();
+        let breaker = Arc::new(Breaker::new(1, Duration::from_millis(20), None));
+        // A suspicion that the check confirms opens it.
+        breaker.suspect(&down);
+        settle(&breaker).await;
+        assert!(breaker.is_open());
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(breaker.admit(&down).is_err());
         for _ in 0..100 {

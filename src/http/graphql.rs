@@ -563,7 +563,7 @@ async fn execute(
             Ok(v) => v,
             // An outage of the session store must not turn into a silent "signed out".
             Err(AppError::Unavailable { retry_after_secs }) => {
-                app.db_stats.breaker.on_failure();
+                app.db_stats.breaker.suspect(&app.db);
                 return unavailable(media, retry_after_secs);
             }
             Err(err) => {
@@ -647,7 +647,7 @@ async fn execute(
         let resp = bounded(&app, contained(app.schema.execute(req), &request_id)).await;
         observe("http", &operation, started, &resp, &request_id);
         if let Some(secs) = unavailable_in(&resp) {
-            app.db_stats.breaker.on_failure();
+            app.db_stats.breaker.suspect(&app.db);
             // Nothing came back: the whole request is answered 503, with when to retry.
             if resp.data == async_graphql::Value::Null && !batch {
                 down_retry = Some(secs);
@@ -757,7 +757,7 @@ pub(crate) async fn bounded(
     match tokio::time::timeout(limit, execution).await {
         Ok(resp) => resp,
         Err(_) => {
-            app.db_stats.breaker.on_failure();
+            app.db_stats.breaker.suspect(&app.db);
             tracing::warn!(limit_secs = limit.as_secs(), "operation cancelled at its time limit");
             async_graphql::Response::from_errors(vec![AppError::QueryTimeout.into_request_error()])
         }

@@ -29,12 +29,12 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
         Ok(Ok(())) => breaker.on_success(),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check: database unreachable");
-            breaker.on_failure();
+            breaker.suspect(&app.db);
             return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
         }
         Err(_) => {
             tracing::warn!("readiness check: database ping timed out");
-            breaker.on_failure();
+            breaker.suspect(&app.db);
             return (StatusCode::SERVICE_UNAVAILABLE, "database slow");
         }
     }

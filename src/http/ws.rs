@@ -456,7 +456,7 @@ impl Connection {
                 Ok(None) => return self.reject().await,
                 // 1013 "Try Again Later": the client reconnects with backoff, as after a restart.
                 Err(crate::error::AppError::Unavailable { .. }) => {
-                    self.app.db_stats.breaker.on_failure();
+                    self.app.db_stats.breaker.suspect(&self.app.db);
                     return Err(Close::new(1013, "Try again later: service unavailable"));
                 }
                 Err(_) => return Err(Close::new(1011, "Internal error")),

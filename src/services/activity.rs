@@ -1,7 +1,7 @@
-//! What the service records about requests, as the privacy policy says: every operation's time,
-//! duration, IP address, user agent, language, device, OS and operation name (the member sees their
-//! own in `me.activity` and `me.loginHistory`), and daily unique visitors per board and post (ADMINs
-//! see counts only, never rows).
+//! What the service records about requests, as the privacy policy says: every signed-in operation's
+//! time, duration, IP address, user agent, language, device, OS and operation name (the member sees
+//! their own in `me.activity` and `me.loginHistory`), and daily unique visitors per board and post
+//! (ADMINs see counts only, never rows). Anonymous operations are recorded in the log stream only.
 //!
 //! Recording must not slow requests down, so rows go through a bounded channel to one background
 //! writer per instance that inserts them in batches. When the database falls behind, the queue fills
@@ -95,7 +95,10 @@ impl Activity {
     }
 
     pub fn request(&self, r: RequestRecord) {
-        if !self.requests {
+        // Rows exist for members to see their own activity and sign-ins. An anonymous request is seen
+        // by nobody: it goes to the structured log line (`observe`) and the visitor counts, not one
+        // OLTP row per request (a busy site would otherwise keep billions of rows, issue 13).
+        if !self.requests || r.user_id.is_none() {
             return;
         }
         let c = &r.client;

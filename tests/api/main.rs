@@ -28,6 +28,7 @@ mod observability;
 mod pagination;
 mod policy;
 mod privacy;
+mod propagation;
 mod queries;
 mod replay;
 mod retention;

@@ -383,6 +383,24 @@ async fn visitors_are_counted_once_a_day_and_only_admins_see_counts() {
 }
 
 #[tokio::test]
+async fn only_members_operations_become_request_log_rows() {
+    let (app, c) = TestApp::community().await;
+    app.state.activity.flush().await;
+    let before = scalar(&app, "SELECT COUNT(*) FROM request_log WHERE user_id IS NULL").await;
+    for _ in 0..5 {
+        app.gql(None, "{ posts(first: 1) { edges { node { id } } } }", json!({})).await;
+    }
+    let (member, _) = app.register(&phone(71), "trader").await;
+    app.gql(Some(&member), "{ me { id } }", json!({})).await;
+    app.state.activity.flush().await;
+    // Anonymous browsing leaves no rows; the member's registration and query are theirs to see.
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM request_log WHERE user_id IS NULL").await, before);
+    let uid = scalar(&app, &format!("SELECT id FROM users WHERE phone = '{}'", phone(71))).await;
+    assert_eq!(scalar(&app, &format!("SELECT COUNT(*) FROM request_log WHERE user_id = {uid}")).await, 2);
+    let _ = c;
+}
+
+#[tokio::test]
 async fn deleting_the_account_erases_identity_data_uploads_logs_and_exports() {
     let (app, c) = TestApp::community().await;
     let (member, _) = app.register(&phone(70), "trader").await;

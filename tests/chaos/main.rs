@@ -234,7 +234,7 @@ const SETTINGS: [(&str, &str); 6] = [
 ];
 
 impl Gateway {
-    async fn start(database: SocketAddr, redis_port: u16) -> Gateway {
+    async fn start(database: SocketAddr, redis: SocketAddr) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
@@ -243,7 +243,7 @@ impl Gateway {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", format!("postgres://postgres@{database}/postgres"))
-            .env("REDIS_URL", format!("redis://127.0.0.1:{redis_port}"))
+            .env("REDIS_URL", format!("redis://{redis}"))
             .env("LISTEN_ADDR", addr.to_string())
             .env("MEDIA_DIR", dir.path().join("media"))
             .env("SEAL_KEYS", ecer_gateway::seal::Sealer::generate_entry("t1").unwrap())
@@ -297,6 +297,23 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// POSTs a raw GraphQL-over-HTTP body.
+    async fn post_body(&self, token: Option<&str>, body: Value) -> Answer {
+        let started = Instant::now();
+        let mut req =
+            self.http.post(format!("http://{}/graphql", self.addr)).json(&body).timeout(Duration::from_secs(20));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("the gateway answers");
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Answer { status, retry_after, body, took: started.elapsed() }
+    }
+}
+
 #[derive(Debug)]
 struct Answer {
     status: u16,
@@ -326,7 +343,7 @@ async fn register(gw: &Gateway, phone: &str) -> (String, String) {
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-async fn subscribe(gw: &Gateway, token: &str) -> Socket {
+async fn signed_in_socket(gw: &Gateway, token: &str) -> Socket {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("ws://{}/graphql", gw.addr).into_client_request().unwrap();
     req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
@@ -334,9 +351,31 @@ async fn subscribe(gw: &Gateway, token: &str) -> Socket {
     let send = |v: Value| Message::Text(v.to_string().into());
     ws.send(send(json!({ "type": "connection_init", "payload": { "authToken": token } }))).await.unwrap();
     assert_eq!(next_frame(&mut ws, Duration::from_secs(10)).await.unwrap()["type"], "connection_ack");
-    let sub = "subscription { messageReceived { body } }";
-    ws.send(send(json!({ "type": "subscribe", "id": "1", "payload": { "query": sub } }))).await.unwrap();
     ws
+}
+
+async fn subscribe(gw: &Gateway, token: &str) -> Socket {
+    let mut ws = signed_in_socket(gw, token).await;
+    let sub = "subscription { messageReceived { body } }";
+    let msg = json!({ "type": "subscribe", "id": "1", "payload": { "query": sub } });
+    ws.send(Message::Text(msg.to_string().into())).await.unwrap();
+    ws
+}
+
+/// How the server closes `ws` within `limit` (answering pings meanwhile); `None` if it stays open.
+async fn closed_with(ws: &mut Socket, limit: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return None,
+            Ok(None) | Ok(Some(Err(_))) => return Some(1006),
+            Ok(Some(Ok(Message::Close(frame)))) => return Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("\"ping\"") => {
+                let _ = ws.send(Message::Text(json!({ "type": "pong" }).to_string().into())).await;
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
 }
 
 /// The next protocol message within `limit`, answering pings; `None` if none came.
@@ -427,11 +466,16 @@ async fn chaos() {
     let proxy = Proxy::start(pg.addr()).await;
     let redis_port = free_port();
     let mut redis = Redis::start(redis_port).await;
-    let gw = Gateway::start(proxy.addr, redis.port).await;
+    let redis_proxy = Proxy::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
+    // Two instances: `gw` takes the requests, `other` holds the sockets, so every delivery and
+    // revocation below crosses instances through Redis.
+    let (gw, other) =
+        tokio::join!(Gateway::start(proxy.addr, redis_proxy.addr), Gateway::start(proxy.addr, redis_proxy.addr));
 
     let (alice, _) = register(&gw, "13900000001").await;
     let (bob, bob_id) = register(&gw, "13900000002").await;
-    let mut bob_socket = subscribe(&gw, &bob).await;
+    let (carol, _) = register(&gw, "13900000003").await;
+    let mut bob_socket = subscribe(&other, &bob).await;
     let mut acked = Vec::new();
     let mut send = async |gw: &Gateway, body: &str| {
         let a = gw.post(Some(&alice), SEND, json!({ "to": bob_id, "b": body })).await;
@@ -477,24 +521,63 @@ async fn chaos() {
     tokio::task::block_in_place(|| pg.start());
     recovered(&gw, &bob, Duration::from_secs(20)).await;
 
-    // 4. Redis dies: requests are still served (the rate limiter lets them through), readiness names
-    //    Redis, and a message sent meanwhile reaches the subscriber once Redis is back (the
-    //    listener resubscribes and tells the socket to resync from the database).
-    redis.kill().await;
+    // 4. Redis hangs (accepts, never answers): every Redis call is bounded. The rate limiter lets
+    //    requests through after 300 ms, a persisted-query lookup is a miss after 300 ms (the client
+    //    sends the document) and its registration still runs the query; readiness names Redis.
+    redis_proxy.set(Mode::Blackhole);
     let a = gw.post(Some(&bob), FEED, json!({})).await;
-    assert_eq!(a.status, 200, "a Redis outage does not stop reads: {a:?}");
+    assert_eq!(a.status, 200, "a hung Redis does not stop reads: {a:?}");
+    assert!(a.took < Duration::from_millis(1500), "bounded by the limiter's 300 ms: {:?}", a.took);
+    // sha256("{ __typename }"), as an APQ client computes it.
+    let hash = "7f56e67dd21ab3f30d1ff8b7bed08893f0a0db86449836189b361dd1e56ddb4b";
+    let apq = |query: Option<&str>| {
+        let mut body = json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } });
+        if let Some(q) = query {
+            body["query"] = json!(q);
+        }
+        body
+    };
+    let a = gw.post_body(None, apq(None)).await;
+    assert_eq!(a.code(), "PERSISTED_QUERY_NOT_FOUND", "{a:?}");
+    assert!(a.took < Duration::from_millis(1500), "{:?}", a.took);
+    let a = gw.post_body(None, apq(Some("{ __typename }"))).await;
+    assert_eq!(a.body["data"]["__typename"], "Query", "registration runs the query even unstored: {a:?}");
     let (status, body) = gw.ready().await;
     assert_eq!(status, 503);
     assert!(body.contains("redis"), "{body}");
+
+    // 5. Redis dies. Reads and writes go on; what was published meanwhile reaches the other
+    //    instance's sockets when Redis returns: its listener resubscribes and tells every socket to
+    //    resync from the database, so a message sent now is delivered, and a sign-out made now
+    //    closes the signed-out member's socket there.
+    let mut carol_socket = signed_in_socket(&other, &carol).await;
+    redis_proxy.set(Mode::Pass);
+    redis.kill().await;
+    let a = gw.post(Some(&bob), FEED, json!({})).await;
+    assert_eq!(a.status, 200, "a Redis outage does not stop reads: {a:?}");
     send(&gw, "while redis was down").await;
+    let a = gw.post(Some(&carol), "mutation { logout { loggedOut } }", json!({})).await;
+    assert!(a.body["errors"].is_null(), "{a:?}");
+    assert!(next_frame(&mut bob_socket, Duration::from_millis(500)).await.is_none(), "Redis is down: no push yet");
     let mut redis = Redis::start(redis_port).await;
     let frame = next_frame(&mut bob_socket, Duration::from_secs(20)).await.expect("resync after Redis returned");
     assert_eq!(frame["payload"]["data"]["messageReceived"]["body"], "while redis was down");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while gw.ready().await.0 != 200 {
-        assert!(Instant::now() < deadline, "readiness never came back after Redis returned");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        closed_with(&mut carol_socket, Duration::from_secs(20)).await,
+        Some(4403),
+        "the sign-out reached the other instance"
+    );
+    for instance in [&gw, &other] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while instance.ready().await.0 != 200 {
+            assert!(Instant::now() < deadline, "readiness never came back after Redis returned");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
+    // The registration made while Redis hung was not stored; made again, the other instance finds it.
+    gw.post_body(None, apq(Some("{ __typename }"))).await;
+    let a = other.post_body(None, apq(None)).await;
+    assert_eq!(a.body["data"]["__typename"], "Query", "{a:?}");
 
     // Nothing acknowledged was lost, nothing refused was stored, nothing came twice.
     let convo = gw.post(Some(&bob), INBOX, json!({})).await;

@@ -73,9 +73,19 @@ where
     loader.load_one(key).await.map_err(gql_to_app)
 }
 
-/// Loader errors were already logged when they became GraphQL errors; keep them internal.
+/// Loader errors were already logged when they became GraphQL errors. The ones a client can act on
+/// keep their code (a database that cannot be reached stays SERVICE_UNAVAILABLE); the rest are
+/// internal.
 fn gql_to_app(err: async_graphql::Error) -> AppError {
-    AppError::internal(err.message)
+    use crate::error::code;
+    let code = err.extensions.as_ref().and_then(|e| e.get("code")).cloned();
+    match code {
+        Some(async_graphql::Value::String(c)) if c == code::SERVICE_UNAVAILABLE => {
+            AppError::Unavailable { retry_after_secs: 1 }
+        }
+        Some(async_graphql::Value::String(c)) if c == code::QUERY_TIMEOUT => AppError::QueryTimeout,
+        _ => AppError::internal(err.message),
+    }
 }
 
 /// The cost of a list field for the complexity limit: its page size times what each item selects

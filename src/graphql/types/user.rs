@@ -184,19 +184,19 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Post>> {
+    ) -> async_graphql::Result<Option<Connection<String, Post>>> {
         authz::require(viewer(ctx).as_ref(), Action::ReadOwn { owner: self.0.id })?;
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::Favorite, Side::FromActor, self.0.id, &page).await?;
         crate::graphql::prefetch::post_ids(ctx, &ids).await?;
-        Ok(connection_via(&loaders(ctx)?.posts, ids, Post).await?)
+        Ok(Some(connection_via(&loaders(ctx)?.posts, ids, Post).await?))
     }
 
     /// Devices signed in to this account, most recently used first. Only the member sees them.
-    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::session::Session>> {
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<super::session::Session>>> {
         let v = self.own(ctx)?;
         let rows = accounts::sessions_of(&state(ctx)?.db, &v).await?;
-        Ok(rows.into_iter().map(super::session::Session).collect())
+        Ok(Some(rows.into_iter().map(super::session::Session).collect()))
     }
 
     /// Whether the account is suspended. Staff only; null for everyone else.
@@ -211,14 +211,14 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::history::BrowseEntry>> {
+    ) -> async_graphql::Result<Option<Connection<String, super::history::BrowseEntry>>> {
         let v = self.own(ctx)?;
         let page =
             crate::services::history::browse_history(&state(ctx)?.db, &v, &page_args(ctx, first, after.as_deref())?)
                 .await?;
         let ids: Vec<i64> = page.items.iter().map(|(_, e)| e.post_id).collect();
         loaders(ctx)?.posts.load_many(ids).await?;
-        Ok(connection(page, super::history::BrowseEntry))
+        Ok(Some(connection(page, super::history::BrowseEntry)))
     }
 
     /// Searches this member ran, most recent first. Only the member sees it.
@@ -228,18 +228,18 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::history::SearchEntry>> {
+    ) -> async_graphql::Result<Option<Connection<String, super::history::SearchEntry>>> {
         let v = self.own(ctx)?;
         let page =
             crate::services::history::search_history(&state(ctx)?.db, &v, &page_args(ctx, first, after.as_deref())?)
                 .await?;
-        Ok(connection(page, super::history::SearchEntry))
+        Ok(Some(connection(page, super::history::SearchEntry)))
     }
 
     /// This member's privacy switches. Only the member sees them.
-    async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<super::history::Settings> {
+    async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::history::Settings>> {
         let v = self.own(ctx)?;
-        Ok(crate::services::history::settings(&state(ctx)?.db, v.user_id).await?.into())
+        Ok(Some(crate::services::history::settings(&state(ctx)?.db, v.user_id).await?.into()))
     }
 
     /// This member's latest real-name verification (null if none). The member and REVIEWERs see it.
@@ -269,11 +269,11 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::trust::ActivityEntry>> {
+    ) -> async_graphql::Result<Option<Connection<String, super::trust::ActivityEntry>>> {
         let v = self.own(ctx)?;
         let args = page_args(ctx, first, after.as_deref())?;
         let page = crate::services::activity::for_member(&state(ctx)?.db, &v, false, &args).await?;
-        Ok(connection(page, super::trust::ActivityEntry))
+        Ok(Some(connection(page, super::trust::ActivityEntry)))
     }
 
     /// Sign-ins (logins and the registration) with where and on what device, newest first.
@@ -283,21 +283,24 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, super::trust::ActivityEntry>> {
+    ) -> async_graphql::Result<Option<Connection<String, super::trust::ActivityEntry>>> {
         let v = self.own(ctx)?;
         let args = page_args(ctx, first, after.as_deref())?;
         let page = crate::services::activity::for_member(&state(ctx)?.db, &v, true, &args).await?;
-        Ok(connection(page, super::trust::ActivityEntry))
+        Ok(Some(connection(page, super::trust::ActivityEntry)))
     }
 
     /// Data exports that can still be downloaded, newest first. Only the member sees them.
-    async fn data_exports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::trust::DataExport>> {
+    async fn data_exports(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<super::trust::DataExport>>> {
         let v = self.own(ctx)?;
         let rows = crate::services::export::list(&state(ctx)?.db, v.user_id).await?;
-        Ok(rows.into_iter().map(super::trust::DataExport).collect())
+        Ok(Some(rows.into_iter().map(super::trust::DataExport).collect()))
     }
 }
 
+/// Owner-only fields (favorites, sessions, histories, settings, activity, exports) are nullable: for
+/// anyone but the member they answer `null` with a FORBIDDEN error at their path, so one `User`
+/// fragment serves every profile page, and the rest of the profile is never lost with them.
 impl User {
     /// The viewer, if this is the viewer's own profile; UNAUTHENTICATED or FORBIDDEN otherwise.
     fn own(&self, ctx: &Context<'_>) -> Result<crate::auth::Viewer, AppError> {
