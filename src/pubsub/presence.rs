@@ -130,10 +130,16 @@ impl Presence {
                     pipe.cmd("ZCOUNT").arg(format!("{prefix}{room}")).arg(now).arg("+inf");
                 }
                 let mut conn = conn.clone();
+                // Redis down or slow: the count is unavailable for now (a retryable field error),
+                // not an internal fault.
+                let unavailable = |why: &dyn std::fmt::Display| {
+                    tracing::warn!(error = %why, "viewer counts: redis unavailable");
+                    AppError::Unavailable { retry_after_secs: 1 }
+                };
                 let counts: Vec<i64> = tokio::time::timeout(COUNT_TIMEOUT, pipe.query_async(&mut conn))
                     .await
-                    .map_err(AppError::internal)?
-                    .map_err(AppError::internal)?;
+                    .map_err(|e| unavailable(&e))?
+                    .map_err(|e| unavailable(&e))?;
                 Ok(rooms.iter().copied().zip(counts).collect())
             }
         }

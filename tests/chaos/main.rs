@@ -476,6 +476,11 @@ async fn chaos() {
     let (bob, bob_id) = register(&gw, "13900000002").await;
     let (carol, _) = register(&gw, "13900000003").await;
     let mut bob_socket = subscribe(&other, &bob).await;
+    let created = gw
+        .post(Some(&carol), "mutation { createLiveStream(input: { title: \"LED\" }) { liveStream { id } } }", json!({}))
+        .await;
+    let stream = created.body["data"]["createLiveStream"]["liveStream"]["id"].clone();
+    assert!(stream.is_string(), "{created:?}");
     let mut acked = Vec::new();
     let mut send = async |gw: &Gateway, body: &str| {
         let a = gw.post(Some(&alice), SEND, json!({ "to": bob_id, "b": body })).await;
@@ -542,6 +547,15 @@ async fn chaos() {
     assert!(a.took < Duration::from_millis(1500), "{:?}", a.took);
     let a = gw.post_body(None, apq(Some("{ __typename }"))).await;
     assert_eq!(a.body["data"]["__typename"], "Query", "registration runs the query even unstored: {a:?}");
+    // Live viewer counts live in Redis: the field fails, retryable, within its 500 ms bound, and
+    // its nullable parent stands in (the stream itself is in the database).
+    let count = "query($s: ID!) { liveStream(id: $s) { viewerCount } }";
+    let a = gw.post(None, count, json!({ "s": stream })).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["data"]["liveStream"], Value::Null, "{a:?}");
+    assert_eq!(a.body["errors"][0]["path"], json!(["liveStream", "viewerCount"]), "{a:?}");
+    assert_eq!(a.code(), "SERVICE_UNAVAILABLE", "{a:?}");
+    assert!(a.took < Duration::from_millis(1500), "{:?}", a.took);
     let (status, body) = gw.ready().await;
     assert_eq!(status, 503);
     assert!(body.contains("redis"), "{body}");
