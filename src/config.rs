@@ -365,11 +365,12 @@ pub struct Config {
     #[arg(long, env = "SMS_PROVIDER", value_enum, default_value_t = crate::sms::ProviderKind::Log)]
     pub sms_provider: crate::sms::ProviderKind,
 
-    /// Seconds an SMS code stays valid.
+    /// Seconds an SMS code stays valid (1 to 3600).
     #[arg(long, env = "PHONE_CODE_TTL_SECS", default_value_t = 300)]
     pub phone_code_ttl_secs: u64,
 
-    /// Seconds between two codes sent to one number (RATE_LIMITED with retryAfter before); 0 = off.
+    /// Seconds between two codes sent to one number (RATE_LIMITED with retryAfter before), at most
+    /// 3600; 0 = off.
     #[arg(long, env = "PHONE_CODE_RESEND_SECS", default_value_t = 60)]
     pub phone_code_resend_secs: u64,
 
@@ -496,6 +497,9 @@ impl Config {
         }
         if self.phone_code_ttl_secs == 0 || self.phone_code_ttl_secs > 3600 {
             return Err("PHONE_CODE_TTL_SECS must be between 1 and 3600".into());
+        }
+        if self.phone_code_resend_secs > 3600 {
+            return Err("PHONE_CODE_RESEND_SECS must be at most 3600".into());
         }
         if self.sms_provider == crate::sms::ProviderKind::Log
             && let Some(setting) = self.production_setting()

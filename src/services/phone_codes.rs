@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::phone_codes;
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
 };
@@ -63,7 +63,8 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_config(c: &Config) -> Limits {
-        let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        // Config::validate bounds both to an hour; the clamp keeps time arithmetic in range regardless.
+        let secs = |s: u64| Duration::seconds(i64::try_from(s.min(3600)).unwrap_or(3600));
         Limits {
             ttl: secs(c.phone_code_ttl_secs),
             resend: secs(c.phone_code_resend_secs),
@@ -111,7 +112,7 @@ fn same(a: &str, b: &str) -> bool {
 
 /// Seconds until `at` (at least 1): the `retryAfter` of a refusal.
 fn secs_until(at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
-    Ord::max(u64::try_from((at - now).num_seconds()).unwrap_or(0), 1)
+    u64::try_from((at - now).num_seconds()).unwrap_or(0).max(1)
 }
 
 /// Refuses when the rows matching `filter` in the last day reach `cap` (0: no cap); retry when the
@@ -205,6 +206,7 @@ pub async fn consume(
     field: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    use sea_orm::sea_query::ExprTrait as _;
     let invalid = || AppError::InvalidCode { field: field.to_string() };
     let phone_key = signin::phone_key(keys, phone);
     let Some(row) = phone_codes::Entity::find()
