@@ -384,6 +384,17 @@ pub struct Config {
     #[arg(long, env = "PHONE_CODE_DAILY_PER_IP", default_value_t = 20)]
     pub phone_code_daily_per_ip: u32,
 
+    /// Codes numbers of one foreign country calling code may receive in 24 hours (every code not in
+    /// PHONE_CODE_HOME_COUNTRIES): SMS-pumping fraud sends codes to premium-rate ranges abroad, so
+    /// one foreign prefix must not spend the budget; 0 = no cap.
+    #[arg(long, env = "PHONE_CODE_DAILY_PER_COUNTRY", default_value_t = 200)]
+    pub phone_code_daily_per_country: u32,
+
+    /// Country calling codes (comma separated, digits without `+`) the community mostly serves,
+    /// bounded only by the global budget, not by PHONE_CODE_DAILY_PER_COUNTRY.
+    #[arg(long, env = "PHONE_CODE_HOME_COUNTRIES", value_delimiter = ',', default_value = "86")]
+    pub phone_code_home_countries: Vec<String>,
+
     /// Codes the whole deployment may send in 24 hours: the budget that bounds what SMS pumping from
     /// many addresses can cost; 0 = no cap.
     #[arg(long, env = "PHONE_CODE_DAILY_GLOBAL", default_value_t = 10_000)]
@@ -500,6 +511,15 @@ impl Config {
         }
         if self.phone_code_resend_secs > 3600 {
             return Err("PHONE_CODE_RESEND_SECS must be at most 3600".into());
+        }
+        if self
+            .phone_code_home_countries
+            .iter()
+            .any(|c| c.is_empty() || c.len() > 3 || !c.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(
+                "PHONE_CODE_HOME_COUNTRIES must be country calling codes: 1 to 3 digits, no '+' (e.g. 86,852)".into()
+            );
         }
         if self.sms_provider == crate::sms::ProviderKind::Log
             && let Some(setting) = self.production_setting()

@@ -14,6 +14,8 @@ pub struct Model {
     pub code_hash: String,
     pub attempts: i32,
     pub ip_key: String,
+    /// The number's country calling code (`86`), for the per-country daily cap.
+    pub country: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     /// When the code was used, replaced by a newer one, or ran out of attempts.

@@ -1,6 +1,7 @@
 //! SMS codes that prove a phone number (sign-up, sign-in by code, password reset). A row per code
 //! sent: the number and the sender's address are kept only as keyed hashes (HMAC with a secret
-//! derived from the sealing key), the code only as a keyed hash. The rows are also the send log the
+//! derived from the sealing key), the code only as a keyed hash; the country calling code in the
+//! clear (it names a country, not a person). The rows are also the send log the
 //! daily caps count, so they are kept a day and then purged.
 
 use sea_orm_migration::prelude::*;
@@ -26,6 +27,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(a("code_hash")).string().not_null())
                     .col(ColumnDef::new(a("attempts")).integer().not_null())
                     .col(ColumnDef::new(a("ip_key")).string().not_null())
+                    .col(ColumnDef::new(a("country")).string().not_null())
                     .col(ColumnDef::new(a("created_at")).timestamp_with_time_zone().not_null())
                     .col(ColumnDef::new(a("expires_at")).timestamp_with_time_zone().not_null())
                     .col(ColumnDef::new(a("used_at")).timestamp_with_time_zone().null())
@@ -35,6 +37,7 @@ impl MigrationTrait for Migration {
         for (name, cols) in [
             ("ix_phone_codes_phone", &["phone_key", "created_at"][..]),
             ("ix_phone_codes_ip", &["ip_key", "created_at"][..]),
+            ("ix_phone_codes_country", &["country", "created_at"][..]),
             ("ix_phone_codes_created", &["created_at"][..]),
         ] {
             let mut index = Index::create();

@@ -5,7 +5,7 @@
 //!   `PHONE_CODE_TTL_SECS` (5 minutes), allows [`MAX_ATTEMPTS`] tries, and a number has one live code
 //!   per purpose (a new one replaces the old).
 //! - Sending is bounded: `PHONE_CODE_RESEND_SECS` (60 s) between two codes to a number, daily caps per
-//!   number and per client address, and a global daily budget, all counted over the rows of the last
+//!   number, per client address and per foreign country calling code, and a global daily budget, all counted over the rows of the last
 //!   24 hours (the rows are the send log; the retention purge removes them after a day).
 //! - [`request`] never looks at whether the number is registered: the same work and the same answer
 //!   for every number, so neither the payload nor its timing tells who is a member. Whether the
@@ -52,12 +52,15 @@ impl Purpose {
 }
 
 /// The sending bounds, from the configuration (a zero switches that bound off).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub ttl: Duration,
     pub resend: Duration,
     pub per_number: u64,
     pub per_ip: u64,
+    /// Per foreign country calling code (not in `home_countries`).
+    pub per_country: u64,
+    pub home_countries: Vec<String>,
     pub global: u64,
 }
 
@@ -70,6 +73,8 @@ impl Limits {
             resend: secs(c.phone_code_resend_secs),
             per_number: u64::from(c.phone_code_daily_per_number),
             per_ip: u64::from(c.phone_code_daily_per_ip),
+            per_country: u64::from(c.phone_code_daily_per_country),
+            home_countries: c.phone_code_home_countries.clone(),
             global: u64::from(c.phone_code_daily_global),
         }
     }
@@ -103,6 +108,11 @@ fn new_code() -> AppResult<String> {
             return Ok(format!("{:0width$}", n % SPACE, width = CODE_DIGITS));
         }
     }
+}
+
+/// The country calling code of an E.164 number (`+8613800138000` -> `86`).
+fn country_code(e164: &str) -> String {
+    phonenumber::parse(None, e164).map_or_else(|_| "0".to_string(), |p| p.code().value().to_string())
 }
 
 /// Byte-wise comparison whose time does not depend on where the first difference is.
@@ -161,6 +171,10 @@ pub async fn request(
     }
     check_cap(db, phone_codes::Column::PhoneKey.eq(phone_key.clone()).into(), limits.per_number, now).await?;
     check_cap(db, phone_codes::Column::IpKey.eq(ip_key.clone()).into(), limits.per_ip, now).await?;
+    let country = country_code(&phone);
+    if !limits.home_countries.contains(&country) {
+        check_cap(db, phone_codes::Column::Country.eq(country.clone()).into(), limits.per_country, now).await?;
+    }
     check_cap(db, sea_orm::Condition::all(), limits.global, now).await?;
 
     let code = new_code()?;
@@ -177,6 +191,7 @@ pub async fn request(
         code_hash: Set(code_hash(keys, &phone_key, purpose, &code)),
         attempts: Set(0),
         ip_key: Set(ip_key),
+        country: Set(country),
         created_at: Set(now),
         expires_at: Set(now + limits.ttl),
         used_at: Set(None),
@@ -269,6 +284,13 @@ mod tests {
             assert_eq!(c.len(), CODE_DIGITS);
             assert!(c.bytes().all(|b| b.is_ascii_digit()));
         }
+    }
+
+    #[test]
+    fn country_calling_codes() {
+        assert_eq!(country_code("+8613800138000"), "86");
+        assert_eq!(country_code("+14155550123"), "1");
+        assert_eq!(country_code("+85291234567"), "852");
     }
 
     #[test]

@@ -162,7 +162,7 @@ async fn resends_wait_sixty_seconds() {
 }
 
 #[tokio::test]
-async fn daily_caps_per_number_per_address_and_in_all() {
+async fn daily_caps_per_number_per_address_per_country_and_in_all() {
     let app = TestApp::spawn_with(|c| {
         c.phone_code_daily_per_number = 2;
         c.phone_code_daily_per_ip = 3;
@@ -180,6 +180,15 @@ async fn daily_caps_per_number_per_address_and_in_all() {
     // This address has had 3 codes today.
     refused(&app.gql_raw(None, ASK, ask(&phone(3), "REGISTER")).await.1);
     assert!(app.sent_code(&phone(3)).is_none());
+
+    // A foreign country calling code has a cap of its own (SMS pumping goes abroad); home numbers
+    // (+86 by default) are bounded by the global budget only.
+    let abroad = TestApp::spawn_with(|c| c.phone_code_daily_per_country = 1).await;
+    abroad.gql(None, ASK, ask("+85291234567", "REGISTER")).await;
+    refused(&abroad.gql_raw(None, ASK, ask("+85291234568", "REGISTER")).await.1);
+    abroad.gql(None, ASK, ask("+14155552671", "REGISTER")).await;
+    abroad.gql(None, ASK, ask(&phone(1), "REGISTER")).await;
+    abroad.gql(None, ASK, ask(&phone(2), "REGISTER")).await;
 
     let budget = TestApp::spawn_with(|c| c.phone_code_daily_global = 2).await;
     budget.gql(None, ASK, ask(&phone(1), "REGISTER")).await;
