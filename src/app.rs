@@ -41,6 +41,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub media: MediaStore,
     pub activity: Activity,
+    /// The SMS provider; with `log`, tests read the codes it sent from here (`sms.last_code`).
+    pub sms: crate::sms::Sms,
     /// Connections, WebSockets and requests in flight this instance has room for.
     pub capacity: Arc<Capacity>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
@@ -96,6 +98,7 @@ impl AppState {
             media.clone(),
             crate::services::retention::Periods::from_config(&config),
         );
+        let sms = crate::sms::Sms::new(config.sms_provider);
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
@@ -104,6 +107,7 @@ impl AppState {
             limiter: limiter.clone(),
             media: media.clone(),
             activity: activity.clone(),
+            sms: sms.clone(),
         });
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         let capacity = Arc::new(Capacity::new(&config));
@@ -119,6 +123,7 @@ impl AppState {
             limiter,
             media,
             activity,
+            sms,
             capacity,
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),
@@ -145,6 +150,10 @@ pub fn router(state: AppState) -> Router {
         .route("/media/private/{id}", get(http::media::private))
         .route("/media/exports/{id}", get(http::media::export))
         .route_layer(middleware::from_fn_with_state(state.clone(), server::admission::shed));
+    if state.config.dev_routes() {
+        // Development only (the `log` SMS provider, no production setting): the codes it sent.
+        router = router.route("/dev/sms-codes", get(http::dev::sms_codes));
+    }
     router
         .merge(work)
         .route("/healthz", get(http::health::healthz))

@@ -359,6 +359,47 @@ pub struct Config {
     #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value_t = 256)]
     pub max_requests_in_flight: usize,
 
+    /// Who delivers SMS codes: `log` (development: the code goes to the log and to the development
+    /// route `/dev/sms-codes`; refused with production settings) or `disabled` (no SMS; code requests
+    /// answer SMS_UNAVAILABLE, so nobody can sign up).
+    #[arg(long, env = "SMS_PROVIDER", value_enum, default_value_t = crate::sms::ProviderKind::Log)]
+    pub sms_provider: crate::sms::ProviderKind,
+
+    /// Seconds an SMS code stays valid (1 to 3600).
+    #[arg(long, env = "PHONE_CODE_TTL_SECS", default_value_t = 300)]
+    pub phone_code_ttl_secs: u64,
+
+    /// Seconds between two codes sent to one number (RATE_LIMITED with retryAfter before), at most
+    /// 3600; 0 = off.
+    #[arg(long, env = "PHONE_CODE_RESEND_SECS", default_value_t = 60)]
+    pub phone_code_resend_secs: u64,
+
+    /// Codes one number may receive in 24 hours (against SMS bombing of a person); 0 = no cap.
+    #[arg(long, env = "PHONE_CODE_DAILY_PER_NUMBER", default_value_t = 10)]
+    pub phone_code_daily_per_number: u32,
+
+    /// Codes one client address may ask for in 24 hours (against SMS pumping from one place); 0 = no
+    /// cap (required behind a proxy until trusted-proxy rules exist, as every request then comes from
+    /// the proxy's address).
+    #[arg(long, env = "PHONE_CODE_DAILY_PER_IP", default_value_t = 20)]
+    pub phone_code_daily_per_ip: u32,
+
+    /// Codes numbers of one foreign country calling code may receive in 24 hours (every code not in
+    /// PHONE_CODE_HOME_COUNTRIES): SMS-pumping fraud sends codes to premium-rate ranges abroad, so
+    /// one foreign prefix must not spend the budget; 0 = no cap.
+    #[arg(long, env = "PHONE_CODE_DAILY_PER_COUNTRY", default_value_t = 200)]
+    pub phone_code_daily_per_country: u32,
+
+    /// Country calling codes (comma separated, digits without `+`) the community mostly serves,
+    /// bounded only by the global budget, not by PHONE_CODE_DAILY_PER_COUNTRY.
+    #[arg(long, env = "PHONE_CODE_HOME_COUNTRIES", value_delimiter = ',', default_value = "86")]
+    pub phone_code_home_countries: Vec<String>,
+
+    /// Codes the whole deployment may send in 24 hours: the budget that bounds what SMS pumping from
+    /// many addresses can cost; 0 = no cap.
+    #[arg(long, env = "PHONE_CODE_DAILY_GLOBAL", default_value_t = 10_000)]
+    pub phone_code_daily_global: u32,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -465,12 +506,51 @@ impl Config {
         if !self.seal_keys.is_empty() {
             crate::seal::Sealer::from_entries(&self.seal_keys).map_err(|e| e.to_string())?;
         }
+        if self.phone_code_ttl_secs == 0 || self.phone_code_ttl_secs > 3600 {
+            return Err("PHONE_CODE_TTL_SECS must be between 1 and 3600".into());
+        }
+        if self.phone_code_resend_secs > 3600 {
+            return Err("PHONE_CODE_RESEND_SECS must be at most 3600".into());
+        }
+        if self
+            .phone_code_home_countries
+            .iter()
+            .any(|c| c.is_empty() || c.len() > 3 || !c.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(
+                "PHONE_CODE_HOME_COUNTRIES must be country calling codes: 1 to 3 digits, no '+' (e.g. 86,852)".into()
+            );
+        }
+        if self.sms_provider == crate::sms::ProviderKind::Log
+            && let Some(setting) = self.production_setting()
+        {
+            return Err(format!(
+                "SMS_PROVIDER=log writes codes to the log and cannot be used with {setting}; set SMS_PROVIDER=disabled until a real provider is configured"
+            ));
+        }
         let cookie_ok = !self.session_cookie_name.is_empty()
             && self.session_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !cookie_ok {
             return Err("SESSION_COOKIE_NAME must be non-empty ASCII letters, digits, '_' or '-'".into());
         }
         Ok(())
+    }
+
+    /// The setting that marks this as a production deployment, if any: `SESSION_COOKIE_SECURE` (the
+    /// gateway is served over HTTPS to real people). Development-only features (the `log` SMS
+    /// provider, its `/dev/sms-codes` route) are refused with it. `TRUSTED_DOCUMENTS` alone does not
+    /// count here, because CI runs the frontend contract in trusted mode over plain HTTP; it does turn
+    /// the development route off (see [`Config::dev_routes`]).
+    pub fn production_setting(&self) -> Option<&'static str> {
+        self.session_cookie_secure.then_some("SESSION_COOKIE_SECURE")
+    }
+
+    /// Whether development-only routes (`/dev/sms-codes`) are served: only with the `log` SMS
+    /// provider and neither production setting (SESSION_COOKIE_SECURE, TRUSTED_DOCUMENTS).
+    pub fn dev_routes(&self) -> bool {
+        self.sms_provider == crate::sms::ProviderKind::Log
+            && self.production_setting().is_none()
+            && !self.trusted_documents
     }
 
     /// Defaults for tests and tools: every field as if no flag or variable were given.

@@ -43,6 +43,11 @@ pub mod code {
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     /// The operation (or one of its statements) ran past its time budget and was cancelled.
     pub const QUERY_TIMEOUT: &str = "QUERY_TIMEOUT";
+    /// An SMS code is wrong, expired, already used, replaced by a newer one, or out of attempts: one
+    /// answer for all, so guessing learns nothing.
+    pub const INVALID_CODE: &str = "INVALID_CODE";
+    /// This deployment cannot send SMS now (no provider configured); nothing was sent.
+    pub const SMS_UNAVAILABLE: &str = "SMS_UNAVAILABLE";
 }
 
 #[derive(Debug)]
@@ -74,6 +79,11 @@ pub enum AppError {
     Unavailable { retry_after_secs: u64 },
     /// A statement or the whole operation ran past its budget.
     QueryTimeout,
+    /// The SMS code does not prove the number (wrong, expired, used, replaced or out of attempts);
+    /// `field` names the argument.
+    InvalidCode { field: String },
+    /// No SMS provider can send now.
+    SmsUnavailable,
     /// Anything else. The cause is logged when the error reaches the client, which sees only
     /// "internal error".
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -113,6 +123,8 @@ impl AppError {
             AppError::VerificationRequired(_) => code::VERIFICATION_REQUIRED,
             AppError::Unavailable { .. } => code::SERVICE_UNAVAILABLE,
             AppError::QueryTimeout => code::QUERY_TIMEOUT,
+            AppError::InvalidCode { .. } => code::INVALID_CODE,
+            AppError::SmsUnavailable => code::SMS_UNAVAILABLE,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -140,6 +152,10 @@ impl AppError {
                 format!("the service is temporarily unavailable; retry in {retry_after_secs} s")
             }
             AppError::QueryTimeout => "the operation took too long and was cancelled".into(),
+            AppError::InvalidCode { field } => {
+                format!("{field}: the code is wrong or no longer valid; request a new one")
+            }
+            AppError::SmsUnavailable => "text messages cannot be sent now; try again later".into(),
             AppError::Internal(_) => "internal error".into(),
         }
     }
@@ -194,7 +210,8 @@ impl From<AppError> for async_graphql::Error {
         let field = match &err {
             AppError::BadUserInput { field, .. }
             | AppError::UploadTooLarge { field, .. }
-            | AppError::UnsupportedMedia { field, .. } => Some(field.clone()),
+            | AppError::UnsupportedMedia { field, .. }
+            | AppError::InvalidCode { field } => Some(field.clone()),
             _ => None,
         };
         let retry_after = match &err {

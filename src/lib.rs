@@ -20,6 +20,7 @@
 //! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
 //! - [`seal`]: encryption at rest (AES-256-GCM, key ids, rotation) for identity data and private files.
 //! - [`media`]: uploads on disk: content-checked types, public and sealed private files, the media routes.
+//! - [`sms`]: SMS providers behind one trait (`log` for development, `disabled`).
 //! - [`seed`]: a deterministic demo community for demos and benchmarks.
 //! - [`demo`]: `--demo`, the first run that shows a living community (seed + a live stream).
 //!
@@ -44,3 +45,4 @@ pub mod seal;
 pub mod seed;
 pub mod server;
 pub mod services;
+pub mod sms;

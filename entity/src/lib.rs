@@ -20,6 +20,7 @@ pub mod media;
 pub mod messages;
 pub mod notification_mutes;
 pub mod notifications;
+pub mod phone_codes;
 pub mod policy_acceptances;
 pub mod policy_versions;
 pub mod post_likes;

@@ -16,6 +16,7 @@ mod m20261129_000008_trust;
 mod m20261129_000020_search_history_matches;
 mod m20261201_000030_job_leases;
 mod m20261202_000031_audit_reason;
+mod m20261202_000040_phone_codes;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000020_search_history_matches::Migration),
             Box::new(m20261201_000030_job_leases::Migration),
             Box::new(m20261202_000031_audit_reason::Migration),
+            Box::new(m20261202_000040_phone_codes::Migration),
         ]
     }
 }

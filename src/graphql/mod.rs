@@ -37,6 +37,7 @@ pub struct GqlState {
     pub limiter: Arc<RateLimiter>,
     pub media: MediaStore,
     pub activity: Activity,
+    pub sms: crate::sms::Sms,
 }
 
 /// Facts about one request that resolvers may need.

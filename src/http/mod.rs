@@ -4,6 +4,7 @@
 pub mod availability;
 pub mod bounds;
 pub mod client;
+pub mod dev;
 pub mod documents;
 pub mod graphiql;
 pub mod graphql;

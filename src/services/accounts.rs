@@ -1,4 +1,5 @@
-//! Accounts and sessions: register with a phone number, log in and out, edit the profile.
+//! Accounts and sessions: register with a phone number proven by an SMS code, log in (password or
+//! code) and out, change or reset the password, edit the profile.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -13,8 +14,10 @@ use sea_orm::{
 use crate::auth::{self, Role, Viewer};
 use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
-use crate::pubsub::{Broker, Event, Topic};
+use crate::pubsub::{Broker, Event, Outbox, Topic};
 use crate::services::audit;
+use crate::services::notifications::{self, NewNotification};
+use crate::services::phone_codes::{self, Purpose};
 use crate::services::signin;
 use crate::services::validate::{self, Lines};
 
@@ -52,6 +55,8 @@ impl Gender {
 
 pub struct RegisterInput {
     pub phone: String,
+    /// The REGISTER code sent to `phone` (services::phone_codes).
+    pub code: String,
     pub password: String,
     pub account_name: Option<String>,
     pub email: Option<String>,
@@ -72,7 +77,19 @@ pub struct NewSession {
     pub expires_at: chrono::DateTime<Utc>,
 }
 
-pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: SessionMeta) -> AppResult<NewSession> {
+/// Creates an account for a number its holder has proven with a REGISTER code.
+///
+/// The order is what keeps registration from telling who is a member: the input is checked without
+/// the database, then the code is used up, and only then can the insert answer CONFLICT for a number
+/// (or account name) already taken. Without the code the answer is INVALID_CODE, for a new and a
+/// registered number alike; with it, the person holds the phone and may learn that it has an
+/// account (and sign in by code instead).
+pub async fn register(
+    db: &DatabaseConnection,
+    keys: &crate::seal::Sealer,
+    input: RegisterInput,
+    meta: SessionMeta,
+) -> AppResult<NewSession> {
     let phone = validate::phone("input.phone", &input.phone)?;
     validate::password("input.password", &input.password)?;
     let account_name = match input.account_name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -87,6 +104,7 @@ pub async fn register(db: &DatabaseConnection, input: RegisterInput, meta: Sessi
         Some(n) => validate::text("input.nickname", n, 1, NICKNAME_MAX, Lines::Single)?,
         None => account_name.clone().unwrap_or_else(|| "ecer member".to_string()),
     };
+    phone_codes::consume(db, keys, &phone, Purpose::Register, &input.code, "input.code", Utc::now()).await?;
     let password_hash = hash_password(input.password).await?;
     let now = Utc::now();
     let user = users::ActiveModel {
@@ -158,6 +176,124 @@ pub async fn login(
             Err(AppError::BadCredentials)
         }
     }
+}
+
+/// Signs in with a LOGIN code instead of a password. The code is checked first (its own attempt
+/// limit bounds guessing); only a proven holder learns whether the number has an account. A
+/// successful sign-in clears the number's password failures, as `login` does.
+pub async fn login_with_code(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    keys: &crate::seal::Sealer,
+    phone: &str,
+    code: &str,
+    meta: SessionMeta,
+) -> AppResult<NewSession> {
+    let phone = validate::phone("input.phone", phone)?;
+    phone_codes::consume(db, keys, &phone, Purpose::Login, code, "input.code", Utc::now()).await?;
+    let user = live_user_by_phone(db, &phone).await?.ok_or(AppError::NotFound("account with this phone number"))?;
+    if user.banned_at.is_some() {
+        return Err(AppError::Forbidden("this account is suspended"));
+    }
+    signin::clear(db, &signin::phone_key(keys, &phone)).await?;
+    let device = meta.user_agent.clone();
+    let session = open_session(db, user, meta).await?;
+    signin::note_device(db, broker, session.user.id, device.as_deref()).await?;
+    Ok(session)
+}
+
+async fn live_user_by_phone(db: &DatabaseConnection, phone: &str) -> AppResult<Option<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Phone.eq(phone))
+        .filter(users::Column::DeletedAt.is_null())
+        .one(db)
+        .await?)
+}
+
+/// Sets a new password for the holder of a RESET_PASSWORD code: every session of the account ends
+/// (its sockets close on every instance), the number's sign-in lock is lifted, and the member gets a
+/// security notice in-site.
+pub async fn reset_password(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    keys: &crate::seal::Sealer,
+    phone: &str,
+    code: &str,
+    new_password: String,
+) -> AppResult<()> {
+    let phone = validate::phone("input.phone", phone)?;
+    validate::password("input.newPassword", &new_password)?;
+    phone_codes::consume(db, keys, &phone, Purpose::ResetPassword, code, "input.code", Utc::now()).await?;
+    let user = live_user_by_phone(db, &phone).await?.ok_or(AppError::NotFound("account with this phone number"))?;
+    let hash = hash_password(new_password).await?;
+    set_password(db, broker, user.id, hash, None, "Your password was reset with a code sent to your phone, and every device was signed out. If this was not you, reset it again and contact us.").await?;
+    signin::clear(db, &signin::phone_key(keys, &phone)).await?;
+    Ok(())
+}
+
+/// The signed-in member changes their password. A wrong `current` counts toward the sign-in lock
+/// exactly like every password re-entry ([`confirm_password`]); on success every other session of
+/// the member ends and they get a security notice in-site.
+pub async fn change_password(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    keys: &crate::seal::Sealer,
+    viewer: &Viewer,
+    current: String,
+    new_password: String,
+) -> AppResult<()> {
+    // Checked first, so a malformed new password does not spend an attempt.
+    validate::password("input.newPassword", &new_password)?;
+    let user = users::Entity::find_by_id(viewer.user_id)
+        .filter(users::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    confirm_password(db, keys, &user, "input.currentPassword", current).await?;
+    let hash = hash_password(new_password).await?;
+    set_password(db, broker, user.id, hash, Some(viewer.session_id), "Your password was changed and your other devices were signed out. If this was not you, reset your password with a code sent to your phone.").await
+}
+
+/// Stores a new password hash, ends the account's sessions but `keep`, and records the security
+/// notice, in one transaction; then tells every instance.
+async fn set_password(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    user_id: i64,
+    hash: String,
+    keep: Option<i64>,
+    notice: &str,
+) -> AppResult<()> {
+    let mut outbox = Outbox::default();
+    let txn = db.begin().await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(Some(hash)))
+        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    let mut ended = sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id));
+    if let Some(keep) = keep {
+        ended = ended.filter(sessions::Column::Id.ne(keep));
+    }
+    ended.exec(&txn).await?;
+    notifications::record(
+        &txn,
+        NewNotification {
+            user_id,
+            kind: notifications::Kind::SecurityNotice,
+            actor_id: None,
+            post_id: None,
+            comment_id: None,
+            body: Some(notice.to_string()),
+        },
+        &mut outbox,
+    )
+    .await?;
+    txn.commit().await?;
+    broker.publish(Topic::User(user_id), Event::SessionsRevoked).await;
+    broker.publish_all(outbox).await;
+    Ok(())
 }
 
 async fn open_session(db: &DatabaseConnection, user: users::Model, meta: SessionMeta) -> AppResult<NewSession> {

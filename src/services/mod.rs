@@ -14,6 +14,7 @@ pub mod media;
 pub mod messaging;
 pub mod notifications;
 pub mod page;
+pub mod phone_codes;
 pub mod policy;
 pub mod posts;
 pub mod privacy;

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     audit_log, browse_history, data_exports, identity_verifications as iv, job_leases, login_failures, notifications,
-    request_log, search_history, sessions, user_devices, visitor_views,
+    phone_codes, request_log, search_history, sessions, user_devices, visitor_views,
 };
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -67,6 +67,8 @@ pub struct Purged {
     pub audit_log: u64,
     pub sessions: u64,
     pub login_failures: u64,
+    /// SMS codes (and the send log the daily caps count) older than a day.
+    pub phone_codes: u64,
     pub exports: u64,
     pub id_photos: u64,
 }
@@ -158,6 +160,12 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
             .lt(now - crate::services::signin::WINDOW)
             .and(login_failures::Column::LockedUntil.is_null().or(login_failures::Column::LockedUntil.lt(now)))
     );
+    let phone_codes = purge_batches!(
+        db,
+        phone_codes::Entity,
+        phone_codes::Column::Id,
+        phone_codes::Column::CreatedAt.lt(now - crate::services::phone_codes::DAY)
+    );
     let exports = purge_exports(db, store, now).await?;
     let id_photos = purge_id_photos(db, store, now - days(p.id_photos)).await?;
     Ok(Purged {
@@ -170,6 +178,7 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         audit_log,
         sessions,
         login_failures,
+        phone_codes,
         exports,
         id_photos,
     })

@@ -10,11 +10,12 @@ const ME: &str = "{ me { id nickname phone email role } }";
 #[tokio::test]
 async fn register_login_logout_with_bearer_tokens() {
     let app = TestApp::spawn().await;
+    let code = app.phone_code("138 0013 8000", "REGISTER").await;
     let data = app
         .gql(
             None,
             REGISTER,
-            json!({ "input": { "phone": "138 0013 8000", "password": "correct horse", "accountName": "Alice_T", "email": "Alice@Example.com" } }),
+            json!({ "input": { "phone": "138 0013 8000", "code": code, "password": "correct horse", "accountName": "Alice_T", "email": "Alice@Example.com" } }),
         )
         .await;
     let user_id = data["register"]["user"]["id"].as_str().unwrap().to_string();
@@ -133,17 +134,42 @@ async fn cookie_sessions_for_web_clients() {
 async fn registration_rules() {
     let app = TestApp::spawn().await;
     app.register(&phone(1), "first").await;
-    // The same number in another spelling is the same number.
-    let (code, err) =
-        app.gql_err(None, REGISTER, json!({ "input": { "phone": "13800000001", "password": "another pass" } })).await;
+    // Without a proven code nothing is said about the number: the same answer as for a new one.
+    let input =
+        |phone: &str, code: &str| json!({ "input": { "phone": phone, "code": code, "password": "another pass" } });
+    let (known, known_err) = app.gql_err(None, REGISTER, input("13800000001", "000000")).await;
+    let (new, new_err) = app.gql_err(None, REGISTER, input(&phone(77), "000000")).await;
+    assert_eq!(known, "INVALID_CODE", "{known_err}");
+    assert_eq!(
+        (known_err["message"].clone(), known_err["extensions"].clone()),
+        (new_err["message"].clone(), new_err["extensions"].clone())
+    );
+    assert_eq!(new, "INVALID_CODE");
+    // The holder of the number, once proven, learns it is taken; the same number in another spelling
+    // is the same number.
+    let code = app.phone_code("13800000001", "REGISTER").await;
+    let (code, err) = app.gql_err(None, REGISTER, input("13800000001", &code)).await;
     assert_eq!(code, "CONFLICT", "{err}");
+    // Registering needs a code at all.
+    let (code, err) =
+        app.gql_err(None, REGISTER, json!({ "input": { "phone": phone(6), "password": "another pass" } })).await;
+    assert_eq!(code, "GRAPHQL_VALIDATION_FAILED", "{err}");
 
     for (input, field) in [
-        (json!({ "phone": "12345", "password": "long enough" }), "input.phone"),
-        (json!({ "phone": phone(5), "password": "short" }), "input.password"),
-        (json!({ "phone": phone(5), "password": "long enough", "accountName": "x y" }), "input.accountName"),
-        (json!({ "phone": phone(5), "password": "long enough", "email": "not-an-email" }), "input.email"),
-        (json!({ "phone": phone(5), "password": "long enough", "nickname": "bad\u{0007}name" }), "input.nickname"),
+        (json!({ "code": "000000", "phone": "12345", "password": "long enough" }), "input.phone"),
+        (json!({ "code": "000000", "phone": phone(5), "password": "short" }), "input.password"),
+        (
+            json!({ "code": "000000", "phone": phone(5), "password": "long enough", "accountName": "x y" }),
+            "input.accountName",
+        ),
+        (
+            json!({ "code": "000000", "phone": phone(5), "password": "long enough", "email": "not-an-email" }),
+            "input.email",
+        ),
+        (
+            json!({ "code": "000000", "phone": phone(5), "password": "long enough", "nickname": "bad\u{0007}name" }),
+            "input.nickname",
+        ),
     ] {
         let (code, err) = app.gql_err(None, REGISTER, json!({ "input": input })).await;
         assert_eq!(code, "BAD_USER_INPUT", "{err}");

@@ -121,6 +121,11 @@ impl TestApp {
         config.rate_limit_messages_per_minute = 0;
         config.rate_limit_chat_per_minute = 0;
         config.rate_limit_requests_per_minute = 0;
+        // Likewise SMS codes: resend spacing and daily caps off (tests/api/phone_codes.rs sets them).
+        config.phone_code_resend_secs = 0;
+        config.phone_code_daily_per_number = 0;
+        config.phone_code_daily_per_ip = 0;
+        config.phone_code_daily_global = 0;
         config.media_dir = media.path().join("media");
         config.seal_keys = seal_keys;
         tweak(&mut config);
@@ -177,13 +182,32 @@ impl TestApp {
         (err["extensions"]["code"].as_str().unwrap_or("<none>").to_string(), err)
     }
 
-    /// Registers a user through the API; returns (token, global id).
+    /// Asks for an SMS code through the API and reads it from the `log` provider's ring (the test
+    /// harness's view of the member's phone).
+    pub async fn phone_code(&self, phone: &str, purpose: &str) -> String {
+        self.gql(
+            None,
+            "mutation($input: RequestPhoneCodeInput!) { requestPhoneCode(input: $input) { sent } }",
+            json!({ "input": { "phone": phone, "purpose": purpose } }),
+        )
+        .await;
+        self.sent_code(phone).expect("the log provider kept the code")
+    }
+
+    /// The newest code the `log` provider sent to `phone` (any spelling the API accepts).
+    pub fn sent_code(&self, phone: &str) -> Option<String> {
+        let e164 = ecer_gateway::services::validate::phone("phone", phone).ok()?;
+        self.state.sms.last_code(&e164).map(|s| s.code)
+    }
+
+    /// Registers a user through the API (asking for a REGISTER code first); returns (token, global id).
     pub async fn register(&self, phone: &str, nickname: &str) -> (String, String) {
+        let code = self.phone_code(phone, "REGISTER").await;
         let data = self
             .gql(
                 None,
                 "mutation($input: RegisterInput!) { register(input: $input) { token user { id } } }",
-                json!({ "input": { "phone": phone, "password": "correct horse", "nickname": nickname } }),
+                json!({ "input": { "phone": phone, "code": code, "password": "correct horse", "nickname": nickname } }),
             )
             .await;
         (
@@ -292,6 +316,36 @@ impl TestApp {
 }
 
 /// Phone numbers for tests: valid mainland mobile numbers, distinct per `n`.
+/// For tests that run the real binary: asks for a code over GraphQL at `base` (`http://host:port`),
+/// then reads it from the development route `/dev/sms-codes` (the `log` provider's ring).
+pub async fn dev_code(http: &reqwest::Client, base: &str, phone: &str, purpose: &str) -> String {
+    let body: Value = http
+        .post(format!("{base}/graphql"))
+        .json(&json!({
+            "query": "mutation($input: RequestPhoneCodeInput!) { requestPhoneCode(input: $input) { sent } }",
+            "variables": { "input": { "phone": phone, "purpose": purpose } },
+        }))
+        .send()
+        .await
+        .expect("requestPhoneCode")
+        .json()
+        .await
+        .expect("json body");
+    assert_eq!(body["data"]["requestPhoneCode"]["sent"], true, "requestPhoneCode: {body}");
+    let sent: Value = http
+        .get(format!(
+            "{base}/dev/sms-codes?phone={}",
+            url::form_urlencoded::byte_serialize(phone.as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .expect("GET /dev/sms-codes")
+        .json()
+        .await
+        .expect("json body");
+    sent["code"].as_str().unwrap_or_else(|| panic!("no code for {phone}: {sent}")).to_string()
+}
+
 pub fn phone(n: u32) -> String {
     format!("+86138{n:08}")
 }

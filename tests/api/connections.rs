@@ -39,6 +39,8 @@ impl Gateway {
             .env("SEAL_KEYS", ecer_gateway::seal::Sealer::generate_entry("t1").unwrap())
             .env("RATE_LIMIT_REQUESTS_PER_MINUTE", "0")
             .env("RATE_LIMIT_AUTH_PER_MINUTE", "0")
+            // Every test client signs up from 127.0.0.1.
+            .env("PHONE_CODE_DAILY_PER_IP", "0")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -135,10 +137,11 @@ fn post_json(body: &str) -> String {
 }
 
 async fn register(gw: &Gateway, http: &reqwest::Client, phone: &str) -> reqwest::Response {
+    let code = crate::common::dev_code(http, &gw.url(""), phone, "REGISTER").await;
     http.post(gw.url("/graphql"))
         .json(&json!({
             "query": "mutation($input: RegisterInput!) { register(input: $input) { token } }",
-            "variables": { "input": { "phone": phone, "password": "correct horse", "nickname": "n" } },
+            "variables": { "input": { "phone": phone, "code": code, "password": "correct horse", "nickname": "n" } },
         }))
         .send()
         .await
@@ -419,8 +422,12 @@ async fn overload_is_shed_with_overloaded_while_the_probes_answer() {
 
     // Registrations hash a password (tens of milliseconds): 24 at once overlap, and with one slot
     // the excess is refused at once.
-    let mut burst = tokio::task::JoinSet::new();
+    let mut codes = Vec::new();
     for i in 0..24 {
+        codes.push(crate::common::dev_code(&http, &gw.url(""), &format!("139{i:08}"), "REGISTER").await);
+    }
+    let mut burst = tokio::task::JoinSet::new();
+    for (i, code) in codes.into_iter().enumerate() {
         let (gw_url, http) = (gw.url("/graphql"), http.clone());
         burst.spawn(async move {
             let started = Instant::now();
@@ -428,7 +435,7 @@ async fn overload_is_shed_with_overloaded_while_the_probes_answer() {
                 .post(gw_url)
                 .json(&json!({
                     "query": "mutation($input: RegisterInput!) { register(input: $input) { token } }",
-                    "variables": { "input": { "phone": format!("139{i:08}"), "password": "correct horse", "nickname": "n" } },
+                    "variables": { "input": { "phone": format!("139{i:08}"), "code": code, "password": "correct horse", "nickname": "n" } },
                 }))
                 .send()
                 .await

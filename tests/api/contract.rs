@@ -63,6 +63,11 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     // Something in every realtime stream of the signed-in user, so subscriptions resuming from the
     // start replay at least one event.
     let (peer, _) = app.register("+8613712340000", "peer").await;
+    // SMS codes for the operations that prove a number, sent by the open instance (same database).
+    let register_code = app.phone_code("+8613712345678", "REGISTER").await;
+    let login_code = app.phone_code("+8613900000000", "LOGIN").await;
+    app.register("+8613712340001", "forgetful").await;
+    let reset_code = app.phone_code("+8613712340001", "RESET_PASSWORD").await;
     let sent = app
         .gql(
             Some(&peer),
@@ -129,6 +134,11 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$BOARD_ID", board["id"].as_str().unwrap().to_string()),
         ("$BOARD_SLUG", board["slug"].as_str().unwrap().to_string()),
         ("$PHONE_NEW", "+8613712345678".to_string()),
+        ("$REGISTER_CODE", register_code),
+        ("$PHONE_CODE_NEW", "+8613712345679".to_string()),
+        ("$LOGIN_CODE", login_code),
+        ("$RESET_PHONE", "+8613712340001".to_string()),
+        ("$RESET_CODE", reset_code),
         ("$PHONE", "+8613900000000".to_string()),
         ("$PASSWORD", "admin password".to_string()),
         ("$CONVERSATION_ID", conversation),
@@ -159,7 +169,9 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         .collect();
     names.sort();
     // Destructive operations run last, in a fixed order (logout ends the session the rest use).
-    let last = ["BlockUser", "EndLiveStream", "DeleteComment", "DeletePost", "Logout", "DeleteAccount"];
+    // ChangePassword signs the member's other sessions out (the one RevokeSession ends among them).
+    let last =
+        ["BlockUser", "EndLiveStream", "DeleteComment", "DeletePost", "ChangePassword", "Logout", "DeleteAccount"];
     names.retain(|n| !last.contains(&n.as_str()));
     names.extend(last.iter().map(|s| s.to_string()));
 

@@ -26,6 +26,7 @@ mod messaging;
 mod notifications;
 mod observability;
 mod pagination;
+mod phone_codes;
 mod policy;
 mod privacy;
 mod propagation;

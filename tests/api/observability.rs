@@ -86,17 +86,23 @@ fn request_logs_carry_ids_and_no_personal_data() {
             }
             req.send()
         };
-        let a: serde_json::Value =
-            gql(None, register, json!({ "input": { "phone": phone_a, "password": "correct horse", "nickname": "a" } }))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let code_a = crate::common::dev_code(&http, &base, &phone_a, "REGISTER").await;
+        let code_b = crate::common::dev_code(&http, &base, &phone(8), "REGISTER").await;
+        let a: serde_json::Value = gql(
+            None,
+            register,
+            json!({ "input": { "phone": phone_a, "code": code_a, "password": "correct horse", "nickname": "a" } }),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
         let b: serde_json::Value = gql(
             None,
             register,
-            json!({ "input": { "phone": phone(8), "password": "correct horse", "nickname": "b" } }),
+            json!({ "input": { "phone": phone(8), "code": code_b, "password": "correct horse", "nickname": "b" } }),
         )
         .await
         .unwrap()

@@ -14,11 +14,12 @@ const DELETE: &str = "mutation($p: String!) { deleteAccount(input: { password: $
 async fn deleting_an_account_erases_it_and_keeps_the_conversation_going() {
     let (app, c) = TestApp::community().await;
     let reg = "mutation($input: RegisterInput!) { register(input: $input) { token user { id } } }";
+    let code = app.phone_code(&phone(50), "REGISTER").await;
     let data = app
         .gql(
             None,
             reg,
-            json!({ "input": { "phone": phone(50), "password": "correct horse", "nickname": "李雷",
+            json!({ "input": { "phone": phone(50), "code": code, "password": "correct horse", "nickname": "李雷",
                 "accountName": "li_lei", "email": "li.lei@example.com" } }),
         )
         .await;

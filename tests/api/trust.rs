@@ -219,8 +219,9 @@ async fn every_request_is_recorded_and_members_read_their_own_log() {
         }
         req.send()
     };
-    let reg = "mutation Op($p: String!) { register(input: { phone: $p, password: \"correct horse\", nickname: \"li\" }) { token } }";
-    let body: Value = send(None, reg, json!({ "p": phone(40) })).await.unwrap().json().await.unwrap();
+    let reg = "mutation Op($p: String!, $c: String!) { register(input: { phone: $p, code: $c, password: \"correct horse\", nickname: \"li\" }) { token } }";
+    let code = app.phone_code(&phone(40), "REGISTER").await;
+    let body: Value = send(None, reg, json!({ "p": phone(40), "c": code })).await.unwrap().json().await.unwrap();
     let token = body["data"]["register"]["token"].as_str().unwrap().to_string();
     send(Some(&token), "query Op { me { nickname } }", json!({})).await.unwrap();
     // Operations over the WebSocket are recorded too, under the socket's member.

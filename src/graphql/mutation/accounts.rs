@@ -6,15 +6,18 @@ use crate::auth;
 use crate::error::AppResult;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::User;
-use crate::graphql::types::enums::{Gender, SessionDelivery};
+use crate::graphql::types::enums::{Gender, PhoneCodePurpose, SessionDelivery};
 use crate::graphql::{rate_limit, request_info, require_viewer, staff_note, state};
 use crate::ratelimit::Limit;
 use crate::services::accounts::{self, NewSession, ProfilePatch, RegisterInput as NewAccount, SessionMeta};
+use crate::services::phone_codes;
 
 #[derive(InputObject)]
 pub struct RegisterInput {
     /// Phone number, E.164 (`+8613800138000`); a mainland number may omit `+86`.
     phone: String,
+    /// The 6-digit code `requestPhoneCode(purpose: REGISTER)` sent to `phone`.
+    code: String,
     /// 8 to 128 characters.
     password: String,
     /// Optional unique handle: 3 to 32 letters, digits or underscores.
@@ -47,6 +50,62 @@ pub struct LoginPayload {
     token: Option<String>,
     expires_at: DateTime<Utc>,
     user: User,
+}
+
+#[derive(InputObject)]
+pub struct RequestPhoneCodeInput {
+    /// Phone number, E.164 (`+8613800138000`); a mainland number may omit `+86`.
+    phone: String,
+    purpose: PhoneCodePurpose,
+}
+
+/// The same for every number, registered or not.
+#[derive(SimpleObject)]
+pub struct RequestPhoneCodePayload {
+    /// Always true: a code was sent (the number's holder will receive it).
+    sent: bool,
+    /// Seconds the code stays valid.
+    expires_in: u64,
+    /// Seconds before another code may be sent to this number.
+    resend_after: u64,
+}
+
+#[derive(InputObject)]
+pub struct LoginWithCodeInput {
+    phone: String,
+    /// The code `requestPhoneCode(purpose: LOGIN)` sent to `phone`.
+    code: String,
+    #[graphql(default)]
+    delivery: SessionDelivery,
+}
+
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    phone: String,
+    /// The code `requestPhoneCode(purpose: RESET_PASSWORD)` sent to `phone`.
+    code: String,
+    /// 8 to 128 characters.
+    new_password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ResetPasswordPayload {
+    /// True: the password is set and every session of the account has ended; sign in again.
+    reset: bool,
+}
+
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    /// A wrong one counts toward the sign-in lock (ACCOUNT_LOCKED after 5 within 15 minutes).
+    current_password: String,
+    /// 8 to 128 characters.
+    new_password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ChangePasswordPayload {
+    /// True: the password is changed and the member's other sessions have ended.
+    changed: bool,
 }
 
 #[derive(InputObject, Default)]
@@ -107,17 +166,56 @@ pub struct AccountMutation;
 
 #[Object]
 impl AccountMutation {
-    /// Creates an account (a phone number is required) and signs it in.
+    /// Sends a 6-digit code by SMS to prove the number for `purpose`. It lives 5 minutes and allows 5
+    /// tries; a new code replaces the number's previous one for the purpose. The answer is the same
+    /// whether or not the number is registered. `RATE_LIMITED` (with `retryAfter`) within 60 s of the
+    /// last code to the number or beyond the daily caps; `SMS_UNAVAILABLE` when no SMS can be sent.
+    async fn request_phone_code(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestPhoneCodeInput,
+    ) -> async_graphql::Result<RequestPhoneCodePayload> {
+        rate_limit(ctx, Limit::Auth).await?;
+        let st = state(ctx)?;
+        let limits = phone_codes::Limits::from_config(&st.config);
+        let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
+        let result = phone_codes::request(
+            &st.db,
+            st.media.sealer(),
+            &st.sms,
+            &limits,
+            &input.phone,
+            input.purpose.into(),
+            ip,
+            Utc::now(),
+        )
+        .await;
+        if let Err(crate::error::AppError::RateLimited { retry_after_secs }) = &result {
+            ctx.insert_http_header(http::header::RETRY_AFTER, retry_after_secs.to_string());
+        }
+        result?;
+        Ok(RequestPhoneCodePayload {
+            sent: true,
+            expires_in: st.config.phone_code_ttl_secs,
+            resend_after: st.config.phone_code_resend_secs,
+        })
+    }
+
+    /// Creates an account for a number proven by a REGISTER `code`, and signs it in. Until the code is
+    /// proven the answer is `INVALID_CODE` for new and registered numbers alike; with a valid code, a
+    /// number (or account name) already taken is `CONFLICT`.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<RegisterPayload> {
         rate_limit(ctx, Limit::Auth).await?;
         let new = NewAccount {
             phone: input.phone,
+            code: input.code,
             password: input.password,
             account_name: input.account_name,
             email: input.email,
             nickname: input.nickname,
         };
-        let session = accounts::register(&state(ctx)?.db, new, session_meta(ctx)?).await?;
+        let st = state(ctx)?;
+        let session = accounts::register(&st.db, st.media.sealer(), new, session_meta(ctx)?).await?;
         mark_signed_in(ctx, session.user.id);
         let token = deliver(ctx, &session, input.delivery)?;
         Ok(RegisterPayload { token, expires_at: session.expires_at, user: User(session.user) })
@@ -133,6 +231,65 @@ impl AccountMutation {
         mark_signed_in(ctx, session.user.id);
         let token = deliver(ctx, &session, input.delivery)?;
         Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })
+    }
+
+    /// Signs in without a password, with a LOGIN `code` sent to the phone. `INVALID_CODE` until the code
+    /// is proven; then `NOT_FOUND` if no account uses the number.
+    async fn login_with_code(
+        &self,
+        ctx: &Context<'_>,
+        input: LoginWithCodeInput,
+    ) -> async_graphql::Result<LoginPayload> {
+        rate_limit(ctx, Limit::Auth).await?;
+        let st = state(ctx)?;
+        let session = accounts::login_with_code(
+            &st.db,
+            &st.broker,
+            st.media.sealer(),
+            &input.phone,
+            &input.code,
+            session_meta(ctx)?,
+        )
+        .await?;
+        mark_signed_in(ctx, session.user.id);
+        let token = deliver(ctx, &session, input.delivery)?;
+        Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })
+    }
+
+    /// Sets a new password with a RESET_PASSWORD `code`; every session of the account ends (sign in
+    /// again) and the member gets a security notice. `INVALID_CODE` until the code is proven.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> async_graphql::Result<ResetPasswordPayload> {
+        rate_limit(ctx, Limit::Auth).await?;
+        let st = state(ctx)?;
+        accounts::reset_password(&st.db, &st.broker, st.media.sealer(), &input.phone, &input.code, input.new_password)
+            .await?;
+        Ok(ResetPasswordPayload { reset: true })
+    }
+
+    /// Changes the signed-in member's password. A wrong `currentPassword` is `BAD_USER_INPUT` and counts
+    /// toward the sign-in lock (`ACCOUNT_LOCKED`); on success the member's other sessions end and they
+    /// get a security notice.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> async_graphql::Result<ChangePasswordPayload> {
+        let viewer = require_viewer(ctx)?;
+        let st = state(ctx)?;
+        accounts::change_password(
+            &st.db,
+            &st.broker,
+            st.media.sealer(),
+            &viewer,
+            input.current_password,
+            input.new_password,
+        )
+        .await?;
+        Ok(ChangePasswordPayload { changed: true })
     }
 
     /// Revokes the current session and clears the session cookie.

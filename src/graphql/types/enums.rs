@@ -20,6 +20,18 @@ pub enum Gender {
     Other,
 }
 
+/// What an SMS code from `requestPhoneCode` may be used for; a code works for its purpose only.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::services::phone_codes::Purpose")]
+pub enum PhoneCodePurpose {
+    /// `register`.
+    Register,
+    /// `loginWithCode`.
+    Login,
+    /// `resetPassword`.
+    ResetPassword,
+}
+
 /// How a list of posts is ordered.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
 #[graphql(remote = "crate::services::posts::Order")]

@@ -1,0 +1,175 @@
+//! SMS providers behind one trait: the gateway asks a [`Provider`] to deliver a code and does not
+//! know how it travels.
+//!
+//! - `log` (the development default): the code is written to the log at INFO with the number masked,
+//!   and kept in a small in-process ring ([`CodeRing`]) that the test harness reads through
+//!   [`Sms::last_code`] and that the development route `GET /dev/sms-codes` shows, so `cargo run` and
+//!   the test suite work on a bare machine. Refused at start-up with production settings
+//!   ([`crate::config::Config::production_setting`]), and the route is never served then.
+//! - `disabled`: no SMS leaves; asking for a code answers `SMS_UNAVAILABLE`. For a production
+//!   deployment until a real provider (Aliyun or Tencent Cloud SMS) is configured.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
+
+use crate::error::{AppError, AppResult};
+
+/// Codes the `log` provider remembers (the newest replace the oldest).
+pub const RING_SIZE: usize = 64;
+
+/// Which provider delivers SMS (`SMS_PROVIDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// Development: the code goes to the log (masked number) and the in-process ring.
+    Log,
+    /// No SMS is sent; code requests answer SMS_UNAVAILABLE.
+    Disabled,
+}
+
+/// One code to deliver. `phone` is E.164.
+#[derive(Debug, Clone)]
+pub struct CodeMessage {
+    pub phone: String,
+    pub purpose: &'static str,
+    pub code: String,
+    pub ttl_secs: u64,
+}
+
+/// Something that delivers SMS codes.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn send(&self, message: &CodeMessage) -> AppResult<()>;
+}
+
+/// A code the `log` provider delivered, as the ring keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCode {
+    pub phone: String,
+    pub purpose: &'static str,
+    pub code: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The last [`RING_SIZE`] codes, in process memory only. A std Mutex, not a tokio one: no `.await`
+/// happens while it is held.
+#[derive(Default)]
+pub struct CodeRing(Mutex<VecDeque<SentCode>>);
+
+impl CodeRing {
+    fn push(&self, sent: SentCode) {
+        if let Ok(mut ring) = self.0.lock() {
+            if ring.len() >= RING_SIZE {
+                ring.pop_front();
+            }
+            ring.push_back(sent);
+        }
+    }
+
+    fn last(&self, phone: &str) -> Option<SentCode> {
+        self.0.lock().ok()?.iter().rev().find(|s| s.phone == phone).cloned()
+    }
+}
+
+/// The development provider.
+pub struct LogProvider {
+    ring: Arc<CodeRing>,
+}
+
+#[async_trait::async_trait]
+impl Provider for LogProvider {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    async fn send(&self, m: &CodeMessage) -> AppResult<()> {
+        tracing::info!(
+            phone = %mask(&m.phone),
+            purpose = m.purpose,
+            code = %m.code,
+            ttl_secs = m.ttl_secs,
+            "SMS (log provider, development only): verification code"
+        );
+        self.ring.push(SentCode { phone: m.phone.clone(), purpose: m.purpose, code: m.code.clone(), at: Utc::now() });
+        Ok(())
+    }
+}
+
+/// The provider of a deployment that cannot send SMS yet.
+pub struct DisabledProvider;
+
+#[async_trait::async_trait]
+impl Provider for DisabledProvider {
+    fn name(&self) -> &'static str {
+        "disabled"
+    }
+
+    async fn send(&self, _: &CodeMessage) -> AppResult<()> {
+        Err(AppError::SmsUnavailable)
+    }
+}
+
+/// The configured provider, and the ring when it is `log`.
+#[derive(Clone)]
+pub struct Sms {
+    provider: Arc<dyn Provider>,
+    ring: Option<Arc<CodeRing>>,
+}
+
+impl Sms {
+    pub fn new(kind: ProviderKind) -> Sms {
+        match kind {
+            ProviderKind::Log => {
+                let ring = Arc::new(CodeRing::default());
+                Sms { provider: Arc::new(LogProvider { ring: ring.clone() }), ring: Some(ring) }
+            }
+            ProviderKind::Disabled => Sms { provider: Arc::new(DisabledProvider), ring: None },
+        }
+    }
+
+    pub fn provider(&self) -> &dyn Provider {
+        self.provider.as_ref()
+    }
+
+    /// The newest code the `log` provider sent to `phone` (E.164), for tests and the development
+    /// route; always `None` with any other provider.
+    pub fn last_code(&self, phone: &str) -> Option<SentCode> {
+        self.ring.as_ref()?.last(phone)
+    }
+}
+
+/// `+8613812345678` -> `+86138****5678`: enough to tell numbers apart in a log, not to dial one.
+pub fn mask(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let keep = chars.len() - 8;
+    chars.iter().enumerate().map(|(i, c)| if i >= keep && i < keep + 4 { '*' } else { *c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_the_middle_of_a_number() {
+        assert_eq!(mask("+8613812345678"), "+86138****5678");
+        assert_eq!(mask("123"), "***");
+    }
+
+    #[tokio::test]
+    async fn the_ring_is_bounded_and_keeps_the_newest() {
+        let sms = Sms::new(ProviderKind::Log);
+        for i in 0..(RING_SIZE + 5) {
+            let m = CodeMessage { phone: format!("+86138{i:08}"), purpose: "LOGIN", code: "1".into(), ttl_secs: 1 };
+            sms.provider().send(&m).await.map_err(|e| format!("{e:?}")).unwrap();
+        }
+        assert!(sms.last_code("+8613800000000").is_none(), "the oldest fell out");
+        assert!(sms.last_code(&format!("+86138{:08}", RING_SIZE + 4)).is_some());
+        assert!(Sms::new(ProviderKind::Disabled).last_code("+8613800000000").is_none());
+    }
+}
