@@ -1,9 +1,12 @@
 //! Development-only routes, served only with the `log` SMS provider and no production setting
-//! (`Config::dev_routes`): they let `cargo run`, GraphiQL users and the scripted test clients (the
-//! fuzzer, the chaos suite, the Node.js scripts) sign up on a bare machine without a phone.
+//! (`Config::dev_routes`), and only to requests from this machine: they let `cargo run`, GraphiQL
+//! users and the scripted test clients (the fuzzer, the chaos suite, the Node.js scripts) sign up on
+//! a bare machine without a phone.
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
@@ -15,7 +18,20 @@ pub struct CodeQuery {
 
 /// `GET /dev/sms-codes?phone=+8613800138000`: the newest code the `log` provider sent to that number
 /// in this process (`{"phone", "purpose", "code", "sentAt"}`), or 404 NOT_FOUND.
-pub async fn sms_codes(State(state): State<AppState>, Query(q): Query<CodeQuery>) -> Response {
+///
+/// Answered only to this machine (a loopback peer, and no proxy's forwarding headers): a gateway
+/// started with development defaults but reachable from outside must not hand anyone the codes that
+/// sign in as someone else. Anyone else gets the 404 of a route that does not exist.
+pub async fn sms_codes(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<CodeQuery>,
+) -> Response {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"].iter().any(|h| headers.contains_key(*h));
+    if !peer.ip().is_loopback() || proxied {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let Ok(phone) = crate::services::validate::phone("phone", &q.phone) else {
         return json(StatusCode::BAD_REQUEST, crate::http::graphql::error_body("BAD_USER_INPUT", "not a phone number"));
     };

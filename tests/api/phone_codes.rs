@@ -289,6 +289,17 @@ async fn the_log_provider_is_development_only() {
         .await
         .unwrap();
     assert_eq!((shown["code"].as_str(), shown["purpose"].as_str()), (Some(code.as_str()), Some("LOGIN")));
+    // Only to this machine: a request a proxy forwarded (from anywhere) does not see it.
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let resp = app
+            .http
+            .get(app.url(&format!("/dev/sms-codes?phone={}", phone(1).replace('+', "%2B"))))
+            .header(header, "203.0.113.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{header}");
+    }
     let trusted = app.another_instance(|c| c.trusted_documents = true).await;
     let resp = trusted.http.get(trusted.url("/dev/sms-codes?phone=13800000001")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
