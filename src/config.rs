@@ -329,6 +329,13 @@ pub struct Config {
     #[arg(long, env = "UPLOAD_MIN_BYTES_PER_SEC", default_value_t = 8 * 1024)]
     pub upload_min_bytes_per_sec: u64,
 
+    /// Seconds a browser or CDN may reuse the answer to an anonymous GET of a persisted or trusted
+    /// document (`Cache-Control: public, max-age`), which also carries an `ETag` for 304 answers. It
+    /// is the staleness such a reader may see: a deleted post may show for this long. 0 turns HTTP
+    /// caching off.
+    #[arg(long, env = "HTTP_CACHE_MAX_AGE_SECS", default_value_t = 5)]
+    pub http_cache_max_age_secs: u64,
+
     /// Largest request head (request line and headers), in bytes (431 beyond).
     #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
     pub http_max_header_bytes: usize,

@@ -19,6 +19,7 @@ use axum::extract::{ConnectInfo, FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
+use sha2::Digest as _;
 
 use crate::app::AppState;
 use crate::auth;
@@ -203,6 +204,13 @@ pub async fn get(
         Err(msg) => return reject(StatusCode::BAD_REQUEST, media, msg),
     };
     let mut params = params;
+    // The same answer for every anonymous client: a persisted document named by its id alone, with
+    // no credential of any kind on the request.
+    let shared = params.query.is_none()
+        && (params.document_id.is_some()
+            || params.extensions.as_ref().is_some_and(|e| e.contains_key("persistedQuery")))
+        && auth::token_from_headers(&headers, &app.config.session_cookie_name).is_none()
+        && app.config.http_cache_max_age_secs > 0;
     let document =
         app.documents.resolve(params.query.take(), params.extensions.as_ref(), params.document_id.as_deref()).await;
     // GET only reads (a link or an <img> must not act): decided from the parsed document, whatever
@@ -216,7 +224,60 @@ pub async fn get(
         return resp;
     }
     params.query = document.as_ref().ok().cloned();
-    execute(app, peer, &headers, vec![(params, document.err())], false, media).await
+    let max_age = app.config.http_cache_max_age_secs;
+    let visitor_cookie = format!("{}=", app.config.visitor_cookie_name);
+    let resp = execute(app, peer, &headers, vec![(params, document.err())], false, media).await;
+    if shared { http_cached(resp, &headers, max_age, &visitor_cookie).await } else { resp }
+}
+
+/// Makes an anonymous persisted-document answer reusable by browsers and CDNs for `max_age`
+/// seconds, with an `ETag` that a revalidation (`If-None-Match`) answers `304` with no body. Only a
+/// complete success qualifies: an answer with errors stays private. A shared answer cannot hand out
+/// a per-visitor cookie, so the visitor cookie of a first visit is left for the next uncached
+/// request (this one is counted by address, as for clients that keep no cookies); any other cookie
+/// keeps the answer private. `Vary` keeps a cache from handing it to a signed-in request.
+async fn http_cached(mut resp: Response, headers: &HeaderMap, max_age: u64, visitor_cookie: &str) -> Response {
+    let other_cookie = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|c| !c.to_str().is_ok_and(|c| c.starts_with(visitor_cookie)));
+    if resp.status() != StatusCode::OK || other_cookie {
+        return resp;
+    }
+    resp.headers_mut().remove(header::SET_COOKIE);
+    let (mut parts, body) = resp.into_parts();
+    // The body is the response just serialised in memory: collecting it cannot wait on anyone.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, error_body(code::INTERNAL, "internal error")).into_response();
+    };
+    let complete = serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.get("errors").is_none());
+    if !complete {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let digest = sha2::Sha256::digest(&bytes);
+    let etag = format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
+    let h = &mut parts.headers;
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&format!("public, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-store")),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept, Authorization, Cookie"));
+    if let Ok(tag) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, tag);
+    }
+    let revalidated = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == etag || t.trim() == "*" || t.trim().strip_prefix("W/") == Some(etag.as_str()));
+    if revalidated {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_TYPE);
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// A refusal sent before the request body was read whole: the connection cannot carry another

@@ -184,3 +184,52 @@ async fn apollo_client_and_urql_persisted_queries_work() {
         assert_eq!(requests.len(), 3, "{lib}: {seen}");
     }
 }
+
+#[tokio::test]
+async fn anonymous_gets_of_persisted_documents_are_cacheable_and_revalidate() {
+    let app = TestApp::spawn().await;
+    let q = "query Boards { boards(first: 2) { edges { cursor } } }";
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha(q) } });
+    post(&app, json!({ "query": q, "extensions": ext })).await;
+    let url = format!("{}?extensions={}", app.url("/graphql"), urlencoding(&ext.to_string()));
+    // A client that keeps no cookies, as a CDN or an app.
+    let http = reqwest::Client::new();
+
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let h = first.headers().clone();
+    assert_eq!(h["cache-control"], "public, max-age=5");
+    assert_eq!(h["vary"], "Accept, Authorization, Cookie");
+    assert!(h.get("set-cookie").is_none(), "a shared answer hands out no visitor cookie");
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let body = first.text().await.unwrap();
+    assert!(body.contains("\"boards\""), "{body}");
+
+    // Revalidation: 304 and no body while nothing changed, the same tag on a full answer.
+    let again = http.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.text().await.unwrap().is_empty());
+    let full = http.get(&url).send().await.unwrap();
+    assert_eq!(full.headers()["etag"], etag.as_str());
+    // Something changed: a new tag.
+    let admin = app.admin().await;
+    app.create_board(&admin, "b1", "Board").await;
+    let changed = http.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"], etag.as_str());
+
+    // Never shared: a signed-in request, a query sent as text, an answer with errors.
+    let (token, _) = app.register(&phone(1), "member").await;
+    let mine = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(mine.status(), 200);
+    assert!(mine.headers().get("cache-control").is_none() && mine.headers().get("etag").is_none());
+    let text = format!("{}?query={}", app.url("/graphql"), urlencoding(q));
+    let raw = http.get(text).send().await.unwrap();
+    assert!(raw.headers().get("etag").is_none());
+    let unknown = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha("{ __typename }") } });
+    let url = format!("{}?extensions={}", app.url("/graphql"), urlencoding(&unknown.to_string()));
+    let missing = http.get(url).send().await.unwrap();
+    assert!(missing.headers().get("etag").is_none());
+    assert!(missing.text().await.unwrap().contains("PERSISTED_QUERY_NOT_FOUND"));
+}
