@@ -8,6 +8,8 @@ pub struct Model {
     pub conversation_id: i64,
     pub sender_id: i64,
     pub body: String,
+    /// The sender's own id for the message (`sendMessage(clientMessageId)`), unique per sender.
+    pub client_message_id: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

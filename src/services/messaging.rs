@@ -61,8 +61,10 @@ pub async fn send(
     viewer: &Viewer,
     to: Recipient,
     body: &str,
+    client_id: Option<&str>,
 ) -> AppResult<Sent> {
     let body = validate::text("input.body", body, 1, BODY_MAX, Lines::Multi)?;
+    let client_id = client_id.map(client_message_id).transpose()?;
     let peer = match to {
         Recipient::User(id) => {
             if id == viewer.user_id {
@@ -83,6 +85,12 @@ pub async fn send(
         return Err(AppError::Forbidden("you cannot message this user"));
     }
     let (low, high) = pair(viewer.user_id, peer);
+    // A retry of a message already stored: the same message, sent once.
+    if let Some(id) = &client_id
+        && let Some(sent) = already_sent(db, viewer, id, (low, high)).await?
+    {
+        return Ok(sent);
+    }
     let now = Utc::now();
     let txn = db.begin().await?;
     streams::lock_users(&txn, &[low, high]).await?;
@@ -123,15 +131,27 @@ pub async fn send(
         .exec_without_returning(&txn)
         .await?;
     }
-    let message = messages::ActiveModel {
+    let inserted = messages::ActiveModel {
         conversation_id: Set(conversation.id),
         sender_id: Set(viewer.user_id),
         body: Set(body),
+        client_message_id: Set(client_id.clone()),
         created_at: Set(now),
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await;
+    let message = match (inserted, &client_id) {
+        (Ok(message), _) => message,
+        // Two retries raced and the other one stored it: answer with that one.
+        (Err(err), Some(id)) if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+            drop(txn);
+            return already_sent(db, viewer, id, (low, high))
+                .await?
+                .ok_or_else(|| AppError::internal("a message clashed on its client id and then vanished"));
+        }
+        (Err(err), _) => return Err(err.into()),
+    };
     conversations::Entity::update_many()
         .col_expr(conversations::Column::LastMessageId, Expr::value(message.id))
         .col_expr(conversations::Column::UpdatedAt, Expr::value(now))
@@ -157,6 +177,41 @@ pub async fn send(
     broker.publish_all(outbox).await;
     let conversation = conversations::Model { last_message_id: Some(message.id), updated_at: now, ..conversation };
     Ok(Sent { message, conversation })
+}
+
+/// A client's id for a message: 1 to 64 letters, digits, `-`, `_`, `.` or `:` (a UUID fits).
+fn client_message_id(id: &str) -> AppResult<String> {
+    let ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if !ok {
+        return Err(AppError::bad_input("input.clientMessageId", "1 to 64 letters, digits, '-', '_', '.' or ':'"));
+    }
+    Ok(id.to_string())
+}
+
+/// The message the viewer already sent with `client_id`, if any. In another conversation, the id is
+/// taken: CONFLICT rather than a silent answer about some other message.
+async fn already_sent(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    client_id: &str,
+    (low, high): (i64, i64),
+) -> AppResult<Option<Sent>> {
+    let Some(message) = messages::Entity::find()
+        .filter(messages::Column::SenderId.eq(viewer.user_id))
+        .filter(messages::Column::ClientMessageId.eq(client_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let conversation = conversations::Entity::find_by_id(message.conversation_id)
+        .one(db)
+        .await?
+        .filter(|c| c.user_low == low && c.user_high == high)
+        .ok_or_else(|| {
+            AppError::Conflict("this clientMessageId was used for a message in another conversation".into())
+        })?;
+    Ok(Some(Sent { message, conversation }))
 }
 
 /// The viewer's conversations, the one with the newest message first.

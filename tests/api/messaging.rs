@@ -123,3 +123,42 @@ async fn bad_input_and_blocks() {
     app.gql(Some(&bob), unblock, json!({ "u": alice_id })).await;
     send(&app, &alice, &bob_id, "friends again").await;
 }
+
+#[tokio::test]
+async fn a_retried_message_with_its_client_id_is_stored_and_pushed_once() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let (_, carol_id) = app.register(&phone(3), "carol").await;
+    let mut bob_ws = app.ws(Some(&bob)).await;
+    bob_ws.subscribe("m", RECEIVED, json!({})).await;
+    bob_ws.quiet(200).await;
+    let send = "mutation($to: ID!, $body: String!, $cid: String) {
+        sendMessage(input: { toUserId: $to, body: $body, clientMessageId: $cid }) { message { id body } conversation { id } } }";
+    let vars =
+        json!({ "to": bob_id, "body": "Is the quote still valid?", "cid": "3f1c9a2e-7b4d-4e1a-9c55-2f8d0b6a1e77" });
+
+    // The client timed out and sends again, twice at once for good measure: one message.
+    let first = app.gql(Some(&alice), send, vars.clone()).await["sendMessage"].clone();
+    let (a, b) = tokio::join!(app.gql(Some(&alice), send, vars.clone()), app.gql(Some(&alice), send, vars.clone()));
+    assert_eq!(a["sendMessage"], first);
+    assert_eq!(b["sendMessage"], first);
+    let list = "query($c: ID!) { messages(conversationId: $c, first: 10) { edges { node { id } } } }";
+    let stored = app.gql(Some(&bob), list, json!({ "c": first["conversation"]["id"] })).await;
+    assert_eq!(stored["messages"]["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(bob_ws.next_data("m").await["messageReceived"]["body"], "Is the quote still valid?");
+    bob_ws.quiet(300).await;
+
+    // The same id for a message to someone else is a mistake, said as one; a bad id is refused.
+    let other = json!({ "to": carol_id, "body": "hello", "cid": "3f1c9a2e-7b4d-4e1a-9c55-2f8d0b6a1e77" });
+    let (code, _) = app.gql_err(Some(&alice), send, other).await;
+    assert_eq!(code, "CONFLICT");
+    let (code, err) = app.gql_err(Some(&alice), send, json!({ "to": bob_id, "body": "x", "cid": "no spaces" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert_eq!(err["extensions"]["field"], "input.clientMessageId");
+    // Without an id, each send is a new message.
+    let plain = json!({ "to": bob_id, "body": "again" });
+    let one = app.gql(Some(&alice), send, plain.clone()).await["sendMessage"]["message"]["id"].clone();
+    let two = app.gql(Some(&alice), send, plain).await["sendMessage"]["message"]["id"].clone();
+    assert_ne!(one, two);
+}

@@ -19,6 +19,10 @@ pub struct SendMessageInput {
     conversation_id: Option<ID>,
     /// 1 to 4000 characters.
     body: String,
+    /// The client's own id for this message (1 to 64 letters, digits, `-_.:`; a UUID fits). Sending
+    /// again with the same id, after a timeout or a lost answer, returns the message already stored
+    /// instead of sending it twice.
+    client_message_id: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -140,7 +144,8 @@ impl RealtimeMutation {
             _ => return Err(AppError::bad_input("input", "give exactly one of toUserId and conversationId").into()),
         };
         let st = state(ctx)?;
-        let sent = messaging::send(&st.db, &st.broker, &viewer, to, &input.body).await?;
+        let client_id = input.client_message_id.as_deref();
+        let sent = messaging::send(&st.db, &st.broker, &viewer, to, &input.body, client_id).await?;
         Ok(SendMessagePayload { message: Message(sent.message), conversation: Conversation(sent.conversation) })
     }
 
