@@ -214,3 +214,20 @@ async fn boards_are_created_by_admins_and_verified_members_only() {
     assert_eq!(code, "BAD_USER_INPUT");
     assert_eq!(err["extensions"]["field"], "input.slug");
 }
+
+#[tokio::test]
+async fn posts_have_an_excerpt_for_lists() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let body = format!("LED panels,\n\n  {} FOB Ningbo", "stock ".repeat(3000));
+    let create = "mutation($b: ID!, $body: String!) { createPost(input: { boardId: $b, title: \"t\", body: $body }) { post { id } } }";
+    app.gql(Some(&alice), create, json!({ "b": board, "body": body })).await;
+    let q = "{ posts(first: 1) { edges { node { short: excerpt(length: 16) preview: excerpt } } } }";
+    let node = app.gql(None, q, json!({})).await["posts"]["edges"][0]["node"].clone();
+    assert_eq!(node["short"], "LED panels, stoc…");
+    assert_eq!(node["preview"].as_str().unwrap().chars().count(), 141, "140 characters and the ellipsis");
+    let (code, _) = app.gql_err(None, "{ posts(first: 1) { edges { node { excerpt(length: 0) } } } }", json!({})).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+}

@@ -125,6 +125,7 @@ pub struct UpdateProfileInput {
     /// 1 to 32 characters.
     nickname: Option<String>,
     /// An http(s) URL; null clears it.
+    #[graphql(deprecation = "Upload the picture with `setAvatar`: it is checked, stored and served by the gateway.")]
     avatar_url: MaybeUndefined<String>,
     gender: Option<Gender>,
     /// Up to 200 characters; null clears it.

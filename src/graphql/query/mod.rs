@@ -164,8 +164,11 @@ impl PostQuery {
     }
 
     /// The hottest posts (likes, comments, favourites and views, decaying with age): the same as
-    /// `posts(orderBy: HOT)`, under the name the home page's "hot" tab uses.
-    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    /// `posts(orderBy: HOT)`, under the name the home page's "hot" tab used.
+    #[graphql(
+        complexity = "crate::graphql::types::list_cost(first, child_complexity)",
+        deprecation = "Use `posts(orderBy: HOT)`: the same list, one field for every order."
+    )]
     async fn hot_posts(
         &self,
         ctx: &Context<'_>,

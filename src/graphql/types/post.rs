@@ -38,6 +38,17 @@ impl Post {
         &self.0.body
     }
 
+    /// The start of the body for lists and previews: whitespace runs folded to one space, at most
+    /// `length` characters (1 to 500), ending in "…" when cut. A feed fetches this, not bodies of up
+    /// to 20,000 characters.
+    async fn excerpt(&self, #[graphql(default = 140)] length: i32) -> async_graphql::Result<String> {
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| crate::error::AppError::bad_input("length", "between 1 and 500"))?;
+        Ok(excerpt(&self.0.body, length))
+    }
+
     async fn image_urls(&self) -> Vec<String> {
         serde_json::from_value(self.0.image_urls.clone()).unwrap_or_default()
     }
@@ -121,4 +132,51 @@ impl Post {
 
 pub(crate) fn empty<T>(has_previous: bool) -> crate::services::page::Page<T> {
     crate::services::page::Page { items: Vec::new(), has_next: false, has_previous }
+}
+
+/// `body` folded to single spaces and cut to `length` characters, with "…" when cut.
+fn excerpt(body: &str, length: usize) -> String {
+    let mut words = body.split_whitespace();
+    let mut out = String::new();
+    let mut count = 0;
+    let mut cut = false;
+    'words: for (i, word) in words.by_ref().enumerate() {
+        if i > 0 {
+            if count == length {
+                cut = true;
+                break;
+            }
+            out.push(' ');
+            count += 1;
+        }
+        for c in word.chars() {
+            if count == length {
+                cut = true;
+                break 'words;
+            }
+            out.push(c);
+            count += 1;
+        }
+    }
+    if cut {
+        let kept = out.trim_end().len();
+        out.truncate(kept);
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn excerpts_fold_whitespace_and_cut_on_characters() {
+        assert_eq!(excerpt("  FOB  price\n\nfor 500 units ", 140), "FOB price for 500 units");
+        assert_eq!(excerpt("FOB price for 500 units", 9), "FOB price…");
+        assert_eq!(excerpt("FOB price for", 10), "FOB price…", "no space before the ellipsis");
+        assert_eq!(excerpt("广交会展位预订", 3), "广交会…");
+        assert_eq!(excerpt("广交会", 3), "广交会", "exactly the length is not cut");
+        assert_eq!(excerpt("", 5), "");
+    }
 }

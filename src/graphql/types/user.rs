@@ -152,8 +152,11 @@ impl User {
         Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
     }
 
-    /// The same list as `following`, under the name the privacy pages use next to `followingBoards`.
-    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    /// The same list as `following`, under the name the privacy pages used next to `followingBoards`.
+    #[graphql(
+        complexity = "crate::graphql::types::list_cost(first, child_complexity)",
+        deprecation = "Use `following`: the same list."
+    )]
     async fn following_users(
         &self,
         ctx: &Context<'_>,
