@@ -26,6 +26,8 @@ pub struct PostLoader(pub DatabaseConnection);
 pub struct CommentLoader(pub DatabaseConnection);
 /// `(edge, actor, target)` -> whether the actor has that edge: `viewerHasLiked` and friends.
 pub struct EdgeLoader(pub DatabaseConnection);
+/// Where the viewer stands with other members (blocks either way, follows towards the viewer).
+pub struct RelationLoader(pub DatabaseConnection);
 /// The first page of a post's comments or a comment's replies.
 pub struct ChildrenLoader(pub DatabaseConnection);
 pub struct ConversationLoader(pub DatabaseConnection);
@@ -184,6 +186,33 @@ impl Loader<EdgeKey> for EdgeLoader {
     }
 }
 
+/// The viewer's relation to another member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RelationKey {
+    pub viewer: i64,
+    pub other: i64,
+}
+
+impl Loader<RelationKey> for RelationLoader {
+    type Value = social::Relation;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[RelationKey]) -> Result<HashMap<RelationKey, social::Relation>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["relation"]).observe(keys.len() as f64);
+        let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
+        for k in keys {
+            groups.entry(k.viewer).or_default().push(k.other);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for (viewer, others) in groups {
+            for (other, relation) in social::relations(&self.0, viewer, &others).await? {
+                out.insert(RelationKey { viewer, other }, relation);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A children page request; `first`/`after` are part of the key because one query serves one shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChildrenKey {
@@ -222,6 +251,7 @@ pub struct LoaderSet {
     pub posts: Cached<PostLoader>,
     pub comments: Cached<CommentLoader>,
     pub edges: Cached<EdgeLoader>,
+    pub relations: Cached<RelationLoader>,
     pub children: Cached<ChildrenLoader>,
     pub conversations: Cached<ConversationLoader>,
     pub messages: Cached<MessageLoader>,
@@ -246,6 +276,7 @@ impl LoaderSet {
             posts: make(PostLoader(db.clone())),
             comments: make(CommentLoader(db.clone())),
             edges: make(EdgeLoader(db.clone())),
+            relations: make(RelationLoader(db.clone())),
             children: make(ChildrenLoader(db.clone())),
             conversations: make(ConversationLoader(db.clone())),
             messages: make(MessageLoader(db.clone())),
@@ -262,6 +293,7 @@ impl LoaderSet {
         self.posts.clear::<i64>();
         self.comments.clear::<i64>();
         self.edges.clear::<EdgeKey>();
+        self.relations.clear::<RelationKey>();
         self.children.clear::<ChildrenKey>();
         self.conversations.clear::<i64>();
         self.messages.clear::<i64>();

@@ -12,7 +12,7 @@ use async_graphql::{Context, Lookahead, Value};
 use entity::{comments, posts};
 use futures_util::future::BoxFuture;
 
-use super::loaders::{ChildrenKey, EdgeKey, Loaders, UnreadKey};
+use super::loaders::{ChildrenKey, EdgeKey, Loaders, RelationKey, UnreadKey};
 use super::{loaders, state, viewer};
 use crate::error::AppResult;
 use crate::services::comments::Parent;
@@ -55,12 +55,23 @@ impl<'c> Env<'c> {
         if !look.exists() || ids.is_empty() {
             return Ok(());
         }
-        let (loaded, flags) = futures_util::join!(
+        let (loaded, flags, relations) = futures_util::join!(
             self.loaders.users.load_many(ids.clone()),
-            self.flags(&look, "viewerIsFollowing", Edge::UserFollow, &ids)
+            self.flags(&look, "viewerIsFollowing", Edge::UserFollow, &ids),
+            self.relations(&look, &ids)
         );
         loaded.map_err(to_app)?;
-        flags
+        flags?;
+        relations
+    }
+
+    /// Blocks and follows between the viewer and a page of members, when the selection shows them.
+    async fn relations(&self, look: &Lookahead<'_>, ids: &[i64]) -> AppResult<()> {
+        let asked = ["viewerHasBlocked", "followsViewer", "viewerCanMessage"].iter().any(|f| look.field(f).exists());
+        let Some(viewer) = self.viewer.filter(|_| asked) else { return Ok(()) };
+        let keys = ids.iter().map(|&other| RelationKey { viewer, other });
+        self.loaders.relations.load_many(keys).await.map_err(to_app)?;
+        Ok(())
     }
 
     async fn boards(&self, look: Lookahead<'_>, ids: Vec<i64>) -> AppResult<()> {

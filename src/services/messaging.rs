@@ -46,6 +46,18 @@ pub async fn blocked_between<C: ConnectionTrait>(db: &C, a: i64, b: i64) -> AppR
     Ok(user_blocks::Entity::find().filter(either).count(db).await? > 0)
 }
 
+/// Who may message whom, given whether either has blocked the other: the rule `sendMessage` enforces
+/// and `User.viewerCanMessage` shows. (That the peer exists and is not erased is checked on load.)
+pub fn may_message(viewer: i64, peer: i64, blocked_either_way: bool) -> AppResult<()> {
+    if viewer == peer {
+        return Err(AppError::bad_input("input.toUserId", "you cannot message yourself"));
+    }
+    if blocked_either_way {
+        return Err(AppError::Forbidden("you cannot message this user"));
+    }
+    Ok(())
+}
+
 /// A conversation the viewer takes part in.
 pub async fn conversation_for(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> AppResult<conversations::Model> {
     conversations::Entity::find_by_id(id)
@@ -67,9 +79,7 @@ pub async fn send(
     let client_id = client_id.map(client_message_id).transpose()?;
     let peer = match to {
         Recipient::User(id) => {
-            if id == viewer.user_id {
-                return Err(AppError::bad_input("input.toUserId", "you cannot message yourself"));
-            }
+            may_message(viewer.user_id, id, false)?;
             let exists = users::Entity::find_by_id(id).filter(users::Column::DeletedAt.is_null()).count(db).await? > 0;
             if !exists {
                 return Err(AppError::NotFound("user"));
@@ -81,9 +91,7 @@ pub async fn send(
             if c.user_low == viewer.user_id { c.user_high } else { c.user_low }
         }
     };
-    if blocked_between(db, viewer.user_id, peer).await? {
-        return Err(AppError::Forbidden("you cannot message this user"));
-    }
+    may_message(viewer.user_id, peer, blocked_between(db, viewer.user_id, peer).await?)?;
     let (low, high) = pair(viewer.user_id, peer);
     // A retry of a message already stored: the same message, sent once.
     if let Some(id) = &client_id

@@ -1,13 +1,16 @@
-//! The social graph: likes, favourites and follows. Each is an edge (actor -> target) with a counter on
+//! The social graph: likes, favourites and follows, and where the viewer stands with another member. Each is an edge (actor -> target) with a counter on
 //! the target; adding or removing an edge is idempotent, and the counter moves only when the edge
 //! really appeared or disappeared, in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
-use entity::{boards, comments, posts, users};
+use entity::{boards, comments, posts, user_blocks, users};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Order, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
@@ -221,6 +224,76 @@ pub async fn list(db: &DatabaseConnection, edge: Edge, side: Side, id: i64, page
         .map(|r| Ok((r.try_get::<i64>("", "id")?, r.try_get::<i64>("", far)?)))
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
     Ok(Page::from_rows(page, pairs, |(edge_id, _)| Cursor::Id(*edge_id)).map(|(_, far_id)| far_id))
+}
+
+/// Where the viewer stands with another member, for profile pages and member lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relation {
+    pub viewer_blocked: bool,
+    pub blocked_viewer: bool,
+    pub follows_viewer: bool,
+}
+
+/// The viewer's relation to each of `others`: two statements for a whole page (blocks either
+/// way, follows towards the viewer).
+pub async fn relations(db: &DatabaseConnection, viewer: i64, others: &[i64]) -> AppResult<HashMap<i64, Relation>> {
+    let mut out: HashMap<i64, Relation> = others.iter().map(|o| (*o, Relation::default())).collect();
+    if others.is_empty() {
+        return Ok(out);
+    }
+    let blocks = user_blocks::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(user_blocks::Column::BlockerId.eq(viewer))
+                        .add(user_blocks::Column::BlockedId.is_in(others.iter().copied())),
+                )
+                .add(
+                    Condition::all()
+                        .add(user_blocks::Column::BlockedId.eq(viewer))
+                        .add(user_blocks::Column::BlockerId.is_in(others.iter().copied())),
+                ),
+        )
+        .all(db)
+        .await?;
+    for b in blocks {
+        if b.blocker_id == viewer {
+            out.entry(b.blocked_id).or_default().viewer_blocked = true;
+        } else {
+            out.entry(b.blocker_id).or_default().blocked_viewer = true;
+        }
+    }
+    let followers = existing_reverse(db, Edge::UserFollow, viewer, others).await?;
+    for f in followers {
+        out.entry(f).or_default().follows_viewer = true;
+    }
+    Ok(out)
+}
+
+/// Of `actors`, those with an edge to `target` (who among them follows the viewer).
+async fn existing_reverse(db: &DatabaseConnection, edge: Edge, target: i64, actors: &[i64]) -> AppResult<HashSet<i64>> {
+    let q = Query::select()
+        .column(Alias::new(edge.actor()))
+        .from(Alias::new(edge.table()))
+        .and_where(Expr::col(Alias::new(edge.target())).eq(target))
+        .and_where(Expr::col(Alias::new(edge.actor())).is_in(actors.iter().copied()))
+        .to_owned();
+    let rows = db.query_all(&q).await?;
+    rows.iter().map(|r| r.try_get::<i64>("", edge.actor()).map_err(AppError::from)).collect()
+}
+
+/// The members `blocker` has blocked, most recently blocked first (their own list).
+pub async fn blocked_by(db: &DatabaseConnection, blocker: i64, page: &PageArgs) -> AppResult<Page<i64>> {
+    let mut q = user_blocks::Entity::find()
+        .filter(user_blocks::Column::BlockerId.eq(blocker))
+        .order_by_desc(user_blocks::Column::Id)
+        .limit(page.fetch_limit());
+    if let Some(after) = page.after_id() {
+        q = q.filter(user_blocks::Column::Id.lt(after));
+    }
+    let rows = q.all(db).await?;
+    Ok(Page::from_rows(page, rows, |r| Cursor::Id(r.id)).map(|r| r.blocked_id))
 }
 
 /// Of `targets`, those the actor has an edge to: one query for a whole page of `viewerHasLiked`.

@@ -278,6 +278,11 @@ fn table() -> Vec<Row> {
         ),
         own("User.sessions", "query($owner: ID!) { user(id: $owner) { sessions { id } } }", &["user", "sessions"]),
         own(
+            "User.blockedUsers",
+            "query($owner: ID!) { user(id: $owner) { blockedUsers { edges { cursor } } } }",
+            &["user", "blockedUsers"],
+        ),
+        own(
             "User.browseHistory",
             "query($owner: ID!) { user(id: $owner) { browseHistory { edges { cursor } } } }",
             &["user", "browseHistory"],

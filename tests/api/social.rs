@@ -218,3 +218,88 @@ async fn concurrent_mutual_follows_do_not_deadlock() {
         assert_eq!(d["user"], json!({ "followerCount": 5, "followingCount": 5 }));
     }
 }
+
+#[tokio::test]
+async fn profiles_show_where_the_viewer_stands_in_constant_statements() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let mut others = Vec::new();
+    for n in 2..8 {
+        others.push(app.register(&phone(n), &format!("m{n}")).await);
+    }
+    let block = "mutation($u: ID!) { blockUser(input: { userId: $u }) { user { id } } }";
+    let follow = "mutation($u: ID!) { followUser(input: { userId: $u }) { user { id } } }";
+    // m2, m5, m6, m7 follow alice, and alice follows m5 back; alice blocked m3; m4 blocked alice.
+    for i in [0, 3, 4, 5] {
+        app.gql(Some(&others[i].0), follow, json!({ "u": alice_id })).await;
+    }
+    app.gql(Some(&alice), follow, json!({ "u": others[3].1 })).await;
+    app.gql(Some(&alice), block, json!({ "u": others[1].1 })).await;
+    app.gql(Some(&others[2].0), block, json!({ "u": alice_id })).await;
+
+    let q = "query($u: ID!) { user(id: $u) { followers(first: 20) { edges { node { nickname viewerHasBlocked followsViewer viewerCanMessage } } } } }";
+    app.gql(Some(&alice), "{ me { id } }", json!({})).await;
+    let before = app.statements();
+    let data = app.gql(Some(&alice), q, json!({ "u": alice_id })).await;
+    let used = app.statements() - before;
+    let rows: std::collections::HashMap<String, Value> = data["user"]["followers"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["node"]["nickname"].as_str().unwrap().to_string(), e["node"].clone()))
+        .collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let flags = |r: &Value| {
+        (
+            r["viewerHasBlocked"].as_bool().unwrap(),
+            r["followsViewer"].as_bool().unwrap(),
+            r["viewerCanMessage"].as_bool().unwrap(),
+        )
+    };
+    for n in ["m2", "m5", "m6", "m7"] {
+        assert_eq!(flags(&rows[n]), (false, true, true), "{n}");
+    }
+    // session, the member, the follower page, their rows, blocks, follows towards the viewer.
+    assert!(used <= 7, "{used} statements");
+    let one = "query($u: ID!) { user(id: $u) { viewerHasBlocked followsViewer viewerCanMessage } }";
+    let m3 = app.gql(Some(&alice), one, json!({ "u": others[1].1 })).await;
+    assert_eq!(flags(&m3["user"]), (true, false, false), "alice blocked m3: she cannot message them");
+    let m5_sees = app.gql(Some(&others[3].0), one, json!({ "u": alice_id })).await;
+    assert_eq!(flags(&m5_sees["user"]), (false, true, true), "alice follows m5");
+
+    // Seen from m4, who blocked alice: messaging is off both ways.
+    let from_m4 = app
+        .gql(
+            Some(&others[2].0),
+            "query($u: ID!) { user(id: $u) { viewerHasBlocked viewerCanMessage } }",
+            json!({ "u": alice_id }),
+        )
+        .await;
+    assert_eq!(from_m4["user"], json!({ "viewerHasBlocked": true, "viewerCanMessage": false }));
+    let about_m4 = app
+        .gql(
+            Some(&alice),
+            "query($u: ID!) { user(id: $u) { viewerHasBlocked viewerCanMessage } }",
+            json!({ "u": others[2].1 }),
+        )
+        .await;
+    assert_eq!(about_m4["user"], json!({ "viewerHasBlocked": false, "viewerCanMessage": false }));
+    // Signed out: all false. Oneself: cannot message oneself.
+    let anon = app
+        .gql(
+            None,
+            "query($u: ID!) { user(id: $u) { viewerHasBlocked followsViewer viewerCanMessage } }",
+            json!({ "u": alice_id }),
+        )
+        .await;
+    assert_eq!(anon["user"], json!({ "viewerHasBlocked": false, "followsViewer": false, "viewerCanMessage": false }));
+    let me = app.gql(Some(&alice), "{ me { viewerCanMessage } }", json!({})).await;
+    assert_eq!(me["me"]["viewerCanMessage"], false);
+
+    // Her own block list; nobody else's.
+    let list = "query($u: ID!) { user(id: $u) { blockedUsers(first: 10) { edges { node { nickname } } } } }";
+    let mine = app.gql(Some(&alice), list, json!({ "u": alice_id })).await;
+    assert_eq!(mine["user"]["blockedUsers"]["edges"], json!([{ "node": { "nickname": "m3" } }]));
+    let (code, _) = app.gql_err(Some(&others[0].0), list, json!({ "u": alice_id })).await;
+    assert_eq!(code, "FORBIDDEN");
+}

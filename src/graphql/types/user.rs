@@ -95,6 +95,27 @@ impl User {
         Ok(load_one(&loaders(ctx)?.edges, key).await?.unwrap_or(false))
     }
 
+    /// Whether the viewer has blocked this member (false signed out).
+    async fn viewer_has_blocked(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.relation(ctx).await?.viewer_blocked)
+    }
+
+    /// Whether this member follows the viewer (false signed out).
+    async fn follows_viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.relation(ctx).await?.follows_viewer)
+    }
+
+    /// Whether `sendMessage` to this member would be accepted now: signed in, not oneself, and no
+    /// block either way (a block by this member shows only as `false` here).
+    async fn viewer_can_message(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let Some(v) = viewer(ctx) else { return Ok(false) };
+        if v.user_id == self.0.id {
+            return Ok(false);
+        }
+        let r = self.relation(ctx).await?;
+        Ok(crate::services::messaging::may_message(v.user_id, self.0.id, r.viewer_blocked || r.blocked_viewer).is_ok())
+    }
+
     /// The member's posts, newest first.
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn posts(
@@ -293,6 +314,21 @@ impl User {
         Ok(Some(connection(page, super::trust::ActivityEntry)))
     }
 
+    /// Members this member has blocked, most recently blocked first. Only the member sees it.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn blocked_users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<Connection<String, User>>> {
+        let v = self.own(ctx)?;
+        let page = page_args(ctx, first, after.as_deref())?;
+        let ids = social::blocked_by(&state(ctx)?.db, v.user_id, &page).await?;
+        crate::graphql::prefetch::user_ids(ctx, &ids).await?;
+        Ok(Some(connection_via(&loaders(ctx)?.users, ids, User).await?))
+    }
+
     /// Data exports that can still be downloaded, newest first. Only the member sees them.
     async fn data_exports(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<super::trust::DataExport>>> {
         let v = self.own(ctx)?;
@@ -305,6 +341,13 @@ impl User {
 /// anyone but the member they answer `null` with a FORBIDDEN error at their path, so one `User`
 /// fragment serves every profile page, and the rest of the profile is never lost with them.
 impl User {
+    /// Where the viewer stands with this member, through the batched loader (nothing signed out).
+    async fn relation(&self, ctx: &Context<'_>) -> async_graphql::Result<social::Relation> {
+        let Some(v) = viewer(ctx) else { return Ok(social::Relation::default()) };
+        let key = crate::graphql::loaders::RelationKey { viewer: v.user_id, other: self.0.id };
+        Ok(load_one(&loaders(ctx)?.relations, key).await?.unwrap_or_default())
+    }
+
     /// The viewer, if this is the viewer's own profile; UNAUTHENTICATED or FORBIDDEN otherwise.
     fn own(&self, ctx: &Context<'_>) -> Result<crate::auth::Viewer, AppError> {
         let v = viewer(ctx);
