@@ -218,6 +218,11 @@ pub struct Config {
     #[arg(long, env = "MAX_ALIASES", default_value_t = 30)]
     pub max_aliases: usize,
 
+    /// Where the community's web pages live (`https://ecer.example.com`, no trailing slash): the
+    /// base of the permalinks (`url`) on posts, comments, members and boards.
+    #[arg(long, env = "PUBLIC_WEB_URL", default_value = "http://127.0.0.1:8000")]
+    pub public_web_url: String,
+
     /// Origins (`https://app.example.com`, comma separated) besides the gateway's own whose WebSocket
     /// upgrades may use the session cookie. Bearer tokens work from anywhere.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -426,6 +431,15 @@ impl Config {
             && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
         {
             return Err(format!("REDIS_URL must start with redis:// or rediss://, got {:?}", redact(redis)));
+        }
+        let web = self.public_web_url.as_str();
+        if !(web.starts_with("http://") || web.starts_with("https://"))
+            || web.ends_with('/')
+            || web.contains(['?', '#'])
+        {
+            return Err(format!(
+                "PUBLIC_WEB_URL must be an http(s) origin or base path with no trailing slash, got {web:?}"
+            ));
         }
         if self.database_max_connections == 0 {
             return Err("DATABASE_MAX_CONNECTIONS must be at least 1".into());

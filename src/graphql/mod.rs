@@ -108,6 +108,11 @@ pub(crate) fn staff_note<'a>(ctx: &Context<'a>, reason: Option<&'a str>) -> crat
     crate::services::audit::Note { ip: request_info(ctx).and_then(|i| i.ip.as_deref()), reason }
 }
 
+/// A permalink on the community's web pages (`PUBLIC_WEB_URL` + `path`).
+pub(crate) fn web_url(ctx: &Context<'_>, path: &str) -> async_graphql::Result<String> {
+    Ok(format!("{}{path}", state(ctx)?.config.public_web_url))
+}
+
 pub(crate) fn viewer(ctx: &Context<'_>) -> Option<Viewer> {
     request_info(ctx).and_then(|r| r.viewer)
 }

@@ -433,6 +433,16 @@ pub async fn set_role(
     users::Entity::find_by_id(user_id).one(db).await?.ok_or(AppError::NotFound("user"))
 }
 
+/// The live member with this account name (already normalised by `validate::account_name`).
+pub async fn id_by_account_name(db: &DatabaseConnection, name: &str) -> AppResult<Option<i64>> {
+    let found = users::Entity::find()
+        .filter(users::Column::AccountName.eq(name))
+        .filter(users::Column::DeletedAt.is_null())
+        .one(db)
+        .await?;
+    Ok(found.map(|u| u.id))
+}
+
 /// A partial profile update: `None` leaves a field alone; `Some(None)` clears a clearable field.
 #[derive(Default)]
 pub struct ProfilePatch {

@@ -231,3 +231,38 @@ async fn posts_have_an_excerpt_for_lists() {
     let (code, _) = app.gql_err(None, "{ posts(first: 1) { edges { node { excerpt(length: 0) } } } }", json!({})).await;
     assert_eq!(code, "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn permalinks_account_names_and_edit_times() {
+    let app = TestApp::spawn_with(|c| c.public_web_url = "https://ecer.example.com".into()).await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "led-lights", "LED").await;
+    let code = app.phone_code(&phone(1), "REGISTER").await;
+    let register = "mutation($input: RegisterInput!) { register(input: $input) { token user { id } } }";
+    let input = json!({ "phone": phone(1), "code": code, "password": "correct horse", "nickname": "alice", "accountName": "alice_led" });
+    let data = app.gql(None, register, json!({ "input": input })).await;
+    let alice = data["register"]["token"].as_str().unwrap().to_string();
+    let alice_id = data["register"]["user"]["id"].as_str().unwrap().to_string();
+    let post = app.create_post(&alice, &board, "t").await;
+    let comment = app.comment(&alice, &post, None, "c").await;
+    let q = "query($p: ID!, $c: ID!) { post(id: $p) { url editedAt board { url } author { url } } comment(id: $c) { url } }";
+    let data = app.gql(None, q, json!({ "p": post, "c": comment })).await;
+    assert_eq!(data["post"]["url"], format!("https://ecer.example.com/posts/{post}"));
+    assert_eq!(data["post"]["board"]["url"], "https://ecer.example.com/boards/led-lights");
+    assert_eq!(data["post"]["author"]["url"], "https://ecer.example.com/u/alice_led");
+    assert_eq!(data["comment"]["url"], format!("https://ecer.example.com/posts/{post}#comment-{comment}"));
+    assert_eq!(data["post"]["editedAt"], Value::Null, "never edited");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    app.gql(Some(&alice), UPDATE, json!({ "input": { "postId": post, "title": "again" } })).await;
+    let edited = app.gql(None, q, json!({ "p": post, "c": comment })).await;
+    assert!(edited["post"]["editedAt"].is_string(), "{edited}");
+
+    // By account name, in any case; exactly one of id and accountName.
+    let by_name = "query($n: String!) { user(accountName: $n) { id } }";
+    assert_eq!(app.gql(None, by_name, json!({ "n": "Alice_LED" })).await["user"]["id"], alice_id.as_str());
+    assert_eq!(app.gql(None, by_name, json!({ "n": "nobody_here" })).await["user"], Value::Null);
+    let (code, _) = app.gql_err(None, "{ user { id } }", json!({})).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (code, _) = app.gql_err(None, by_name, json!({ "n": "x" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+}

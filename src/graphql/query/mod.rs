@@ -92,8 +92,25 @@ impl AccountQuery {
         Ok(load_one(&loaders(ctx)?.users, v.user_id).await?.map(User))
     }
 
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
-        let id = ids::decode(Kind::User, &id, "id")?;
+    /// One member, by `id` or by `accountName` (exactly one of them); null if there is none.
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        #[graphql(desc = "The member's account name (`/u/<accountName>` pages), instead of `id`.")]
+        account_name: Option<String>,
+    ) -> async_graphql::Result<Option<User>> {
+        let id = match (id, account_name) {
+            (Some(id), None) => ids::decode(Kind::User, &id, "id")?,
+            (None, Some(name)) => {
+                let name = crate::services::validate::account_name("accountName", &name)?;
+                match crate::services::accounts::id_by_account_name(&state(ctx)?.db, &name).await? {
+                    Some(id) => id,
+                    None => return Ok(None),
+                }
+            }
+            _ => return Err(crate::error::AppError::bad_input("id", "give exactly one of id and accountName").into()),
+        };
         Ok(load_one(&loaders(ctx)?.users, id).await?.map(User))
     }
 }

@@ -7,7 +7,7 @@ use super::enums::PostOrder;
 use super::{Post, connection, count, load_one};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::EdgeKey;
-use crate::graphql::{loaders, page_args, state, viewer};
+use crate::graphql::{loaders, page_args, state, viewer, web_url};
 use crate::services::posts as post_service;
 use crate::services::social::Edge;
 
@@ -18,6 +18,11 @@ pub struct Board(pub boards::Model);
 impl Board {
     pub async fn id(&self) -> ID {
         ids::encode(Kind::Board, self.0.id)
+    }
+
+    /// The board's page on the web (`PUBLIC_WEB_URL/boards/<slug>`).
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        web_url(ctx, &format!("/boards/{}", self.0.slug))
     }
 
     /// Short name used in URLs.

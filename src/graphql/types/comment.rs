@@ -8,7 +8,7 @@ use super::{Post, User, connection, count, load_one};
 use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{ChildrenKey, EdgeKey};
-use crate::graphql::{loaders, page_args, viewer};
+use crate::graphql::{loaders, page_args, viewer, web_url};
 use crate::services::comments::Parent;
 use crate::services::social::Edge;
 
@@ -26,6 +26,13 @@ impl Comment {
 impl Comment {
     pub async fn id(&self) -> ID {
         ids::encode(Kind::Comment, self.0.id)
+    }
+
+    /// The comment in its post's page (`PUBLIC_WEB_URL/posts/<post id>#comment-<id>`).
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let post = ids::encode(Kind::Post, self.0.post_id);
+        let comment = ids::encode(Kind::Comment, self.0.id);
+        web_url(ctx, &format!("/posts/{}#comment-{}", post.as_str(), comment.as_str()))
     }
 
     /// The text; null once deleted.

@@ -7,7 +7,7 @@ use super::{Board, Comment, User, connection, count, load_one};
 use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{ChildrenKey, EdgeKey};
-use crate::graphql::{loaders, page_args, viewer};
+use crate::graphql::{loaders, page_args, viewer, web_url};
 use crate::services::comments::Parent;
 use crate::services::social::Edge;
 
@@ -28,6 +28,16 @@ impl Post {
 impl Post {
     pub async fn id(&self) -> ID {
         ids::encode(Kind::Post, self.0.id)
+    }
+
+    /// The post's page on the web (`PUBLIC_WEB_URL/posts/<id>`), for sharing.
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        web_url(ctx, &format!("/posts/{}", ids::encode(Kind::Post, self.0.id).as_str()))
+    }
+
+    /// When the author last edited it; null if never.
+    async fn edited_at(&self) -> Option<DateTime<Utc>> {
+        (self.0.updated_at > self.0.created_at).then_some(self.0.updated_at)
     }
 
     async fn title(&self) -> &str {

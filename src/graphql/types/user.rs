@@ -30,6 +30,16 @@ impl User {
         ids::encode(Kind::User, self.0.id)
     }
 
+    /// The member's page on the web: `PUBLIC_WEB_URL/u/<accountName>`, or `/users/<id>` for a member
+    /// without an account name.
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let path = match &self.0.account_name {
+            Some(name) => format!("/u/{name}"),
+            None => format!("/users/{}", ids::encode(Kind::User, self.0.id).as_str()),
+        };
+        crate::graphql::web_url(ctx, &path)
+    }
+
     /// The unique handle, if the member chose one.
     async fn account_name(&self) -> Option<&str> {
         self.0.account_name.as_deref()
