@@ -108,6 +108,15 @@ pub(crate) fn staff_note<'a>(ctx: &Context<'a>, reason: Option<&'a str>) -> crat
     crate::services::audit::Note { ip: request_info(ctx).and_then(|i| i.ip.as_deref()), reason }
 }
 
+/// The signed-in member as a `User`, read afresh: the `me` of payloads whose mutation changed
+/// something a client shows on the member (settings, consent), so its cache entry is replaced.
+pub(crate) async fn fresh_me(ctx: &Context<'_>) -> async_graphql::Result<Option<types::User>> {
+    let Some(v) = viewer(ctx) else { return Ok(None) };
+    let l = loaders(ctx)?;
+    l.users.clear::<i64>();
+    Ok(types::load_one(&l.users, v.user_id).await?.map(types::User))
+}
+
 /// A permalink on the community's web pages (`PUBLIC_WEB_URL` + `path`).
 pub(crate) fn web_url(ctx: &Context<'_>, path: &str) -> async_graphql::Result<String> {
     Ok(format!("{}{path}", state(ctx)?.config.public_web_url))

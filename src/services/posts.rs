@@ -162,7 +162,13 @@ pub async fn update(
 
 /// Soft delete by the author or a moderator: the row stays so comments keep their thread, but the
 /// content is blanked at once; deleted posts vanish from every list and from `post(id)`.
-pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, note: audit::Note<'_>, post_id: i64) -> AppResult<i64> {
+/// Returns the post as it was, so the caller can show its board's and author's fresh counters.
+pub async fn delete(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    note: audit::Note<'_>,
+    post_id: i64,
+) -> AppResult<posts::Model> {
     let post = live(db, post_id).await?;
     authz::require(Some(viewer), Action::DeletePost(&post))?;
     // A moderator removing someone else's words says why, on the staff record.
@@ -201,7 +207,7 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, note: audit::Note<
         search::remove(&txn, search::Kind::Post, post_id).await?;
     }
     txn.commit().await?;
-    Ok(post_id)
+    Ok(post)
 }
 
 /// A post that exists and is not deleted, or `NOT_FOUND`.

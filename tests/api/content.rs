@@ -266,3 +266,24 @@ async fn permalinks_account_names_and_edit_times() {
     let (code, _) = app.gql_err(None, by_name, json!({ "n": "x" })).await;
     assert_eq!(code, "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn payloads_return_what_changed_for_client_caches() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "b1", "Board").await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let post = app.create_post(&alice, &board, "t").await;
+    app.create_post(&alice, &board, "u").await;
+    // A deletion returns the board and the author with their counters as they now are.
+    let del = "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId board { id postCount } author { id postCount } } }";
+    let d = app.gql(Some(&alice), del, json!({ "p": post })).await["deletePost"].clone();
+    assert_eq!(d["deletedPostId"], post.as_str());
+    assert_eq!(d["board"], json!({ "id": board, "postCount": 1 }));
+    assert_eq!(d["author"], json!({ "id": alice_id, "postCount": 1 }));
+    // Settings changes return the member too.
+    let settings = "mutation { updateSettings(input: { recordHistory: false }) { settings { recordHistory } me { id settings { recordHistory } } } }";
+    let s = app.gql(Some(&alice), settings, json!({})).await["updateSettings"].clone();
+    assert_eq!(s["settings"]["recordHistory"], false);
+    assert_eq!(s["me"], json!({ "id": alice_id, "settings": { "recordHistory": false } }));
+}

@@ -41,6 +41,8 @@ pub struct UpdateSettingsInput {
 #[derive(SimpleObject)]
 pub struct UpdateSettingsPayload {
     settings: Settings,
+    /// The member, for clients that cache `me.settings`.
+    me: Option<crate::graphql::types::User>,
 }
 
 #[derive(Default)]
@@ -100,6 +102,6 @@ impl HistoryMutation {
         let v = require_viewer(ctx)?;
         let s = history::update_settings(&state(ctx)?.db, &v, input.personalized_recommendations, input.record_history)
             .await?;
-        Ok(UpdateSettingsPayload { settings: s.into() })
+        Ok(UpdateSettingsPayload { settings: s.into(), me: crate::graphql::fresh_me(ctx).await? })
     }
 }

@@ -26,6 +26,8 @@ pub struct AcceptPrivacyPolicyInput {
 #[derive(SimpleObject)]
 pub struct AcceptPrivacyPolicyPayload {
     consent: PolicyConsent,
+    /// The member, whose consent state changed.
+    me: Option<crate::graphql::types::User>,
 }
 
 #[derive(Default)]
@@ -53,6 +55,6 @@ impl PolicyMutation {
     ) -> async_graphql::Result<AcceptPrivacyPolicyPayload> {
         let viewer = require_viewer(ctx)?;
         policy::accept(&state(ctx)?.db, viewer.user_id, input.version).await?;
-        Ok(AcceptPrivacyPolicyPayload { consent: policy_consent(ctx).await? })
+        Ok(AcceptPrivacyPolicyPayload { consent: policy_consent(ctx).await?, me: crate::graphql::fresh_me(ctx).await? })
     }
 }

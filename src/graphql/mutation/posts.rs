@@ -1,8 +1,8 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::{Comment, Post};
-use crate::graphql::{require_viewer, staff_note, state};
+use crate::graphql::types::{Board, Comment, Post, User, load_one};
+use crate::graphql::{loaders, require_viewer, staff_note, state};
 use crate::services::comments::{self as comment_service, NewComment};
 use crate::services::posts::{self as post_service, NewPost, PostPatch};
 
@@ -50,6 +50,10 @@ pub struct DeletePostInput {
 #[derive(SimpleObject)]
 pub struct DeletePostPayload {
     deleted_post_id: ID,
+    /// The post's board, with its `postCount` after the deletion.
+    board: Option<Board>,
+    /// The post's author, with their `postCount` after the deletion.
+    author: Option<User>,
 }
 
 #[derive(InputObject)]
@@ -112,8 +116,17 @@ impl PostMutation {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
         let note = staff_note(ctx, input.reason.as_deref());
-        let id = post_service::delete(&state(ctx)?.db, &viewer, note, id).await?;
-        Ok(DeletePostPayload { deleted_post_id: ids::encode(Kind::Post, id) })
+        let post = post_service::delete(&state(ctx)?.db, &viewer, note, id).await?;
+        let l = loaders(ctx)?;
+        // Read after the commit: the counters the client's cache must replace.
+        l.clear();
+        let (board, author) =
+            futures_util::join!(load_one(&l.boards, post.board_id), load_one(&l.users, post.author_id));
+        Ok(DeletePostPayload {
+            deleted_post_id: ids::encode(Kind::Post, post.id),
+            board: board?.map(Board),
+            author: author?.map(User),
+        })
     }
 
     /// Comments on a post, or replies to a comment of that post.

@@ -76,6 +76,8 @@ pub struct UpdateNotificationSettingsInput {
 #[derive(SimpleObject)]
 pub struct UpdateNotificationSettingsPayload {
     settings: Vec<NotificationSetting>,
+    /// The member whose settings changed.
+    me: Option<User>,
 }
 
 /// Leave `userIds` out to reach every member.
@@ -203,7 +205,8 @@ impl RealtimeMutation {
         let viewer = require_viewer(ctx)?;
         let changes: Vec<_> = input.settings.iter().map(|s| (s.category.into(), s.enabled)).collect();
         notifications::set_enabled(&state(ctx)?.db, &viewer, &changes).await?;
-        Ok(UpdateNotificationSettingsPayload { settings: crate::graphql::query::realtime_settings(ctx).await? })
+        let settings = crate::graphql::query::realtime_settings(ctx).await?;
+        Ok(UpdateNotificationSettingsPayload { settings, me: crate::graphql::fresh_me(ctx).await? })
     }
 
     /// ADMIN only: a security incident notice to every member or to a list of members, as an in-site
