@@ -5,7 +5,9 @@
 //! - [`app`]: shared state and the axum router (GraphQL HTTP, GraphiQL, health).
 //! - [`server`]: the accept loop: connection caps, HTTP timeouts, body deadlines, load shedding,
 //!   graceful shutdown.
-//! - [`http`]: GraphQL-over-HTTP protocol handling, the offline GraphiQL page, probes.
+//! - [`http`]: GraphQL-over-HTTP protocol handling (and HTTP caching of shared answers), the
+//!   offline GraphiQL page, probes; [`http::availability`] is the one rule for what runs while the
+//!   database is down, on HTTP and WebSocket.
 //! - [`auth`]: session tokens, the `Viewer`, roles; [`auth::viewer`] is the ONE token-or-cookie ->
 //!   `Viewer` path for HTTP, multipart, media routes, WebSocket init and every socket operation.
 //! - [`authz`]: every permission rule, once: roles as capability sets, `authz::require(viewer,
@@ -16,7 +18,9 @@
 //!   live-room presence.
 //! - [`ratelimit`]: token buckets per user or IP, shared through Redis.
 //! - [`services`]: the community's rules (accounts, boards, posts, comments, social graph).
-//! - [`db`]: database connection, migrations, statement counting.
+//! - [`db`]: database connection, migrations (under an advisory lock on PostgreSQL), statement
+//!   counting, and [`db::breaker`], the circuit breaker that turns an outage into fast
+//!   SERVICE_UNAVAILABLE answers.
 //! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
 //! - [`seal`]: encryption at rest (AES-256-GCM, key ids, rotation) for identity data and private files.
 //! - [`media`]: uploads on disk: content-checked types, public and sealed private files, the media routes.

@@ -338,10 +338,25 @@ async fn connection_caps_per_address_per_instance_and_for_websockets_hold() {
         }
     }
 
-    // Four idle connections from one address; the fifth is refused before anything is read.
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(gw.connect(Some(lo)).await.unwrap());
+    // Four idle connections from one address; the fifth is refused before anything is read. The
+    // four must really be held: a connection the server refused at accept (an earlier, closing
+    // connection can still hold an instance place for a moment on a loaded machine) is replaced.
+    let mut held: Vec<TcpStream> = Vec::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        held.retain(|conn| {
+            let mut probe = [0u8; 1];
+            matches!(conn.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        });
+        if held.len() == 4 {
+            break;
+        }
+        assert!(Instant::now() < until, "four idle connections could not be held");
+        while held.len() < 4 {
+            held.push(gw.connect(Some(lo)).await.unwrap());
+        }
+        // Give the server the time to accept them (or refuse them, which the next pass sees).
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let started = Instant::now();
     let refused = gw.raw(Some(lo), healthz).await.unwrap();

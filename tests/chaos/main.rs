@@ -280,25 +280,10 @@ impl Gateway {
 
     /// POSTs an operation; returns status, `Retry-After`, body and how long the answer took.
     async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> Answer {
-        let started = Instant::now();
-        let mut req = self
-            .http
-            .post(format!("http://{}/graphql", self.addr))
-            .json(&json!({ "query": query, "variables": variables }))
-            .timeout(Duration::from_secs(20));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("the gateway answers");
-        let status = resp.status().as_u16();
-        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        Answer { status, retry_after, body, took: started.elapsed() }
+        self.post_body(token, json!({ "query": query, "variables": variables })).await
     }
-}
 
-impl Gateway {
-    /// POSTs a raw GraphQL-over-HTTP body.
+    /// POSTs a raw GraphQL-over-HTTP body; returns as `post` does.
     async fn post_body(&self, token: Option<&str>, body: Value) -> Answer {
         let started = Instant::now();
         let mut req =
