@@ -98,7 +98,7 @@ impl AppState {
             media.clone(),
             crate::services::retention::Periods::from_config(&config),
         );
-        let sms = crate::sms::Sms::new(config.sms_provider);
+        let sms = crate::sms::Sms::from_config(&config).map_err(StartError::Config)?;
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
