@@ -394,6 +394,16 @@ pub struct Config {
     #[arg(long, env = "ALIYUN_SMS_TEMPLATE_CODE", default_value = "")]
     pub aliyun_sms_template_code: String,
 
+    /// Milliseconds between two looks of this instance's SMS sender at the outbox for messages due
+    /// (a retry after a failure; a new message is tried at once).
+    #[arg(long, env = "SMS_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub sms_outbox_poll_ms: u64,
+
+    /// Milliseconds before the first retry of an SMS the provider could not take; each later retry
+    /// waits twice as long (at most a minute), 5 tries in all (1 to 60000).
+    #[arg(long, env = "SMS_RETRY_BASE_MS", default_value_t = 2000)]
+    pub sms_retry_base_ms: u64,
+
     /// Seconds an SMS code stays valid (1 to 3600).
     #[arg(long, env = "PHONE_CODE_TTL_SECS", default_value_t = 300)]
     pub phone_code_ttl_secs: u64,
@@ -556,6 +566,12 @@ impl Config {
             return Err(format!(
                 "SMS_PROVIDER=log writes codes to the log and cannot be used with {setting}; set SMS_PROVIDER=disabled until a real provider is configured"
             ));
+        }
+        if !(10..=60_000).contains(&self.sms_outbox_poll_ms) {
+            return Err("SMS_OUTBOX_POLL_MS must be between 10 and 60000".into());
+        }
+        if !(1..=60_000).contains(&self.sms_retry_base_ms) {
+            return Err("SMS_RETRY_BASE_MS must be between 1 and 60000".into());
         }
         if self.sms_provider == crate::sms::ProviderKind::Aliyun {
             self.validate_aliyun()?;

@@ -11,7 +11,7 @@
 //! The request is a POST (over hyper and rustls) of those parameters (and `Signature`) as a form body, so the number and the
 //! code stay out of URLs that proxies log. The answer's `Code` is `OK` or an error code; a few mean
 //! "later" (flow control, throttling, the provider's own failures), the rest need a person
-//! ([`SendError`]).
+//! ([`SendError`]); the outbox ([`crate::services::sms_outbox`]) retries the first kind.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,9 +20,8 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{KeyInit as _, Mac as _};
 
-use super::{CodeMessage, Provider, mask};
+use super::{CodeMessage, Provider, SendError};
 use crate::config::Secret;
-use crate::error::{AppError, AppResult};
 
 /// The public endpoint (`ALIYUN_SMS_ENDPOINT`'s default).
 pub const DEFAULT_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com";
@@ -46,28 +45,13 @@ pub struct Settings {
     pub template_code: String,
 }
 
-/// Why a message did not leave.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The provider could not take it now (network, timeout, HTTP 5xx, flow control): the same
-    /// message may go through later.
-    #[error("retryable: {0}")]
-    Retryable(String),
-    /// The provider refused it for a reason that does not pass (signature, template, sign name,
-    /// balance, number): retrying is pointless until someone fixes the cause.
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
-impl SendError {
-    /// Sorts an answer `Code` other than `OK`.
-    pub fn from_code(code: &str, message: &str) -> SendError {
-        let what = format!("{code}: {message}");
-        if RETRYABLE_CODES.contains(&code) || code.starts_with("Throttling") {
-            SendError::Retryable(what)
-        } else {
-            SendError::Permanent(what)
-        }
+/// Sorts an answer `Code` other than `OK`.
+pub fn classify(code: &str, message: &str) -> SendError {
+    let what = format!("{code}: {message}");
+    if RETRYABLE_CODES.contains(&code) || code.starts_with("Throttling") {
+        SendError::Retryable(what)
+    } else {
+        SendError::Permanent(what)
     }
 }
 
@@ -184,7 +168,7 @@ impl AliyunProvider {
         }
         match serde_json::from_slice::<Answer>(&body) {
             Ok(a) if a.code == "OK" && status.is_success() => Ok(()),
-            Ok(a) if a.code != "OK" => Err(SendError::from_code(&a.code, &a.message)),
+            Ok(a) if a.code != "OK" => Err(classify(&a.code, &a.message)),
             _ if status.is_server_error() => Err(SendError::Retryable(format!("HTTP {status}"))),
             _ => Err(SendError::Permanent(format!("HTTP {status} without an answer code"))),
         }
@@ -197,18 +181,8 @@ impl Provider for AliyunProvider {
         "aliyun"
     }
 
-    async fn send(&self, m: &CodeMessage) -> AppResult<()> {
-        match self.deliver(m).await {
-            Ok(()) => Ok(()),
-            Err(e @ SendError::Retryable(_)) => {
-                tracing::warn!(phone = %mask(&m.phone), error = %e, "Aliyun SMS: not sent, try again later");
-                Err(AppError::SmsUnavailable)
-            }
-            Err(e @ SendError::Permanent(_)) => {
-                tracing::error!(phone = %mask(&m.phone), error = %e, "Aliyun SMS: refused; check the ALIYUN_* settings and the account");
-                Err(AppError::SmsUnavailable)
-            }
-        }
+    async fn deliver(&self, m: &CodeMessage) -> Result<(), SendError> {
+        AliyunProvider::deliver(self, m).await
     }
 }
 
@@ -247,9 +221,9 @@ mod tests {
 
     #[test]
     fn sorts_answer_codes() {
-        assert!(matches!(SendError::from_code("isv.BUSINESS_LIMIT_CONTROL", ""), SendError::Retryable(_)));
-        assert!(matches!(SendError::from_code("Throttling.User", ""), SendError::Retryable(_)));
-        assert!(matches!(SendError::from_code("SignatureDoesNotMatch", ""), SendError::Permanent(_)));
-        assert!(matches!(SendError::from_code("isv.MOBILE_NUMBER_ILLEGAL", ""), SendError::Permanent(_)));
+        assert!(matches!(classify("isv.BUSINESS_LIMIT_CONTROL", ""), SendError::Retryable(_)));
+        assert!(matches!(classify("Throttling.User", ""), SendError::Retryable(_)));
+        assert!(matches!(classify("SignatureDoesNotMatch", ""), SendError::Permanent(_)));
+        assert!(matches!(classify("isv.MOBILE_NUMBER_ILLEGAL", ""), SendError::Permanent(_)));
     }
 }

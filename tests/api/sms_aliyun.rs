@@ -1,7 +1,8 @@
-//! The Aliyun SMS provider against a stand-in for dysmsapi started by the test: an axum server on
-//! 127.0.0.1:0 that recomputes the RPC signature (its own implementation of the documented rules,
-//! not the gateway's), checks the common and template parameters, refuses a replayed nonce, keeps
-//! the codes it was asked to deliver, and fails on demand (HTTP 500, a non-OK `Code`).
+//! The Aliyun SMS provider and the SMS outbox against a stand-in for dysmsapi started by the test:
+//! an axum server on 127.0.0.1:0 that recomputes the RPC signature (its own implementation of the
+//! documented rules, not the gateway's), checks the common and template parameters, refuses a
+//! replayed nonce, keeps the codes it was asked to deliver, and fails on demand (HTTP 500, a non-OK
+//! `Code`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ struct Fake {
     /// Why requests were refused (a failed check, not a failure on demand).
     refused: Mutex<Vec<String>>,
     nonces: Mutex<HashSet<String>>,
+    /// Requests answered with a failure on demand.
+    failed: Mutex<u32>,
 }
 
 /// The documented percent-encoding: unreserved characters kept, every other UTF-8 byte `%XY`.
@@ -112,8 +115,14 @@ async fn send_sms(State(fake): State<Arc<Fake>>, Form(p): Form<BTreeMap<String, 
             (StatusCode::BAD_REQUEST, Json(answer(code, &why))).into_response()
         }
         Ok(delivery) => match fake.mode.lock().unwrap().clone() {
-            Mode::Http500 => (StatusCode::INTERNAL_SERVER_ERROR, "upstream trouble").into_response(),
-            Mode::Code(code) => Json(answer(code, "refused on demand")).into_response(),
+            Mode::Http500 => {
+                *fake.failed.lock().unwrap() += 1;
+                (StatusCode::INTERNAL_SERVER_ERROR, "upstream trouble").into_response()
+            }
+            Mode::Code(code) => {
+                *fake.failed.lock().unwrap() += 1;
+                Json(answer(code, "refused on demand")).into_response()
+            }
             Mode::Ok => {
                 fake.delivered.lock().unwrap().push(delivery);
                 Json(json!({ "Code": "OK", "Message": "OK", "BizId": "biz-1", "RequestId": "req-1" })).into_response()
@@ -129,6 +138,7 @@ async fn start_fake() -> (Arc<Fake>, String) {
         delivered: Mutex::default(),
         refused: Mutex::default(),
         nonces: Mutex::default(),
+        failed: Mutex::default(),
     });
     let app = Router::new().route("/", axum::routing::post(send_sms)).with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -147,6 +157,9 @@ fn aliyun(endpoint: &str, secret: &str) -> impl FnOnce(&mut Config) {
         c.aliyun_access_key_secret = Secret::new(secret);
         c.aliyun_sms_sign_name = SIGN_NAME.into();
         c.aliyun_sms_template_code = TEMPLATE.into();
+        // Retries within the test's patience.
+        c.sms_outbox_poll_ms = 20;
+        c.sms_retry_base_ms = 50;
     }
 }
 
@@ -154,11 +167,26 @@ fn ask(phone: &str, purpose: &str) -> Value {
     json!({ "input": { "phone": phone, "purpose": purpose } })
 }
 
-async fn stored_codes(app: &TestApp) -> i64 {
+async fn count(app: &TestApp, sql: &str) -> i64 {
     let db = &app.state.db;
-    let sql = "SELECT COUNT(*) FROM phone_codes".to_string();
-    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    let row =
+        db.query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_string())).await.unwrap().unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn stored_codes(app: &TestApp) -> i64 {
+    count(app, "SELECT COUNT(*) FROM phone_codes").await
+}
+
+/// Waits (up to 10 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
@@ -182,26 +210,87 @@ async fn a_signed_code_reaches_the_provider_and_registers() {
 }
 
 #[tokio::test]
-async fn a_provider_that_fails_answers_sms_unavailable_and_costs_nothing() {
+async fn a_refusal_answers_sms_unavailable_and_costs_nothing() {
     let (fake, url) = start_fake().await;
     let app = TestApp::spawn_with(aliyun(&url, SECRET)).await;
-    for mode in [Mode::Http500, Mode::Code("isv.BUSINESS_LIMIT_CONTROL"), Mode::Code("isv.AMOUNT_NOT_ENOUGH")] {
-        *fake.mode.lock().unwrap() = mode.clone();
-        let (c, err) = app.gql_err(None, ASK, ask(&phone(1), "LOGIN")).await;
-        assert_eq!(c, "SMS_UNAVAILABLE", "{mode:?}: {err}");
-        assert!(!err.to_string().contains("BUSINESS_LIMIT") && !err.to_string().contains("AMOUNT"), "{err}");
-        assert_eq!(stored_codes(&app).await, 0, "{mode:?}: an undelivered code is not kept");
-    }
-    assert!(fake.delivered.lock().unwrap().is_empty());
-    // Back up: the next request goes through at once (nothing counted toward spacing or caps).
+    *fake.mode.lock().unwrap() = Mode::Code("isv.AMOUNT_NOT_ENOUGH");
+    let (c, err) = app.gql_err(None, ASK, ask(&phone(1), "LOGIN")).await;
+    assert_eq!(c, "SMS_UNAVAILABLE", "{err}");
+    assert!(!err.to_string().contains("AMOUNT"), "the provider's code stays in the log: {err}");
+    assert_eq!(stored_codes(&app).await, 0, "an undeliverable code is not kept");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'FAILED'").await, 1);
+    // Back in order: the next request goes through at once (nothing counted toward spacing or caps).
     *fake.mode.lock().unwrap() = Mode::Ok;
     app.gql(None, ASK, ask(&phone(1), "LOGIN")).await;
     assert_eq!(fake.delivered.lock().unwrap().len(), 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT'").await, 1);
+    // Neither the number nor the code is in the outbox in the clear.
+    let (number, code) = fake.delivered.lock().unwrap()[0].clone();
+    let sql = format!(
+        "SELECT COUNT(*) FROM sms_outbox WHERE phone_sealed LIKE '%{number}%' OR body_sealed LIKE '%{code}%' \
+         OR phone_key LIKE '%{number}%'"
+    );
+    assert_eq!(count(&app, &sql).await, 0);
+}
 
-    // An endpoint nobody listens on: refused at once, same answer.
-    let down = TestApp::spawn_with(aliyun("http://127.0.0.1:9", SECRET)).await;
-    let (c, _) = down.gql_err(None, ASK, ask(&phone(1), "LOGIN")).await;
-    assert_eq!(c, "SMS_UNAVAILABLE");
+/// HTTP 500, then flow control, then up: the member is told "sent" at once, the outbox retries with
+/// backoff, and the code arrives exactly once and works.
+#[tokio::test]
+async fn a_provider_that_is_down_gets_the_code_later_exactly_once() {
+    let (fake, url) = start_fake().await;
+    let app = TestApp::spawn_with(aliyun(&url, SECRET)).await;
+    *fake.mode.lock().unwrap() = Mode::Http500;
+    let sent = app.gql(None, ASK, ask(&phone(1), "REGISTER")).await;
+    assert_eq!(sent["requestPhoneCode"]["sent"], true, "queued: the outbox will deliver it");
+    until("two failed tries", || *fake.failed.lock().unwrap() >= 2).await;
+    *fake.mode.lock().unwrap() = Mode::Code("isv.BUSINESS_LIMIT_CONTROL");
+    until("a flow-control refusal", || *fake.failed.lock().unwrap() >= 3).await;
+    assert!(fake.delivered.lock().unwrap().is_empty());
+    *fake.mode.lock().unwrap() = Mode::Ok;
+    until("the delivery", || !fake.delivered.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(fake.delivered.lock().unwrap().len(), 1, "sent once");
+    assert!(fake.refused.lock().unwrap().is_empty(), "{:?}", fake.refused.lock().unwrap());
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT' AND attempts >= 4").await, 1);
+    let (_, code) = fake.delivered.lock().unwrap()[0].clone();
+    let input = json!({ "input": { "phone": phone(1), "code": code, "password": "correct horse", "nickname": "n" } });
+    assert!(app.gql(None, REGISTER, input).await["register"]["token"].is_string());
+}
+
+/// Two instances polling the same outbox while the provider comes back: one delivery per message.
+#[tokio::test]
+async fn two_instances_send_each_message_once() {
+    let (fake, url) = start_fake().await;
+    let one = TestApp::spawn_with(aliyun(&url, SECRET)).await;
+    let two = one.another_instance(aliyun(&url, SECRET)).await;
+    *fake.mode.lock().unwrap() = Mode::Http500;
+    for n in 1..=5 {
+        let app = if n % 2 == 0 { &two } else { &one };
+        app.gql(None, ASK, ask(&phone(n), "LOGIN")).await;
+    }
+    until("failed tries on every message", || *fake.failed.lock().unwrap() >= 10).await;
+    *fake.mode.lock().unwrap() = Mode::Ok;
+    until("five deliveries", || fake.delivered.lock().unwrap().len() >= 5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut numbers: Vec<String> = fake.delivered.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
+    numbers.sort();
+    let expected: Vec<String> = (1..=5).map(|n| phone(n).trim_start_matches('+').to_string()).collect();
+    assert_eq!(numbers, expected, "each number exactly once");
+    assert_eq!(count(&one, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT'").await, 5);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_leaves_the_message_pending() {
+    let down = TestApp::spawn_with(|c| {
+        aliyun("http://127.0.0.1:9", SECRET)(c);
+        c.sms_outbox_poll_ms = 60_000;
+    })
+    .await;
+    let sent = down.gql(None, ASK, ask(&phone(1), "LOGIN")).await;
+    assert_eq!(sent["requestPhoneCode"]["sent"], true);
+    let pending =
+        "SELECT COUNT(*) FROM sms_outbox WHERE status = 'PENDING' AND attempts = 1 AND last_error IS NOT NULL";
+    assert_eq!(count(&down, pending).await, 1);
 }
 
 #[tokio::test]
