@@ -211,12 +211,13 @@ pub async fn request(
     .await?;
     let ttl_secs = u64::try_from(limits.ttl.num_seconds()).unwrap_or(0);
     let message = CodeMessage { phone, purpose: purpose.as_str().to_string(), code, ttl_secs };
-    let outbox_id = sms_outbox::enqueue(&txn, keys, &phone_key, &message, row.expires_at, now).await?;
+    let outbox = sms_outbox::enqueue(&txn, keys, &phone_key, &message, row.expires_at, now).await?;
     txn.commit().await?;
-    // At once, so a healthy provider does not wait for the sender's poll. A retryable failure leaves
+    // At once (the row is born claimed by this request), so a healthy provider does not wait for the
+    // sender's poll. A retryable failure leaves
     // the message to the sender (the member waits a little longer for it); a permanent one means no
     // SMS can leave: the code is withdrawn and the member told.
-    match sms_outbox::attempt(db, keys, sms, limits.retry_base, outbox_id, now).await? {
+    match sms_outbox::send_claimed(db, keys, sms, limits.retry_base, outbox, now).await? {
         sms_outbox::Outcome::Failed(_) => {
             phone_codes::Entity::delete_by_id(row.id).exec(db).await?;
             Err(AppError::SmsUnavailable)

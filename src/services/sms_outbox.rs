@@ -8,7 +8,8 @@
 //!   backoff after a retryable failure, `FAILED` after a permanent one, after [`MAX_ATTEMPTS`], or
 //!   once the message has expired (a code nobody can use any more is not worth sending).
 //! - [`spawn`] is each instance's sender: it polls for due rows and attempts them. `requestPhoneCode`
-//!   also attempts its own row at once, so a healthy provider delivers without waiting for a poll.
+//!   writes its row already claimed and tries it at once ([`send_claimed`]), so a healthy provider
+//!   delivers without waiting for a poll and no poller races the request for the first try.
 //! - The retention purge removes rows a day after they were written.
 
 use chrono::{DateTime, Duration, Utc};
@@ -64,8 +65,9 @@ pub fn backoff(base: Duration, attempts: i32) -> Duration {
     Ord::min(Duration::milliseconds(ms), MAX_BACKOFF)
 }
 
-/// Writes `message` to the outbox (on `db`, which may be a transaction); due at once. Returns the
-/// row's id.
+/// Writes `message` to the outbox (on `db`, which may be a transaction), already claimed by the
+/// caller for its first try ([`send_claimed`]): no poller can take it from under the request that
+/// wrote it. Should the caller never try, the claim lapses and a poller sends it.
 pub async fn enqueue(
     db: &impl ConnectionTrait,
     keys: &Sealer,
@@ -73,16 +75,16 @@ pub async fn enqueue(
     message: &CodeMessage,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> AppResult<i64> {
+) -> AppResult<sms_outbox::Model> {
     let body = serde_json::to_string(message).map_err(AppError::internal)?;
     let row = sms_outbox::ActiveModel {
         phone_key: Set(phone_key.to_string()),
         phone_sealed: Set(keys.seal_text(&message.phone, AAD_PHONE).map_err(AppError::internal)?),
         body_sealed: Set(keys.seal_text(&body, AAD_BODY).map_err(AppError::internal)?),
-        attempts: Set(0),
+        attempts: Set(1),
         next_attempt_at: Set(now),
-        claimed_until: Set(None),
-        status: Set(Status::Pending.as_str().to_string()),
+        claimed_until: Set(Some(now + CLAIM_FOR)),
+        status: Set(Status::Sending.as_str().to_string()),
         last_error: Set(None),
         created_at: Set(now),
         expires_at: Set(expires_at),
@@ -91,7 +93,7 @@ pub async fn enqueue(
     }
     .insert(db)
     .await?;
-    Ok(row.id)
+    Ok(row)
 }
 
 /// What one [`attempt`] came to.
@@ -135,6 +137,20 @@ pub async fn attempt(
     let Some(row) = sms_outbox::Entity::find_by_id(id).one(db).await? else {
         return Ok(Outcome::NotClaimed);
     };
+    send_claimed(db, keys, sms, base, row, now).await
+}
+
+/// Sends `row`, which this caller has claimed (its `attempts` already count this try), and records
+/// the outcome.
+pub async fn send_claimed(
+    db: &DatabaseConnection,
+    keys: &Sealer,
+    sms: &Sms,
+    base: Duration,
+    row: sms_outbox::Model,
+    now: DateTime<Utc>,
+) -> AppResult<Outcome> {
+    let id = row.id;
     let result = if row.expires_at <= now {
         Err(SendError::Permanent("expired before it could be sent".into()))
     } else {
