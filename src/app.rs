@@ -98,7 +98,14 @@ impl AppState {
             media.clone(),
             crate::services::retention::Periods::from_config(&config),
         );
-        let sms = crate::sms::Sms::new(config.sms_provider);
+        let sms = crate::sms::Sms::from_config(&config).map_err(StartError::Config)?;
+        crate::services::sms_outbox::spawn(
+            db.clone(),
+            media.clone(),
+            sms.clone(),
+            std::time::Duration::from_millis(config.sms_outbox_poll_ms),
+            chrono::Duration::milliseconds(i64::try_from(config.sms_retry_base_ms.min(60_000)).unwrap_or(60_000)),
+        );
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),

@@ -377,6 +377,38 @@ pub struct Config {
     #[arg(long, env = "SMS_PROVIDER", value_enum, default_value_t = crate::sms::ProviderKind::Log)]
     pub sms_provider: crate::sms::ProviderKind,
 
+    /// With SMS_PROVIDER=aliyun: the dysmsapi endpoint (https; plain http only without production
+    /// settings, for a local test server).
+    #[arg(long, env = "ALIYUN_SMS_ENDPOINT", default_value = crate::sms::aliyun::DEFAULT_ENDPOINT)]
+    pub aliyun_sms_endpoint: String,
+
+    /// With SMS_PROVIDER=aliyun: the AccessKey ID of a RAM user allowed only dysms:SendSms.
+    #[arg(long, env = "ALIYUN_ACCESS_KEY_ID", default_value = "")]
+    pub aliyun_access_key_id: String,
+
+    /// With SMS_PROVIDER=aliyun: that AccessKey's secret (signs each request; never logged nor shown).
+    #[arg(long, env = "ALIYUN_ACCESS_KEY_SECRET", default_value = "", hide_env_values = true)]
+    pub aliyun_access_key_secret: Secret,
+
+    /// With SMS_PROVIDER=aliyun: the approved signature name (签名) the message is sent under.
+    #[arg(long, env = "ALIYUN_SMS_SIGN_NAME", default_value = "")]
+    pub aliyun_sms_sign_name: String,
+
+    /// With SMS_PROVIDER=aliyun: the approved template (e.g. SMS_123456789); it must have one
+    /// variable, `${code}`.
+    #[arg(long, env = "ALIYUN_SMS_TEMPLATE_CODE", default_value = "")]
+    pub aliyun_sms_template_code: String,
+
+    /// Milliseconds between two looks of this instance's SMS sender at the outbox for messages due
+    /// (a retry after a failure; a new message is tried at once).
+    #[arg(long, env = "SMS_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub sms_outbox_poll_ms: u64,
+
+    /// Milliseconds before the first retry of an SMS the provider could not take; each later retry
+    /// waits twice as long (at most a minute), 5 tries in all (1 to 60000).
+    #[arg(long, env = "SMS_RETRY_BASE_MS", default_value_t = 2000)]
+    pub sms_retry_base_ms: u64,
+
     /// Seconds an SMS code stays valid (1 to 3600).
     #[arg(long, env = "PHONE_CODE_TTL_SECS", default_value_t = 300)]
     pub phone_code_ttl_secs: u64,
@@ -549,6 +581,15 @@ impl Config {
                 "SMS_PROVIDER=log writes codes to the log and cannot be used with {setting}; set SMS_PROVIDER=disabled until a real provider is configured"
             ));
         }
+        if !(10..=60_000).contains(&self.sms_outbox_poll_ms) {
+            return Err("SMS_OUTBOX_POLL_MS must be between 10 and 60000".into());
+        }
+        if !(1..=60_000).contains(&self.sms_retry_base_ms) {
+            return Err("SMS_RETRY_BASE_MS must be between 1 and 60000".into());
+        }
+        if self.sms_provider == crate::sms::ProviderKind::Aliyun {
+            self.validate_aliyun()?;
+        }
         let cookie_ok = !self.session_cookie_name.is_empty()
             && self.session_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !cookie_ok {
@@ -575,6 +616,47 @@ impl Config {
     }
 
     /// Defaults for tests and tools: every field as if no flag or variable were given.
+    /// The Aliyun provider's settings, as [`Config::validate`] checked them.
+    pub fn aliyun_settings(&self) -> crate::sms::aliyun::Settings {
+        crate::sms::aliyun::Settings {
+            endpoint: self.aliyun_sms_endpoint.clone(),
+            access_key_id: self.aliyun_access_key_id.clone(),
+            access_key_secret: self.aliyun_access_key_secret.clone(),
+            sign_name: self.aliyun_sms_sign_name.clone(),
+            template_code: self.aliyun_sms_template_code.clone(),
+        }
+    }
+
+    fn validate_aliyun(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("ALIYUN_ACCESS_KEY_ID", self.aliyun_access_key_id.as_str()),
+            ("ALIYUN_ACCESS_KEY_SECRET", self.aliyun_access_key_secret.expose()),
+            ("ALIYUN_SMS_SIGN_NAME", self.aliyun_sms_sign_name.as_str()),
+            ("ALIYUN_SMS_TEMPLATE_CODE", self.aliyun_sms_template_code.as_str()),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("SMS_PROVIDER=aliyun needs {name}"));
+            }
+        }
+        let endpoint = url::Url::parse(&self.aliyun_sms_endpoint)
+            .map_err(|_| format!("ALIYUN_SMS_ENDPOINT is not a URL: {:?}", redact(&self.aliyun_sms_endpoint)))?;
+        let plain_ok = self.production_setting().is_none();
+        match endpoint.scheme() {
+            "https" => {}
+            "http" if plain_ok => {}
+            _ => {
+                return Err(match self.production_setting() {
+                    Some(setting) => format!("ALIYUN_SMS_ENDPOINT must be https:// with {setting}"),
+                    None => "ALIYUN_SMS_ENDPOINT must be an http(s):// URL".into(),
+                });
+            }
+        }
+        if endpoint.query().is_some() || !endpoint.username().is_empty() || endpoint.password().is_some() {
+            return Err("ALIYUN_SMS_ENDPOINT must be a bare endpoint (no credentials, no query)".into());
+        }
+        Ok(())
+    }
+
     pub fn defaults() -> Self {
         Cli::parse_from(["ecer-gateway"]).config
     }
@@ -588,5 +670,60 @@ fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+/// A secret setting: its `Debug` (and so any dump of the configuration) shows `***`, never the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that signs with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliyun_needs_its_settings_and_hides_its_secret() {
+        let mut c = Config::defaults();
+        c.sms_provider = crate::sms::ProviderKind::Aliyun;
+        assert!(c.validate().unwrap_err().contains("ALIYUN_ACCESS_KEY_ID"));
+        c.aliyun_access_key_id = "id".into();
+        c.aliyun_access_key_secret = Secret::new("s3cr3t-value");
+        c.aliyun_sms_sign_name = "ecer".into();
+        assert!(c.validate().unwrap_err().contains("ALIYUN_SMS_TEMPLATE_CODE"));
+        c.aliyun_sms_template_code = "SMS_1".into();
+        assert_eq!(c.validate(), Ok(()));
+        assert!(!format!("{c:?}").contains("s3cr3t-value"), "the secret never shows in a dump");
+        c.aliyun_sms_endpoint = "ftp://x".into();
+        assert!(c.validate().is_err());
+        c.aliyun_sms_endpoint = "http://127.0.0.1:1".into();
+        assert_eq!(c.validate(), Ok(()), "plain http for a local server without production settings");
+        c.trusted_documents = true;
+        if c.production_setting().is_some() {
+            assert!(c.validate().unwrap_err().contains("https"));
+        }
     }
 }

@@ -29,6 +29,7 @@ pub mod request_log;
 pub mod search_documents;
 pub mod search_history;
 pub mod sessions;
+pub mod sms_outbox;
 pub mod user_blocks;
 pub mod user_devices;
 pub mod user_follows;

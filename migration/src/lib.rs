@@ -17,7 +17,8 @@ mod m20261129_000020_search_history_matches;
 mod m20261201_000030_job_leases;
 mod m20261202_000031_audit_reason;
 mod m20261202_000040_phone_codes;
-mod m20261202_000041_message_client_ids;
+mod m20261202_000041_sms_outbox;
+mod m20261202_000042_message_client_ids;
 
 pub struct Migrator;
 
@@ -37,7 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000030_job_leases::Migration),
             Box::new(m20261202_000031_audit_reason::Migration),
             Box::new(m20261202_000040_phone_codes::Migration),
-            Box::new(m20261202_000041_message_client_ids::Migration),
+            Box::new(m20261202_000041_sms_outbox::Migration),
+            Box::new(m20261202_000042_message_client_ids::Migration),
         ]
     }
 }

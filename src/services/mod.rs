@@ -23,6 +23,7 @@ pub mod replay;
 pub mod retention;
 pub mod search;
 pub mod signin;
+pub mod sms_outbox;
 pub mod social;
 pub mod streams;
 pub mod validate;

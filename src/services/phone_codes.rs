@@ -7,6 +7,8 @@
 //! - Sending is bounded: `PHONE_CODE_RESEND_SECS` (60 s) between two codes to a number, daily caps per
 //!   number, per client address and per foreign country calling code, and a global daily budget, all counted over the rows of the last
 //!   24 hours (the rows are the send log; the retention purge removes them after a day).
+//! - The SMS goes through the outbox ([`sms_outbox`]): queued in the transaction that stores the
+//!   code, tried at once, retried with backoff while the provider is down.
 //! - [`request`] never looks at whether the number is registered: the same work and the same answer
 //!   for every number, so neither the payload nor its timing tells who is a member. Whether the
 //!   number is registered is only answered after the code is proven (by the operation that uses it).
@@ -18,12 +20,13 @@ use entity::phone_codes;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::seal::Sealer;
-use crate::services::{signin, validate};
+use crate::services::{signin, sms_outbox, validate};
 use crate::sms::{CodeMessage, Sms};
 
 /// Tries one code allows; the last wrong one kills it.
@@ -62,6 +65,8 @@ pub struct Limits {
     pub per_country: u64,
     pub home_countries: Vec<String>,
     pub global: u64,
+    /// The outbox's first retry wait (doubling after).
+    pub retry_base: Duration,
 }
 
 impl Limits {
@@ -76,6 +81,7 @@ impl Limits {
             per_country: u64::from(c.phone_code_daily_per_country),
             home_countries: c.phone_code_home_countries.clone(),
             global: u64::from(c.phone_code_daily_global),
+            retry_base: Duration::milliseconds(i64::try_from(c.sms_retry_base_ms.min(60_000)).unwrap_or(60_000)),
         }
     }
 }
@@ -155,6 +161,7 @@ pub async fn request(
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let phone = validate::phone("input.phone", phone)?;
+    sms.available()?;
     let phone_key = signin::phone_key(keys, &phone);
     let ip_key = ip_key(keys, ip);
     // One number, any purpose: the spacing is about the person whose phone buzzes.
@@ -178,12 +185,15 @@ pub async fn request(
     check_cap(db, sea_orm::Condition::all(), limits.global, now).await?;
 
     let code = new_code()?;
+    // The code and its SMS in one transaction: a code is never stored without its message, nor a
+    // message queued for a code that was not.
+    let txn = db.begin().await?;
     phone_codes::Entity::update_many()
         .col_expr(phone_codes::Column::UsedAt, Expr::value(Some(now)))
         .filter(phone_codes::Column::PhoneKey.eq(phone_key.clone()))
         .filter(phone_codes::Column::Purpose.eq(purpose.as_str()))
         .filter(phone_codes::Column::UsedAt.is_null())
-        .exec(db)
+        .exec(&txn)
         .await?;
     let row = phone_codes::ActiveModel {
         phone_key: Set(phone_key.clone()),
@@ -197,16 +207,23 @@ pub async fn request(
         used_at: Set(None),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
     let ttl_secs = u64::try_from(limits.ttl.num_seconds()).unwrap_or(0);
-    let message = CodeMessage { phone, purpose: purpose.as_str(), code, ttl_secs };
-    if let Err(e) = sms.provider().send(&message).await {
-        // Nothing was delivered: the row neither proves anything nor counts toward the caps.
-        phone_codes::Entity::delete_by_id(row.id).exec(db).await?;
-        return Err(e);
+    let message = CodeMessage { phone, purpose: purpose.as_str().to_string(), code, ttl_secs };
+    let outbox = sms_outbox::enqueue(&txn, keys, &phone_key, &message, row.expires_at, now).await?;
+    txn.commit().await?;
+    // At once (the row is born claimed by this request), so a healthy provider does not wait for the
+    // sender's poll. A retryable failure leaves
+    // the message to the sender (the member waits a little longer for it); a permanent one means no
+    // SMS can leave: the code is withdrawn and the member told.
+    match sms_outbox::send_claimed(db, keys, sms, limits.retry_base, outbox, now).await? {
+        sms_outbox::Outcome::Failed(_) => {
+            phone_codes::Entity::delete_by_id(row.id).exec(db).await?;
+            Err(AppError::SmsUnavailable)
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Uses up `phone`'s live code for `purpose` if `code` is it. Every failure (no code, expired,

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     audit_log, browse_history, data_exports, identity_verifications as iv, job_leases, login_failures, notifications,
-    phone_codes, request_log, search_history, sessions, user_devices, visitor_views,
+    phone_codes, request_log, search_history, sessions, sms_outbox, user_devices, visitor_views,
 };
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -69,6 +69,8 @@ pub struct Purged {
     pub login_failures: u64,
     /// SMS codes (and the send log the daily caps count) older than a day.
     pub phone_codes: u64,
+    /// SMS outbox rows (sent or not) older than a day.
+    pub sms_outbox: u64,
     pub exports: u64,
     pub id_photos: u64,
 }
@@ -166,6 +168,12 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         phone_codes::Column::Id,
         phone_codes::Column::CreatedAt.lt(now - crate::services::phone_codes::DAY)
     );
+    let sms_outbox = purge_batches!(
+        db,
+        sms_outbox::Entity,
+        sms_outbox::Column::Id,
+        sms_outbox::Column::CreatedAt.lt(now - crate::services::phone_codes::DAY)
+    );
     let exports = purge_exports(db, store, now).await?;
     let id_photos = purge_id_photos(db, store, now - days(p.id_photos)).await?;
     Ok(Purged {
@@ -179,6 +187,7 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         sessions,
         login_failures,
         phone_codes,
+        sms_outbox,
         exports,
         id_photos,
     })

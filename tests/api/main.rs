@@ -38,6 +38,7 @@ mod schema;
 mod search;
 mod seed;
 mod signin;
+mod sms_aliyun;
 mod social;
 mod trust;
 mod uploads;

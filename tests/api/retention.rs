@@ -33,6 +33,7 @@ async fn personal_data_goes_when_its_period_ends_and_not_before() {
     let purged = retention::purge(&app.state.db, &app.state.media, &periods, now + Duration::days(10)).await.unwrap();
     assert_eq!((purged.exports, purged.browse_history, purged.search_history, purged.sessions), (1, 0, 0, 0));
     assert_eq!(purged.login_failures, 1, "the failed sign-in's window and lock have passed");
+    assert!(purged.sms_outbox >= 1, "the SMS of the sign-up code, a day old: {purged:?}");
     let mine = app.gql(Some(&bob), MINE, json!({})).await["me"].clone();
     assert_eq!(mine["browseHistory"]["edges"].as_array().unwrap().len(), 1, "{mine}");
     assert_eq!(mine["searchHistory"]["edges"].as_array().unwrap().len(), 1, "{mine}");

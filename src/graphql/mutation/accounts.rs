@@ -62,7 +62,8 @@ pub struct RequestPhoneCodeInput {
 /// The same for every number, registered or not.
 #[derive(SimpleObject)]
 pub struct RequestPhoneCodePayload {
-    /// Always true: a code was sent (the number's holder will receive it).
+    /// Always true: a code is on its way (handed to the SMS provider, or queued and retried while
+    /// the provider cannot take it; it normally arrives within seconds).
     sent: bool,
     /// Seconds the code stays valid.
     expires_in: u64,

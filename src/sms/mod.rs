@@ -7,7 +7,11 @@
 //!   the test suite work on a bare machine. Refused at start-up with production settings
 //!   ([`crate::config::Config::production_setting`]), and the route is never served then.
 //! - `disabled`: no SMS leaves; asking for a code answers `SMS_UNAVAILABLE`. For a production
-//!   deployment until a real provider (Aliyun or Tencent Cloud SMS) is configured.
+//!   deployment until a real provider is configured.
+//! - `aliyun`: Alibaba Cloud SMS ([`aliyun`]), requests signed as its documentation says; a send that
+//!   fails (retryable or not) answers `SMS_UNAVAILABLE` and is logged with the provider's code.
+
+pub mod aliyun;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -27,29 +31,45 @@ pub enum ProviderKind {
     Log,
     /// No SMS is sent; code requests answer SMS_UNAVAILABLE.
     Disabled,
+    /// Alibaba Cloud SMS (dysmsapi SendSms), with the ALIYUN_* settings.
+    Aliyun,
 }
 
 /// One code to deliver. `phone` is E.164.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CodeMessage {
     pub phone: String,
-    pub purpose: &'static str,
+    pub purpose: String,
     pub code: String,
     pub ttl_secs: u64,
+}
+
+/// Why a message did not leave.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The provider could not take it now (network, timeout, HTTP 5xx, flow control): the same
+    /// message may go through later.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// The provider refused it for a reason that does not pass (no provider, signature, template,
+    /// sign name, balance, number): retrying is pointless until someone fixes the cause.
+    #[error("permanent: {0}")]
+    Permanent(String),
 }
 
 /// Something that delivers SMS codes.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
-    async fn send(&self, message: &CodeMessage) -> AppResult<()>;
+    /// Delivers one message, or says whether trying again later may help.
+    async fn deliver(&self, message: &CodeMessage) -> Result<(), SendError>;
 }
 
 /// A code the `log` provider delivered, as the ring keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentCode {
     pub phone: String,
-    pub purpose: &'static str,
+    pub purpose: String,
     pub code: String,
     pub at: DateTime<Utc>,
 }
@@ -85,15 +105,20 @@ impl Provider for LogProvider {
         "log"
     }
 
-    async fn send(&self, m: &CodeMessage) -> AppResult<()> {
+    async fn deliver(&self, m: &CodeMessage) -> Result<(), SendError> {
         tracing::info!(
             phone = %mask(&m.phone),
-            purpose = m.purpose,
+            purpose = %m.purpose,
             code = %m.code,
             ttl_secs = m.ttl_secs,
             "SMS (log provider, development only): verification code"
         );
-        self.ring.push(SentCode { phone: m.phone.clone(), purpose: m.purpose, code: m.code.clone(), at: Utc::now() });
+        self.ring.push(SentCode {
+            phone: m.phone.clone(),
+            purpose: m.purpose.clone(),
+            code: m.code.clone(),
+            at: Utc::now(),
+        });
         Ok(())
     }
 }
@@ -107,8 +132,8 @@ impl Provider for DisabledProvider {
         "disabled"
     }
 
-    async fn send(&self, _: &CodeMessage) -> AppResult<()> {
-        Err(AppError::SmsUnavailable)
+    async fn deliver(&self, _: &CodeMessage) -> Result<(), SendError> {
+        Err(SendError::Permanent("SMS_PROVIDER=disabled".into()))
     }
 }
 
@@ -120,18 +145,36 @@ pub struct Sms {
 }
 
 impl Sms {
+    /// A provider that needs no settings (`log`, `disabled`); `aliyun` needs
+    /// [`Sms::from_config`] and is `disabled` here.
     pub fn new(kind: ProviderKind) -> Sms {
         match kind {
             ProviderKind::Log => {
                 let ring = Arc::new(CodeRing::default());
                 Sms { provider: Arc::new(LogProvider { ring: ring.clone() }), ring: Some(ring) }
             }
-            ProviderKind::Disabled => Sms { provider: Arc::new(DisabledProvider), ring: None },
+            ProviderKind::Disabled | ProviderKind::Aliyun => Sms { provider: Arc::new(DisabledProvider), ring: None },
+        }
+    }
+
+    /// The provider `SMS_PROVIDER` names, with its settings (validated at start-up).
+    pub fn from_config(config: &crate::config::Config) -> Result<Sms, String> {
+        match config.sms_provider {
+            ProviderKind::Aliyun => {
+                let provider = aliyun::AliyunProvider::new(config.aliyun_settings())?;
+                Ok(Sms { provider: Arc::new(provider), ring: None })
+            }
+            kind => Ok(Sms::new(kind)),
         }
     }
 
     pub fn provider(&self) -> &dyn Provider {
         self.provider.as_ref()
+    }
+
+    /// Whether any message can leave at all (not `disabled`): asked before a code is stored.
+    pub fn available(&self) -> AppResult<()> {
+        if self.provider.name() == "disabled" { Err(AppError::SmsUnavailable) } else { Ok(()) }
     }
 
     /// The newest code the `log` provider sent to `phone` (E.164), for tests and the development
@@ -165,8 +208,9 @@ mod tests {
     async fn the_ring_is_bounded_and_keeps_the_newest() {
         let sms = Sms::new(ProviderKind::Log);
         for i in 0..(RING_SIZE + 5) {
-            let m = CodeMessage { phone: format!("+86138{i:08}"), purpose: "LOGIN", code: "1".into(), ttl_secs: 1 };
-            sms.provider().send(&m).await.map_err(|e| format!("{e:?}")).unwrap();
+            let m =
+                CodeMessage { phone: format!("+86138{i:08}"), purpose: "LOGIN".into(), code: "1".into(), ttl_secs: 1 };
+            sms.provider().deliver(&m).await.unwrap();
         }
         assert!(sms.last_code("+8613800000000").is_none(), "the oldest fell out");
         assert!(sms.last_code(&format!("+86138{:08}", RING_SIZE + 4)).is_some());

@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+/// One SMS to send. `phone_sealed` (the E.164 number) and `body_sealed` (the message as JSON) are
+/// sealed with the sealing key; `phone_key` is the keyed hash `phone_codes` uses. `status` is
+/// `PENDING` (due at `next_attempt_at`), `SENDING` (claimed by an instance until `claimed_until`),
+/// `SENT` or `FAILED` (permanent refusal, out of attempts, or expired before it could go).
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "sms_outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub phone_key: String,
+    pub phone_sealed: String,
+    pub body_sealed: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTimeUtc,
+    pub claimed_until: Option<DateTimeUtc>,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: DateTimeUtc,
+    /// Past it the message is pointless (the code it carries has expired): not sent any more.
+    pub expires_at: DateTimeUtc,
+    pub sent_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
