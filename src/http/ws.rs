@@ -49,7 +49,7 @@ pub const SUBSCRIPTION_LAGGING: &str = "SUBSCRIPTION_LAGGING";
 pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 
 /// How long a socket the server closes waits for the client's Close frame.
-const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// How often an authenticated socket re-reads its session, to notice expiry without a revocation.
 const SESSION_RECHECK: Duration = Duration::from_secs(600);
@@ -181,8 +181,23 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
     };
     let _open = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.ws_connections);
     let (out, mut out_rx) = mpsc::channel::<Message>(app.config.ws_send_queue);
+    // The server's Close may go ahead of what is queued: a client that floods without reading can
+    // fill the queue, and a Close stuck behind it would never reach the client, which would then
+    // keep sending into a socket about to be dropped (a reset, and the close code lost).
+    let (close_tx, mut close_rx) = tokio::sync::oneshot::channel::<Message>();
     let writer = tokio::spawn(async move {
-        while let Some(msg) = out_rx.recv().await {
+        loop {
+            let msg = tokio::select! {
+                biased;
+                frame = &mut close_rx => match frame {
+                    Ok(frame) => frame,
+                    Err(_) => break,
+                },
+                msg = out_rx.recv() => match msg {
+                    Some(msg) => msg,
+                    None => break,
+                },
+            };
             let closing = matches!(msg, Message::Close(_));
             if sink.send(msg).await.is_err() || closing {
                 break;
@@ -275,16 +290,27 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
     }
     let server_closes = close.is_some();
     if let Some(Close(code, reason)) = close {
+        // Behind what is queued (a `connection_error` must come before it), unless the queue is
+        // full: then ahead of it.
         let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
-        let _ = tokio::time::timeout(Duration::from_secs(1), conn.out.send(frame)).await;
+        if let Err(mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
+            conn.out.try_send(frame)
+        {
+            let _ = close_tx.send(frame);
+        }
     }
     drop(conn);
-    if server_closes {
-        closing_handshake(&mut stream).await;
-    }
     // A writer stuck on a peer that stopped reading would hold the socket for as long as TCP lets it.
     let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+    if server_closes {
+        // Reading on while the Close goes out: until the client's own Close, the client's messages
+        // must not be left unread in the socket when it is dropped.
+        let (_, flushed) =
+            tokio::join!(closing_handshake(&mut stream), tokio::time::timeout(CLOSING_HANDSHAKE, writer));
+        if flushed.is_err() {
+            abort.abort();
+        }
+    } else if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
         abort.abort();
     }
 }
@@ -295,9 +321,16 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
 /// close code that says why (4400, 4409, ...).
 async fn closing_handshake(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
     let _ = tokio::time::timeout(CLOSING_HANDSHAKE, async {
-        while let Some(Ok(msg)) = stream.next().await {
-            if matches!(msg, Message::Close(_)) {
-                break;
+        // An error (a ping the closing stream will not answer, a frame past the limits) does not end
+        // the reading: what the client still sends must be read all the same. A stream that only
+        // errs any more is left after a few.
+        let mut errors = 0;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(Message::Close(_)) => break,
+                Ok(_) => errors = 0,
+                Err(_) if errors >= 8 => break,
+                Err(_) => errors += 1,
             }
         }
     })
