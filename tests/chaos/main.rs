@@ -22,6 +22,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "../support/dev_code.rs"]
+mod dev_code;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ecer-gateway");
 
 fn free_port() -> u16 {
@@ -320,20 +323,7 @@ const INBOX: &str = "{ conversations(first: 5) { nodes { id } } }";
 
 async fn register(gw: &Gateway, phone: &str) -> (String, String) {
     // The code the `log` provider sent, read from the development route (the member's phone).
-    let ask = "mutation($p: String!) { requestPhoneCode(input: { phone: $p, purpose: REGISTER }) { sent } }";
-    let a = gw.post(None, ask, json!({ "p": phone })).await;
-    assert_eq!(a.status, 200, "{a:?}");
-    let e164 = if phone.starts_with('+') { phone.to_string() } else { format!("+86{phone}") };
-    let sent: Value = gw
-        .http
-        .get(format!("http://{}/dev/sms-codes?phone={}", gw.addr, e164.replace('+', "%2B")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = sent["code"].as_str().unwrap_or_else(|| panic!("no code: {sent}")).to_string();
+    let code = dev_code::dev_code(&gw.http, &format!("http://{}", gw.addr), phone, "REGISTER").await;
     let q = "mutation($p: String!, $c: String!) { register(input: { phone: $p, code: $c, password: \"correct horse\", nickname: \"n\" }) { token user { id } } }";
     let a = gw.post(None, q, json!({ "p": phone, "c": code })).await;
     assert_eq!(a.status, 200, "{a:?}");

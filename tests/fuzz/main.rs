@@ -20,6 +20,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../support/dev_code.rs"]
+mod dev_code;
 mod gateway;
 mod generate;
 mod http;
@@ -141,23 +143,7 @@ async fn setup(http: &reqwest::Client, addr: SocketAddr) -> (Vec<String>, genera
     for i in 0..3 {
         let phone = format!("+8613700{i:06}");
         // The code the `log` provider sent, read from the development route (the member's phone).
-        graphql(
-            http,
-            addr,
-            None,
-            "mutation($p: String!) { requestPhoneCode(input: { phone: $p, purpose: REGISTER }) { sent } }",
-            json!({ "p": phone }),
-        )
-        .await;
-        let sent: Value = http
-            .get(format!("http://{addr}/dev/sms-codes?phone={}", phone.replace('+', "%2B")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let code = sent["code"].as_str().unwrap_or_else(|| panic!("no code: {sent}")).to_string();
+        let code = dev_code::dev_code(http, &format!("http://{addr}"), &phone, "REGISTER").await;
         let input =
             json!({ "phone": phone, "code": code, "password": "fuzz password", "nickname": format!("fuzz{i}") });
         let data = graphql(
