@@ -10,4 +10,5 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod media;
+pub mod upgrade;
 pub mod ws;

@@ -25,14 +25,18 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use async_graphql::Response as GqlResponse;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, Stream, StreamExt as _};
 use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
@@ -41,6 +45,8 @@ use crate::graphql::RequestInfo;
 use crate::pubsub::hub::Received;
 use crate::pubsub::{Event, Subscription, Topic};
 
+use super::upgrade::{MaybeUpgrade, Socket};
+
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY_WS: &str = "graphql-ws";
 
@@ -48,7 +54,7 @@ pub const LEGACY_WS: &str = "graphql-ws";
 pub const SUBSCRIPTION_LAGGING: &str = "SUBSCRIPTION_LAGGING";
 pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 
-/// How long a socket the server closes waits for the client's Close frame.
+/// How long closing a socket may take: flushing what is queued, then the lingering close.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// How often an authenticated socket re-reads its session, to notice expiry without a revocation.
@@ -56,54 +62,52 @@ const SESSION_RECHECK: Duration = Duration::from_secs(600);
 
 /// `GET /graphql`: a WebSocket upgrade, or a GraphQL-over-HTTP query.
 pub async fn get_or_upgrade(
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    MaybeUpgrade(upgrade): MaybeUpgrade,
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     raw: RawQuery,
 ) -> Response {
-    match upgrade {
-        Ok(ws) => {
-            // Held by the socket's task: the address's place is given back when the socket closes.
-            let Some(ws_place) = app.capacity.admit_websocket(peer.ip()) else {
-                return crate::server::admission::refusal(
-                    axum::http::StatusCode::TOO_MANY_REQUESTS,
-                    code::TOO_MANY_CONNECTIONS,
-                    "too many WebSockets from your address; close some and retry",
-                    Some(crate::server::TOO_MANY_CONNECTIONS_RETRY_AFTER_SECS),
-                );
-            };
-            let header_token =
-                auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
-            let client = std::sync::Arc::new(super::client::client_info(&headers, &peer));
-            let info = RequestInfo {
-                viewer: None,
-                user_agent: client.user_agent.clone(),
-                ip: client.ip.clone(),
-                client,
-                visitor: None,
-                signed_in_as: Default::default(),
-                erased: Default::default(),
-            };
-            // A 4 KiB read buffer instead of the 128 KiB default: tungstenite fills the buffer before
-            // its first read, so the default held 128 KiB per idle socket (measured: 186 -> 30 KiB per
-            // socket, docs/BENCHMARKS.md). Larger messages still arrive; the buffer grows for them.
-            let ws = ws
-                .protocols([TRANSPORT_WS, LEGACY_WS])
-                .max_message_size(app.config.max_body_bytes)
-                .read_buffer_size(4096);
-            ws.on_upgrade(move |socket| async move {
-                let _ws_place = ws_place;
-                let proto = match socket.protocol().and_then(|p| p.to_str().ok()) {
-                    Some(TRANSPORT_WS) => Some(Proto::Transport),
-                    Some(LEGACY_WS) => Some(Proto::Legacy),
-                    _ => None,
-                };
-                run(socket, app, proto, header_token, info).await;
-            })
-        }
-        Err(_) => super::graphql::get(State(app), ConnectInfo(peer), headers, raw).await,
-    }
+    let Some(upgrade) = upgrade else {
+        return super::graphql::get(State(app), ConnectInfo(peer), headers, raw).await;
+    };
+    // Held by the socket's task: the address's place is given back when the socket closes.
+    let Some(ws_place) = app.capacity.admit_websocket(peer.ip()) else {
+        return crate::server::admission::refusal(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            code::TOO_MANY_CONNECTIONS,
+            "too many WebSockets from your address; close some and retry",
+            Some(crate::server::TOO_MANY_CONNECTIONS_RETRY_AFTER_SECS),
+        );
+    };
+    let header_token = auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
+    let client = std::sync::Arc::new(super::client::client_info(&headers, &peer));
+    let info = RequestInfo {
+        viewer: None,
+        user_agent: client.user_agent.clone(),
+        ip: client.ip.clone(),
+        client,
+        visitor: None,
+        signed_in_as: Default::default(),
+        erased: Default::default(),
+    };
+    // A 4 KiB read buffer instead of the 128 KiB default: tungstenite fills the buffer before its
+    // first read, so the default held 128 KiB per idle socket (measured: 186 -> 30 KiB per socket,
+    // docs/BENCHMARKS.md). Larger messages still arrive; the buffer grows for them.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .max_message_size(Some(app.config.max_body_bytes))
+        .max_frame_size(Some(app.config.max_body_bytes));
+    let selected = upgrade.select(&[TRANSPORT_WS, LEGACY_WS]);
+    let proto = match selected {
+        Some(TRANSPORT_WS) => Some(Proto::Transport),
+        Some(_) => Some(Proto::Legacy),
+        None => None,
+    };
+    upgrade.on_upgrade(selected, config, move |socket| async move {
+        let _ws_place = ws_place;
+        run(socket, app, proto, header_token, info).await;
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,20 +175,22 @@ struct Connection {
     revocations: Option<Subscription>,
 }
 
-async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_token: Option<String>, info: RequestInfo) {
+async fn run(socket: Socket, app: AppState, proto: Option<Proto>, header_token: Option<String>, info: RequestInfo) {
     let (mut sink, mut stream) = socket.split();
     let Some(proto) = proto else {
-        let frame = CloseFrame { code: 4406, reason: "Subprotocol not acceptable".into() };
-        let _ = sink.send(Message::Close(Some(frame))).await;
-        closing_handshake(&mut stream).await;
+        let frame = close_frame(4406, "Subprotocol not acceptable".into());
+        let _ = sink.send(frame).await;
+        let _ = sink.close().await;
+        linger(stream, Some(sink), Instant::now() + CLOSING_HANDSHAKE).await;
         return;
     };
     let _open = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.ws_connections);
     let (out, mut out_rx) = mpsc::channel::<Message>(app.config.ws_send_queue);
     // The server's Close may go ahead of what is queued: a client that floods without reading can
-    // fill the queue, and a Close stuck behind it would never reach the client, which would then
-    // keep sending into a socket about to be dropped (a reset, and the close code lost).
+    // fill the queue, and a Close stuck behind it would never reach the client.
     let (close_tx, mut close_rx) = tokio::sync::oneshot::channel::<Message>();
+    // The writer gives the sink back once it has sent the Close (or the queue ended), for the
+    // lingering close.
     let writer = tokio::spawn(async move {
         loop {
             let msg = tokio::select! {
@@ -203,7 +209,9 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
                 break;
             }
         }
+        // Sends a Close if none went yet (the peer's Close was answered by tungstenite) and flushes.
         let _ = sink.close().await;
+        sink
     });
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let keepalive_every = Duration::from_secs(app.config.ws_keepalive_secs);
@@ -227,10 +235,19 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
         revocations: None,
     };
     let mut last_heard = Instant::now();
+    // Whether the stream still yields frames: tungstenite ends it after its first error.
+    let mut readable = true;
     let close = loop {
         tokio::select! {
             frame = stream.next() => {
-                let Some(Ok(frame)) = frame else { break None };
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(err)) => {
+                        readable = false;
+                        break close_for_read_error(&err);
+                    }
+                    None => break None,
+                };
                 last_heard = Instant::now();
                 match frame {
                     Message::Text(t) => {
@@ -240,8 +257,8 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
                     }
                     Message::Binary(_) => break Some(Close::new(4400, "Binary messages are not supported")),
                     Message::Close(_) => break None,
-                    // axum answers pings itself; both kinds prove the peer is alive.
-                    Message::Ping(_) | Message::Pong(_) => {}
+                    // tungstenite answers pings itself; both kinds prove the peer is alive.
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
             () = &mut init_deadline, if !conn.init_received => {
@@ -288,11 +305,10 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
     for (_, (_, task)) in conn.operations.drain() {
         task.abort();
     }
-    let server_closes = close.is_some();
     if let Some(Close(code, reason)) = close {
         // Behind what is queued (a `connection_error` must come before it), unless the queue is
         // full: then ahead of it.
-        let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+        let frame = close_frame(code, reason);
         if let Err(mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame)) =
             conn.out.try_send(frame)
         {
@@ -300,39 +316,54 @@ async fn run(socket: WebSocket, app: AppState, proto: Option<Proto>, header_toke
         }
     }
     drop(conn);
-    // A writer stuck on a peer that stopped reading would hold the socket for as long as TCP lets it.
+    let deadline = Instant::now() + CLOSING_HANDSHAKE;
+    // The client's frames are read (and dropped) while the writer flushes: a client that writes
+    // without reading would otherwise block the writer, and the writer it.
     let abort = writer.abort_handle();
-    if server_closes {
-        // Reading on while the Close goes out: until the client's own Close, the client's messages
-        // must not be left unread in the socket when it is dropped.
-        let (_, flushed) =
-            tokio::join!(closing_handshake(&mut stream), tokio::time::timeout(CLOSING_HANDSHAKE, writer));
-        if flushed.is_err() {
-            abort.abort();
-        }
-    } else if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+    let drain = async {
+        while readable && let Some(Ok(_)) = stream.next().await {}
+        std::future::pending::<()>().await
+    };
+    let sink = tokio::select! {
+        sink = tokio::time::timeout_at(deadline.into(), writer) => sink.ok().and_then(Result::ok),
+        () = drain => None,
+    };
+    if sink.is_none() {
+        // A writer stuck on a peer that stopped reading would hold the socket for as long as TCP
+        // lets it.
         abort.abort();
+    }
+    linger(stream, sink, deadline).await;
+}
+
+fn close_frame(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() }))
+}
+
+/// The Close for a frame tungstenite refused (RFC 6455, 7.4.1); `None` when the peer is gone.
+fn close_for_read_error(err: &WsError) -> Option<Close> {
+    match err {
+        WsError::Capacity(_) => Some(Close::new(1009, "Message too big")),
+        WsError::Utf8(_) => Some(Close::new(1007, "Invalid UTF-8 in a text message")),
+        WsError::Protocol(_) => Some(Close::new(1002, "Protocol error")),
+        _ => None,
     }
 }
 
-/// After the server sent its Close frame: reads (and drops) what the client still sends until its
-/// own Close arrives, for at most [`CLOSING_HANDSHAKE`] (RFC 6455, 7.1.1). Closing the TCP
-/// connection with the client's messages unread would reset it, and the client could lose the
-/// close code that says why (4400, 4409, ...).
-async fn closing_handshake(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
-    let _ = tokio::time::timeout(CLOSING_HANDSHAKE, async {
-        // An error (a ping the closing stream will not answer, a frame past the limits) does not end
-        // the reading: what the client still sends must be read all the same. A stream that only
-        // errs any more is left after a few.
-        let mut errors = 0;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(Message::Close(_)) => break,
-                Ok(_) => errors = 0,
-                Err(_) if errors >= 8 => break,
-                Err(_) => errors += 1,
-            }
+/// Ends the connection without a reset: after the Close, the server's half is shut and whatever
+/// the client still sends is read until it closes too, or until `deadline` (nginx's lingering
+/// close). Dropping a socket with unread data makes the kernel reset the connection, and a reset
+/// throws away what the client had not read yet, the Close with its code (4400, 4409, 1009...)
+/// among it.
+async fn linger(stream: SplitStream<Socket>, sink: Option<SplitSink<Socket, Message>>, deadline: Instant) {
+    let Some(Ok(mut socket)) = sink.map(|sink| stream.reunite(sink)) else { return };
+    let io = socket.get_mut();
+    let _ = tokio::time::timeout_at(deadline.into(), async {
+        if io.shutdown().await.is_err() {
+            return;
         }
+        let mut buf = [0u8; 4096];
+        while matches!(io.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
 }

@@ -306,3 +306,43 @@ async fn revoking_a_session_or_suspending_an_account_closes_sockets() {
         serde_json::Value::Null
     );
 }
+
+/// A frame the server refuses (over MAX_BODY_BYTES, invalid UTF-8) ends the socket with its close
+/// code, never a reset, even while the client still has frames on the way: the server reads them
+/// (a lingering close) instead of dropping the connection with them unread.
+#[tokio::test]
+async fn refused_frames_close_with_their_code_not_a_reset_while_the_client_keeps_sending() {
+    use futures_util::SinkExt;
+    let app = TestApp::spawn_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    let filler = |i: usize| {
+        let query = format!("{{ __typename }} # {}", "x".repeat(2_000));
+        Message::Text(
+            json!({ "type": "subscribe", "id": format!("f{i}"), "payload": { "query": query } }).to_string().into(),
+        )
+    };
+    let too_big = Message::Text("x".repeat(65 * 1024).into());
+    let bad_utf8 = Message::Frame(tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+        vec![0xff, 0xfe, 0x7b],
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+        ),
+        true,
+    ));
+    for (refused, code) in [(too_big, 1009), (bad_utf8, 1007)] {
+        let mut ws = app.ws(Some(&token)).await;
+        for i in 0..50 {
+            ws.stream.feed(filler(i)).await.unwrap();
+        }
+        ws.stream.feed(refused).await.unwrap();
+        // About 1 MB behind the refused frame, sent without reading: on the server's side of the
+        // socket, unread when it decides to close.
+        for i in 50..550 {
+            if ws.stream.feed(filler(i)).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws.stream.flush().await;
+        assert_eq!(ws.closed().await, code);
+    }
+}
