@@ -7,7 +7,8 @@
 //! 4400 malformed message, 4401 subscribe before `connection_ack`, 4403 rejected `connection_init`
 //! (or a session revoked while connected), 4406 no supported subprotocol, 4408 no `connection_init`
 //! in time, 4409 duplicate subscription id, 4429 a second `connection_init`; 1001 when this instance
-//! shuts down (the client reconnects elsewhere and resumes with its cursors).
+//! shuts down (the client reconnects elsewhere and resumes with its cursors); 1009, 1007 and 1002 for
+//! a frame too big, text that is not UTF-8, or a broken frame (RFC 6455).
 //!
 //! Authentication: `connection_init` payload `{"authToken": "..."}` (mobile apps), else the bearer
 //! header or the session cookie of the upgrade request. The cookie counts only for a same-origin
