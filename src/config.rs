@@ -399,6 +399,11 @@ pub struct Config {
     #[arg(long, env = "ALIYUN_SMS_TEMPLATE_CODE", default_value = "")]
     pub aliyun_sms_template_code: String,
 
+    /// With SMS_PROVIDER=aliyun: the approved notice template (one variable, `${content}`) for
+    /// security and incident notices; empty sends them in-site (and by email) only.
+    #[arg(long, env = "ALIYUN_SMS_NOTICE_TEMPLATE_CODE", default_value = "")]
+    pub aliyun_sms_notice_template_code: String,
+
     /// Milliseconds between two looks of this instance's SMS sender at the outbox for messages due
     /// (a retry after a failure; a new message is tried at once).
     #[arg(long, env = "SMS_OUTBOX_POLL_MS", default_value_t = 1000)]
@@ -624,6 +629,7 @@ impl Config {
             access_key_secret: self.aliyun_access_key_secret.clone(),
             sign_name: self.aliyun_sms_sign_name.clone(),
             template_code: self.aliyun_sms_template_code.clone(),
+            notice_template_code: self.aliyun_sms_notice_template_code.clone(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod live_streams;
 pub mod login_failures;
 pub mod media;
 pub mod messages;
+pub mod notice_broadcasts;
 pub mod notification_mutes;
 pub mod notifications;
 pub mod phone_codes;

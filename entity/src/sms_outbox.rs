@@ -21,6 +21,8 @@ pub struct Model {
     /// Past it the message is pointless (the code it carries has expired): not sent any more.
     pub expires_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The staff broadcast ([`super::notice_broadcasts`]) this notice belongs to, if any.
+    pub broadcast_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

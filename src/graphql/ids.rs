@@ -24,6 +24,7 @@ pub enum Kind {
     IdentityVerification,
     AuditEntry,
     ActivityEntry,
+    NoticeBroadcast,
 }
 
 impl Kind {
@@ -44,6 +45,7 @@ impl Kind {
             Kind::IdentityVerification => "IdentityVerification",
             Kind::AuditEntry => "AuditEntry",
             Kind::ActivityEntry => "ActivityEntry",
+            Kind::NoticeBroadcast => "NoticeBroadcast",
         }
     }
 
@@ -64,6 +66,7 @@ impl Kind {
             "IdentityVerification" => Kind::IdentityVerification,
             "AuditEntry" => Kind::AuditEntry,
             "ActivityEntry" => Kind::ActivityEntry,
+            "NoticeBroadcast" => Kind::NoticeBroadcast,
             _ => return None,
         })
     }

@@ -168,7 +168,7 @@ pub async fn login(
             signin::clear(db, &key).await?;
             let device = meta.user_agent.clone();
             let session = open_session(db, user, meta).await?;
-            signin::note_device(db, broker, session.user.id, device.as_deref()).await?;
+            signin::note_device(db, broker, keys, session.user.id, device.as_deref()).await?;
             Ok(session)
         }
         _ => {
@@ -198,7 +198,7 @@ pub async fn login_with_code(
     signin::clear(db, &signin::phone_key(keys, &phone)).await?;
     let device = meta.user_agent.clone();
     let session = open_session(db, user, meta).await?;
-    signin::note_device(db, broker, session.user.id, device.as_deref()).await?;
+    signin::note_device(db, broker, keys, session.user.id, device.as_deref()).await?;
     Ok(session)
 }
 
@@ -226,7 +226,7 @@ pub async fn reset_password(
     phone_codes::consume(db, keys, &phone, Purpose::ResetPassword, code, "input.code", Utc::now()).await?;
     let user = live_user_by_phone(db, &phone).await?.ok_or(AppError::NotFound("account with this phone number"))?;
     let hash = hash_password(new_password).await?;
-    set_password(db, broker, user.id, hash, None, "Your password was reset with a code sent to your phone, and every device was signed out. If this was not you, reset it again and contact us.").await?;
+    set_password(db, broker, keys, user.id, hash, None, "Your password was reset with a code sent to your phone, and every device was signed out. If this was not you, reset it again and contact us.").await?;
     signin::clear(db, &signin::phone_key(keys, &phone)).await?;
     Ok(())
 }
@@ -251,7 +251,67 @@ pub async fn change_password(
         .ok_or(AppError::Unauthenticated)?;
     confirm_password(db, keys, &user, "input.currentPassword", current).await?;
     let hash = hash_password(new_password).await?;
-    set_password(db, broker, user.id, hash, Some(viewer.session_id), "Your password was changed and your other devices were signed out. If this was not you, reset your password with a code sent to your phone.").await
+    set_password(db, broker, keys, user.id, hash, Some(viewer.session_id), "Your password was changed and your other devices were signed out. If this was not you, reset your password with a code sent to your phone.").await
+}
+
+/// Moves the signed-in member to a new phone number, proven by a CHANGE_PHONE code sent to it, with
+/// the current password as a second proof (a session alone, perhaps stolen, must not take over the
+/// account's recovery number). The member gets a security notice in-site and on the new number,
+/// and the old number is told by SMS, so a hijack does not go unseen. Sessions stay.
+/// `INVALID_CODE` until the code is proven; then a wrong password counts toward the sign-in lock,
+/// and a number another account uses is `CONFLICT`.
+pub async fn change_phone(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    keys: &crate::seal::Sealer,
+    viewer: &Viewer,
+    new_phone: &str,
+    code: &str,
+    password: String,
+) -> AppResult<users::Model> {
+    let new_phone = validate::phone("input.newPhone", new_phone)?;
+    let user = users::Entity::find_by_id(viewer.user_id)
+        .filter(users::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if user.phone.as_deref() == Some(new_phone.as_str()) {
+        return Err(AppError::bad_input("input.newPhone", "is already this account's number"));
+    }
+    phone_codes::consume(db, keys, &new_phone, Purpose::ChangePhone, code, "input.code", Utc::now()).await?;
+    confirm_password(db, keys, &user, "input.currentPassword", password).await?;
+    let old_phone = user.phone.clone();
+    let shown = crate::sms::mask(&new_phone);
+    let mut outbox = Outbox::default();
+    let txn = db.begin().await?;
+    let mut changed: users::ActiveModel = user.into();
+    changed.phone = Set(Some(new_phone));
+    changed.updated_at = Set(Utc::now());
+    let changed = changed
+        .update(&txn)
+        .await
+        .map_err(|e| AppError::conflict_on_unique(e, "this phone number is already registered"))?;
+    let notice = format!("Your ecer phone number was changed to {shown}. If this was not you, contact us at once.");
+    notifications::record(
+        &txn,
+        NewNotification {
+            user_id: changed.id,
+            kind: notifications::Kind::SecurityNotice,
+            actor_id: None,
+            post_id: None,
+            comment_id: None,
+            body: Some(notice.clone()),
+        },
+        &mut outbox,
+    )
+    .await?;
+    crate::services::notices::queue_off_site(&txn, keys, &[changed.id], &notice, None).await?;
+    if let Some(old) = &old_phone {
+        crate::services::notices::queue_to_number(&txn, keys, old, &notice).await?;
+    }
+    txn.commit().await?;
+    broker.publish_all(outbox).await;
+    Ok(changed)
 }
 
 /// Stores a new password hash, ends the account's sessions but `keep`, and records the security
@@ -259,6 +319,7 @@ pub async fn change_password(
 async fn set_password(
     db: &DatabaseConnection,
     broker: &Broker,
+    keys: &crate::seal::Sealer,
     user_id: i64,
     hash: String,
     keep: Option<i64>,
@@ -290,6 +351,7 @@ async fn set_password(
         &mut outbox,
     )
     .await?;
+    crate::services::notices::queue_off_site(&txn, keys, &[user_id], notice, None).await?;
     txn.commit().await?;
     broker.publish(Topic::User(user_id), Event::SessionsRevoked).await;
     broker.publish_all(outbox).await;

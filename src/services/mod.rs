@@ -12,6 +12,7 @@ pub mod identity;
 pub mod live;
 pub mod media;
 pub mod messaging;
+pub mod notices;
 pub mod notifications;
 pub mod page;
 pub mod phone_codes;

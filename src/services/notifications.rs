@@ -15,7 +15,7 @@ use sea_orm::{
 };
 
 use crate::auth::Viewer;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::pubsub::{Event, Outbox, Topic};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::{audit, streams};
@@ -220,15 +220,17 @@ async fn next_seq<C: ConnectionTrait>(txn: &C, user_id: i64) -> AppResult<i64> {
 /// Members notified per transaction by [`broadcast`].
 const BROADCAST_CHUNK: u64 = 500;
 
-/// A security incident notice from an ADMIN to `users` (or every member), audited.
+/// A security incident notice from an ADMIN to `users` (or every member), audited: in-site and to
+/// each member's phone. Returns the broadcast, whose SMS [`broadcast_sms`] follows.
 pub async fn security_notice(
     db: &DatabaseConnection,
     broker: &crate::pubsub::Broker,
+    keys: &crate::seal::Sealer,
     viewer: &crate::auth::Viewer,
     ip: Option<&str>,
     users: Option<Vec<i64>>,
     body: &str,
-) -> AppResult<u64> {
+) -> AppResult<entity::notice_broadcasts::Model> {
     crate::authz::require(Some(viewer), crate::authz::Action::SendSecurityNotice)?;
     let body = crate::services::validate::text("input.body", body, 1, 2000, crate::services::validate::Lines::Multi)?;
     let target = match &users {
@@ -239,18 +241,54 @@ pub async fn security_notice(
     // The notice is its own reason: the record keeps what was said.
     let entry = audit::Entry::new(audit::Action::SendSecurityNotice, subject, target).because(Some(body.clone()));
     audit::record(db, viewer, ip, entry).await?;
-    broadcast(db, broker, users, Kind::SecurityNotice, &body).await
+    let row = entity::notice_broadcasts::ActiveModel {
+        kind: Set(Kind::SecurityNotice.as_str().to_string()),
+        sent_by: Set(Some(viewer.user_id)),
+        recipients: Set(0),
+        finished_at: Set(None),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    let reached = broadcast(db, broker, users, Kind::SecurityNotice, &body, Some((keys, row.id))).await?;
+    let mut done: entity::notice_broadcasts::ActiveModel = row.into();
+    done.recipients = Set(i64::try_from(reached).unwrap_or(i64::MAX));
+    done.finished_at = Set(Some(Utc::now()));
+    Ok(done.update(db).await?)
+}
+
+/// A broadcast, for those who may send one.
+pub async fn find_broadcast(
+    db: &DatabaseConnection,
+    viewer: &crate::auth::Viewer,
+    id: i64,
+) -> AppResult<entity::notice_broadcasts::Model> {
+    crate::authz::require(Some(viewer), crate::authz::Action::SendSecurityNotice)?;
+    entity::notice_broadcasts::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("broadcast"))
+}
+
+/// Where a broadcast's SMS stand: `(pending, sent, failed)`.
+pub async fn broadcast_sms(
+    db: &DatabaseConnection,
+    viewer: &crate::auth::Viewer,
+    id: i64,
+) -> AppResult<(i64, i64, i64)> {
+    crate::authz::require(Some(viewer), crate::authz::Action::SendSecurityNotice)?;
+    crate::services::sms_outbox::broadcast_progress(db, id).await
 }
 
 /// Sends a staff notice (`kind` without an actor) to `users`, or to every member with `None`, in
-/// chunks of [`BROADCAST_CHUNK`] members per transaction, pushed as each chunk commits. Returns how
-/// many members it reached.
+/// chunks of [`BROADCAST_CHUNK`] members per transaction, pushed as each chunk commits. With
+/// `off_site` (the sealing keys and the broadcast's id), each chunk also queues the SMS to its
+/// members' phones. Returns how many members it reached.
 pub async fn broadcast(
     db: &DatabaseConnection,
     broker: &crate::pubsub::Broker,
     users: Option<Vec<i64>>,
     kind: Kind,
     body: &str,
+    off_site: Option<(&crate::seal::Sealer, i64)>,
 ) -> AppResult<u64> {
     let mut after = 0i64;
     let mut reached = 0u64;
@@ -268,7 +306,7 @@ pub async fn broadcast(
         let Some(last) = ids.last().copied() else { return Ok(reached) };
         let mut outbox = Outbox::default();
         let txn = db.begin().await?;
-        for user_id in ids {
+        for &user_id in &ids {
             let n = NewNotification {
                 user_id,
                 kind,
@@ -279,6 +317,9 @@ pub async fn broadcast(
             };
             record(&txn, n, &mut outbox).await?;
             reached += 1;
+        }
+        if let Some((keys, broadcast_id)) = off_site {
+            crate::services::notices::queue_off_site(&txn, keys, &ids, body, Some(broadcast_id)).await?;
         }
         txn.commit().await?;
         broker.publish_all(outbox).await;

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::seal::Sealer;
 use crate::services::{signin, sms_outbox, validate};
-use crate::sms::{CodeMessage, Sms};
+use crate::sms::{Sms, SmsMessage};
 
 /// Tries one code allows; the last wrong one kills it.
 pub const MAX_ATTEMPTS: i32 = 5;
@@ -42,6 +42,7 @@ pub enum Purpose {
     Register,
     Login,
     ResetPassword,
+    ChangePhone,
 }
 
 impl Purpose {
@@ -50,6 +51,7 @@ impl Purpose {
             Purpose::Register => "REGISTER",
             Purpose::Login => "LOGIN",
             Purpose::ResetPassword => "RESET_PASSWORD",
+            Purpose::ChangePhone => "CHANGE_PHONE",
         }
     }
 }
@@ -210,7 +212,7 @@ pub async fn request(
     .insert(&txn)
     .await?;
     let ttl_secs = u64::try_from(limits.ttl.num_seconds()).unwrap_or(0);
-    let message = CodeMessage { phone, purpose: purpose.as_str().to_string(), code, ttl_secs };
+    let message = SmsMessage::code(phone, purpose.as_str(), code, ttl_secs);
     let outbox = sms_outbox::enqueue(&txn, keys, &phone_key, &message, row.expires_at, now).await?;
     txn.commit().await?;
     // At once (the row is born claimed by this request), so a healthy provider does not wait for the

@@ -56,7 +56,7 @@ pub async fn publish(
     .map_err(|e| AppError::conflict_on_unique(e, "another version was published at the same time; try again"))?;
     if major {
         let body = format!("The privacy policy changed (version {next}). Please read and accept it to keep posting.");
-        notifications::broadcast(db, broker, None, Kind::PolicyUpdated, &body).await?;
+        notifications::broadcast(db, broker, None, Kind::PolicyUpdated, &body, None).await?;
     }
     Ok(published)
 }

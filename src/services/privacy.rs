@@ -136,7 +136,17 @@ pub async fn delete_account(
     comment_likes::Entity::delete_many().filter(comment_likes::Column::UserId.eq(id)).exec(&txn).await?;
     policy_acceptances::Entity::delete_many().filter(policy_acceptances::Column::UserId.eq(id)).exec(&txn).await?;
     if let Some(phone) = &user.phone {
-        crate::services::signin::clear(&txn, &crate::services::signin::phone_key(media.sealer(), phone)).await?;
+        let phone_key = crate::services::signin::phone_key(media.sealer(), phone);
+        crate::services::signin::clear(&txn, &phone_key).await?;
+        // The codes and SMS of the number go too: nothing keyed by it outlives the account.
+        entity::phone_codes::Entity::delete_many()
+            .filter(entity::phone_codes::Column::PhoneKey.eq(phone_key.clone()))
+            .exec(&txn)
+            .await?;
+        entity::sms_outbox::Entity::delete_many()
+            .filter(entity::sms_outbox::Column::PhoneKey.eq(phone_key))
+            .exec(&txn)
+            .await?;
     }
 
     user_blocks::Entity::delete_many()

@@ -84,6 +84,7 @@ pub async fn clear(db: &impl sea_orm::ConnectionTrait, key: &str) -> AppResult<(
 pub async fn note_device(
     db: &DatabaseConnection,
     broker: &Broker,
+    keys: &crate::seal::Sealer,
     user_id: i64,
     user_agent: Option<&str>,
 ) -> AppResult<()> {
@@ -103,6 +104,8 @@ pub async fn note_device(
     .await?;
     if inserted == 1 && known_before > 0 {
         let shown: String = device.chars().take(120).collect();
+        let notice =
+            format!("New sign-in from {shown}. If this was not you, sign that device out and change your password.");
         let mut outbox = Outbox::default();
         let txn = sea_orm::TransactionTrait::begin(db).await?;
         notifications::record(
@@ -113,13 +116,12 @@ pub async fn note_device(
                 actor_id: None,
                 post_id: None,
                 comment_id: None,
-                body: Some(format!(
-                    "New sign-in from {shown}. If this was not you, sign that device out and change your password."
-                )),
+                body: Some(notice.clone()),
             },
             &mut outbox,
         )
         .await?;
+        crate::services::notices::queue_off_site(&txn, keys, &[user_id], &notice, None).await?;
         txn.commit().await?;
         broker.publish_all(outbox).await;
     }

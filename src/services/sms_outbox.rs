@@ -22,7 +22,7 @@ use sea_orm::{
 
 use crate::error::{AppError, AppResult};
 use crate::seal::Sealer;
-use crate::sms::{CodeMessage, SendError, Sms};
+use crate::sms::{SendError, Sms, SmsMessage};
 
 /// Tries one message gets before it is given up.
 pub const MAX_ATTEMPTS: i32 = 5;
@@ -72,7 +72,7 @@ pub async fn enqueue(
     db: &impl ConnectionTrait,
     keys: &Sealer,
     phone_key: &str,
-    message: &CodeMessage,
+    message: &SmsMessage,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> AppResult<sms_outbox::Model> {
@@ -89,11 +89,69 @@ pub async fn enqueue(
         created_at: Set(now),
         expires_at: Set(expires_at),
         sent_at: Set(None),
+        broadcast_id: Set(None),
         ..Default::default()
     }
     .insert(db)
     .await?;
     Ok(row)
+}
+
+/// How long a notice may wait for a provider that cannot take it before it is given up.
+pub const NOTICE_LIFETIME: Duration = Duration::hours(12);
+
+/// Queues a notice to `phone` (E.164), due now, for the senders' next poll: a broadcast writes
+/// thousands in its transactions and must not wait on the provider for each.
+pub async fn enqueue_notice(
+    db: &impl ConnectionTrait,
+    keys: &Sealer,
+    phone: &str,
+    notice: &str,
+    broadcast_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let message = SmsMessage::notice(phone.to_string(), notice.to_string());
+    let body = serde_json::to_string(&message).map_err(AppError::internal)?;
+    sms_outbox::ActiveModel {
+        phone_key: Set(crate::services::signin::phone_key(keys, phone)),
+        phone_sealed: Set(keys.seal_text(phone, AAD_PHONE).map_err(AppError::internal)?),
+        body_sealed: Set(keys.seal_text(&body, AAD_BODY).map_err(AppError::internal)?),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        claimed_until: Set(None),
+        status: Set(Status::Pending.as_str().to_string()),
+        last_error: Set(None),
+        created_at: Set(now),
+        expires_at: Set(now + NOTICE_LIFETIME),
+        sent_at: Set(None),
+        broadcast_id: Set(broadcast_id),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Where a broadcast's SMS stand: `(pending, sent, failed)`, `SENDING` counted as pending.
+pub async fn broadcast_progress(db: &impl ConnectionTrait, broadcast_id: i64) -> AppResult<(i64, i64, i64)> {
+    let rows: Vec<(String, i64)> = sms_outbox::Entity::find()
+        .select_only()
+        .column(sms_outbox::Column::Status)
+        .column_as(sms_outbox::Column::Id.count(), "n")
+        .filter(sms_outbox::Column::BroadcastId.eq(broadcast_id))
+        .group_by(sms_outbox::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut counts = (0, 0, 0);
+    for (status, n) in rows {
+        match status.as_str() {
+            "SENT" => counts.1 += n,
+            "FAILED" => counts.2 += n,
+            _ => counts.0 += n,
+        }
+    }
+    Ok(counts)
 }
 
 /// What one [`attempt`] came to.
@@ -156,7 +214,7 @@ pub async fn send_claimed(
     } else {
         let phone = keys.open_text(&row.phone_sealed, AAD_PHONE).map_err(AppError::internal)?;
         let body = keys.open_text(&row.body_sealed, AAD_BODY).map_err(AppError::internal)?;
-        let mut message: CodeMessage = serde_json::from_str(&body).map_err(AppError::internal)?;
+        let mut message: SmsMessage = serde_json::from_str(&body).map_err(AppError::internal)?;
         message.phone = phone;
         sms.provider().deliver(&message).await
     };

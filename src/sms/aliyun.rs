@@ -20,7 +20,7 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{KeyInit as _, Mac as _};
 
-use super::{CodeMessage, Provider, SendError};
+use super::{Content, Provider, SendError, SmsMessage};
 use crate::config::Secret;
 
 /// The public endpoint (`ALIYUN_SMS_ENDPOINT`'s default).
@@ -43,6 +43,9 @@ pub struct Settings {
     pub access_key_secret: Secret,
     pub sign_name: String,
     pub template_code: String,
+    /// The template notices go out under (one variable, `${content}`); empty: notices to phones
+    /// are not sent (each is recorded FAILED, the in-site and email notices still go).
+    pub notice_template_code: String,
 }
 
 /// Sorts an answer `Code` other than `OK`.
@@ -112,8 +115,15 @@ impl AliyunProvider {
     }
 
     /// The signed parameters of one `SendSms` request (`Signature` included).
-    fn params(&self, m: &CodeMessage, now: DateTime<Utc>, nonce: &str) -> BTreeMap<String, String> {
+    fn params(&self, m: &SmsMessage, now: DateTime<Utc>, nonce: &str) -> Result<BTreeMap<String, String>, SendError> {
         let s = &self.settings;
+        let (template, param) = match &m.content {
+            Content::Code { code, .. } => (&s.template_code, serde_json::json!({ "code": code })),
+            Content::Notice { .. } if s.notice_template_code.is_empty() => {
+                return Err(SendError::Permanent("ALIYUN_SMS_NOTICE_TEMPLATE_CODE is not set".into()));
+            }
+            Content::Notice { notice } => (&s.notice_template_code, serde_json::json!({ "content": notice })),
+        };
         let mut p = BTreeMap::new();
         let mut put = |k: &str, v: &str| {
             p.insert(k.to_string(), v.to_string());
@@ -130,17 +140,17 @@ impl AliyunProvider {
         // The country calling code without '+': mainland numbers may carry 86, others must.
         put("PhoneNumbers", m.phone.trim_start_matches('+'));
         put("SignName", &s.sign_name);
-        put("TemplateCode", &s.template_code);
-        put("TemplateParam", &serde_json::json!({ "code": m.code }).to_string());
+        put("TemplateCode", template);
+        put("TemplateParam", &param.to_string());
         let sig = signature("POST", &p, s.access_key_secret.expose());
         p.insert("Signature".into(), sig);
-        p
+        Ok(p)
     }
 
     /// Sends one code and says whether a failure is worth retrying.
-    pub async fn deliver(&self, m: &CodeMessage) -> Result<(), SendError> {
+    pub async fn deliver(&self, m: &SmsMessage) -> Result<(), SendError> {
         let nonce = uuid::Uuid::new_v4().to_string();
-        let params = self.params(m, Utc::now(), &nonce);
+        let params = self.params(m, Utc::now(), &nonce)?;
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
         let request = http::Request::post(format!("{}/", self.settings.endpoint.trim_end_matches('/')))
             .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -181,7 +191,7 @@ impl Provider for AliyunProvider {
         "aliyun"
     }
 
-    async fn deliver(&self, m: &CodeMessage) -> Result<(), SendError> {
+    async fn deliver(&self, m: &SmsMessage) -> Result<(), SendError> {
         AliyunProvider::deliver(self, m).await
     }
 }

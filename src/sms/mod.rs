@@ -35,13 +35,33 @@ pub enum ProviderKind {
     Aliyun,
 }
 
-/// One code to deliver. `phone` is E.164.
+/// One SMS to deliver. `phone` is E.164.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct CodeMessage {
+pub struct SmsMessage {
     pub phone: String,
-    pub purpose: String,
-    pub code: String,
-    pub ttl_secs: u64,
+    #[serde(flatten)]
+    pub content: Content,
+}
+
+/// What an SMS says. Providers in China send only approved templates, so each kind has its own.
+/// Untagged: outbox rows written before notices existed hold the `Code` fields alone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    /// A verification code for `purpose` (`REGISTER`, `LOGIN`, ...).
+    Code { purpose: String, code: String, ttl_secs: u64 },
+    /// A security or incident notice to the member's phone.
+    Notice { notice: String },
+}
+
+impl SmsMessage {
+    pub fn code(phone: String, purpose: &str, code: String, ttl_secs: u64) -> SmsMessage {
+        SmsMessage { phone, content: Content::Code { purpose: purpose.to_string(), code, ttl_secs } }
+    }
+
+    pub fn notice(phone: String, notice: String) -> SmsMessage {
+        SmsMessage { phone, content: Content::Notice { notice } }
+    }
 }
 
 /// Why a message did not leave.
@@ -62,10 +82,18 @@ pub enum SendError {
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
     /// Delivers one message, or says whether trying again later may help.
-    async fn deliver(&self, message: &CodeMessage) -> Result<(), SendError>;
+    async fn deliver(&self, message: &SmsMessage) -> Result<(), SendError>;
 }
 
-/// A code the `log` provider delivered, as the ring keeps it.
+/// A message the `log` provider delivered, as the ring keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub phone: String,
+    pub content: Content,
+    pub at: DateTime<Utc>,
+}
+
+/// A code the `log` provider delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentCode {
     pub phone: String,
@@ -74,13 +102,13 @@ pub struct SentCode {
     pub at: DateTime<Utc>,
 }
 
-/// The last [`RING_SIZE`] codes, in process memory only. A std Mutex, not a tokio one: no `.await`
+/// The last [`RING_SIZE`] messages, in process memory only. A std Mutex, not a tokio one: no `.await`
 /// happens while it is held.
 #[derive(Default)]
-pub struct CodeRing(Mutex<VecDeque<SentCode>>);
+pub struct CodeRing(Mutex<VecDeque<Sent>>);
 
 impl CodeRing {
-    fn push(&self, sent: SentCode) {
+    fn push(&self, sent: Sent) {
         if let Ok(mut ring) = self.0.lock() {
             if ring.len() >= RING_SIZE {
                 ring.pop_front();
@@ -89,8 +117,17 @@ impl CodeRing {
         }
     }
 
-    fn last(&self, phone: &str) -> Option<SentCode> {
-        self.0.lock().ok()?.iter().rev().find(|s| s.phone == phone).cloned()
+    fn last_code(&self, phone: &str) -> Option<SentCode> {
+        self.0.lock().ok()?.iter().rev().find_map(|s| match &s.content {
+            Content::Code { purpose, code, .. } if s.phone == phone => {
+                Some(SentCode { phone: s.phone.clone(), purpose: purpose.clone(), code: code.clone(), at: s.at })
+            }
+            _ => None,
+        })
+    }
+
+    fn sent_to(&self, phone: &str) -> Vec<Sent> {
+        self.0.lock().map(|ring| ring.iter().filter(|s| s.phone == phone).cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -105,20 +142,20 @@ impl Provider for LogProvider {
         "log"
     }
 
-    async fn deliver(&self, m: &CodeMessage) -> Result<(), SendError> {
-        tracing::info!(
-            phone = %mask(&m.phone),
-            purpose = %m.purpose,
-            code = %m.code,
-            ttl_secs = m.ttl_secs,
-            "SMS (log provider, development only): verification code"
-        );
-        self.ring.push(SentCode {
-            phone: m.phone.clone(),
-            purpose: m.purpose.clone(),
-            code: m.code.clone(),
-            at: Utc::now(),
-        });
+    async fn deliver(&self, m: &SmsMessage) -> Result<(), SendError> {
+        match &m.content {
+            Content::Code { purpose, code, ttl_secs } => tracing::info!(
+                phone = %mask(&m.phone),
+                purpose = %purpose,
+                code = %code,
+                ttl_secs,
+                "SMS (log provider, development only): verification code"
+            ),
+            Content::Notice { notice } => {
+                tracing::info!(phone = %mask(&m.phone), notice = %notice, "SMS (log provider, development only): notice")
+            }
+        }
+        self.ring.push(Sent { phone: m.phone.clone(), content: m.content.clone(), at: Utc::now() });
         Ok(())
     }
 }
@@ -132,7 +169,7 @@ impl Provider for DisabledProvider {
         "disabled"
     }
 
-    async fn deliver(&self, _: &CodeMessage) -> Result<(), SendError> {
+    async fn deliver(&self, _: &SmsMessage) -> Result<(), SendError> {
         Err(SendError::Permanent("SMS_PROVIDER=disabled".into()))
     }
 }
@@ -180,7 +217,12 @@ impl Sms {
     /// The newest code the `log` provider sent to `phone` (E.164), for tests and the development
     /// route; always `None` with any other provider.
     pub fn last_code(&self, phone: &str) -> Option<SentCode> {
-        self.ring.as_ref()?.last(phone)
+        self.ring.as_ref()?.last_code(phone)
+    }
+
+    /// Everything the `log` provider sent to `phone` that the ring still holds, oldest first.
+    pub fn sent_to(&self, phone: &str) -> Vec<Sent> {
+        self.ring.as_ref().map(|ring| ring.sent_to(phone)).unwrap_or_default()
     }
 }
 
@@ -208,12 +250,21 @@ mod tests {
     async fn the_ring_is_bounded_and_keeps_the_newest() {
         let sms = Sms::new(ProviderKind::Log);
         for i in 0..(RING_SIZE + 5) {
-            let m =
-                CodeMessage { phone: format!("+86138{i:08}"), purpose: "LOGIN".into(), code: "1".into(), ttl_secs: 1 };
+            let m = SmsMessage::code(format!("+86138{i:08}"), "LOGIN", "1".into(), 1);
             sms.provider().deliver(&m).await.unwrap();
         }
         assert!(sms.last_code("+8613800000000").is_none(), "the oldest fell out");
         assert!(sms.last_code(&format!("+86138{:08}", RING_SIZE + 4)).is_some());
         assert!(Sms::new(ProviderKind::Disabled).last_code("+8613800000000").is_none());
+    }
+
+    #[test]
+    fn outbox_rows_from_before_notices_still_read_as_codes() {
+        let old = r#"{"phone":"+8613800000001","purpose":"LOGIN","code":"123456","ttl_secs":300}"#;
+        let m: SmsMessage = serde_json::from_str(old).unwrap();
+        assert_eq!(m.content, Content::Code { purpose: "LOGIN".into(), code: "123456".into(), ttl_secs: 300 });
+        let notice = SmsMessage::notice("+8613800000001".into(), "安全通知".into());
+        let back: SmsMessage = serde_json::from_str(&serde_json::to_string(&notice).unwrap()).unwrap();
+        assert_eq!(back.content, notice.content);
     }
 }

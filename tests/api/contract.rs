@@ -68,6 +68,9 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     let login_code = app.phone_code("+8613900000000", "LOGIN").await;
     app.register("+8613712340001", "forgetful").await;
     let reset_code = app.phone_code("+8613712340001", "RESET_PASSWORD").await;
+    let ask = "mutation($input: RequestPhoneCodeInput!) { requestPhoneCode(input: $input) { sent } }";
+    app.gql(Some(&peer), ask, json!({ "input": { "phone": "+8613712340002", "purpose": "CHANGE_PHONE" } })).await;
+    let change_phone_code = app.sent_code("+8613712340002").unwrap();
     let sent = app
         .gql(
             Some(&peer),
@@ -139,6 +142,8 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$LOGIN_CODE", login_code),
         ("$RESET_PHONE", "+8613712340001".to_string()),
         ("$RESET_CODE", reset_code),
+        ("$CHANGE_PHONE_NEW", "+8613712340002".to_string()),
+        ("$CHANGE_PHONE_CODE", change_phone_code),
         ("$PHONE", "+8613900000000".to_string()),
         ("$PASSWORD", "admin password".to_string()),
         ("$CONVERSATION_ID", conversation),

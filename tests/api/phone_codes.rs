@@ -312,3 +312,109 @@ async fn the_log_provider_is_development_only() {
     let resp = off.http.get(off.url("/dev/sms-codes?phone=13800000001")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+const CHANGE_PHONE: &str = "mutation($input: ChangePhoneInput!) { changePhone(input: $input) { me { phone } } }";
+
+/// The notices the `log` provider delivered to `phone`, waiting up to 10 s for the outbox's sender.
+async fn notices_to(app: &TestApp, phone: &str, at_least: usize) -> Vec<String> {
+    let e164 = ecer_gateway::services::validate::phone("phone", phone).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let notices: Vec<String> = app
+            .state
+            .sms
+            .sent_to(&e164)
+            .into_iter()
+            .filter_map(|s| match s.content {
+                ecer_gateway::sms::Content::Notice { notice } => Some(notice),
+                _ => None,
+            })
+            .collect();
+        if notices.len() >= at_least || std::time::Instant::now() > deadline {
+            return notices;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn changing_phone_needs_a_code_to_the_new_number_and_the_password_and_tells_the_old_one() {
+    let app = TestApp::spawn_with(|c| c.sms_outbox_poll_ms = 50).await;
+    let (token, _) = app.register(&phone(1), "a").await;
+    app.register(&phone(3), "b").await;
+
+    // Nobody signed out can make a phone buzz for this purpose.
+    let (c, _) = app.gql_err(None, ASK, ask(&phone(2), "CHANGE_PHONE")).await;
+    assert_eq!(c, "UNAUTHENTICATED");
+
+    let input = |code: &str, password: &str| json!({ "input": { "newPhone": phone(2), "code": code, "currentPassword": password } });
+    app.gql(Some(&token), ASK, ask(&phone(2), "CHANGE_PHONE")).await;
+    let code = app.sent_code(&phone(2)).unwrap();
+    let (c, _) = app.gql_err(Some(&token), CHANGE_PHONE, input(&other_than(&code), "correct horse")).await;
+    assert_eq!(c, "INVALID_CODE");
+    // A code for another purpose does not move the account.
+    let login_code = app.phone_code(&phone(2), "LOGIN").await;
+    let (c, _) = app.gql_err(Some(&token), CHANGE_PHONE, input(&login_code, "correct horse")).await;
+    assert_eq!(c, "INVALID_CODE");
+    // The session alone is not enough: the password is asked too, and a wrong one is refused.
+    let (c, err) = app.gql_err(Some(&token), CHANGE_PHONE, input(&code, "wrong horse")).await;
+    assert_eq!(c, "BAD_USER_INPUT", "{err}");
+    assert_eq!(err["extensions"]["field"], "input.currentPassword");
+
+    app.gql(Some(&token), ASK, ask(&phone(2), "CHANGE_PHONE")).await;
+    let code = app.sent_code(&phone(2)).unwrap();
+    let moved = app.gql(Some(&token), CHANGE_PHONE, input(&code, "correct horse")).await;
+    assert_eq!(moved["changePhone"]["me"]["phone"], phone(2));
+    // Asking again for the number it has now is a mistake the member is told of.
+    let (c, err) = app.gql_err(Some(&token), CHANGE_PHONE, input(&code, "correct horse")).await;
+    assert_eq!((c.as_str(), &err["extensions"]["field"]), ("BAD_USER_INPUT", &json!("input.newPhone")));
+
+    // The new number signs in; the old one no longer does.
+    let new = json!({ "input": { "phone": phone(2), "password": "correct horse" } });
+    assert!(app.gql(None, LOGIN, new).await["login"]["token"].is_string());
+    let old = json!({ "input": { "phone": phone(1), "password": "correct horse" } });
+    assert_eq!(app.gql_err(None, LOGIN, old).await.0, "UNAUTHENTICATED");
+
+    // The old number is told by SMS, the new one too, and the member in-site.
+    let told = notices_to(&app, &phone(1), 1).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("phone number was changed"), "{told:?}");
+    assert!(!told[0].contains(&phone(2)), "the new number is masked: {told:?}");
+    assert!(notices_to(&app, &phone(2), 1).await.iter().any(|n| n.contains("phone number was changed")));
+    let inbox = app.gql(Some(&token), "{ notifications(first: 5) { nodes { kind body } } }", json!({})).await;
+    assert!(
+        inbox["notifications"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "SECURITY_NOTICE" && n["body"].as_str().unwrap().contains("phone number was changed")),
+        "{inbox}"
+    );
+
+    // A number another account uses is a conflict, told only to the holder of its code.
+    app.gql(Some(&token), ASK, ask(&phone(3), "CHANGE_PHONE")).await;
+    let code = app.sent_code(&phone(3)).unwrap();
+    let taken = json!({ "input": { "newPhone": phone(3), "code": code, "currentPassword": "correct horse" } });
+    assert_eq!(app.gql_err(Some(&token), CHANGE_PHONE, taken).await.0, "CONFLICT");
+}
+
+#[tokio::test]
+async fn security_notices_reach_phones_and_admins_follow_the_delivery() {
+    let app = TestApp::spawn_with(|c| c.sms_outbox_poll_ms = 50).await;
+    let (admin, _) = app.user_with_role(&phone(1), "ADMIN").await;
+    let (member, member_id) = app.register(&phone(2), "m").await;
+    let send = "mutation($b: String!, $u: [ID!]) { sendSecurityNotice(input: { body: $b, userIds: $u }) { recipients broadcast { id recipients finishedAt } } }";
+    let sent =
+        app.gql(Some(&admin), send, json!({ "b": "数据泄露通知: reset your password.", "u": [member_id] })).await;
+    assert_eq!(sent["sendSecurityNotice"]["recipients"], 1);
+    let broadcast = sent["sendSecurityNotice"]["broadcast"].clone();
+    assert_eq!(broadcast["recipients"], 1);
+    assert!(broadcast["finishedAt"].is_string());
+    assert_eq!(notices_to(&app, &phone(2), 1).await, vec!["数据泄露通知: reset your password.".to_string()]);
+
+    let progress = "query($id: ID!) { noticeBroadcast(id: $id) { recipients sms { pending sent failed } } }";
+    let vars = json!({ "id": broadcast["id"] });
+    let seen = app.gql(Some(&admin), progress, vars.clone()).await;
+    assert_eq!(seen["noticeBroadcast"]["sms"], json!({ "pending": 0, "sent": 1, "failed": 0 }), "{seen}");
+    assert_eq!(app.gql_err(Some(&member), progress, vars).await.0, "FORBIDDEN");
+}

@@ -64,6 +64,17 @@ async fn deleting_an_account_erases_it_and_keeps_the_conversation_going() {
     assert_eq!((code.as_str(), err["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("input.password")));
     assert_eq!(app.gql(Some(&token), DELETE, json!({ "p": "correct horse" })).await["deleteAccount"]["deleted"], true);
 
+    // Nothing keyed by the number outlives the account: its codes and its SMS are gone.
+    let key = ecer_gateway::services::signin::phone_key(app.state.media.sealer(), &phone(50));
+    for table in ["phone_codes", "sms_outbox"] {
+        let db = &app.state.db;
+        let backend = db.get_database_backend();
+        let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE phone_key = {p}");
+        let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [key.clone().into()])).await.unwrap();
+        assert_eq!(row.unwrap().try_get::<i64>("", "n").unwrap(), 0, "{table}");
+    }
+
     // Signed out everywhere, at once; the live stream ended for its viewers.
     assert_eq!(my_socket.closed().await, 4403);
     assert_eq!(viewer.recv().await, json!({ "type": "complete", "id": "c" }));

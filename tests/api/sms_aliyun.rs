@@ -27,6 +27,8 @@ const KEY_ID: &str = "LTAI-test-key";
 const SECRET: &str = "test secret/with+odd*chars";
 const SIGN_NAME: &str = "易测社区";
 const TEMPLATE: &str = "SMS_123456789";
+/// The notice template: one variable, `${content}`.
+const NOTICE_TEMPLATE: &str = "SMS_987654321";
 
 /// How the stand-in answers the next requests.
 #[derive(Clone, Debug)]
@@ -80,7 +82,6 @@ fn check(fake: &Fake, p: &BTreeMap<String, String>) -> Result<(String, String), 
         ("Format", "JSON"),
         ("AccessKeyId", KEY_ID),
         ("SignName", SIGN_NAME),
-        ("TemplateCode", TEMPLATE),
     ] {
         if get(k) != want {
             return Err(("isv.INVALID_PARAMETERS", format!("{k} = {:?}", get(k))));
@@ -100,11 +101,24 @@ fn check(fake: &Fake, p: &BTreeMap<String, String>) -> Result<(String, String), 
     }
     let param: Value = serde_json::from_str(get("TemplateParam"))
         .map_err(|_| ("isv.INVALID_JSON_PARAM", get("TemplateParam").to_string()))?;
-    let code = param["code"].as_str().unwrap_or("");
-    if param.as_object().map(|o| o.len()) != Some(1) || code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(("isv.TEMPLATE_PARAMS_ILLEGAL", param.to_string()));
+    let one_variable = param.as_object().map(|o| o.len()) == Some(1);
+    match get("TemplateCode") {
+        TEMPLATE => {
+            let code = param["code"].as_str().unwrap_or("");
+            if !one_variable || code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(("isv.TEMPLATE_PARAMS_ILLEGAL", param.to_string()));
+            }
+            Ok((number.to_string(), code.to_string()))
+        }
+        NOTICE_TEMPLATE => {
+            let content = param["content"].as_str().unwrap_or("");
+            if !one_variable || content.is_empty() || content.chars().count() > 500 {
+                return Err(("isv.TEMPLATE_PARAMS_ILLEGAL", param.to_string()));
+            }
+            Ok((number.to_string(), content.to_string()))
+        }
+        other => Err(("isv.SMS_TEMPLATE_ILLEGAL", format!("TemplateCode = {other:?}"))),
     }
-    Ok((number.to_string(), code.to_string()))
 }
 
 async fn send_sms(State(fake): State<Arc<Fake>>, Form(p): Form<BTreeMap<String, String>>) -> Response {
@@ -302,4 +316,48 @@ async fn a_wrong_secret_is_refused_by_the_provider() {
     assert!(fake.delivered.lock().unwrap().is_empty());
     let refused = fake.refused.lock().unwrap().clone();
     assert!(refused.len() == 1 && refused[0].starts_with("SignatureDoesNotMatch"), "{refused:?}");
+}
+
+/// Signs a member up with the code the stand-in received; returns their token.
+async fn register_via(app: &TestApp, fake: &Fake, phone: &str) -> String {
+    app.gql(None, ASK, ask(phone, "REGISTER")).await;
+    let (_, code) = fake.delivered.lock().unwrap().last().cloned().expect("the code was delivered");
+    let input = json!({ "input": { "phone": phone, "code": code, "password": "correct horse", "nickname": "n" } });
+    app.gql(None, REGISTER, input).await["register"]["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn notices_go_under_their_own_template_or_are_recorded_failed_without_one() {
+    let (fake, url) = start_fake().await;
+    let with_notices = |c: &mut Config| {
+        aliyun(&url, SECRET)(c);
+        c.aliyun_sms_notice_template_code = NOTICE_TEMPLATE.into();
+    };
+    let app = TestApp::spawn_with(with_notices).await;
+    let token = register_via(&app, &fake, &phone(1)).await;
+    let change = "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { changed } }";
+    let input = json!({ "input": { "currentPassword": "correct horse", "newPassword": "battery staple" } });
+    app.gql(Some(&token), change, input.clone()).await;
+    until("the notice is delivered", || fake.delivered.lock().unwrap().len() == 2).await;
+    let (number, content) = fake.delivered.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(number, phone(1).trim_start_matches('+'));
+    assert!(content.contains("password was changed"), "{content}");
+    assert!(fake.refused.lock().unwrap().is_empty(), "{:?}", fake.refused.lock().unwrap());
+
+    // Without a notice template the SMS cannot go: recorded FAILED with why, the in-site notice stays.
+    let (fake, url) = start_fake().await;
+    let app = TestApp::spawn_with(aliyun(&url, SECRET)).await;
+    let token = register_via(&app, &fake, &phone(1)).await;
+    app.gql(Some(&token), change, input).await;
+    let failed = "SELECT COUNT(*) FROM sms_outbox WHERE status = 'FAILED' AND last_error LIKE '%ALIYUN_SMS_NOTICE_TEMPLATE_CODE%'";
+    for _ in 0..200 {
+        if count(&app, failed).await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(count(&app, failed).await, 1);
+    assert_eq!(fake.delivered.lock().unwrap().len(), 1, "only the registration code went");
+    let inbox = app.gql(Some(&token), "{ notifications(first: 1) { nodes { kind } } }", json!({})).await;
+    assert_eq!(inbox["notifications"]["nodes"][0]["kind"], "SECURITY_NOTICE");
 }

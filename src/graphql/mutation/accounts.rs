@@ -109,6 +109,22 @@ pub struct ChangePasswordPayload {
     changed: bool,
 }
 
+#[derive(InputObject)]
+pub struct ChangePhoneInput {
+    /// The new number, E.164; a mainland number may omit `+86`.
+    new_phone: String,
+    /// The code `requestPhoneCode(purpose: CHANGE_PHONE)` sent to `newPhone`.
+    code: String,
+    /// A wrong one counts toward the sign-in lock.
+    current_password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ChangePhonePayload {
+    /// The member, with the new number.
+    me: User,
+}
+
 #[derive(InputObject, Default)]
 pub struct LogoutInput {
     /// Also end every other session of this account (all devices).
@@ -178,6 +194,11 @@ impl AccountMutation {
         input: RequestPhoneCodeInput,
     ) -> async_graphql::Result<RequestPhoneCodePayload> {
         rate_limit(ctx, Limit::Auth).await?;
+        if input.purpose == PhoneCodePurpose::ChangePhone {
+            // Only a member moving their own account asks for one: nobody else may make a phone buzz
+            // for this purpose.
+            require_viewer(ctx)?;
+        }
         let st = state(ctx)?;
         let limits = phone_codes::Limits::from_config(&st.config);
         let ip = request_info(ctx).and_then(|i| i.ip.as_deref());
@@ -292,6 +313,30 @@ impl AccountMutation {
         )
         .await?;
         Ok(ChangePasswordPayload { changed: true })
+    }
+
+    /// Moves the signed-in member to `newPhone`, proven by a CHANGE_PHONE code sent to it, and the
+    /// current password. The old number gets an SMS saying so, and the member a security notice.
+    /// `INVALID_CODE` until the code is proven; `CONFLICT` if another account uses the number.
+    async fn change_phone(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePhoneInput,
+    ) -> async_graphql::Result<ChangePhonePayload> {
+        let viewer = require_viewer(ctx)?;
+        rate_limit(ctx, Limit::Auth).await?;
+        let st = state(ctx)?;
+        let user = accounts::change_phone(
+            &st.db,
+            &st.broker,
+            st.media.sealer(),
+            &viewer,
+            &input.new_phone,
+            &input.code,
+            input.current_password,
+        )
+        .await?;
+        Ok(ChangePhonePayload { me: User(user) })
     }
 
     /// Revokes the current session and clears the session cookie.

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::query::NotificationSetting;
-use crate::graphql::types::notification::NotificationCategory;
+use crate::graphql::types::notification::{NoticeBroadcast, NotificationCategory};
 use crate::graphql::types::{Conversation, LiveChatMessage, LiveStream, Message, User, count, load_one};
 use crate::graphql::{loaders, rate_limit, require_viewer, state};
 use crate::ratelimit::Limit;
@@ -92,6 +92,8 @@ pub struct SendSecurityNoticeInput {
 pub struct SendSecurityNoticePayload {
     /// Members the notice reached.
     recipients: i32,
+    /// The broadcast, to follow its SMS delivery (`noticeBroadcast(id:)` later).
+    broadcast: NoticeBroadcast,
 }
 
 #[derive(InputObject)]
@@ -223,8 +225,10 @@ impl RealtimeMutation {
             .transpose()?;
         let st = state(ctx)?;
         let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.as_deref());
-        let n = notifications::security_notice(&st.db, &st.broker, &viewer, ip, users, &input.body).await?;
-        Ok(SendSecurityNoticePayload { recipients: count(n as i64) })
+        let sent =
+            notifications::security_notice(&st.db, &st.broker, st.media.sealer(), &viewer, ip, users, &input.body)
+                .await?;
+        Ok(SendSecurityNoticePayload { recipients: count(sent.recipients), broadcast: NoticeBroadcast(sent) })
     }
 
     /// Creates a SCHEDULED stream. Its `ingestKey` is visible to the host only.

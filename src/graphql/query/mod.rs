@@ -69,7 +69,8 @@ impl NodeQuery {
             | Kind::SearchEntry
             | Kind::IdentityVerification
             | Kind::AuditEntry
-            | Kind::ActivityEntry => None,
+            | Kind::ActivityEntry
+            | Kind::NoticeBroadcast => None,
         })
     }
 }

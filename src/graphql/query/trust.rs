@@ -7,6 +7,7 @@ use async_graphql::{Context, ID, Object};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::connection;
+use crate::graphql::types::notification::NoticeBroadcast;
 use crate::graphql::types::trust::{AuditEntry, DailyVisitors, IdentityVerification, NameAudit, VerificationStatus};
 use crate::graphql::{loaders, page_args, request_info, require_viewer, state};
 use crate::services::activity::{self, Target};
@@ -39,6 +40,14 @@ impl TrustQuery {
         loaders(ctx)?.users.load_many(page.items.iter().map(|(_, v)| v.user_id)).await?;
         let audit = if reads_names { NameAudit::Written } else { NameAudit::Pending };
         Ok(connection(page, |row| IdentityVerification(row, audit)))
+    }
+
+    /// ADMIN: a security notice broadcast and how far its delivery got.
+    async fn notice_broadcast(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<NoticeBroadcast> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::NoticeBroadcast, &id, "id")?;
+        let row = crate::services::notifications::find_broadcast(&state(ctx)?.db, &viewer, id).await?;
+        Ok(NoticeBroadcast(row))
     }
 
     /// ADMIN: the staff audit log, newest first, optionally about one member.

@@ -30,6 +30,8 @@ pub enum PhoneCodePurpose {
     Login,
     /// `resetPassword`.
     ResetPassword,
+    /// `changePhone`: sent to the new number; asking needs a signed-in member.
+    ChangePhone,
 }
 
 /// How a list of posts is ordered.

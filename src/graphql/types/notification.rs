@@ -106,3 +106,45 @@ impl Notification {
         self.0.updated_at
     }
 }
+
+/// A notice staff sent to many members at once (ADMIN), and how far its delivery got.
+pub struct NoticeBroadcast(pub entity::notice_broadcasts::Model);
+
+/// Messages of one channel by state. `pending` includes those being sent and those waiting to be
+/// retried after the provider could not take them.
+#[derive(async_graphql::SimpleObject)]
+pub struct DeliveryCounts {
+    pub pending: i32,
+    pub sent: i32,
+    pub failed: i32,
+}
+
+#[Object]
+impl NoticeBroadcast {
+    async fn id(&self) -> ID {
+        ids::encode(Kind::NoticeBroadcast, self.0.id)
+    }
+
+    /// Members it reached in-site (every recipient, once writing finished).
+    async fn recipients(&self) -> i32 {
+        count(self.0.recipients)
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When every recipient's in-site notice and SMS were written; null while it is still going.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+
+    /// Its SMS to members' phones (members without a phone get none). Counts are kept for a day,
+    /// as long as the outbox keeps its rows.
+    async fn sms(&self, ctx: &Context<'_>) -> async_graphql::Result<DeliveryCounts> {
+        let viewer = crate::graphql::require_viewer(ctx)?;
+        let (pending, sent, failed) =
+            service::broadcast_sms(&crate::graphql::state(ctx)?.db, &viewer, self.0.id).await?;
+        Ok(DeliveryCounts { pending: count(pending), sent: count(sent), failed: count(failed) })
+    }
+}

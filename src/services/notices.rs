@@ -1,0 +1,57 @@
+//! Security and incident notices off the site: besides the in-site notification, each goes to the
+//! member's phone through the SMS outbox, in the transaction that records it, so a notice is never
+//! recorded without its SMS nor an SMS queued for a notice that was rolled back. These notices
+//! cannot be muted: the member may not be the one signed in.
+
+use chrono::Utc;
+use entity::users;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+
+use crate::error::AppResult;
+use crate::seal::Sealer;
+use crate::services::sms_outbox;
+
+/// The longest notice text an SMS carries; longer ones are cut and point to the site.
+const SMS_CHARS: usize = 120;
+
+/// The SMS text of a notice, cut to [`SMS_CHARS`] (the provider's signature names the sender).
+pub fn sms_text(notice: &str) -> String {
+    let mut text: String = notice.chars().take(SMS_CHARS).collect();
+    if notice.chars().count() > SMS_CHARS {
+        text.push_str("… (ecer)");
+    }
+    text
+}
+
+/// Queues `notice` to the phone of each of `user_ids` that has one (erased accounts have none).
+pub async fn queue_off_site(
+    db: &impl ConnectionTrait,
+    keys: &Sealer,
+    user_ids: &[i64],
+    notice: &str,
+    broadcast_id: Option<i64>,
+) -> AppResult<()> {
+    if user_ids.is_empty() {
+        return Ok(());
+    }
+    let phones: Vec<Option<String>> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Phone)
+        .filter(users::Column::Id.is_in(user_ids.iter().copied()))
+        .filter(users::Column::DeletedAt.is_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    let text = sms_text(notice);
+    let now = Utc::now();
+    for phone in phones.into_iter().flatten() {
+        sms_outbox::enqueue_notice(db, keys, &phone, &text, broadcast_id, now).await?;
+    }
+    Ok(())
+}
+
+/// Queues `notice` to one phone number that is not (or no longer) an account's, such as the number
+/// a member just moved away from.
+pub async fn queue_to_number(db: &impl ConnectionTrait, keys: &Sealer, phone: &str, notice: &str) -> AppResult<()> {
+    sms_outbox::enqueue_notice(db, keys, phone, &sms_text(notice), None, Utc::now()).await
+}
