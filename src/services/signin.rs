@@ -80,10 +80,12 @@ pub async fn clear(db: &impl sea_orm::ConnectionTrait, key: &str) -> AppResult<(
 }
 
 /// Remembers the device; if the member has signed in before from other devices and never from this
-/// one, tells them (in-site notification and push). The first device of an account is not news.
+/// one, tells them (in-site notification and push, and their verified email address). The first
+/// device of an account is not news.
 pub async fn note_device(
     db: &DatabaseConnection,
     broker: &Broker,
+    keys: &crate::seal::Sealer,
     user_id: i64,
     user_agent: Option<&str>,
 ) -> AppResult<()> {
@@ -104,6 +106,8 @@ pub async fn note_device(
     if inserted == 1 && known_before > 0 {
         let shown: String = device.chars().take(120).collect();
         let mut outbox = Outbox::default();
+        let body =
+            format!("New sign-in from {shown}. If this was not you, sign that device out and change your password.");
         let txn = sea_orm::TransactionTrait::begin(db).await?;
         notifications::record(
             &txn,
@@ -113,13 +117,13 @@ pub async fn note_device(
                 actor_id: None,
                 post_id: None,
                 comment_id: None,
-                body: Some(format!(
-                    "New sign-in from {shown}. If this was not you, sign that device out and change your password."
-                )),
+                body: Some(body.clone()),
             },
             &mut outbox,
         )
         .await?;
+        crate::services::email::enqueue_notice(&txn, keys, user_id, crate::services::email::NOTICE_SUBJECT, &body)
+            .await?;
         txn.commit().await?;
         broker.publish_all(outbox).await;
     }
