@@ -184,6 +184,8 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("conversations", "user_low", Fate::Kept("the peer's conversation goes on, with no peer shown")),
     ("conversations", "user_high", Fate::Kept("the peer's conversation goes on, with no peer shown")),
     ("data_exports", "user_id", Fate::Gone),
+    ("email_codes", "user_id", Fate::Gone),
+    ("email_outbox", "user_id", Fate::Gone),
     ("favorites", "user_id", Fate::Gone),
     ("identity_verifications", "user_id", Fate::Gone),
     ("identity_verifications", "reviewer_id", Fate::Kept("a staff decision about someone else")),
@@ -311,6 +313,7 @@ async fn erasure_walks_every_table_with_a_user_column() {
         ("mutation($p: ID!) { recordPostView(input: { postId: $p }) { post { id } } }", json!({ "p": bob_post })),
         ("mutation { updateSettings(input: { recordHistory: true }) { settings { recordHistory } } }", json!({})),
         ("mutation { requestDataExport { export { id } } }", json!({})),
+        ("mutation { addEmail(input: { email: \"alice@example.com\" }) { user { id } } }", json!({})),
     ] {
         app.gql(Some(&alice), q, v).await;
     }

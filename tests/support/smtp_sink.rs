@@ -274,7 +274,8 @@ pub fn decode_words(value: &str) -> String {
             }
             None => (token.to_string(), false),
         };
-        if !out.is_empty() && !(is_word && last_was_word) {
+        let joined_words = is_word && last_was_word;
+        if !out.is_empty() && !joined_words {
             out.push(' ');
         }
         out.push_str(&text);
