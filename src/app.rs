@@ -106,6 +106,14 @@ impl AppState {
             std::time::Duration::from_millis(config.sms_outbox_poll_ms),
             chrono::Duration::milliseconds(i64::try_from(config.sms_retry_base_ms.min(60_000)).unwrap_or(60_000)),
         );
+        let mailer = crate::mail::Mailer::from_config(&config).map_err(StartError::Config)?;
+        crate::services::email_outbox::spawn(
+            db.clone(),
+            media.clone(),
+            mailer.clone(),
+            std::time::Duration::from_millis(config.email_outbox_poll_ms),
+            crate::services::email::Settings::from_config(&config).retry_base,
+        );
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
@@ -115,6 +123,7 @@ impl AppState {
             media: media.clone(),
             activity: activity.clone(),
             sms: sms.clone(),
+            mailer,
         });
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         let capacity = Arc::new(Capacity::new(&config));

@@ -449,6 +449,34 @@ pub struct Config {
     #[arg(long, env = "PHONE_CODE_DAILY_GLOBAL", default_value_t = 10_000)]
     pub phone_code_daily_global: u32,
 
+    /// The SMTP server that delivers email (codes for `addEmail` and password reset, security
+    /// notices): `smtp://host:port` (plain, a local relay), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`. Unset in development: nothing is sent and each
+    /// message (code included) goes to the log; refused unset with production settings. `disabled`:
+    /// no email (`addEmail` answers EMAIL_UNAVAILABLE).
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// The sender of every email, `Name <address>` (the display name may be Chinese).
+    #[arg(long, env = "MAIL_FROM", default_value = "ecer <no-reply@ecer.example>")]
+    pub mail_from: String,
+
+    /// Milliseconds between two looks of this instance's email sender at the outbox for messages
+    /// due (10 to 60000).
+    #[arg(long, env = "EMAIL_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub email_outbox_poll_ms: u64,
+
+    /// Milliseconds before the first retry of an email the server could not take now (4xx, no
+    /// connection); each later retry waits twice as long (at most a minute), 5 tries in all
+    /// (1 to 60000).
+    #[arg(long, env = "EMAIL_RETRY_BASE_MS", default_value_t = 2000)]
+    pub email_retry_base_ms: u64,
+
+    /// Seconds between two codes sent to one address (RATE_LIMITED with retryAfter before), at most
+    /// 3600; 0 = off.
+    #[arg(long, env = "EMAIL_CODE_RESEND_SECS", default_value_t = 60)]
+    pub email_code_resend_secs: u64,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -595,6 +623,7 @@ impl Config {
         if self.sms_provider == crate::sms::ProviderKind::Aliyun {
             self.validate_aliyun()?;
         }
+        self.validate_email()?;
         let cookie_ok = !self.session_cookie_name.is_empty()
             && self.session_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !cookie_ok {
@@ -663,6 +692,28 @@ impl Config {
         Ok(())
     }
 
+    /// Like `SMS_PROVIDER=log`, an unset `SMTP_URL` writes codes to the log: refused with a
+    /// production setting, where the choice must be explicit (a server, or `disabled`).
+    fn validate_email(&self) -> Result<(), String> {
+        let unset = self.smtp_url.as_ref().is_none_or(|u| u.expose().trim().is_empty());
+        if unset && let Some(setting) = self.production_setting() {
+            return Err(format!(
+                "SMTP_URL is unset, so email codes would go to the log, which cannot be used with {setting}; set SMTP_URL to the mail server (smtps://user:pass@host:465), or SMTP_URL=disabled"
+            ));
+        }
+        crate::mail::Mailer::from_config(self)?;
+        if !(10..=60_000).contains(&self.email_outbox_poll_ms) {
+            return Err("EMAIL_OUTBOX_POLL_MS must be between 10 and 60000".into());
+        }
+        if !(1..=60_000).contains(&self.email_retry_base_ms) {
+            return Err("EMAIL_RETRY_BASE_MS must be between 1 and 60000".into());
+        }
+        if self.email_code_resend_secs > 3600 {
+            return Err("EMAIL_CODE_RESEND_SECS must be at most 3600".into());
+        }
+        Ok(())
+    }
+
     pub fn defaults() -> Self {
         Cli::parse_from(["ecer-gateway"]).config
     }
@@ -710,6 +761,22 @@ impl std::str::FromStr for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn production_needs_an_explicit_smtp_choice() {
+        let mut c = Config::defaults();
+        c.session_cookie_secure = true;
+        c.sms_provider = crate::sms::ProviderKind::Disabled;
+        assert!(c.validate().unwrap_err().contains("SMTP_URL"));
+        c.smtp_url = Some(Secret::new("disabled"));
+        assert_eq!(c.validate(), Ok(()));
+        c.smtp_url = Some(Secret::new("smtps://u:pw-secret@mail.example:465"));
+        assert_eq!(c.validate(), Ok(()));
+        assert!(!format!("{c:?}").contains("pw-secret"), "the password never shows in a dump");
+        c.smtp_url = Some(Secret::new("smtp://u:pw-secret@mail.example:25"));
+        let refused = c.validate().unwrap_err();
+        assert!(refused.contains("SMTP_URL") && !refused.contains("pw-secret"), "{refused}");
+    }
 
     #[test]
     fn aliyun_needs_its_settings_and_hides_its_secret() {

@@ -48,6 +48,9 @@ pub mod code {
     pub const INVALID_CODE: &str = "INVALID_CODE";
     /// This deployment cannot send SMS now (no provider configured); nothing was sent.
     pub const SMS_UNAVAILABLE: &str = "SMS_UNAVAILABLE";
+    /// This deployment cannot send email now (`SMTP_URL=disabled`), or the mail server refused the
+    /// address for good; nothing was sent and no code is live.
+    pub const EMAIL_UNAVAILABLE: &str = "EMAIL_UNAVAILABLE";
 }
 
 #[derive(Debug)]
@@ -84,6 +87,8 @@ pub enum AppError {
     InvalidCode { field: String },
     /// No SMS provider can send now.
     SmsUnavailable,
+    /// No email can be sent (disabled), or the mail server refused the address for good.
+    EmailUnavailable,
     /// Anything else. The cause is logged when the error reaches the client, which sees only
     /// "internal error".
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -125,6 +130,7 @@ impl AppError {
             AppError::QueryTimeout => code::QUERY_TIMEOUT,
             AppError::InvalidCode { .. } => code::INVALID_CODE,
             AppError::SmsUnavailable => code::SMS_UNAVAILABLE,
+            AppError::EmailUnavailable => code::EMAIL_UNAVAILABLE,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -156,6 +162,7 @@ impl AppError {
                 format!("{field}: the code is wrong or no longer valid; request a new one")
             }
             AppError::SmsUnavailable => "text messages cannot be sent now; try again later".into(),
+            AppError::EmailUnavailable => "no email can be delivered to this address now".into(),
             AppError::Internal(_) => "internal error".into(),
         }
     }

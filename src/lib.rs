@@ -24,6 +24,7 @@
 //! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
 //! - [`seal`]: encryption at rest (AES-256-GCM, key ids, rotation) for identity data and private files.
 //! - [`media`]: uploads on disk: content-checked types, public and sealed private files, the media routes.
+//! - [`mail`]: email by SMTP (lettre), or to the log in development.
 //! - [`sms`]: SMS providers behind one trait (`log` for development, `disabled`, `aliyun`).
 //! - [`seed`]: a deterministic demo community for demos and benchmarks.
 //! - [`demo`]: `--demo`, the first run that shows a living community (seed + a live stream).
@@ -41,6 +42,7 @@ pub mod demo;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod mail;
 pub mod media;
 pub mod metrics;
 pub mod pubsub;

@@ -292,6 +292,8 @@ pub async fn run_with(db: &DatabaseConnection, size: Size, seed: u64, interests:
                 password_hash: Set(Some(hash.clone())),
                 account_name: Set(None),
                 email: Set(None),
+                email_verified_at: Set(None),
+                pending_email: Set(None),
                 nickname: Set(nickname.clone()),
                 avatar_url: Set(None),
                 gender: Set("UNSPECIFIED".into()),

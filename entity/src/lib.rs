@@ -10,6 +10,8 @@ pub mod comments;
 pub mod conversation_members;
 pub mod conversations;
 pub mod data_exports;
+pub mod email_codes;
+pub mod email_outbox;
 pub mod favorites;
 pub mod identity_verifications;
 pub mod job_leases;

@@ -11,6 +11,7 @@ pub struct Model {
     pub password_hash: Option<String>,
     #[sea_orm(unique)]
     pub account_name: Option<String>,
+    /// The member's address (lower-case): given at sign-up (unverified) or proven with `verifyEmail`.
     pub email: Option<String>,
     pub nickname: String,
     pub avatar_url: Option<String>,
@@ -25,6 +26,11 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     /// Set while the account is suspended by staff.
     pub banned_at: Option<DateTimeUtc>,
+    /// When `email` was proven by a code sent to it; null while it is unverified. One live account
+    /// at most holds a verified address (a partial unique index).
+    pub email_verified_at: Option<DateTimeUtc>,
+    /// An address asked for with `addEmail` and not proven yet.
+    pub pending_email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

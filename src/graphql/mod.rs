@@ -38,6 +38,7 @@ pub struct GqlState {
     pub media: MediaStore,
     pub activity: Activity,
     pub sms: crate::sms::Sms,
+    pub mailer: crate::mail::Mailer,
 }
 
 /// Facts about one request that resolvers may need.

@@ -210,24 +210,47 @@ async fn live_user_by_phone(db: &DatabaseConnection, phone: &str) -> AppResult<O
         .await?)
 }
 
+/// What proves the right to reset a password: a RESET_PASSWORD code sent to the account's phone,
+/// or to its verified email address.
+#[derive(Debug, Clone, Copy)]
+pub enum ResetProof<'a> {
+    Phone(&'a str),
+    Email(&'a str),
+}
+
 /// Sets a new password for the holder of a RESET_PASSWORD code: every session of the account ends
 /// (its sockets close on every instance), the number's sign-in lock is lifted, and the member gets a
-/// security notice in-site.
+/// security notice in-site (and at their verified email address). One path for both proofs: only
+/// the code that is checked differs.
 pub async fn reset_password(
     db: &DatabaseConnection,
     broker: &Broker,
     keys: &crate::seal::Sealer,
-    phone: &str,
+    proof: ResetProof<'_>,
     code: &str,
     new_password: String,
 ) -> AppResult<()> {
-    let phone = validate::phone("input.phone", phone)?;
     validate::password("input.newPassword", &new_password)?;
-    phone_codes::consume(db, keys, &phone, Purpose::ResetPassword, code, "input.code", Utc::now()).await?;
-    let user = live_user_by_phone(db, &phone).await?.ok_or(AppError::NotFound("account with this phone number"))?;
+    let (user, by) = match proof {
+        ResetProof::Phone(phone) => {
+            let phone = validate::phone("input.phone", phone)?;
+            phone_codes::consume(db, keys, &phone, Purpose::ResetPassword, code, "input.code", Utc::now()).await?;
+            let user =
+                live_user_by_phone(db, &phone).await?.ok_or(AppError::NotFound("account with this phone number"))?;
+            (user, "phone")
+        }
+        ResetProof::Email(address) => {
+            (crate::services::email::consume_reset(db, keys, address, code, Utc::now()).await?, "email")
+        }
+    };
     let hash = hash_password(new_password).await?;
-    set_password(db, broker, keys, user.id, hash, None, "Your password was reset with a code sent to your phone, and every device was signed out. If this was not you, reset it again and contact us.").await?;
-    signin::clear(db, &signin::phone_key(keys, &phone)).await?;
+    let notice = format!(
+        "Your password was reset with a code sent to your {by}, and every device was signed out. If this was not you, reset it again and contact us."
+    );
+    set_password(db, broker, keys, user.id, hash, None, &notice).await?;
+    if let Some(phone) = &user.phone {
+        signin::clear(db, &signin::phone_key(keys, phone)).await?;
+    }
     Ok(())
 }
 
@@ -315,7 +338,8 @@ pub async fn change_phone(
 }
 
 /// Stores a new password hash, ends the account's sessions but `keep`, and records the security
-/// notice, in one transaction; then tells every instance.
+/// notice (in-site, and queued for the verified email address), in one transaction; then tells
+/// every instance.
 async fn set_password(
     db: &DatabaseConnection,
     broker: &Broker,

@@ -90,6 +90,13 @@ pub async fn archive(db: &DatabaseConnection, user_id: i64) -> AppResult<Value> 
     // Which staff role read or did what and when; not who the staff member is, nor their address.
     out.insert("auditLogAboutYou".into(), strip(rows!(db, audit_log, SubjectUserId, user_id), &["ip", "actor_id"]));
     out.insert("dataExports".into(), Value::Array(rows!(db, data_exports, UserId, user_id)));
+    // Emails sent or queued to the member: when and how each went, not the sealed address,
+    // subject and body (a code among them). The address itself and any pending one are in the
+    // profile (`email`, `email_verified_at`, `pending_email`); codes are never exported.
+    out.insert(
+        "emailMessages".into(),
+        strip(rows!(db, email_outbox, UserId, user_id), &["address_sealed", "subject_sealed", "body_sealed"]),
+    );
     Ok(Value::Object(out))
 }
 

@@ -6,6 +6,8 @@ pub mod activity;
 pub mod audit;
 pub mod boards;
 pub mod comments;
+pub mod email;
+pub mod email_outbox;
 pub mod export;
 pub mod history;
 pub mod identity;

@@ -1,9 +1,10 @@
 //! Security and incident notices off the site: besides the in-site notification, each goes to the
-//! member's phone through the SMS outbox, in the transaction that records it, so a notice is never
+//! member's phone through the SMS outbox and to their verified email through the email outbox, in
+//! the transaction that records it, so a notice is never
 //! recorded without its SMS nor an SMS queued for a notice that was rolled back. These notices
 //! cannot be muted: the member may not be the one signed in.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::users;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
@@ -23,7 +24,11 @@ pub fn sms_text(notice: &str) -> String {
     text
 }
 
-/// Queues `notice` to the phone of each of `user_ids` that has one (erased accounts have none).
+/// A member's id, phone, email and when the email was verified.
+type Channels = (i64, Option<String>, Option<String>, Option<DateTime<Utc>>);
+
+/// Queues `notice` to the phone of each of `user_ids` that has one (erased accounts have none), and
+/// to the email address of each that has a verified one.
 pub async fn queue_off_site(
     db: &impl ConnectionTrait,
     keys: &Sealer,
@@ -34,9 +39,9 @@ pub async fn queue_off_site(
     if user_ids.is_empty() {
         return Ok(());
     }
-    let phones: Vec<Option<String>> = users::Entity::find()
+    let members: Vec<Channels> = users::Entity::find()
         .select_only()
-        .column(users::Column::Phone)
+        .columns([users::Column::Id, users::Column::Phone, users::Column::Email, users::Column::EmailVerifiedAt])
         .filter(users::Column::Id.is_in(user_ids.iter().copied()))
         .filter(users::Column::DeletedAt.is_null())
         .into_tuple()
@@ -44,8 +49,13 @@ pub async fn queue_off_site(
         .await?;
     let text = sms_text(notice);
     let now = Utc::now();
-    for phone in phones.into_iter().flatten() {
-        sms_outbox::enqueue_notice(db, keys, &phone, &text, broadcast_id, now).await?;
+    for (user_id, phone, email, verified) in members {
+        if let Some(phone) = phone {
+            sms_outbox::enqueue_notice(db, keys, &phone, &text, broadcast_id, now).await?;
+        }
+        if let (Some(address), Some(_)) = (email, verified) {
+            crate::services::email::enqueue_notice(db, keys, user_id, address, notice, broadcast_id).await?;
+        }
     }
     Ok(())
 }

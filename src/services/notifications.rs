@@ -221,7 +221,7 @@ async fn next_seq<C: ConnectionTrait>(txn: &C, user_id: i64) -> AppResult<i64> {
 const BROADCAST_CHUNK: u64 = 500;
 
 /// A security incident notice from an ADMIN to `users` (or every member), audited: in-site and to
-/// each member's phone. Returns the broadcast, whose SMS [`broadcast_sms`] follows.
+/// each member's phone. Returns the broadcast, whose delivery [`broadcast_delivery`] follows.
 pub async fn security_notice(
     db: &DatabaseConnection,
     broker: &crate::pubsub::Broker,
@@ -268,14 +268,25 @@ pub async fn find_broadcast(
     entity::notice_broadcasts::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("broadcast"))
 }
 
-/// Where a broadcast's SMS stand: `(pending, sent, failed)`.
-pub async fn broadcast_sms(
+/// A channel notices leave the site by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+/// Where a broadcast's messages on `channel` stand: `(pending, sent, failed)`.
+pub async fn broadcast_delivery(
     db: &DatabaseConnection,
     viewer: &crate::auth::Viewer,
     id: i64,
+    channel: Channel,
 ) -> AppResult<(i64, i64, i64)> {
     crate::authz::require(Some(viewer), crate::authz::Action::SendSecurityNotice)?;
-    crate::services::sms_outbox::broadcast_progress(db, id).await
+    match channel {
+        Channel::Sms => crate::services::sms_outbox::broadcast_progress(db, id).await,
+        Channel::Email => crate::services::email_outbox::broadcast_progress(db, id).await,
+    }
 }
 
 /// Sends a staff notice (`kind` without an actor) to `users`, or to every member with `None`, in

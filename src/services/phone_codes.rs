@@ -88,7 +88,7 @@ impl Limits {
     }
 }
 
-fn hex(bytes: [u8; 32]) -> String {
+pub(crate) fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -104,7 +104,7 @@ fn code_hash(keys: &Sealer, phone_key: &str, purpose: Purpose, code: &str) -> St
 }
 
 /// A uniformly random code of [`CODE_DIGITS`] digits from the operating system's generator.
-fn new_code() -> AppResult<String> {
+pub(crate) fn new_code() -> AppResult<String> {
     const SPACE: u32 = 1_000_000;
     // Rejection sampling: the largest multiple of SPACE below 2^32, so every code is equally likely.
     let limit = u32::MAX - (u32::MAX % SPACE);
@@ -124,12 +124,12 @@ fn country_code(e164: &str) -> String {
 }
 
 /// Byte-wise comparison whose time does not depend on where the first difference is.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Seconds until `at` (at least 1): the `retryAfter` of a refusal.
-fn secs_until(at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+pub(crate) fn secs_until(at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     u64::try_from((at - now).num_seconds()).unwrap_or(0).max(1)
 }
 

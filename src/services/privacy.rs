@@ -46,6 +46,8 @@ pub async fn delete_account(
         .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
         .col_expr(users::Column::AccountName, Expr::value(Option::<String>::None))
         .col_expr(users::Column::Email, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::EmailVerifiedAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+        .col_expr(users::Column::PendingEmail, Expr::value(Option::<String>::None))
         .col_expr(users::Column::Nickname, Expr::value(ERASED_NICKNAME))
         .col_expr(users::Column::AvatarUrl, Expr::value(Option::<String>::None))
         .col_expr(users::Column::Signature, Expr::value(Option::<String>::None))
@@ -148,6 +150,8 @@ pub async fn delete_account(
             .exec(&txn)
             .await?;
     }
+    // Email codes and messages (sent or waiting) name the member's address: gone.
+    crate::services::email::erase(&txn, id).await?;
 
     user_blocks::Entity::delete_many()
         .filter(user_blocks::Column::BlockerId.eq(id).or(user_blocks::Column::BlockedId.eq(id)))

@@ -10,8 +10,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
-    audit_log, browse_history, data_exports, identity_verifications as iv, job_leases, login_failures, notifications,
-    phone_codes, request_log, search_history, sessions, sms_outbox, user_devices, visitor_views,
+    audit_log, browse_history, data_exports, email_codes, email_outbox, identity_verifications as iv, job_leases,
+    login_failures, notifications, phone_codes, request_log, search_history, sessions, sms_outbox, user_devices,
+    visitor_views,
 };
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -71,6 +72,10 @@ pub struct Purged {
     pub phone_codes: u64,
     /// SMS outbox rows (sent or not) older than a day.
     pub sms_outbox: u64,
+    /// Email codes (the send log of the spacing and caps) older than a day.
+    pub email_codes: u64,
+    /// Email outbox rows (sent or not) older than a day.
+    pub email_outbox: u64,
     pub exports: u64,
     pub id_photos: u64,
 }
@@ -174,6 +179,18 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         sms_outbox::Column::Id,
         sms_outbox::Column::CreatedAt.lt(now - crate::services::phone_codes::DAY)
     );
+    let email_codes = purge_batches!(
+        db,
+        email_codes::Entity,
+        email_codes::Column::Id,
+        email_codes::Column::CreatedAt.lt(now - crate::services::email::DAY)
+    );
+    let email_outbox = purge_batches!(
+        db,
+        email_outbox::Entity,
+        email_outbox::Column::Id,
+        email_outbox::Column::CreatedAt.lt(now - crate::services::email::DAY)
+    );
     let exports = purge_exports(db, store, now).await?;
     let id_photos = purge_id_photos(db, store, now - days(p.id_photos)).await?;
     Ok(Purged {
@@ -188,6 +205,8 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         login_failures,
         phone_codes,
         sms_outbox,
+        email_codes,
+        email_outbox,
         exports,
         id_photos,
     })

@@ -80,7 +80,8 @@ pub async fn clear(db: &impl sea_orm::ConnectionTrait, key: &str) -> AppResult<(
 }
 
 /// Remembers the device; if the member has signed in before from other devices and never from this
-/// one, tells them (in-site notification and push). The first device of an account is not news.
+/// one, tells them (in-site notification and push, and their verified email address). The first
+/// device of an account is not news.
 pub async fn note_device(
     db: &DatabaseConnection,
     broker: &Broker,

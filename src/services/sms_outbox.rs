@@ -143,6 +143,11 @@ pub async fn broadcast_progress(db: &impl ConnectionTrait, broadcast_id: i64) ->
         .into_tuple()
         .all(db)
         .await?;
+    Ok(tally(rows))
+}
+
+/// `(status, count)` rows of an outbox as `(pending, sent, failed)`.
+pub fn tally(rows: Vec<(String, i64)>) -> (i64, i64, i64) {
     let mut counts = (0, 0, 0);
     for (status, n) in rows {
         match status.as_str() {
@@ -151,7 +156,7 @@ pub async fn broadcast_progress(db: &impl ConnectionTrait, broadcast_id: i64) ->
             _ => counts.0 += n,
         }
     }
-    Ok(counts)
+    counts
 }
 
 /// What one [`attempt`] came to.

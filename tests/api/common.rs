@@ -129,6 +129,8 @@ impl TestApp {
         // The SMS sender polls rarely: its statements would otherwise land in the statement counts of
         // tests/api/queries.rs (the outbox tests in sms_aliyun.rs poll fast).
         config.sms_outbox_poll_ms = 60_000;
+        // The email sender likewise (tests/api/email.rs polls fast).
+        config.email_outbox_poll_ms = 60_000;
         config.media_dir = media.path().join("media");
         config.seal_keys = seal_keys;
         tweak(&mut config);

@@ -41,7 +41,13 @@ fn substitute(value: &Value, vars: &HashMap<&str, String>) -> Value {
 async fn contract_operations_run_against_a_seeded_gateway() {
     // The operations run by hash on a gateway in trusted-documents mode (as in production), which also
     // proves the manifest covers them all; the fixtures are set up through an open instance.
-    let trusted = TestApp::spawn_with(|c| {
+    // Mail goes to an SMTP server of the test's own, where the email code is read.
+    let sink = crate::email::smtp_sink::SmtpSink::start().await;
+    let smtp = sink.url();
+    let smtp_again = smtp.clone();
+    let trusted = TestApp::spawn_with(move |c| {
+        c.smtp_url = Some(ecer_gateway::config::Secret::new(smtp));
+        c.email_outbox_poll_ms = 20;
         c.trusted_documents = true;
         // Production limits: the client's traffic must fit in them.
         let defaults = ecer_gateway::config::Config::defaults();
@@ -51,7 +57,12 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         c.rate_limit_chat_per_minute = defaults.rate_limit_chat_per_minute;
     })
     .await;
-    let app = trusted.another_instance(|_| {}).await;
+    let app = trusted
+        .another_instance(move |c| {
+            c.smtp_url = Some(ecer_gateway::config::Secret::new(smtp_again));
+            c.email_outbox_poll_ms = 20;
+        })
+        .await;
     ecer_gateway::seed::run(&app.state.db, ecer_gateway::seed::Size { users: 30, posts: 80 }, 7).await.unwrap();
     let token = app.admin().await;
     let me = app.gql(Some(&token), "{ me { id } }", json!({})).await["me"]["id"].as_str().unwrap().to_string();
@@ -71,6 +82,10 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     let ask = "mutation($input: RequestPhoneCodeInput!) { requestPhoneCode(input: $input) { sent } }";
     app.gql(Some(&peer), ask, json!({ "input": { "phone": "+8613712340002", "purpose": "CHANGE_PHONE" } })).await;
     let change_phone_code = app.sent_code("+8613712340002").unwrap();
+    let mailed = sink.messages().len();
+    let add_email = "mutation($input: AddEmailInput!) { addEmail(input: $input) { expiresIn } }";
+    app.gql(Some(&peer), add_email, json!({ "input": { "email": "peer@example.com" } })).await;
+    let email_code = crate::email::code_in(&sink.wait_for(mailed + 1).await[mailed].body());
     let sent = app
         .gql(
             Some(&peer),
@@ -144,6 +159,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$RESET_CODE", reset_code),
         ("$CHANGE_PHONE_NEW", "+8613712340002".to_string()),
         ("$CHANGE_PHONE_CODE", change_phone_code),
+        ("$EMAIL_CODE", email_code),
         ("$PHONE", "+8613900000000".to_string()),
         ("$PASSWORD", "admin password".to_string()),
         ("$CONVERSATION_ID", conversation),

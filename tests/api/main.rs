@@ -17,6 +17,7 @@ mod contract;
 mod csrf;
 mod demo;
 mod documents;
+mod email;
 mod feed;
 mod history;
 mod hostile;

@@ -274,6 +274,8 @@ async fn the_log_provider_is_development_only() {
     let refused = config.validate().unwrap_err();
     assert!(refused.contains("SMS_PROVIDER"), "{refused}");
     config.sms_provider = ProviderKind::Disabled;
+    // Email has the same rule (tests/api/email.rs): an explicit choice with production settings.
+    config.smtp_url = Some(ecer_gateway::config::Secret::new("disabled"));
     config.validate().unwrap();
 
     // The development route shows the last code; it is not served in trusted-documents mode.

@@ -195,6 +195,8 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("conversations", "user_low", Fate::Kept("the peer's conversation goes on, with no peer shown")),
     ("conversations", "user_high", Fate::Kept("the peer's conversation goes on, with no peer shown")),
     ("data_exports", "user_id", Fate::Gone),
+    ("email_codes", "user_id", Fate::Gone),
+    ("email_outbox", "user_id", Fate::Gone),
     ("favorites", "user_id", Fate::Gone),
     ("identity_verifications", "user_id", Fate::Gone),
     ("identity_verifications", "reviewer_id", Fate::Kept("a staff decision about someone else")),
@@ -210,6 +212,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
     ("request_log", "user_id", Fate::Gone),
     ("search_history", "user_id", Fate::Gone),
+    ("notice_broadcasts", "sent_by", Fate::Kept("staff accountability: which ADMIN sent a notice")),
     ("sessions", "user_id", Fate::Gone),
     ("user_blocks", "blocker_id", Fate::Gone),
     ("user_blocks", "blocked_id", Fate::Gone),
@@ -222,6 +225,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
 /// Integer columns ending in `_id` that name something other than a member.
 const NOT_USER_COLUMNS: &[&str] = &[
     "board_id",
+    "broadcast_id",
     "comment_id",
     "conversation_id",
     "last_message_id",
@@ -258,7 +262,7 @@ fn user_columns_of_the_entity_crate() -> Vec<(String, String)> {
                 continue;
             }
             if (name.ends_with("_id") && !NOT_USER_COLUMNS.contains(&name))
-                || matches!(name, "created_by" | "user_low" | "user_high")
+                || matches!(name, "created_by" | "sent_by" | "user_low" | "user_high")
             {
                 found.push((table.to_string(), name.to_string()));
             }
@@ -322,6 +326,7 @@ async fn erasure_walks_every_table_with_a_user_column() {
         ("mutation($p: ID!) { recordPostView(input: { postId: $p }) { post { id } } }", json!({ "p": bob_post })),
         ("mutation { updateSettings(input: { recordHistory: true }) { settings { recordHistory } } }", json!({})),
         ("mutation { requestDataExport { export { id } } }", json!({})),
+        ("mutation { addEmail(input: { email: \"alice@example.com\" }) { user { id } } }", json!({})),
     ] {
         app.gql(Some(&alice), q, v).await;
     }

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use http::header::SET_COOKIE;
 
 use crate::auth;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::User;
 use crate::graphql::types::enums::{Gender, PhoneCodePurpose, SessionDelivery};
@@ -80,10 +80,14 @@ pub struct LoginWithCodeInput {
     delivery: SessionDelivery,
 }
 
+/// Give `phone` or `email`, not both.
 #[derive(InputObject)]
 pub struct ResetPasswordInput {
-    phone: String,
-    /// The code `requestPhoneCode(purpose: RESET_PASSWORD)` sent to `phone`.
+    phone: Option<String>,
+    /// The account's verified email address (`User.emailVerified`).
+    email: Option<String>,
+    /// The code `requestPhoneCode(purpose: RESET_PASSWORD)` sent to `phone`, or
+    /// `requestEmailCode(purpose: RESET_PASSWORD)` sent to `email`.
     code: String,
     /// 8 to 128 characters.
     new_password: String,
@@ -279,8 +283,9 @@ impl AccountMutation {
         Ok(LoginPayload { token, expires_at: session.expires_at, user: User(session.user) })
     }
 
-    /// Sets a new password with a RESET_PASSWORD `code`; every session of the account ends (sign in
-    /// again) and the member gets a security notice. `INVALID_CODE` until the code is proven.
+    /// Sets a new password with a RESET_PASSWORD `code` sent to the phone or to the verified email;
+    /// every session of the account ends (sign in again) and the member gets a security notice.
+    /// `INVALID_CODE` until the code is proven.
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
@@ -288,8 +293,12 @@ impl AccountMutation {
     ) -> async_graphql::Result<ResetPasswordPayload> {
         rate_limit(ctx, Limit::Auth).await?;
         let st = state(ctx)?;
-        accounts::reset_password(&st.db, &st.broker, st.media.sealer(), &input.phone, &input.code, input.new_password)
-            .await?;
+        let proof = match (input.phone.as_deref(), input.email.as_deref()) {
+            (Some(phone), None) => accounts::ResetProof::Phone(phone),
+            (None, Some(email)) => accounts::ResetProof::Email(email),
+            _ => return Err(AppError::bad_input("input", "give phone or email, not both").into()),
+        };
+        accounts::reset_password(&st.db, &st.broker, st.media.sealer(), proof, &input.code, input.new_password).await?;
         Ok(ResetPasswordPayload { reset: true })
     }
 

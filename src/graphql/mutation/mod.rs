@@ -3,6 +3,7 @@
 
 mod accounts;
 mod boards;
+mod email;
 mod history;
 mod policy;
 mod posts;
@@ -15,6 +16,7 @@ use async_graphql::MergedObject;
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     accounts::AccountMutation,
+    email::EmailMutation,
     boards::BoardMutation,
     posts::PostMutation,
     social::SocialMutation,

@@ -54,3 +54,19 @@ pub enum SessionDelivery {
     /// Set an HttpOnly, SameSite=Lax cookie and leave `token` null, so page scripts never see it.
     Cookie,
 }
+
+/// What a code from `requestEmailCode` may be used for. (Codes that prove a new address come from
+/// `addEmail`.)
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum EmailCodePurpose {
+    /// `resetPassword` with `email`.
+    ResetPassword,
+}
+
+impl From<EmailCodePurpose> for crate::services::email::Purpose {
+    fn from(p: EmailCodePurpose) -> Self {
+        match p {
+            EmailCodePurpose::ResetPassword => crate::services::email::Purpose::ResetPassword,
+        }
+    }
+}

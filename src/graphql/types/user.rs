@@ -79,6 +79,19 @@ impl User {
         self.is_self(ctx).then_some(self.0.email.as_deref()).flatten()
     }
 
+    /// Whether `email` was proven with a code sent to it (`addEmail`, `verifyEmail`): only a verified
+    /// address can reset the password and receives security notices. False unless you are this
+    /// member.
+    async fn email_verified(&self, ctx: &Context<'_>) -> bool {
+        self.is_self(ctx) && self.0.email.is_some() && self.0.email_verified_at.is_some()
+    }
+
+    /// An address given to `addEmail` and not proven yet (`verifyEmail`); null unless you are this
+    /// member.
+    async fn pending_email(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.is_self(ctx).then_some(self.0.pending_email.as_deref()).flatten()
+    }
+
     /// Whether this is the signed-in viewer.
     async fn is_viewer(&self, ctx: &Context<'_>) -> bool {
         self.is_self(ctx)
