@@ -41,8 +41,9 @@ macro_rules! rows {
 }
 
 /// Everything held about `user_id`, as one JSON document.
-pub async fn archive(db: &DatabaseConnection, user_id: i64) -> AppResult<Value> {
+pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_id: i64) -> AppResult<Value> {
     let profile = users::Entity::find_by_id(user_id).into_json().one(db).await?.ok_or(AppError::Unauthenticated)?;
+    let phone = profile.get("phone").and_then(Value::as_str).map(str::to_string);
     let mut out = Map::new();
     out.insert("format".into(), json!("ecer-data-export/1"));
     out.insert("generatedAt".into(), json!(Utc::now()));
@@ -97,6 +98,20 @@ pub async fn archive(db: &DatabaseConnection, user_id: i64) -> AppResult<Value> 
         "emailMessages".into(),
         strip(rows!(db, email_outbox, UserId, user_id), &["address_sealed", "subject_sealed", "body_sealed"]),
     );
+    // Likewise the SMS to the member's number (kept a day): when and how each went, not the sealed
+    // number and text.
+    let sms = match phone {
+        Some(phone) => {
+            entity::sms_outbox::Entity::find()
+                .filter(entity::sms_outbox::Column::PhoneKey.eq(crate::services::signin::phone_key(keys, &phone)))
+                .order_by_asc(entity::sms_outbox::Column::Id)
+                .into_json()
+                .all(db)
+                .await?
+        }
+        None => Vec::new(),
+    };
+    out.insert("smsMessages".into(), strip(sms, &["phone_key", "phone_sealed", "body_sealed"]));
     Ok(Value::Object(out))
 }
 
@@ -119,7 +134,7 @@ pub async fn request(
         let wait = (MIN_INTERVAL - (now - last.created_at)).num_seconds().max(1) as u64;
         return Err(AppError::RateLimited { retry_after_secs: wait });
     }
-    let doc = archive(db, viewer.user_id).await?;
+    let doc = archive(db, store.sealer(), viewer.user_id).await?;
     // Serialising a large archive is CPU work: keep it off the async workers.
     let bytes = tokio::task::spawn_blocking(move || serde_json::to_vec_pretty(&doc))
         .await

@@ -332,13 +332,18 @@ async fn export_shows_the_address_and_erasure_removes_codes_and_messages() {
     add(&app, &token, "next@example.com").await;
     let code = code_in(&sink.wait_for(2).await[1].body());
     let id = count(&app, "SELECT id FROM users WHERE email = 'alice@example.com'").await;
-    let archive = ecer_gateway::services::export::archive(&app.state.db, id).await.unwrap();
+    let archive = ecer_gateway::services::export::archive(&app.state.db, app.state.media.sealer(), id).await.unwrap();
     assert_eq!(archive["profile"]["email"], "alice@example.com");
     assert!(!archive["profile"]["email_verified_at"].is_null());
     assert_eq!(archive["profile"]["pending_email"], "next@example.com");
     let messages = archive["emailMessages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert!(messages.iter().all(|m| m.get("body_sealed").is_none() && m.get("address_sealed").is_none()));
+    // The SMS to the member's number too (the registration code's), without number, text or code.
+    let sms = archive["smsMessages"].as_array().unwrap();
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert_eq!(sms[0]["status"], "SENT");
+    assert!(sms[0].get("body_sealed").is_none() && sms[0].get("phone_sealed").is_none());
     let text = archive.to_string();
     assert!(!text.contains(&code) && !text.contains("code_hash"), "codes are never exported");
 
