@@ -85,7 +85,8 @@ pub enum Action<'a> {
     DeletePost(&'a posts::Model),
     /// Remove a comment: its author, or a moderator.
     DeleteComment(&'a comments::Model),
-    /// Start, end or otherwise run a live room: its host, or a moderator.
+    /// Start, end or otherwise run a live room (delete chat lines, mute viewers): its host, or a
+    /// moderator.
     HostLive(&'a live_streams::Model),
     /// Read a live room's ingest key: its host alone.
     ReadIngestKey(&'a live_streams::Model),

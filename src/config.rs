@@ -223,6 +223,21 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_WEB_URL", default_value = "http://127.0.0.1:8000")]
     pub public_web_url: String,
 
+    /// Where a live room's host pushes video (the media server's ingest, e.g.
+    /// `rtmp://ingest.example.com/live/{stream}?key={key}`): `{stream}` becomes the room's stream
+    /// name (`ecer-<n>`), `{key}` its ingest key. Shown to the host only; unset, `ingestUrl` is null.
+    #[arg(long, env = "LIVE_INGEST_URL", default_value = "")]
+    pub live_ingest_url: String,
+
+    /// The HLS playback URL of a live room, `{stream}` replaced by its stream name (e.g.
+    /// `https://play.example.com/live/{stream}.m3u8`); unset, `playback.hls` is null.
+    #[arg(long, env = "LIVE_PLAYBACK_HLS_URL", default_value = "")]
+    pub live_playback_hls_url: String,
+
+    /// The HTTP-FLV playback URL (low latency, e.g. `https://play.example.com/live/{stream}.flv`).
+    #[arg(long, env = "LIVE_PLAYBACK_FLV_URL", default_value = "")]
+    pub live_playback_flv_url: String,
+
     /// Origins (`https://app.example.com`, comma separated) besides the gateway's own whose WebSocket
     /// upgrades may use the session cookie. Bearer tokens work from anywhere.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]

@@ -16,6 +16,7 @@ pub mod favorites;
 pub mod identity_verifications;
 pub mod job_leases;
 pub mod live_chat_messages;
+pub mod live_chat_mutes;
 pub mod live_streams;
 pub mod login_failures;
 pub mod media;

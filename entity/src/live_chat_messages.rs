@@ -8,8 +8,10 @@ pub struct Model {
     pub stream_id: i64,
     pub seq: i64,
     pub user_id: i64,
+    /// Emptied when a moderator deletes the line; the row stays so chat cursors stay contiguous.
     pub body: String,
     pub created_at: DateTimeUtc,
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

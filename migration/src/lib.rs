@@ -20,6 +20,7 @@ mod m20261202_000040_phone_codes;
 mod m20261202_000041_sms_outbox;
 mod m20261202_000042_message_client_ids;
 mod m20261202_000050_notice_broadcasts;
+mod m20261202_000051_live_moderation;
 mod m20261203_000050_email;
 
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000041_sms_outbox::Migration),
             Box::new(m20261202_000042_message_client_ids::Migration),
             Box::new(m20261202_000050_notice_broadcasts::Migration),
+            Box::new(m20261202_000051_live_moderation::Migration),
             Box::new(m20261203_000050_email::Migration),
         ]
     }

@@ -57,8 +57,12 @@ pub struct ChatLine {
     pub stream_id: i64,
     pub seq: i64,
     pub user_id: i64,
+    /// Empty once deleted.
     pub body: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Deleted by the room's host or a moderator.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// What is published. Ids are cursors within the topic's stream.
@@ -76,6 +80,8 @@ pub enum Event {
     AccessChanged,
     /// A line was said in a live room.
     Chat(ChatLine),
+    /// A line of a live room was deleted (the tombstone: `deleted`, no body).
+    ChatDeleted(ChatLine),
     /// The live stream ended: its chat subscriptions complete.
     LiveEnded,
     /// Never published: the hub sends it to every local subscriber when events may have been lost

@@ -6,7 +6,7 @@
 //! and a viewer can tell a line the broker lost (a jump) from lines it was sent.
 
 use chrono::Utc;
-use entity::{boards, live_chat_messages, live_streams};
+use entity::{boards, live_chat_messages, live_chat_mutes, live_streams};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
@@ -48,6 +48,12 @@ impl Status {
     }
 }
 
+/// The name a room's video has on the media server: public (playback URLs carry it), unlike the
+/// ingest key.
+pub fn stream_name(id: i64) -> String {
+    format!("ecer-{id}")
+}
+
 pub fn chat_line(m: live_chat_messages::Model) -> ChatLine {
     ChatLine {
         id: m.id,
@@ -56,6 +62,7 @@ pub fn chat_line(m: live_chat_messages::Model) -> ChatLine {
         user_id: m.user_id,
         body: m.body,
         created_at: m.created_at,
+        deleted: m.deleted_at.is_some(),
     }
 }
 
@@ -173,6 +180,13 @@ pub async fn say(
     body: &str,
 ) -> AppResult<ChatLine> {
     let body = validate::text("input.body", body, 1, CHAT_MAX, Lines::Single)?;
+    let muted = live_chat_mutes::Entity::find_by_id((stream_id, viewer.user_id))
+        .filter(live_chat_mutes::Column::MutedUntil.gt(Utc::now()))
+        .one(db)
+        .await?;
+    if muted.is_some() {
+        return Err(AppError::Forbidden("the host or a moderator muted you in this live room for a while"));
+    }
     let txn = db.begin().await?;
     // Taking the next seq is the first write: it locks the room row until commit, so lines commit in
     // seq order, and it doubles as the "is it live" check.
@@ -206,6 +220,64 @@ pub async fn say(
     let line = chat_line(line);
     broker.publish(Topic::Live(stream_id), Event::Chat(line.clone())).await;
     Ok(line)
+}
+
+/// Deletes a chat line (its host or a moderator): the row stays as a tombstone with no body, so chat
+/// cursors stay contiguous; viewers holding the line are told at once.
+pub async fn delete_chat_line(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    line_id: i64,
+) -> AppResult<(ChatLine, live_streams::Model)> {
+    let line = live_chat_messages::Entity::find_by_id(line_id).one(db).await?.ok_or(AppError::NotFound("chat line"))?;
+    let stream = get(db, line.stream_id).await?.ok_or(AppError::NotFound("live stream"))?;
+    authz::require(Some(viewer), Action::HostLive(&stream))?;
+    if line.deleted_at.is_some() {
+        return Ok((chat_line(line), stream));
+    }
+    let mut gone: live_chat_messages::ActiveModel = line.into();
+    gone.body = Set(String::new());
+    gone.deleted_at = Set(Some(Utc::now()));
+    let line = chat_line(gone.update(db).await?);
+    broker.publish(Topic::Live(stream.id), Event::ChatDeleted(line.clone())).await;
+    Ok((line, stream))
+}
+
+/// Mutes `user_id` in a live room for `minutes` (its host or a moderator); 0 lifts the mute.
+/// Returns until when.
+pub async fn mute(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    stream_id: i64,
+    user_id: i64,
+    minutes: u32,
+) -> AppResult<Option<chrono::DateTime<Utc>>> {
+    let stream = get(db, stream_id).await?.ok_or(AppError::NotFound("live stream"))?;
+    authz::require(Some(viewer), Action::HostLive(&stream))?;
+    if user_id == stream.host_id {
+        return Err(AppError::bad_input("input.userId", "is the host of this live room"));
+    }
+    if minutes == 0 {
+        live_chat_mutes::Entity::delete_by_id((stream_id, user_id)).exec(db).await?;
+        return Ok(None);
+    }
+    let now = Utc::now();
+    let until = now + chrono::Duration::minutes(i64::from(minutes));
+    live_chat_mutes::Entity::insert(live_chat_mutes::ActiveModel {
+        stream_id: Set(stream_id),
+        user_id: Set(user_id),
+        muted_until: Set(until),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::columns([live_chat_mutes::Column::StreamId, live_chat_mutes::Column::UserId])
+            .update_column(live_chat_mutes::Column::MutedUntil)
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(Some(until))
 }
 
 /// Chat lines after `seq`, oldest first, at most `limit`.

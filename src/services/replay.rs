@@ -69,6 +69,8 @@ pub struct ChatEvent {
     pub line: ChatLine,
     /// Lines dropped right before this one because the viewer fell behind.
     pub skipped: i64,
+    /// This event deletes a line the viewer already has (else it brings a new line).
+    pub deleted: bool,
 }
 
 /// A cursor further back than this many chat lines resumes at the limit (live chat favours the present;
@@ -113,7 +115,7 @@ pub fn chat_stream(
                     let full = batch.len() as u64 >= BATCH;
                     for line in batch {
                         last = line.seq;
-                        yield ChatEvent { line, skipped: std::mem::take(&mut report) };
+                        yield ChatEvent { line, skipped: std::mem::take(&mut report), deleted: false };
                     }
                     if !full {
                         break;
@@ -144,10 +146,10 @@ pub fn chat_stream(
                         let skipped = line.seq - last - 1 + std::mem::take(&mut report);
                         lagging = false;
                         last = line.seq;
-                        yield ChatEvent { line: line.clone(), skipped };
+                        yield ChatEvent { line: line.clone(), skipped, deleted: false };
                         while let Some(next) = early.remove(&(last + 1)) {
                             last = next.seq;
-                            yield ChatEvent { line: next, skipped: 0 };
+                            yield ChatEvent { line: next, skipped: 0, deleted: false };
                         }
                     }
                     Event::Chat(line) => {
@@ -155,6 +157,16 @@ pub fn chat_stream(
                             deadline = tokio::time::Instant::now() + REORDER_WINDOW;
                         }
                         early.insert(line.seq, line.clone());
+                    }
+                    // A line this client has: it learns of the deletion. A later one arrives as the
+                    // tombstone in order; one waiting out of order is replaced by it.
+                    Event::ChatDeleted(line) if line.seq <= last => {
+                        yield ChatEvent { line: line.clone(), skipped: 0, deleted: true };
+                    }
+                    Event::ChatDeleted(line) => {
+                        if let Some(waiting) = early.get_mut(&line.seq) {
+                            *waiting = line.clone();
+                        }
                     }
                     Event::Resync => catch_up = true,
                     Event::LiveEnded => {
@@ -214,6 +226,7 @@ mod tests {
             user_id: 1,
             body: format!("line {seq}"),
             created_at: Utc::now(),
+            deleted: false,
         }))
     }
 

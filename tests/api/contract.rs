@@ -97,6 +97,11 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     app.comment(&peer, &post, None, "a reply to notify about").await;
     let stream = crate::live::live_stream(&app, &token).await;
     app.gql(Some(&token), crate::live::SAY, json!({ "s": stream, "b": "welcome" })).await;
+    let say = "mutation($s: ID!) { sendLiveChatMessage(input: { streamId: $s, body: \"spam\" }) { message { id } } }";
+    let chat_line = app.gql(Some(&token), say, json!({ "s": stream })).await["sendLiveChatMessage"]["message"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     app.gql(
         Some(&token),
         "mutation { publishPolicyVersion(input: { body: \"Policy v1\", major: false }) { policy { version } } }",
@@ -164,6 +169,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$PASSWORD", "admin password".to_string()),
         ("$CONVERSATION_ID", conversation),
         ("$STREAM_ID", stream),
+        ("$CHAT_LINE_ID", chat_line),
         ("$NEW_STREAM_ID", new_stream),
         ("$CURSOR_START", ecer_gateway::services::page::Cursor::Id(0).encode()),
         ("$OTHER_SESSION_ID", other_session),

@@ -152,3 +152,79 @@ async fn chat_input_is_checked() {
     let msg = ws.recv().await;
     assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn hosts_and_moderators_delete_lines_and_mute_viewers_and_rooms_carry_media_urls() {
+    let app = TestApp::spawn_with(|c| {
+        c.live_ingest_url = "rtmp://ingest.example.com/live/{stream}?key={key}".into();
+        c.live_playback_hls_url = "https://play.example.com/live/{stream}.m3u8".into();
+    })
+    .await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let (fan, fan_id) = app.register(&phone(2), "fan").await;
+    let (other, _) = app.register(&phone(3), "other").await;
+    let (moderator, _) = app.user_with_role(&phone(4), "MODERATOR").await;
+    let id = live_stream(&app, &host).await;
+
+    // The host gets the push address with the key; viewers the playback URLs, never the key.
+    let urls = "query($s: ID!) { liveStream(id: $s) { ingestKey ingestUrl playback { hls flv } } }";
+    let mine = app.gql(Some(&host), urls, json!({ "s": id })).await["liveStream"].clone();
+    let key = mine["ingestKey"].as_str().unwrap();
+    let n = ecer_gateway::graphql::ids::decode_any(&id).unwrap().1;
+    assert_eq!(mine["ingestUrl"], format!("rtmp://ingest.example.com/live/ecer-{n}?key={key}"));
+    let theirs = app.gql(Some(&fan), urls, json!({ "s": id })).await["liveStream"].clone();
+    assert_eq!(theirs["ingestUrl"], Value::Null);
+    assert_eq!(
+        theirs["playback"],
+        json!({ "hls": format!("https://play.example.com/live/ecer-{n}.m3u8"), "flv": null })
+    );
+    assert!(!theirs.to_string().contains(key));
+
+    let events = "subscription($s: ID!) { liveChat(streamId: $s) { kind message { id seq body isDeleted } } }";
+    let mut ws = app.ws(Some(&other)).await;
+    ws.subscribe("c", events, json!({ "s": id })).await;
+    ws.quiet(200).await;
+    let said =
+        "mutation($s: ID!, $b: String!) { sendLiveChatMessage(input: { streamId: $s, body: $b }) { message { id } } }";
+    let spam = app.gql(Some(&fan), said, json!({ "s": id, "b": "buy cheap followers" })).await["sendLiveChatMessage"]
+        ["message"]["id"]
+        .clone();
+    let got = ws.next_data("c").await["liveChat"].clone();
+    assert_eq!((got["kind"].as_str(), got["message"]["body"].as_str()), (Some("CREATED"), Some("buy cheap followers")));
+
+    // Another viewer may not delete it; the host may, and viewers holding it are told.
+    let delete = "mutation($id: ID!) { deleteLiveChatMessage(input: { id: $id }) { message { isDeleted body } liveStream { id } } }";
+    assert_eq!(app.gql_err(Some(&other), delete, json!({ "id": spam })).await.0, "FORBIDDEN");
+    let gone = app.gql(Some(&host), delete, json!({ "id": spam })).await;
+    assert_eq!(gone["deleteLiveChatMessage"]["message"], json!({ "isDeleted": true, "body": "" }));
+    let got = ws.next_data("c").await["liveChat"].clone();
+    assert_eq!(got["kind"], "DELETED");
+    assert_eq!(got["message"], json!({ "id": spam, "seq": 1, "body": "", "isDeleted": true }));
+    // A late joiner replays the tombstone in its place: no hole in the cursors, no text.
+    let replay = "subscription($s: ID!, $a: String) { liveChat(streamId: $s, after: $a) { kind message { seq body isDeleted } } }";
+    let mut late = app.ws(None).await;
+    let start = ecer_gateway::services::page::Cursor::Id(0).encode();
+    late.subscribe("c", replay, json!({ "s": id, "a": start })).await;
+    assert_eq!(
+        late.next_data("c").await["liveChat"],
+        json!({ "kind": "CREATED", "message": { "seq": 1, "body": "", "isDeleted": true } })
+    );
+    let history = "query($s: ID!) { liveStream(id: $s) { chat(first: 5) { nodes { seq body isDeleted } } } }";
+    let lines = app.gql(None, history, json!({ "s": id })).await;
+    assert_eq!(lines["liveStream"]["chat"]["nodes"], json!([{ "seq": 1, "body": "", "isDeleted": true }]));
+
+    // A moderator mutes the fan here; the fan cannot speak until it is lifted. Nobody mutes the host.
+    let mute = "mutation($s: ID!, $u: ID!, $m: Int!) { muteLiveChatViewer(input: { streamId: $s, userId: $u, minutes: $m }) { mutedUntil user { nickname } } }";
+    assert_eq!(app.gql_err(Some(&other), mute, json!({ "s": id, "u": fan_id, "m": 10 })).await.0, "FORBIDDEN");
+    let muted = app.gql(Some(&moderator), mute, json!({ "s": id, "u": fan_id, "m": 10 })).await;
+    assert!(muted["muteLiveChatViewer"]["mutedUntil"].is_string());
+    let (code, _) = app.gql_err(Some(&fan), said, json!({ "s": id, "b": "hello?" })).await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(app.gql_err(Some(&host), mute, json!({ "s": id, "u": fan_id, "m": -1 })).await.0, "BAD_USER_INPUT");
+    let lifted = app.gql(Some(&host), mute, json!({ "s": id, "u": fan_id, "m": 0 })).await;
+    assert_eq!(lifted["muteLiveChatViewer"]["mutedUntil"], Value::Null);
+    app.gql(Some(&fan), said, json!({ "s": id, "b": "sorry" })).await;
+    let host_id = app.gql(Some(&host), "{ me { id } }", json!({})).await["me"]["id"].clone();
+    let (code, _) = app.gql_err(Some(&moderator), mute, json!({ "s": id, "u": host_id, "m": 10 })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+}

@@ -125,6 +125,34 @@ pub struct SendLiveChatMessagePayload {
     message: LiveChatMessage,
 }
 
+#[derive(InputObject)]
+pub struct DeleteLiveChatMessageInput {
+    /// The line's `LiveChatMessage.id`.
+    id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteLiveChatMessagePayload {
+    /// The tombstone (`isDeleted`, empty body).
+    message: LiveChatMessage,
+    live_stream: LiveStream,
+}
+
+#[derive(InputObject)]
+pub struct MuteLiveChatViewerInput {
+    stream_id: ID,
+    user_id: ID,
+    /// How long, 1 to 10080 (a week); 0 lifts the mute.
+    minutes: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct MuteLiveChatViewerPayload {
+    /// Until when the viewer cannot say anything in this room; null when the mute was lifted.
+    muted_until: Option<chrono::DateTime<chrono::Utc>>,
+    user: Option<User>,
+}
+
 #[derive(Default)]
 pub struct RealtimeMutation;
 
@@ -278,5 +306,37 @@ impl RealtimeMutation {
         let st = state(ctx)?;
         let line = live::say(&st.db, &st.broker, &viewer, id, &input.body).await?;
         Ok(SendLiveChatMessagePayload { message: LiveChatMessage(line) })
+    }
+
+    /// The room's host or a moderator deletes a chat line. It stays in the chat as a tombstone
+    /// (`isDeleted`, empty body), and viewers holding it get a `DELETED` event at once.
+    async fn delete_live_chat_message(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteLiveChatMessageInput,
+    ) -> async_graphql::Result<DeleteLiveChatMessagePayload> {
+        let viewer = require_viewer(ctx)?;
+        let id = ids::decode(Kind::LiveChatMessage, &input.id, "input.id")?;
+        let st = state(ctx)?;
+        let (line, stream) = live::delete_chat_line(&st.db, &st.broker, &viewer, id).await?;
+        Ok(DeleteLiveChatMessagePayload { message: LiveChatMessage(line), live_stream: LiveStream(stream) })
+    }
+
+    /// The room's host or a moderator mutes a viewer in this room for `minutes` (0 lifts it):
+    /// `sendLiveChatMessage` answers them FORBIDDEN until then. The host cannot be muted.
+    async fn mute_live_chat_viewer(
+        &self,
+        ctx: &Context<'_>,
+        input: MuteLiveChatViewerInput,
+    ) -> async_graphql::Result<MuteLiveChatViewerPayload> {
+        let viewer = require_viewer(ctx)?;
+        let stream = ids::decode(Kind::LiveStream, &input.stream_id, "input.streamId")?;
+        let user = ids::decode(Kind::User, &input.user_id, "input.userId")?;
+        let minutes = u32::try_from(input.minutes)
+            .ok()
+            .filter(|m| *m <= 10_080)
+            .ok_or_else(|| AppError::bad_input("input.minutes", "must be 0 to 10080"))?;
+        let muted_until = live::mute(&state(ctx)?.db, &viewer, stream, user, minutes).await?;
+        Ok(MuteLiveChatViewerPayload { muted_until, user: load_one(&loaders(ctx)?.users, user).await?.map(User) })
     }
 }

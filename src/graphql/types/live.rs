@@ -46,6 +46,27 @@ impl LiveStream {
         Ok(load_one(&loaders(ctx)?.boards, id).await?.map(Board))
     }
 
+    /// Where the host's encoder pushes video (the operator's media server, `LIVE_INGEST_URL`, with
+    /// this room's stream name and key filled in). Only the host sees it; null for everyone else,
+    /// and when no media server is configured.
+    async fn ingest_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        if !authz::can(viewer(ctx).as_ref(), Action::ReadIngestKey(&self.0)) {
+            return Ok(None);
+        }
+        let template = &state(ctx)?.config.live_ingest_url;
+        Ok((!template.is_empty()).then(|| {
+            template.replace("{stream}", &service::stream_name(self.0.id)).replace("{key}", &self.0.ingest_key)
+        }))
+    }
+
+    /// Where viewers watch: the media server's playback URLs for this room (`LIVE_PLAYBACK_*`).
+    async fn playback(&self, ctx: &Context<'_>) -> async_graphql::Result<LivePlayback> {
+        let config = &state(ctx)?.config;
+        let name = service::stream_name(self.0.id);
+        let fill = |template: &str| (!template.is_empty()).then(|| template.replace("{stream}", &name));
+        Ok(LivePlayback { hls: fill(&config.live_playback_hls_url), flv: fill(&config.live_playback_flv_url) })
+    }
+
     /// The key the host's encoder pushes video with. Only the host sees it; null for everyone else.
     async fn ingest_key(&self, ctx: &Context<'_>) -> Option<&str> {
         authz::can(viewer(ctx).as_ref(), Action::ReadIngestKey(&self.0)).then_some(self.0.ingest_key.as_str())
@@ -81,6 +102,26 @@ impl LiveStream {
     }
 }
 
+/// A live room's playback URLs; each null when the operator has not configured that format. They
+/// play while the stream is LIVE.
+#[derive(async_graphql::SimpleObject)]
+pub struct LivePlayback {
+    /// HLS (`.m3u8`): plays everywhere, a few seconds behind.
+    pub hls: Option<String>,
+    /// HTTP-FLV: about a second behind, for apps with an FLV player.
+    pub flv: Option<String>,
+}
+
+/// What a live room event does.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum LiveChatEventKind {
+    /// A line was said (replayed lines too; a line deleted before it reached you comes as a
+    /// tombstone: `isDeleted`, empty body).
+    Created,
+    /// A line you have was deleted by the host or a moderator: replace it by the tombstone.
+    Deleted,
+}
+
 /// A line said in a live room.
 pub struct LiveChatMessage(pub ChatLine);
 
@@ -100,8 +141,14 @@ impl LiveChatMessage {
         Cursor::Id(self.0.seq).encode()
     }
 
+    /// Empty once deleted.
     async fn body(&self) -> &str {
         &self.0.body
+    }
+
+    /// Deleted by the room's host or a moderator: show a placeholder, not the line.
+    async fn is_deleted(&self) -> bool {
+        self.0.deleted
     }
 
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
@@ -118,6 +165,10 @@ pub struct LiveChatEvent(pub crate::services::replay::ChatEvent);
 
 #[Object]
 impl LiveChatEvent {
+    async fn kind(&self) -> LiveChatEventKind {
+        if self.0.deleted { LiveChatEventKind::Deleted } else { LiveChatEventKind::Created }
+    }
+
     async fn message(&self) -> LiveChatMessage {
         LiveChatMessage(self.0.line.clone())
     }
