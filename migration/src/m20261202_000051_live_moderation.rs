@@ -1,5 +1,5 @@
 //! Live rooms are moderated: a line can be deleted (kept as a tombstone, so chat cursors stay
-//! contiguous) and a viewer muted in one room until a time.
+//! contiguous) and a viewer muted in one room until a time. A room may show a cover image.
 
 use sea_orm_migration::prelude::*;
 
@@ -13,6 +13,14 @@ fn a(name: &str) -> Alias {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(a("live_streams"))
+                    .add_column(ColumnDef::new(a("cover_media_id")).string_len(36).null())
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()
@@ -42,6 +50,9 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(a("live_chat_mutes")).to_owned()).await?;
-        manager.alter_table(Table::alter().table(a("live_chat_messages")).drop_column(a("deleted_at")).to_owned()).await
+        manager
+            .alter_table(Table::alter().table(a("live_chat_messages")).drop_column(a("deleted_at")).to_owned())
+            .await?;
+        manager.alter_table(Table::alter().table(a("live_streams")).drop_column(a("cover_media_id")).to_owned()).await
     }
 }

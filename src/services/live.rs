@@ -71,12 +71,26 @@ pub async fn create(
     viewer: &Viewer,
     title: &str,
     board_id: Option<i64>,
+    cover: Option<&str>,
 ) -> AppResult<live_streams::Model> {
     let title = validate::text("input.title", title, 1, TITLE_MAX, Lines::Single)?;
     if let Some(board) = board_id
         && boards::Entity::find_by_id(board).one(db).await?.is_none()
     {
         return Err(AppError::NotFound("board"));
+    }
+    if let Some(cover) = cover {
+        // The host's own public image, not one a post shows.
+        let usable = entity::media::Entity::find_by_id(cover.to_string())
+            .filter(entity::media::Column::OwnerId.eq(viewer.user_id))
+            .filter(entity::media::Column::Kind.eq(crate::services::media::Kind::PostImage.as_str()))
+            .filter(entity::media::Column::Private.eq(false))
+            .filter(entity::media::Column::PostId.is_null())
+            .one(db)
+            .await?;
+        if usable.is_none() {
+            return Err(AppError::bad_input("input.coverMediaId", "is not one of your uploaded images"));
+        }
     }
     let ingest_key = auth::new_token().map_err(AppError::internal)?;
     Ok(live_streams::ActiveModel {
@@ -89,6 +103,7 @@ pub async fn create(
         created_at: Set(Utc::now()),
         started_at: Set(None),
         ended_at: Set(None),
+        cover_media_id: Set(cover.map(str::to_string)),
         ..Default::default()
     }
     .insert(db)

@@ -268,7 +268,7 @@ mod tests {
         let (db, _dir) = db().await;
         let broker = Broker::in_process(16);
         let viewer = host(&db).await;
-        let room = live::create(&db, &viewer, "room", None).await.unwrap();
+        let room = live::create(&db, &viewer, "room", None, None).await.unwrap();
         live::start(&db, &viewer, room.id).await.unwrap();
         let hub = Hub::new();
         let sub = hub.subscribe(Topic::Live(room.id).key(), 16);

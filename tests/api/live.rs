@@ -228,3 +228,31 @@ async fn hosts_and_moderators_delete_lines_and_mute_viewers_and_rooms_carry_medi
     let (code, _) = app.gql_err(Some(&moderator), mute, json!({ "s": id, "u": host_id, "m": 10 })).await;
     assert_eq!(code, "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn a_room_shows_the_hosts_own_image_as_its_cover() {
+    let app = TestApp::spawn().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let (other, _) = app.register(&phone(2), "other").await;
+    let upload =
+        "mutation($file: Upload!) { uploadMedia(input: { file: $file, kind: POST_IMAGE }) { media { id url } } }";
+    let upload_as = |token: String| {
+        let app = &app;
+        async move {
+            app.upload(&token, upload, json!({}), ("0", "cover.png", "image/png", crate::common::png("cover"))).await
+                ["uploadMedia"]["media"]
+                .clone()
+        }
+    };
+    let mine = upload_as(host.clone()).await;
+    let theirs = upload_as(other.clone()).await;
+    let create = "mutation($t: String!, $c: ID) { createLiveStream(input: { title: $t, coverMediaId: $c }) { liveStream { id coverUrl } } }";
+    let (code, err) = app.gql_err(Some(&host), create, json!({ "t": "t", "c": theirs["id"] })).await;
+    assert_eq!((code.as_str(), &err["extensions"]["field"]), ("BAD_USER_INPUT", &json!("input.coverMediaId")));
+    let room = app.gql(Some(&host), create, json!({ "t": "t", "c": mine["id"] })).await;
+    assert_eq!(room["createLiveStream"]["liveStream"]["coverUrl"], mine["url"]);
+    let served = app.http.get(app.url(mine["url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    let bare = app.gql(Some(&host), create, json!({ "t": "t", "c": null })).await;
+    assert_eq!(bare["createLiveStream"]["liveStream"]["coverUrl"], Value::Null);
+}

@@ -101,6 +101,8 @@ pub struct CreateLiveStreamInput {
     /// 1 to 100 characters.
     title: String,
     board_id: Option<ID>,
+    /// An image the host uploaded (`uploadMedia`, kind POST_IMAGE) to show as the room's cover.
+    cover_media_id: Option<ID>,
 }
 
 #[derive(InputObject)]
@@ -267,7 +269,8 @@ impl RealtimeMutation {
     ) -> async_graphql::Result<LiveStreamPayload> {
         let viewer = require_viewer(ctx)?;
         let board = input.board_id.map(|b| ids::decode(Kind::Board, &b, "input.boardId")).transpose()?;
-        let stream = live::create(&state(ctx)?.db, &viewer, &input.title, board).await?;
+        let cover = input.cover_media_id.as_ref().map(|id| id.0.as_str());
+        let stream = live::create(&state(ctx)?.db, &viewer, &input.title, board, cover).await?;
         Ok(LiveStreamPayload { live_stream: LiveStream(stream) })
     }
 

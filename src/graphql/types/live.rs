@@ -59,6 +59,11 @@ impl LiveStream {
         }))
     }
 
+    /// The room's cover image (a path on this gateway, like every media URL); null without one.
+    async fn cover_url(&self) -> Option<String> {
+        self.0.cover_media_id.as_deref().map(crate::services::media::public_path)
+    }
+
     /// Where viewers watch: the media server's playback URLs for this room (`LIVE_PLAYBACK_*`).
     async fn playback(&self, ctx: &Context<'_>) -> async_graphql::Result<LivePlayback> {
         let config = &state(ctx)?.config;
