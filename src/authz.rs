@@ -312,6 +312,7 @@ mod tests {
             created_at: Utc::now(),
             started_at: None,
             ended_at: None,
+            cover_media_id: None,
         }
     }
 
