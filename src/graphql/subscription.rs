@@ -7,8 +7,9 @@ use futures_util::{Stream, StreamExt as _};
 
 use crate::error::{AppError, AppResult};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::{LiveChatEvent, Message, Notification};
+use crate::graphql::types::{LiveChatEvent, Message, Notification, count};
 use crate::graphql::{loaders, require_viewer, state, viewer};
+use crate::pubsub::hub::Received;
 use crate::pubsub::{Event, Topic};
 use crate::services::page::Cursor;
 use crate::services::replay::{self, BATCH};
@@ -16,6 +17,18 @@ use crate::services::{live, messaging, notifications};
 
 #[derive(Default)]
 pub struct Subscription;
+
+/// How long `unreadCountsChanged` lets a burst of changes settle before it counts.
+const UNREAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A member's unread counts.
+#[derive(async_graphql::SimpleObject)]
+pub struct UnreadCounts {
+    /// Unread notifications (`unreadNotificationCount`).
+    notifications: i32,
+    /// Unread messages from others, all conversations (`unreadMessageCount`).
+    messages: i32,
+}
 
 fn cursor(after: Option<&str>, field: &str) -> AppResult<Option<i64>> {
     after
@@ -92,6 +105,45 @@ impl Subscription {
             }
         });
         Ok(fresh(ctx, stream.map(|r| r.map_err(Into::into)))?)
+    }
+
+    /// The viewer's unread counts: now, then whenever they change (a new message or notification, or
+    /// something read on any device). Changes close together come as one event.
+    async fn unread_counts_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<UnreadCounts>>> {
+        let viewer = require_viewer(ctx)?;
+        let st = state(ctx)?;
+        let db = st.db.clone();
+        let mut sub = st.broker.subscribe(Topic::User(viewer.user_id));
+        Ok(async_stream::try_stream! {
+            let mut last = None;
+            loop {
+                let notifications = count(notifications::unread_count(&db, &viewer).await? as i64);
+                let messages = count(messaging::unread_total(&db, viewer.user_id).await?);
+                // The viewer's own message from another device changes nothing: said once.
+                if last != Some((notifications, messages)) {
+                    last = Some((notifications, messages));
+                    yield UnreadCounts { notifications, messages };
+                }
+                // Wait for a change, then let a burst settle (one event for a page of reads).
+                loop {
+                    let changed = match sub.recv().await {
+                        Received::Lagged(_) => true,
+                        Received::Event(e) => matches!(
+                            *e,
+                            Event::Message { .. } | Event::Notification { .. } | Event::UnreadChanged | Event::Resync
+                        ),
+                    };
+                    if changed {
+                        break;
+                    }
+                }
+                let settle = tokio::time::Instant::now() + UNREAD_SETTLE;
+                while tokio::time::timeout_at(settle, sub.recv()).await.is_ok() {}
+            }
+        })
     }
 
     /// A live room's chat. Open to everyone; subscribing counts as watching (`viewerCount`).

@@ -78,6 +78,8 @@ pub enum Event {
     /// The user's role changed (or they were suspended or erased): sockets re-read who they act for
     /// and end what the new state forbids.
     AccessChanged,
+    /// The user read notifications or messages on some device: unread counts changed.
+    UnreadChanged,
     /// A line was said in a live room.
     Chat(ChatLine),
     /// A line of a live room was deleted (the tombstone: `deleted`, no body).

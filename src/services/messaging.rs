@@ -284,10 +284,17 @@ pub async fn head(db: &DatabaseConnection, user_id: i64) -> AppResult<i64> {
 }
 
 /// Marks everything in the conversation up to its newest message as read by the viewer.
-pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, conversation_id: i64) -> AppResult<()> {
+/// Marks a conversation read up to its newest message; the member's other devices hear of it
+/// (`unreadCountsChanged`).
+pub async fn mark_read(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    conversation_id: i64,
+) -> AppResult<()> {
     let c = conversation_for(db, viewer, conversation_id).await?;
     let newest = c.last_message_id.unwrap_or(0);
-    conversation_members::Entity::update_many()
+    let moved = conversation_members::Entity::update_many()
         .col_expr(conversation_members::Column::LastReadMessageId, Expr::value(newest))
         .filter(conversation_members::Column::ConversationId.eq(conversation_id))
         .filter(conversation_members::Column::UserId.eq(viewer.user_id))
@@ -295,7 +302,24 @@ pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, conversation_id
         .filter(conversation_members::Column::LastReadMessageId.lt(newest))
         .exec(db)
         .await?;
+    if moved.rows_affected > 0 {
+        broker.publish(Topic::User(viewer.user_id), Event::UnreadChanged).await;
+    }
     Ok(())
+}
+
+/// Unread messages in all of a member's conversations, in one statement.
+pub async fn unread_total(db: &DatabaseConnection, user_id: i64) -> AppResult<i64> {
+    use sea_orm::{DbBackend, Statement};
+    let backend = db.get_database_backend();
+    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let sql = format!(
+        "SELECT COUNT(*) AS unread FROM messages m \
+         JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = {p} \
+         WHERE m.id > cm.last_read_message_id AND m.sender_id <> cm.user_id"
+    );
+    let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [user_id.into()])).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "unread")).transpose()?.unwrap_or(0))
 }
 
 /// Unread messages per conversation for one user, for a page of conversations in one statement.

@@ -386,7 +386,13 @@ pub async fn unread_count(db: &DatabaseConnection, viewer: &Viewer) -> AppResult
 }
 
 /// Marks the given notifications (or all, when `ids` is `None`) as read; returns the unread count.
-pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, ids: Option<Vec<i64>>) -> AppResult<u64> {
+/// The member's other devices hear of it (`unreadCountsChanged`).
+pub async fn mark_read(
+    db: &DatabaseConnection,
+    broker: &crate::pubsub::Broker,
+    viewer: &Viewer,
+    ids: Option<Vec<i64>>,
+) -> AppResult<u64> {
     let mut update = notifications::Entity::update_many()
         .col_expr(notifications::Column::ReadAt, Expr::value(Utc::now()))
         .filter(notifications::Column::UserId.eq(viewer.user_id))
@@ -394,7 +400,9 @@ pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, ids: Option<Vec
     if let Some(ids) = ids {
         update = update.filter(notifications::Column::Id.is_in(ids));
     }
-    update.exec(db).await?;
+    if update.exec(db).await?.rows_affected > 0 {
+        broker.publish(Topic::User(viewer.user_id), Event::UnreadChanged).await;
+    }
     unread_count(db, viewer).await
 }
 

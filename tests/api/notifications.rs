@@ -144,3 +144,38 @@ async fn admins_send_security_notices_that_cannot_be_muted() {
         "SECURITY_NOTICE"
     );
 }
+
+#[tokio::test]
+async fn unread_counts_follow_new_items_and_reads_from_any_device() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let mut ws = app.ws(Some(&alice)).await;
+    ws.subscribe("u", "subscription { unreadCountsChanged { notifications messages } }", json!({})).await;
+    let counts = |v: serde_json::Value| v["unreadCountsChanged"].clone();
+    assert_eq!(counts(ws.next_data("u").await), json!({ "notifications": 0, "messages": 0 }));
+
+    let send =
+        "mutation($to: ID!, $b: String!) { sendMessage(input: { toUserId: $to, body: $b }) { conversation { id } } }";
+    let sent = app.gql(Some(&bob), send, json!({ "to": alice_id, "b": "样品什么时候发?" })).await;
+    assert_eq!(counts(ws.next_data("u").await), json!({ "notifications": 0, "messages": 1 }));
+    // Read on another device (HTTP): this socket hears of it.
+    let read =
+        "mutation($c: ID!) { markConversationRead(input: { conversationId: $c }) { conversation { unreadCount } } }";
+    app.gql(Some(&alice), read, json!({ "c": sent["sendMessage"]["conversation"]["id"] })).await;
+    assert_eq!(counts(ws.next_data("u").await), json!({ "notifications": 0, "messages": 0 }));
+    let query = "{ unreadMessageCount unreadNotificationCount }";
+    assert_eq!(
+        app.gql(Some(&alice), query, json!({})).await,
+        json!({ "unreadMessageCount": 0, "unreadNotificationCount": 0 })
+    );
+
+    let follow = "mutation($u: ID!) { followUser(input: { userId: $u }) { user { id } } }";
+    app.gql(Some(&bob), follow, json!({ "u": alice_id })).await;
+    assert_eq!(counts(ws.next_data("u").await), json!({ "notifications": 1, "messages": 0 }));
+    app.gql(Some(&alice), "mutation { markNotificationsRead(input: {}) { unreadCount } }", json!({})).await;
+    assert_eq!(counts(ws.next_data("u").await), json!({ "notifications": 0, "messages": 0 }));
+    // Nothing changed, nothing said.
+    app.gql(Some(&alice), "mutation { markNotificationsRead(input: {}) { unreadCount } }", json!({})).await;
+    ws.quiet(300).await;
+}

@@ -190,8 +190,9 @@ impl RealtimeMutation {
     ) -> async_graphql::Result<MarkConversationReadPayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Conversation, &input.conversation_id, "input.conversationId")?;
-        let db = &state(ctx)?.db;
-        messaging::mark_read(db, &viewer, id).await?;
+        let st = state(ctx)?;
+        let db = &st.db;
+        messaging::mark_read(db, &st.broker, &viewer, id).await?;
         Ok(MarkConversationReadPayload {
             conversation: Conversation(messaging::conversation_for(db, &viewer, id).await?),
         })
@@ -224,7 +225,8 @@ impl RealtimeMutation {
                 ids.iter().map(|id| ids::decode(Kind::Notification, id, "input.ids")).collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
-        let unread = notifications::mark_read(&state(ctx)?.db, &viewer, ids).await?;
+        let st = state(ctx)?;
+        let unread = notifications::mark_read(&st.db, &st.broker, &viewer, ids).await?;
         Ok(MarkNotificationsReadPayload { unread_count: count(unread as i64) })
     }
 

@@ -92,6 +92,12 @@ impl RealtimeQuery {
         Ok(count(notifications::unread_count(&state(ctx)?.db, &viewer).await? as i64))
     }
 
+    /// Messages from others the viewer has not read, in all conversations.
+    async fn unread_message_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let viewer = require_viewer(ctx)?;
+        Ok(count(crate::services::messaging::unread_total(&state(ctx)?.db, viewer.user_id).await?))
+    }
+
     /// Which notification categories the viewer receives.
     async fn notification_settings(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<NotificationSetting>> {
         settings(ctx).await
