@@ -53,7 +53,7 @@ pub async fn prepare(state: &AppState) -> Result<String, String> {
     // The host is a seeded member acting through the same services a client would call.
     let viewer = Viewer { user_id: host.id, role: Role::User, session_id: 0 };
     let stream = live::create(db, &viewer, DEMO_STREAM_TITLE, None, None).await.map_err(|e| format!("demo: {e:?}"))?;
-    live::start(db, &viewer, stream.id).await.map_err(|e| format!("demo: {e:?}"))?;
+    live::start(db, &state.broker, &viewer, stream.id).await.map_err(|e| format!("demo: {e:?}"))?;
     for line in DEMO_CHAT {
         live::say(db, &state.broker, &viewer, stream.id, line).await.map_err(|e| format!("demo: {e:?}"))?;
     }

@@ -7,7 +7,7 @@ use futures_util::{Stream, StreamExt as _};
 
 use crate::error::{AppError, AppResult};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::{LiveChatEvent, Message, Notification, count};
+use crate::graphql::types::{LiveChatEvent, LiveStream, Message, Notification, count};
 use crate::graphql::{loaders, require_viewer, state, viewer};
 use crate::pubsub::hub::Received;
 use crate::pubsub::{Event, Topic};
@@ -20,6 +20,24 @@ pub struct Subscription;
 
 /// How long `unreadCountsChanged` lets a burst of changes settle before it counts.
 const UNREAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often `liveStreamUpdated` looks at the viewer count.
+const VIEWER_COUNT_TICK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What happened to the object an event carries; events may grow kinds.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq)]
+pub enum EventKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// A live room changed: `node` is the room as it is now (select `status`, `viewerCount`).
+#[derive(async_graphql::SimpleObject)]
+pub struct LiveStreamEvent {
+    kind: EventKind,
+    node: LiveStream,
+}
 
 /// A member's unread counts.
 #[derive(async_graphql::SimpleObject)]
@@ -144,6 +162,48 @@ impl Subscription {
                 while tokio::time::timeout_at(settle, sub.recv()).await.is_ok() {}
             }
         })
+    }
+
+    /// A live room's state as it changes: its status (`LIVE`, `ENDED`) and viewer count, at once and
+    /// then on each change (the count is looked at every 2 s). Completes after the `ENDED` event.
+    async fn live_stream_updated(
+        &self,
+        ctx: &Context<'_>,
+        stream_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LiveStreamEvent>>> {
+        let id = ids::decode(Kind::LiveStream, &stream_id, "streamId")?;
+        let st = state(ctx)?;
+        let db = st.db.clone();
+        let presence = st.presence.clone();
+        let mut sub = st.broker.subscribe(Topic::Live(id));
+        let mut stream = live::get(&db, id).await?.ok_or(AppError::NotFound("live stream"))?;
+        let events = async_stream::try_stream! {
+            let mut tick = tokio::time::interval(VIEWER_COUNT_TICK);
+            let mut last = None;
+            loop {
+                // Redis unreachable for a moment: the last known count stands.
+                let viewers = presence.count(id).await.ok().or(last.as_ref().map(|(_, v)| *v)).unwrap_or(0);
+                let now = (stream.status.clone(), viewers);
+                if last.as_ref() != Some(&now) {
+                    last = Some(now);
+                    yield LiveStreamEvent { kind: EventKind::Updated, node: LiveStream(stream.clone()) };
+                }
+                if live::Status::parse(&stream.status) == live::Status::Ended {
+                    break;
+                }
+                let reload = tokio::select! {
+                    _ = tick.tick() => false,
+                    received = sub.recv() => match received {
+                        Received::Lagged(_) => true,
+                        Received::Event(e) => matches!(*e, Event::LiveStarted | Event::LiveEnded | Event::Resync),
+                    },
+                };
+                if reload {
+                    stream = live::get(&db, id).await?.ok_or(AppError::NotFound("live stream"))?;
+                }
+            }
+        };
+        Ok(fresh(ctx, events)?)
     }
 
     /// A live room's chat. Open to everyone; subscribing counts as watching (`viewerCount`).

@@ -84,6 +84,8 @@ pub enum Event {
     Chat(ChatLine),
     /// A line of a live room was deleted (the tombstone: `deleted`, no body).
     ChatDeleted(ChatLine),
+    /// The live stream went LIVE.
+    LiveStarted,
     /// The live stream ended: its chat subscriptions complete.
     LiveEnded,
     /// Never published: the hub sends it to every local subscriber when events may have been lost

@@ -31,9 +31,15 @@ enum Command {
     Leave(i64, String),
 }
 
+/// How long a count read from Redis is reused on this instance: ten thousand viewers of one room
+/// asking for its count (`liveStreamUpdated` ticks, room pages) cost one Redis read a second.
+const COUNT_REUSE: Duration = Duration::from_secs(1);
+
 struct Inner {
     /// A std mutex: no await while held.
     local: Mutex<Rooms>,
+    /// Counts read from Redis lately: room -> (when, count).
+    counted: Mutex<HashMap<i64, (std::time::Instant, i64)>>,
     redis: Option<(redis::aio::ConnectionManager, String, mpsc::UnboundedSender<Command>)>,
 }
 
@@ -61,13 +67,16 @@ fn now_ms() -> i64 {
 
 impl Presence {
     pub fn in_process() -> Presence {
-        Presence { inner: Arc::new(Inner { local: Mutex::new(HashMap::new()), redis: None }) }
+        Presence {
+            inner: Arc::new(Inner { local: Mutex::new(HashMap::new()), counted: Mutex::default(), redis: None }),
+        }
     }
 
     pub fn redis(conn: redis::aio::ConnectionManager, prefix: &str) -> Presence {
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             local: Mutex::new(HashMap::new()),
+            counted: Mutex::default(),
             redis: Some((conn.clone(), format!("{prefix}:live:viewers:"), tx)),
         });
         tokio::spawn(worker(Arc::downgrade(&inner), conn, format!("{prefix}:live:viewers:"), rx));
@@ -124,6 +133,16 @@ impl Presence {
                 Ok(rooms.iter().map(|r| (*r, local.get(r).map_or(0, |m| m.len() as i64))).collect())
             }
             Some((conn, prefix, _)) => {
+                let fresh: Option<HashMap<i64, i64>> = {
+                    let counted = self.inner.counted.lock().unwrap_or_else(|p| p.into_inner());
+                    rooms
+                        .iter()
+                        .map(|r| counted.get(r).filter(|(at, _)| at.elapsed() < COUNT_REUSE).map(|(_, n)| (*r, *n)))
+                        .collect()
+                };
+                if let Some(fresh) = fresh {
+                    return Ok(fresh);
+                }
                 let now = now_ms();
                 let mut pipe = redis::pipe();
                 for room in rooms {
@@ -140,7 +159,12 @@ impl Presence {
                     .await
                     .map_err(|e| unavailable(&e))?
                     .map_err(|e| unavailable(&e))?;
-                Ok(rooms.iter().copied().zip(counts).collect())
+                let counts: HashMap<i64, i64> = rooms.iter().copied().zip(counts).collect();
+                let mut counted = self.inner.counted.lock().unwrap_or_else(|p| p.into_inner());
+                let at = std::time::Instant::now();
+                counted.retain(|_, (when, _)| when.elapsed() < COUNT_REUSE);
+                counted.extend(counts.iter().map(|(r, n)| (*r, (at, *n))));
+                Ok(counts)
             }
         }
     }

@@ -116,8 +116,14 @@ async fn hosted(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> AppResult<
     Ok(stream)
 }
 
-/// SCHEDULED -> LIVE. Starting a live stream again is a no-op; an ended one cannot restart.
-pub async fn start(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> AppResult<live_streams::Model> {
+/// SCHEDULED -> LIVE, announced to the room's `liveStreamUpdated` subscribers. Starting a live
+/// stream again is a no-op; an ended one cannot restart.
+pub async fn start(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    id: i64,
+) -> AppResult<live_streams::Model> {
     let stream = hosted(db, viewer, id).await?;
     match Status::parse(&stream.status) {
         Status::Live => Ok(stream),
@@ -131,6 +137,7 @@ pub async fn start(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> AppResu
                 .filter(live_streams::Column::Status.eq(Status::Scheduled.as_str()))
                 .exec(db)
                 .await?;
+            broker.publish(Topic::Live(id), Event::LiveStarted).await;
             reload(db, id).await
         }
     }

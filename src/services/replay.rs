@@ -269,7 +269,7 @@ mod tests {
         let broker = Broker::in_process(16);
         let viewer = host(&db).await;
         let room = live::create(&db, &viewer, "room", None, None).await.unwrap();
-        live::start(&db, &viewer, room.id).await.unwrap();
+        live::start(&db, &broker, &viewer, room.id).await.unwrap();
         let hub = Hub::new();
         let sub = hub.subscribe(Topic::Live(room.id).key(), 16);
         let stream = chat_stream(db.clone(), sub, room.id, 0, 0, false, None);

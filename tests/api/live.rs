@@ -256,3 +256,33 @@ async fn a_room_shows_the_hosts_own_image_as_its_cover() {
     let bare = app.gql(Some(&host), create, json!({ "t": "t", "c": null })).await;
     assert_eq!(bare["createLiveStream"]["liveStream"]["coverUrl"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_room_page_hears_the_status_and_the_viewer_count_change() {
+    let app = TestApp::spawn().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let created = app.gql(Some(&host), CREATE, json!({ "t": "样品直播" })).await;
+    let id = created["createLiveStream"]["liveStream"]["id"].as_str().unwrap().to_string();
+    let updates = "subscription($s: ID!) { liveStreamUpdated(streamId: $s) { kind node { id status viewerCount } } }";
+    let mut page = app.ws(None).await;
+    page.subscribe("u", updates, json!({ "s": id })).await;
+    let next = |v: Value| {
+        let e = &v["liveStreamUpdated"];
+        (
+            e["kind"].as_str().unwrap().to_string(),
+            e["node"]["status"].as_str().unwrap().to_string(),
+            e["node"]["viewerCount"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(next(page.next_data("u").await), ("UPDATED".into(), "SCHEDULED".into(), 0));
+    app.gql(Some(&host), START, json!({ "s": id })).await;
+    assert_eq!(next(page.next_data("u").await), ("UPDATED".into(), "LIVE".into(), 0));
+    // Someone starts watching (the chat counts as watching): the page hears within a tick.
+    let mut viewer = app.ws(None).await;
+    viewer.subscribe("c", CHAT, json!({ "s": id })).await;
+    assert_eq!(next(page.next_data("u").await), ("UPDATED".into(), "LIVE".into(), 1));
+    app.gql(Some(&host), END, json!({ "s": id })).await;
+    let (kind, status, _) = next(page.next_data("u").await);
+    assert_eq!((kind.as_str(), status.as_str()), ("UPDATED", "ENDED"));
+    assert_eq!(page.recv().await, json!({ "type": "complete", "id": "u" }));
+}

@@ -284,7 +284,8 @@ impl RealtimeMutation {
     ) -> async_graphql::Result<LiveStreamPayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::LiveStream, &input.stream_id, "input.streamId")?;
-        Ok(LiveStreamPayload { live_stream: LiveStream(live::start(&state(ctx)?.db, &viewer, id).await?) })
+        let st = state(ctx)?;
+        Ok(LiveStreamPayload { live_stream: LiveStream(live::start(&st.db, &st.broker, &viewer, id).await?) })
     }
 
     /// -> ENDED; completes every viewer's `liveChat` subscription. Host (or a moderator) only.
