@@ -303,11 +303,17 @@ async fn results_are_a_union_with_plain_text_highlights_and_a_total() {
     // Boards and members are the union's other members.
     let data = app.gql(None, RESULTS, json!({ "q": "出口", "type": "BOARD" })).await;
     let hit = &data["search"]["edges"][0]["node"];
-    assert_eq!((hit["result"]["__typename"].as_str(), hit["result"]["name"].as_str()), (Some("Board"), Some("出口實務")));
+    assert_eq!(
+        (hit["result"]["__typename"].as_str(), hit["result"]["name"].as_str()),
+        (Some("Board"), Some("出口實務"))
+    );
     assert_eq!(highlighted(hit), vec!["出口"]);
     let data = app.gql(None, RESULTS, json!({ "q": "exporter", "type": "USER" })).await;
     let hit = &data["search"]["edges"][0]["node"];
-    assert_eq!((hit["result"]["__typename"].as_str(), hit["result"]["nickname"].as_str()), (Some("User"), Some("exporter")));
+    assert_eq!(
+        (hit["result"]["__typename"].as_str(), hit["result"]["nickname"].as_str()),
+        (Some("User"), Some("exporter"))
+    );
     assert_eq!(highlighted(hit), vec!["exporter"]);
     assert_eq!(data["search"]["totalCount"], 1);
 
@@ -361,6 +367,8 @@ async fn totals_count_the_pages_and_stop_at_the_cap() {
     search::index(db, Kind::Board, 3_000_000, None, "unicorn", chrono::Utc::now()).await.unwrap();
     let capped = search::total(db, "unicorn", Kind::Board, None).await.unwrap();
     assert_eq!((capped.count, capped.capped), (CANDIDATES, true));
-    let d = app.gql(None, "{ search(query: \"unicorn\", type: BOARD, first: 1) { totalCount totalCountIsCapped } }", json!({})).await;
+    let d = app
+        .gql(None, "{ search(query: \"unicorn\", type: BOARD, first: 1) { totalCount totalCountIsCapped } }", json!({}))
+        .await;
     assert_eq!(d["search"], json!({ "totalCount": CANDIDATES, "totalCountIsCapped": true }));
 }
