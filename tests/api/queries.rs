@@ -158,3 +158,42 @@ async fn inbox_and_notification_lists_have_constant_statement_counts() {
         assert!(counts[0] <= 8, "{counts:?} for {query}");
     }
 }
+
+/// Search results: the union's posts with their authors and boards, excerpts and the total are
+/// batched, so statements do not grow with the page.
+#[tokio::test]
+async fn search_statement_count_is_constant_in_page_size() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let mut boards = Vec::new();
+    for i in 0..3 {
+        boards.push(app.create_board(&admin, &format!("b{i}"), &format!("出口 Board {i}")).await);
+    }
+    let mut users = Vec::new();
+    for i in 0..6 {
+        users.push(app.register(&phone(i), &format!("exporter{i}")).await.0);
+    }
+    for i in 0..24 {
+        app.create_post(&users[i % 6], &boards[i % 3], &format!("出口 export {i}")).await;
+    }
+    let search = "query($q: String!, $type: SearchType, $first: Int) {
+        search(query: $q, type: $type, first: $first) { totalCount totalCountIsCapped
+          edges { cursor node { snippet text highlights { start length } result { __typename
+            ... on Post { id title likeCount author { id nickname followerCount } board { id name } }
+            ... on Board { id name followerCount }
+            ... on User { id nickname followerCount } } } }
+          pageInfo { hasNextPage endCursor } } }";
+    for (q, kind, most) in [("出口", "POST", 24), ("出口", "BOARD", 3), ("exporter", "USER", 6)] {
+        let mut counts = Vec::new();
+        for first in [2, 20] {
+            let before = app.statements();
+            let d = app.gql(None, search, json!({ "q": q, "type": kind, "first": first })).await;
+            counts.push(app.statements() - before);
+            assert_eq!(d["search"]["edges"].as_array().unwrap().len(), (first as usize).min(most), "{kind}");
+            assert_eq!(d["search"]["totalCount"], most, "{kind}");
+        }
+        assert_eq!(counts[0], counts[1], "statements for 2 and 20 {kind} results: {counts:?}");
+        // search, count, things found, then (posts) authors and boards.
+        assert!(counts[0] <= 8, "{counts:?} for {kind}");
+    }
+}

@@ -237,3 +237,138 @@ async fn a_common_word_ranks_only_its_newest_candidates() {
     let rare = search::search(db, "unicorn", Kind::Post, Some(1), &PageArgs { first: 5, after: None }).await.unwrap();
     assert_eq!(rare.page.items.iter().map(|(_, id)| *id).collect::<Vec<_>>(), vec![6]);
 }
+
+/// The new shape: `result` is a `Post | Board | User` union, `text` is the snippet without markup and
+/// `highlights` are UTF-16 ranges of the matches in it.
+const RESULTS: &str = "query($q: String!, $type: SearchType, $first: Int, $after: String) {
+    search(query: $q, type: $type, first: $first, after: $after) {
+      totalCount totalCountIsCapped
+      edges { node { snippet text highlights { start length }
+        result { __typename ... on Post { id title } ... on Board { id name } ... on User { id nickname } } } }
+      pageInfo { hasNextPage endCursor } } }";
+
+/// The highlighted stretches of a hit's `text`, sliced as a JavaScript string would (UTF-16).
+fn highlighted(hit: &Value) -> Vec<String> {
+    let units: Vec<u16> = hit["text"].as_str().unwrap().encode_utf16().collect();
+    hit["highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (start, length) = (r["start"].as_u64().unwrap() as usize, r["length"].as_u64().unwrap() as usize);
+            String::from_utf16(&units[start..start + length]).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn results_are_a_union_with_plain_text_highlights_and_a_total() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let board = app.create_board(&admin, "export", "出口實務").await;
+    let (u, _) = app.register(&phone(1), "exporter").await;
+    let post = |title: &'static str, body: &'static str| {
+        let (app, u, board) = (&app, u.clone(), board.clone());
+        async move {
+            let q = "mutation($input: CreatePostInput!) { createPost(input: $input) { post { id } } }";
+            app.gql(Some(&u), q, json!({ "input": { "boardId": board, "title": title, "body": body } })).await;
+        }
+    };
+    // An emoji (two UTF-16 units) before the match, markup-like text and a line break.
+    post("😀 出口退稅 <須知>", "出口商品\n需要報關。").await;
+    post("Shipping to Hamburg", "We ship & export; shipped twice.").await;
+
+    // Chinese: the union names its type, and the ranges point at the matched words in `text`.
+    let data = app.gql(None, RESULTS, json!({ "q": "出口" })).await;
+    let search = &data["search"];
+    assert_eq!((search["totalCount"].as_i64(), search["totalCountIsCapped"].as_bool()), (Some(1), Some(false)));
+    let hit = &search["edges"][0]["node"];
+    assert_eq!(hit["result"]["__typename"], "Post");
+    assert_eq!(hit["result"]["title"], "😀 出口退稅 <須知>");
+    assert_eq!(hit["text"], "😀 出口退稅 <須知> — 出口商品 需要報關。");
+    assert_eq!(hit["highlights"], json!([{ "start": 3, "length": 2 }, { "start": 15, "length": 2 }]));
+    assert_eq!(highlighted(hit), vec!["出口", "出口"]);
+    assert_eq!(hit["snippet"], "😀 <mark>出口</mark>退稅 &lt;須知&gt; — <mark>出口</mark>商品 需要報關。");
+    // A Simplified query highlights the Traditional text.
+    let data = app.gql(None, RESULTS, json!({ "q": "报关" })).await;
+    assert_eq!(highlighted(&data["search"]["edges"][0]["node"]), vec!["報關"]);
+
+    // English: by stem, whole words, nothing escaped in `text`.
+    let data = app.gql(None, RESULTS, json!({ "q": "ships" })).await;
+    let hit = &data["search"]["edges"][0]["node"];
+    assert_eq!(hit["text"], "Shipping to Hamburg — We ship & export; shipped twice.");
+    assert_eq!(highlighted(hit), vec!["Shipping", "ship", "shipped"]);
+    assert_eq!(hit["highlights"][0], json!({ "start": 0, "length": 8 }));
+
+    // Boards and members are the union's other members.
+    let data = app.gql(None, RESULTS, json!({ "q": "出口", "type": "BOARD" })).await;
+    let hit = &data["search"]["edges"][0]["node"];
+    assert_eq!(
+        (hit["result"]["__typename"].as_str(), hit["result"]["name"].as_str()),
+        (Some("Board"), Some("出口實務"))
+    );
+    assert_eq!(highlighted(hit), vec!["出口"]);
+    let data = app.gql(None, RESULTS, json!({ "q": "exporter", "type": "USER" })).await;
+    let hit = &data["search"]["edges"][0]["node"];
+    assert_eq!(
+        (hit["result"]["__typename"].as_str(), hit["result"]["nickname"].as_str()),
+        (Some("User"), Some("exporter"))
+    );
+    assert_eq!(highlighted(hit), vec!["exporter"]);
+    assert_eq!(data["search"]["totalCount"], 1);
+
+    // The old fields still answer, from the same hit.
+    let old = app.gql(None, SEARCH, json!({ "q": "hamburg" })).await;
+    assert_eq!(old["search"]["edges"][0]["node"]["post"]["title"], "Shipping to Hamburg");
+    assert_eq!(old["search"]["edges"][0]["node"]["board"], Value::Null);
+
+    // Nothing found: an empty list and a total of zero.
+    let none = app.gql(None, RESULTS, json!({ "q": "bitcoin" })).await;
+    assert_eq!(none["search"]["totalCount"], 0);
+    assert_eq!(none["search"]["edges"], json!([]));
+}
+
+/// The total counts every result one can page to, whatever the page; past the ranked candidates it
+/// stops at the cap and says so.
+#[tokio::test]
+async fn totals_count_the_pages_and_stop_at_the_cap() {
+    use ecer_gateway::services::search::{self, CANDIDATES, Kind};
+    use sea_orm::TransactionTrait;
+    let (app, c) = TestApp::community().await;
+    for i in 0..7 {
+        app.create_post(&c.alice, &c.board, &format!("报价 {i}")).await;
+    }
+    let mut walked = 0;
+    let mut after = Value::Null;
+    loop {
+        let page = app.gql(None, RESULTS, json!({ "q": "报价", "first": 3, "after": after })).await;
+        assert_eq!(page["search"]["totalCount"], 7, "the same total on every page");
+        walked += page["search"]["edges"].as_array().unwrap().len();
+        if page["search"]["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = page["search"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(walked, 7);
+    let scoped = "query($q: String!, $b: ID) { search(query: $q, boardId: $b) { totalCount totalCountIsCapped } }";
+    let other = app.create_board(&c.admin, "other", "Other").await;
+    let d = app.gql(None, scoped, json!({ "q": "报价", "b": other })).await;
+    assert_eq!(d["search"], json!({ "totalCount": 0, "totalCountIsCapped": false }));
+
+    // Straight into the index: exactly the cap, then one past it.
+    let db = &app.state.db;
+    let txn = db.begin().await.unwrap();
+    for i in 1..=CANDIDATES {
+        search::index(&txn, Kind::Board, 1_000_000 + i, None, "unicorn", chrono::Utc::now()).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    let exact = search::total(db, "unicorn", Kind::Board, None).await.unwrap();
+    assert_eq!((exact.count, exact.capped), (CANDIDATES, false));
+    search::index(db, Kind::Board, 3_000_000, None, "unicorn", chrono::Utc::now()).await.unwrap();
+    let capped = search::total(db, "unicorn", Kind::Board, None).await.unwrap();
+    assert_eq!((capped.count, capped.capped), (CANDIDATES, true));
+    let d = app
+        .gql(None, "{ search(query: \"unicorn\", type: BOARD, first: 1) { totalCount totalCountIsCapped } }", json!({}))
+        .await;
+    assert_eq!(d["search"], json!({ "totalCount": CANDIDATES, "totalCountIsCapped": true }));
+}

@@ -1,15 +1,17 @@
 //! Search, open to everyone (browsing needs no account).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::connection::Connection;
+use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, Object};
 
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::{Board, Post, User, connection, list_cost, load_one};
+use crate::graphql::types::list_cost;
+use crate::graphql::types::search::{SearchHit, SearchResult, SearchTotals};
 use crate::graphql::{loaders, page_args, state};
 use crate::services::recommend;
-use crate::services::search::{self, text};
+use crate::services::search;
 
 /// What to search.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
@@ -20,54 +22,6 @@ pub enum SearchType {
     User,
 }
 
-/// One result: the thing found (in the field matching its type) and an excerpt with the matches
-/// marked.
-pub struct SearchHit {
-    kind: SearchType,
-    id: i64,
-    terms: Arc<Vec<String>>,
-}
-
-const SNIPPET_CHARS: usize = 120;
-
-#[Object]
-impl SearchHit {
-    /// An excerpt around the first match, HTML-escaped, matches wrapped in `<mark>` (safe to render
-    /// as HTML). A Simplified query marks Traditional text and the other way round.
-    async fn snippet(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        let l = loaders(ctx)?;
-        let text = match self.kind {
-            SearchType::Post => load_one(&l.posts, self.id).await?.map(|p| format!("{} — {}", p.title, p.body)),
-            SearchType::Board => load_one(&l.boards, self.id).await?.map(|b| format!("{} — {}", b.name, b.description)),
-            SearchType::User => load_one(&l.users, self.id).await?.map(|u| {
-                [Some(u.nickname), u.account_name, u.signature].into_iter().flatten().collect::<Vec<_>>().join(" — ")
-            }),
-        };
-        Ok(text.map(|t| text::snippet(&t, &self.terms, SNIPPET_CHARS)).unwrap_or_default())
-    }
-
-    async fn post(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Post>> {
-        if self.kind != SearchType::Post {
-            return Ok(None);
-        }
-        Ok(load_one(&loaders(ctx)?.posts, self.id).await?.filter(|p| p.deleted_at.is_none()).map(Post))
-    }
-
-    async fn board(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Board>> {
-        if self.kind != SearchType::Board {
-            return Ok(None);
-        }
-        Ok(load_one(&loaders(ctx)?.boards, self.id).await?.map(Board))
-    }
-
-    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        if self.kind != SearchType::User {
-            return Ok(None);
-        }
-        Ok(load_one(&loaders(ctx)?.users, self.id).await?.map(User))
-    }
-}
-
 #[derive(Default)]
 pub struct SearchQuery;
 
@@ -75,7 +29,8 @@ pub struct SearchQuery;
 impl SearchQuery {
     /// Full-text search in Chinese (Traditional or Simplified, either finds both) and English (any
     /// inflection, any case; the last word may be unfinished). Every word must match; results are
-    /// ranked by relevance and recency.
+    /// ranked by relevance and recency. Each hit's `result` is the post, board or member found;
+    /// `totalCount` counts up to 1,000 (see `totalCountIsCapped`).
     #[graphql(complexity = "list_cost(first, child_complexity)")]
     async fn search(
         &self,
@@ -85,7 +40,7 @@ impl SearchQuery {
         board_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, SearchHit>> {
+    ) -> async_graphql::Result<Connection<String, SearchHit, SearchTotals>> {
         let kind = kind.unwrap_or_default();
         let board = board_id.map(|b| ids::decode(Kind::Board, &b, "boardId")).transpose()?;
         let page = page_args(ctx, first, after.as_deref())?;
@@ -108,13 +63,32 @@ impl SearchQuery {
             crate::services::history::record_search(db, &viewer, &query, reuse).await?;
         }
         let l = loaders(ctx)?;
-        // One batch for the things found, before any hit asks for its own.
-        match kind {
-            SearchType::Post => drop(l.posts.load_many(found).await?),
-            SearchType::Board => drop(l.boards.load_many(found).await?),
-            SearchType::User => drop(l.users.load_many(found).await?),
-        }
+        // One batch for the things found; a thing gone since the search (a post deleted a moment
+        // ago) leaves no hit rather than an empty one.
+        let mut things: HashMap<i64, SearchResult> = match kind {
+            SearchType::Post => l
+                .posts
+                .load_many(found)
+                .await?
+                .into_iter()
+                .filter(|(_, p)| p.deleted_at.is_none())
+                .map(|(id, p)| (id, p.into()))
+                .collect(),
+            SearchType::Board => l.boards.load_many(found).await?.into_iter().map(|(id, b)| (id, b.into())).collect(),
+            SearchType::User => l.users.load_many(found).await?.into_iter().map(|(id, u)| (id, u.into())).collect(),
+        };
         let terms = Arc::new(results.terms);
-        Ok(connection(results.page, |id| SearchHit { kind, id, terms: terms.clone() }))
+        let page = results.page;
+        let mut conn = Connection::with_additional_fields(
+            page.has_previous,
+            page.has_next,
+            SearchTotals::new(query, target, board),
+        );
+        for (cursor, id) in page.items {
+            if let Some(thing) = things.remove(&id) {
+                conn.edges.push(Edge::new(cursor.encode(), SearchHit::new(thing, terms.clone())));
+            }
+        }
+        Ok(conn)
     }
 }

@@ -9,6 +9,7 @@ pub mod messaging;
 pub mod node;
 pub mod notification;
 pub mod post;
+pub mod search;
 pub mod session;
 pub mod trust;
 pub mod user;

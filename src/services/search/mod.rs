@@ -90,6 +90,32 @@ struct Row {
     ref_id: i64,
 }
 
+#[derive(FromQueryResult)]
+struct CountRow {
+    n: i64,
+}
+
+/// Runs a search statement. On PostgreSQL it is planned for this query's words every time: the
+/// right plan depends on how common they are (walk the newest documents, or collect the matches
+/// from the GIN index), and a prepared statement's generic plan, which PostgreSQL adopts after a few
+/// runs on a connection, assumes a fixed share of matches and collects them all: 30-90 ms where 4 ms
+/// would do.
+async fn fetch<C, R>(db: &C, statement: Statement) -> AppResult<Vec<R>>
+where
+    C: ConnectionTrait + TransactionTrait,
+    R: FromQueryResult,
+{
+    if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan").await?;
+        let rows = R::find_by_statement(statement).all(&txn).await?;
+        txn.commit().await?;
+        Ok(rows)
+    } else {
+        Ok(R::find_by_statement(statement).all(db).await?)
+    }
+}
+
 /// One page of results: the ids of the matching things, best first, and the terms to highlight.
 pub struct Results {
     pub page: Page<i64>,
@@ -114,24 +140,101 @@ pub async fn search<C: ConnectionTrait + TransactionTrait>(
     let limit = page.fetch_limit() as i64;
     let now = chrono::Utc::now().timestamp();
     let backend = db.get_database_backend();
-    let statement = statement(backend, &q, kind, board_id, offset, limit, now);
-    let rows = if backend == DbBackend::Postgres {
-        // Planned for this query's words every time: the right plan depends on how common they are
-        // (walk the newest documents, or collect the matches from the GIN index), and a prepared
-        // statement's generic plan, which PostgreSQL adopts after a few runs on a connection, assumes
-        // a fixed share of matches and collects them all: 30-90 ms where 4 ms would do.
-        let txn = db.begin().await?;
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan").await?;
-        let rows = Row::find_by_statement(statement).all(&txn).await?;
-        txn.commit().await?;
-        rows
-    } else {
-        Row::find_by_statement(statement).all(db).await?
-    };
+    let rows: Vec<Row> = fetch(db, statement(backend, &q, kind, board_id, offset, limit, now)).await?;
     // Cursors are positions: results are ranked, not keyed, so a page continues at an offset.
     let items: Vec<(i64, i64)> = rows.into_iter().enumerate().map(|(i, r)| (offset + i as i64, r.ref_id)).collect();
     let page = Page::from_rows(page, items, |(pos, _)| Cursor::Id(*pos)).map(|(_, id)| id);
     Ok(Results { page, terms: q.terms })
+}
+
+/// How many things a search finds, counted no further than [`CANDIDATES`]: exactly the results one
+/// can page through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    /// The matches, at most [`CANDIDATES`].
+    pub count: i64,
+    /// More than [`CANDIDATES`] things match: `count` is the cap, and only the newest are ranked.
+    pub capped: bool,
+}
+
+/// Counts a search's matches, up to one past [`CANDIDATES`], with the match expression and index
+/// order of the search itself, so the count costs what ranking the candidates does (without the
+/// ranking): an exact count of a word in every post would read every match.
+pub async fn total<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    query: &str,
+    kind: Kind,
+    board_id: Option<i64>,
+) -> AppResult<Total> {
+    let q = text::query_tokens(query);
+    if q.all.is_empty() {
+        return Err(AppError::bad_input("query", "has no words to search for"));
+    }
+    let rows: Vec<CountRow> = fetch(db, count_statement(db.get_database_backend(), &q, kind, board_id)).await?;
+    let n = rows.first().map_or(0, |r| r.n);
+    Ok(Total { count: n.min(CANDIDATES), capped: n > CANDIDATES })
+}
+
+/// A `tsquery` of every token (PostgreSQL): quoted lexemes, the last a prefix if it may be unfinished.
+fn pg_tsquery(q: &text::QueryTokens) -> String {
+    let last = q.all.len().saturating_sub(1);
+    q.all
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let lexeme = format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''"));
+            if i == last && q.last_is_prefix { format!("{lexeme}:*") } else { lexeme }
+        })
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
+
+/// An FTS5 match of every token (SQLite): quoted phrases, the last a prefix if it may be unfinished.
+fn fts_matcher(q: &text::QueryTokens) -> String {
+    let last = q.all.len().saturating_sub(1);
+    q.all
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let phrase = format!("\"{}\"", t.replace('"', "\"\""));
+            if i == last && q.last_is_prefix { format!("{phrase}*") } else { phrase }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The count statement: the inner query of [`statement`] with one more row, counted.
+pub fn count_statement(backend: DbBackend, q: &text::QueryTokens, kind: Kind, board_id: Option<i64>) -> Statement {
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        if backend == DbBackend::Postgres { format!("${}", values.len()) } else { "?".to_string() }
+    };
+    let sql = match backend {
+        DbBackend::Postgres => {
+            let tsq = param(pg_tsquery(q).into());
+            let kind = param(kind.as_str().into());
+            let board = board_id.map_or(String::new(), |b| format!(" AND board_id = {}", param(b.into())));
+            let limit = param((CANDIDATES + 1).into());
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT ref_id FROM search_documents \
+                 WHERE tsv @@ {tsq}::tsquery AND kind = {kind}{board} ORDER BY ref_id DESC LIMIT {limit}) c"
+            )
+        }
+        _ => {
+            let matcher = param(fts_matcher(q).into());
+            let kind = param(kind.as_str().into());
+            let board = board_id.map_or(String::new(), |b| format!(" AND +d.board_id = {}", param(b.into())));
+            let limit = param((CANDIDATES + 1).into());
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT search_fts.rowid FROM search_fts \
+                 JOIN search_documents d ON d.id = search_fts.rowid \
+                 WHERE search_fts MATCH {matcher} AND +d.kind = {kind}{board} \
+                 ORDER BY search_fts.rowid DESC LIMIT {limit})"
+            )
+        }
+    };
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// The search statement: the [`CANDIDATES`] newest matches in index order, then those ranked by
@@ -146,7 +249,6 @@ pub fn statement(
     limit: i64,
     now: i64,
 ) -> Statement {
-    let last = q.all.len().saturating_sub(1);
     let mut values: Vec<sea_orm::Value> = Vec::new();
     // Placeholders in the order the values are pushed: `?` on SQLite, `$n` on PostgreSQL.
     let mut param = |v: sea_orm::Value| {
@@ -155,17 +257,7 @@ pub fn statement(
     };
     let sql = match backend {
         DbBackend::Postgres => {
-            let tsquery = q
-                .all
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let lexeme = format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''"));
-                    if i == last && q.last_is_prefix { format!("{lexeme}:*") } else { lexeme }
-                })
-                .collect::<Vec<_>>()
-                .join(" & ");
-            let tsq = param(tsquery.into());
+            let tsq = param(pg_tsquery(q).into());
             let kind = param(kind.as_str().into());
             let board = board_id.map_or(String::new(), |b| format!(" AND board_id = {}", param(b.into())));
             let candidates = param(CANDIDATES.into());
@@ -182,17 +274,7 @@ pub fn statement(
             )
         }
         _ => {
-            let matcher = q
-                .all
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let phrase = format!("\"{}\"", t.replace('"', "\"\""));
-                    if i == last && q.last_is_prefix { format!("{phrase}*") } else { phrase }
-                })
-                .collect::<Vec<_>>()
-                .join(" ");
-            let matcher = param(matcher.into());
+            let matcher = param(fts_matcher(q).into());
             let kind = param(kind.as_str().into());
             // `+d.kind` keeps SQLite from driving the join from the `kind` index (one full-text
             // match per document: minutes at 100k posts without table statistics); the FTS match

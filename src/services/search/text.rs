@@ -143,10 +143,35 @@ pub fn query_tokens(query: &str) -> QueryTokens {
     QueryTokens { all, last_is_prefix, terms }
 }
 
-/// An excerpt of `text` around the first match of `terms`, HTML-escaped, matches wrapped in
-/// `<mark>`. Matching is done on the normalised text, so 外贸 marks 外貿; when normalisation changes
-/// the length (rare phrase conversions) the excerpt is shown normalised.
-pub fn snippet(text: &str, terms: &[String], width: usize) -> String {
+/// A highlighted stretch of an [`Excerpt`]'s text, in UTF-16 code units: what JavaScript, Swift
+/// (`NSString`/`NSRange`) and Kotlin/Java strings index by, so clients apply it without converting.
+/// A character outside the Basic Multilingual Plane (emoji, CJK Extension B) counts two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Highlight {
+    pub start: usize,
+    pub length: usize,
+}
+
+/// The plain-text form of a snippet: the same excerpt, ellipses included, with no markup, and the
+/// matches as ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excerpt {
+    pub text: String,
+    pub highlights: Vec<Highlight>,
+}
+
+/// The excerpt both forms are made from ([`Marked::html`] and [`Marked::plain`]): its characters,
+/// each with whether it is part of a match, and whether text was cut before and after it.
+pub struct Marked {
+    chars: Vec<(char, bool)>,
+    cut_before: bool,
+    cut_after: bool,
+}
+
+/// Around the first match of `terms`, `width` characters. Matching is done on the normalised text,
+/// so 外贸 marks 外貿; when normalisation changes the length (rare phrase conversions) the excerpt is
+/// shown normalised. Line breaks become spaces.
+pub fn mark(text: &str, terms: &[String], width: usize) -> Marked {
     let original: Vec<char> = text.chars().collect();
     let normalized: Vec<char> = normalize(text).chars().collect();
     let shown: &[char] = if normalized.len() == original.len() { &original } else { &normalized };
@@ -173,36 +198,96 @@ pub fn snippet(text: &str, terms: &[String], width: usize) -> String {
     let first = marked.iter().position(|m| *m).unwrap_or(0);
     let start = first.saturating_sub(width / 3);
     let end = (start + width).min(shown.len());
-    let mut out = String::new();
-    if start > 0 {
-        out.push('…');
-    }
-    let mut open = false;
-    for i in start..end {
-        if marked[i] && !open {
-            out.push_str("<mark>");
-            open = true;
-        } else if !marked[i] && open {
+    let chars = (start..end)
+        .map(|i| {
+            let c = match shown[i] {
+                '\n' | '\r' => ' ',
+                c => c,
+            };
+            (c, marked[i])
+        })
+        .collect();
+    Marked { chars, cut_before: start > 0, cut_after: end < shown.len() }
+}
+
+/// An excerpt of `text` around the first match of `terms`, HTML-escaped, matches wrapped in
+/// `<mark>`.
+pub fn snippet(text: &str, terms: &[String], width: usize) -> String {
+    mark(text, terms, width).html()
+}
+
+/// The same excerpt as [`snippet`], as plain text with the matches as UTF-16 ranges.
+pub fn excerpt(text: &str, terms: &[String], width: usize) -> Excerpt {
+    mark(text, terms, width).plain()
+}
+
+impl Marked {
+    /// HTML-escaped, matches wrapped in `<mark>`, `…` where text was cut.
+    pub fn html(&self) -> String {
+        let m = self;
+        let mut out = String::new();
+        if m.cut_before {
+            out.push('…');
+        }
+        let mut open = false;
+        for &(c, marked) in &m.chars {
+            if marked && !open {
+                out.push_str("<mark>");
+                open = true;
+            } else if !marked && open {
+                out.push_str("</mark>");
+                open = false;
+            }
+            match c {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+        if open {
             out.push_str("</mark>");
-            open = false;
         }
-        match shown[i] {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' | '\r' => out.push(' '),
-            c => out.push(c),
+        if m.cut_after {
+            out.push('…');
         }
+        out
     }
-    if open {
-        out.push_str("</mark>");
+
+    /// Plain text (no escaping), `…` where text was cut, and the matches as UTF-16 ranges.
+    pub fn plain(&self) -> Excerpt {
+        let m = self;
+        let mut out = String::new();
+        let mut highlights: Vec<Highlight> = Vec::new();
+        // The position in UTF-16 code units of the next character.
+        let mut at = 0;
+        if m.cut_before {
+            out.push('…');
+            at += '…'.len_utf16();
+        }
+        let mut open: Option<usize> = None;
+        for &(c, marked) in &m.chars {
+            match (marked, open) {
+                (true, None) => open = Some(at),
+                (false, Some(start)) => {
+                    highlights.push(Highlight { start, length: at - start });
+                    open = None;
+                }
+                _ => {}
+            }
+            out.push(c);
+            at += c.len_utf16();
+        }
+        if let Some(start) = open {
+            highlights.push(Highlight { start, length: at - start });
+        }
+        if m.cut_after {
+            out.push('…');
+        }
+        Excerpt { text: out, highlights }
     }
-    if end < shown.len() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -230,5 +315,30 @@ mod tests {
         assert_eq!(s, "本月<mark>外貿</mark>詢盤很多 &lt;b&gt;");
         let s = snippet("Shipping rates rose", &["ship".into()], 40);
         assert_eq!(s, "<mark>Shipping</mark> rates rose");
+    }
+
+    /// Ranges in UTF-16 code units, as a JavaScript string would slice them.
+    fn slices(e: &Excerpt) -> Vec<String> {
+        let units: Vec<u16> = e.text.encode_utf16().collect();
+        e.highlights.iter().map(|h| String::from_utf16_lossy(&units[h.start..h.start + h.length])).collect()
+    }
+
+    #[test]
+    fn excerpts_carry_utf16_ranges_of_the_matches() {
+        let e = excerpt("本月外貿詢盤很多 <b>\n外貿", &["外贸".into()], 40);
+        assert_eq!(e.text, "本月外貿詢盤很多 <b> 外貿");
+        assert_eq!(e.highlights, vec![Highlight { start: 2, length: 2 }, Highlight { start: 13, length: 2 }]);
+        assert_eq!(slices(&e), vec!["外貿", "外貿"]);
+        let e = excerpt("Shipping rates rose, we ship", &["ship".into(), "rate".into()], 40);
+        assert_eq!(slices(&e), vec!["Shipping", "rates", "ship"]);
+        // Characters outside the BMP count two units; the cut-off mark counts one.
+        let e = excerpt("𠮷野家 😀 出口 報價", &["出口".into()], 40);
+        assert_eq!(e.highlights, vec![Highlight { start: 8, length: 2 }]);
+        assert_eq!(slices(&e), vec!["出口"]);
+        let long = format!("{}出口{}", "很".repeat(100), "多".repeat(100));
+        let e = excerpt(&long, &["出口".into()], 30);
+        assert!(e.text.starts_with('…') && e.text.ends_with('…'));
+        assert_eq!(slices(&e), vec!["出口"]);
+        assert_eq!(e.text.chars().filter(|c| *c != '…').count(), 30);
     }
 }
