@@ -7,13 +7,13 @@ use futures_util::{Stream, StreamExt as _};
 
 use crate::error::{AppError, AppResult};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::{LiveChatEvent, LiveStream, Message, Notification, count};
+use crate::graphql::types::{Comment, LiveChatEvent, LiveStream, Message, Notification, count};
 use crate::graphql::{loaders, require_viewer, state, viewer};
 use crate::pubsub::hub::Received;
 use crate::pubsub::{Event, Topic};
 use crate::services::page::Cursor;
 use crate::services::replay::{self, BATCH};
-use crate::services::{live, messaging, notifications};
+use crate::services::{comments, live, messaging, notifications};
 
 #[derive(Default)]
 pub struct Subscription;
@@ -37,6 +37,15 @@ pub enum EventKind {
 pub struct LiveStreamEvent {
     kind: EventKind,
     node: LiveStream,
+}
+
+/// A comment or reply on a post page.
+#[derive(async_graphql::SimpleObject)]
+pub struct CommentEvent {
+    kind: EventKind,
+    node: Comment,
+    /// Pass as `after` to resume right after this comment.
+    cursor: String,
 }
 
 /// A member's unread counts.
@@ -162,6 +171,52 @@ impl Subscription {
                 while tokio::time::timeout_at(settle, sub.recv()).await.is_ok() {}
             }
         })
+    }
+
+    /// New comments and replies on a post, for an open post page: `{ kind: CREATED, node, cursor }`.
+    /// Resume with `after: <last cursor>` to get what was written meanwhile, with no gap and no
+    /// duplicate; without it, from now on.
+    async fn comment_added(
+        &self,
+        ctx: &Context<'_>,
+        post_id: ID,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<CommentEvent>>> {
+        let post = ids::decode(Kind::Post, &post_id, "postId")?;
+        let after = cursor(after.as_deref(), "after")?;
+        let st = state(ctx)?;
+        let db = st.db.clone();
+        let sub = st.broker.subscribe(Topic::Post(post));
+        // A deleted post's page hears nothing more; a missing one is NOT_FOUND, as a query says.
+        if crate::graphql::types::load_one(&loaders(ctx)?.posts, post).await?.is_none_or(|p| p.deleted_at.is_some()) {
+            return Err(AppError::NotFound("post").into());
+        }
+        let head = comments::head(&db, post).await?;
+        let start = after.map_or(head, |c| c.min(head));
+        let wants = |e: &Event| match e {
+            Event::Comment { id } => Some(*id),
+            _ => None,
+        };
+        let stream = replay::user_stream(sub, start, wants, move |last| {
+            let db = db.clone();
+            async move {
+                let rows = comments::after(&db, post, last, BATCH).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|c| {
+                        (
+                            c.id,
+                            CommentEvent {
+                                kind: EventKind::Created,
+                                cursor: Cursor::Id(c.id).encode(),
+                                node: Comment(c),
+                            },
+                        )
+                    })
+                    .collect())
+            }
+        });
+        Ok(fresh(ctx, stream.map(|r| r.map_err(Into::into)))?)
     }
 
     /// A live room's state as it changes: its status (`LIVE`, `ENDED`) and viewer count, at once and

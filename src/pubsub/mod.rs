@@ -38,6 +38,8 @@ pub enum Topic {
     User(i64),
     /// One live room: chat lines and the end of the stream.
     Live(i64),
+    /// One post's page: its new comments and replies.
+    Post(i64),
 }
 
 impl Topic {
@@ -45,6 +47,7 @@ impl Topic {
         match self {
             Topic::User(id) => format!("u:{id}"),
             Topic::Live(id) => format!("l:{id}"),
+            Topic::Post(id) => format!("p:{id}"),
         }
     }
 }
@@ -78,6 +81,8 @@ pub enum Event {
     /// The user's role changed (or they were suspended or erased): sockets re-read who they act for
     /// and end what the new state forbids.
     AccessChanged,
+    /// A comment or reply was written on the post (`id`: the comment, a cursor of the post's stream).
+    Comment { id: i64 },
     /// The user read notifications or messages on some device: unread counts changed.
     UnreadChanged,
     /// A line was said in a live room.
@@ -212,7 +217,7 @@ impl Broker {
     pub fn subscribe(&self, topic: Topic) -> Subscription {
         let buffer = match topic {
             Topic::User(_) => USER_TOPIC_BUFFER,
-            Topic::Live(_) => self.inner.buffer,
+            Topic::Live(_) | Topic::Post(_) => self.inner.buffer,
         };
         self.inner.hub.subscribe(topic.key(), buffer)
     }

@@ -14,7 +14,7 @@ use sea_orm::{
 use crate::auth::Viewer;
 use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
-use crate::pubsub::{Broker, Outbox};
+use crate::pubsub::{Broker, Event, Outbox, Topic};
 use crate::services::audit;
 use crate::services::notifications::{self, Kind};
 use crate::services::page::{Cursor, Page, PageArgs};
@@ -92,7 +92,32 @@ pub async fn create(
     }
     txn.commit().await?;
     broker.publish_all(outbox).await;
+    broker.publish(Topic::Post(comment.post_id), Event::Comment { id: comment.id }).await;
     Ok(comment)
+}
+
+/// A post's comments and replies written after comment `after`, oldest first, at most `limit`
+/// (`commentAdded` replays them). Ids grow with time, so they are the stream's cursor.
+pub async fn after(db: &DatabaseConnection, post_id: i64, after: i64, limit: u64) -> AppResult<Vec<comments::Model>> {
+    Ok(comments::Entity::find()
+        .filter(comments::Column::PostId.eq(post_id))
+        .filter(comments::Column::Id.gt(after))
+        .order_by_asc(comments::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// The newest comment id of a post (0 without comments): where a live post page starts.
+pub async fn head(db: &DatabaseConnection, post_id: i64) -> AppResult<i64> {
+    let newest: Option<Option<i64>> = comments::Entity::find()
+        .select_only()
+        .column_as(comments::Column::Id.max(), "newest")
+        .filter(comments::Column::PostId.eq(post_id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(newest.flatten().unwrap_or(0))
 }
 
 /// Soft delete by the author or a moderator. Idempotent for a comment already deleted.

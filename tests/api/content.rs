@@ -287,3 +287,39 @@ async fn payloads_return_what_changed_for_client_caches() {
     assert_eq!(s["settings"]["recordHistory"], false);
     assert_eq!(s["me"], json!({ "id": alice_id, "settings": { "recordHistory": false } }));
 }
+
+#[tokio::test]
+async fn an_open_post_page_gets_new_comments_and_replies_and_resumes_without_a_gap() {
+    let (app, c) = TestApp::community().await;
+    let (bob, _) = app.register(&crate::common::phone(2), "bob").await;
+    let sub = "subscription($p: ID!, $a: String) { commentAdded(postId: $p, after: $a) { kind cursor node { id body parent { id } } } }";
+    let mut page = app.ws(None).await;
+    page.subscribe("p", sub, serde_json::json!({ "p": c.post })).await;
+    page.quiet(200).await;
+    let first = app.comment(&bob, &c.post, None, "MOQ 是多少?").await;
+    let got = page.next_data("p").await["commentAdded"].clone();
+    assert_eq!((got["kind"].as_str(), got["node"]["id"].as_str()), (Some("CREATED"), Some(first.as_str())));
+    let reply = app.comment(&c.alice, &c.post, Some(&first), "500 pcs").await;
+    let got = page.next_data("p").await["commentAdded"].clone();
+    assert_eq!(got["node"]["id"], reply.as_str());
+    assert_eq!(got["node"]["parent"]["id"], first.as_str());
+    let resume_from = got["cursor"].as_str().unwrap().to_string();
+    drop(page);
+
+    // Written while the page was away: replayed in order on return, then live again, no duplicate.
+    let a = app.comment(&bob, &c.post, None, "a").await;
+    let b = app.comment(&bob, &c.post, Some(&first), "b").await;
+    let mut page = app.ws(None).await;
+    page.subscribe("p", sub, serde_json::json!({ "p": c.post, "a": resume_from })).await;
+    for want in [&a, &b] {
+        assert_eq!(page.next_data("p").await["commentAdded"]["node"]["id"], want.as_str());
+    }
+    let live = app.comment(&c.alice, &c.post, None, "live").await;
+    assert_eq!(page.next_data("p").await["commentAdded"]["node"]["id"], live.as_str());
+    page.quiet(200).await;
+
+    // Another post's comments are not this page's.
+    let other = app.create_post(&c.alice, &c.board, "other").await;
+    app.comment(&bob, &other, None, "elsewhere").await;
+    page.quiet(200).await;
+}
