@@ -137,6 +137,10 @@ pub async fn delete_account(
         .await?;
     comment_likes::Entity::delete_many().filter(comment_likes::Column::UserId.eq(id)).exec(&txn).await?;
     policy_acceptances::Entity::delete_many().filter(policy_acceptances::Column::UserId.eq(id)).exec(&txn).await?;
+    entity::live_chat_mutes::Entity::delete_many()
+        .filter(entity::live_chat_mutes::Column::UserId.eq(id))
+        .exec(&txn)
+        .await?;
     if let Some(phone) = &user.phone {
         let phone_key = crate::services::signin::phone_key(media.sealer(), phone);
         crate::services::signin::clear(&txn, &phone_key).await?;

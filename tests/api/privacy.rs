@@ -212,6 +212,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
     ("request_log", "user_id", Fate::Gone),
     ("search_history", "user_id", Fate::Gone),
+    ("live_chat_mutes", "user_id", Fate::Gone),
     ("notice_broadcasts", "sent_by", Fate::Kept("staff accountability: which ADMIN sent a notice")),
     ("sessions", "user_id", Fate::Gone),
     ("user_blocks", "blocker_id", Fate::Gone),
@@ -340,6 +341,11 @@ async fn erasure_walks_every_table_with_a_user_column() {
     let stream = crate::live::live_stream(&app, &alice).await;
     let say = "mutation($s: ID!) { sendLiveChatMessage(input: { streamId: $s, body: \"hello\" }) { message { id } } }";
     app.gql(Some(&alice), say, json!({ "s": stream })).await;
+    // Muted in someone else's room.
+    let bobs_room = crate::live::live_stream(&app, &bob).await;
+    let mute = "mutation($s: ID!, $u: ID!) { muteLiveChatViewer(input: { streamId: $s, userId: $u, minutes: 60 }) { mutedUntil } }";
+    app.gql(Some(&bob), mute, json!({ "s": bobs_room, "u": alice_gid })).await;
+    assert_eq!(count_where(&app, "live_chat_mutes", "user_id", alice_id).await, 1);
     // A failed sign-in on her number, and a suspension the staff log keeps.
     let login = "mutation($p: String!) { login(input: { phone: $p, password: \"wrong\" }) { token } }";
     app.gql_err(None, login, json!({ "p": phone(60) })).await;
