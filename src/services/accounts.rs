@@ -435,6 +435,11 @@ pub async fn revoke_session(
 }
 
 /// The viewer's live sessions (signed-in devices), most recently used first.
+/// One session by id, whoever's it is (callers check the owner).
+pub async fn session_by_id(db: &DatabaseConnection, id: i64) -> AppResult<Option<sessions::Model>> {
+    Ok(sessions::Entity::find_by_id(id).one(db).await?)
+}
+
 pub async fn sessions_of(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<Vec<sessions::Model>> {
     Ok(sessions::Entity::find()
         .filter(sessions::Column::UserId.eq(viewer.user_id))

@@ -302,6 +302,11 @@ pub async fn mute(
     Ok(Some(until))
 }
 
+/// One chat line (a tombstone if deleted); live rooms are public.
+pub async fn chat_line_by_id(db: &DatabaseConnection, id: i64) -> AppResult<Option<ChatLine>> {
+    Ok(live_chat_messages::Entity::find_by_id(id).one(db).await?.map(chat_line))
+}
+
 /// Chat lines after `seq`, oldest first, at most `limit`.
 pub async fn chat_after(db: &DatabaseConnection, stream_id: i64, seq: i64, limit: u64) -> AppResult<Vec<ChatLine>> {
     let rows = live_chat_messages::Entity::find()

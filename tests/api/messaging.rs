@@ -162,3 +162,38 @@ async fn a_retried_message_with_its_client_id_is_stored_and_pushed_once() {
     let two = app.gql(Some(&alice), send, plain).await["sendMessage"]["message"]["id"].clone();
     assert_ne!(one, two);
 }
+
+/// Every object a client caches is a `Node`; `node(id)` gives private ones only to who may see them.
+#[tokio::test]
+async fn private_objects_are_nodes_for_their_members_and_null_for_anyone_else() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let (eve, _) = app.register(&phone(3), "eve").await;
+    let send = "mutation($to: ID!) { sendMessage(input: { toUserId: $to, body: \"报价单\" }) { message { id } conversation { id } } }";
+    let sent = app.gql(Some(&bob), send, json!({ "to": alice_id })).await["sendMessage"].clone();
+    let follow = "mutation($u: ID!) { followUser(input: { userId: $u }) { user { id } } }";
+    app.gql(Some(&bob), follow, json!({ "u": alice_id })).await;
+    let notification = app.gql(Some(&alice), "{ notifications(first: 1) { nodes { id } } }", json!({})).await
+        ["notifications"]["nodes"][0]["id"]
+        .clone();
+    let session =
+        app.gql(Some(&alice), "{ me { sessions { id } } }", json!({})).await["me"]["sessions"][0]["id"].clone();
+    let node = "query($id: ID!) { node(id: $id) { __typename id } }";
+    let cases = [
+        (sent["conversation"]["id"].clone(), "Conversation", &alice),
+        (sent["message"]["id"].clone(), "Message", &alice),
+        (notification, "Notification", &alice),
+        (session, "Session", &alice),
+    ];
+    for (id, typename, owner) in cases {
+        let seen = app.gql(Some(owner), node, json!({ "id": id })).await;
+        assert_eq!(seen["node"], json!({ "__typename": typename, "id": id }), "{typename} for its member");
+        for other in [Some(eve.as_str()), None] {
+            assert_eq!(app.gql(other, node, json!({ "id": id })).await["node"], serde_json::Value::Null, "{typename}");
+        }
+    }
+    // The other member of the conversation sees it too.
+    let conversation = sent["conversation"]["id"].clone();
+    assert_eq!(app.gql(Some(&bob), node, json!({ "id": conversation })).await["node"]["__typename"], "Conversation");
+}

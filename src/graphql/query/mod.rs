@@ -16,7 +16,9 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::enums::PostOrder;
 use crate::graphql::types::node::Node;
-use crate::graphql::types::{Board, Comment, LiveStream, Post, User, connection, load_one};
+use crate::graphql::types::{
+    Board, Comment, Conversation, LiveChatMessage, LiveStream, Message, Notification, Post, User, connection, load_one,
+};
 use crate::graphql::{loaders, page_args, state, viewer};
 use crate::services::activity::Target;
 use crate::services::{boards as board_service, live as live_service, posts as post_service};
@@ -58,14 +60,16 @@ impl NodeQuery {
             Kind::Post => live_post(ctx, n).await?.map(Node::Post),
             Kind::Comment => load_one(&loaders(ctx)?.comments, n).await?.map(|c| Node::Comment(Comment(c))),
             Kind::LiveStream => live_service::get(&state(ctx)?.db, n).await?.map(|s| Node::LiveStream(LiveStream(s))),
-            // Private objects are reached through `conversations` and `notifications`, which check
-            // who is asking; `node` does not hand them out.
-            Kind::Conversation
-            | Kind::Message
-            | Kind::Notification
-            | Kind::LiveChatMessage
-            | Kind::Session
-            | Kind::BrowseEntry
+            Kind::LiveChatMessage => live_service::chat_line_by_id(&state(ctx)?.db, n)
+                .await?
+                .map(|l| Node::LiveChatMessage(LiveChatMessage(l))),
+            // Private objects go to whoever may see them, and are null for anyone else (as if they
+            // did not exist: an id does not tell whether it does).
+            Kind::Conversation | Kind::Message | Kind::Notification | Kind::Session => {
+                let Some(v) = viewer(ctx) else { return Ok(None) };
+                private_node(ctx, &v, kind, n).await?
+            }
+            Kind::BrowseEntry
             | Kind::SearchEntry
             | Kind::IdentityVerification
             | Kind::AuditEntry
@@ -73,6 +77,36 @@ impl NodeQuery {
             | Kind::NoticeBroadcast => None,
         })
     }
+}
+
+/// A conversation or message of the viewer's, or a notification or session they own.
+async fn private_node(ctx: &Context<'_>, v: &crate::auth::Viewer, kind: Kind, n: i64) -> AppResult<Option<Node>> {
+    let db = &state(ctx)?.db;
+    let member_of = |conversation: i64| async move {
+        match crate::services::messaging::conversation_for(db, v, conversation).await {
+            Ok(c) => Ok(Some(c)),
+            Err(AppError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let owns = |owner: i64| crate::authz::can(Some(v), crate::authz::Action::ReadOwn { owner });
+    Ok(match kind {
+        Kind::Conversation => member_of(n).await?.map(|c| Node::Conversation(Conversation(c))),
+        Kind::Message => match load_one(&loaders(ctx)?.messages, n).await? {
+            Some(m) if member_of(m.conversation_id).await?.is_some() => Some(Node::Message(Message(m))),
+            _ => None,
+        },
+        Kind::Notification => crate::services::notifications::by_ids(db, &[n])
+            .await?
+            .into_iter()
+            .find(|x| owns(x.user_id))
+            .map(|x| Node::Notification(Notification(x))),
+        Kind::Session => crate::services::accounts::session_by_id(db, n)
+            .await?
+            .filter(|s| owns(s.user_id))
+            .map(|s| Node::Session(crate::graphql::types::session::Session(s))),
+        _ => None,
+    })
 }
 
 async fn live_post(ctx: &Context<'_>, id: i64) -> AppResult<Option<Post>> {

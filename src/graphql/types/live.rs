@@ -132,7 +132,7 @@ pub struct LiveChatMessage(pub ChatLine);
 
 #[Object]
 impl LiveChatMessage {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode(Kind::LiveChatMessage, self.0.id)
     }
 

@@ -16,7 +16,7 @@ pub struct Conversation(pub conversations::Model);
 
 #[Object]
 impl Conversation {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode(Kind::Conversation, self.0.id)
     }
 
@@ -66,7 +66,7 @@ pub struct Message(pub messages::Model);
 
 #[Object]
 impl Message {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode(Kind::Message, self.0.id)
     }
 

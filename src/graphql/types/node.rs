@@ -1,8 +1,10 @@
 use async_graphql::{ID, Interface};
 
-use super::{Board, Comment, LiveStream, Post, User};
+use super::session::Session;
+use super::{Board, Comment, Conversation, LiveChatMessage, LiveStream, Message, Notification, Post, User};
 
-/// Anything with a global id, fetchable through `node(id)`.
+/// Anything with a global id, fetchable through `node(id)` by whoever may see it (a conversation and
+/// its messages by its two members, a notification or session by its owner; null for anyone else).
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID"))]
 pub enum Node {
@@ -11,4 +13,9 @@ pub enum Node {
     Post(Post),
     Comment(Comment),
     LiveStream(LiveStream),
+    LiveChatMessage(LiveChatMessage),
+    Conversation(Conversation),
+    Message(Message),
+    Notification(Notification),
+    Session(Session),
 }

@@ -53,7 +53,7 @@ pub struct Notification(pub notifications::Model);
 
 #[Object]
 impl Notification {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode(Kind::Notification, self.0.id)
     }
 

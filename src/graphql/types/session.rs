@@ -10,7 +10,7 @@ pub struct Session(pub sessions::Model);
 
 #[Object]
 impl Session {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode(Kind::Session, self.0.id)
     }
 
