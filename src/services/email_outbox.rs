@@ -23,15 +23,13 @@ use sea_orm::{
 use crate::error::{AppError, AppResult};
 use crate::mail::{Email, Mailer, SendError};
 use crate::seal::Sealer;
-pub use crate::services::sms_outbox::{MAX_ATTEMPTS, Outcome, Status, backoff};
+pub use crate::services::sms_outbox::{MAX_ATTEMPTS, Outcome, Status, backoff, tally};
 
 /// How long a claim holds: longer than one SMTP conversation may take ([`crate::mail::SMTP_TIMEOUT`]
 /// for each step), so a live sender is never overtaken.
 pub const CLAIM_FOR: Duration = Duration::seconds(90);
 /// Due rows one poll attempts.
 const BATCH: u64 = 50;
-/// `last_error` is cut to this many characters.
-const MAX_ERROR_CHARS: usize = 200;
 const AAD_ADDRESS: &str = "email_outbox.address";
 const AAD_SUBJECT: &str = "email_outbox.subject";
 const AAD_BODY: &str = "email_outbox.body";
@@ -103,7 +101,7 @@ pub async fn broadcast_progress(db: &impl ConnectionTrait, broadcast_id: i64) ->
         .into_tuple()
         .all(db)
         .await?;
-    Ok(crate::services::sms_outbox::tally(rows))
+    Ok(tally(rows))
 }
 
 fn claimable(now: DateTime<Utc>) -> Condition {
@@ -162,17 +160,8 @@ pub async fn send_claimed(
         };
         mailer.deliver(&email).await
     };
-    let (status, outcome, next) = match result {
-        Ok(()) => (Status::Sent, Outcome::Sent, now),
-        Err(e @ SendError::Retryable { .. }) if row.attempts < MAX_ATTEMPTS => {
-            (Status::Pending, Outcome::Retrying(e.stored()), now + backoff(base, row.attempts))
-        }
-        Err(e) => (Status::Failed, Outcome::Failed(e.stored()), now),
-    };
-    let error = match &outcome {
-        Outcome::Retrying(e) | Outcome::Failed(e) => Some(e.chars().take(MAX_ERROR_CHARS).collect::<String>()),
-        _ => None,
-    };
+    let failure = result.err().map(|e| (matches!(e, SendError::Retryable { .. }), e.stored()));
+    let (status, outcome, next, error) = crate::services::sms_outbox::settle(failure, row.attempts, base, now);
     match &outcome {
         Outcome::Retrying(e) => {
             tracing::warn!(id, user_id = row.user_id, attempts = row.attempts, error = %e, "email not sent; retried later")

@@ -174,6 +174,35 @@ fn cut(s: &str) -> String {
     s.chars().take(MAX_ERROR_CHARS).collect()
 }
 
+/// How a try is recorded, for either outbox: `failure` is `None` when delivered, else whether
+/// trying again may help and why. Returns the row's new status, the outcome, when it is next due,
+/// and its `last_error` (cut to [`MAX_ERROR_CHARS`]).
+pub fn settle(
+    failure: Option<(bool, String)>,
+    attempts: i32,
+    base: Duration,
+    now: DateTime<Utc>,
+) -> (Status, Outcome, DateTime<Utc>, Option<String>) {
+    match failure {
+        None => (Status::Sent, Outcome::Sent, now, None),
+        Some((true, why)) if attempts < MAX_ATTEMPTS => {
+            let error = cut(&why);
+            (Status::Pending, Outcome::Retrying(why), now + backoff(base, attempts), Some(error))
+        }
+        Some((_, why)) => {
+            let error = cut(&why);
+            (Status::Failed, Outcome::Failed(why), now, Some(error))
+        }
+    }
+}
+
+/// Rows a sender may take: due and `PENDING`, or `SENDING` under a claim that lapsed (a crash).
+fn claimable(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(sms_outbox::Column::Status.eq(Status::Pending.as_str()).and(sms_outbox::Column::NextAttemptAt.lte(now)))
+        .add(sms_outbox::Column::Status.eq(Status::Sending.as_str()).and(sms_outbox::Column::ClaimedUntil.lt(now)))
+}
+
 /// Claims row `id` if it is due and sends it; see the module notes.
 pub async fn attempt(
     db: &DatabaseConnection,
@@ -183,15 +212,12 @@ pub async fn attempt(
     id: i64,
     now: DateTime<Utc>,
 ) -> AppResult<Outcome> {
-    let claimable = Condition::any()
-        .add(sms_outbox::Column::Status.eq(Status::Pending.as_str()).and(sms_outbox::Column::NextAttemptAt.lte(now)))
-        .add(sms_outbox::Column::Status.eq(Status::Sending.as_str()).and(sms_outbox::Column::ClaimedUntil.lt(now)));
     let claimed = sms_outbox::Entity::update_many()
         .col_expr(sms_outbox::Column::Status, Expr::value(Status::Sending.as_str()))
         .col_expr(sms_outbox::Column::ClaimedUntil, Expr::value(Some(now + CLAIM_FOR)))
         .col_expr(sms_outbox::Column::Attempts, Expr::col(sms_outbox::Column::Attempts).add(1))
         .filter(sms_outbox::Column::Id.eq(id))
-        .filter(claimable)
+        .filter(claimable(now))
         .exec(db)
         .await?;
     if claimed.rows_affected == 0 {
@@ -223,17 +249,11 @@ pub async fn send_claimed(
         message.phone = phone;
         sms.provider().deliver(&message).await
     };
-    let (status, outcome, next) = match result {
-        Ok(()) => (Status::Sent, Outcome::Sent, now),
-        Err(SendError::Retryable(e)) if row.attempts < MAX_ATTEMPTS => {
-            (Status::Pending, Outcome::Retrying(e), now + backoff(base, row.attempts))
-        }
-        Err(SendError::Retryable(e) | SendError::Permanent(e)) => (Status::Failed, Outcome::Failed(e), now),
-    };
-    let error = match &outcome {
-        Outcome::Retrying(e) | Outcome::Failed(e) => Some(cut(e)),
-        _ => None,
-    };
+    let failure = result.err().map(|e| match e {
+        SendError::Retryable(why) => (true, why),
+        SendError::Permanent(why) => (false, why),
+    });
+    let (status, outcome, next, error) = settle(failure, row.attempts, base, now);
     match &outcome {
         Outcome::Retrying(e) => {
             tracing::warn!(id, phone = %mask_key(&row.phone_key), attempts = row.attempts, error = %e, "SMS not sent; retried later")
@@ -274,19 +294,7 @@ pub async fn send_due(
     let due = sms_outbox::Entity::find()
         .select_only()
         .column(sms_outbox::Column::Id)
-        .filter(
-            Condition::any()
-                .add(
-                    sms_outbox::Column::Status
-                        .eq(Status::Pending.as_str())
-                        .and(sms_outbox::Column::NextAttemptAt.lte(now)),
-                )
-                .add(
-                    sms_outbox::Column::Status
-                        .eq(Status::Sending.as_str())
-                        .and(sms_outbox::Column::ClaimedUntil.lt(now)),
-                ),
-        )
+        .filter(claimable(now))
         .order_by_asc(sms_outbox::Column::NextAttemptAt)
         .limit(BATCH)
         .into_tuple::<i64>()
