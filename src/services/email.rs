@@ -12,7 +12,7 @@
 //!   belongs to a member: the request is counted (spacing, caps) alike, and the message, for a
 //!   member only, is left to the outbox's sender instead of being tried in the request, so the
 //!   answer's timing does not carry the SMTP conversation either.
-//! - [`enqueue_notice`] lets any service send a member a notice at their verified address.
+//! - [`notice_row`] is a notice to a member's verified address, for `services::notices` to queue.
 //! - Every message goes through the outbox ([`email_outbox`]).
 
 use chrono::{DateTime, Duration, Utc};
@@ -388,21 +388,19 @@ pub async fn consume_reset(
     member_by_verified(db, &address).await?.ok_or(AppError::NotFound("account with this verified email"))
 }
 
-/// Queues a security notice to member `user_id` at `address` (their verified one, which the caller
-/// looked up), on `db` (the transaction that records what the notice is about). The outbox's sender
-/// delivers it within a poll.
-pub async fn enqueue_notice(
-    db: &impl ConnectionTrait,
+/// The outbox row of a security notice to member `user_id` at `address` (their verified one, which
+/// the caller looked up); the caller writes it in the transaction that records what the notice is
+/// about, and the outbox's sender delivers it within a poll.
+pub fn notice_row(
     keys: &Sealer,
     user_id: i64,
     address: String,
     body: &str,
     broadcast_id: Option<i64>,
-) -> AppResult<()> {
-    let now = Utc::now();
+    now: chrono::DateTime<Utc>,
+) -> AppResult<entity::email_outbox::ActiveModel> {
     let email = Email { to: address, subject: NOTICE_SUBJECT.to_string(), body: body.to_string() };
-    email_outbox::enqueue(db, keys, user_id, Kind::Notice, &email, now + NOTICE_TTL, false, broadcast_id, now).await?;
-    Ok(())
+    email_outbox::row(keys, user_id, Kind::Notice, &email, now + NOTICE_TTL, false, broadcast_id, now)
 }
 
 /// The subject of every security notice.

@@ -67,8 +67,23 @@ pub async fn enqueue(
     broadcast_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> AppResult<email_outbox::Model> {
+    Ok(row(keys, user_id, kind, email, expires_at, claimed, broadcast_id, now)?.insert(db).await?)
+}
+
+/// The row [`enqueue`] writes, for callers that write many in one statement.
+#[allow(clippy::too_many_arguments)]
+pub fn row(
+    keys: &Sealer,
+    user_id: i64,
+    kind: Kind,
+    email: &Email,
+    expires_at: DateTime<Utc>,
+    claimed: bool,
+    broadcast_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> AppResult<email_outbox::ActiveModel> {
     let seal = |text: &str, aad: &str| keys.seal_text(text, aad).map_err(AppError::internal);
-    let row = email_outbox::ActiveModel {
+    Ok(email_outbox::ActiveModel {
         user_id: Set(user_id),
         kind: Set(kind.as_str().to_string()),
         address_sealed: Set(seal(&email.to, AAD_ADDRESS)?),
@@ -84,10 +99,7 @@ pub async fn enqueue(
         sent_at: Set(None),
         broadcast_id: Set(broadcast_id),
         ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    Ok(row)
+    })
 }
 
 /// Where a broadcast's emails stand: `(pending, sent, failed)`, `SENDING` counted as pending.

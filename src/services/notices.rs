@@ -49,13 +49,21 @@ pub async fn queue_off_site(
         .await?;
     let text = sms_text(notice);
     let now = Utc::now();
+    let (mut sms, mut mail) = (Vec::new(), Vec::new());
     for (user_id, phone, email, verified) in members {
         if let Some(phone) = phone {
-            sms_outbox::enqueue_notice(db, keys, &phone, &text, broadcast_id, now).await?;
+            sms.push(sms_outbox::notice_row(keys, &phone, &text, broadcast_id, now)?);
         }
         if let (Some(address), Some(_)) = (email, verified) {
-            crate::services::email::enqueue_notice(db, keys, user_id, address, notice, broadcast_id).await?;
+            mail.push(crate::services::email::notice_row(keys, user_id, address, notice, broadcast_id, now)?);
         }
+    }
+    // One statement per channel for the whole list (a broadcast chunk is 500 members).
+    if !sms.is_empty() {
+        entity::sms_outbox::Entity::insert_many(sms).exec_without_returning(db).await?;
+    }
+    if !mail.is_empty() {
+        entity::email_outbox::Entity::insert_many(mail).exec_without_returning(db).await?;
     }
     Ok(())
 }
@@ -63,5 +71,25 @@ pub async fn queue_off_site(
 /// Queues `notice` to one phone number that is not (or no longer) an account's, such as the number
 /// a member just moved away from.
 pub async fn queue_to_number(db: &impl ConnectionTrait, keys: &Sealer, phone: &str, notice: &str) -> AppResult<()> {
-    sms_outbox::enqueue_notice(db, keys, phone, &sms_text(notice), None, Utc::now()).await
+    let row = sms_outbox::notice_row(keys, phone, &sms_text(notice), None, Utc::now())?;
+    entity::sms_outbox::Entity::insert(row).exec_without_returning(db).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sms_carries_at_most_the_first_120_characters_and_says_it_was_cut() {
+        let short = "密码已修改 / password changed";
+        assert_eq!(sms_text(short), short);
+        let exactly: String = "字".repeat(SMS_CHARS);
+        assert_eq!(sms_text(&exactly), exactly);
+        let long: String = "字".repeat(SMS_CHARS + 1);
+        let sent = sms_text(&long);
+        assert!(sent.starts_with(&"字".repeat(SMS_CHARS)));
+        assert_eq!(sent.chars().filter(|c| *c == '字').count(), SMS_CHARS);
+        assert!(sent.ends_with("… (ecer)"), "{sent}");
+    }
 }

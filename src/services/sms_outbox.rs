@@ -100,19 +100,18 @@ pub async fn enqueue(
 /// How long a notice may wait for a provider that cannot take it before it is given up.
 pub const NOTICE_LIFETIME: Duration = Duration::hours(12);
 
-/// Queues a notice to `phone` (E.164), due now, for the senders' next poll: a broadcast writes
-/// thousands in its transactions and must not wait on the provider for each.
-pub async fn enqueue_notice(
-    db: &impl ConnectionTrait,
+/// The row of a notice to `phone` (E.164), due now, for the senders' next poll: a broadcast writes
+/// thousands in its transactions (one statement per chunk) and must not wait on the provider.
+pub fn notice_row(
     keys: &Sealer,
     phone: &str,
     notice: &str,
     broadcast_id: Option<i64>,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) -> AppResult<sms_outbox::ActiveModel> {
     let message = SmsMessage::notice(phone.to_string(), notice.to_string());
     let body = serde_json::to_string(&message).map_err(AppError::internal)?;
-    sms_outbox::ActiveModel {
+    Ok(sms_outbox::ActiveModel {
         phone_key: Set(crate::services::signin::phone_key(keys, phone)),
         phone_sealed: Set(keys.seal_text(phone, AAD_PHONE).map_err(AppError::internal)?),
         body_sealed: Set(keys.seal_text(&body, AAD_BODY).map_err(AppError::internal)?),
@@ -126,10 +125,7 @@ pub async fn enqueue_notice(
         sent_at: Set(None),
         broadcast_id: Set(broadcast_id),
         ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    Ok(())
+    })
 }
 
 /// Where a broadcast's SMS stand: `(pending, sent, failed)`, `SENDING` counted as pending.

@@ -221,6 +221,9 @@ async fn hosts_and_moderators_delete_lines_and_mute_viewers_and_rooms_carry_medi
     let (code, _) = app.gql_err(Some(&fan), said, json!({ "s": id, "b": "hello?" })).await;
     assert_eq!(code, "FORBIDDEN");
     assert_eq!(app.gql_err(Some(&host), mute, json!({ "s": id, "u": fan_id, "m": -1 })).await.0, "BAD_USER_INPUT");
+    // A week at most.
+    assert_eq!(app.gql_err(Some(&host), mute, json!({ "s": id, "u": fan_id, "m": 10_081 })).await.0, "BAD_USER_INPUT");
+    assert!(app.gql(Some(&host), mute, json!({ "s": id, "u": fan_id, "m": 10_080 })).await["muteLiveChatViewer"]["mutedUntil"].is_string());
     let lifted = app.gql(Some(&host), mute, json!({ "s": id, "u": fan_id, "m": 0 })).await;
     assert_eq!(lifted["muteLiveChatViewer"]["mutedUntil"], Value::Null);
     app.gql(Some(&fan), said, json!({ "s": id, "b": "sorry" })).await;
