@@ -25,6 +25,9 @@ pub enum Kind {
     AuditEntry,
     ActivityEntry,
     NoticeBroadcast,
+    Settings,
+    NotificationSetting,
+    PolicyConsent,
 }
 
 impl Kind {
@@ -46,6 +49,9 @@ impl Kind {
             Kind::AuditEntry => "AuditEntry",
             Kind::ActivityEntry => "ActivityEntry",
             Kind::NoticeBroadcast => "NoticeBroadcast",
+            Kind::Settings => "Settings",
+            Kind::NotificationSetting => "NotificationSetting",
+            Kind::PolicyConsent => "PolicyConsent",
         }
     }
 
@@ -67,6 +73,9 @@ impl Kind {
             "AuditEntry" => Kind::AuditEntry,
             "ActivityEntry" => Kind::ActivityEntry,
             "NoticeBroadcast" => Kind::NoticeBroadcast,
+            "Settings" => Kind::Settings,
+            "NotificationSetting" => Kind::NotificationSetting,
+            "PolicyConsent" => Kind::PolicyConsent,
             _ => return None,
         })
     }

@@ -2,18 +2,21 @@
 //! saw): the server first replays what was missed, then continues live, with no gap and no duplicate.
 //! Without `after`, a subscription starts from now.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_graphql::{Context, ID, Subscription as SubscriptionObject};
 use futures_util::{Stream, StreamExt as _};
 
 use crate::error::{AppError, AppResult};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::{Comment, LiveChatEvent, LiveStream, Message, Notification, count};
+use crate::graphql::types::{Comment, LiveChatEvent, LiveStream, Message, Notification, Post, count};
 use crate::graphql::{loaders, require_viewer, state, viewer};
 use crate::pubsub::hub::Received;
-use crate::pubsub::{Event, Topic};
+use crate::pubsub::{Event, Subscription as BrokerSubscription, Topic};
 use crate::services::page::Cursor;
 use crate::services::replay::{self, BATCH};
-use crate::services::{comments, live, messaging, notifications};
+use crate::services::{comments, live, messaging, notifications, posts};
 
 #[derive(Default)]
 pub struct Subscription;
@@ -23,6 +26,10 @@ const UNREAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(100)
 
 /// How often `liveStreamUpdated` looks at the viewer count.
 const VIEWER_COUNT_TICK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a post page's changes gather before they go out as one event each: counters pushed by
+/// `postUpdated` and `commentUpdated` lag by at most this, and a burst of likes costs one reload.
+const POST_PAGE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What happened to the object an event carries; events may grow kinds.
 #[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq)]
@@ -48,6 +55,13 @@ pub struct CommentEvent {
     cursor: String,
 }
 
+/// A post changed: `node` is the post as it is now (`UPDATED`), or was deleted (`DELETED`).
+#[derive(async_graphql::SimpleObject)]
+pub struct PostEvent {
+    kind: EventKind,
+    node: Post,
+}
+
 /// A member's unread counts.
 #[derive(async_graphql::SimpleObject)]
 pub struct UnreadCounts {
@@ -64,6 +78,34 @@ fn cursor(after: Option<&str>, field: &str) -> AppResult<Option<i64>> {
             _ => Err(AppError::bad_input(field, "is not a valid cursor")),
         })
         .transpose()
+}
+
+/// What a stream heard while it waited: the events it cares about, and whether it may have missed
+/// some (a lagging receiver, or a broker reconnect).
+struct Heard {
+    events: Vec<Arc<Event>>,
+    missed: bool,
+}
+
+/// Waits for the first event `relevant` accepts (or a sign of missed events), then keeps listening
+/// for `window`, so a burst becomes one batch.
+async fn gather(sub: &mut BrokerSubscription, relevant: impl Fn(&Event) -> bool, window: Duration) -> Heard {
+    let mut heard = Heard { events: Vec::new(), missed: false };
+    let note = |received: Received, heard: &mut Heard| match received {
+        Received::Lagged(_) => heard.missed = true,
+        Received::Event(e) if matches!(*e, Event::Resync) => heard.missed = true,
+        Received::Event(e) if relevant(&e) => heard.events.push(e),
+        Received::Event(_) => {}
+    };
+    while heard.events.is_empty() && !heard.missed {
+        let received = sub.recv().await;
+        note(received, &mut heard);
+    }
+    let until = tokio::time::Instant::now() + window;
+    while let Ok(received) = tokio::time::timeout_at(until, sub.recv()).await {
+        note(received, &mut heard);
+    }
+    heard
 }
 
 /// Each event is resolved with fresh loader caches: a subscription lives for hours, and what it
@@ -217,6 +259,80 @@ impl Subscription {
             }
         });
         Ok(fresh(ctx, stream.map(|r| r.map_err(Into::into)))?)
+    }
+
+    /// A post's edits, counters (likes, favourites, comments) and deletion, for an open post page.
+    /// The first event is the post as it is now, so a page that (re)subscribes never keeps a stale
+    /// state; then one `UPDATED` per change, bursts coalesced per second; `DELETED` ends the stream.
+    /// `viewCount` is not pushed (every page view would be an event).
+    async fn post_updated(
+        &self,
+        ctx: &Context<'_>,
+        post_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<PostEvent>>> {
+        let id = ids::decode(Kind::Post, &post_id, "postId")?;
+        let st = state(ctx)?;
+        let db = st.db.clone();
+        let mut sub = st.broker.subscribe(Topic::Post(id));
+        let mut post = posts::live(&db, id).await?;
+        let events = async_stream::try_stream! {
+            yield PostEvent { kind: EventKind::Updated, node: Post(post.clone()) };
+            loop {
+                let relevant = |e: &Event| {
+                    matches!(e, Event::PostChanged | Event::PostDeleted | Event::Comment { .. } | Event::CommentChanged { .. })
+                };
+                gather(&mut sub, relevant, POST_PAGE_TICK).await;
+                let Some(now) = posts::by_ids(&db, &[id]).await?.pop() else { break };
+                if now.deleted_at.is_some() {
+                    yield PostEvent { kind: EventKind::Deleted, node: Post(now) };
+                    break;
+                }
+                if now != post {
+                    post = now;
+                    yield PostEvent { kind: EventKind::Updated, node: Post(post.clone()) };
+                }
+            }
+        };
+        Ok(fresh(ctx, events)?)
+    }
+
+    /// Comments of an open post page that were deleted (`DELETED`: show the placeholder) or whose
+    /// counters moved (`UPDATED`: likes, replies), coalesced per second. New comments come through
+    /// `commentAdded`. Changes made while the page was disconnected are not replayed: refetch the
+    /// comments on screen after a reconnect.
+    async fn comment_updated(
+        &self,
+        ctx: &Context<'_>,
+        post_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<CommentEvent>>> {
+        let id = ids::decode(Kind::Post, &post_id, "postId")?;
+        let st = state(ctx)?;
+        let db = st.db.clone();
+        let mut sub = st.broker.subscribe(Topic::Post(id));
+        posts::live(&db, id).await?;
+        let events = async_stream::try_stream! {
+            loop {
+                let heard = gather(&mut sub, |e| matches!(e, Event::CommentChanged { .. }), POST_PAGE_TICK).await;
+                let mut changed: Vec<i64> = heard
+                    .events
+                    .iter()
+                    .filter_map(|e| match **e {
+                        Event::CommentChanged { id } => Some(id),
+                        _ => None,
+                    })
+                    .collect();
+                changed.sort_unstable();
+                changed.dedup();
+                if changed.is_empty() {
+                    continue;
+                }
+                for c in comments::by_ids(&db, &changed).await? {
+                    let kind = if c.deleted_at.is_some() { EventKind::Deleted } else { EventKind::Updated };
+                    yield CommentEvent { kind, cursor: Cursor::Id(c.id).encode(), node: Comment(c) };
+                }
+            }
+        };
+        Ok(fresh(ctx, events)?)
     }
 
     /// A live room's state as it changes: its status (`LIVE`, `ENDED`) and viewer count, at once and

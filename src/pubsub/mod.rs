@@ -38,7 +38,7 @@ pub enum Topic {
     User(i64),
     /// One live room: chat lines and the end of the stream.
     Live(i64),
-    /// One post's page: its new comments and replies.
+    /// One post's page: its new comments and replies, edits, counters and deletion.
     Post(i64),
 }
 
@@ -83,6 +83,12 @@ pub enum Event {
     AccessChanged,
     /// A comment or reply was written on the post (`id`: the comment, a cursor of the post's stream).
     Comment { id: i64 },
+    /// The post was edited, or one of its counters (likes, favourites, comments) moved.
+    PostChanged,
+    /// The post was deleted.
+    PostDeleted,
+    /// A comment on the post was deleted, or its like count moved.
+    CommentChanged { id: i64 },
     /// The user read notifications or messages on some device: unread counts changed.
     UnreadChanged,
     /// A line was said in a live room.

@@ -93,6 +93,10 @@ pub async fn create(
     txn.commit().await?;
     broker.publish_all(outbox).await;
     broker.publish(Topic::Post(comment.post_id), Event::Comment { id: comment.id }).await;
+    if let Some(parent) = comment.parent_id {
+        // The parent's reply count moved.
+        broker.publish(Topic::Post(comment.post_id), Event::CommentChanged { id: parent }).await;
+    }
     Ok(comment)
 }
 
@@ -123,6 +127,7 @@ pub async fn head(db: &DatabaseConnection, post_id: i64) -> AppResult<i64> {
 /// Soft delete by the author or a moderator. Idempotent for a comment already deleted.
 pub async fn delete(
     db: &DatabaseConnection,
+    broker: &Broker,
     viewer: &Viewer,
     note: audit::Note<'_>,
     comment_id: i64,
@@ -156,6 +161,7 @@ pub async fn delete(
         return Ok(comment_id);
     }
     txn.commit().await?;
+    broker.publish(Topic::Post(comment.post_id), Event::CommentChanged { id: comment_id }).await;
     Ok(comment_id)
 }
 

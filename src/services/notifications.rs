@@ -385,33 +385,54 @@ pub async fn unread_count(db: &DatabaseConnection, viewer: &Viewer) -> AppResult
         .await?)
 }
 
-/// Marks the given notifications (or all, when `ids` is `None`) as read; returns the unread count.
-/// The member's other devices hear of it (`unreadCountsChanged`).
+/// How many of the notifications a `mark_read` changed it hands back.
+pub const MARKED_RETURN_MAX: u64 = 100;
+
+/// What `mark_read` did.
+pub struct Marked {
+    /// The viewer's unread count afterwards.
+    pub unread: u64,
+    /// The notifications it marked read, newest first, at most [`MARKED_RETURN_MAX`].
+    pub changed: Vec<notifications::Model>,
+}
+
+/// Marks the given notifications (or all, when `ids` is `None`) as read. The member's other devices
+/// hear of it (`unreadCountsChanged`).
 pub async fn mark_read(
     db: &DatabaseConnection,
     broker: &crate::pubsub::Broker,
     viewer: &Viewer,
     ids: Option<Vec<i64>>,
-) -> AppResult<u64> {
+) -> AppResult<Marked> {
+    // The exact timestamp written marks this call's rows, so they can be read back without
+    // RETURNING every row of a "mark all" over a long history. Microseconds: what PostgreSQL keeps.
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     let mut update = notifications::Entity::update_many()
-        .col_expr(notifications::Column::ReadAt, Expr::value(Utc::now()))
+        .col_expr(notifications::Column::ReadAt, Expr::value(now))
         .filter(notifications::Column::UserId.eq(viewer.user_id))
         .filter(notifications::Column::ReadAt.is_null());
+    let mut changed = notifications::Entity::find()
+        .filter(notifications::Column::UserId.eq(viewer.user_id))
+        .filter(notifications::Column::ReadAt.eq(now));
     if let Some(ids) = ids {
-        update = update.filter(notifications::Column::Id.is_in(ids));
+        update = update.filter(notifications::Column::Id.is_in(ids.clone()));
+        changed = changed.filter(notifications::Column::Id.is_in(ids));
     }
-    if update.exec(db).await?.rows_affected > 0 {
+    let changed = if update.exec(db).await?.rows_affected > 0 {
         broker.publish(Topic::User(viewer.user_id), Event::UnreadChanged).await;
-    }
-    unread_count(db, viewer).await
+        changed.order_by_desc(notifications::Column::Seq).limit(MARKED_RETURN_MAX).all(db).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Marked { unread: unread_count(db, viewer).await?, changed })
 }
 
 /// The categories the viewer switched off.
-pub async fn muted(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<Vec<Category>> {
+pub async fn muted(db: &DatabaseConnection, user_id: i64) -> AppResult<Vec<Category>> {
     let rows: Vec<String> = notification_mutes::Entity::find()
         .select_only()
         .column(notification_mutes::Column::Category)
-        .filter(notification_mutes::Column::UserId.eq(viewer.user_id))
+        .filter(notification_mutes::Column::UserId.eq(user_id))
         .into_tuple()
         .all(db)
         .await?;

@@ -11,6 +11,7 @@ use sea_orm::{
 use crate::auth::Viewer;
 use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Event, Topic};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::validate::{self, Lines};
 use crate::services::{audit, search};
@@ -126,6 +127,7 @@ pub struct PostPatch {
 /// Only the author edits a post; moderators may remove it but not put words in the author's mouth.
 pub async fn update(
     db: &DatabaseConnection,
+    broker: &Broker,
     viewer: &Viewer,
     post_id: i64,
     patch: PostPatch,
@@ -157,6 +159,7 @@ pub async fn update(
     }
     let post = live(db, post_id).await?;
     search::index(db, search::Kind::Post, post.id, Some(post.board_id), &search_text(&post), post.created_at).await?;
+    broker.publish(Topic::Post(post_id), Event::PostChanged).await;
     Ok(post)
 }
 
@@ -165,6 +168,7 @@ pub async fn update(
 /// Returns the post as it was, so the caller can show its board's and author's fresh counters.
 pub async fn delete(
     db: &DatabaseConnection,
+    broker: &Broker,
     viewer: &Viewer,
     note: audit::Note<'_>,
     post_id: i64,
@@ -207,6 +211,9 @@ pub async fn delete(
         search::remove(&txn, search::Kind::Post, post_id).await?;
     }
     txn.commit().await?;
+    if res.rows_affected == 1 {
+        broker.publish(Topic::Post(post_id), Event::PostDeleted).await;
+    }
     Ok(post)
 }
 

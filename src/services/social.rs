@@ -14,7 +14,7 @@ use sea_orm::{
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
-use crate::pubsub::{Broker, Outbox};
+use crate::pubsub::{Broker, Event, Outbox, Topic};
 use crate::services::notifications::{self, Kind, NewNotification};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::posts as post_service;
@@ -109,6 +109,7 @@ pub async fn add(
     let mut outbox = Outbox::default();
     if added {
         notify(&txn, viewer, edge, target, &mut outbox).await?;
+        announce(&txn, edge, target, &mut outbox).await?;
     }
     txn.commit().await?;
     broker.publish_all(outbox).await;
@@ -141,7 +142,13 @@ async fn notify<C: ConnectionTrait>(
 }
 
 /// Removes the edge if it is there. Returns whether it was removed.
-pub async fn remove(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target: i64) -> AppResult<bool> {
+pub async fn remove(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    edge: Edge,
+    target: i64,
+) -> AppResult<bool> {
     let delete = Query::delete()
         .from_table(Alias::new(edge.table()))
         .and_where(Expr::col(Alias::new(edge.actor())).eq(viewer.user_id))
@@ -149,11 +156,34 @@ pub async fn remove(db: &DatabaseConnection, viewer: &Viewer, edge: Edge, target
         .to_owned();
     let txn = db.begin().await?;
     let removed = txn.execute(&delete).await?.rows_affected() == 1;
+    let mut outbox = Outbox::default();
     if removed {
         move_counters(&txn, edge, viewer.user_id, target, -1).await?;
+        announce(&txn, edge, target, &mut outbox).await?;
     }
     txn.commit().await?;
+    broker.publish_all(outbox).await;
     Ok(removed)
+}
+
+/// Tells open post pages that a counter they show moved (`postUpdated`, `commentUpdated`).
+async fn announce<C: ConnectionTrait>(txn: &C, edge: Edge, target: i64, outbox: &mut Outbox) -> AppResult<()> {
+    match edge {
+        Edge::PostLike | Edge::Favorite => outbox.push(Topic::Post(target), Event::PostChanged),
+        Edge::CommentLike => {
+            let post: Option<i64> = comments::Entity::find_by_id(target)
+                .select_only()
+                .column(comments::Column::PostId)
+                .into_tuple()
+                .one(txn)
+                .await?;
+            if let Some(post) = post {
+                outbox.push(Topic::Post(post), Event::CommentChanged { id: target });
+            }
+        }
+        Edge::UserFollow | Edge::BoardFollow => {}
+    }
+    Ok(())
 }
 
 /// Moves the counters an edge feeds. Returns false if the target post is gone (post edges only).

@@ -291,7 +291,7 @@ async fn payloads_return_what_changed_for_client_caches() {
 #[tokio::test]
 async fn an_open_post_page_gets_new_comments_and_replies_and_resumes_without_a_gap() {
     let (app, c) = TestApp::community().await;
-    let (bob, _) = app.register(&crate::common::phone(2), "bob").await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
     let sub = "subscription($p: ID!, $a: String) { commentAdded(postId: $p, after: $a) { kind cursor node { id body parent { id } } } }";
     let mut page = app.ws(None).await;
     page.subscribe("p", sub, serde_json::json!({ "p": c.post })).await;
@@ -322,4 +322,134 @@ async fn an_open_post_page_gets_new_comments_and_replies_and_resumes_without_a_g
     let other = app.create_post(&c.alice, &c.board, "other").await;
     app.comment(&bob, &other, None, "elsewhere").await;
     page.quiet(200).await;
+}
+
+#[tokio::test]
+async fn an_open_post_page_gets_edits_counters_and_the_deletion_of_its_post_and_comments() {
+    let (app, c) = TestApp::community().await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let comment = app.comment(&bob, &c.post, None, "FOB 还是 CIF?").await;
+    let post_sub = "subscription($p: ID!) { postUpdated(postId: $p) { kind node { id title likeCount favoriteCount commentCount } } }";
+    let comment_sub =
+        "subscription($p: ID!) { commentUpdated(postId: $p) { kind cursor node { id likeCount isDeleted } } }";
+    let mut page = app.ws(None).await;
+    page.subscribe("post", post_sub, json!({ "p": c.post })).await;
+    page.subscribe("comments", comment_sub, json!({ "p": c.post })).await;
+    // The post as it is now comes first: a page that reconnects never keeps a stale state.
+    let now = page.next_data("post").await["postUpdated"].clone();
+    assert_eq!(now["kind"], "UPDATED");
+    assert_eq!(now["node"]["commentCount"], 1);
+    page.quiet(200).await;
+
+    // A burst of counter changes arrives as one event within the tick.
+    let like = "mutation($p: ID!) { likePost(input: { postId: $p }) { post { id } } }";
+    let fav = "mutation($p: ID!) { favoritePost(input: { postId: $p }) { post { id } } }";
+    app.gql(Some(&bob), like, json!({ "p": c.post })).await;
+    app.gql(Some(&bob), fav, json!({ "p": c.post })).await;
+    let got = page.next_data("post").await["postUpdated"].clone();
+    assert_eq!(got["kind"], "UPDATED");
+    assert_eq!((got["node"]["likeCount"].as_i64(), got["node"]["favoriteCount"].as_i64()), (Some(1), Some(1)));
+    page.quiet(1300).await;
+
+    let edit = "mutation($p: ID!) { updatePost(input: { postId: $p, title: \"新标题\" }) { post { id } } }";
+    app.gql(Some(&c.alice), edit, json!({ "p": c.post })).await;
+    assert_eq!(page.next_data("post").await["postUpdated"]["node"]["title"], "新标题");
+
+    // A comment's likes and its deletion reach the page's comments, with the post's counter.
+    let like_comment = "mutation($c: ID!) { likeComment(input: { commentId: $c }) { comment { id } } }";
+    app.gql(Some(&c.alice), like_comment, json!({ "c": comment })).await;
+    let got = page.next_data("comments").await["commentUpdated"].clone();
+    assert_eq!(got["kind"], "UPDATED");
+    assert_eq!(got["node"], json!({ "id": comment, "likeCount": 1, "isDeleted": false }));
+    let del_comment = "mutation($c: ID!) { deleteComment(input: { commentId: $c }) { comment { id } } }";
+    app.gql(Some(&bob), del_comment, json!({ "c": comment })).await;
+    let got = page.next_data("comments").await["commentUpdated"].clone();
+    assert_eq!((got["kind"].as_str(), got["node"]["isDeleted"].as_bool()), (Some("DELETED"), Some(true)));
+    assert_eq!(page.next_data("post").await["postUpdated"]["node"]["commentCount"], 0);
+
+    // The post's deletion is the last event of its stream.
+    let del = "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId } }";
+    app.gql(Some(&c.alice), del, json!({ "p": c.post })).await;
+    let got = page.next_data("post").await["postUpdated"].clone();
+    assert_eq!((got["kind"].as_str(), got["node"]["id"].as_str()), (Some("DELETED"), Some(c.post.as_str())));
+    let done = page.recv().await;
+    assert_eq!((done["type"].as_str(), done["id"].as_str()), (Some("complete"), Some("post")));
+
+    // A deleted or unknown post's page cannot be opened.
+    let mut late = app.ws(None).await;
+    late.subscribe("post", post_sub, json!({ "p": c.post })).await;
+    let msg = late.recv().await;
+    assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND", "{msg}");
+}
+
+#[tokio::test]
+async fn create_mutations_return_the_edge_their_lists_give_the_new_item() {
+    let (app, c) = TestApp::community().await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let create = "mutation($b: ID!) { createPost(input: { boardId: $b, title: \"t2\", body: \"b\" }) { post { id } postEdge { cursor node { id } } } }";
+    let p = app.gql(Some(&c.alice), create, json!({ "b": c.board })).await["createPost"].clone();
+    assert_eq!(p["postEdge"]["node"]["id"], p["post"]["id"]);
+    let list = app.gql(None, "{ posts(first: 1) { edges { cursor node { id } } } }", json!({})).await;
+    assert_eq!(list["posts"]["edges"][0], p["postEdge"]);
+
+    let comment = "mutation($p: ID!) { createComment(input: { postId: $p, body: \"hi\" }) { commentEdge { cursor node { id } } } }";
+    let e = app.gql(Some(&bob), comment, json!({ "p": c.post })).await["createComment"]["commentEdge"].clone();
+    let list = "query($p: ID!) { post(id: $p) { comments(first: 5) { edges { cursor node { id } } } } }";
+    assert_eq!(app.gql(None, list, json!({ "p": c.post })).await["post"]["comments"]["edges"][0], e);
+
+    let send = "mutation($u: ID!) { sendMessage(input: { toUserId: $u, body: \"你好\" }) { messageEdge { cursor node { id cursor } } conversation { id } } }";
+    let m = app.gql(Some(&c.alice), send, json!({ "u": bob_id })).await["sendMessage"].clone();
+    assert_eq!(m["messageEdge"]["cursor"], m["messageEdge"]["node"]["cursor"]);
+    let list = "query($c: ID!) { messages(conversationId: $c, first: 1) { edges { cursor node { id cursor } } } }";
+    let got = app.gql(Some(&bob), list, json!({ "c": m["conversation"]["id"] })).await;
+    assert_eq!(got["messages"]["edges"][0], m["messageEdge"]);
+}
+
+#[tokio::test]
+async fn mark_notifications_read_returns_the_notifications_it_changed() {
+    let (app, c) = TestApp::community().await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    app.comment(&bob, &c.post, None, "one").await;
+    app.comment(&bob, &c.post, None, "two").await;
+    let list = app.gql(Some(&c.alice), "{ notifications(first: 10) { nodes { id read } } }", json!({})).await;
+    let ids: Vec<String> =
+        list["notifications"]["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().into()).collect();
+    assert_eq!(ids.len(), 2);
+    let mark = "mutation($ids: [ID!]) { markNotificationsRead(input: { ids: $ids }) { unreadCount notifications { id read } } }";
+    let one = app.gql(Some(&c.alice), mark, json!({ "ids": [ids[1]] })).await["markNotificationsRead"].clone();
+    assert_eq!(one, json!({ "unreadCount": 1, "notifications": [{ "id": ids[1], "read": true }] }));
+    // Marking all returns the rest; a second call changes nothing and returns nothing.
+    let all = app.gql(Some(&c.alice), mark, json!({ "ids": null })).await["markNotificationsRead"].clone();
+    assert_eq!(all, json!({ "unreadCount": 0, "notifications": [{ "id": ids[0], "read": true }] }));
+    let again = app.gql(Some(&c.alice), mark, json!({ "ids": null })).await["markNotificationsRead"].clone();
+    assert_eq!(again, json!({ "unreadCount": 0, "notifications": [] }));
+}
+
+#[tokio::test]
+async fn settings_and_consent_are_nodes_their_owner_alone_can_fetch() {
+    let (app, c) = TestApp::community().await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let me =
+        "{ me { settings { id recordHistory } } notificationSettings { id category enabled } policyConsent { id } }";
+    let got = app.gql(Some(&c.alice), me, json!({})).await;
+    let settings = got["me"]["settings"]["id"].as_str().unwrap().to_string();
+    let consent = got["policyConsent"]["id"].as_str().unwrap().to_string();
+    let categories = got["notificationSettings"].as_array().unwrap().clone();
+    assert!(categories.len() > 1);
+    let node = "query($id: ID!) { node(id: $id) { __typename id ... on NotificationSetting { category enabled } } }";
+    for (id, typename) in [(&settings, "Settings"), (&consent, "PolicyConsent")] {
+        let got = app.gql(Some(&c.alice), node, json!({ "id": id })).await;
+        assert_eq!(
+            (got["node"]["__typename"].as_str(), got["node"]["id"].as_str()),
+            (Some(typename), Some(id.as_str()))
+        );
+        assert_eq!(app.gql(Some(&bob), node, json!({ "id": id })).await["node"], Value::Null);
+        assert_eq!(app.gql(None, node, json!({ "id": id })).await["node"], Value::Null);
+    }
+    for setting in &categories {
+        let got = app.gql(Some(&c.alice), node, json!({ "id": setting["id"] })).await["node"].clone();
+        assert_eq!(got["category"], setting["category"]);
+        assert_eq!(got["enabled"], setting["enabled"]);
+        assert_eq!(app.gql(Some(&bob), node, json!({ "id": setting["id"] })).await["node"], Value::Null);
+    }
 }

@@ -102,6 +102,6 @@ impl HistoryMutation {
         let v = require_viewer(ctx)?;
         let s = history::update_settings(&state(ctx)?.db, &v, input.personalized_recommendations, input.record_history)
             .await?;
-        Ok(UpdateSettingsPayload { settings: s.into(), me: crate::graphql::fresh_me(ctx).await? })
+        Ok(UpdateSettingsPayload { settings: Settings::of(v.user_id, s), me: crate::graphql::fresh_me(ctx).await? })
     }
 }

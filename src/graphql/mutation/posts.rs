@@ -1,9 +1,10 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::{Board, Comment, Post, User, load_one};
+use crate::graphql::types::{Board, Comment, NewEdge, Post, User, edge, load_one};
 use crate::graphql::{loaders, require_viewer, staff_note, state};
 use crate::services::comments::{self as comment_service, NewComment};
+use crate::services::page::Cursor;
 use crate::services::posts::{self as post_service, NewPost, PostPatch};
 
 #[derive(InputObject)]
@@ -24,6 +25,8 @@ pub struct CreatePostInput {
 #[derive(SimpleObject)]
 pub struct CreatePostPayload {
     post: Post,
+    /// The new post as an edge of a newest-first post list (`posts`, `Board.posts`, `User.posts`).
+    post_edge: NewEdge<Post>,
 }
 
 #[derive(InputObject)]
@@ -68,6 +71,8 @@ pub struct CreateCommentInput {
 #[derive(SimpleObject)]
 pub struct CreateCommentPayload {
     comment: Comment,
+    /// The new comment as an edge of `Post.comments` (or of its parent's `replies`).
+    comment_edge: NewEdge<Comment>,
 }
 
 #[derive(InputObject)]
@@ -99,7 +104,7 @@ impl PostMutation {
             media_ids: input.media_ids.into_iter().map(|id| id.0).collect(),
         };
         let post = post_service::create(&state(ctx)?.db, &viewer, new).await?;
-        Ok(CreatePostPayload { post: Post(post) })
+        Ok(CreatePostPayload { post_edge: edge(Cursor::Id(post.id), Post(post.clone())), post: Post(post) })
     }
 
     /// Edits a post. Only its author may.
@@ -107,7 +112,8 @@ impl PostMutation {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
         let patch = PostPatch { title: input.title, body: input.body, image_urls: input.image_urls };
-        let post = post_service::update(&state(ctx)?.db, &viewer, id, patch).await?;
+        let st = state(ctx)?;
+        let post = post_service::update(&st.db, &st.broker, &viewer, id, patch).await?;
         Ok(UpdatePostPayload { post: Post(post) })
     }
 
@@ -116,7 +122,8 @@ impl PostMutation {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
         let note = staff_note(ctx, input.reason.as_deref());
-        let post = post_service::delete(&state(ctx)?.db, &viewer, note, id).await?;
+        let st = state(ctx)?;
+        let post = post_service::delete(&st.db, &st.broker, &viewer, note, id).await?;
         let l = loaders(ctx)?;
         // Read after the commit: the counters the client's cache must replace.
         l.clear();
@@ -143,7 +150,10 @@ impl PostMutation {
         };
         let st = state(ctx)?;
         let comment = comment_service::create(&st.db, &st.broker, &viewer, new).await?;
-        Ok(CreateCommentPayload { comment: Comment(comment) })
+        Ok(CreateCommentPayload {
+            comment_edge: edge(Cursor::Id(comment.id), Comment(comment.clone())),
+            comment: Comment(comment),
+        })
     }
 
     /// Deletes a comment (its author or a moderator); replies under it stay.
@@ -154,8 +164,9 @@ impl PostMutation {
     ) -> async_graphql::Result<DeleteCommentPayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Comment, &input.comment_id, "input.commentId")?;
-        let db = &state(ctx)?.db;
-        comment_service::delete(db, &viewer, staff_note(ctx, input.reason.as_deref()), id).await?;
+        let st = state(ctx)?;
+        let db = &st.db;
+        comment_service::delete(db, &st.broker, &viewer, staff_note(ctx, input.reason.as_deref()), id).await?;
         let comment =
             comment_service::by_ids(db, &[id]).await?.pop().ok_or(crate::error::AppError::NotFound("comment"))?;
         Ok(DeleteCommentPayload { comment: Comment(comment) })

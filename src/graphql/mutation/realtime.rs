@@ -6,10 +6,13 @@ use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::query::NotificationSetting;
 use crate::graphql::types::notification::{NoticeBroadcast, NotificationCategory};
-use crate::graphql::types::{Conversation, LiveChatMessage, LiveStream, Message, User, count, load_one};
+use crate::graphql::types::{
+    Conversation, LiveChatMessage, LiveStream, Message, NewEdge, Notification, User, count, edge, load_one,
+};
 use crate::graphql::{loaders, rate_limit, require_viewer, state};
 use crate::ratelimit::Limit;
 use crate::services::messaging::{self, Recipient};
+use crate::services::page::Cursor;
 use crate::services::{live, notifications};
 
 /// Give exactly one of `toUserId` (starts the conversation if needed) and `conversationId`.
@@ -28,6 +31,8 @@ pub struct SendMessageInput {
 #[derive(SimpleObject)]
 pub struct SendMessagePayload {
     message: Message,
+    /// The new message as an edge of `Conversation.messages`.
+    message_edge: NewEdge<Message>,
     conversation: Conversation,
 }
 
@@ -60,6 +65,9 @@ pub struct MarkNotificationsReadInput {
 #[derive(SimpleObject)]
 pub struct MarkNotificationsReadPayload {
     unread_count: i32,
+    /// The notifications this call marked read (now `read`), newest first: at most 100, so after
+    /// marking everything read a client refetches older pages rather than trusting its cache.
+    notifications: Vec<Notification>,
 }
 
 #[derive(InputObject)]
@@ -125,6 +133,8 @@ pub struct SendLiveChatMessageInput {
 #[derive(SimpleObject)]
 pub struct SendLiveChatMessagePayload {
     message: LiveChatMessage,
+    /// The new line as an edge of `LiveStream.chat`.
+    message_edge: NewEdge<LiveChatMessage>,
 }
 
 #[derive(InputObject)]
@@ -180,7 +190,11 @@ impl RealtimeMutation {
         let st = state(ctx)?;
         let client_id = input.client_message_id.as_deref();
         let sent = messaging::send(&st.db, &st.broker, &viewer, to, &input.body, client_id).await?;
-        Ok(SendMessagePayload { message: Message(sent.message), conversation: Conversation(sent.conversation) })
+        Ok(SendMessagePayload {
+            message_edge: edge(Cursor::Id(sent.message.id), Message(sent.message.clone())),
+            message: Message(sent.message),
+            conversation: Conversation(sent.conversation),
+        })
     }
 
     async fn mark_conversation_read(
@@ -226,8 +240,11 @@ impl RealtimeMutation {
             })
             .transpose()?;
         let st = state(ctx)?;
-        let unread = notifications::mark_read(&st.db, &st.broker, &viewer, ids).await?;
-        Ok(MarkNotificationsReadPayload { unread_count: count(unread as i64) })
+        let marked = notifications::mark_read(&st.db, &st.broker, &viewer, ids).await?;
+        Ok(MarkNotificationsReadPayload {
+            unread_count: count(marked.unread as i64),
+            notifications: marked.changed.into_iter().map(Notification).collect(),
+        })
     }
 
     /// Switches notification categories on or off. Off means none are made, not just hidden.
@@ -311,7 +328,10 @@ impl RealtimeMutation {
         let id = ids::decode(Kind::LiveStream, &input.stream_id, "input.streamId")?;
         let st = state(ctx)?;
         let line = live::say(&st.db, &st.broker, &viewer, id, &input.body).await?;
-        Ok(SendLiveChatMessagePayload { message: LiveChatMessage(line) })
+        Ok(SendLiveChatMessagePayload {
+            message_edge: edge(Cursor::Id(line.seq), LiveChatMessage(line.clone())),
+            message: LiveChatMessage(line),
+        })
     }
 
     /// The room's host or a moderator deletes a chat line. It stays in the chat as a tombstone

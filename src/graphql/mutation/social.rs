@@ -46,7 +46,7 @@ async fn set_edge(ctx: &Context<'_>, edge: Edge, target: i64, on: bool) -> AppRe
     if on {
         social::add(db, &st.broker, &viewer, edge, target).await?;
     } else {
-        social::remove(db, &viewer, edge, target).await?;
+        social::remove(db, &st.broker, &viewer, edge, target).await?;
     }
     Ok(())
 }

@@ -65,7 +65,13 @@ impl NodeQuery {
                 .map(|l| Node::LiveChatMessage(LiveChatMessage(l))),
             // Private objects go to whoever may see them, and are null for anyone else (as if they
             // did not exist: an id does not tell whether it does).
-            Kind::Conversation | Kind::Message | Kind::Notification | Kind::Session => {
+            Kind::Conversation
+            | Kind::Message
+            | Kind::Notification
+            | Kind::Session
+            | Kind::Settings
+            | Kind::NotificationSetting
+            | Kind::PolicyConsent => {
                 let Some(v) = viewer(ctx) else { return Ok(None) };
                 private_node(ctx, &v, kind, n).await?
             }
@@ -105,6 +111,15 @@ async fn private_node(ctx: &Context<'_>, v: &crate::auth::Viewer, kind: Kind, n:
             .await?
             .filter(|s| owns(s.user_id))
             .map(|s| Node::Session(crate::graphql::types::session::Session(s))),
+        Kind::Settings if owns(n) => {
+            let s = crate::services::history::settings(db, n).await?;
+            Some(Node::Settings(crate::graphql::types::history::Settings::of(n, s)))
+        }
+        Kind::PolicyConsent if owns(n) => Some(Node::PolicyConsent(policy::consent_of(db, n).await?)),
+        Kind::NotificationSetting => realtime::setting_by_id(db, n)
+            .await?
+            .filter(|(owner, _)| owns(*owner))
+            .map(|(_, s)| Node::NotificationSetting(s)),
         _ => None,
     })
 }

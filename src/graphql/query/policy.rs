@@ -1,6 +1,9 @@
 //! The privacy policy, current and archived: readable by everyone.
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
+
+use crate::error::AppResult;
+use crate::graphql::ids::{self, Kind};
 use chrono::{DateTime, Utc};
 
 use crate::graphql::{require_viewer, state};
@@ -24,19 +27,34 @@ impl From<entity::policy_versions::Model> for PolicyVersion {
 
 /// Where the viewer stands with the policy.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct PolicyConsent {
+    #[graphql(skip)]
+    pub id: ID,
     /// The newest version the viewer accepted.
     pub accepted_version: Option<i32>,
     /// The major version the viewer must accept before writing again, if any.
     pub required_version: Option<i32>,
 }
 
+#[async_graphql::ComplexObject]
+impl PolicyConsent {
+    /// One per member: a normalised client cache updates it in place.
+    pub async fn id(&self) -> ID {
+        self.id.clone()
+    }
+}
+
 pub async fn consent(ctx: &Context<'_>) -> async_graphql::Result<PolicyConsent> {
     let viewer = require_viewer(ctx)?;
-    let db = &state(ctx)?.db;
+    Ok(consent_of(&state(ctx)?.db, viewer.user_id).await?)
+}
+
+pub async fn consent_of(db: &sea_orm::DatabaseConnection, user_id: i64) -> AppResult<PolicyConsent> {
     Ok(PolicyConsent {
-        accepted_version: policy::accepted(db, viewer.user_id).await?,
-        required_version: policy::consent_required(db, viewer.user_id).await?,
+        id: ids::encode(Kind::PolicyConsent, user_id),
+        accepted_version: policy::accepted(db, user_id).await?,
+        required_version: policy::consent_required(db, user_id).await?,
     })
 }
 

@@ -4,6 +4,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, SimpleObject};
 
+use crate::error::AppResult;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::live::LiveStreamStatus;
 use crate::graphql::types::notification::NotificationCategory;
@@ -17,18 +18,51 @@ pub struct RealtimeQuery;
 
 /// Whether one notification category is on.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct NotificationSetting {
+    #[graphql(skip)]
+    pub id: ID,
     pub category: NotificationCategory,
     pub enabled: bool,
 }
 
+#[async_graphql::ComplexObject]
+impl NotificationSetting {
+    /// One per member and category: a normalised client cache updates it in place.
+    pub async fn id(&self) -> ID {
+        self.id.clone()
+    }
+}
+
+/// A member's categories share one number space: `user id * CATEGORY_SLOTS + the category's place`.
+const CATEGORY_SLOTS: i64 = 64;
+
 pub async fn settings(ctx: &Context<'_>) -> async_graphql::Result<Vec<NotificationSetting>> {
     let viewer = require_viewer(ctx)?;
-    let muted = notifications::muted(&state(ctx)?.db, &viewer).await?;
+    Ok(settings_of(&state(ctx)?.db, viewer.user_id).await?)
+}
+
+pub async fn settings_of(db: &sea_orm::DatabaseConnection, user_id: i64) -> AppResult<Vec<NotificationSetting>> {
+    let muted = notifications::muted(db, user_id).await?;
     Ok(notifications::Category::ALL
         .into_iter()
-        .map(|c| NotificationSetting { category: c.into(), enabled: !muted.contains(&c) })
+        .enumerate()
+        .map(|(i, c)| NotificationSetting {
+            id: ids::encode(Kind::NotificationSetting, user_id * CATEGORY_SLOTS + i as i64),
+            category: c.into(),
+            enabled: !muted.contains(&c),
+        })
         .collect())
+}
+
+/// The owner of a `NotificationSetting` id, and the setting itself.
+pub async fn setting_by_id(db: &sea_orm::DatabaseConnection, n: i64) -> AppResult<Option<(i64, NotificationSetting)>> {
+    let owner = n.div_euclid(CATEGORY_SLOTS);
+    let place = n.rem_euclid(CATEGORY_SLOTS) as usize;
+    if place >= notifications::Category::ALL.len() {
+        return Ok(None);
+    }
+    Ok(settings_of(db, owner).await?.into_iter().nth(place).map(|s| (owner, s)))
 }
 
 #[Object]

@@ -50,7 +50,10 @@ impl SearchEntry {
 
 /// The member's privacy switches.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Settings {
+    #[graphql(skip)]
+    pub id: ID,
     /// Whether the recommended feed uses what the member reads, likes, comments and searches. Off:
     /// everyone gets the same feed.
     pub personalized_recommendations: bool,
@@ -58,8 +61,20 @@ pub struct Settings {
     pub record_history: bool,
 }
 
-impl From<crate::services::history::Settings> for Settings {
-    fn from(s: crate::services::history::Settings) -> Self {
-        Settings { personalized_recommendations: s.personalized_recommendations, record_history: s.record_history }
+#[async_graphql::ComplexObject]
+impl Settings {
+    /// One per member: a normalised client cache updates it in place.
+    pub async fn id(&self) -> ID {
+        self.id.clone()
+    }
+}
+
+impl Settings {
+    pub fn of(user_id: i64, s: crate::services::history::Settings) -> Self {
+        Settings {
+            id: ids::encode(Kind::Settings, user_id),
+            personalized_recommendations: s.personalized_recommendations,
+            record_history: s.record_history,
+        }
     }
 }

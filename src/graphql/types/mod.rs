@@ -32,6 +32,15 @@ pub use notification::Notification;
 pub use post::Post;
 pub use user::User;
 
+/// A single edge, as create mutations return it.
+pub type NewEdge<N> = Edge<String, N, async_graphql::connection::EmptyFields>;
+
+/// The edge a create mutation returns for the new item, with the cursor its lists give it (Relay's
+/// `@appendEdge` / `@prependEdge` insert it into a cached connection).
+pub fn edge<N: OutputType>(cursor: crate::services::page::Cursor, node: N) -> NewEdge<N> {
+    Edge::new(cursor.encode(), node)
+}
+
 /// A Relay connection over an already-loaded page.
 pub fn connection<T, N: OutputType>(page: Page<T>, node: impl Fn(T) -> N) -> Connection<String, N> {
     let mut conn = Connection::new(page.has_previous, page.has_next);

@@ -1,7 +1,9 @@
 use async_graphql::{ID, Interface};
 
+use super::history::Settings;
 use super::session::Session;
 use super::{Board, Comment, Conversation, LiveChatMessage, LiveStream, Message, Notification, Post, User};
+use crate::graphql::query::{NotificationSetting, PolicyConsent};
 
 /// Anything with a global id, fetchable through `node(id)` by whoever may see it (a conversation and
 /// its messages by its two members, a notification or session by its owner; null for anyone else).
@@ -18,4 +20,7 @@ pub enum Node {
     Message(Message),
     Notification(Notification),
     Session(Session),
+    Settings(Settings),
+    NotificationSetting(NotificationSetting),
+    PolicyConsent(PolicyConsent),
 }

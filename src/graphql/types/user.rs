@@ -286,7 +286,8 @@ impl User {
     /// This member's privacy switches. Only the member sees them.
     async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::history::Settings>> {
         let v = self.own(ctx)?;
-        Ok(Some(crate::services::history::settings(&state(ctx)?.db, v.user_id).await?.into()))
+        let s = crate::services::history::settings(&state(ctx)?.db, v.user_id).await?;
+        Ok(Some(super::history::Settings::of(v.user_id, s)))
     }
 
     /// This member's latest real-name verification (null if none). The member and REVIEWERs see it.
