@@ -287,3 +287,27 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     }
     assert!(names.len() >= 30);
 }
+
+/// Apollo Client's normalised cache holds the contract's post page and a live comment appended from
+/// `commentAdded` with nothing missing: the event carries every field the page shows.
+#[tokio::test]
+async fn apollo_cache_takes_the_post_page_and_a_live_comment_without_missing_fields() {
+    let (app, c) = TestApp::community().await;
+    let (bob, _) = app.register(&crate::common::phone(2), "bob").await;
+    let first = app.comment(&bob, &c.post, None, "Earlier comment").await;
+    app.comment(&c.alice, &c.post, Some(&first), "A reply").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js");
+    let out = tokio::process::Command::new("node")
+        .args(["apollo-cache.mjs", &app.url("/graphql"), &c.post, &bob])
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("run node (run `npm ci --prefix tests/js` first)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["warnings"], json!([]), "{seen:#}");
+    assert_eq!(seen["complete"], true, "{seen:#}");
+    let ids = seen["commentIds"].as_array().unwrap();
+    assert_eq!(ids.first().and_then(Value::as_str), Some(first.as_str()), "{seen:#}");
+    assert_eq!(ids.last(), Some(&seen["liveId"]), "{seen:#}");
+}
