@@ -43,6 +43,8 @@ pub struct AppState {
     pub activity: Activity,
     /// The SMS provider; with `log`, tests read the codes it sent from here (`sms.last_code`).
     pub sms: crate::sms::Sms,
+    /// Anonymous query answers kept in memory; `None` when `RESPONSE_CACHE_TTL_MS` is 0.
+    pub response_cache: Option<Arc<crate::response_cache::ResponseCache>>,
     /// Connections, WebSockets and requests in flight this instance has room for.
     pub capacity: Arc<Capacity>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
@@ -114,6 +116,13 @@ impl AppState {
             std::time::Duration::from_millis(config.email_outbox_poll_ms),
             crate::services::email::Settings::from_config(&config).retry_base,
         );
+        let epoch = Arc::new(crate::response_cache::Epoch::new(redis.clone(), &config.redis_prefix));
+        let response_cache = crate::response_cache::ResponseCache::new(
+            config.response_cache_ttl_ms,
+            config.response_cache_mib,
+            epoch.clone(),
+        )
+        .map(Arc::new);
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
@@ -124,6 +133,7 @@ impl AppState {
             activity: activity.clone(),
             sms: sms.clone(),
             mailer,
+            epoch,
         });
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         let capacity = Arc::new(Capacity::new(&config));
@@ -140,6 +150,7 @@ impl AppState {
             media,
             activity,
             sms,
+            response_cache,
             capacity,
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),

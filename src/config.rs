@@ -356,6 +356,17 @@ pub struct Config {
     #[arg(long, env = "HTTP_CACHE_MAX_AGE_SECS", default_value_t = 5)]
     pub http_cache_max_age_secs: u64,
 
+    /// Milliseconds an anonymous query's answer is served from this instance's memory before it is
+    /// recomputed (the response cache; 0 turns it off). Counters (likes, follows, views) seen by
+    /// signed-out readers lag by at most twice this; new, edited and deleted content never does:
+    /// every such write invalidates every instance's cached answers before it returns.
+    #[arg(long, env = "RESPONSE_CACHE_TTL_MS", default_value_t = 1000)]
+    pub response_cache_ttl_ms: u64,
+
+    /// Memory the response cache may hold, in MiB (least recently used answers go first).
+    #[arg(long, env = "RESPONSE_CACHE_MIB", default_value_t = 64)]
+    pub response_cache_mib: u64,
+
     /// Largest request head (request line and headers), in bytes (431 beyond).
     #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
     pub http_max_header_bytes: usize,

@@ -14,6 +14,9 @@
 //!   Action)` in services, `authz::can` for `viewerCan*` and null-unless-allowed fields.
 //! - [`graphql`]: schema, per-domain query/mutation roots, types, DataLoaders.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`response_cache`]: anonymous queries answered from memory, invalidated by a content epoch that
+//!   every public-content write moves on every instance ([`graphql::freshness`] says which write is
+//!   which).
 //! - [`pubsub`]: the broker (in-process or Redis) that tells every instance about new events, and
 //!   live-room presence.
 //! - [`ratelimit`]: token buckets per user or IP, shared through Redis.
@@ -47,6 +50,7 @@ pub mod media;
 pub mod metrics;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod response_cache;
 pub mod seal;
 pub mod seed;
 pub mod server;

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub subscriptions: IntGauge,
     /// Events received from the broker by this instance's hub.
     pub broker_events: IntCounter,
+    /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass.
+    pub response_cache: IntCounterVec,
     /// Seconds between a Redis publish and its arrival at this instance.
     pub broker_lag: Histogram,
     /// Times the hub told every subscriber to re-read the database (broker reconnects).
@@ -63,6 +65,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let ws_connections = IntGauge::new("websocket_connections", "Open GraphQL WebSockets")?;
     let subscriptions = IntGauge::new("subscriptions_active", "Operations running on WebSockets")?;
     let broker_events = IntCounter::new("broker_events_received_total", "Events received from the broker")?;
+    let response_cache = IntCounterVec::new(
+        Opts::new("response_cache_total", "Anonymous queries by how the response cache answered"),
+        &["outcome"],
+    )?;
     let broker_lag = Histogram::with_opts(
         HistogramOpts::new("broker_lag_seconds", "Publish-to-arrival time of broker events")
             .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
@@ -91,6 +97,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(ws_connections.clone()))?;
     registry.register(Box::new(subscriptions.clone()))?;
     registry.register(Box::new(broker_events.clone()))?;
+    registry.register(Box::new(response_cache.clone()))?;
     registry.register(Box::new(broker_lag.clone()))?;
     registry.register(Box::new(broker_resyncs.clone()))?;
     registry.register(Box::new(loader_batch.clone()))?;
@@ -110,6 +117,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ws_connections,
         subscriptions,
         broker_events,
+        response_cache,
         broker_lag,
         broker_resyncs,
         loader_batch,

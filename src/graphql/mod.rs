@@ -2,6 +2,7 @@
 //! see, and the DataLoaders behind them. Resolvers are thin: read the viewer, call a service, convert.
 
 pub mod codes;
+pub mod freshness;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
@@ -39,6 +40,8 @@ pub struct GqlState {
     pub activity: Activity,
     pub sms: crate::sms::Sms,
     pub mailer: crate::mail::Mailer,
+    /// Moved by every write a signed-out reader would see (`freshness`).
+    pub epoch: Arc<crate::response_cache::Epoch>,
 }
 
 /// Facts about one request that resolvers may need.
@@ -56,6 +59,9 @@ pub struct RequestInfo {
     pub signed_in_as: Arc<std::sync::OnceLock<i64>>,
     /// Set by `deleteAccount`: the request that erased an account is not filed under it.
     pub erased: Arc<std::sync::atomic::AtomicBool>,
+    /// The board and post pages this request counted a visit to: a cached answer counts them again
+    /// for each reader it is served to.
+    pub visits: Arc<std::sync::Mutex<Vec<(crate::services::activity::Target, i64)>>>,
 }
 
 pub fn build_schema(state: GqlState) -> AppSchema {
@@ -63,6 +69,7 @@ pub fn build_schema(state: GqlState) -> AppSchema {
     let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
         .extension(codes::RequestErrorCodes { max_aliases: config.max_aliases })
         .extension(order::DocumentOrder)
+        .extension(freshness::Freshness)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity);
     if !config.introspection {

@@ -12,8 +12,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use async_graphql::Variables;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchResponse, Variables};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -28,7 +28,8 @@ use crate::graphql::RequestInfo;
 use crate::http::documents::Refusal;
 use crate::http::{availability, client};
 
-use crate::services::activity::RequestRecord;
+use crate::response_cache::{Answer, Filled, Key, Lookup, ResponseCache};
+use crate::services::activity::{RequestRecord, Target};
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 pub const JSON: &str = "application/json";
@@ -651,6 +652,7 @@ async fn execute(
         visitor: Some(visitor),
         signed_in_as: Default::default(),
         erased: Default::default(),
+        visits: Default::default(),
     };
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let limit_key = crate::ratelimit::key_for(info.viewer.as_ref(), info.ip.as_deref());
@@ -660,6 +662,7 @@ async fn execute(
     for (p, refusal) in params {
         let started = std::time::Instant::now();
         let operation = operation_label(&app, p.operation_name.as_deref(), p.query.as_deref());
+        let operation_name = p.operation_name.clone();
         // Every operation of a batch takes a token: batching is not a way around the limit.
         if let Err(err) = app.limiter.check(crate::ratelimit::Limit::Requests, &limit_key).await {
             if let crate::error::AppError::RateLimited { retry_after_secs } = &err {
@@ -667,45 +670,71 @@ async fn execute(
             }
             let resp = async_graphql::Response::from_errors(vec![err.into_request_error()]);
             observe("http", &operation, started, &resp, &request_id);
-            responses.push(resp);
+            responses.push(Reply::Run(Box::new(resp)));
             continue;
         }
         let query = match (refusal, p.query) {
             (Some(refusal), _) => {
                 let resp = refused(&refusal);
                 observe("http", &operation, started, &resp, &request_id);
-                responses.push(resp);
+                responses.push(Reply::Run(Box::new(resp)));
                 continue;
             }
             (None, Some(query)) => query,
             (None, None) => {
-                responses
-                    .push(refused(&Refusal { code: code::BAD_REQUEST, message: "the `query` parameter is required" }));
+                let refusal = Refusal { code: code::BAD_REQUEST, message: "the `query` parameter is required" };
+                responses.push(Reply::Run(Box::new(refused(&refusal))));
                 continue;
             }
         };
-        let mut req = crate::graphql::prepare(async_graphql::Request::new(query), &app.db, &app.presence, info.clone());
-        let operation_name = p.operation_name.clone();
-        if let Some(name) = p.operation_name {
-            req = req.operation_name(name);
-        }
-        if let Some(vars) = p.variables {
-            req = req.variables(Variables::from_json(Value::Object(vars)));
-        }
-        for (path, upload) in p.uploads {
-            placeholder(&mut req.variables, &path);
-            req.set_upload(&path, upload);
-        }
-        if let Some(ext) = p.extensions {
-            for (k, v) in ext {
-                if let Ok(v) = async_graphql::Value::from_json(v) {
-                    req.extensions.insert(k, v);
+        // A signed-out query is answered from the response cache when it can be.
+        let cache = app.response_cache.as_ref().filter(|_| info.viewer.is_none() && p.uploads.is_empty());
+        let key = cache.map(|_| Key {
+            query: Arc::from(query.as_str()),
+            operation: p.operation_name.as_deref().map(Arc::from),
+            variables: Arc::from(
+                p.variables.as_ref().map(|v| Value::Object(v.clone()).to_string()).unwrap_or_default(),
+            ),
+        });
+        let (resp, cached) = match (cache, key) {
+            (Some(cache), Some(key)) => {
+                answer_cached(&app, cache, key, &info, &request_id, || {
+                    run_one(
+                        &app,
+                        query,
+                        p.operation_name,
+                        p.variables,
+                        p.uploads,
+                        p.extensions,
+                        info.clone(),
+                        &request_id,
+                    )
+                })
+                .await
+            }
+            _ => {
+                let resp = run_one(
+                    &app,
+                    query,
+                    p.operation_name,
+                    p.variables,
+                    p.uploads,
+                    p.extensions,
+                    info.clone(),
+                    &request_id,
+                )
+                .await;
+                (resp, None)
+            }
+        };
+        if let Some(answer) = &cached {
+            // The visits the answer's computation counted, counted for this reader too.
+            if let Some(visitor) = info.visitor.as_deref() {
+                for (target, id) in &answer.visits {
+                    app.activity.visit(*target, *id, visitor);
                 }
             }
         }
-        // One after another: the operations of a batch may depend on each other's writes.
-        let signed_in_as = info.signed_in_as.clone();
-        let resp = bounded(&app, contained(app.schema.execute(req), &request_id)).await;
         observe("http", &operation, started, &resp, &request_id);
         if let Some(secs) = unavailable_in(&resp) {
             app.db_stats.breaker.suspect(&app.db);
@@ -714,7 +743,7 @@ async fn execute(
                 down_retry = Some(secs);
             }
         }
-        let signed_in = signed_in_as.get().copied();
+        let signed_in = info.signed_in_as.get().copied();
         let erased = info.erased.load(std::sync::atomic::Ordering::Relaxed);
         app.activity.request(RequestRecord {
             duration: started.elapsed(),
@@ -724,19 +753,24 @@ async fn execute(
             sign_in: signed_in.is_some(),
             client: client.clone(),
         });
-        responses.push(resp);
+        responses.push(match cached {
+            Some(answer) => Reply::Cached(answer),
+            None => Reply::Run(Box::new(resp)),
+        });
     }
     let response = if batch {
-        BatchResponse::Batch(responses)
+        Replies::Batch(responses)
     } else {
         match responses.pop() {
-            Some(resp) => BatchResponse::Single(resp),
+            Some(resp) => Replies::Single(resp),
             None => return reject(StatusCode::BAD_REQUEST, media, "empty request"),
         }
     };
     let (status, body, extra_headers) = match response {
-        BatchResponse::Single(resp) => {
-            let (request_error, headers, body) = finish(resp, media);
+        Replies::Single(Reply::Cached(answer)) => (StatusCode::OK, answer.body.clone(), HeaderMap::new()),
+        Replies::Single(Reply::Run(resp)) => {
+            let (request_error, headers, body) = finish(*resp, media);
+            let body = Bytes::from(body);
             let status = if request_error && media == Media::GraphqlResponseJson {
                 StatusCode::BAD_REQUEST
             } else {
@@ -744,22 +778,27 @@ async fn execute(
             };
             (status, body, headers)
         }
-        BatchResponse::Batch(resps) => {
+        Replies::Batch(resps) => {
             let mut headers = HeaderMap::new();
             let mut body = Vec::with_capacity(resps.len() * 256);
             body.push(b'[');
             for (i, resp) in resps.into_iter().enumerate() {
-                let (_, h, one) = finish(resp, media);
-                for (name, value) in h.iter() {
-                    headers.append(name, value.clone());
-                }
                 if i > 0 {
                     body.push(b',');
                 }
-                body.extend_from_slice(&one);
+                match resp {
+                    Reply::Cached(answer) => body.extend_from_slice(&answer.body),
+                    Reply::Run(resp) => {
+                        let (_, h, one) = finish(*resp, media);
+                        for (name, value) in h.iter() {
+                            headers.append(name, value.clone());
+                        }
+                        body.extend_from_slice(&one);
+                    }
+                }
             }
             body.push(b']');
-            (StatusCode::OK, body, headers)
+            (StatusCode::OK, Bytes::from(body), headers)
         }
     };
     // A request refused as a whole by the rate limiter is a 429, one that could not reach the
@@ -782,6 +821,127 @@ async fn execute(
     }
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     resp
+}
+
+enum Replies {
+    Single(Reply),
+    Batch(Vec<Reply>),
+}
+
+/// One operation's answer: run now, or served from the response cache (already serialised).
+enum Reply {
+    Run(Box<async_graphql::Response>),
+    Cached(Arc<Answer>),
+}
+
+/// Runs one operation of a request.
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    app: &AppState,
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+    uploads: Vec<(String, async_graphql::UploadValue)>,
+    extensions: Option<Map<String, Value>>,
+    info: RequestInfo,
+    request_id: &str,
+) -> async_graphql::Response {
+    let mut req = crate::graphql::prepare(async_graphql::Request::new(query), &app.db, &app.presence, info);
+    if let Some(name) = operation_name {
+        req = req.operation_name(name);
+    }
+    if let Some(vars) = variables {
+        req = req.variables(Variables::from_json(Value::Object(vars)));
+    }
+    for (path, upload) in uploads {
+        placeholder(&mut req.variables, &path);
+        req.set_upload(&path, upload);
+    }
+    if let Some(ext) = extensions {
+        for (k, v) in ext {
+            if let Ok(v) = async_graphql::Value::from_json(v) {
+                req.extensions.insert(k, v);
+            }
+        }
+    }
+    bounded(app, contained(app.schema.execute(req), request_id)).await
+}
+
+/// Answers a signed-out operation from the response cache, or runs it (through `run`) and keeps the
+/// answer when it is a complete query answer. Returns the response to observe, and the cached answer
+/// when that is what goes out.
+async fn answer_cached<Fut>(
+    app: &AppState,
+    cache: &Arc<ResponseCache>,
+    key: Key,
+    info: &RequestInfo,
+    request_id: &str,
+    run: impl FnOnce() -> Fut,
+) -> (async_graphql::Response, Option<Arc<Answer>>)
+where
+    Fut: Future<Output = async_graphql::Response>,
+{
+    let served = |answer: Arc<Answer>| (async_graphql::Response::new(async_graphql::Value::Null), Some(answer));
+    match cache.lookup(&key).await {
+        Lookup::Fresh(answer) => served(answer),
+        Lookup::Stale { answer, refresh } => {
+            if refresh {
+                tokio::spawn(refresh_cached(app.clone(), cache.clone(), key, request_id.to_string()));
+            }
+            served(answer)
+        }
+        // Only queries are kept; a mutation is run once, here, never through the cache.
+        Lookup::Miss(stamp)
+            if selected_operation(&key.query, key.operation.as_deref()) == Some(OperationType::Query) =>
+        {
+            let visits = info.visits.clone();
+            let filled = cache
+                .fill(key, stamp, || async move {
+                    let resp = run().await;
+                    let answer = shareable(&resp, &visits);
+                    (resp, answer)
+                })
+                .await;
+            match filled {
+                Filled::Own(resp) => (resp, None),
+                Filled::Shared(answer) => served(answer),
+                Filled::Gone => (async_graphql::Response::from_errors(vec![gone()]), None),
+            }
+        }
+        Lookup::Miss(_) | Lookup::Bypass => (run().await, None),
+    }
+}
+
+/// The error for the rare answer evicted between being computed and being read.
+fn gone() -> async_graphql::ServerError {
+    let err = async_graphql::ServerError::new("the server is busy; try again", None);
+    crate::graphql::codes::with_code(err, code::OVERLOADED)
+}
+
+/// A stale answer recomputed in the background by the one request that found it stale.
+async fn refresh_cached(app: AppState, cache: Arc<ResponseCache>, key: Key, request_id: String) {
+    let Some(stamp) = cache.epoch().stamp().await else { return };
+    let variables = serde_json::from_str::<Map<String, Value>>(&key.variables).ok();
+    let info = RequestInfo::default();
+    let (query, operation) = (key.query.to_string(), key.operation.as_deref().map(str::to_string));
+    let visits = info.visits.clone();
+    let _: Filled<()> = cache
+        .fill(key, stamp, || async {
+            let resp = run_one(&app, query, operation, variables, Vec::new(), None, info, &request_id).await;
+            ((), shareable(&resp, &visits))
+        })
+        .await;
+}
+
+/// The answer to keep for a response every signed-out reader would get: complete (no error) and
+/// setting nothing on the client (no header such as a cookie).
+fn shareable(resp: &async_graphql::Response, visits: &std::sync::Mutex<Vec<(Target, i64)>>) -> Option<Answer> {
+    if !resp.errors.is_empty() || !resp.http_headers.is_empty() {
+        return None;
+    }
+    let body = serde_json::to_vec(&Ordered::new(resp, true)).ok()?;
+    let visits = visits.lock().map(|v| v.clone()).unwrap_or_default();
+    Some(Answer { body: Bytes::from(body), visits })
 }
 
 /// A request that needs the database while it cannot be reached: 503 with `Retry-After`.

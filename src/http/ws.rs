@@ -91,6 +91,7 @@ pub async fn get_or_upgrade(
         visitor: None,
         signed_in_as: Default::default(),
         erased: Default::default(),
+        visits: Default::default(),
     };
     // A 4 KiB read buffer instead of the 128 KiB default: tungstenite fills the buffer before its
     // first read, so the default held 128 KiB per idle socket (measured: 186 -> 30 KiB per socket,

@@ -33,6 +33,7 @@ mod privacy;
 mod propagation;
 mod queries;
 mod replay;
+mod response_cache;
 mod retention;
 mod scale_out;
 mod schema;

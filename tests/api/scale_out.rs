@@ -42,7 +42,7 @@ impl OwnRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

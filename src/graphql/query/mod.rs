@@ -25,8 +25,11 @@ use crate::services::{boards as board_service, live as live_service, posts as po
 
 /// Counts the request's visitor once a day for a board or post page (aggregates only).
 fn count_visit(ctx: &Context<'_>, target: Target, id: i64) {
-    if let (Some(visitor), Ok(st)) = (crate::graphql::request_info(ctx).and_then(|i| i.visitor.as_deref()), state(ctx))
-    {
+    let Some(info) = crate::graphql::request_info(ctx) else { return };
+    if let Ok(mut visits) = info.visits.lock() {
+        visits.push((target, id));
+    }
+    if let (Some(visitor), Ok(st)) = (info.visitor.as_deref(), state(ctx)) {
         st.activity.visit(target, id, visitor);
     }
 }
