@@ -16,7 +16,7 @@ use sea_orm::DatabaseConnection;
 use crate::pubsub::presence::Presence;
 use crate::services::comments::Parent;
 use crate::services::messaging;
-use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::page::{Page, PageArgs};
 use crate::services::social::Edge;
 use crate::services::{accounts, boards as board_service, comments as comment_service, posts as post_service, social};
 
@@ -30,6 +30,9 @@ pub struct EdgeLoader(pub DatabaseConnection);
 pub struct RelationLoader(pub DatabaseConnection);
 /// The first page of a post's comments or a comment's replies.
 pub struct ChildrenLoader(pub DatabaseConnection);
+/// A comment's chain upwards to its top-level comment (bounded by `comments::ANCESTORS_MAX`):
+/// `Comment.ancestors` and `Post.comments(around:)`.
+pub struct ChainLoader(pub DatabaseConnection);
 pub struct ConversationLoader(pub DatabaseConnection);
 /// A post's uploaded images and videos, in order.
 pub struct PostMediaLoader(pub DatabaseConnection);
@@ -213,12 +216,11 @@ impl Loader<RelationKey> for RelationLoader {
     }
 }
 
-/// A children page request; `first`/`after` are part of the key because one query serves one shape.
+/// A children page request; the page arguments are part of the key because one query serves one shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChildrenKey {
     pub parent: Parent,
-    pub first: u64,
-    pub after: Option<i64>,
+    pub page: PageArgs,
 }
 
 impl Loader<ChildrenKey> for ChildrenLoader {
@@ -227,18 +229,27 @@ impl Loader<ChildrenKey> for ChildrenLoader {
 
     async fn load(&self, keys: &[ChildrenKey]) -> Result<HashMap<ChildrenKey, Self::Value>, Self::Error> {
         crate::metrics::METRICS.loader_batch.with_label_values(&["children"]).observe(keys.len() as f64);
-        let mut groups: HashMap<(u64, Option<i64>), Vec<Parent>> = HashMap::new();
+        let mut groups: HashMap<PageArgs, Vec<Parent>> = HashMap::new();
         for k in keys {
-            groups.entry((k.first, k.after)).or_default().push(k.parent);
+            groups.entry(k.page).or_default().push(k.parent);
         }
         let mut out = HashMap::with_capacity(keys.len());
-        for ((first, after), parents) in groups {
-            let args = PageArgs { first, after: after.map(Cursor::Id) };
-            for (parent, page) in comment_service::children_batch(&self.0, &parents, &args).await? {
-                out.insert(ChildrenKey { parent, first, after }, page);
+        for (page, parents) in groups {
+            for (parent, rows) in comment_service::children_batch(&self.0, &parents, &page).await? {
+                out.insert(ChildrenKey { parent, page }, rows);
             }
         }
         Ok(out)
+    }
+}
+
+impl Loader<i64> for ChainLoader {
+    type Value = Vec<comments::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["chain"]).observe(keys.len() as f64);
+        Ok(comment_service::chains(&self.0, keys).await?)
     }
 }
 
@@ -253,6 +264,7 @@ pub struct LoaderSet {
     pub edges: Cached<EdgeLoader>,
     pub relations: Cached<RelationLoader>,
     pub children: Cached<ChildrenLoader>,
+    pub chains: Cached<ChainLoader>,
     pub conversations: Cached<ConversationLoader>,
     pub messages: Cached<MessageLoader>,
     pub unread: Cached<UnreadLoader>,
@@ -278,6 +290,7 @@ impl LoaderSet {
             edges: make(EdgeLoader(db.clone())),
             relations: make(RelationLoader(db.clone())),
             children: make(ChildrenLoader(db.clone())),
+            chains: make(ChainLoader(db.clone())),
             conversations: make(ConversationLoader(db.clone())),
             messages: make(MessageLoader(db.clone())),
             unread: make(UnreadLoader(db.clone())),
@@ -295,6 +308,7 @@ impl LoaderSet {
         self.edges.clear::<EdgeKey>();
         self.relations.clear::<RelationKey>();
         self.children.clear::<ChildrenKey>();
+        self.chains.clear::<i64>();
         self.conversations.clear::<i64>();
         self.messages.clear::<i64>();
         self.unread.clear::<UnreadKey>();

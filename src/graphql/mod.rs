@@ -25,7 +25,7 @@ use crate::pubsub::Broker;
 use crate::pubsub::presence::Presence;
 use crate::ratelimit::{self, Limit, RateLimiter};
 use crate::services::activity::{Activity, ClientInfo};
-use crate::services::page::PageArgs;
+use crate::services::page::{PageArgs, RawPage};
 
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
@@ -155,6 +155,12 @@ pub(crate) async fn rate_limit(ctx: &Context<'_>, limit: Limit) -> AppResult<()>
     result
 }
 
+/// A forward-only list's `first`/`after`.
 pub(crate) fn page_args(ctx: &Context<'_>, first: Option<i32>, after: Option<&str>) -> AppResult<PageArgs> {
     PageArgs::parse(first, after, state(ctx)?.config.max_page_size)
+}
+
+/// A list that reads both ways: `first`/`after` and `last`/`before`, under the same cap.
+pub(crate) fn relay_page_args(ctx: &Context<'_>, raw: RawPage<'_>) -> AppResult<PageArgs> {
+    PageArgs::parse_relay(raw, state(ctx)?.config.max_page_size)
 }

@@ -16,7 +16,7 @@ use super::loaders::{ChildrenKey, EdgeKey, Loaders, RelationKey, UnreadKey};
 use super::{loaders, state, viewer};
 use crate::error::AppResult;
 use crate::services::comments::Parent;
-use crate::services::page::{Page, PageArgs};
+use crate::services::page::{Page, PageArgs, RawPage};
 use crate::services::social::Edge;
 
 /// The `node` selection of a connection field's edges.
@@ -92,10 +92,7 @@ impl<'c> Env<'c> {
             return Ok(());
         }
         let Some(page) = page_of(&look, self.max_page) else { return Ok(()) };
-        let keys: Vec<ChildrenKey> = parents
-            .into_iter()
-            .map(|parent| ChildrenKey { parent, first: page.first, after: page.after_id() })
-            .collect();
+        let keys: Vec<ChildrenKey> = parents.into_iter().map(|parent| ChildrenKey { parent, page }).collect();
         let pages = self.loaders.children.load_many(keys).await.map_err(to_app)?;
         let comments: Vec<comments::Model> =
             pages.into_values().flat_map(|p| p.items.into_iter().map(|(_, c)| c)).collect();
@@ -111,12 +108,14 @@ impl<'c> Env<'c> {
             let authors: Vec<i64> = comments.iter().filter(|c| c.deleted_at.is_none()).map(|c| c.author_id).collect();
             let parents: Vec<i64> = comments.iter().filter_map(|c| c.parent_id).collect();
             let replies: Vec<Parent> = comments.iter().map(|c| Parent::Comment(c.id)).collect();
-            let (a, b, c) = futures_util::join!(
+            let replies_ids: Vec<i64> = comments.iter().filter(|c| c.parent_id.is_some()).map(|c| c.id).collect();
+            let (a, b, c, d) = futures_util::join!(
                 self.users(look.field("author"), authors),
                 self.flags(&look, "viewerHasLiked", Edge::CommentLike, &ids),
                 self.load_parents(&look, parents),
+                self.chains(&look, replies_ids),
             );
-            a.and(b).and(c)?;
+            a.and(b).and(c).and(d)?;
             // The next level only after this one: its loads then never race this level's into one batch.
             self.children(look.field("replies"), replies).await
         })
@@ -125,6 +124,14 @@ impl<'c> Env<'c> {
     async fn media(&self, look: &Lookahead<'_>, posts: &[i64]) -> AppResult<()> {
         if look.field("media").exists() && !posts.is_empty() {
             self.loaders.post_media.load_many(posts.iter().copied()).await.map_err(to_app)?;
+        }
+        Ok(())
+    }
+
+    /// Each reply's way up, when the selection shows `ancestors`.
+    async fn chains(&self, look: &Lookahead<'_>, replies: Vec<i64>) -> AppResult<()> {
+        if look.field("ancestors").exists() && !replies.is_empty() {
+            self.loaders.chains.load_many(replies).await.map_err(to_app)?;
         }
         Ok(())
     }
@@ -153,20 +160,26 @@ impl<'c> Env<'c> {
     }
 }
 
-/// Reads `first`/`after` from the first occurrence of a connection field. Arguments that do not parse
-/// skip the prefetch; the field's own resolver reports the error.
+/// Reads `first`/`after`/`last`/`before` from the first occurrence of a connection field. Arguments
+/// that do not parse skip the prefetch, and so does `around` (a page of one post only); the field's
+/// own resolver reports errors and loads such pages.
 fn page_of(look: &Lookahead<'_>, max: u32) -> Option<PageArgs> {
     let field = look.selection_fields().into_iter().next()?;
-    let mut first = None;
-    let mut after = None;
+    let (mut first, mut last) = (None, None);
+    let (mut after, mut before) = (None, None);
     for (name, value) in field.arguments().ok()? {
         match (name.as_str(), value) {
             ("first", Value::Number(n)) => first = Some(i32::try_from(n.as_i64()?).ok()?),
+            ("last", Value::Number(n)) => last = Some(i32::try_from(n.as_i64()?).ok()?),
             ("after", Value::String(s)) => after = Some(s),
+            ("before", Value::String(s)) => before = Some(s),
+            ("around", Value::Null) => {}
+            ("around", _) => return None,
             _ => {}
         }
     }
-    PageArgs::parse(first, after.as_deref(), max).ok()
+    let raw = RawPage { first, after: after.as_deref(), last, before: before.as_deref() };
+    PageArgs::parse_relay(raw, max).ok()
 }
 
 fn to_app(err: async_graphql::Error) -> crate::error::AppError {

@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Event, Outbox, Topic};
 use crate::services::audit;
 use crate::services::notifications::{self, Kind};
-use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::page::{Cursor, Page, PageArgs, Sort};
 use crate::services::posts as post_service;
 use crate::services::validate::{self, Lines};
 
@@ -172,9 +172,10 @@ pub enum Parent {
     Comment(i64),
 }
 
-/// The first page of children for many parents at once (oldest first), in one statement: a window
-/// function numbers each parent's children and keeps the first `limit + 1`. This is what keeps a feed
-/// of N posts, each showing its first comments, at a constant number of queries.
+/// One page of children for many parents at once, all with the same page arguments, in one
+/// statement: a window function numbers each parent's children from the page's cursor outwards and
+/// keeps the first `limit + 1`. This is what keeps a feed of N posts, each showing its first (or
+/// latest) comments, at a constant number of queries. Children are listed oldest first.
 pub async fn children_batch<C: ConnectionTrait>(
     db: &C,
     parents: &[Parent],
@@ -182,6 +183,8 @@ pub async fn children_batch<C: ConnectionTrait>(
 ) -> AppResult<HashMap<Parent, Page<comments::Model>>> {
     let mut out = HashMap::new();
     let (post_ids, comment_ids): (Vec<_>, Vec<_>) = parents.iter().partition(|p| matches!(p, Parent::Post(_)));
+    let keyset = page.keyset(Sort::Asc);
+    let scan = if keyset.ascending { "ASC" } else { "DESC" };
     for (group, key_col, top_level) in [(post_ids, "post_id", true), (comment_ids, "parent_id", false)] {
         if group.is_empty() {
             continue;
@@ -196,21 +199,23 @@ pub async fn children_batch<C: ConnectionTrait>(
         let placeholders = placeholders(backend, 1, ids.len());
         let mut values: Vec<sea_orm::Value> = ids.iter().map(|&id| id.into()).collect();
         let mut sql = format!(
-            "SELECT * FROM (SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{key_col} ORDER BY c.id) AS rn \
+            "SELECT * FROM (SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{key_col} ORDER BY c.id {scan}) AS rn \
              FROM comments c WHERE c.{key_col} IN ({placeholders})"
         );
         if top_level {
             sql.push_str(" AND c.parent_id IS NULL");
         }
-        if let Some(after) = page.after_id() {
-            sql.push_str(&format!(" AND c.id > {}", placeholders_from(backend, values.len() + 1)));
-            values.push(after.into());
+        for (bound, op) in [(keyset.above, ">"), (keyset.below, "<")] {
+            if let Some(bound) = bound {
+                sql.push_str(&format!(" AND c.id {op} {}", placeholders_from(backend, values.len() + 1)));
+                values.push(bound.into());
+            }
         }
         sql.push_str(&format!(
-            ") ranked WHERE rn <= {} ORDER BY {key_col}, id",
+            ") ranked WHERE rn <= {} ORDER BY {key_col}, id {scan}",
             placeholders_from(backend, values.len() + 1)
         ));
-        values.push((page.fetch_limit() as i64).into());
+        values.push((keyset.limit as i64).into());
         let rows =
             comments::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(db).await?;
         let mut grouped: HashMap<i64, Vec<comments::Model>> = HashMap::new();
@@ -227,6 +232,90 @@ pub async fn children_batch<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// How far up a reply's chain [`chains`] walks. Replies nest without a limit, so the walk is bounded
+/// here, by the server, never by how deep a client chose to reply.
+pub const ANCESTORS_MAX: i64 = 64;
+
+/// For each comment, its chain upwards: the comment itself, its parent, its parent's parent ... up
+/// to its top-level comment or `ANCESTORS_MAX` steps, whichever comes first, in one recursive
+/// statement for all of them. Unknown ids are left out.
+pub async fn chains<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<HashMap<i64, Vec<comments::Model>>> {
+    let mut out: HashMap<i64, Vec<comments::Model>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = ids.iter().map(|&id| id.into()).collect();
+    let max = placeholders_from(backend, values.len() + 1);
+    values.push(ANCESTORS_MAX.into());
+    let sql = format!(
+        "WITH RECURSIVE chain(chain_start, chain_id, chain_depth) AS ( \
+           SELECT c.id, c.id, CAST(0 AS BIGINT) FROM comments c WHERE c.id IN ({}) \
+           UNION ALL \
+           SELECT chain.chain_start, c.parent_id, chain.chain_depth + 1 FROM chain \
+           JOIN comments c ON c.id = chain.chain_id \
+           WHERE c.parent_id IS NOT NULL AND chain.chain_depth < {max}) \
+         SELECT chain.chain_start, chain.chain_depth, c.* FROM chain JOIN comments c ON c.id = chain.chain_id \
+         ORDER BY chain.chain_start, chain.chain_depth",
+        placeholders(backend, 1, ids.len())
+    );
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    for row in rows {
+        let start: i64 = row.try_get("", "chain_start")?;
+        out.entry(start).or_default().push(comments::Model::from_query_result(&row, "")?);
+    }
+    Ok(out)
+}
+
+/// A page of a post's top-level comments (oldest first) that holds the thread of a linked comment:
+/// up to half the page before the thread's top-level comment, the rest from it on; a side that runs
+/// short leaves its room to the other. `chain` is the linked comment's [`chains`] entry; a reply is
+/// placed by its top-level comment. Its edges carry ordinary cursors, so the client pages on from
+/// either end with `after` or `before`.
+pub async fn around<C: ConnectionTrait>(
+    db: &C,
+    post_id: i64,
+    chain: &[comments::Model],
+    size: u64,
+) -> AppResult<Page<comments::Model>> {
+    let linked = chain.first().filter(|c| c.post_id == post_id);
+    let Some(root) = linked.and_then(|_| chain.last()) else {
+        return Err(AppError::bad_input("around", "is not a comment on this post"));
+    };
+    if root.parent_id.is_some() {
+        return Err(AppError::bad_input(
+            "around",
+            format!("is a reply nested more than {ANCESTORS_MAX} levels deep; open it with `node`"),
+        ));
+    }
+    let top = || {
+        comments::Entity::find()
+            .filter(comments::Column::PostId.eq(post_id))
+            .filter(comments::Column::ParentId.is_null())
+            .limit(size + 1)
+    };
+    let mut before = top().filter(comments::Column::Id.lt(root.id)).order_by_desc(comments::Column::Id).all(db).await?;
+    let mut from = top().filter(comments::Column::Id.gte(root.id)).order_by_asc(comments::Column::Id).all(db).await?;
+    let (len_before, len_from) = (before.len() as u64, from.len() as u64);
+    let (n_before, n_from) = split_around(size, len_before, len_from);
+    before.truncate(n_before as usize);
+    before.reverse();
+    from.truncate(n_from as usize);
+    before.append(&mut from);
+    Ok(Page {
+        items: before.into_iter().map(|c| (Cursor::Id(c.id), c)).collect(),
+        has_previous: len_before > n_before,
+        has_next: len_from > n_from,
+    })
+}
+
+/// How many of a page of `size` go before the linked comment and how many from it on, given how
+/// many rows each side has: half before, unless the side from it on runs short.
+fn split_around(size: u64, len_before: u64, len_from: u64) -> (u64, u64) {
+    let n_before = std::cmp::min(len_before, std::cmp::max(size / 2, size.saturating_sub(len_from)));
+    (n_before, std::cmp::min(len_from, size - n_before))
 }
 
 fn placeholders_from(backend: sea_orm::DbBackend, n: usize) -> String {
@@ -257,4 +346,19 @@ pub async fn by_author(db: &DatabaseConnection, author_id: i64, page: &PageArgs)
 
 pub async fn by_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> AppResult<Vec<comments::Model>> {
     Ok(comments::Entity::find().filter(comments::Column::Id.is_in(ids.iter().copied())).all(db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_around;
+
+    #[test]
+    fn around_pages_split_and_lend_room() {
+        assert_eq!(split_around(10, 50, 50), (5, 5), "half before, the linked comment first of the rest");
+        assert_eq!(split_around(10, 50, 2), (8, 2), "near the end: the room goes before");
+        assert_eq!(split_around(10, 1, 50), (1, 9), "near the start: the room goes after");
+        assert_eq!(split_around(10, 3, 2), (3, 2), "short list: everything");
+        assert_eq!(split_around(0, 3, 2), (0, 0));
+        assert_eq!(split_around(1, 3, 2), (0, 1), "one comment: the linked one");
+    }
 }

@@ -17,7 +17,7 @@ use crate::auth::{self, Viewer};
 use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, ChatLine, Event, Topic};
-use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::page::{Cursor, Page, PageArgs, Sort};
 use crate::services::validate::{self, Lines};
 
 pub const TITLE_MAX: usize = 100;
@@ -319,12 +319,9 @@ pub async fn chat_after(db: &DatabaseConnection, stream_id: i64, seq: i64, limit
     Ok(rows.into_iter().map(chat_line).collect())
 }
 
-/// Chat history newest first, for the room page.
+/// Chat history newest first, for the room page: `after` pages back, `before` towards the present.
 pub async fn chat_history(db: &DatabaseConnection, stream_id: i64, page: &PageArgs) -> AppResult<Page<ChatLine>> {
-    let mut query = live_chat_messages::Entity::find().filter(live_chat_messages::Column::StreamId.eq(stream_id));
-    if let Some(after) = page.after_id() {
-        query = query.filter(live_chat_messages::Column::Seq.lt(after));
-    }
-    let rows = query.order_by_desc(live_chat_messages::Column::Seq).limit(page.fetch_limit()).all(db).await?;
+    let query = live_chat_messages::Entity::find().filter(live_chat_messages::Column::StreamId.eq(stream_id));
+    let rows = page.apply(query, live_chat_messages::Column::Seq, Sort::Desc).all(db).await?;
     Ok(Page::from_rows(page, rows.into_iter().map(chat_line).collect(), |l| Cursor::Id(l.seq)))
 }

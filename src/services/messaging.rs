@@ -17,7 +17,7 @@ use sea_orm::{
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Event, Outbox, Topic};
-use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::page::{Cursor, Page, PageArgs, Sort};
 use crate::services::streams;
 use crate::services::validate::{self, Lines};
 
@@ -238,7 +238,8 @@ pub async fn conversations(
     Ok(Page::from_rows(page, rows, |m| Cursor::Id(m.last_message_id)))
 }
 
-/// A conversation's messages, newest first (a chat view pages backwards into history).
+/// A conversation's messages, newest first: `after` pages back into history, `before` towards the
+/// present (what a client that was away fills its gap with).
 pub async fn messages(
     db: &DatabaseConnection,
     viewer: &Viewer,
@@ -246,11 +247,8 @@ pub async fn messages(
     page: &PageArgs,
 ) -> AppResult<Page<messages::Model>> {
     conversation_for(db, viewer, conversation_id).await?;
-    let mut query = messages::Entity::find().filter(messages::Column::ConversationId.eq(conversation_id));
-    if let Some(after) = page.after_id() {
-        query = query.filter(messages::Column::Id.lt(after));
-    }
-    let rows = query.order_by_desc(messages::Column::Id).limit(page.fetch_limit()).all(db).await?;
+    let query = messages::Entity::find().filter(messages::Column::ConversationId.eq(conversation_id));
+    let rows = page.apply(query, messages::Column::Id, Sort::Desc).all(db).await?;
     Ok(Page::from_rows(page, rows, |m| Cursor::Id(m.id)))
 }
 

@@ -17,7 +17,7 @@ use sea_orm::{
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Event, Outbox, Topic};
-use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::page::{Cursor, Page, PageArgs, Sort};
 use crate::services::{audit, streams};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,7 +338,7 @@ pub async fn broadcast(
     }
 }
 
-/// The viewer's notifications, most recent first.
+/// The viewer's notifications, most recent first (`before` reads towards the present).
 pub async fn list(
     db: &DatabaseConnection,
     viewer: &Viewer,
@@ -349,10 +349,7 @@ pub async fn list(
     if unread_only {
         query = query.filter(notifications::Column::ReadAt.is_null());
     }
-    if let Some(after) = page.after_id() {
-        query = query.filter(notifications::Column::Seq.lt(after));
-    }
-    let rows = query.order_by_desc(notifications::Column::Seq).limit(page.fetch_limit()).all(db).await?;
+    let rows = page.apply(query, notifications::Column::Seq, Sort::Desc).all(db).await?;
     Ok(Page::from_rows(page, rows, |n| Cursor::Id(n.seq)))
 }
 

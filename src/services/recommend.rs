@@ -53,7 +53,7 @@ pub async fn search_matches<C: ConnectionTrait + TransactionTrait>(db: &C, query
     if search::text::query_tokens(query).all.is_empty() {
         return Ok(Vec::new());
     }
-    let top = PageArgs { first: SEARCH_MATCHES, after: None };
+    let top = PageArgs::first(SEARCH_MATCHES);
     let found = search::search(db, query, search::Kind::Post, None, &top).await?;
     Ok(found.page.items.into_iter().map(|(_, post)| post).collect())
 }
@@ -300,7 +300,7 @@ pub async fn feed(
     }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
     // Diversity: past MAX_PER_BOARD posts of one board within a page, a post waits for a later place.
-    let per_page = page.first.max(1) as usize;
+    let per_page = page.size.max(1) as usize;
     let max_per_board = ((per_page as f64 * BOARD_SHARE).ceil() as usize).max(2);
     let mut ranked: Vec<(posts::Model, Reason)> = Vec::with_capacity(scored.len());
     let mut deferred: Vec<(posts::Model, Reason)> = Vec::new();

@@ -211,7 +211,8 @@ async fn a_common_word_ranks_only_its_newest_candidates() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = search::search(db, "报价", Kind::Post, None, &PageArgs { first: 100, after }).await.unwrap();
+        let page =
+            search::search(db, "报价", Kind::Post, None, &PageArgs { after, ..PageArgs::first(100) }).await.unwrap();
         seen.extend(page.page.items.iter().map(|(_, id)| *id));
         if !page.page.has_next {
             break;
@@ -229,12 +230,12 @@ async fn a_common_word_ranks_only_its_newest_candidates() {
     assert_eq!(distinct.len(), seen.len(), "no result twice");
     assert_eq!(distinct[0], 3 * (matches - CANDIDATES + 1), "older matches are not ranked, however relevant");
 
-    let last = PageArgs { first: 10, after: Some(Cursor::Id(MAX_OFFSET - 1)) };
+    let last = PageArgs { after: Some(Cursor::Id(MAX_OFFSET - 1)), ..PageArgs::first(10) };
     assert!(search::search(db, "报价", Kind::Post, None, &last).await.unwrap().page.items.is_empty());
-    let past = PageArgs { first: 10, after: Some(Cursor::Id(MAX_OFFSET)) };
+    let past = PageArgs { after: Some(Cursor::Id(MAX_OFFSET)), ..PageArgs::first(10) };
     assert!(search::search(db, "报价", Kind::Post, None, &past).await.is_err());
     // A rarer match is found whatever its age.
-    let rare = search::search(db, "unicorn", Kind::Post, Some(1), &PageArgs { first: 5, after: None }).await.unwrap();
+    let rare = search::search(db, "unicorn", Kind::Post, Some(1), &PageArgs::first(5)).await.unwrap();
     assert_eq!(rare.page.items.iter().map(|(_, id)| *id).collect::<Vec<_>>(), vec![6]);
 }
 

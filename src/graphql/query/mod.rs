@@ -17,7 +17,8 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::enums::PostOrder;
 use crate::graphql::types::node::Node;
 use crate::graphql::types::{
-    Board, Comment, Conversation, LiveChatMessage, LiveStream, Message, Notification, Post, User, connection, load_one,
+    Board, Comment, Conversation, Counted, LiveChatMessage, LiveStream, Message, Notification, Post, User, connection,
+    counted, load_one,
 };
 use crate::graphql::{loaders, page_args, state, viewer};
 use crate::services::activity::Target;
@@ -212,7 +213,8 @@ pub struct PostQuery;
 
 #[Object]
 impl PostQuery {
-    /// Posts across the community, or on one board, or by one author.
+    /// Posts across the community, or on one board, or by one author. No `totalCount` (null):
+    /// counting would need a scan; `Board.posts` and `User.posts` have one.
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn posts(
         &self,
@@ -222,7 +224,7 @@ impl PostQuery {
         #[graphql(default)] order_by: PostOrder,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Post>> {
+    ) -> async_graphql::Result<Counted<Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let filter = post_service::Filter {
             board_id: board_id.map(|id| ids::decode(Kind::Board, &id, "boardId")).transpose()?,
@@ -230,7 +232,7 @@ impl PostQuery {
         };
         let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
         super::prefetch::posts(ctx, &posts).await?;
-        Ok(connection(posts, Post))
+        Ok(counted(posts, Post, None))
     }
 
     /// The hottest posts (likes, comments, favourites and views, decaying with age): the same as
@@ -245,7 +247,7 @@ impl PostQuery {
         board_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Post>> {
+    ) -> async_graphql::Result<Counted<Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let filter = post_service::Filter {
             board_id: board_id.map(|id| ids::decode(Kind::Board, &id, "boardId")).transpose()?,
@@ -253,7 +255,7 @@ impl PostQuery {
         };
         let posts = post_service::list(&state(ctx)?.db, filter, post_service::Order::Hot, &page).await?;
         super::prefetch::posts(ctx, &posts).await?;
-        Ok(connection(posts, Post))
+        Ok(counted(posts, Post, None))
     }
 
     /// A post; null if it does not exist or was deleted.

@@ -9,8 +9,8 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::live::LiveStreamStatus;
 use crate::graphql::types::notification::NotificationCategory;
 use crate::graphql::types::{Conversation, LiveStream, Notification, connection, connection_via, count, list_cost};
-use crate::graphql::{loaders, page_args, require_viewer, state};
-use crate::services::page::Page;
+use crate::graphql::{loaders, page_args, relay_page_args, require_viewer, state};
+use crate::services::page::{Page, RawPage};
 use crate::services::{live, messaging, notifications};
 
 #[derive(Default)]
@@ -90,34 +90,39 @@ impl RealtimeQuery {
         Ok(Conversation(messaging::conversation_for(&state(ctx)?.db, &viewer, id).await?))
     }
 
-    /// Messages of one of the viewer's conversations, newest first.
-    #[graphql(complexity = "list_cost(first, child_complexity)")]
+    /// Messages of one of the viewer's conversations, newest first; `last`/`before` read towards the
+    /// present (see `Conversation.messages`).
+    #[graphql(complexity = "list_cost(first.or(last), child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
         conversation_id: ID,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<Connection<String, crate::graphql::types::Message>> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Conversation, &conversation_id, "conversationId")?;
-        let page = messaging::messages(&state(ctx)?.db, &viewer, id, &page_args(ctx, first, after.as_deref())?).await?;
+        let raw = RawPage { first, after: after.as_deref(), last, before: before.as_deref() };
+        let page = messaging::messages(&state(ctx)?.db, &viewer, id, &relay_page_args(ctx, raw)?).await?;
         Ok(connection(page, crate::graphql::types::Message))
     }
 
-    /// The viewer's notifications, most recent first.
-    #[graphql(complexity = "list_cost(first, child_complexity)")]
+    /// The viewer's notifications, most recent first; `last`/`before` read towards the present.
+    #[graphql(complexity = "list_cost(first.or(last), child_complexity)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
         #[graphql(default)] unread_only: bool,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<Connection<String, Notification>> {
         let viewer = require_viewer(ctx)?;
-        let page =
-            notifications::list(&state(ctx)?.db, &viewer, unread_only, &page_args(ctx, first, after.as_deref())?)
-                .await?;
+        let raw = RawPage { first, after: after.as_deref(), last, before: before.as_deref() };
+        let page = notifications::list(&state(ctx)?.db, &viewer, unread_only, &relay_page_args(ctx, raw)?).await?;
         Ok(connection(page, Notification))
     }
 

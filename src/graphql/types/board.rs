@@ -1,10 +1,9 @@
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use entity::boards;
 
 use super::enums::PostOrder;
-use super::{Post, connection, count, load_one};
+use super::{Counted, Post, count, counted, load_one};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::EdgeKey;
 use crate::graphql::{loaders, page_args, state, viewer, web_url};
@@ -59,7 +58,7 @@ impl Board {
         Ok(load_one(&loaders(ctx)?.edges, key).await?.unwrap_or(false))
     }
 
-    /// The board's posts.
+    /// The board's posts. `totalCount` is `postCount` (stored).
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn posts(
         &self,
@@ -67,11 +66,11 @@ impl Board {
         #[graphql(default)] order_by: PostOrder,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Post>> {
+    ) -> async_graphql::Result<Counted<Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let filter = post_service::Filter { board_id: Some(self.0.id), ..Default::default() };
         let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
         crate::graphql::prefetch::posts(ctx, &posts).await?;
-        Ok(connection(posts, Post))
+        Ok(counted(posts, Post, Some(self.0.post_count)))
     }
 }

@@ -1,15 +1,15 @@
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use entity::comments;
 
 use super::post::empty;
-use super::{Post, User, connection, count, load_one};
+use super::{Counted, Post, User, count, counted, load_one};
 use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{ChildrenKey, EdgeKey};
-use crate::graphql::{loaders, page_args, viewer, web_url};
-use crate::services::comments::Parent;
+use crate::graphql::{loaders, relay_page_args, viewer, web_url};
+use crate::services::comments::{ANCESTORS_MAX, Parent};
+use crate::services::page::RawPage;
 use crate::services::social::Edge;
 
 /// A comment on a post, or a reply to another comment. A deleted comment keeps its place in the
@@ -92,18 +92,36 @@ impl Comment {
         !self.deleted() && authz::can(viewer(ctx).as_ref(), Action::DeleteComment(&self.0))
     }
 
-    /// Replies to this comment, oldest first.
-    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    /// Replies to this comment, oldest first; `last: n` gives the latest n. `totalCount` is
+    /// `replyCount` (stored, exact): the direct replies this list pages through, deleted ones
+    /// included.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first.or(last), child_complexity)")]
     async fn replies(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Comment>> {
-        let page = page_args(ctx, first, after.as_deref())?;
-        let key = ChildrenKey { parent: Parent::Comment(self.0.id), first: page.first, after: page.after_id() };
-        let replies = load_one(&loaders(ctx)?.children, key).await?.unwrap_or_else(|| empty(page.after.is_some()));
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Counted<Comment>> {
+        let raw = RawPage { first, after: after.as_deref(), last, before: before.as_deref() };
+        let page = relay_page_args(ctx, raw)?;
+        let key = ChildrenKey { parent: Parent::Comment(self.0.id), page };
+        let replies = load_one(&loaders(ctx)?.children, key).await?.unwrap_or_else(|| empty(&page));
         crate::graphql::prefetch::comments(ctx, &replies).await?;
-        Ok(connection(replies, Comment))
+        Ok(counted(replies, Comment, Some(self.0.reply_count)))
+    }
+
+    /// The comments above this one, from its top-level comment down to its parent; empty for a
+    /// top-level comment. A linked reply's path: render these, then the reply. At most 64
+    /// (`ANCESTORS_MAX`, a server bound; replies may nest deeper): the nearest 64 then.
+    #[graphql(complexity = "child_complexity.saturating_mul(ANCESTORS_MAX as usize)")]
+    async fn ancestors(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Comment>> {
+        if self.0.parent_id.is_none() {
+            return Ok(Vec::new());
+        }
+        let chain = load_one(&loaders(ctx)?.chains, self.0.id).await?.unwrap_or_default();
+        // The chain runs from this comment upwards.
+        Ok(chain.into_iter().skip(1).rev().map(Comment).collect())
     }
 }

@@ -6,10 +6,10 @@ use entity::live_streams;
 use super::{Board, User, connection, count, load_one};
 use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::{loaders, page_args, state, viewer};
+use crate::graphql::{loaders, relay_page_args, state, viewer};
 use crate::pubsub::ChatLine;
 use crate::services::live as service;
-use crate::services::page::Cursor;
+use crate::services::page::{Cursor, RawPage};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "crate::services::live::Status")]
@@ -82,15 +82,19 @@ impl LiveStream {
         Ok(count(load_one(&loaders(ctx)?.viewer_counts, self.0.id).await?.unwrap_or(0)))
     }
 
-    /// Chat history, newest first.
-    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
+    /// Chat history, newest first: `first`/`after` go back in time; `last`/`before` come towards
+    /// the present (`before: <cursor of the newest line you have>` fills the hole `skipped` left).
+    #[graphql(complexity = "super::list_cost(first.or(last), child_complexity)")]
     async fn chat(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<Connection<String, LiveChatMessage>> {
-        let page = service::chat_history(&state(ctx)?.db, self.0.id, &page_args(ctx, first, after.as_deref())?).await?;
+        let raw = RawPage { first, after: after.as_deref(), last, before: before.as_deref() };
+        let page = service::chat_history(&state(ctx)?.db, self.0.id, &relay_page_args(ctx, raw)?).await?;
         Ok(connection(page, LiveChatMessage))
     }
 
@@ -141,7 +145,8 @@ impl LiveChatMessage {
         count(self.0.seq)
     }
 
-    /// Pass this as `after` to `liveChat` to resume right after this line.
+    /// The same string as this line's edge cursor in `chat`: pass it as `after` to `liveChat` to
+    /// resume right after this line, or as `after`/`before` to `chat`.
     async fn cursor(&self) -> String {
         Cursor::Id(self.0.seq).encode()
     }

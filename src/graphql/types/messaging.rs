@@ -7,9 +7,9 @@ use super::{User, connection, count, load_one};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::UnreadKey;
-use crate::graphql::{loaders, page_args, require_viewer, state};
+use crate::graphql::{loaders, relay_page_args, require_viewer, state};
 use crate::services::messaging;
-use crate::services::page::Cursor;
+use crate::services::page::{Cursor, RawPage};
 
 /// A private one-to-one conversation. Only its two participants can see it.
 pub struct Conversation(pub conversations::Model);
@@ -38,17 +38,20 @@ impl Conversation {
         Ok(count(load_one(&loaders(ctx)?.unread, key).await?.unwrap_or(0)))
     }
 
-    /// Newest first; page with `after` to go back in history.
-    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
+    /// Newest first: `first`/`after` go back in history; `last`/`before` come towards the present
+    /// (`before: <cursor of the newest message you have>` fills a gap after a reconnect).
+    #[graphql(complexity = "super::list_cost(first.or(last), child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<Connection<String, Message>> {
         let viewer = require_viewer(ctx)?;
-        let page =
-            messaging::messages(&state(ctx)?.db, &viewer, self.0.id, &page_args(ctx, first, after.as_deref())?).await?;
+        let raw = RawPage { first, after: after.as_deref(), last, before: before.as_deref() };
+        let page = messaging::messages(&state(ctx)?.db, &viewer, self.0.id, &relay_page_args(ctx, raw)?).await?;
         Ok(connection(page, Message))
     }
 
@@ -70,7 +73,8 @@ impl Message {
         ids::encode(Kind::Message, self.0.id)
     }
 
-    /// Pass this as `after` to `messageReceived` to resume right after this message.
+    /// The same string as this message's edge cursor: pass it as `after` to `messageReceived` to
+    /// resume right after this message, or as `after`/`before` to `messages`.
     async fn cursor(&self) -> String {
         Cursor::Id(self.0.id).encode()
     }

@@ -17,9 +17,9 @@ pub mod user;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use async_graphql::OutputType;
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::dataloader::{CacheFactory, DataLoader, Loader};
+use async_graphql::{Object, ObjectType, OutputType};
 
 use crate::error::{AppError, AppResult};
 use crate::services::page::Page;
@@ -43,9 +43,38 @@ pub fn edge<N: OutputType>(cursor: crate::services::page::Cursor, node: N) -> Ne
 
 /// A Relay connection over an already-loaded page.
 pub fn connection<T, N: OutputType>(page: Page<T>, node: impl Fn(T) -> N) -> Connection<String, N> {
-    let mut conn = Connection::new(page.has_previous, page.has_next);
+    with_fields(page, node, EmptyFields)
+}
+
+/// A connection whose list keeps a stored counter: `totalCount` comes with it at no extra query.
+pub type Counted<N> = Connection<String, N, Totals>;
+
+/// A connection with `totalCount`: `total` is the list's stored counter, `None` where it keeps none.
+pub fn counted<T, N: OutputType>(page: Page<T>, node: impl Fn(T) -> N, total: Option<i64>) -> Counted<N> {
+    with_fields(page, node, Totals(total))
+}
+
+fn with_fields<T, N: OutputType, E: ObjectType>(
+    page: Page<T>,
+    node: impl Fn(T) -> N,
+    fields: E,
+) -> Connection<String, N, E> {
+    let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, fields);
     conn.edges.extend(page.items.into_iter().map(|(cursor, item)| Edge::new(cursor.encode(), node(item))));
     conn
+}
+
+/// The fields a connection over a counted list adds.
+pub struct Totals(pub Option<i64>);
+
+#[Object]
+impl Totals {
+    /// A count for the whole list, read from a counter stored with the list's owner (it costs no
+    /// query). The list field's description says what it counts: usually the items the list holds.
+    /// Null on lists that keep no counter, where counting would need a scan.
+    async fn total_count(&self) -> Option<i32> {
+        self.0.map(count)
+    }
 }
 
 /// A Relay connection over a page of ids, the nodes fetched in one batch through a loader. Ids whose
@@ -61,9 +90,41 @@ where
     V: Clone + Send + Sync + 'static,
     N: OutputType,
 {
+    via_with_fields(loader, page, node, EmptyFields).await
+}
+
+/// [`connection_via`] with `totalCount` (see [`counted`]).
+pub async fn counted_via<L, C, V, N>(
+    loader: &DataLoader<L, C>,
+    page: Page<i64>,
+    node: impl Fn(V) -> N,
+    total: Option<i64>,
+) -> AppResult<Counted<N>>
+where
+    L: Loader<i64, Value = V, Error = async_graphql::Error>,
+    C: CacheFactory,
+    V: Clone + Send + Sync + 'static,
+    N: OutputType,
+{
+    via_with_fields(loader, page, node, Totals(total)).await
+}
+
+async fn via_with_fields<L, C, V, N, E>(
+    loader: &DataLoader<L, C>,
+    page: Page<i64>,
+    node: impl Fn(V) -> N,
+    fields: E,
+) -> AppResult<Connection<String, N, E>>
+where
+    L: Loader<i64, Value = V, Error = async_graphql::Error>,
+    C: CacheFactory,
+    V: Clone + Send + Sync + 'static,
+    N: OutputType,
+    E: ObjectType,
+{
     let ids: Vec<i64> = page.items.iter().map(|(_, id)| *id).collect();
     let mut found: HashMap<i64, V> = loader.load_many(ids).await.map_err(gql_to_app)?;
-    let mut conn = Connection::new(page.has_previous, page.has_next);
+    let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, fields);
     for (cursor, id) in page.items {
         if let Some(v) = found.remove(&id) {
             conn.edges.push(Edge::new(cursor.encode(), node(v)));

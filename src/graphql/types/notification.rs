@@ -57,8 +57,9 @@ impl Notification {
         ids::encode(Kind::Notification, self.0.id)
     }
 
-    /// Pass this as `after` to `notificationReceived` to resume right after this notification. A
-    /// coalesced notification gets a new cursor each time it grows.
+    /// The same string as this notification's edge cursor in `notifications`: pass it as `after` to
+    /// `notificationReceived` to resume right after this notification, or as `after`/`before` to
+    /// `notifications`. A coalesced notification gets a new cursor each time it grows.
     async fn cursor(&self) -> String {
         Cursor::Id(self.0.seq).encode()
     }

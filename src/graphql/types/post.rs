@@ -1,14 +1,15 @@
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
-use entity::posts;
+use entity::{comments, posts};
 
-use super::{Board, Comment, User, connection, count, load_one};
+use super::{Board, Comment, Counted, User, count, counted, load_one};
 use crate::authz::{self, Action};
+use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{ChildrenKey, EdgeKey};
-use crate::graphql::{loaders, page_args, viewer, web_url};
-use crate::services::comments::Parent;
+use crate::graphql::{loaders, relay_page_args, state, viewer, web_url};
+use crate::services::comments::{self as comment_service, Parent};
+use crate::services::page::{Cursor, Page, PageArgs, RawPage};
 use crate::services::social::Edge;
 
 /// A topic post on a board.
@@ -124,24 +125,55 @@ impl Post {
         authz::can(viewer(ctx).as_ref(), Action::DeletePost(&self.0))
     }
 
-    /// Top-level comments, oldest first; each has its `replies`.
-    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    /// Top-level comments, oldest first; each has its `replies`. `last: n` gives the latest n, and
+    /// `last`/`before` page back towards the first comment.
+    ///
+    /// `around: <comment id>` opens the page that holds a linked comment (a notification's, say):
+    /// up to half of `first` comments before it, the rest from it on, with cursors to page on both
+    /// ways. For a reply, the page holds its top-level comment; `ancestors` on the reply
+    /// (`node(id:)`) gives the path down to it. Only `first` goes with `around`. An id that is not
+    /// a comment on this post is BAD_USER_INPUT on `around`.
+    ///
+    /// `totalCount` is the post's `commentCount` (stored, exact): comments and replies together,
+    /// deleted ones not counted. It is the number to show next to the post, not the number of
+    /// top-level edges this list pages through.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first.or(last), child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Comment>> {
-        let page = page_args(ctx, first, after.as_deref())?;
-        let key = ChildrenKey { parent: Parent::Post(self.0.id), first: page.first, after: page.after_id() };
-        let comments = load_one(&loaders(ctx)?.children, key).await?.unwrap_or_else(|| empty(page.after.is_some()));
+        last: Option<i32>,
+        before: Option<String>,
+        around: Option<ID>,
+    ) -> async_graphql::Result<Counted<Comment>> {
+        let raw = RawPage { first, after: after.as_deref(), last, before: before.as_deref() };
+        let page = relay_page_args(ctx, raw)?;
+        let comments = match around {
+            Some(linked) => {
+                if raw.after.is_some() || raw.before.is_some() || raw.last.is_some() {
+                    return Err(AppError::bad_input("around", "takes only `first` (the page size)").into());
+                }
+                if self.0.deleted_at.is_some() {
+                    return Err(AppError::NotFound("post").into());
+                }
+                let linked = ids::decode(Kind::Comment, &linked, "around")?;
+                let chain = load_one(&loaders(ctx)?.chains, linked).await?.unwrap_or_default();
+                comment_service::around(&state(ctx)?.db, self.0.id, &chain, page.size).await?
+            }
+            None => {
+                let key = ChildrenKey { parent: Parent::Post(self.0.id), page };
+                load_one(&loaders(ctx)?.children, key).await?.unwrap_or_else(|| empty(&page))
+            }
+        };
         crate::graphql::prefetch::comments(ctx, &comments).await?;
-        Ok(connection(comments, Comment))
+        Ok(counted(comments, Comment, Some(self.0.comment_count)))
     }
 }
 
-pub(crate) fn empty<T>(has_previous: bool) -> crate::services::page::Page<T> {
-    crate::services::page::Page { items: Vec::new(), has_next: false, has_previous }
+/// No children: a parent the children loader did not answer for.
+pub(crate) fn empty(page: &PageArgs) -> Page<comments::Model> {
+    Page::from_rows(page, Vec::new(), |c: &comments::Model| Cursor::Id(c.id))
 }
 
 /// `body` folded to single spaces and cut to `length` characters, with "…" when cut.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::users;
 
 use super::enums::{Gender, Role};
-use super::{Board, Comment, Post, connection, connection_via, count, load_one};
+use super::{Board, Comment, Counted, Post, connection, connection_via, count, counted, counted_via, load_one};
 use crate::auth;
 use crate::authz::{self, Action};
 use crate::error::AppError;
@@ -139,61 +139,61 @@ impl User {
         Ok(crate::services::messaging::may_message(v.user_id, self.0.id, r.viewer_blocked || r.blocked_viewer).is_ok())
     }
 
-    /// The member's posts, newest first.
+    /// The member's posts, newest first. `totalCount` is `postCount` (stored).
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Post>> {
+    ) -> async_graphql::Result<Counted<Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let filter = post_service::Filter { author_id: Some(self.0.id), ..Default::default() };
         let posts = post_service::list(&state(ctx)?.db, filter, post_service::Order::Latest, &page).await?;
         crate::graphql::prefetch::posts(ctx, &posts).await?;
-        Ok(connection(posts, Post))
+        Ok(counted(posts, Post, Some(self.0.post_count)))
     }
 
-    /// The member's comments and replies, newest first.
+    /// The member's comments and replies, newest first. No `totalCount` (null): no counter is kept.
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Comment>> {
+    ) -> async_graphql::Result<Counted<Comment>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let comments = comment_service::by_author(&state(ctx)?.db, self.0.id, &page).await?;
         crate::graphql::prefetch::comments(ctx, &comments).await?;
-        Ok(connection(comments, Comment))
+        Ok(counted(comments, Comment, None))
     }
 
-    /// Who follows this member, most recent first.
+    /// Who follows this member, most recent first. `totalCount` is `followerCount` (stored).
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn followers(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, User>> {
+    ) -> async_graphql::Result<Counted<User>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::UserFollow, Side::ToTarget, self.0.id, &page).await?;
         crate::graphql::prefetch::user_ids(ctx, &ids).await?;
-        Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
+        Ok(counted_via(&loaders(ctx)?.users, ids, User, Some(self.0.follower_count)).await?)
     }
 
-    /// Whom this member follows, most recent first.
+    /// Whom this member follows, most recent first. `totalCount` is `followingCount` (stored).
     #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
     async fn following(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, User>> {
+    ) -> async_graphql::Result<Counted<User>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::UserFollow, Side::FromActor, self.0.id, &page).await?;
         crate::graphql::prefetch::user_ids(ctx, &ids).await?;
-        Ok(connection_via(&loaders(ctx)?.users, ids, User).await?)
+        Ok(counted_via(&loaders(ctx)?.users, ids, User, Some(self.0.following_count)).await?)
     }
 
     /// The same list as `following`, under the name the privacy pages used next to `followingBoards`.
@@ -206,7 +206,7 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, User>> {
+    ) -> async_graphql::Result<Counted<User>> {
         self.following(ctx, first, after).await
     }
 
@@ -231,12 +231,12 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<String, Post>>> {
+    ) -> async_graphql::Result<Option<Counted<Post>>> {
         authz::require(viewer(ctx).as_ref(), Action::ReadOwn { owner: self.0.id })?;
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::list(&state(ctx)?.db, Edge::Favorite, Side::FromActor, self.0.id, &page).await?;
         crate::graphql::prefetch::post_ids(ctx, &ids).await?;
-        Ok(Some(connection_via(&loaders(ctx)?.posts, ids, Post).await?))
+        Ok(Some(counted_via(&loaders(ctx)?.posts, ids, Post, None).await?))
     }
 
     /// Devices signed in to this account, most recently used first. Only the member sees them.
@@ -345,12 +345,12 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<String, User>>> {
+    ) -> async_graphql::Result<Option<Counted<User>>> {
         let v = self.own(ctx)?;
         let page = page_args(ctx, first, after.as_deref())?;
         let ids = social::blocked_by(&state(ctx)?.db, v.user_id, &page).await?;
         crate::graphql::prefetch::user_ids(ctx, &ids).await?;
-        Ok(Some(connection_via(&loaders(ctx)?.users, ids, User).await?))
+        Ok(Some(counted_via(&loaders(ctx)?.users, ids, User, None).await?))
     }
 
     /// Data exports that can still be downloaded, newest first. Only the member sees them.
