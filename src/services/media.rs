@@ -106,8 +106,10 @@ impl ThumbnailStatus {
 }
 
 /// Checks and stores one upload for `owner`; `field` names the argument in errors. A video may
-/// come with a poster image (`poster_field` names it). Public images and videos with a poster are
-/// queued for a thumbnail, made after this returns by [`crate::services::thumbnails`].
+/// come with a poster image (`poster`: the argument's name and the file), checked like an image.
+/// Public images and videos with a poster are queued for a thumbnail, made after this returns by
+/// [`crate::services::thumbnails`]. A video's header is read whole-file (the `moov` box may follow
+/// the media data), within `MAX_UPLOAD_BYTES`.
 #[allow(clippy::too_many_arguments)]
 pub async fn store(
     db: &impl ConnectionTrait,
