@@ -100,6 +100,7 @@ impl AppState {
             media.clone(),
             crate::services::retention::Periods::from_config(&config),
         );
+        crate::services::thumbnails::spawn(db.clone(), media.clone());
         let sms = crate::sms::Sms::from_config(&config).map_err(StartError::Config)?;
         crate::services::sms_outbox::spawn(
             db.clone(),
@@ -174,6 +175,8 @@ pub fn router(state: AppState) -> Router {
     let work = Router::new()
         .route("/graphql", get(http::ws::get_or_upgrade).post(http::graphql::post))
         .route("/media/{id}", get(http::media::public))
+        .route("/media/{id}/thumbnail", get(http::media::thumbnail))
+        .route("/media/{id}/poster", get(http::media::poster))
         .route("/media/private/{id}", get(http::media::private))
         .route("/media/exports/{id}", get(http::media::export))
         .route_layer(middleware::from_fn_with_state(state.clone(), server::admission::shed));

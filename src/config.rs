@@ -223,6 +223,13 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_WEB_URL", default_value = "http://127.0.0.1:8000")]
     pub public_web_url: String,
 
+    /// Where clients reach this gateway (`https://api.ecer.example.com`, no trailing slash): the base
+    /// of the absolute URLs it hands out for its own routes (`Media.url`, `thumbnailUrl`,
+    /// `posterUrl`, uploaded avatars, live covers). Unset: `http://` + LISTEN_ADDR (127.0.0.1 for an
+    /// unspecified address), right for `cargo run`; set it behind a proxy or a CDN.
+    #[arg(long, env = "PUBLIC_API_URL")]
+    pub public_api_url: Option<String>,
+
     /// Where a live room's host pushes video (the media server's ingest, e.g.
     /// `rtmp://ingest.example.com/live/{stream}?key={key}`): `{stream}` becomes the room's stream
     /// name (`ecer-<n>`), `{key}` its ingest key. Shown to the host only; unset, `ingestUrl` is null.
@@ -524,12 +531,16 @@ impl Config {
             return Err(format!("REDIS_URL must start with redis:// or rediss://, got {:?}", redact(redis)));
         }
         let web = self.public_web_url.as_str();
-        if !(web.starts_with("http://") || web.starts_with("https://"))
-            || web.ends_with('/')
-            || web.contains(['?', '#'])
-        {
+        if !is_base_url(web) {
             return Err(format!(
                 "PUBLIC_WEB_URL must be an http(s) origin or base path with no trailing slash, got {web:?}"
+            ));
+        }
+        if let Some(api) = &self.public_api_url
+            && !is_base_url(api)
+        {
+            return Err(format!(
+                "PUBLIC_API_URL must be an http(s) origin or base path with no trailing slash, got {api:?}"
             ));
         }
         if self.database_max_connections == 0 {
@@ -658,6 +669,20 @@ impl Config {
         Ok(())
     }
 
+    /// The base of absolute URLs to this gateway's own routes: PUBLIC_API_URL, or the listen address.
+    pub fn public_api_base(&self) -> String {
+        match &self.public_api_url {
+            Some(url) => url.clone(),
+            None => {
+                let mut addr = self.listen_addr;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        }
+    }
+
     /// The setting that marks this as a production deployment, if any: `SESSION_COOKIE_SECURE` (the
     /// gateway is served over HTTPS to real people). Development-only features (the `log` SMS
     /// provider, its `/dev/sms-codes` route) are refused with it. `TRUSTED_DOCUMENTS` alone does not
@@ -745,6 +770,14 @@ impl Config {
     }
 }
 
+/// An http(s) origin or base path without a trailing slash, query or fragment, that parses as a URL.
+fn is_base_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && !url.ends_with('/')
+        && !url.contains(['?', '#'])
+        && url::Url::parse(url).is_ok_and(|u| u.host().is_some())
+}
+
 /// Hides a password in a URL before it reaches an error message or a log.
 fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -802,6 +835,21 @@ mod tests {
         c.smtp_url = Some(Secret::new("smtp://u:pw-secret@mail.example:25"));
         let refused = c.validate().unwrap_err();
         assert!(refused.contains("SMTP_URL") && !refused.contains("pw-secret"), "{refused}");
+    }
+
+    #[test]
+    fn the_public_api_base_is_checked_and_defaults_to_the_listen_address() {
+        let mut c = Config::defaults();
+        assert_eq!(c.public_api_base(), "http://127.0.0.1:8000");
+        c.listen_addr = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(c.public_api_base(), "http://127.0.0.1:9000");
+        c.public_api_url = Some("https://api.example.com/gw".into());
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.public_api_base(), "https://api.example.com/gw");
+        for bad in ["https://api.example.com/", "ftp://x", "https://", "api.example.com", "https://a.example?x=1"] {
+            c.public_api_url = Some(bad.into());
+            assert!(c.validate().unwrap_err().contains("PUBLIC_API_URL"), "{bad}");
+        }
     }
 
     #[test]

@@ -26,7 +26,9 @@
 //!   SERVICE_UNAVAILABLE answers.
 //! - [`error`]: `AppError` and the `extensions.code` each variant becomes.
 //! - [`seal`]: encryption at rest (AES-256-GCM, key ids, rotation) for identity data and private files.
-//! - [`media`]: uploads on disk: content-checked types, public and sealed private files, the media routes.
+//! - [`media`]: uploads on disk: content-checked types, public and sealed private files, thumbnails and
+//!   posters; [`media::probe`] reads sizes from headers at upload, [`media::thumbnail`] makes
+//!   thumbnails (run off the request path by `services::thumbnails`).
 //! - [`mail`]: email by SMTP (lettre), or to the log in development.
 //! - [`sms`]: SMS providers behind one trait (`log` for development, `disabled`, `aliyun`).
 //! - [`seed`]: a deterministic demo community for demos and benchmarks.

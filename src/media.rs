@@ -2,13 +2,20 @@
 //! uploaded, and private files (ID photos, data exports) sealed with [`crate::seal`].
 //!
 //! ```text
-//! MEDIA_DIR/public/<uuid>    served by GET /media/<uuid> to anyone
-//! MEDIA_DIR/private/<uuid>   sealed; only through the access-checked, audited route
-//! MEDIA_DIR/exports/<uuid>   sealed; only its owner downloads it
+//! MEDIA_DIR/public/<uuid>      served by GET /media/<uuid> to anyone
+//! MEDIA_DIR/thumbnails/<uuid>  a public image's thumbnail (JPEG), GET /media/<uuid>/thumbnail
+//! MEDIA_DIR/posters/<uuid>     a video's poster image, GET /media/<uuid>/poster
+//! MEDIA_DIR/private/<uuid>     sealed; only through the access-checked, audited route
+//! MEDIA_DIR/exports/<uuid>     sealed; only its owner downloads it
 //! ```
+//! Thumbnails and posters are derived from (or attached to) a public file and served under the same
+//! check as it; they are deleted with it.
 //! Names are server-made UUIDs, never client file names, so no path a client sends reaches the
 //! file system. Writes go to a temporary name first and are renamed into place, so a reader never
 //! sees half a file.
+
+pub mod probe;
+pub mod thumbnail;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,14 +25,20 @@ use crate::seal::{SealError, Sealer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Area {
     Public,
+    Thumbnails,
+    Posters,
     Private,
     Exports,
 }
 
 impl Area {
+    const ALL: [Area; 5] = [Area::Public, Area::Thumbnails, Area::Posters, Area::Private, Area::Exports];
+
     fn dir(self) -> &'static str {
         match self {
             Area::Public => "public",
+            Area::Thumbnails => "thumbnails",
+            Area::Posters => "posters",
             Area::Private => "private",
             Area::Exports => "exports",
         }
@@ -45,24 +58,57 @@ pub enum StoreError {
 pub struct MediaStore {
     root: PathBuf,
     sealer: Arc<Sealer>,
+    /// Wakes this instance's thumbnail worker when an upload queued a thumbnail, so it is made at
+    /// once rather than at the next poll (the poll is for what other instances or a crash left).
+    thumbnails_due: Arc<tokio::sync::Notify>,
 }
 
 impl MediaStore {
     /// Creates the folders if needed.
     pub fn open(root: &Path, sealer: Arc<Sealer>) -> std::io::Result<MediaStore> {
-        for area in [Area::Public, Area::Private, Area::Exports] {
+        for area in Area::ALL {
             std::fs::create_dir_all(root.join(area.dir()))?;
         }
-        Ok(MediaStore { root: root.to_path_buf(), sealer })
+        Ok(MediaStore { root: root.to_path_buf(), sealer, thumbnails_due: Arc::new(tokio::sync::Notify::new()) })
     }
 
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
     }
 
+    /// Tells the thumbnail worker there is work (a permit is kept if it is busy).
+    pub fn wake_thumbnailer(&self) {
+        self.thumbnails_due.notify_one();
+    }
+
+    /// Resolves when [`MediaStore::wake_thumbnailer`] was called.
+    pub async fn thumbnails_due(&self) {
+        self.thumbnails_due.notified().await;
+    }
+
     /// Where a public file lives (served with range support by the media route).
     pub fn public_path(&self, id: &uuid::Uuid) -> PathBuf {
         self.path(Area::Public, id)
+    }
+
+    /// Where a file of a served (not sealed) area lives: public files, thumbnails, posters.
+    pub fn served_path(&self, area: Area, id: &uuid::Uuid) -> PathBuf {
+        self.path(area, id)
+    }
+
+    /// Writes a derived file (a thumbnail) under a temporary name and renames it into place.
+    pub async fn put_bytes(&self, area: Area, id: &uuid::Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_atomic(&self.path(area, id), bytes).await?;
+        Ok(())
+    }
+
+    /// Reads a served file whole (a thumbnail's source: an image, bounded by `MAX_IMAGE_BYTES`).
+    pub async fn read(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        match tokio::fs::read(self.path(area, id)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The path of a file; `id` must be a UUID (callers parse it first).
@@ -83,7 +129,12 @@ impl MediaStore {
 
     /// Moves an uploaded temporary file into the public area without reading it into memory.
     pub async fn put_public_from(&self, id: &uuid::Uuid, source: std::fs::File) -> Result<(), StoreError> {
-        let path = self.path(Area::Public, id);
+        self.put_from(Area::Public, id, source).await
+    }
+
+    /// Copies an uploaded temporary file into a served area (public files, posters).
+    pub async fn put_from(&self, area: Area, id: &uuid::Uuid, source: std::fs::File) -> Result<(), StoreError> {
+        let path = self.path(area, id);
         let tmp = path.with_extension("partial");
         let mut src = tokio::fs::File::from_std(source);
         let mut dst = tokio::fs::File::create(&tmp).await?;

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub requests_shed: IntCounter,
     /// Requests whose body did not arrive in time (REQUEST_TIMEOUT).
     pub body_timeouts: IntCounter,
+    /// Thumbnails made (`ready`) or given up (`failed`: the image could not be decoded).
+    pub thumbnails: IntCounterVec,
     db_pool: IntGaugeVec,
 }
 
@@ -90,6 +92,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     let requests_shed = IntCounter::new("requests_shed_total", "Requests answered OVERLOADED")?;
     let body_timeouts = IntCounter::new("request_body_timeouts_total", "Request bodies that did not arrive in time")?;
+    let thumbnails =
+        IntCounterVec::new(Opts::new("thumbnails_total", "Thumbnails made or given up, by outcome"), &["outcome"])?;
     let db_pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(latency.clone()))?;
@@ -109,6 +113,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(connections_refused.clone()))?;
     registry.register(Box::new(requests_shed.clone()))?;
     registry.register(Box::new(body_timeouts.clone()))?;
+    registry.register(Box::new(thumbnails.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -128,6 +133,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         connections_refused,
         requests_shed,
         body_timeouts,
+        thumbnails,
         db_pool,
     })
 }

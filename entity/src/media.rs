@@ -17,6 +17,19 @@ pub struct Model {
     pub post_id: Option<i64>,
     pub position: i32,
     pub created_at: DateTimeUtc,
+    /// Pixel size as shown (EXIF rotation applied), read from the header at upload; null when the
+    /// header could not tell (WebM, a damaged file).
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// A video's length from its MP4/QuickTime header.
+    pub duration_ms: Option<i64>,
+    /// A video's poster image (stored beside it), by the type found in its content; null: none.
+    pub poster_mime: Option<String>,
+    /// The thumbnail job: PENDING, WORKING (claimed until `thumbnail_claimed_until`), READY or
+    /// FAILED; null when no thumbnail is made.
+    pub thumbnail_status: Option<String>,
+    pub thumbnail_attempts: i32,
+    pub thumbnail_claimed_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

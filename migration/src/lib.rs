@@ -22,6 +22,7 @@ mod m20261202_000042_message_client_ids;
 mod m20261202_000050_notice_broadcasts;
 mod m20261202_000051_live_moderation;
 mod m20261203_000050_email;
+mod m20261204_000060_media_details;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000050_notice_broadcasts::Migration),
             Box::new(m20261202_000051_live_moderation::Migration),
             Box::new(m20261203_000050_email::Migration),
+            Box::new(m20261204_000060_media_details::Migration),
         ]
     }
 }

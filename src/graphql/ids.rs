@@ -28,6 +28,8 @@ pub enum Kind {
     Settings,
     NotificationSetting,
     PolicyConsent,
+    /// Keyed by the upload's UUID, not a number: [`encode_key`], [`decode_media`].
+    Media,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             Kind::Settings => "Settings",
             Kind::NotificationSetting => "NotificationSetting",
             Kind::PolicyConsent => "PolicyConsent",
+            Kind::Media => "Media",
         }
     }
 
@@ -76,6 +79,7 @@ impl Kind {
             "Settings" => Kind::Settings,
             "NotificationSetting" => Kind::NotificationSetting,
             "PolicyConsent" => Kind::PolicyConsent,
+            "Media" => Kind::Media,
             _ => return None,
         })
     }
@@ -83,6 +87,28 @@ impl Kind {
 
 pub fn encode(kind: Kind, id: i64) -> ID {
     ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name())))
+}
+
+/// The global id of an object keyed by a string (an upload's UUID).
+pub fn encode_key(kind: Kind, key: &str) -> ID {
+    ID(URL_SAFE_NO_PAD.encode(format!("{}:{key}", kind.name())))
+}
+
+/// The upload a global Media id names.
+pub fn decode_media(id: &str) -> Option<uuid::Uuid> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
+    let key = raw.strip_prefix("Media:")?;
+    uuid::Uuid::parse_str(key).ok()
+}
+
+/// An upload named in an input (`mediaIds`, `coverMediaId`): its global id (`Media.id`), or the bare
+/// UUID that `Media.id` was before it became a global id (still accepted, so a draft saved by an
+/// older client still posts). Returns the stored key, the hyphenated UUID.
+pub fn media_key(id: &ID, field: &str) -> AppResult<String> {
+    decode_media(id)
+        .or_else(|| uuid::Uuid::parse_str(id).ok())
+        .map(|u| u.hyphenated().to_string())
+        .ok_or_else(|| AppError::bad_input(field, "is not a Media id"))
 }
 
 /// Any global id, whatever its type.
@@ -110,5 +136,17 @@ mod tests {
         assert_eq!(decode(Kind::Post, &id, "id").unwrap(), 42);
         assert!(decode(Kind::User, &id, "id").is_err());
         assert!(decode(Kind::Post, &ID("garbage".into()), "id").is_err());
+    }
+
+    #[test]
+    fn media_ids_carry_their_uuid_and_bare_uuids_are_still_accepted() {
+        let uuid = uuid::Uuid::new_v4();
+        let id = encode_key(Kind::Media, &uuid.hyphenated().to_string());
+        assert_eq!(decode_media(&id), Some(uuid));
+        assert_eq!(decode_any(&id), None, "not a numeric id");
+        assert_eq!(media_key(&id, "f").unwrap(), uuid.hyphenated().to_string());
+        assert_eq!(media_key(&ID(uuid.simple().to_string()), "f").unwrap(), uuid.hyphenated().to_string());
+        assert!(media_key(&encode(Kind::Post, 1), "f").is_err());
+        assert!(media_key(&ID("Media:1".into()), "f").is_err());
     }
 }

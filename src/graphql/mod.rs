@@ -130,6 +130,11 @@ pub(crate) fn web_url(ctx: &Context<'_>, path: &str) -> async_graphql::Result<St
     Ok(format!("{}{path}", state(ctx)?.config.public_web_url))
 }
 
+/// An absolute URL of one of this gateway's own routes (`PUBLIC_API_URL` + `path`).
+pub(crate) fn api_url(ctx: &Context<'_>, path: &str) -> async_graphql::Result<String> {
+    Ok(format!("{}{path}", state(ctx)?.config.public_api_base()))
+}
+
 pub(crate) fn viewer(ctx: &Context<'_>) -> Option<Viewer> {
     request_info(ctx).and_then(|r| r.viewer)
 }

@@ -1,5 +1,7 @@
 //! The media routes. `GET /media/{id}`: public uploads, to anyone, with range requests (videos) and
-//! long caching (a file never changes under its id). `GET /media/private/{id}`: an ID photo, to
+//! long caching (a file never changes under its id). `GET /media/{id}/thumbnail` and
+//! `GET /media/{id}/poster`: an image's thumbnail (once made) and a video's poster, under the very
+//! same check as the file they belong to ([`media::public`]). `GET /media/private/{id}`: an ID photo, to
 //! REVIEWERs and ADMINs only, every view audited. `GET /media/exports/{id}`: a data export, to its
 //! owner only. Private answers are never cached.
 
@@ -16,6 +18,7 @@ use tower_http::services::ServeFile;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, code};
+use crate::media::Area;
 use crate::services::{export, identity, media};
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
@@ -49,14 +52,43 @@ fn protect(headers: &mut HeaderMap) {
 }
 
 pub async fn public(State(app): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    serve_public(app, id, Variant::File, req).await
+}
+
+pub async fn thumbnail(State(app): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    serve_public(app, id, Variant::Thumbnail, req).await
+}
+
+pub async fn poster(State(app): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    serve_public(app, id, Variant::Poster, req).await
+}
+
+/// Which file of a public upload a route serves.
+#[derive(Clone, Copy)]
+enum Variant {
+    File,
+    Thumbnail,
+    Poster,
+}
+
+/// The public media route: one check ([`media::public`]) for a file and what derives from it.
+async fn serve_public(app: AppState, id: String, variant: Variant, req: Request) -> Response {
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     let row = match media::public(&app.db, &id).await {
         Ok(Some(row)) => row,
         Ok(None) => return not_found(),
         Err(e) => return from_error(e),
     };
-    let Ok(mime) = row.mime.parse::<mime::Mime>() else { return not_found() };
-    let served = ServeFile::new_with_mime(app.media.public_path(&id), &mime).oneshot(req).await;
+    let (area, mime) = match variant {
+        Variant::File => (Area::Public, Some(row.mime.as_str())),
+        Variant::Thumbnail => {
+            let ready = row.thumbnail_status.as_deref() == Some(media::ThumbnailStatus::Ready.as_str());
+            (Area::Thumbnails, ready.then_some(crate::media::thumbnail::MIME))
+        }
+        Variant::Poster => (Area::Posters, row.poster_mime.as_deref()),
+    };
+    let Some(Ok(mime)) = mime.map(str::parse::<mime::Mime>) else { return not_found() };
+    let served = ServeFile::new_with_mime(app.media.served_path(area, &id), &mime).oneshot(req).await;
     let mut resp = match served {
         Ok(resp) => resp.map(Body::new),
         Err(e) => return from_error(AppError::internal(e)),

@@ -161,8 +161,8 @@ pub async fn submit(
         return Err(AppError::Conflict("a verification is already pending or approved for this account".into()));
     }
     let kind = media_svc::Kind::IdPhoto;
-    let front = media_svc::store(db, store, config, viewer.user_id, kind, "input.idFront", s.front).await?;
-    let back = match media_svc::store(db, store, config, viewer.user_id, kind, "input.idBack", s.back).await {
+    let front = media_svc::store(db, store, config, viewer.user_id, kind, "input.idFront", s.front, None).await?;
+    let back = match media_svc::store(db, store, config, viewer.user_id, kind, "input.idBack", s.back, None).await {
         Ok(b) => b,
         Err(e) => {
             media_svc::remove(db, store, vec![front]).await?;

@@ -4,12 +4,15 @@
 use chrono::Utc;
 use entity::media;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 
+use crate::auth::Viewer;
+use crate::authz;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
-use crate::media::{Area, MediaStore};
+use crate::media::{Area, MediaStore, probe};
 
 /// Most images or videos one post may carry.
 pub const MAX_PER_POST: usize = 9;
@@ -79,7 +82,35 @@ pub struct Incoming {
     pub size: u64,
 }
 
-/// Checks and stores one upload for `owner`; `field` names the argument in errors.
+/// The content types a poster may be (as `infer` names them).
+const POSTER_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/gif"];
+
+/// Where a thumbnail job stands; stored as its upper-case name (null: no thumbnail is made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThumbnailStatus {
+    Pending,
+    Working,
+    Ready,
+    Failed,
+}
+
+impl ThumbnailStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThumbnailStatus::Pending => "PENDING",
+            ThumbnailStatus::Working => "WORKING",
+            ThumbnailStatus::Ready => "READY",
+            ThumbnailStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// Checks and stores one upload for `owner`; `field` names the argument in errors. A video may
+/// come with a poster image (`poster`: the argument's name and the file), checked like an image.
+/// Public images and videos with a poster are queued for a thumbnail, made after this returns by
+/// [`crate::services::thumbnails`]. A video's header is read whole-file (the `moov` box may follow
+/// the media data), within `MAX_UPLOAD_BYTES`.
+#[allow(clippy::too_many_arguments)]
 pub async fn store(
     db: &impl ConnectionTrait,
     store: &MediaStore,
@@ -88,44 +119,140 @@ pub async fn store(
     kind: Kind,
     field: &str,
     incoming: Incoming,
+    poster: Option<(&str, Incoming)>,
 ) -> AppResult<media::Model> {
-    let max = kind.max_bytes(config);
-    if incoming.size > max as u64 {
-        return Err(AppError::UploadTooLarge { field: field.into(), max_bytes: max });
+    if poster.is_some() && kind != Kind::Video {
+        let name = poster.as_ref().map_or(field, |(f, _)| *f);
+        return Err(AppError::bad_input(name, "only a VIDEO takes a poster"));
     }
-    if incoming.size == 0 {
-        return Err(AppError::UnsupportedMedia { field: field.into(), message: "the file is empty".into() });
-    }
+    let size = incoming.size;
+    let (mime, details, file) =
+        checked(kind.max_bytes(config), field, incoming, |m| kind.accepts(m), kind.what()).await?;
+    let poster = match poster {
+        Some((poster_field, p)) => {
+            let (mime, _, file) = checked(
+                config.max_image_bytes,
+                poster_field,
+                p,
+                |m| POSTER_TYPES.contains(&m),
+                "a JPEG, PNG, WebP or GIF image",
+            )
+            .await?;
+            Some((mime, file))
+        }
+        None => None,
+    };
     let id = uuid::Uuid::new_v4();
-    let (mime, file) = sniff(incoming.file).await.map_err(AppError::internal)?;
-    let mime = mime.filter(|m| kind.accepts(m)).ok_or_else(|| AppError::UnsupportedMedia {
-        field: field.into(),
-        message: format!("expected {} (checked by content, not by file name)", kind.what()),
-    })?;
     if kind.private() {
         let bytes = read_all(file).await.map_err(AppError::internal)?;
         store.put_sealed(Area::Private, &id, &bytes).await.map_err(AppError::internal)?;
     } else {
         store.put_public_from(&id, file).await.map_err(AppError::internal)?;
     }
+    let poster_mime = match poster {
+        Some((mime, file)) => {
+            if let Err(e) = store.put_from(Area::Posters, &id, file).await {
+                let _ = store.remove(Area::Public, &id).await;
+                return Err(AppError::internal(e));
+            }
+            Some(mime.to_string())
+        }
+        None => None,
+    };
+    let thumbnail = !kind.private() && (kind != Kind::Video || poster_mime.is_some());
     let row = media::ActiveModel {
         id: Set(id.hyphenated().to_string()),
         owner_id: Set(owner),
         kind: Set(kind.as_str().into()),
         mime: Set(mime.into()),
-        size_bytes: Set(incoming.size as i64),
+        size_bytes: Set(i64::try_from(size).unwrap_or(i64::MAX)),
         private: Set(kind.private()),
         post_id: Set(None),
         position: Set(0),
         created_at: Set(Utc::now()),
+        width: Set(details.width),
+        height: Set(details.height),
+        duration_ms: Set(details.duration_ms),
+        poster_mime: Set(poster_mime),
+        thumbnail_status: Set(thumbnail.then(|| ThumbnailStatus::Pending.as_str().to_string())),
+        thumbnail_attempts: Set(0),
+        thumbnail_claimed_until: Set(None),
     };
     match row.insert(db).await {
-        Ok(m) => Ok(m),
+        Ok(m) => {
+            if thumbnail {
+                store.wake_thumbnailer();
+            }
+            Ok(m)
+        }
         Err(e) => {
             // No row, no file: an orphan on disk would be data nobody can find to erase.
             let area = if kind.private() { Area::Private } else { Area::Public };
             let _ = store.remove(area, &id).await;
+            let _ = store.remove(Area::Posters, &id).await;
             Err(e.into())
+        }
+    }
+}
+
+/// Size, content type (by magic bytes) and header of one uploaded file: the type, the details and
+/// the file rewound for copying. An image declaring more pixels than decoding may take is refused.
+async fn checked(
+    max: usize,
+    field: &str,
+    incoming: Incoming,
+    accepts: impl Fn(&str) -> bool,
+    what: &str,
+) -> AppResult<(&'static str, probe::Details, std::fs::File)> {
+    if incoming.size > max as u64 {
+        return Err(AppError::UploadTooLarge { field: field.into(), max_bytes: max });
+    }
+    if incoming.size == 0 {
+        return Err(AppError::UnsupportedMedia { field: field.into(), message: "the file is empty".into() });
+    }
+    let (mime, file) = sniff(incoming.file).await.map_err(AppError::internal)?;
+    let mime = mime.filter(|m| accepts(m)).ok_or_else(|| AppError::UnsupportedMedia {
+        field: field.into(),
+        message: format!("expected {what} (checked by content, not by file name)"),
+    })?;
+    let (probed, file) = probe_file(field, mime, file).await?;
+    match probed {
+        probe::Probe::Read(details) => Ok((mime, details, file)),
+        probe::Probe::TooLarge => Err(AppError::UnsupportedMedia {
+            field: field.into(),
+            message: format!(
+                "the image is larger than {max} x {max} pixels, or too large to decode",
+                max = probe::MAX_IMAGE_SIDE
+            ),
+        }),
+    }
+}
+
+/// Reads the header of `file` (of type `mime`) on a blocking thread; returns the file rewound.
+async fn probe_file(field: &str, mime: &'static str, file: std::fs::File) -> AppResult<(probe::Probe, std::fs::File)> {
+    let done = tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let mut file = file;
+        let probed = {
+            let mut reader = std::io::BufReader::new(&mut file);
+            if mime.starts_with("image/") {
+                probe::image(&mut reader)
+            } else if mime == "video/mp4" || mime == "video/quicktime" {
+                probe::Probe::Read(probe::video(&mut reader))
+            } else {
+                probe::Probe::Read(probe::Details::default())
+            }
+        };
+        file.rewind().map(|()| (probed, file))
+    })
+    .await;
+    match done {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(AppError::internal(e)),
+        // A parser that panicked on a hostile header: the upload is refused, the server goes on.
+        Err(e) => {
+            tracing::warn!(error = %e, mime, "media header parser failed");
+            Err(AppError::UnsupportedMedia { field: field.into(), message: "the file could not be read".into() })
         }
     }
 }
@@ -171,9 +298,11 @@ pub async fn for_posts(db: &DatabaseConnection, post_ids: &[i64]) -> AppResult<V
         .await?)
 }
 
-/// Attaches the owner's uploaded post images and videos to a post, in the order given. Media already
-/// on another post, someone else's, or of another kind are refused.
-pub async fn attach_to_post(db: &impl ConnectionTrait, owner: i64, post_id: i64, ids: &[String]) -> AppResult<()> {
+/// The kinds a post shows.
+const POST_KINDS: [Kind; 2] = [Kind::PostImage, Kind::Video];
+
+/// A post's list of uploads: at most [`MAX_PER_POST`], none twice.
+fn check_post_list(ids: &[String]) -> AppResult<()> {
     if ids.len() > MAX_PER_POST {
         return Err(AppError::bad_input("input.mediaIds", format!("at most {MAX_PER_POST} files per post")));
     }
@@ -181,15 +310,28 @@ pub async fn attach_to_post(db: &impl ConnectionTrait, owner: i64, post_id: i64,
     if unique.len() != ids.len() {
         return Err(AppError::bad_input("input.mediaIds", "an upload is listed twice"));
     }
+    Ok(())
+}
+
+/// Attaches the owner's uploaded post images and videos to a post, in the order given. Media already
+/// on another post, someone else's, or of another kind are refused.
+pub async fn attach_to_post(db: &impl ConnectionTrait, owner: i64, post_id: i64, ids: &[String]) -> AppResult<()> {
+    check_post_list(ids)?;
+    place_on_post(db, owner, post_id, ids).await
+}
+
+/// Puts `ids` on the post at their positions: each the owner's post image or video, unattached or
+/// already on this post. The conditions are in the UPDATE itself: two posts racing for one upload
+/// cannot both win.
+async fn place_on_post(db: &impl ConnectionTrait, owner: i64, post_id: i64, ids: &[String]) -> AppResult<()> {
     for (position, id) in ids.iter().enumerate() {
-        // The conditions are in the UPDATE itself: two posts racing for one upload cannot both win.
         let attached = media::Entity::update_many()
             .col_expr(media::Column::PostId, sea_orm::sea_query::Expr::value(post_id))
-            .col_expr(media::Column::Position, sea_orm::sea_query::Expr::value(position as i32))
+            .col_expr(media::Column::Position, sea_orm::sea_query::Expr::value(i32::try_from(position).unwrap_or(0)))
             .filter(media::Column::Id.eq(id.clone()))
             .filter(media::Column::OwnerId.eq(owner))
-            .filter(media::Column::PostId.is_null())
-            .filter(media::Column::Kind.is_in([Kind::PostImage.as_str(), Kind::Video.as_str()]))
+            .filter(Condition::any().add(media::Column::PostId.is_null()).add(media::Column::PostId.eq(post_id)))
+            .filter(media::Column::Kind.is_in(POST_KINDS.map(Kind::as_str)))
             .exec(db)
             .await?;
         if attached.rows_affected != 1 {
@@ -199,8 +341,33 @@ pub async fn attach_to_post(db: &impl ConnectionTrait, owner: i64, post_id: i64,
     Ok(())
 }
 
-/// A public file by id: its row, if it is public (media of a deleted post go with it).
-pub async fn public(db: &DatabaseConnection, id: &uuid::Uuid) -> AppResult<Option<media::Model>> {
+/// Makes `ids` the post's media, in this order (`updatePost(mediaIds)`), with the validation of
+/// [`attach_to_post`]; the post's files left out are detached and returned, for the caller to
+/// delete with [`remove`] once the edit is committed (a removed picture stops being served).
+pub async fn replace_on_post(
+    db: &impl ConnectionTrait,
+    owner: i64,
+    post_id: i64,
+    ids: &[String],
+) -> AppResult<Vec<media::Model>> {
+    check_post_list(ids)?;
+    let current = media::Entity::find().filter(media::Column::PostId.eq(post_id)).all(db).await?;
+    let dropped: Vec<media::Model> = current.into_iter().filter(|m| !ids.contains(&m.id)).collect();
+    if !dropped.is_empty() {
+        media::Entity::update_many()
+            .col_expr(media::Column::PostId, sea_orm::sea_query::Expr::value(None::<i64>))
+            .filter(media::Column::Id.is_in(dropped.iter().map(|m| m.id.clone())))
+            .filter(media::Column::PostId.eq(post_id))
+            .exec(db)
+            .await?;
+    }
+    place_on_post(db, owner, post_id, ids).await?;
+    Ok(dropped)
+}
+
+/// A public file by id: its row, if it is public (media of a deleted post go with it). The one
+/// check of the public media route, for the file, its thumbnail and its poster alike.
+pub async fn public(db: &impl ConnectionTrait, id: &uuid::Uuid) -> AppResult<Option<media::Model>> {
     let found =
         media::Entity::find_by_id(id.hyphenated().to_string()).filter(media::Column::Private.eq(false)).one(db).await?;
     let Some(row) = found else { return Ok(None) };
@@ -217,13 +384,35 @@ pub async fn public(db: &DatabaseConnection, id: &uuid::Uuid) -> AppResult<Optio
     Ok(Some(row))
 }
 
-/// Deletes media rows and their files (account erasure, replaced avatars).
+/// A file's row for `node(id)`: a public one as the media route serves it ([`public`]); a private
+/// one (an ID photo) to whom `authz` lets read the owner's identity data, its owner or a reviewer.
+/// None for anyone else, as if it did not exist.
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: Option<&Viewer>,
+    id: &uuid::Uuid,
+) -> AppResult<Option<media::Model>> {
+    let Some(row) = media::Entity::find_by_id(id.hyphenated().to_string()).one(db).await? else { return Ok(None) };
+    if row.private {
+        let allowed = authz::can(viewer, authz::Action::ReadIdentity { owner: row.owner_id });
+        return Ok(allowed.then_some(row));
+    }
+    public(db, id).await
+}
+
+/// Deletes media rows and their files, thumbnails and posters with them (account erasure, replaced
+/// avatars, pictures taken off a post).
 pub async fn remove(db: &impl ConnectionTrait, store: &MediaStore, rows: Vec<media::Model>) -> AppResult<()> {
     for m in rows {
         let Ok(id) = uuid::Uuid::parse_str(&m.id) else { continue };
         let area = if m.private { Area::Private } else { Area::Public };
-        store.remove(area, &id).await.map_err(AppError::internal)?;
+        for area in [area, Area::Thumbnails, Area::Posters] {
+            store.remove(area, &id).await.map_err(AppError::internal)?;
+        }
         media::Entity::delete_by_id(m.id).exec(db).await?;
+        // Again after the row is gone: a thumbnail written in between (the worker finishing) would
+        // otherwise outlive it. The worker removes what it writes for a row that no longer exists.
+        store.remove(Area::Thumbnails, &id).await.map_err(AppError::internal)?;
     }
     Ok(())
 }
@@ -237,7 +426,7 @@ pub async fn set_avatar(
     file: Incoming,
 ) -> AppResult<entity::users::Model> {
     use entity::users;
-    let stored = store(db, media_store, config, user_id, Kind::Avatar, "input.file", file).await?;
+    let stored = store(db, media_store, config, user_id, Kind::Avatar, "input.file", file, None).await?;
     let old = media::Entity::find()
         .filter(media::Column::OwnerId.eq(user_id))
         .filter(media::Column::Kind.eq(Kind::Avatar.as_str()))

@@ -29,4 +29,5 @@ pub mod signin;
 pub mod sms_outbox;
 pub mod social;
 pub mod streams;
+pub mod thumbnails;
 pub mod validate;

@@ -122,12 +122,15 @@ pub struct PostPatch {
     pub title: Option<String>,
     pub body: Option<String>,
     pub image_urls: Option<Vec<String>>,
+    /// The post's uploads from now on, in order (`None`: unchanged).
+    pub media_ids: Option<Vec<String>>,
 }
 
 /// Only the author edits a post; moderators may remove it but not put words in the author's mouth.
 pub async fn update(
     db: &DatabaseConnection,
     broker: &Broker,
+    store: &crate::media::MediaStore,
     viewer: &Viewer,
     post_id: i64,
     patch: PostPatch,
@@ -153,9 +156,20 @@ pub async fn update(
     if let Some(urls) = patch.image_urls {
         update = update.col_expr(posts::Column::ImageUrls, Expr::value(image_urls(urls)?));
     }
+    let txn = db.begin().await?;
     // Conditional on the post still being live, so an edit racing a delete cannot write into it.
-    if update.exec(db).await?.rows_affected == 0 {
+    if update.exec(&txn).await?.rows_affected == 0 {
         return Err(AppError::NotFound("post"));
+    }
+    let dropped = match &patch.media_ids {
+        Some(ids) => crate::services::media::replace_on_post(&txn, viewer.user_id, post_id, ids).await?,
+        None => Vec::new(),
+    };
+    txn.commit().await?;
+    // Files taken off the post go once the edit is committed; should that fail, they stay as the
+    // author's unattached uploads (erased with the account), not on the post.
+    if let Err(err) = crate::services::media::remove(db, store, dropped).await {
+        tracing::warn!(?err, post_id, "media taken off a post could not be deleted");
     }
     let post = live(db, post_id).await?;
     search::index(db, search::Kind::Post, post.id, Some(post.board_id), &search_text(&post), post.created_at).await?;

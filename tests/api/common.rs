@@ -133,11 +133,13 @@ impl TestApp {
         config.email_outbox_poll_ms = 60_000;
         config.media_dir = media.path().join("media");
         config.seal_keys = seal_keys;
+        // Bound first: the absolute URLs the gateway hands out name the port it really serves on.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        config.public_api_url = Some(format!("http://{addr}"));
         tweak(&mut config);
         config.validate().expect("valid test config");
         let state = AppState::new(config).await.expect("start app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serve_state = state.clone();
         tokio::spawn(async move {
@@ -156,7 +158,11 @@ impl TestApp {
         }
     }
 
+    /// A path on this gateway as a URL; an absolute URL (as `Media.url` is) is taken as it is.
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_string();
+        }
         format!("http://{}{}", self.addr, path)
     }
 
@@ -543,6 +549,14 @@ pub fn png(tag: &str) -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
     b.extend_from_slice(tag.as_bytes());
     b
+}
+
+/// A real, decodable PNG of `w` x `h` pixels (a gradient with some transparency).
+pub fn picture(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([(x % 256) as u8, (y % 256) as u8, 120, 200]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
 }
 
 /// An MP4 (ISO base media) header.

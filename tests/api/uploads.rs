@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, mp4, phone, png};
+use crate::common::{TestApp, mp4, phone, picture, png};
 
 const UPLOAD: &str = "mutation($file: Upload!, $kind: MediaKind!) {
     uploadMedia(input: { file: $file, kind: $kind }) { media { id kind mimeType sizeBytes url } } }";
@@ -255,4 +255,331 @@ async fn posts_carry_uploaded_images_and_videos_and_avatars_are_replaced() {
     assert_ne!(first_url, second_url);
     assert_eq!(app.http.get(app.url(&first_url)).send().await.unwrap().status(), 404);
     assert_eq!(app.http.get(app.url(&second_url)).send().await.unwrap().bytes().await.unwrap().to_vec(), png("2"));
+}
+
+const UPLOAD_DETAILED: &str = "mutation($file: Upload!, $kind: MediaKind!) {
+    uploadMedia(input: { file: $file, kind: $kind }) {
+        media { id kind url width height durationMs thumbnailUrl posterUrl } } }";
+
+const MEDIA_NODE: &str = "query($id: ID!) { node(id: $id) { __typename id
+    ... on Media { kind url width height thumbnailUrl posterUrl } } }";
+
+/// Longest wait for the background worker to make (or give up) a thumbnail.
+const THUMBNAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `node(id)` of a Media, asked until its `thumbnailUrl` is set (bounded by [`THUMBNAIL_WAIT`]).
+async fn thumbnail_of(app: &TestApp, token: Option<&str>, id: &Value) -> String {
+    let deadline = tokio::time::Instant::now() + THUMBNAIL_WAIT;
+    loop {
+        let data = app.gql(token, MEDIA_NODE, json!({ "id": id })).await;
+        if let Some(url) = data["node"]["thumbnailUrl"].as_str() {
+            return url.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no thumbnail after {THUMBNAIL_WAIT:?}: {data}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The thumbnail job's status of an upload, as stored (the id is the upload's global id).
+async fn thumbnail_status(app: &TestApp, id: &Value) -> Option<String> {
+    use base64::Engine as _;
+    use sea_orm::ConnectionTrait;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id.as_str().unwrap()).unwrap();
+    let uuid = String::from_utf8(raw).unwrap().strip_prefix("Media:").unwrap().to_string();
+    let db = &app.state.db;
+    let sql = format!("SELECT thumbnail_status FROM media WHERE id = '{uuid}'");
+    let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    row.unwrap().try_get_by_index::<Option<String>>(0).unwrap()
+}
+
+/// The upload's file name on disk (its UUID) from its absolute URL.
+fn file_name(url: &str) -> String {
+    url.rsplit("/media/").next().unwrap().split('/').next().unwrap().to_string()
+}
+
+/// A PNG that declares `w` x `h` pixels in a valid header and holds none: a decompression bomb's
+/// shape.
+fn declared_png(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut crc = !0u32;
+    for b in &ihdr {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n\0\0\0\x0d".to_vec();
+    out.extend_from_slice(&ihdr);
+    out.extend_from_slice(&(!crc).to_be_bytes());
+    out
+}
+
+#[tokio::test]
+async fn images_are_sized_at_upload_and_thumbnailed_in_the_background_behind_the_same_check() {
+    let (app, c) = TestApp::community().await;
+    let data = app
+        .upload(
+            &c.alice,
+            UPLOAD_DETAILED,
+            json!({ "kind": "POST_IMAGE" }),
+            ("0", "p.png", "image/png", picture(640, 480)),
+        )
+        .await;
+    let media = data["uploadMedia"]["media"].clone();
+    assert_eq!((media["width"].clone(), media["height"].clone()), (json!(640), json!(480)), "{media}");
+    assert_eq!((media["durationMs"].clone(), media["posterUrl"].clone()), (Value::Null, Value::Null));
+    // Every URL is absolute, on the gateway's public base (PUBLIC_API_URL).
+    let url = media["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("http://{}/media/", app.addr)), "{url}");
+
+    // The thumbnail comes after the upload, from the background worker: a JPEG that fits in 320 px.
+    let thumb = thumbnail_of(&app, None, &media["id"]).await;
+    assert_eq!(thumb, format!("{url}/thumbnail"));
+    let resp = app.http.get(&thumb).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let small = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((small.width(), small.height()), (320, 240));
+    assert_eq!(thumbnail_status(&app, &media["id"]).await.as_deref(), Some("READY"));
+
+    // The thumbnail is served under the file's own check: gone with the post that shows it.
+    let create = "mutation($input: CreatePostInput!) { createPost(input: $input) { post { id media { id url thumbnailUrl } } } }";
+    let post = app
+        .gql(
+            Some(&c.alice),
+            create,
+            json!({ "input": { "boardId": c.board, "title": "t", "body": "b", "mediaIds": [media["id"]] } }),
+        )
+        .await;
+    assert_eq!(post["createPost"]["post"]["media"][0]["thumbnailUrl"], json!(thumb));
+    let delete = "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId } }";
+    app.gql(Some(&c.alice), delete, json!({ "p": post["createPost"]["post"]["id"] })).await;
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 404);
+    assert_eq!(app.http.get(&thumb).send().await.unwrap().status(), 404);
+    assert_eq!(app.gql(None, MEDIA_NODE, json!({ "id": media["id"] })).await["node"], Value::Null);
+
+    // Erasure deletes an upload's thumbnail with it.
+    let (bob, _) = app.register(&phone(8), "bob").await;
+    let data = app
+        .upload(&bob, UPLOAD_DETAILED, json!({ "kind": "POST_IMAGE" }), ("0", "b.png", "image/png", picture(50, 40)))
+        .await;
+    let spare = data["uploadMedia"]["media"].clone();
+    assert_eq!((spare["width"].clone(), spare["height"].clone()), (json!(50), json!(40)));
+    let thumb = thumbnail_of(&app, Some(&bob), &spare["id"]).await;
+    let on_disk = app.media_dir.path().join("media/thumbnails").join(file_name(&thumb));
+    assert!(on_disk.exists(), "{}", on_disk.display());
+    let erase = "mutation { deleteAccount(input: { password: \"correct horse\" }) { deleted } }";
+    app.gql(Some(&bob), erase, json!({})).await;
+    assert!(!on_disk.exists(), "the thumbnail is erased with the upload");
+    assert_eq!(app.http.get(&thumb).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_bomb_is_refused_and_an_undecodable_image_gets_no_thumbnail_and_no_retry() {
+    let (app, c) = TestApp::community().await;
+    // A valid header that declares 100,000 x 100,000 pixels: refused at upload, nothing is decoded.
+    let (status, body) = app
+        .upload_raw(
+            Some(&c.alice),
+            UPLOAD,
+            json!({ "kind": "POST_IMAGE", "file": null }),
+            one_file(),
+            vec![("0", "bomb.png", "image/png", declared_png(100_000, 100_000))],
+            true,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNSUPPORTED_MEDIA_TYPE", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "input.file");
+    // A PNG whose header cannot be read is kept (its content is a PNG) with no size; the worker
+    // gives it up once, and the gateway goes on.
+    let data = app
+        .upload(&c.alice, UPLOAD_DETAILED, json!({ "kind": "POST_IMAGE" }), ("0", "d.png", "image/png", png("d")))
+        .await;
+    let media = data["uploadMedia"]["media"].clone();
+    assert_eq!((media["width"].clone(), media["height"].clone()), (Value::Null, Value::Null));
+    let deadline = tokio::time::Instant::now() + THUMBNAIL_WAIT;
+    while thumbnail_status(&app, &media["id"]).await.as_deref() != Some("FAILED") {
+        assert!(tokio::time::Instant::now() < deadline, "the damaged image was not given up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let node = app.gql(None, MEDIA_NODE, json!({ "id": media["id"] })).await;
+    assert_eq!(node["node"]["thumbnailUrl"], Value::Null);
+    let url = media["url"].as_str().unwrap();
+    assert_eq!(app.http.get(format!("{url}/thumbnail")).send().await.unwrap().status(), 404);
+    assert_eq!(app.http.get(url).send().await.unwrap().status(), 200, "the file itself is still served");
+    // Given up for good: another pass of the worker does not take it again.
+    ecer_gateway::services::thumbnails::make_due(&app.state.db, &app.state.media).await.unwrap();
+    assert_eq!(thumbnail_status(&app, &media["id"]).await.as_deref(), Some("FAILED"));
+}
+
+#[tokio::test]
+async fn a_video_takes_an_optional_poster_that_also_gives_its_thumbnail() {
+    let (app, c) = TestApp::community().await;
+    let with_poster = "mutation($file: Upload!, $poster: Upload, $kind: MediaKind!) {
+        uploadMedia(input: { file: $file, kind: $kind, poster: $poster }) {
+            media { id url width height durationMs thumbnailUrl posterUrl } } }";
+    let files = |poster: Vec<u8>| {
+        vec![("0", "v.mp4", "video/mp4", mp4()), ("1", "poster.png", "application/octet-stream", poster)]
+    };
+    let map = json!({ "0": ["variables.file"], "1": ["variables.poster"] });
+    let (status, body) = app
+        .upload_raw(
+            Some(&c.alice),
+            with_poster,
+            json!({ "kind": "VIDEO", "file": null, "poster": null }),
+            map.clone(),
+            files(picture(400, 300)),
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let video = body["data"]["uploadMedia"]["media"].clone();
+    let url = video["url"].as_str().unwrap().to_string();
+    assert_eq!(video["posterUrl"], json!(format!("{url}/poster")), "{video}");
+    // This test file's MP4 has no `moov` box: its size and duration are unknown, not made up.
+    assert_eq!((video["width"].clone(), video["durationMs"].clone()), (Value::Null, Value::Null));
+    let poster = app.http.get(video["posterUrl"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(poster.status(), 200);
+    assert_eq!(poster.headers()["content-type"], "image/png", "typed by its content, not the claimed type");
+    assert_eq!(poster.bytes().await.unwrap().to_vec(), picture(400, 300));
+    let thumb = thumbnail_of(&app, Some(&c.alice), &video["id"]).await;
+    let small = image::load_from_memory(&app.http.get(&thumb).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!((small.width(), small.height()), (320, 240), "the video's thumbnail is its poster's");
+
+    // Without a poster: no poster, no thumbnail, ever.
+    let plain =
+        app.upload(&c.alice, UPLOAD_DETAILED, json!({ "kind": "VIDEO" }), ("0", "v.mp4", "video/mp4", mp4())).await;
+    let plain = &plain["uploadMedia"]["media"];
+    assert_eq!((plain["posterUrl"].clone(), plain["thumbnailUrl"].clone()), (Value::Null, Value::Null));
+    assert_eq!(thumbnail_status(&app, &plain["id"]).await, None);
+    // A poster must be an image, and only a video takes one.
+    let (_, body) = app
+        .upload_raw(
+            Some(&c.alice),
+            with_poster,
+            json!({ "kind": "VIDEO", "file": null, "poster": null }),
+            map.clone(),
+            files(b"not a picture at all".to_vec()),
+            true,
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNSUPPORTED_MEDIA_TYPE", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "input.poster");
+    let (_, body) = app
+        .upload_raw(
+            Some(&c.alice),
+            with_poster,
+            json!({ "kind": "POST_IMAGE", "file": null, "poster": null }),
+            map,
+            vec![("0", "a.png", "image/png", picture(10, 10)), ("1", "b.png", "image/png", picture(10, 10))],
+            true,
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "input.poster");
+}
+
+#[tokio::test]
+async fn update_post_media_ids_replaces_reorders_and_refuses_what_create_refuses() {
+    let (app, c) = TestApp::community().await;
+    let mut ids = Vec::new();
+    for tag in ["a", "b", "c"] {
+        let data =
+            app.upload(&c.alice, UPLOAD, json!({ "kind": "POST_IMAGE" }), ("0", "p.png", "image/png", png(tag))).await;
+        ids.push(data["uploadMedia"]["media"].clone());
+    }
+    let (a, b, cc) = (&ids[0], &ids[1], &ids[2]);
+    let create = "mutation($input: CreatePostInput!) { createPost(input: $input) { post { id } } }";
+    let post = app
+        .gql(
+            Some(&c.alice),
+            create,
+            json!({ "input": { "boardId": c.board, "title": "t", "body": "b", "mediaIds": [a["id"], b["id"]] } }),
+        )
+        .await["createPost"]["post"]["id"]
+        .clone();
+    let update = "mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title media { id } } } }";
+    let media_of = |data: &Value| -> Vec<Value> {
+        data["updatePost"]["post"]["media"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect()
+    };
+    // Replace: b stays, c joins, a is taken off and deleted.
+    let data =
+        app.gql(Some(&c.alice), update, json!({ "input": { "postId": post, "mediaIds": [b["id"], cc["id"]] } })).await;
+    assert_eq!(media_of(&data), vec![b["id"].clone(), cc["id"].clone()]);
+    assert_eq!(app.http.get(a["url"].as_str().unwrap()).send().await.unwrap().status(), 404);
+    assert_eq!(app.gql(None, MEDIA_NODE, json!({ "id": a["id"] })).await["node"], Value::Null);
+    // Reorder.
+    let data =
+        app.gql(Some(&c.alice), update, json!({ "input": { "postId": post, "mediaIds": [cc["id"], b["id"]] } })).await;
+    assert_eq!(media_of(&data), vec![cc["id"].clone(), b["id"].clone()]);
+    // Null leaves them as they are.
+    let data = app.gql(Some(&c.alice), update, json!({ "input": { "postId": post, "title": "renamed" } })).await;
+    assert_eq!(
+        (data["updatePost"]["post"]["title"].clone(), media_of(&data)),
+        (json!("renamed"), vec![cc["id"].clone(), b["id"].clone()])
+    );
+
+    // Refused like createPost: someone else's upload, more than 9, one listed twice; nothing changes.
+    let (bob, _) = app.register(&phone(9), "bob").await;
+    let theirs = app.upload(&bob, UPLOAD, json!({ "kind": "POST_IMAGE" }), ("0", "x.png", "image/png", png("x"))).await;
+    let mut ten = Vec::new();
+    for i in 0..10 {
+        let data = app
+            .upload(&c.alice, UPLOAD, json!({ "kind": "POST_IMAGE" }), ("0", "p.png", "image/png", png(&i.to_string())))
+            .await;
+        ten.push(data["uploadMedia"]["media"]["id"].clone());
+    }
+    for bad in [json!([cc["id"], theirs["uploadMedia"]["media"]["id"]]), json!(ten), json!([b["id"], b["id"]])] {
+        let input = json!({ "input": { "postId": post, "title": "should not stick", "mediaIds": bad } });
+        let (code, err) = app.gql_err(Some(&c.alice), update, input).await;
+        assert_eq!(
+            (code.as_str(), err["extensions"]["field"].as_str()),
+            ("BAD_USER_INPUT", Some("input.mediaIds")),
+            "{bad}"
+        );
+    }
+    // Only the author edits, media included.
+    let input = json!({ "input": { "postId": post, "mediaIds": [] } });
+    assert_eq!(app.gql_err(Some(&bob), update, input).await.0, "FORBIDDEN");
+    let page = "query($id: ID!) { post(id: $id) { title media { id } } }";
+    let now = app.gql(None, page, json!({ "id": post })).await;
+    assert_eq!(now["post"]["title"], "renamed", "a refused edit changes nothing");
+    let kept: Vec<Value> = now["post"]["media"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(kept, vec![cc["id"].clone(), b["id"].clone()]);
+    // An empty list takes every file off.
+    let data = app.gql(Some(&c.alice), update, json!({ "input": { "postId": post, "mediaIds": [] } })).await;
+    assert!(media_of(&data).is_empty());
+}
+
+#[tokio::test]
+async fn media_is_a_node_and_an_id_photo_only_reaches_its_owner_and_reviewers() {
+    use base64::Engine as _;
+    let (app, c) = TestApp::community().await;
+    let data =
+        app.upload(&c.alice, UPLOAD, json!({ "kind": "POST_IMAGE" }), ("0", "p.png", "image/png", png("n"))).await;
+    let media = &data["uploadMedia"]["media"];
+    let node = app.gql(None, MEDIA_NODE, json!({ "id": media["id"] })).await;
+    assert_eq!(node["node"]["__typename"], "Media");
+    assert_eq!((node["node"]["id"].clone(), node["node"]["url"].clone()), (media["id"].clone(), media["url"].clone()));
+
+    // An ID photo's Media: its owner and reviewers get it (with no URL); anyone else gets null.
+    let (member, _) = app.register(&phone(60), "trader").await;
+    let (status, body) = crate::trust::submit(&app, &member, crate::trust::ID_NUMBER).await;
+    assert_eq!(status, 200, "{body}");
+    let private = app.media_dir.path().join("media/private");
+    let photo = std::fs::read_dir(&private).unwrap().next().unwrap().unwrap().file_name();
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("Media:{}", photo.to_str().unwrap()));
+    for (who, token) in [("the owner", Some(member.as_str())), ("a reviewer", Some(c.admin.as_str()))] {
+        let node = app.gql(token, MEDIA_NODE, json!({ "id": id })).await;
+        assert_eq!(node["node"]["kind"], "ID_PHOTO", "{who}: {node}");
+        assert_eq!((node["node"]["url"].clone(), node["node"]["thumbnailUrl"].clone()), (Value::Null, Value::Null));
+    }
+    for (who, token) in [("another member", Some(c.alice.as_str())), ("a signed-out visitor", None)] {
+        assert_eq!(app.gql(token, MEDIA_NODE, json!({ "id": id })).await["node"], Value::Null, "{who}");
+    }
 }

@@ -15,9 +15,13 @@ pub struct CreatePostInput {
     /// 1 to 20,000 characters.
     body: String,
     /// Up to 9 http(s) image URLs.
-    #[graphql(default)]
+    #[graphql(
+        default,
+        deprecation = "Upload the pictures with `uploadMedia` and pass `mediaIds`: they are checked, sized, thumbnailed and served by the gateway."
+    )]
     image_urls: Vec<String>,
-    /// Up to 9 of the viewer's uploads (`uploadMedia` with POST_IMAGE or VIDEO), in display order.
+    /// Up to 9 of the viewer's uploads (`uploadMedia` with POST_IMAGE or VIDEO; `Media.id`), in
+    /// display order.
     #[graphql(default)]
     media_ids: Vec<ID>,
 }
@@ -34,7 +38,13 @@ pub struct UpdatePostInput {
     post_id: ID,
     title: Option<String>,
     body: Option<String>,
+    #[graphql(deprecation = "Use `mediaIds`: uploads the gateway checks, sizes, thumbnails and serves.")]
     image_urls: Option<Vec<String>>,
+    /// The post's media from now on, in display order: null leaves them as they are; a list (empty
+    /// for none) replaces them, with the rules of `createPost(mediaIds)` (the viewer's own uploads,
+    /// POST_IMAGE or VIDEO, at most 9, none twice; uploads already on this post may be kept or
+    /// reordered). Files taken off the post are deleted.
+    media_ids: Option<Vec<ID>>,
 }
 
 #[derive(SimpleObject)]
@@ -89,6 +99,11 @@ pub struct DeleteCommentPayload {
     comment: Comment,
 }
 
+/// The uploads of a `mediaIds` input, as stored keys.
+fn media_keys(ids: &[ID]) -> crate::error::AppResult<Vec<String>> {
+    ids.iter().map(|id| ids::media_key(id, "input.mediaIds")).collect()
+}
+
 #[derive(Default)]
 pub struct PostMutation;
 
@@ -101,7 +116,7 @@ impl PostMutation {
             title: input.title,
             body: input.body,
             image_urls: input.image_urls,
-            media_ids: input.media_ids.into_iter().map(|id| id.0).collect(),
+            media_ids: media_keys(&input.media_ids)?,
         };
         let post = post_service::create(&state(ctx)?.db, &viewer, new).await?;
         Ok(CreatePostPayload { post_edge: edge(Cursor::Id(post.id), Post(post.clone())), post: Post(post) })
@@ -111,9 +126,12 @@ impl PostMutation {
     async fn update_post(&self, ctx: &Context<'_>, input: UpdatePostInput) -> async_graphql::Result<UpdatePostPayload> {
         let viewer = require_viewer(ctx)?;
         let id = ids::decode(Kind::Post, &input.post_id, "input.postId")?;
-        let patch = PostPatch { title: input.title, body: input.body, image_urls: input.image_urls };
+        let media_ids = input.media_ids.as_deref().map(media_keys).transpose()?;
+        let patch = PostPatch { title: input.title, body: input.body, image_urls: input.image_urls, media_ids };
         let st = state(ctx)?;
-        let post = post_service::update(&st.db, &st.broker, &viewer, id, patch).await?;
+        let post = post_service::update(&st.db, &st.broker, &st.media, &viewer, id, patch).await?;
+        // The post's media were read from the database before this edit if an earlier field asked.
+        loaders(ctx)?.clear();
         Ok(UpdatePostPayload { post: Post(post) })
     }
 

@@ -109,7 +109,8 @@ pub struct CreateLiveStreamInput {
     /// 1 to 100 characters.
     title: String,
     board_id: Option<ID>,
-    /// An image the host uploaded (`uploadMedia`, kind POST_IMAGE) to show as the room's cover.
+    /// An image the host uploaded (`uploadMedia`, kind POST_IMAGE; its `Media.id`) to show as the
+    /// room's cover.
     cover_media_id: Option<ID>,
 }
 
@@ -288,8 +289,8 @@ impl RealtimeMutation {
     ) -> async_graphql::Result<LiveStreamPayload> {
         let viewer = require_viewer(ctx)?;
         let board = input.board_id.map(|b| ids::decode(Kind::Board, &b, "input.boardId")).transpose()?;
-        let cover = input.cover_media_id.as_ref().map(|id| id.0.as_str());
-        let stream = live::create(&state(ctx)?.db, &viewer, &input.title, board, cover).await?;
+        let cover = input.cover_media_id.as_ref().map(|id| ids::media_key(id, "input.coverMediaId")).transpose()?;
+        let stream = live::create(&state(ctx)?.db, &viewer, &input.title, board, cover.as_deref()).await?;
         Ok(LiveStreamPayload { live_stream: LiveStream(stream) })
     }
 

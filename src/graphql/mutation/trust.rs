@@ -25,6 +25,10 @@ pub struct UploadMediaInput {
     file: Upload,
     /// AVATAR, POST_IMAGE or VIDEO (ID photos go through `submitIdentityVerification`).
     kind: MediaKind,
+    /// With a VIDEO only: a still image (JPEG, PNG, WebP or GIF, up to `MAX_IMAGE_BYTES`) shown before
+    /// playback, as `Media.posterUrl`; the video's thumbnail is made from it. The gateway cuts no
+    /// frames from videos: without a poster, `posterUrl` and `thumbnailUrl` stay null.
+    poster: Option<Upload>,
 }
 
 #[derive(SimpleObject)]
@@ -126,9 +130,12 @@ pub struct TrustMutation;
 
 #[Object]
 impl TrustMutation {
-    /// Uploads an avatar, post image or short video; attach post media with `createPost(mediaIds)`.
+    /// Uploads an avatar, post image or short video (a video with an optional poster image); attach
+    /// post media with `createPost(mediaIds)` or `updatePost(mediaIds)`. Images are checked for their
+    /// pixel size at once (`width`, `height`); the thumbnail follows in the background.
     /// Refusals: `UPLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE` (content is not of the kind),
-    /// `TOO_MANY_UPLOADS` (more files than `MAX_UPLOAD_FILES` in one request).
+    /// `TOO_MANY_UPLOADS` (more files than `MAX_UPLOAD_FILES` in one request); an image declaring
+    /// more than 10,000 pixels on a side is `UNSUPPORTED_MEDIA_TYPE` too.
     async fn upload_media(
         &self,
         ctx: &Context<'_>,
@@ -141,7 +148,12 @@ impl TrustMutation {
         }
         let st = state(ctx)?;
         let file = incoming(ctx, &input.file, "input.file")?;
-        let m = media_svc::store(&st.db, &st.media, &st.config, viewer.user_id, kind, "input.file", file).await?;
+        let poster = match &input.poster {
+            Some(p) => Some(("input.poster", incoming(ctx, p, "input.poster")?)),
+            None => None,
+        };
+        let m =
+            media_svc::store(&st.db, &st.media, &st.config, viewer.user_id, kind, "input.file", file, poster).await?;
         Ok(UploadMediaPayload { media: Media(m) })
     }
 

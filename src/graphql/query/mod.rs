@@ -55,6 +55,10 @@ pub struct NodeQuery;
 impl NodeQuery {
     /// Fetches any object by its global id; null if it does not exist.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        if let Some(upload) = ids::decode_media(&id) {
+            let found = crate::services::media::visible(&state(ctx)?.db, viewer(ctx).as_ref(), &upload).await?;
+            return Ok(found.map(|m| Node::Media(crate::graphql::types::trust::Media(m))));
+        }
         let Some((kind, n)) = ids::decode_any(&id) else {
             return Err(AppError::bad_input("id", "is not a valid id").into());
         };
@@ -84,7 +88,9 @@ impl NodeQuery {
             | Kind::IdentityVerification
             | Kind::AuditEntry
             | Kind::ActivityEntry
-            | Kind::NoticeBroadcast => None,
+            | Kind::NoticeBroadcast
+            // Keyed by UUID: decoded above.
+            | Kind::Media => None,
         })
     }
 }

@@ -6,7 +6,7 @@ use entity::live_streams;
 use super::{Board, User, connection, count, load_one};
 use crate::authz::{self, Action};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::{loaders, relay_page_args, state, viewer};
+use crate::graphql::{api_url, loaders, relay_page_args, state, viewer};
 use crate::pubsub::ChatLine;
 use crate::services::live as service;
 use crate::services::page::{Cursor, RawPage};
@@ -59,9 +59,10 @@ impl LiveStream {
         }))
     }
 
-    /// The room's cover image (a path on this gateway, like every media URL); null without one.
-    async fn cover_url(&self) -> Option<String> {
-        self.0.cover_media_id.as_deref().map(crate::services::media::public_path)
+    /// The room's cover image (an absolute URL on this gateway, like every media URL); null without
+    /// one.
+    async fn cover_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        self.0.cover_media_id.as_deref().map(|id| api_url(ctx, &crate::services::media::public_path(id))).transpose()
     }
 
     /// Where viewers watch: the media server's playback URLs for this room (`LIVE_PLAYBACK_*`).

@@ -60,6 +60,8 @@ impl Post {
         Ok(excerpt(&self.0.body, length))
     }
 
+    /// Image URLs given as text when the post was written (the old way to show pictures).
+    #[graphql(deprecation = "Use `media`: uploads with their size, thumbnail and absolute URL.")]
     async fn image_urls(&self) -> Vec<String> {
         serde_json::from_value(self.0.image_urls.clone()).unwrap_or_default()
     }

@@ -8,7 +8,7 @@ use entity::{audit_log, data_exports, identity_verifications, media, request_log
 use super::{User, load_one};
 use crate::authz;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::{loaders, request_info, state, viewer};
+use crate::graphql::{api_url, loaders, request_info, state, viewer};
 use crate::services::identity::{self, Status};
 use crate::services::media as media_svc;
 
@@ -26,13 +26,26 @@ pub enum MediaKind {
     IdPhoto,
 }
 
-/// An uploaded file.
+/// An uploaded file. Its URLs are absolute (`PUBLIC_API_URL` + `/media/...`) and never change, so
+/// they may be cached for ever.
 pub struct Media(pub media::Model);
+
+impl Media {
+    /// An absolute URL of one of this file's routes; null for private files, which have none.
+    fn served(&self, ctx: &Context<'_>, suffix: &str) -> async_graphql::Result<Option<String>> {
+        if self.0.private {
+            return Ok(None);
+        }
+        Ok(Some(api_url(ctx, &format!("{}{suffix}", media_svc::public_path(&self.0.id)))?))
+    }
+}
 
 #[Object]
 impl Media {
-    async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+    /// A global id (`node(id)` resolves it); inputs that take uploads (`mediaIds`, `coverMediaId`)
+    /// take this id.
+    pub async fn id(&self) -> ID {
+        ids::encode_key(Kind::Media, &self.0.id)
     }
 
     async fn kind(&self) -> MediaKind {
@@ -48,9 +61,50 @@ impl Media {
         self.0.size_bytes as f64
     }
 
-    /// Where the file is served, relative to the gateway (`/media/{id}`); null for private files.
-    async fn url(&self) -> Option<String> {
-        (!self.0.private).then(|| media_svc::public_path(&self.0.id))
+    /// Where the file is served: an absolute URL (`PUBLIC_API_URL/media/{uuid}`); null for private
+    /// files (ID photos reach reviewers through the verification queue only).
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        self.served(ctx, "")
+    }
+
+    /// Width in pixels as displayed (an image's EXIF rotation applied; a video's track size, turned
+    /// by its rotation), read from the file's header at upload. Null when the header does not tell:
+    /// WebM videos, files the parser does not understand.
+    async fn width(&self) -> Option<i32> {
+        self.0.width
+    }
+
+    /// Height in pixels as displayed; see `width`.
+    async fn height(&self) -> Option<i32> {
+        self.0.height
+    }
+
+    /// A video's length in milliseconds, from its MP4/QuickTime header; null for images and for
+    /// videos whose header does not tell (WebM).
+    async fn duration_ms(&self) -> Option<i32> {
+        self.0.duration_ms.and_then(|ms| i32::try_from(ms).ok())
+    }
+
+    /// A small JPEG of the image (or of a video's poster) that fits in 320 x 320 pixels, for lists and
+    /// grids. Made in the background after the upload: null until it is ready (usually within a
+    /// second; fetch the media again), and null for good when the image could not be decoded, for
+    /// videos without a poster, and for private files. Served with the file's own permission.
+    async fn thumbnail_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let ready = self.0.thumbnail_status.as_deref() == Some(media_svc::ThumbnailStatus::Ready.as_str());
+        if !ready {
+            return Ok(None);
+        }
+        self.served(ctx, "/thumbnail")
+    }
+
+    /// A video's poster: the still image its uploader sent with it (`uploadMedia(input.poster)`),
+    /// shown before playback. The gateway does not cut frames from videos, so a video uploaded
+    /// without a poster has none (null), nor has an image.
+    async fn poster_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        if self.0.poster_mime.is_none() {
+            return Ok(None);
+        }
+        self.served(ctx, "/poster")
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

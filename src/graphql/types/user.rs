@@ -10,7 +10,7 @@ use crate::authz::{self, Action};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::EdgeKey;
-use crate::graphql::{loaders, page_args, state, viewer};
+use crate::graphql::{api_url, loaders, page_args, state, viewer};
 use crate::services::social::{self, Edge, Side};
 use crate::services::{accounts, audit, comments as comment_service, posts as post_service};
 
@@ -49,8 +49,14 @@ impl User {
         &self.0.nickname
     }
 
-    async fn avatar_url(&self) -> Option<&str> {
-        self.0.avatar_url.as_deref()
+    /// The member's picture: an absolute URL (an avatar uploaded with `setAvatar` is served by this
+    /// gateway, `PUBLIC_API_URL/media/{uuid}`); null without one.
+    async fn avatar_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        match self.0.avatar_url.as_deref() {
+            // Stored as the route's path, so a change of PUBLIC_API_URL moves every avatar with it.
+            Some(path) if path.starts_with("/media/") => Ok(Some(api_url(ctx, path)?)),
+            other => Ok(other.map(str::to_string)),
+        }
     }
 
     async fn gender(&self) -> Gender {
