@@ -659,7 +659,7 @@ async fn execute(
     let mut retry_after = None;
     let mut down_retry = None;
     let mut responses = Vec::with_capacity(params.len());
-    for (p, refusal) in params {
+    for (mut p, refusal) in params {
         let started = std::time::Instant::now();
         let operation = operation_label(&app, p.operation_name.as_deref(), p.query.as_deref());
         let operation_name = p.operation_name.clone();
@@ -673,7 +673,7 @@ async fn execute(
             responses.push(Reply::Run(Box::new(resp)));
             continue;
         }
-        let query = match (refusal, p.query) {
+        let query = match (refusal, p.query.take()) {
             (Some(refusal), _) => {
                 let resp = refused(&refusal);
                 observe("http", &operation, started, &resp, &request_id);
@@ -696,36 +696,10 @@ async fn execute(
                 p.variables.as_ref().map(|v| Value::Object(v.clone()).to_string()).unwrap_or_default(),
             ),
         });
+        let run = || run_one(&app, query, p, info.clone(), &request_id);
         let (resp, cached) = match (cache, key) {
-            (Some(cache), Some(key)) => {
-                answer_cached(&app, cache, key, &info, &request_id, || {
-                    run_one(
-                        &app,
-                        query,
-                        p.operation_name,
-                        p.variables,
-                        p.uploads,
-                        p.extensions,
-                        info.clone(),
-                        &request_id,
-                    )
-                })
-                .await
-            }
-            _ => {
-                let resp = run_one(
-                    &app,
-                    query,
-                    p.operation_name,
-                    p.variables,
-                    p.uploads,
-                    p.extensions,
-                    info.clone(),
-                    &request_id,
-                )
-                .await;
-                (resp, None)
-            }
+            (Some(cache), Some(key)) => answer_cached(&app, cache, key, &info, &request_id, run).await,
+            _ => (run().await, None),
         };
         if let Some(answer) = &cached {
             // The visits the answer's computation counted, counted for this reader too.
@@ -834,30 +808,26 @@ enum Reply {
     Cached(Arc<Answer>),
 }
 
-/// Runs one operation of a request.
-#[allow(clippy::too_many_arguments)]
+/// Runs one operation of a request: `query` with the rest of `p`.
 async fn run_one(
     app: &AppState,
     query: String,
-    operation_name: Option<String>,
-    variables: Option<Map<String, Value>>,
-    uploads: Vec<(String, async_graphql::UploadValue)>,
-    extensions: Option<Map<String, Value>>,
+    p: Params,
     info: RequestInfo,
     request_id: &str,
 ) -> async_graphql::Response {
     let mut req = crate::graphql::prepare(async_graphql::Request::new(query), &app.db, &app.presence, info);
-    if let Some(name) = operation_name {
+    if let Some(name) = p.operation_name {
         req = req.operation_name(name);
     }
-    if let Some(vars) = variables {
+    if let Some(vars) = p.variables {
         req = req.variables(Variables::from_json(Value::Object(vars)));
     }
-    for (path, upload) in uploads {
+    for (path, upload) in p.uploads {
         placeholder(&mut req.variables, &path);
         req.set_upload(&path, upload);
     }
-    if let Some(ext) = extensions {
+    if let Some(ext) = p.extensions {
         for (k, v) in ext {
             if let Ok(v) = async_graphql::Value::from_json(v) {
                 req.extensions.insert(k, v);
@@ -921,13 +891,20 @@ fn gone() -> async_graphql::ServerError {
 /// A stale answer recomputed in the background by the one request that found it stale.
 async fn refresh_cached(app: AppState, cache: Arc<ResponseCache>, key: Key, request_id: String) {
     let Some(stamp) = cache.epoch().stamp().await else { return };
-    let variables = serde_json::from_str::<Map<String, Value>>(&key.variables).ok();
+    let p = Params {
+        query: None,
+        document_id: None,
+        operation_name: key.operation.as_deref().map(str::to_string),
+        variables: serde_json::from_str::<Map<String, Value>>(&key.variables).ok(),
+        extensions: None,
+        uploads: Vec::new(),
+    };
+    let query = key.query.to_string();
     let info = RequestInfo::default();
-    let (query, operation) = (key.query.to_string(), key.operation.as_deref().map(str::to_string));
     let visits = info.visits.clone();
     let _: Filled<()> = cache
         .fill(key, stamp, || async {
-            let resp = run_one(&app, query, operation, variables, Vec::new(), None, info, &request_id).await;
+            let resp = run_one(&app, query, p, info, &request_id).await;
             ((), shareable(&resp, &visits))
         })
         .await;
