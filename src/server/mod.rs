@@ -159,6 +159,11 @@ pub async fn serve(
                 }
             },
         };
+        // Answers and WebSocket frames go out as soon as they are written: Nagle's algorithm would
+        // hold a small frame back until the client's delayed ACK (up to 40 ms on Linux).
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
         let permit = match capacity.admit_connection(peer.ip()) {
             Ok(permit) => permit,
             Err(full) => {
