@@ -159,6 +159,9 @@ fn result_frame(kind: &str, id: &str, payload: &impl serde::Serialize) -> Messag
     }
 }
 
+/// At most this many queued frames are written together before a flush.
+const WRITE_BATCH: usize = 64;
+
 struct Connection {
     app: AppState,
     proto: Proto,
@@ -206,8 +209,18 @@ async fn run(socket: Socket, app: AppState, proto: Option<Proto>, header_token: 
                     None => break,
                 },
             };
-            let closing = matches!(msg, Message::Close(_));
-            if sink.send(msg).await.is_err() || closing {
+            // Frames already queued behind this one go out in the same write: a socket with a backlog
+            // (a busy live room) costs one flush and one syscall per batch, not one per frame.
+            let mut closing = matches!(msg, Message::Close(_));
+            let mut failed = sink.feed(msg).await.is_err();
+            let mut batched = 1;
+            while !failed && !closing && batched < WRITE_BATCH {
+                let Ok(next) = out_rx.try_recv() else { break };
+                closing = matches!(next, Message::Close(_));
+                failed = sink.feed(next).await.is_err();
+                batched += 1;
+            }
+            if failed || sink.flush().await.is_err() || closing {
                 break;
             }
         }
