@@ -137,6 +137,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn removals_and_bans_are_never_allowed_to_lag() {
+        let removals =
+            ["deletePost", "deleteComment", "deleteLiveChatMessage", "deleteAccount", "banUser", "setUserRole"];
+        for name in removals {
+            assert_eq!(effect(name), Effect::Content, "{name}");
+        }
+        assert_eq!(effect("aMutationNobodyListed"), Effect::Content, "unlisted means content");
+    }
+
+    #[test]
     fn every_listed_mutation_exists() {
         let sdl = crate::graphql::sdl();
         let mutation = sdl.split("type Mutation {").nth(1).and_then(|rest| rest.split("\n}").next()).unwrap();
