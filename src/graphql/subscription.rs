@@ -197,20 +197,10 @@ impl Subscription {
                     yield UnreadCounts { notifications, messages };
                 }
                 // Wait for a change, then let a burst settle (one event for a page of reads).
-                loop {
-                    let changed = match sub.recv().await {
-                        Received::Lagged(_) => true,
-                        Received::Event(e) => matches!(
-                            *e,
-                            Event::Message { .. } | Event::Notification { .. } | Event::UnreadChanged | Event::Resync
-                        ),
-                    };
-                    if changed {
-                        break;
-                    }
-                }
-                let settle = tokio::time::Instant::now() + UNREAD_SETTLE;
-                while tokio::time::timeout_at(settle, sub.recv()).await.is_ok() {}
+                let changes = |e: &Event| {
+                    matches!(e, Event::Message { .. } | Event::Notification { .. } | Event::UnreadChanged)
+                };
+                gather(&mut sub, changes, UNREAD_SETTLE).await;
             }
         })
     }
