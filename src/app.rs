@@ -45,6 +45,8 @@ pub struct AppState {
     pub sms: crate::sms::Sms,
     /// Anonymous query answers kept in memory; `None` when `RESPONSE_CACHE_TTL_MS` is 0.
     pub response_cache: Option<Arc<crate::response_cache::ResponseCache>>,
+    /// Entities queries read, kept between requests (`None` when turned off).
+    pub entities: Option<Arc<crate::entity_cache::EntityCache>>,
     /// Connections, WebSockets and requests in flight this instance has room for.
     pub capacity: Arc<Capacity>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
@@ -124,6 +126,12 @@ impl AppState {
             epoch.clone(),
         )
         .map(Arc::new);
+        let entities = crate::entity_cache::EntityCache::new(
+            config.entity_cache_ttl_ms,
+            config.entity_cache_entries,
+            epoch.clone(),
+        )
+        .map(Arc::new);
         let schema = graphql::build_schema(graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
@@ -152,6 +160,7 @@ impl AppState {
             activity,
             sms,
             response_cache,
+            entities,
             capacity,
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),

@@ -374,6 +374,19 @@ pub struct Config {
     #[arg(long, env = "RESPONSE_CACHE_MIB", default_value_t = 64)]
     pub response_cache_mib: u64,
 
+    /// Milliseconds a post, member, board, media list, comment page or post list read by a query is
+    /// kept in this instance's memory for the next queries, signed-in ones included (the entity
+    /// cache; 0 turns it off). The same rule as the response cache: counters lag by at most this on
+    /// other instances, content writes and removals never, and a member's own record is always read
+    /// from the database.
+    #[arg(long, env = "ENTITY_CACHE_TTL_MS", default_value_t = 1000)]
+    pub entity_cache_ttl_ms: u64,
+
+    /// Entries the entity cache holds per kind (posts, members, boards, media lists, comment pages,
+    /// post lists); least recently used go first.
+    #[arg(long, env = "ENTITY_CACHE_ENTRIES", default_value_t = 50_000)]
+    pub entity_cache_entries: u64,
+
     /// Largest request head (request line and headers), in bytes (431 beyond).
     #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
     pub http_max_header_bytes: usize,

@@ -17,6 +17,8 @@
 //! - [`response_cache`]: anonymous queries answered from memory, invalidated by a content epoch that
 //!   every public-content write moves on every instance ([`graphql::freshness`] says which write is
 //!   which).
+//! - [`entity_cache`]: posts, members, boards, media and comment pages kept between requests under
+//!   the same epoch, so a signed-in page only queries what depends on its viewer.
 //! - [`pubsub`]: the broker (in-process or Redis) that tells every instance about new events, and
 //!   live-room presence.
 //! - [`ratelimit`]: token buckets per user or IP, shared through Redis.
@@ -44,6 +46,7 @@ pub mod authz;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod entity_cache;
 pub mod error;
 pub mod graphql;
 pub mod http;

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub broker_events: IntCounter,
     /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass.
     pub response_cache: IntCounterVec,
+    /// Entity cache lookups by kind (user, board, post, post_media, children, post_list) and
+    /// outcome (hit, miss).
+    pub entity_cache: IntCounterVec,
     /// Seconds between a Redis publish and its arrival at this instance.
     pub broker_lag: Histogram,
     /// Times the hub told every subscriber to re-read the database (broker reconnects).
@@ -71,6 +74,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("response_cache_total", "Anonymous queries by how the response cache answered"),
         &["outcome"],
     )?;
+    let entity_cache = IntCounterVec::new(
+        Opts::new("entity_cache_total", "Entity cache lookups by kind and outcome"),
+        &["kind", "outcome"],
+    )?;
     let broker_lag = Histogram::with_opts(
         HistogramOpts::new("broker_lag_seconds", "Publish-to-arrival time of broker events")
             .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
@@ -102,6 +109,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(subscriptions.clone()))?;
     registry.register(Box::new(broker_events.clone()))?;
     registry.register(Box::new(response_cache.clone()))?;
+    registry.register(Box::new(entity_cache.clone()))?;
     registry.register(Box::new(broker_lag.clone()))?;
     registry.register(Box::new(broker_resyncs.clone()))?;
     registry.register(Box::new(loader_batch.clone()))?;
@@ -123,6 +131,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         subscriptions,
         broker_events,
         response_cache,
+        entity_cache,
         broker_lag,
         broker_resyncs,
         loader_batch,

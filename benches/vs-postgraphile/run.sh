@@ -18,6 +18,7 @@
 # request come from pg_stat_database after a short one-connection run (stats flushed by waiting).
 #
 # Environment (defaults): ROUND_SECS=15 ROUNDS=3 WARMUP_SECS=5 CONNS=50 THREADS=2
+#   PHASES="cache-on signed-in cache-off" (signed-in also runs with the entity cache off)
 #   PG=postgres://postgres@127.0.0.1:5432  DB=bench_vs_pg (dropped at exit unless KEEP_DB=1)
 #   BIN=target/release/ecer-gateway  OUT=/tmp/vs-postgraphile-<time> (raw wrk output, results.tsv)
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; psql, createdb, dropdb), wrk
@@ -32,6 +33,7 @@ ROUNDS="${ROUNDS:-3}"
 WARMUP_SECS="${WARMUP_SECS:-5}"
 CONNS="${CONNS:-50}"
 THREADS="${THREADS:-2}"
+PHASES="${PHASES:-cache-on signed-in cache-off}"
 PG="${PG:-postgres://postgres@127.0.0.1:5432}"
 DB="${DB:-bench_vs_pg}"
 BIN="${BIN:-target/release/ecer-gateway}"
@@ -220,44 +222,59 @@ anonymous_phase() { # anonymous_phase <phase label>
   done
 }
 
+has() { [[ " $PHASES " == *" $1 "* ]]; }
+
 # --- 3. default configuration (response cache on) ---
 echo "== gateway default configuration (response cache on, RESPONSE_CACHE_TTL_MS=1000)"
 start_gateway cache-on
-anonymous_phase cache-on
+if has cache-on; then anonymous_phase cache-on; fi
 
-# --- 4. signed-in contract operations, gateway alone (a seeded member; never cached) ---
-echo "== gateway signed in (frontend-contract HomeFeed and PostPage)"
-TOKEN="$(curl -sf -X POST -H 'Content-Type: application/json' "$GW_URL" \
-  -d '{"query":"mutation($phone: String!, $password: String!) { login(input: {phone: $phone, password: $password}) { token } }","variables":{"phone":"+8613900000001","password":"ecer-demo-password"}}' \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["login"]["token"])')"
-for op in HomeFeed PostPage; do
-  curl -sf -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
-    --data-binary "@$WORK/signed-$op.json" "$GW_URL" | python3 -c '
+# --- 4. signed-in contract operations, gateway alone (a seeded member; never in the response cache) ---
+signed_in_phase() { # signed_in_phase <phase label>
+  local op r token
+  token="$(curl -sf -X POST -H 'Content-Type: application/json' "$GW_URL" \
+    -d '{"query":"mutation($phone: String!, $password: String!) { login(input: {phone: $phone, password: $password}) { token } }","variables":{"phone":"+8613900000001","password":"ecer-demo-password"}}' \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["login"]["token"])')"
+  for op in HomeFeed PostPage; do
+    curl -sf -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
+      --data-binary "@$WORK/signed-$op.json" "$GW_URL" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 if r.get("errors") or not r.get("data"): sys.exit("signed-in " + sys.argv[1] + ": " + json.dumps(r)[:500])' "$op"
-  warm "$GW_URL" "$WORK/signed-$op.json" "$TOKEN"
-  for r in $(seq "$ROUNDS"); do round signed-in "$op" gateway "$r" "$WORK/signed-$op.json" "$TOKEN"; done
-done
+    warm "$GW_URL" "$WORK/signed-$op.json" "$token"
+    for r in $(seq "$ROUNDS"); do round "$1" "$op" gateway "$r" "$WORK/signed-$op.json" "$token"; done
+  done
+}
+if has signed-in; then
+  echo "== gateway signed in (frontend-contract HomeFeed and PostPage; entity cache on, the default)"
+  signed_in_phase signed-in
+  stop "$GW_PID"; GW_PID=""
+  echo "== gateway signed in with ENTITY_CACHE_TTL_MS=0 (entity cache off)"
+  start_gateway no-entity-cache ENTITY_CACHE_TTL_MS=0
+  signed_in_phase signed-in-no-entity-cache
+fi
 
 # --- 5. response cache off ---
 stop "$GW_PID"; GW_PID=""
-# PostGraphile's PostgreSQL transactions per request, with the gateway stopped (its background jobs
-# would count too) and waiting out PostgreSQL's statistics flush (up to 10 s after a backend idles).
-echo "== PostGraphile transactions per request (one connection, gateway stopped)"
-sleep 11; x0="$(xacts)"
-for q in $QUERIES; do
-  BODY_FILE="$WORK/postgraphile-$q.json" timeout 30 wrk -t1 -c1 -d2s -s "$HERE/bench.lua" "$PGL_URL" >"$WORK/x.txt"
-  sleep 11; x1="$(xacts)"
-  n="$(awk '/^RESULT / { print $2 }' "$WORK/x.txt")"
-  printf 'xacts\t%s\tpostgraphile\t1\t%s\t\t\t\t\t\t\t%s\t\t\n' "$q" "$n" "$((x1 - x0))" >>"$RESULTS"
-  echo "  postgraphile $q: $((x1 - x0)) transactions for $n requests"
-  x0="$x1"
-done
+if has cache-off; then
+  # PostGraphile's PostgreSQL transactions per request, with the gateway stopped (its background
+  # jobs would count too) and waiting out PostgreSQL's statistics flush (up to 10 s after a backend
+  # idles).
+  echo "== PostGraphile transactions per request (one connection, gateway stopped)"
+  sleep 11; x0="$(xacts)"
+  for q in $QUERIES; do
+    BODY_FILE="$WORK/postgraphile-$q.json" timeout 30 wrk -t1 -c1 -d2s -s "$HERE/bench.lua" "$PGL_URL" >"$WORK/x.txt"
+    sleep 11; x1="$(xacts)"
+    n="$(awk '/^RESULT / { print $2 }' "$WORK/x.txt")"
+    printf 'xacts\t%s\tpostgraphile\t1\t%s\t\t\t\t\t\t\t%s\t\t\n' "$q" "$n" "$((x1 - x0))" >>"$RESULTS"
+    echo "  postgraphile $q: $((x1 - x0)) transactions for $n requests"
+    x0="$x1"
+  done
 
-echo "== gateway with RESPONSE_CACHE_TTL_MS=0 (cache off)"
-start_gateway cache-off RESPONSE_CACHE_TTL_MS=0
-anonymous_phase cache-off
+  echo "== gateway with RESPONSE_CACHE_TTL_MS=0 (cache off)"
+  start_gateway cache-off RESPONSE_CACHE_TTL_MS=0
+  anonymous_phase cache-off
+fi
 
 # --- 6. tables ---
 python3 - "$RESULTS" "$ROUNDS" "$ROUND_SECS" "$CONNS" <<'PY' | tee "$OUT/tables.md"
@@ -283,13 +300,14 @@ for q in ("feed", "board", "post"):
               f"{med(g,'p50_ms'):.2f} | {med(p,'p50_ms'):.2f} | {med(g,'p99_ms'):.2f} | {med(p,'p99_ms'):.2f} | "
               f"**{med(p,'p99_ms')/med(g,'p99_ms'):.2f}** | {errs(g)} / {errs(p)} |")
 print(f"\nSigned in (gateway alone, frontend-contract operations), {conns} connections, median of {rounds} rounds of {secs} s:\n")
-print("| operation | req/s | p50 ms | p99 ms | SQL statements/request | gateway CPU µs/request | PostgreSQL CPU µs/request | errors |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| operation | gateway | req/s | p50 ms | p99 ms | SQL statements/request | gateway CPU µs/request | PostgreSQL CPU µs/request | errors |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for op in ("HomeFeed", "PostPage"):
-    g = sel("signed-in", op, "gateway")
+  for phase, label in (("signed-in", "entity cache on (default)"), ("signed-in-no-entity-cache", "entity cache off")):
+    g = sel(phase, op, "gateway")
     if g:
         n = tot(g, "requests")
-        print(f"| {op} | {med(g,'rps'):,.0f} | {med(g,'p50_ms'):.2f} | {med(g,'p99_ms'):.2f} | {tot(g,'statements')/n:.2f} | "
+        print(f"| {op} | {label} | {med(g,'rps'):,.0f} | {med(g,'p50_ms'):.2f} | {med(g,'p99_ms'):.2f} | {tot(g,'statements')/n:.2f} | "
               f"{tot(g,'server_cpu_s')/n*1e6:,.0f} | {tot(g,'db_cpu_s')/n*1e6:,.0f} | {errs(g)} |")
 print("\nCost per anonymous request (all rounds summed; statements from the gateway's /metrics, which also counts")
 print("its background request-log writes; PostGraphile's as PostgreSQL transactions in a one-connection run):\n")

@@ -8,8 +8,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextResolve, ResolveInfo};
-use async_graphql::{Response, ServerResult, Value};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextResolve, ResolveInfo,
+};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::{Response, ServerResult, Value, Variables};
 
 /// What a mutation does to the public, signed-out view of the community.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,6 +100,26 @@ struct Tracker {
 
 #[async_trait::async_trait]
 impl Extension for Tracker {
+    /// A document that can write (or that waits for writes) never reads from the entity cache: a
+    /// mutation's payload must show its own write, whose epoch move only comes once it returns.
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let only_queries = match &document.operations {
+            DocumentOperations::Single(op) => op.node.ty == OperationType::Query,
+            DocumentOperations::Multiple(ops) => ops.values().all(|op| op.node.ty == OperationType::Query),
+        };
+        if !only_queries && let Some(loaders) = ctx.data_opt::<crate::graphql::loaders::Loaders>() {
+            loaders.view.bypass();
+        }
+        Ok(document)
+    }
+
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,

@@ -13,6 +13,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{boards, comments, conversations, messages, posts, users};
 use sea_orm::DatabaseConnection;
 
+use crate::entity_cache::View;
 use crate::pubsub::presence::Presence;
 use crate::services::comments::Parent;
 use crate::services::messaging;
@@ -20,22 +21,23 @@ use crate::services::page::{Page, PageArgs};
 use crate::services::social::Edge;
 use crate::services::{accounts, boards as board_service, comments as comment_service, posts as post_service, social};
 
-pub struct UserLoader(pub DatabaseConnection);
-pub struct BoardLoader(pub DatabaseConnection);
-pub struct PostLoader(pub DatabaseConnection);
+/// The loaders of what the entity cache keeps look there first and query only for the misses.
+pub struct UserLoader(pub DatabaseConnection, Arc<View>);
+pub struct BoardLoader(pub DatabaseConnection, Arc<View>);
+pub struct PostLoader(pub DatabaseConnection, Arc<View>);
 pub struct CommentLoader(pub DatabaseConnection);
 /// `(edge, actor, target)` -> whether the actor has that edge: `viewerHasLiked` and friends.
 pub struct EdgeLoader(pub DatabaseConnection);
 /// Where the viewer stands with other members (blocks either way, follows towards the viewer).
 pub struct RelationLoader(pub DatabaseConnection);
 /// The first page of a post's comments or a comment's replies.
-pub struct ChildrenLoader(pub DatabaseConnection);
+pub struct ChildrenLoader(pub DatabaseConnection, Arc<View>);
 /// A comment's chain upwards to its top-level comment (bounded by `comments::ANCESTORS_MAX`):
 /// `Comment.ancestors` and `Post.comments(around:)`.
 pub struct ChainLoader(pub DatabaseConnection);
 pub struct ConversationLoader(pub DatabaseConnection);
 /// A post's uploaded images and videos, in order.
-pub struct PostMediaLoader(pub DatabaseConnection);
+pub struct PostMediaLoader(pub DatabaseConnection, Arc<View>);
 
 impl Loader<i64> for PostMediaLoader {
     type Value = Vec<entity::media::Model>;
@@ -43,13 +45,16 @@ impl Loader<i64> for PostMediaLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         crate::metrics::METRICS.loader_batch.with_label_values(&["post_media"]).observe(keys.len() as f64);
-        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|&k| (k, Vec::new())).collect();
-        for m in crate::services::media::for_posts(&self.0, keys).await? {
-            if let Some(list) = m.post_id.and_then(|p| out.get_mut(&p)) {
-                list.push(m);
+        let load = |keys: Vec<i64>| async move {
+            let mut out: HashMap<i64, Self::Value> = keys.iter().map(|&k| (k, Vec::new())).collect();
+            for m in crate::services::media::for_posts(&self.0, &keys).await? {
+                if let Some(list) = m.post_id.and_then(|p| out.get_mut(&p)) {
+                    list.push(m);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        };
+        Ok(self.1.post_media(keys, load).await?)
     }
 }
 pub struct MessageLoader(pub DatabaseConnection);
@@ -127,7 +132,8 @@ impl Loader<i64> for UserLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         crate::metrics::METRICS.loader_batch.with_label_values(&["user"]).observe(keys.len() as f64);
-        Ok(by_id(accounts::users_by_ids(&self.0, keys).await?, |u| u.id))
+        let load = |keys: Vec<i64>| async move { Ok(by_id(accounts::users_by_ids(&self.0, &keys).await?, |u| u.id)) };
+        Ok(self.1.users(keys, load).await?)
     }
 }
 
@@ -137,7 +143,8 @@ impl Loader<i64> for BoardLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         crate::metrics::METRICS.loader_batch.with_label_values(&["board"]).observe(keys.len() as f64);
-        Ok(by_id(board_service::by_ids(&self.0, keys).await?, |b| b.id))
+        let load = |keys: Vec<i64>| async move { Ok(by_id(board_service::by_ids(&self.0, &keys).await?, |b| b.id)) };
+        Ok(self.1.boards(keys, load).await?)
     }
 }
 
@@ -147,7 +154,8 @@ impl Loader<i64> for PostLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         crate::metrics::METRICS.loader_batch.with_label_values(&["post"]).observe(keys.len() as f64);
-        Ok(by_id(post_service::by_ids(&self.0, keys).await?, |p| p.id))
+        let load = |keys: Vec<i64>| async move { Ok(by_id(post_service::by_ids(&self.0, &keys).await?, |p| p.id)) };
+        Ok(self.1.posts(keys, load).await?)
     }
 }
 
@@ -178,11 +186,12 @@ impl Loader<EdgeKey> for EdgeLoader {
         for k in keys {
             groups.entry((k.edge, k.actor)).or_default().push(k.target);
         }
+        let groups: Vec<(Edge, i64, Vec<i64>)> = groups.into_iter().map(|((e, a), t)| (e, a, t)).collect();
+        let present = social::existing_many(&self.0, &groups).await?;
         let mut out = HashMap::with_capacity(keys.len());
-        for ((edge, actor), targets) in groups {
-            let present = social::existing(&self.0, edge, actor, &targets).await?;
+        for (i, (edge, actor, targets)) in groups.into_iter().enumerate() {
             for target in targets {
-                out.insert(EdgeKey { edge, actor, target }, present.contains(&target));
+                out.insert(EdgeKey { edge, actor, target }, present.contains(&(i, target)));
             }
         }
         Ok(out)
@@ -229,17 +238,22 @@ impl Loader<ChildrenKey> for ChildrenLoader {
 
     async fn load(&self, keys: &[ChildrenKey]) -> Result<HashMap<ChildrenKey, Self::Value>, Self::Error> {
         crate::metrics::METRICS.loader_batch.with_label_values(&["children"]).observe(keys.len() as f64);
-        let mut groups: HashMap<PageArgs, Vec<Parent>> = HashMap::new();
-        for k in keys {
-            groups.entry(k.page).or_default().push(k.parent);
-        }
-        let mut out = HashMap::with_capacity(keys.len());
-        for (page, parents) in groups {
-            for (parent, rows) in comment_service::children_batch(&self.0, &parents, &page).await? {
-                out.insert(ChildrenKey { parent, page }, rows);
+        let load = |keys: Vec<(Parent, PageArgs)>| async move {
+            let mut groups: HashMap<PageArgs, Vec<Parent>> = HashMap::new();
+            for (parent, page) in keys {
+                groups.entry(page).or_default().push(parent);
             }
-        }
-        Ok(out)
+            let mut out = HashMap::with_capacity(groups.len());
+            for (page, parents) in groups {
+                for (parent, rows) in comment_service::children_batch(&self.0, &parents, &page).await? {
+                    out.insert((parent, page), rows);
+                }
+            }
+            Ok(out)
+        };
+        let keys: Vec<(Parent, PageArgs)> = keys.iter().map(|k| (k.parent, k.page)).collect();
+        let found = self.1.children(&keys, load).await?;
+        Ok(found.into_iter().map(|((parent, page), rows)| (ChildrenKey { parent, page }, rows)).collect())
     }
 }
 
@@ -270,33 +284,49 @@ pub struct LoaderSet {
     pub unread: Cached<UnreadLoader>,
     pub viewer_counts: Cached<ViewerCountLoader>,
     pub post_media: Cached<PostMediaLoader>,
+    /// This request's way into the entity cache.
+    pub view: Arc<View>,
 }
 
 /// Shared so that a subscription can clear the caches before each event it resolves.
 pub type Loaders = Arc<LoaderSet>;
 
 impl LoaderSet {
-    pub fn new(db: &DatabaseConnection, presence: &Presence) -> Loaders {
+    pub fn new(db: &DatabaseConnection, presence: &Presence, view: View) -> Loaders {
         fn make<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
             // No batching window: list resolvers prefetch each level with one load_many, so waiting
             // for more keys (the default 1 ms) only added latency (three levels, 3 ms per feed).
             DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
+        let view = Arc::new(view);
         Arc::new(LoaderSet {
-            users: make(UserLoader(db.clone())),
-            boards: make(BoardLoader(db.clone())),
-            posts: make(PostLoader(db.clone())),
+            users: make(UserLoader(db.clone(), view.clone())),
+            boards: make(BoardLoader(db.clone(), view.clone())),
+            posts: make(PostLoader(db.clone(), view.clone())),
             comments: make(CommentLoader(db.clone())),
             edges: make(EdgeLoader(db.clone())),
             relations: make(RelationLoader(db.clone())),
-            children: make(ChildrenLoader(db.clone())),
+            children: make(ChildrenLoader(db.clone(), view.clone())),
             chains: make(ChainLoader(db.clone())),
             conversations: make(ConversationLoader(db.clone())),
             messages: make(MessageLoader(db.clone())),
             unread: make(UnreadLoader(db.clone())),
             viewer_counts: make(ViewerCountLoader(presence.clone())),
-            post_media: make(PostMediaLoader(db.clone())),
+            post_media: make(PostMediaLoader(db.clone(), view.clone())),
+            view,
         })
+    }
+
+    /// A list of posts (a feed, a board's, a member's), through the entity cache.
+    pub async fn post_list(
+        &self,
+        db: &DatabaseConnection,
+        filter: post_service::Filter,
+        order: post_service::Order,
+        page: &PageArgs,
+    ) -> crate::error::AppResult<Page<posts::Model>> {
+        let key = crate::entity_cache::ListKey::new(filter, order, *page);
+        self.view.list(key, post_service::list(db, filter, order, page)).await
     }
 
     /// Forgets everything loaded so far: a mutation changes what earlier fields may have cached.

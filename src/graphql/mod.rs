@@ -81,11 +81,11 @@ pub fn build_schema(state: GqlState) -> AppSchema {
 /// Attaches what one execution needs besides the query: who asks, and a fresh set of loaders.
 pub fn prepare(
     request: async_graphql::Request,
-    db: &DatabaseConnection,
-    presence: &Presence,
+    app: &crate::app::AppState,
     info: RequestInfo,
 ) -> async_graphql::Request {
-    request.data(info).data(loaders::LoaderSet::new(db, presence))
+    let view = crate::entity_cache::View::new(app.entities.clone(), info.viewer.as_ref().map(|v| v.user_id));
+    request.data(info).data(loaders::LoaderSet::new(&app.db, &app.presence, view))
 }
 
 /// The schema as SDL, exactly as `export-schema` prints it and `schema.graphql` holds it.

@@ -816,7 +816,7 @@ async fn run_one(
     info: RequestInfo,
     request_id: &str,
 ) -> async_graphql::Response {
-    let mut req = crate::graphql::prepare(async_graphql::Request::new(query), &app.db, &app.presence, info);
+    let mut req = crate::graphql::prepare(async_graphql::Request::new(query), app, info);
     if let Some(name) = p.operation_name {
         req = req.operation_name(name);
     }

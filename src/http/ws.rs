@@ -593,7 +593,7 @@ impl Connection {
     }
 
     fn start(&mut self, id: String, request: async_graphql::Request, operation: String, recorded: String) {
-        let request = crate::graphql::prepare(request, &self.app.db, &self.app.presence, self.info.clone());
+        let request = crate::graphql::prepare(request, &self.app, self.info.clone());
         crate::metrics::METRICS.requests.with_label_values(&["ws", &operation]).inc();
         let stream = self.app.schema.execute_stream(request);
         self.generation += 1;

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use entity::{boards, comments, posts, user_blocks, users};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Order, Query, UnionType};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
@@ -326,16 +326,33 @@ pub async fn blocked_by(db: &DatabaseConnection, blocker: i64, page: &PageArgs) 
     Ok(Page::from_rows(page, rows, |r| Cursor::Id(r.id)).map(|r| r.blocked_id))
 }
 
-/// Of `targets`, those the actor has an edge to: one query for a whole page of `viewerHasLiked`.
-pub async fn existing(db: &DatabaseConnection, edge: Edge, actor: i64, targets: &[i64]) -> AppResult<HashSet<i64>> {
-    let q = Query::select()
-        .column(Alias::new(edge.target()))
-        .from(Alias::new(edge.table()))
-        .and_where(Expr::col(Alias::new(edge.actor())).eq(actor))
-        .and_where(Expr::col(Alias::new(edge.target())).is_in(targets.iter().copied()))
-        .to_owned();
+/// Of each group's targets, those its actor has an edge to, for several (edge, actor, targets)
+/// groups in one statement: a page's `viewerHasLiked` and `viewerHasFavorited` together. Answers (group index, target) for the edges that exist.
+pub async fn existing_many(
+    db: &DatabaseConnection,
+    groups: &[(Edge, i64, Vec<i64>)],
+) -> AppResult<HashSet<(usize, i64)>> {
+    let mut selects = groups.iter().enumerate().map(|(i, (edge, actor, targets))| {
+        Query::select()
+            .expr_as(Expr::cust(format!("CAST({i} AS BIGINT)")), Alias::new("g"))
+            .expr_as(Expr::col(Alias::new(edge.target())), Alias::new("target"))
+            .from(Alias::new(edge.table()))
+            .and_where(Expr::col(Alias::new(edge.actor())).eq(*actor))
+            .and_where(Expr::col(Alias::new(edge.target())).is_in(targets.iter().copied()))
+            .to_owned()
+    });
+    let Some(mut q) = selects.next() else { return Ok(HashSet::new()) };
+    for other in selects {
+        q.union(UnionType::All, other);
+    }
     let rows = db.query_all(&q).await?;
-    rows.iter().map(|r| r.try_get::<i64>("", edge.target()).map_err(AppError::from)).collect()
+    rows.iter()
+        .map(|r| {
+            let group = r.try_get::<i64>("", "g")?;
+            let target = r.try_get::<i64>("", "target")?;
+            Ok((usize::try_from(group).unwrap_or(usize::MAX), target))
+        })
+        .collect()
 }
 
 /// Removes every favourite of a post, in the transaction that deletes it, so favourite lists never

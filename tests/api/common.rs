@@ -317,7 +317,16 @@ pub struct Community {
 
 impl TestApp {
     pub async fn community() -> (TestApp, Community) {
-        let app = TestApp::spawn().await;
+        TestApp::community_on(TestApp::spawn().await).await
+    }
+
+    /// An instance whose every read reaches the database, for the tests that count the statements
+    /// a page costs: the entity cache would answer the second page from the first one's rows.
+    pub async fn uncached() -> TestApp {
+        TestApp::spawn_with(|c| c.entity_cache_ttl_ms = 0).await
+    }
+
+    pub async fn community_on(app: TestApp) -> (TestApp, Community) {
         let admin = app.admin().await;
         let board = app.create_board(&admin, "b1", "Board").await;
         let (alice, _) = app.register(&phone(1), "alice").await;

@@ -18,6 +18,7 @@ mod csrf;
 mod demo;
 mod documents;
 mod email;
+mod entity_cache;
 mod feed;
 mod history;
 mod hostile;

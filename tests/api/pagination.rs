@@ -497,7 +497,7 @@ async fn one_cursor_per_item_serves_lists_and_subscriptions() {
 /// page arguments reach the look-ahead prefetch.
 #[tokio::test]
 async fn comment_pages_with_total_count_cost_constant_statements() {
-    let (app, c) = TestApp::community().await;
+    let (app, c) = TestApp::community_on(TestApp::uncached().await).await;
     for i in 0..25 {
         let top = app.comment(&c.alice, &c.post, None, &format!("c{i}")).await;
         app.comment(&c.alice, &c.post, Some(&top), "r").await;

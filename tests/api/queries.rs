@@ -15,7 +15,7 @@ const FEED: &str = "query($first: Int) { posts(first: $first) { edges { cursor n
 /// No N+1: the number of SQL statements for a feed page does not depend on its size.
 #[tokio::test]
 async fn feed_statement_count_is_constant_in_page_size() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::uncached().await;
     let admin = app.admin().await;
     let mut boards = Vec::new();
     for i in 0..3 {
@@ -77,7 +77,7 @@ async fn feed_statement_count_is_constant_in_page_size() {
 /// The same holds for "my favourites" and follower lists, which page over edges.
 #[tokio::test]
 async fn edge_lists_statement_count_is_constant_in_page_size() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::uncached().await;
     let admin = app.admin().await;
     let board = app.create_board(&admin, "b0", "Board").await;
     let mut authors = Vec::new();
@@ -132,7 +132,7 @@ async fn edge_lists_statement_count_is_constant_in_page_size() {
 /// comments are batched, so statements do not grow with the page.
 #[tokio::test]
 async fn inbox_and_notification_lists_have_constant_statement_counts() {
-    let (app, c) = TestApp::community().await;
+    let (app, c) = TestApp::community_on(TestApp::uncached().await).await;
     let me = c.alice.clone();
     let me_id = app.gql(Some(&me), "{ me { id } }", json!({})).await["me"]["id"].clone();
     for i in 0..12 {
@@ -163,7 +163,7 @@ async fn inbox_and_notification_lists_have_constant_statement_counts() {
 /// batched, so statements do not grow with the page.
 #[tokio::test]
 async fn search_statement_count_is_constant_in_page_size() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::uncached().await;
     let admin = app.admin().await;
     let mut boards = Vec::new();
     for i in 0..3 {

@@ -11,7 +11,7 @@ use crate::scale_out::OwnRedis;
 const PAGE: &str = "query($p: ID!) { post(id: $p) { id title likeCount author { id nickname } } }";
 
 /// Two instances sharing the database and a Redis of the test's own (it is killed mid-test).
-async fn pair(redis: &OwnRedis) -> (TestApp, TestApp) {
+pub(crate) async fn pair(redis: &OwnRedis) -> (TestApp, TestApp) {
     let url = redis.url();
     let a = TestApp::spawn_with(|c| c.redis_url = Some(url.clone())).await;
     let prefix = a.state.config.redis_prefix.clone();

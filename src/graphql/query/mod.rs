@@ -236,7 +236,7 @@ impl PostQuery {
             board_id: board_id.map(|id| ids::decode(Kind::Board, &id, "boardId")).transpose()?,
             author_id: author_id.map(|id| ids::decode(Kind::User, &id, "authorId")).transpose()?,
         };
-        let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
+        let posts = crate::graphql::loaders(ctx)?.post_list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
         super::prefetch::posts(ctx, &posts).await?;
         Ok(counted(posts, Post, None))
     }
@@ -259,7 +259,8 @@ impl PostQuery {
             board_id: board_id.map(|id| ids::decode(Kind::Board, &id, "boardId")).transpose()?,
             author_id: None,
         };
-        let posts = post_service::list(&state(ctx)?.db, filter, post_service::Order::Hot, &page).await?;
+        let posts =
+            crate::graphql::loaders(ctx)?.post_list(&state(ctx)?.db, filter, post_service::Order::Hot, &page).await?;
         super::prefetch::posts(ctx, &posts).await?;
         Ok(counted(posts, Post, None))
     }

@@ -69,7 +69,7 @@ impl Board {
     ) -> async_graphql::Result<Counted<Post>> {
         let page = page_args(ctx, first, after.as_deref())?;
         let filter = post_service::Filter { board_id: Some(self.0.id), ..Default::default() };
-        let posts = post_service::list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
+        let posts = crate::graphql::loaders(ctx)?.post_list(&state(ctx)?.db, filter, order_by.into(), &page).await?;
         crate::graphql::prefetch::posts(ctx, &posts).await?;
         Ok(counted(posts, Post, Some(self.0.post_count)))
     }
