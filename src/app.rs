@@ -124,6 +124,7 @@ impl AppState {
             config.response_cache_ttl_ms,
             config.response_cache_mib,
             epoch.clone(),
+            redis.clone().map(|r| crate::response_cache::SharedTier::new(r, &config.redis_prefix)),
         )
         .map(Arc::new);
         let entities = crate::entity_cache::EntityCache::new(

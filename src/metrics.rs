@@ -25,7 +25,8 @@ pub struct Metrics {
     pub subscriptions: IntGauge,
     /// Events received from the broker by this instance's hub.
     pub broker_events: IntCounter,
-    /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass.
+    /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass; shared_hit for
+    /// an answer another instance computed (Redis tier).
     pub response_cache: IntCounterVec,
     /// Entity cache lookups by kind (user, board, post, post_media, children, post_list) and
     /// outcome (hit, miss).

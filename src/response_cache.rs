@@ -38,12 +38,19 @@ pub struct Stamp {
 /// The write counter answers are stamped with: local to this instance, and shared through Redis.
 pub struct Epoch {
     local: AtomicU64,
+    /// When the local epoch last moved (ms since the Unix epoch): an answer another instance
+    /// computed before then may miss this instance's own write.
+    local_moved_ms: AtomicU64,
     shared: Option<(redis::aio::ConnectionManager, String)>,
 }
 
 impl Epoch {
     pub fn new(redis: Option<redis::aio::ConnectionManager>, prefix: &str) -> Epoch {
-        Epoch { local: AtomicU64::new(0), shared: redis.map(|r| (r, format!("{prefix}content-epoch"))) }
+        Epoch {
+            local: AtomicU64::new(0),
+            local_moved_ms: AtomicU64::new(0),
+            shared: redis.map(|r| (r, format!("{prefix}content-epoch"))),
+        }
     }
 
     /// The current stamp; `None` when Redis cannot say, and nothing cached may be trusted.
@@ -66,6 +73,7 @@ impl Epoch {
 
     /// A write only this instance must reflect at once (counters).
     pub fn bump_local(&self) {
+        self.local_moved_ms.fetch_max(now_ms(), Ordering::AcqRel);
         self.local.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -135,11 +143,13 @@ pub struct ResponseCache {
     entries: moka::future::Cache<Key, Arc<Entry>>,
     fresh: Duration,
     epoch: Arc<Epoch>,
+    /// Answers other instances computed, in Redis (when configured).
+    shared: Option<SharedTier>,
 }
 
 impl ResponseCache {
     /// `None` when the TTL is 0 (the cache is off).
-    pub fn new(ttl_ms: u64, mib: u64, epoch: Arc<Epoch>) -> Option<ResponseCache> {
+    pub fn new(ttl_ms: u64, mib: u64, epoch: Arc<Epoch>, shared: Option<SharedTier>) -> Option<ResponseCache> {
         if ttl_ms == 0 {
             return None;
         }
@@ -152,7 +162,7 @@ impl ResponseCache {
             })
             .time_to_live(fresh * 2)
             .build();
-        Some(ResponseCache { entries, fresh, epoch })
+        Some(ResponseCache { entries, fresh, epoch, shared })
     }
 
     pub async fn lookup(&self, key: &Key) -> Lookup {
@@ -186,6 +196,7 @@ impl ResponseCache {
     {
         let mut own = None;
         let fresh = self.fresh;
+        let key_ref = &key.clone();
         let result = self
             .entries
             .entry(key)
@@ -198,15 +209,29 @@ impl ResponseCache {
                     {
                         return moka::ops::compute::Op::Nop;
                     }
+                    let entry = |answer: Answer, at: Instant| {
+                        moka::ops::compute::Op::Put(Arc::new(Entry {
+                            answer: Arc::new(answer),
+                            stamp,
+                            at,
+                            refreshing: AtomicBool::new(false),
+                        }))
+                    };
+                    if let Some(tier) = &self.shared {
+                        let not_before = self.epoch.local_moved_ms.load(Ordering::Acquire);
+                        if let Some((answer, at)) = tier.get(key_ref, stamp.shared, not_before, fresh).await {
+                            return entry(answer, at);
+                        }
+                    }
                     let (mine, answer) = compute().await;
                     *own = Some(mine);
                     match answer {
-                        Some(answer) => moka::ops::compute::Op::Put(Arc::new(Entry {
-                            answer: Arc::new(answer),
-                            stamp,
-                            at: Instant::now(),
-                            refreshing: AtomicBool::new(false),
-                        })),
+                        Some(answer) => {
+                            if let Some(tier) = &self.shared {
+                                tier.put(key_ref, stamp.shared, &answer, fresh * 2).await;
+                            }
+                            entry(answer, Instant::now())
+                        }
                         None => moka::ops::compute::Op::Nop,
                     }
                 }
@@ -224,5 +249,134 @@ impl ResponseCache {
     /// The epoch this cache's answers are stamped with.
     pub fn epoch(&self) -> &Arc<Epoch> {
         &self.epoch
+    }
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The optional second tier: answers kept in Redis for every instance, so N instances compute a hot
+/// answer about once per TTL between them instead of once each.
+///
+/// An answer from there is used only under the same rule as a local one: computed under the
+/// current shared epoch, within the TTL, and after this instance's own last counter write (which the
+/// other instance may not have seen). Redis that is slow or down only costs a local computation.
+pub struct SharedTier {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+impl SharedTier {
+    pub fn new(conn: redis::aio::ConnectionManager, prefix: &str) -> SharedTier {
+        SharedTier { conn, prefix: format!("{prefix}response:") }
+    }
+
+    fn redis_key(&self, key: &Key) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for part in [key.query.as_bytes(), key.operation.as_deref().unwrap_or("").as_bytes(), key.variables.as_bytes()]
+        {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        format!("{}{:x}", self.prefix, h.finalize())
+    }
+
+    async fn get(
+        &self,
+        key: &Key,
+        shared_epoch: u64,
+        not_before_ms: u64,
+        fresh: Duration,
+    ) -> Option<(Answer, Instant)> {
+        let mut conn = self.conn.clone();
+        let mut get = redis::cmd("GET");
+        get.arg(self.redis_key(key));
+        let raw: Vec<u8> =
+            match tokio::time::timeout(EPOCH_TIMEOUT, get.query_async::<Option<Vec<u8>>>(&mut conn)).await {
+                Ok(Ok(Some(raw))) => raw,
+                _ => return None,
+            };
+        let stored = Stored::decode(&raw)?;
+        let age = Duration::from_millis(now_ms().saturating_sub(stored.at_ms));
+        if stored.shared_epoch != shared_epoch || stored.at_ms <= not_before_ms || age >= fresh {
+            return None;
+        }
+        METRICS.response_cache.with_label_values(&["shared_hit"]).inc();
+        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        Some((Answer { body: Bytes::copy_from_slice(stored.body), visits: stored.visits }, at))
+    }
+
+    /// Stored before the answer is served, so whoever reads next on another instance finds it.
+    async fn put(&self, key: &Key, shared_epoch: u64, answer: &Answer, ttl: Duration) {
+        let value =
+            Stored { shared_epoch, at_ms: now_ms(), visits: answer.visits.clone(), body: &answer.body }.encode();
+        let px = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut set = redis::cmd("SET");
+        set.arg(self.redis_key(key)).arg(value).arg("PX").arg(px);
+        let mut conn = self.conn.clone();
+        let _ = tokio::time::timeout(EPOCH_TIMEOUT, set.query_async::<()>(&mut conn)).await;
+    }
+}
+
+/// An answer as Redis holds it: a header line `<shared epoch> <computed at, ms> <visits>` (visits as
+/// `b<id>` or `p<id>`, comma-separated), then the response body.
+struct Stored<'a> {
+    shared_epoch: u64,
+    at_ms: u64,
+    visits: Vec<(Target, i64)>,
+    body: &'a [u8],
+}
+
+impl<'a> Stored<'a> {
+    fn encode(&self) -> Vec<u8> {
+        let visits: Vec<String> =
+            self.visits.iter().map(|(t, id)| format!("{}{id}", if *t == Target::Board { 'b' } else { 'p' })).collect();
+        let mut out = format!("{} {} {}\n", self.shared_epoch, self.at_ms, visits.join(",")).into_bytes();
+        out.extend_from_slice(self.body);
+        out
+    }
+
+    fn decode(raw: &'a [u8]) -> Option<Stored<'a>> {
+        let newline = raw.iter().position(|&b| b == b'\n')?;
+        let head = std::str::from_utf8(&raw[..newline]).ok()?;
+        let mut parts = head.split(' ');
+        let shared_epoch = parts.next()?.parse().ok()?;
+        let at_ms = parts.next()?.parse().ok()?;
+        let visits = parts
+            .next()?
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let target = match v.as_bytes().first()? {
+                    b'b' => Target::Board,
+                    b'p' => Target::Post,
+                    _ => return None,
+                };
+                Some((target, v[1..].parse().ok()?))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Stored { shared_epoch, at_ms, visits, body: &raw[newline + 1..] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_answer_reads_back_as_written_and_garbage_reads_as_nothing() {
+        let body = br#"{"data":{"post":{"title":"a\nb"}}}"#;
+        let visits = vec![(Target::Board, 3), (Target::Post, 42)];
+        let raw = Stored { shared_epoch: 7, at_ms: 1_700_000_000_000, visits: visits.clone(), body }.encode();
+        let back = Stored::decode(&raw).unwrap();
+        assert_eq!((back.shared_epoch, back.at_ms, back.visits, back.body), (7, 1_700_000_000_000, visits, &body[..]));
+        let none = Stored { shared_epoch: 1, at_ms: 2, visits: Vec::new(), body: b"{}" }.encode();
+        assert_eq!(Stored::decode(&none).unwrap().visits, Vec::new());
+        for garbage in [&b""[..], b"no newline", b"x 1 \n{}", b"1 2 q9\n{}", b"1 2 bx\n{}"] {
+            assert!(Stored::decode(garbage).is_none(), "{garbage:?}");
+        }
     }
 }

@@ -175,3 +175,29 @@ async fn a_stale_answer_is_served_while_one_reader_refreshes_it_and_never_past_t
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn an_answer_computed_on_one_instance_serves_the_others_through_redis_until_content_changes() {
+    let redis = OwnRedis::start();
+    let (a, b) = pair(&redis).await;
+    let admin = a.admin().await;
+    let board = a.create_board(&admin, "b1", "Board").await;
+    let (alice, _) = a.register(&phone(1), "alice").await;
+    let post = a.create_post(&alice, &board, "t").await;
+    let first = page(&a, &post).await;
+    let before = b.statements();
+    assert_eq!(page(&b, &post).await, first);
+    assert_eq!(b.statements(), before, "B answered from A's computation, with no statement of its own");
+    // A content write moves the shared epoch: B computes its own answer, with the edit.
+    let edit = "mutation($p: ID!) { updatePost(input: { postId: $p, title: \"edited\" }) { post { id } } }";
+    a.gql(Some(&alice), edit, json!({ "p": post })).await;
+    let before = b.statements();
+    assert_eq!(page(&b, &post).await["title"], "edited");
+    assert!(b.statements() > before);
+    // A counter write on B is B's own: an answer A computed before it is not taken from Redis.
+    let fresh_on_a = page(&a, &post).await;
+    assert_eq!(fresh_on_a["title"], "edited");
+    b.gql(Some(&admin), "mutation($p: ID!) { likePost(input: { postId: $p }) { post { id } } }", json!({ "p": post }))
+        .await;
+    assert_eq!(page(&b, &post).await["likeCount"], 1, "the writer's instance shows its own like at once");
+}
