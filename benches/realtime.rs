@@ -75,6 +75,10 @@ struct Opts {
     lines: usize,
     interval_ms: Vec<u64>,
     messages: usize,
+    /// `private-rate`: messages per second over all pairs, sender/recipient pairs, seconds.
+    rate: usize,
+    pairs: usize,
+    rate_secs: u64,
     per_client: usize,
     batch: usize,
     pg: String,
@@ -86,8 +90,9 @@ struct Opts {
     server_env: Vec<(String, String)>,
 }
 
-const USAGE: &str = "usage: cargo bench --bench realtime -- [memory|fanout|private|all]... \
+const USAGE: &str = "usage: cargo bench --bench realtime -- [memory|fanout|private|private-rate|all]... \
 [--conns 10000,19000] [--fanout-conns 10000] [--lines 20] [--interval-ms 250,1000] [--messages 200] \
+[--rate 1000] [--pairs 50] [--rate-secs 10] \
 [--per-client 5000] [--batch 500] [--pg postgres://postgres@127.0.0.1:5432] [--pg-admin-db test] \
 [--redis redis://127.0.0.1:6379] [--redis-everywhere] [--gateway target/release/ecer-gateway] \
 [--server-env KEY=VALUE]...";
@@ -106,6 +111,9 @@ impl Opts {
             lines: 20,
             interval_ms: vec![250],
             messages: 200,
+            rate: 1_000,
+            pairs: 50,
+            rate_secs: 10,
             per_client: 5_000,
             batch: 500,
             pg: "postgres://postgres@127.0.0.1:5432".into(),
@@ -119,8 +127,8 @@ impl Opts {
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
             match a.as_str() {
-                "memory" | "fanout" | "private" => o.scenarios.push(a.clone()),
-                "all" => o.scenarios.extend(["memory", "fanout", "private"].map(String::from)),
+                "memory" | "fanout" | "private" | "private-rate" => o.scenarios.push(a.clone()),
+                "all" => o.scenarios.extend(["memory", "fanout", "private", "private-rate"].map(String::from)),
                 "--conns" => {
                     o.conns = val()?.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
                 }
@@ -130,6 +138,9 @@ impl Opts {
                     o.interval_ms = val()?.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
                 }
                 "--messages" => o.messages = val()?.parse()?,
+                "--rate" => o.rate = val()?.parse()?,
+                "--pairs" => o.pairs = val()?.parse()?,
+                "--rate-secs" => o.rate_secs = val()?.parse()?,
                 "--per-client" => o.per_client = val()?.parse()?,
                 "--batch" => o.batch = val()?.parse()?,
                 "--pg" => o.pg = val()?.trim_end_matches('/').to_string(),
@@ -1237,6 +1248,153 @@ async fn scenario_private(opts: &Opts, logs: &Path) -> Res<Vec<PrivateRow>> {
     result
 }
 
+struct RateRow {
+    pairs: usize,
+    rate: usize,
+    achieved: f64,
+    sent: usize,
+    delivered: usize,
+    p50_us: u64,
+    p90_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    rtt_p50_us: u64,
+    rtt_p99_us: u64,
+}
+
+/// C2: `--pairs` senders on A each send to their own recipient on B, open loop, together
+/// `--rate` messages per second for `--rate-secs`; each recipient's socket records receive time -
+/// send time (the body carries the send time).
+async fn scenario_private_rate(opts: &Opts, logs: &Path) -> Res<RateRow> {
+    let pairs = opts.pairs.max(1);
+    let per_pair = (opts.rate as u64 * opts.rate_secs).div_ceil(pairs as u64) as usize;
+    let period = Duration::from_secs_f64(pairs as f64 / opts.rate.max(1) as f64);
+    println!(
+        "== C2. private messages at {}/s: {pairs} pairs, sender on A, recipient on B (Redis), {} s",
+        opts.rate, opts.rate_secs
+    );
+    let db = BenchDb::create(opts).await?;
+    let redis_prefix = format!("ecer-bench-{}", uuid::Uuid::new_v4().simple());
+    let result = async {
+        let prefix = format!("br{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let a = start_gateway(opts, &db.url, Some(&redis_prefix), logs.join("rate-a.log")).await?;
+        let b = match start_gateway(opts, &db.url, Some(&redis_prefix), logs.join("rate-b.log")).await {
+            Ok(b) => b,
+            Err(e) => {
+                a.stop().await;
+                return Err(e);
+            }
+        };
+        let out = async {
+            let conn = Database::connect(db.url.as_str()).await?;
+            let people = insert_users(&conn, &prefix, 2 * pairs).await?;
+            conn.close().await?;
+            let http = reqwest::Client::new();
+            let server: SocketAddr = format!("127.0.0.1:{}", b.port).parse()?;
+            let send = "mutation($u: ID!, $b: String!) { sendMessage(input: {toUserId: $u, body: $b}) { message { id } } }";
+            // Each pair: the recipient's id and socket on B, and one delivered warm-up message (it
+            // creates the conversation and proves the subscription runs).
+            let mut lanes = Vec::new();
+            for pair in people.chunks(2) {
+                let (sender, recipient) = (&pair[0], &pair[1]);
+                let me = gql(&http, b.port, Some(&recipient.token), "{ me { id } }", json!({})).await?;
+                let to = me["me"]["id"].as_str().ok_or("no me.id")?.to_string();
+                let mut ws =
+                    open_subscription(&b.ws_url(), server, None, Some(&recipient.token), MESSAGES, &json!({})).await?;
+                // The socket's subscription may start a moment after the first send: resend until
+                // one arrives.
+                let mut delivered = false;
+                for _ in 0..5 {
+                    gql(&http, a.port, Some(&sender.token), send, json!({ "u": to, "b": "warm-up" })).await?;
+                    if next_data(&mut ws, Duration::from_secs(2)).await.is_ok() {
+                        delivered = true;
+                        break;
+                    }
+                }
+                if !delivered {
+                    return Err(format!("pair {}: no warm-up message delivered", lanes.len()).into());
+                }
+                // Later warm-ups may still be on their way: let them arrive before counting.
+                while next_data(&mut ws, Duration::from_millis(200)).await.is_ok() {}
+                lanes.push((sender.token.clone(), to, ws));
+            }
+            let started = now_us();
+            let mut receivers = Vec::new();
+            let mut senders = Vec::new();
+            for (i, (token, to, mut ws)) in lanes.into_iter().enumerate() {
+                receivers.push(tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(per_pair);
+                    while lat.len() < per_pair {
+                        match next_data(&mut ws, Duration::from_secs(5)).await {
+                            Ok(d) => {
+                                let body = d["messageReceived"]["body"].as_str().unwrap_or_default();
+                                if let Some(t) = body.strip_prefix("t=").and_then(|t| t.parse::<u64>().ok()) {
+                                    lat.push(now_us().saturating_sub(t));
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = ws.close(None).await;
+                    lat
+                }));
+                let http = http.clone();
+                let a_port = a.port;
+                senders.push(tokio::spawn(async move {
+                    // Pairs start spread over one period, so the rate is even, not 50 at once.
+                    tokio::time::sleep(period.mul_f64(i as f64 / pairs as f64)).await;
+                    let mut tick = tokio::time::interval(period);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    let mut rtts = Vec::with_capacity(per_pair);
+                    for _ in 0..per_pair {
+                        tick.tick().await;
+                        let t = now_us();
+                        let ok = gql(&http, a_port, Some(&token), send, json!({ "u": to, "b": format!("t={t}") })).await;
+                        if ok.is_ok() {
+                            rtts.push(now_us() - t);
+                        }
+                    }
+                    rtts
+                }));
+            }
+            let mut rtts = Vec::new();
+            for s in senders {
+                rtts.extend(s.await?);
+            }
+            let sent_done = now_us();
+            let mut lat = Vec::new();
+            for r in receivers {
+                lat.extend(r.await?);
+            }
+            lat.sort_unstable();
+            rtts.sort_unstable();
+            Res::Ok(RateRow {
+                pairs,
+                rate: opts.rate,
+                achieved: rtts.len() as f64 / ((sent_done - started) as f64 / 1e6),
+                sent: rtts.len(),
+                delivered: lat.len(),
+                p50_us: pct(&lat, 50.0),
+                p90_us: pct(&lat, 90.0),
+                p99_us: pct(&lat, 99.0),
+                max_us: lat.last().copied().unwrap_or(0),
+                rtt_p50_us: pct(&rtts, 50.0),
+                rtt_p99_us: pct(&rtts, 99.0),
+            })
+        }
+        .await;
+        a.stop().await;
+        b.stop().await;
+        out
+    }
+    .await;
+    db.drop_db().await;
+    if let Err(e) = clear_redis_prefix(&opts.redis, &redis_prefix).await {
+        eprintln!("warning: could not clear Redis prefix {redis_prefix}: {e}");
+    }
+    result
+}
+
 // ---------------------------------------------------------------------------------------------
 // Driver
 
@@ -1255,6 +1413,7 @@ async fn parent_main(opts: Opts) -> Res<()> {
     let mut memory = Vec::new();
     let mut fanout = Vec::new();
     let mut private = None;
+    let mut rated: Option<RateRow> = None;
     let mut failures = Vec::new();
     for s in opts.scenarios.clone() {
         match s.as_str() {
@@ -1277,6 +1436,10 @@ async fn parent_main(opts: Opts) -> Res<()> {
             "private" => match scenario_private(&opts, logs.path()).await {
                 Ok(rows) => private = Some(rows),
                 Err(e) => failures.push(format!("private: {e}")),
+            },
+            "private-rate" => match scenario_private_rate(&opts, logs.path()).await {
+                Ok(row) => rated = Some(row),
+                Err(e) => failures.push(format!("private-rate: {e}")),
             },
             _ => {}
         }
@@ -1362,6 +1525,28 @@ async fn parent_main(opts: Opts) -> Res<()> {
                 ms(r.rtt_p50_us)
             );
         }
+        println!();
+    }
+    if let Some(r) = &rated {
+        println!("### C2. Private messages across two instances under load (sendMessage on A at a fixed rate -> messageReceived on B)");
+        println!();
+        println!("| pairs | target rate | achieved send rate | sent | delivered | lost | p50 | p90 | p99 | max | sendMessage HTTP p50 / p99 |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {} | {}/s | {:.0}/s | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} / {} ms |",
+            r.pairs,
+            r.rate,
+            r.achieved,
+            r.sent,
+            r.delivered,
+            r.sent.saturating_sub(r.delivered),
+            ms(r.p50_us),
+            ms(r.p90_us),
+            ms(r.p99_us),
+            ms(r.max_us),
+            ms(r.rtt_p50_us),
+            ms(r.rtt_p99_us)
+        );
         println!();
     }
     if failures.is_empty() {

@@ -5,6 +5,10 @@
 #
 #   cargo build --release && benches/rss-soak.sh [rounds] [seconds per round]
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/soak benches/rss-soak.sh   (an empty database)
+#   MODE=signed-in benches/rss-soak.sh 20 30   (the 10-minute soak of issue 13, as seeded member 1)
+#
+# Each round prints requests, req/s, RSS and the request-log rows the writer dropped so far
+# (`ecer_activity_dropped_total`: its queue is bounded, so falling behind drops rows, never memory).
 #
 # Needs wrk (apt-get install wrk). Results: docs/BENCHMARKS.md, "Steady state".
 set -euo pipefail
@@ -31,12 +35,22 @@ local escaped = query:gsub("\\", "\\\\"):gsub('"', '\\"'):gsub("\n", "\\n")
 wrk.method = "POST"
 wrk.body = '{"query":"' .. escaped .. '","operationName":"HomeFeed","variables":{"first":20,"orderBy":"LATEST","commentsFirst":3}}'
 wrk.headers["Content-Type"] = "application/json"
+local token = os.getenv("SOAK_TOKEN")
+if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 LUA
+SOAK_TOKEN=""
+if [ "${MODE:-anonymous}" = signed-in ]; then
+  SOAK_TOKEN="$(curl -sf -X POST -H 'Content-Type: application/json' "http://$LISTEN_ADDR/graphql" \
+    -d '{"query":"mutation($phone: String!, $password: String!) { login(input: {phone: $phone, password: $password}) { token } }","variables":{"phone":"+8613900000001","password":"ecer-demo-password"}}' \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["login"]["token"])')"
+fi
+export SOAK_TOKEN
+dropped() { curl -sf "http://$LISTEN_ADDR/metrics" | awk '/^ecer_activity_dropped_total / {print $2}'; }
 rss() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
-echo "round  requests  req/s   RSS MiB (start $(rss))"
+echo "mode ${MODE:-anonymous}; round  requests  req/s   RSS MiB (start $(rss))  request-log rows dropped"
 for r in $(seq 1 "$ROUNDS"); do
   out="$(wrk -t2 -c50 -d"${SECS}s" -s "$WORK/feed.lua" "http://$LISTEN_ADDR/graphql")"
   reqs="$(awk '/requests in/ {print $1}' <<<"$out")"
   rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
-  printf "%5s  %8s  %6s  %s\n" "$r" "$reqs" "$rps" "$(rss)"
+  printf "%5s  %8s  %8s  %5s  %s\n" "$r" "$reqs" "$rps" "$(rss)" "$(dropped)"
 done
