@@ -1291,7 +1291,8 @@ async fn scenario_private_rate(opts: &Opts, logs: &Path) -> Res<RateRow> {
             conn.close().await?;
             let http = reqwest::Client::new();
             let server: SocketAddr = format!("127.0.0.1:{}", b.port).parse()?;
-            let send = "mutation($u: ID!, $b: String!) { sendMessage(input: {toUserId: $u, body: $b}) { message { id } } }";
+            let send =
+                "mutation($u: ID!, $b: String!) { sendMessage(input: {toUserId: $u, body: $b}) { message { id } } }";
             // Each pair: the recipient's id and socket on B, and one delivered warm-up message (it
             // creates the conversation and proves the subscription runs).
             let mut lanes = Vec::new();
@@ -1349,7 +1350,8 @@ async fn scenario_private_rate(opts: &Opts, logs: &Path) -> Res<RateRow> {
                     for _ in 0..per_pair {
                         tick.tick().await;
                         let t = now_us();
-                        let ok = gql(&http, a_port, Some(&token), send, json!({ "u": to, "b": format!("t={t}") })).await;
+                        let ok =
+                            gql(&http, a_port, Some(&token), send, json!({ "u": to, "b": format!("t={t}") })).await;
                         if ok.is_ok() {
                             rtts.push(now_us() - t);
                         }
@@ -1528,9 +1530,13 @@ async fn parent_main(opts: Opts) -> Res<()> {
         println!();
     }
     if let Some(r) = &rated {
-        println!("### C2. Private messages across two instances under load (sendMessage on A at a fixed rate -> messageReceived on B)");
+        println!(
+            "### C2. Private messages across two instances under load (sendMessage on A at a fixed rate -> messageReceived on B)"
+        );
         println!();
-        println!("| pairs | target rate | achieved send rate | sent | delivered | lost | p50 | p90 | p99 | max | sendMessage HTTP p50 / p99 |");
+        println!(
+            "| pairs | target rate | achieved send rate | sent | delivered | lost | p50 | p90 | p99 | max | sendMessage HTTP p50 / p99 |"
+        );
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         println!(
             "| {} | {}/s | {:.0}/s | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} / {} ms |",

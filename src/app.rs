@@ -31,6 +31,8 @@ const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 pub struct AppState {
     pub db: DatabaseConnection,
     pub schema: AppSchema,
+    /// The same schema without extensions, for HTTP queries (`graphql::lean`).
+    pub query_schema: AppSchema,
     pub config: Arc<Config>,
     pub db_stats: Arc<DbStats>,
     /// Present when `REDIS_URL` is set: the shared broker of a multi-instance deployment.
@@ -133,7 +135,7 @@ impl AppState {
             epoch.clone(),
         )
         .map(Arc::new);
-        let schema = graphql::build_schema(graphql::GqlState {
+        let gql_state = graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
             broker: broker.clone(),
@@ -144,12 +146,17 @@ impl AppState {
             sms: sms.clone(),
             mailer,
             epoch,
-        });
+        };
+        let query_schema = graphql::build_lean_schema(gql_state.clone());
+        let schema = graphql::build_schema(gql_state);
+        // One request through the extensions hands `graphql::lean` the schema's registry.
+        schema.execute("{ __typename }").await;
         let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         let capacity = Arc::new(Capacity::new(&config));
         Ok(AppState {
             db,
             schema,
+            query_schema,
             config,
             db_stats,
             redis,

@@ -67,7 +67,7 @@ impl ExtensionFactory for RequestErrorCodes {
 
 /// Aliased fields in a document, counting a fragment's aliases once per spread (that is how a
 /// document multiplies work). Fragment cycles are left for validation to reject; they count nothing.
-fn alias_count(doc: &ExecutableDocument) -> usize {
+pub(crate) fn alias_count(doc: &ExecutableDocument) -> usize {
     use async_graphql::parser::types::{Selection, SelectionSet};
     use std::collections::HashMap;
 
@@ -129,6 +129,16 @@ fn with_code_for_validation(err: ServerError) -> ServerError {
         _ => code::GRAPHQL_VALIDATION_FAILED,
     };
     with_code(err, code)
+}
+
+/// The `validation` hook's codes, for a response executed without the extension (`lean`): an error
+/// with no path was raised before execution, by validation or the query limits.
+pub(crate) fn code_request_errors(resp: &mut async_graphql::Response) {
+    for err in &mut resp.errors {
+        if err.path.is_empty() {
+            *err = with_code_for_validation(std::mem::replace(err, ServerError::new("", None)));
+        }
+    }
 }
 
 #[async_trait::async_trait]

@@ -4,6 +4,7 @@
 pub mod codes;
 pub mod freshness;
 pub mod ids;
+pub mod lean;
 pub mod loaders;
 pub mod mutation;
 pub mod order;
@@ -30,6 +31,7 @@ use crate::services::page::{PageArgs, RawPage};
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Shared by every request: the database and the configuration.
+#[derive(Clone)]
 pub struct GqlState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
@@ -62,6 +64,18 @@ pub struct RequestInfo {
     /// The board and post pages this request counted a visit to: a cached answer counts them again
     /// for each reader it is served to.
     pub visits: Arc<std::sync::Mutex<Vec<(crate::services::activity::Target, i64)>>>,
+}
+
+/// The schema `lean` runs HTTP queries on: the same types, data and limits, and no extensions.
+pub fn build_lean_schema(state: GqlState) -> AppSchema {
+    let config = state.config.clone();
+    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
+        .limit_depth(config.max_query_depth)
+        .limit_complexity(config.max_query_complexity);
+    if !config.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.data(state).finish()
 }
 
 pub fn build_schema(state: GqlState) -> AppSchema {

@@ -55,10 +55,33 @@ struct Seen {
     operation_name: Option<String>,
 }
 
+/// The schema's environment (its registry gives the field types `null_out` follows), kept by the
+/// first request that runs with the extension: `AppState::new` runs one at start-up.
+static SCHEMA_ENV: std::sync::OnceLock<async_graphql::SchemaEnv> = std::sync::OnceLock::new();
+
+/// Whether [`apply`] can do its work (the start-up request has run).
+pub(crate) fn ready() -> bool {
+    SCHEMA_ENV.get().is_some()
+}
+
+/// Orders a response executed without the extension (`lean`), and nulls its failed fields as the
+/// extension does.
+pub(crate) fn apply(resp: &mut Response, doc: &ExecutableDocument, operation_name: Option<&str>) {
+    if let Some(env) = SCHEMA_ENV.get() {
+        apply_with(resp, doc, operation_name, &env.registry);
+    }
+}
+
 impl Seen {
     fn apply(&self, resp: &mut Response, registry: &Registry) {
         let Some(doc) = &self.document else { return };
-        let operation = match (&doc.operations, self.operation_name.as_deref()) {
+        apply_with(resp, doc, self.operation_name.as_deref(), registry);
+    }
+}
+
+fn apply_with(resp: &mut Response, doc: &ExecutableDocument, operation_name: Option<&str>, registry: &Registry) {
+    {
+        let operation = match (&doc.operations, operation_name) {
             (DocumentOperations::Single(op), _) => Some(op),
             (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
             (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
@@ -206,6 +229,7 @@ impl Extension for Order {
     }
 
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        SCHEMA_ENV.get_or_init(|| ctx.schema_env.clone());
         let mut resp = next.run(ctx).await;
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).apply(&mut resp, &ctx.schema_env.registry);
         resp

@@ -181,14 +181,7 @@ fn params_from_url(raw: &str) -> Result<Params, &'static str> {
 /// The type of the operation a request would run: the one `operationName` names, or the only one.
 /// `None` when the document does not parse or does not say which (execution reports those).
 fn selected_operation(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    use async_graphql::parser::types::DocumentOperations;
-    let doc = async_graphql::parser::parse_query(query).ok()?;
-    match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
+    crate::graphql::lean::parsed(query)?.operation_type(operation_name)
 }
 
 pub async fn get(
@@ -816,6 +809,12 @@ async fn run_one(
     info: RequestInfo,
     request_id: &str,
 ) -> async_graphql::Response {
+    let lean = if p.uploads.is_empty() {
+        crate::graphql::lean::document(&query, p.operation_name.as_deref(), app.config.max_aliases)
+    } else {
+        None
+    };
+    let operation_name = p.operation_name.clone();
     let mut req = crate::graphql::prepare(async_graphql::Request::new(query), app, info);
     if let Some(name) = p.operation_name {
         req = req.operation_name(name);
@@ -834,7 +833,15 @@ async fn run_one(
             }
         }
     }
-    bounded(app, contained(app.schema.execute(req), request_id)).await
+    match lean {
+        Some(parsed) => {
+            req.set_parsed_query(parsed.document.clone());
+            let mut resp = bounded(app, contained(app.query_schema.execute(req), request_id)).await;
+            crate::graphql::lean::finish(&mut resp, &parsed, operation_name.as_deref());
+            resp
+        }
+        None => bounded(app, contained(app.schema.execute(req), request_id)).await,
+    }
 }
 
 /// Answers a signed-out operation from the response cache, or runs it (through `run`) and keeps the
