@@ -254,18 +254,25 @@ impl Extension for Order {
 
 /// Puts the keys of `value` (and of every object below it) in the order `sets` select them.
 fn reorder(value: &mut Value, sets: &[&SelectionSet], doc: &ExecutableDocument) {
+    if matches!(value, Value::List(_) | Value::Object(_)) {
+        // Once per field, not once per list item: every item of a list answers the same selection.
+        let keys = response_keys(sets, doc);
+        reorder_with(value, &keys, doc);
+    }
+}
+
+fn reorder_with(value: &mut Value, keys: &IndexMap<&str, Vec<&SelectionSet>>, doc: &ExecutableDocument) {
     match value {
         Value::List(items) => {
             for item in items {
-                reorder(item, sets, doc);
+                reorder_with(item, keys, doc);
             }
         }
         Value::Object(map) => {
-            let keys = response_keys(sets, doc);
             let mut old = std::mem::take(map);
             for (key, below) in keys {
-                if let Some((name, mut v)) = old.swap_remove_entry(key) {
-                    reorder(&mut v, &below, doc);
+                if let Some((name, mut v)) = old.swap_remove_entry(*key) {
+                    reorder(&mut v, below, doc);
                     map.insert(name, v);
                 }
             }
