@@ -137,13 +137,21 @@ struct Opts {
     pg_admin_db: String,
     analyze: bool,
     explain: bool,
+    /// Extra gateway environment (`--server-env KEY=VALUE`, repeatable), e.g.
+    /// `RESPONSE_CACHE_TTL_MS=0` to measure every search being computed.
+    server_env: Vec<(String, String)>,
 }
 
 const USAGE: &str = "usage: cargo bench --bench discovery -- [--bin PATH] [--backends sqlite,postgres] \
 [--conns 1,10] [--duration SECS] [--query-duration SECS] [--warmup SECS] [--users N] [--posts N] [--seed N] \
-[--members N] [--pg postgres://postgres@127.0.0.1:5432] [--pg-admin-db test] [--no-analyze] [--explain]";
+[--members N] [--pg postgres://postgres@127.0.0.1:5432] [--pg-admin-db test] [--no-analyze] [--explain] \
+[--server-env KEY=VALUE]...";
 
 impl Opts {
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.server_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
     fn parse(args: &[String]) -> Res<Self> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut o = Opts {
@@ -161,6 +169,7 @@ impl Opts {
             pg_admin_db: "test".into(),
             analyze: true,
             explain: false,
+            server_env: Vec::new(),
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -193,6 +202,10 @@ impl Opts {
                 "--members" => o.members = value.parse()?,
                 "--pg" => o.pg = value.trim_end_matches('/').to_string(),
                 "--pg-admin-db" => o.pg_admin_db = value.clone(),
+                "--server-env" => {
+                    let (k, v) = value.split_once('=').ok_or("--server-env takes KEY=VALUE")?;
+                    o.server_env.push((k.to_string(), v.to_string()));
+                }
                 _ => return Err(format!("unknown option {flag}\n{USAGE}").into()),
             }
         }
@@ -398,7 +411,8 @@ async fn bench_backend(opts: &Opts, backend: &str, url: &str, sqlite_file: Optio
     db.close().await?;
 
     // Phase 1: members and their signals, and one profiled request of each kind.
-    let (mut server, base, sql_log) = Server::start(&opts.bin, url, "warn,ecer_gateway::sql=trace", &[]).await?;
+    let (mut server, base, sql_log) =
+        Server::start(&opts.bin, url, "warn,ecer_gateway::sql=trace", &opts.env()).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(4).build()?;
     let mut tokens = Vec::new();
     // Two more members than load clients: profiled after a search, without touching the others.
@@ -475,7 +489,7 @@ async fn bench_backend(opts: &Opts, backend: &str, url: &str, sqlite_file: Optio
     server.stop().await;
 
     // Phase 2: load, with logs at warn.
-    let (mut server, base, _) = Server::start(&opts.bin, url, "warn", &[]).await?;
+    let (mut server, base, _) = Server::start(&opts.bin, url, "warn", &opts.env()).await?;
     let bodies: Vec<Arc<Vec<u8>>> = QUERIES
         .iter()
         .map(|(q, _)| Arc::new(serde_json::to_vec(&json!({ "query": SEARCH, "variables": { "q": q } })).unwrap()))
