@@ -161,12 +161,32 @@ fn gql_to_app(err: async_graphql::Error) -> AppError {
 
 /// The cost of a list field for the complexity limit: its page size times what each item selects
 /// (GitHub's node-limit model), so nested lists multiply.
+///
+/// Capped at `u32::MAX`: async-graphql adds sibling costs with plain `+`, so a saturated `usize`
+/// next to any other field would overflow (a panic in debug builds, a wrap to a small cost that
+/// passes the limit in release). A document has far fewer than 2^32 fields, so capped costs cannot
+/// add up to an overflow.
 pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
     let first = first.unwrap_or(crate::services::page::DEFAULT_PAGE_SIZE as i32).max(1) as usize;
-    first.saturating_mul(child_complexity.max(1))
+    first.saturating_mul(child_complexity.max(1)).min(u32::MAX as usize)
 }
 
 /// GraphQL `Int` is 32-bit; counters are stored as 64-bit and saturate on the way out.
 pub fn count(n: i64) -> i32 {
     i32::try_from(n.max(0)).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod cost_tests {
+    use super::list_cost;
+
+    #[test]
+    fn list_costs_are_capped_so_sibling_sums_cannot_overflow() {
+        let huge = list_cost(Some(i32::MAX), list_cost(Some(i32::MAX), usize::MAX));
+        assert_eq!(huge, u32::MAX as usize);
+        // What async-graphql does with siblings: plain addition.
+        let siblings: usize = (0..1000).map(|_| huge).sum();
+        assert!(siblings > huge);
+        assert_eq!(list_cost(Some(20), 3), 60);
+    }
 }
