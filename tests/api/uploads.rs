@@ -193,7 +193,8 @@ async fn size_and_count_limits_refuse_with_their_own_codes() {
 
 #[tokio::test]
 async fn posts_carry_uploaded_images_and_videos_and_avatars_are_replaced() {
-    let (app, c) = TestApp::community().await;
+    // Uncached: the test counts the statements a list of posts with media costs the database.
+    let (app, c) = TestApp::community_on(TestApp::uncached().await).await;
     let image =
         app.upload(&c.alice, UPLOAD, json!({ "kind": "POST_IMAGE" }), ("0", "a.png", "image/png", png("p"))).await;
     let video = app.upload(&c.alice, UPLOAD, json!({ "kind": "VIDEO" }), ("0", "v.mp4", "video/mp4", mp4())).await;
