@@ -191,6 +191,16 @@ async fn size_and_count_limits_refuse_with_their_own_codes() {
     assert_ne!(body["data"]["a"]["media"]["id"], body["data"]["b"]["media"]["id"], "{body}");
 }
 
+async fn least_statements(app: &TestApp, token: &str, query: &str) -> u64 {
+    let mut least = u64::MAX;
+    for _ in 0..3 {
+        let before = app.statements();
+        app.gql(Some(token), query, json!({})).await;
+        least = least.min(app.statements() - before);
+    }
+    least
+}
+
 #[tokio::test]
 async fn posts_carry_uploaded_images_and_videos_and_avatars_are_replaced() {
     // Uncached: the test counts the statements a list of posts with media costs the database.
@@ -228,17 +238,15 @@ async fn posts_carry_uploaded_images_and_videos_and_avatars_are_replaced() {
     let post_count = "query { posts(first: 50) { edges { cursor } } }";
     let posts = app.gql(None, post_count, json!({})).await;
     assert_eq!(posts["posts"]["edges"].as_array().unwrap().len(), 2, "a refused post is not half made");
-    // Lists load post media without one statement per post.
+    // Lists load post media without one statement per post. Signed in (never a response-cache
+    // answer), and the least of three runs: the thumbnail worker's statements for the images just
+    // uploaded land in the same counter.
     let list = "query { posts(first: 20) { edges { node { id media { url } } } } }";
-    let before = app.statements();
-    app.gql(None, list, json!({})).await;
-    let one = app.statements() - before;
+    let one = least_statements(&app, &c.alice, list).await;
     for i in 0..5 {
         app.create_post(&c.alice, &c.board, &format!("more {i}")).await;
     }
-    let before = app.statements();
-    app.gql(None, list, json!({})).await;
-    assert_eq!(app.statements() - before, one, "statements do not grow with the page");
+    assert_eq!(least_statements(&app, &c.alice, list).await, one, "statements do not grow with the page");
 
     // Deleting the post takes its media off the public route.
     let post_id = data["createPost"]["post"]["id"].clone();
