@@ -277,7 +277,21 @@ async fn contract_operations_run_against_a_seeded_gateway() {
                 ws.send(json!({ "type": "subscribe", "id": "q", "payload": payload })).await;
                 let msg = ws.recv().await;
                 assert_eq!(msg["type"], "next", "{name} over WebSocket: {msg}");
-                assert_eq!(msg["payload"], body, "{name}: the WebSocket answer differs from the HTTP one");
+                // A member's activity lists their requests, these two included, as the background
+                // writer lands them: it is the one answer that moves between the two reads.
+                let settled = |v: &Value| {
+                    let mut v = v.clone();
+                    if let Some(me) = v.pointer_mut("/data/me").and_then(Value::as_object_mut) {
+                        me.remove("activity");
+                        me.remove("loginHistory");
+                    }
+                    v
+                };
+                assert_eq!(
+                    settled(&msg["payload"]),
+                    settled(&body),
+                    "{name}: the WebSocket answer differs from the HTTP one"
+                );
             }
             body
         };
