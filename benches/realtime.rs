@@ -88,6 +88,9 @@ struct Opts {
     gateway: PathBuf,
     /// Extra environment for the gateway processes (`--server-env K=V`, repeatable).
     server_env: Vec<(String, String)>,
+    /// The subscription scenario A holds on each socket; empty: none (sockets past
+    /// `connection_ack` only, to tell the socket's cost from the subscription's).
+    memory_query: String,
 }
 
 const USAGE: &str = "usage: cargo bench --bench realtime -- [memory|fanout|private|private-rate|all]... \
@@ -95,7 +98,7 @@ const USAGE: &str = "usage: cargo bench --bench realtime -- [memory|fanout|priva
 [--rate 1000] [--pairs 50] [--rate-secs 10] \
 [--per-client 5000] [--batch 500] [--pg postgres://postgres@127.0.0.1:5432] [--pg-admin-db test] \
 [--redis redis://127.0.0.1:6379] [--redis-everywhere] [--gateway target/release/ecer-gateway] \
-[--server-env KEY=VALUE]...";
+[--server-env KEY=VALUE]... [--memory-query 'subscription { ... }' | none]";
 
 impl Opts {
     fn parse(args: &[String]) -> Res<Opts> {
@@ -122,6 +125,7 @@ impl Opts {
             redis_everywhere: false,
             gateway: default_gateway,
             server_env: Vec::new(),
+            memory_query: NOTIFICATIONS.to_string(),
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -148,6 +152,10 @@ impl Opts {
                 "--redis" => o.redis = val()?,
                 "--redis-everywhere" => o.redis_everywhere = true,
                 "--gateway" => o.gateway = PathBuf::from(val()?),
+                "--memory-query" => {
+                    let q = val()?;
+                    o.memory_query = if q == "none" { String::new() } else { q };
+                }
                 "--server-env" => {
                     let kv = val()?;
                     let (k, v) = kv.split_once('=').ok_or("--server-env takes KEY=VALUE")?;
@@ -470,8 +478,10 @@ async fn open_subscription(
             None => return Err("socket ended before ack".into()),
         }
     }
-    let sub = json!({ "type": "subscribe", "id": "1", "payload": { "query": query, "variables": variables } });
-    ws.send(text(sub)).await?;
+    if !query.is_empty() {
+        let sub = json!({ "type": "subscribe", "id": "1", "payload": { "query": query, "variables": variables } });
+        ws.send(text(sub)).await?;
+    }
     Ok(ws)
 }
 
@@ -906,6 +916,8 @@ struct MemoryRow {
     setup_s: f64,
     before_kib: u64,
     after_kib: u64,
+    /// Once every socket has closed.
+    closed_kib: u64,
     clients_kib: u64,
     probes_sent: usize,
     probes_received: usize,
@@ -928,7 +940,7 @@ async fn scenario_memory(opts: &Opts, n: usize, logs: &Path) -> Res<MemoryRow> {
             let before = rss_kib(gw.pid)?;
             let t = Instant::now();
             let mut clients =
-                Clients::spawn(opts, &gw.ws_url(), n, Some(&prefix), NOTIFICATIONS, &json!({}), "idle").await?;
+                Clients::spawn(opts, &gw.ws_url(), n, Some(&prefix), &opts.memory_query, &json!({}), "idle").await?;
             let (ok, failed) = clients.wait_ready().await?;
             let setup_s = t.elapsed().as_secs_f64();
             println!("   {ok} sockets subscribed ({failed} failed) in {setup_s:.1} s");
@@ -956,6 +968,9 @@ async fn scenario_memory(opts: &Opts, n: usize, logs: &Path) -> Res<MemoryRow> {
             }
             let probes_received = sample.iter().filter(|i| clients.events.contains(i)).count();
             clients.shutdown().await;
+            // What the gateway gives back once every socket has closed.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let closed = settled_rss(gw.pid).await?;
             conn.close().await?;
             Res::Ok(MemoryRow {
                 target: n,
@@ -964,6 +979,7 @@ async fn scenario_memory(opts: &Opts, n: usize, logs: &Path) -> Res<MemoryRow> {
                 setup_s,
                 before_kib: before,
                 after_kib: after,
+                closed_kib: closed,
                 clients_kib,
                 probes_sent: sample.len(),
                 probes_received,
@@ -995,6 +1011,8 @@ struct FanoutRow {
     p99_us: u64,
     max_us: u64,
     burst_rate: f64,
+    /// Deliveries per second of time with a line in flight.
+    in_flight_rate: f64,
     line_done_p50_us: u64,
     line_done_max_us: u64,
     send_rtt_p50_us: u64,
@@ -1101,8 +1119,27 @@ async fn scenario_fanout(opts: &Opts, n: usize, interval_ms: u64, logs: &Path) -
             line_done.sort_unstable();
             let first_send = sent_at.values().min().copied().unwrap_or(0);
             let last_recv = lat.iter().filter_map(|&(seq, us)| sent_at.get(&seq).map(|t| t + us)).max().unwrap_or(0);
+            // Time with at least one line on its way (from its send to its last delivery), merged
+            // over overlapping lines: the rate the gateway delivers at while it has work.
+            let mut spans: Vec<(u64, u64)> =
+                per_line.iter().filter_map(|(seq, &done)| sent_at.get(seq).map(|&t| (t, t + done))).collect();
+            spans.sort_unstable();
+            let mut busy_us = 0;
+            let mut open: Option<(u64, u64)> = None;
+            for (start, end) in spans {
+                open = match open {
+                    Some((s, e)) if start <= e => Some((s, e.max(end))),
+                    Some((s, e)) => {
+                        busy_us += e - s;
+                        Some((start, end))
+                    }
+                    None => Some((start, end)),
+                };
+            }
+            busy_us += open.map_or(0, |(s, e)| e - s);
             rtts.sort_unstable();
             Res::Ok(FanoutRow {
+                in_flight_rate: lat.len() as f64 / (busy_us as f64 / 1e6).max(1e-9),
                 sockets: ok,
                 failed,
                 viewer_count,
@@ -1451,13 +1488,13 @@ async fn parent_main(opts: Opts) -> Res<()> {
         println!("### A. Memory per idle authenticated subscription");
         println!();
         println!(
-            "| target sockets | subscribed (failed) | setup time | gateway RSS before | RSS after | **RSS per socket** | client RSS per socket | live probes |"
+            "| target sockets | subscribed (failed) | setup time | gateway RSS before | RSS after | **RSS per socket** | RSS after all closed | client RSS per socket | live probes |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &memory {
             let per = r.after_kib.saturating_sub(r.before_kib) as f64 / r.ok.max(1) as f64;
             println!(
-                "| {} | {} ({}) | {:.1} s ({:.0}/s) | {} MiB | {} MiB | **{:.1} KiB** | {:.1} KiB | {}/{} |",
+                "| {} | {} ({}) | {:.1} s ({:.0}/s) | {} MiB | {} MiB | **{:.1} KiB** | {} MiB | {:.1} KiB | {}/{} |",
                 r.target,
                 r.ok,
                 r.failed,
@@ -1466,6 +1503,7 @@ async fn parent_main(opts: Opts) -> Res<()> {
                 mib(r.before_kib),
                 mib(r.after_kib),
                 per,
+                mib(r.closed_kib),
                 r.clients_kib as f64 / r.ok.max(1) as f64,
                 r.probes_received,
                 r.probes_sent
@@ -1477,13 +1515,13 @@ async fn parent_main(opts: Opts) -> Res<()> {
         println!("### B. Live chat fan-out");
         println!();
         println!(
-            "| sockets (failed) | viewerCount | lines x interval | deliveries / expected | lost | skipped | p50 | p90 | p99 | max | line fully fanned out p50 / max | deliveries/s in burst | send mutation p50 | CPU s gateway / clients | gateway RSS per chat socket |"
+            "| sockets (failed) | viewerCount | lines x interval | deliveries / expected | lost | skipped | p50 | p90 | p99 | max | line fully fanned out p50 / max | deliveries/s in burst | deliveries/s in flight | send mutation p50 | CPU s gateway / clients | gateway RSS per chat socket |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     }
     for r in &fanout {
         println!(
-            "| {} ({}) | {} | {} x {} ms | {} / {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} / {} ms | {:.0} | {} ms | {:.1} / {:.1} | {:.1} KiB |",
+            "| {} ({}) | {} | {} x {} ms | {} / {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} / {} ms | {:.0} | {:.0} | {} ms | {:.1} / {:.1} | {:.1} KiB |",
             r.sockets,
             r.failed,
             r.viewer_count,
@@ -1500,6 +1538,7 @@ async fn parent_main(opts: Opts) -> Res<()> {
             ms(r.line_done_p50_us),
             ms(r.line_done_max_us),
             r.burst_rate,
+            r.in_flight_rate,
             ms(r.send_rtt_p50_us),
             r.cpu_gateway_s,
             r.cpu_clients_s,

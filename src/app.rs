@@ -51,6 +51,8 @@ pub struct AppState {
     pub entities: Option<Arc<crate::entity_cache::EntityCache>>,
     /// Connections, WebSockets and requests in flight this instance has room for.
     pub capacity: Arc<Capacity>,
+    /// Subscriptions executed once for all the sockets subscribed to them (`http::shared_feed`).
+    pub shared_feeds: Arc<crate::http::shared_feed::SharedFeeds>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
@@ -170,6 +172,7 @@ impl AppState {
             response_cache,
             entities,
             capacity,
+            shared_feeds: Default::default(),
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),
         })

@@ -11,8 +11,41 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().on_thread_park(give_back_freed_memory).build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(start()),
+        Err(err) => {
+            eprintln!("error: could not start the async runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs when a worker thread runs out of work, at most once a second per thread: mimalloc returns a
+/// thread's freed pages to the system only as that thread allocates again, so after a wave of closed
+/// sockets an idle instance kept most of their memory resident (issue 14: 545 of 633 MiB, with
+/// 19,000 sockets closed). Collecting when idle costs a walk of the thread's heap and never runs
+/// while the thread has work.
+fn give_back_freed_memory() {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+    thread_local! {
+        static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    LAST.with(|last| {
+        let now = Instant::now();
+        if last.get().is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            last.set(Some(now));
+            // SAFETY: mi_collect takes no pointers; it frees only memory the thread's heap no longer
+            // uses, and is meant to be called from any thread at any time.
+            unsafe { libmimalloc_sys::mi_collect(false) };
+        }
+    });
+}
+
+async fn start() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     pub ws_connections: IntGauge,
     pub subscriptions: IntGauge,
+    pub shared_feeds: IntGauge,
     /// Events received from the broker by this instance's hub.
     pub broker_events: IntCounter,
     /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass; shared_hit for
@@ -70,6 +71,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let errors = IntCounterVec::new(Opts::new("graphql_errors_total", "Errors returned, by code"), &["code"])?;
     let ws_connections = IntGauge::new("websocket_connections", "Open GraphQL WebSockets")?;
     let subscriptions = IntGauge::new("subscriptions_active", "Operations running on WebSockets")?;
+    let shared_feeds =
+        IntGauge::new("shared_feeds_active", "Subscription executions shared by the sockets subscribed to them")?;
     let broker_events = IntCounter::new("broker_events_received_total", "Events received from the broker")?;
     let response_cache = IntCounterVec::new(
         Opts::new("response_cache_total", "Anonymous queries by how the response cache answered"),
@@ -107,6 +110,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(latency.clone()))?;
     registry.register(Box::new(errors.clone()))?;
     registry.register(Box::new(ws_connections.clone()))?;
+    registry.register(Box::new(shared_feeds.clone()))?;
     registry.register(Box::new(subscriptions.clone()))?;
     registry.register(Box::new(broker_events.clone()))?;
     registry.register(Box::new(response_cache.clone()))?;
@@ -129,6 +133,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         latency,
         errors,
         ws_connections,
+        shared_feeds,
         subscriptions,
         broker_events,
         response_cache,

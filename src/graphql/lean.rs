@@ -16,7 +16,7 @@
 use std::sync::{Arc, LazyLock};
 
 use async_graphql::Response;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 
 use super::{codes, order};
 
@@ -49,13 +49,7 @@ pub fn parsed(query: &str) -> Option<Arc<Parsed>> {
 impl Parsed {
     /// The type of the operation a request with `operation` as its name runs, if it names one.
     pub fn operation_type(&self, operation: Option<&str>) -> Option<OperationType> {
-        let op = match (&self.document.operations, operation) {
-            (DocumentOperations::Single(op), _) => op,
-            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
-            (DocumentOperations::Multiple(_), None) => return None,
-        };
-        Some(op.node.ty)
+        Some(super::selected_operation(&self.document, operation)?.node.ty)
     }
 }
 

@@ -22,21 +22,31 @@ use crate::services::social::Edge;
 use crate::services::{accounts, boards as board_service, comments as comment_service, posts as post_service, social};
 
 /// The loaders of what the entity cache keeps look there first and query only for the misses.
+#[derive(Clone)]
 pub struct UserLoader(pub DatabaseConnection, Arc<View>);
+#[derive(Clone)]
 pub struct BoardLoader(pub DatabaseConnection, Arc<View>);
+#[derive(Clone)]
 pub struct PostLoader(pub DatabaseConnection, Arc<View>);
+#[derive(Clone)]
 pub struct CommentLoader(pub DatabaseConnection);
 /// `(edge, actor, target)` -> whether the actor has that edge: `viewerHasLiked` and friends.
+#[derive(Clone)]
 pub struct EdgeLoader(pub DatabaseConnection);
 /// Where the viewer stands with other members (blocks either way, follows towards the viewer).
+#[derive(Clone)]
 pub struct RelationLoader(pub DatabaseConnection);
 /// The first page of a post's comments or a comment's replies.
+#[derive(Clone)]
 pub struct ChildrenLoader(pub DatabaseConnection, Arc<View>);
 /// A comment's chain upwards to its top-level comment (bounded by `comments::ANCESTORS_MAX`):
 /// `Comment.ancestors` and `Post.comments(around:)`.
+#[derive(Clone)]
 pub struct ChainLoader(pub DatabaseConnection);
+#[derive(Clone)]
 pub struct ConversationLoader(pub DatabaseConnection);
 /// A post's uploaded images and videos, in order.
+#[derive(Clone)]
 pub struct PostMediaLoader(pub DatabaseConnection, Arc<View>);
 
 impl Loader<i64> for PostMediaLoader {
@@ -57,10 +67,13 @@ impl Loader<i64> for PostMediaLoader {
         Ok(self.1.post_media(keys, load).await?)
     }
 }
+#[derive(Clone)]
 pub struct MessageLoader(pub DatabaseConnection);
 /// `(user, conversation)` -> messages from the other participant the user has not read.
+#[derive(Clone)]
 pub struct UnreadLoader(pub DatabaseConnection);
 /// Live viewers per stream, one Redis round trip for a page of streams.
+#[derive(Clone)]
 pub struct ViewerCountLoader(pub Presence);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -271,21 +284,53 @@ type Cached<L> = DataLoader<L, HashMapCache>;
 
 /// One request's loaders.
 pub struct LoaderSet {
-    pub users: Cached<UserLoader>,
-    pub boards: Cached<BoardLoader>,
-    pub posts: Cached<PostLoader>,
-    pub comments: Cached<CommentLoader>,
-    pub edges: Cached<EdgeLoader>,
-    pub relations: Cached<RelationLoader>,
-    pub children: Cached<ChildrenLoader>,
-    pub chains: Cached<ChainLoader>,
-    pub conversations: Cached<ConversationLoader>,
-    pub messages: Cached<MessageLoader>,
-    pub unread: Cached<UnreadLoader>,
-    pub viewer_counts: Cached<ViewerCountLoader>,
-    pub post_media: Cached<PostMediaLoader>,
+    pub users: Lazy<UserLoader>,
+    pub boards: Lazy<BoardLoader>,
+    pub posts: Lazy<PostLoader>,
+    pub comments: Lazy<CommentLoader>,
+    pub edges: Lazy<EdgeLoader>,
+    pub relations: Lazy<RelationLoader>,
+    pub children: Lazy<ChildrenLoader>,
+    pub chains: Lazy<ChainLoader>,
+    pub conversations: Lazy<ConversationLoader>,
+    pub messages: Lazy<MessageLoader>,
+    pub unread: Lazy<UnreadLoader>,
+    pub viewer_counts: Lazy<ViewerCountLoader>,
+    pub post_media: Lazy<PostMediaLoader>,
     /// This request's way into the entity cache.
     pub view: Arc<View>,
+}
+
+/// A loader made on first use. A request touches a few of the thirteen (a subscription's event, often
+/// one), and a subscription holds its set for as long as it runs: made eagerly, they were thirteen
+/// allocations per request and about 2 KiB held per idle subscription.
+pub struct Lazy<L> {
+    seed: L,
+    made: std::sync::OnceLock<Cached<L>>,
+}
+
+impl<L> Lazy<L> {
+    fn new(seed: L) -> Lazy<L> {
+        Lazy { seed, made: std::sync::OnceLock::new() }
+    }
+
+    /// The loader, if something used it.
+    fn made(&self) -> Option<&Cached<L>> {
+        self.made.get()
+    }
+}
+
+impl<L: Clone + Send + Sync + 'static> std::ops::Deref for Lazy<L> {
+    type Target = Cached<L>;
+
+    fn deref(&self) -> &Cached<L> {
+        // No batching window: list resolvers prefetch each level with one load_many, so waiting
+        // for more keys (the default 1 ms) only added latency (three levels, 3 ms per feed).
+        self.made.get_or_init(|| {
+            DataLoader::with_cache(self.seed.clone(), tokio::spawn, HashMapCache::default())
+                .delay(std::time::Duration::ZERO)
+        })
+    }
 }
 
 /// Shared so that a subscription can clear the caches before each event it resolves.
@@ -293,26 +338,21 @@ pub type Loaders = Arc<LoaderSet>;
 
 impl LoaderSet {
     pub fn new(db: &DatabaseConnection, presence: &Presence, view: View) -> Loaders {
-        fn make<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
-            // No batching window: list resolvers prefetch each level with one load_many, so waiting
-            // for more keys (the default 1 ms) only added latency (three levels, 3 ms per feed).
-            DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).delay(std::time::Duration::ZERO)
-        }
         let view = Arc::new(view);
         Arc::new(LoaderSet {
-            users: make(UserLoader(db.clone(), view.clone())),
-            boards: make(BoardLoader(db.clone(), view.clone())),
-            posts: make(PostLoader(db.clone(), view.clone())),
-            comments: make(CommentLoader(db.clone())),
-            edges: make(EdgeLoader(db.clone())),
-            relations: make(RelationLoader(db.clone())),
-            children: make(ChildrenLoader(db.clone(), view.clone())),
-            chains: make(ChainLoader(db.clone())),
-            conversations: make(ConversationLoader(db.clone())),
-            messages: make(MessageLoader(db.clone())),
-            unread: make(UnreadLoader(db.clone())),
-            viewer_counts: make(ViewerCountLoader(presence.clone())),
-            post_media: make(PostMediaLoader(db.clone(), view.clone())),
+            users: Lazy::new(UserLoader(db.clone(), view.clone())),
+            boards: Lazy::new(BoardLoader(db.clone(), view.clone())),
+            posts: Lazy::new(PostLoader(db.clone(), view.clone())),
+            comments: Lazy::new(CommentLoader(db.clone())),
+            edges: Lazy::new(EdgeLoader(db.clone())),
+            relations: Lazy::new(RelationLoader(db.clone())),
+            children: Lazy::new(ChildrenLoader(db.clone(), view.clone())),
+            chains: Lazy::new(ChainLoader(db.clone())),
+            conversations: Lazy::new(ConversationLoader(db.clone())),
+            messages: Lazy::new(MessageLoader(db.clone())),
+            unread: Lazy::new(UnreadLoader(db.clone())),
+            viewer_counts: Lazy::new(ViewerCountLoader(presence.clone())),
+            post_media: Lazy::new(PostMediaLoader(db.clone(), view.clone())),
             view,
         })
     }
@@ -331,18 +371,44 @@ impl LoaderSet {
 
     /// Forgets everything loaded so far: a mutation changes what earlier fields may have cached.
     pub fn clear(&self) {
-        self.users.clear::<i64>();
-        self.boards.clear::<i64>();
-        self.posts.clear::<i64>();
-        self.comments.clear::<i64>();
-        self.edges.clear::<EdgeKey>();
-        self.relations.clear::<RelationKey>();
-        self.children.clear::<ChildrenKey>();
-        self.chains.clear::<i64>();
-        self.conversations.clear::<i64>();
-        self.messages.clear::<i64>();
-        self.unread.clear::<UnreadKey>();
-        self.viewer_counts.clear::<i64>();
-        self.post_media.clear::<i64>();
+        if let Some(l) = self.users.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.boards.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.posts.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.comments.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.edges.made() {
+            l.clear::<EdgeKey>();
+        }
+        if let Some(l) = self.relations.made() {
+            l.clear::<RelationKey>();
+        }
+        if let Some(l) = self.children.made() {
+            l.clear::<ChildrenKey>();
+        }
+        if let Some(l) = self.chains.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.conversations.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.messages.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.unread.made() {
+            l.clear::<UnreadKey>();
+        }
+        if let Some(l) = self.viewer_counts.made() {
+            l.clear::<i64>();
+        }
+        if let Some(l) = self.post_media.made() {
+            l.clear::<i64>();
+        }
     }
 }

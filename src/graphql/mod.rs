@@ -10,12 +10,14 @@ pub mod mutation;
 pub mod order;
 pub mod prefetch;
 pub mod query;
+pub mod shared;
 pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Schema};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::{Context, Positioned, Schema};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Viewer;
@@ -147,6 +149,20 @@ pub(crate) fn web_url(ctx: &Context<'_>, path: &str) -> async_graphql::Result<St
 /// An absolute URL of one of this gateway's own routes (`PUBLIC_API_URL` + `path`).
 pub(crate) fn api_url(ctx: &Context<'_>, path: &str) -> async_graphql::Result<String> {
     Ok(format!("{}{path}", state(ctx)?.config.public_api_base()))
+}
+
+/// The operation a request with `name` as its operation name runs, as the spec selects it
+/// ("GetOperation"): the only one, or the one named.
+pub(crate) fn selected_operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
 }
 
 pub(crate) fn viewer(ctx: &Context<'_>) -> Option<Viewer> {

@@ -25,7 +25,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::indexmap::IndexMap;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{PathSegment, Request, Response, ServerResult, Value, Variables};
 use futures_util::StreamExt as _;
@@ -81,13 +81,7 @@ impl Seen {
 
 fn apply_with(resp: &mut Response, doc: &ExecutableDocument, operation_name: Option<&str>, registry: &Registry) {
     {
-        let operation = match (&doc.operations, operation_name) {
-            (DocumentOperations::Single(op), _) => Some(op),
-            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-            (DocumentOperations::Multiple(_), None) => None,
-        };
-        if let Some(op) = operation {
+        if let Some(op) = super::selected_operation(doc, operation_name) {
             let root = match op.node.ty {
                 OperationType::Query => Some(registry.query_type.as_str()),
                 OperationType::Mutation => registry.mutation_type.as_deref(),

@@ -386,13 +386,15 @@ impl Subscription {
         let head = stream.chat_seq;
         let wanted = after.map_or(head, |c| c.clamp(0, head));
         let start = wanted.max(head - replay::MAX_CHAT_REPLAY);
-        let presence = (!ended).then(|| {
-            let member = match viewer(ctx) {
-                Some(v) => format!("u:{}", v.user_id),
-                None => format!("a:{}", uuid::Uuid::new_v4().simple()),
-            };
-            st.presence.join(id, member)
-        });
+        let presence = match ctx.data_opt::<crate::graphql::shared::SharedExecution>() {
+            _ if ended => None,
+            // Run once for many sockets: the feed counts each of them.
+            Some(shared) => {
+                shared.watching(id);
+                None
+            }
+            None => Some(st.presence.join(id, crate::pubsub::presence::member_for(viewer(ctx).as_ref()))),
+        };
         let events = replay::chat_stream(st.db.clone(), sub, id, start, start - wanted, ended, presence);
         Ok(fresh(ctx, events.map(|r| r.map(LiveChatEvent).map_err(Into::into)))?)
     }

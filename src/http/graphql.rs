@@ -562,7 +562,7 @@ pub(crate) fn observe(
     transport: &str,
     operation: &str,
     started: std::time::Instant,
-    resp: &async_graphql::Response,
+    errors: &[async_graphql::ServerError],
     request_id: &str,
 ) {
     let m = &crate::metrics::METRICS;
@@ -572,9 +572,9 @@ pub(crate) fn observe(
         m.requests.with_label_values(&[transport, operation]).inc();
     }
     m.latency.with_label_values(&[operation]).observe(elapsed.as_secs_f64());
-    m.count_errors(&resp.errors);
+    m.count_errors(errors);
     let codes: Vec<String> =
-        resp.errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").map(|c| c.to_string())).collect();
+        errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").map(|c| c.to_string())).collect();
     tracing::info!(
         target: "ecer_gateway::request",
         request_id,
@@ -662,14 +662,14 @@ async fn execute(
                 retry_after = Some(*retry_after_secs);
             }
             let resp = async_graphql::Response::from_errors(vec![err.into_request_error()]);
-            observe("http", &operation, started, &resp, &request_id);
+            observe("http", &operation, started, &resp.errors, &request_id);
             responses.push(Reply::Run(Box::new(resp)));
             continue;
         }
         let query = match (refusal, p.query.take()) {
             (Some(refusal), _) => {
                 let resp = refused(&refusal);
-                observe("http", &operation, started, &resp, &request_id);
+                observe("http", &operation, started, &resp.errors, &request_id);
                 responses.push(Reply::Run(Box::new(resp)));
                 continue;
             }
@@ -702,7 +702,7 @@ async fn execute(
                 }
             }
         }
-        observe("http", &operation, started, &resp, &request_id);
+        observe("http", &operation, started, &resp.errors, &request_id);
         if let Some(secs) = unavailable_in(&resp) {
             app.db_stats.breaker.suspect(&app.db);
             // Nothing came back: the whole request is answered 503, with when to retry.

@@ -10,5 +10,6 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod media;
+pub mod shared_feed;
 pub mod upgrade;
 pub mod ws;

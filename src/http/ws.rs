@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::Response as GqlResponse;
@@ -46,6 +47,7 @@ use crate::graphql::RequestInfo;
 use crate::pubsub::hub::Received;
 use crate::pubsub::{Event, Subscription, Topic};
 
+use super::shared_feed::{self, Delivery, Lagging};
 use super::upgrade::{MaybeUpgrade, Socket};
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -138,25 +140,6 @@ impl Close {
 
 fn text(value: Value) -> Message {
     Message::Text(value.to_string().into())
-}
-
-/// `{"type":..,"id":..,"payload":..}` with an execution result as the payload, serialised straight
-/// from the executor's ordered value, so fields keep the order the document selected them in.
-fn result_frame(kind: &str, id: &str, payload: &impl serde::Serialize) -> Message {
-    #[derive(serde::Serialize)]
-    struct Frame<'a, P> {
-        r#type: &'a str,
-        id: &'a str,
-        payload: &'a P,
-    }
-    match serde_json::to_string(&Frame { r#type: kind, id, payload }) {
-        Ok(frame) => Message::Text(frame.into()),
-        Err(err) => {
-            tracing::error!(%err, "could not serialise a subscription result");
-            let error = json!([{ "message": "internal error", "extensions": { "code": code::INTERNAL } }]);
-            text(json!({ "type": "error", "id": id, "payload": error }))
-        }
-    }
 }
 
 /// At most this many queued frames are written together before a flush.
@@ -266,7 +249,10 @@ async fn run(socket: Socket, app: AppState, proto: Option<Proto>, header_token: 
                 last_heard = Instant::now();
                 match frame {
                     Message::Text(t) => {
-                        if let Err(close) = conn.on_text(&t).await {
+                        // Boxed, like the session checks below: an idle socket's task holds the
+                        // state of this loop, and inline these database and Redis round trips
+                        // would make every idle socket as big as its busiest moment.
+                        if let Err(close) = Box::pin(conn.on_text(&t)).await {
                             break Some(close);
                         }
                     }
@@ -287,12 +273,12 @@ async fn run(socket: Socket, app: AppState, proto: Option<Proto>, header_token: 
             received = next_revocation(&mut conn.revocations) => {
                 let may_be_revoked = matches!(received, Received::Lagged(_))
                     || matches!(&received, Received::Event(e) if matches!(**e, Event::SessionsRevoked | Event::AccessChanged | Event::Resync));
-                if may_be_revoked && let Err(close) = conn.recheck_session().await {
+                if may_be_revoked && let Err(close) = Box::pin(conn.recheck_session()).await {
                     break Some(close);
                 }
             }
             _ = recheck.tick(), if conn.token.is_some() => {
-                if let Err(close) = conn.recheck_session().await {
+                if let Err(close) = Box::pin(conn.recheck_session()).await {
                     break Some(close);
                 }
             }
@@ -377,7 +363,9 @@ async fn linger(stream: SplitStream<Socket>, sink: Option<SplitSink<Socket, Mess
         if io.shutdown().await.is_err() {
             return;
         }
-        let mut buf = [0u8; 4096];
+        // On the heap: this future is part of every socket's task, and an array here would make
+        // every idle socket carry a buffer only a closing one uses.
+        let mut buf = vec![0u8; 4096];
         while matches!(io.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
@@ -485,16 +473,39 @@ impl Connection {
                 }
                 let operation =
                     super::graphql::operation_label(&self.app, parts.operation_name.as_deref(), Some(&query));
-                let mut request = async_graphql::Request::new(query);
                 // The request log keeps the name the client gave; metrics keep the bounded label.
                 let recorded = parts.operation_name.clone().unwrap_or_else(|| operation.clone());
-                if let Some(name) = parts.operation_name {
-                    request = request.operation_name(name);
+                let variables = parts.variables.unwrap_or_default();
+                let signed_in = self.info.viewer.is_some();
+                let sharing = crate::graphql::lean::parsed(&query).and_then(|parsed| {
+                    crate::graphql::shared::sharing(
+                        &parsed.document,
+                        parts.operation_name.as_deref(),
+                        &variables,
+                        signed_in,
+                    )
+                });
+                let labels = Labels { id, operation, recorded };
+                match sharing {
+                    Some(join) => {
+                        let key = shared_feed::Key {
+                            variables: serde_json::to_string(&variables).unwrap_or_default(),
+                            query,
+                            operation: parts.operation_name,
+                        };
+                        let membership = self.app.shared_feeds.join(&self.app, key, variables, join);
+                        let member = crate::pubsub::presence::member_for(self.info.viewer.as_ref());
+                        self.start(labels, shared_feed::member_stream(membership, self.app.presence.clone(), member));
+                    }
+                    None => {
+                        let mut request = async_graphql::Request::new(query).variables(variables);
+                        if let Some(name) = parts.operation_name {
+                            request = request.operation_name(name);
+                        }
+                        let request = crate::graphql::prepare(request, &self.app, self.info.clone());
+                        self.start(labels, results(self.app.schema.execute_stream(request)));
+                    }
                 }
-                if let Some(variables) = parts.variables {
-                    request = request.variables(variables);
-                }
-                self.start(id, request, operation, recorded);
                 Ok(())
             }
             (Proto::Transport, "complete") | (Proto::Legacy, "stop") => {
@@ -592,10 +603,9 @@ impl Connection {
         Ok(())
     }
 
-    fn start(&mut self, id: String, request: async_graphql::Request, operation: String, recorded: String) {
-        let request = crate::graphql::prepare(request, &self.app, self.info.clone());
+    fn start(&mut self, labels: Labels, results: impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send + 'static) {
+        let Labels { id, operation, recorded } = labels;
         crate::metrics::METRICS.requests.with_label_values(&["ws", &operation]).inc();
-        let stream = self.app.schema.execute_stream(request);
         self.generation += 1;
         let generation = self.generation;
         let feed = Feed {
@@ -612,9 +622,36 @@ impl Connection {
             user_id: self.info.viewer.map(|v| v.user_id),
             client: self.info.client.clone(),
         };
-        let task = tokio::spawn(pump(feed, stream));
+        let task = tokio::spawn(pump(feed, results));
         self.operations.insert(id, (generation, task.abort_handle()));
     }
+}
+
+/// An operation's id and names, as metrics and the request log file it.
+struct Labels {
+    id: String,
+    /// The bounded metrics label.
+    operation: String,
+    /// The name the client gave.
+    recorded: String,
+}
+
+/// An operation's own execution as deliveries, each serialised as it comes.
+fn results(
+    stream: impl Stream<Item = GqlResponse> + Send,
+) -> impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send {
+    let mut first = true;
+    // A panic inside the operation ends it with INTERNAL instead of leaving the client waiting.
+    std::panic::AssertUnwindSafe(stream).catch_unwind().map(move |result| {
+        let resp = result.unwrap_or_else(|_| {
+            tracing::error!("a subscription operation panicked");
+            GqlResponse::from_errors(vec![crate::graphql::codes::with_code(
+                async_graphql::ServerError::new("internal error", None),
+                code::INTERNAL,
+            )])
+        });
+        Ok(Arc::new(Delivery::new(resp, std::mem::take(&mut first))))
+    })
 }
 
 /// The parts of a `subscribe` payload; `None` when one has the wrong type.
@@ -656,7 +693,7 @@ fn request_from(mut payload: Map<String, Value>) -> Option<RequestParts> {
 
 /// Errors found before execution (unparsable, invalid, over a limit) end the operation with an
 /// `error` message instead of `next` + `complete`, as graphql-transport-ws asks.
-fn is_request_error(resp: &GqlResponse) -> bool {
+pub(crate) fn is_request_error(resp: &GqlResponse) -> bool {
     const REQUEST_CODES: [&str; 6] = [
         code::GRAPHQL_PARSE_FAILED,
         code::GRAPHQL_VALIDATION_FAILED,
@@ -694,29 +731,44 @@ struct Feed {
     client: std::sync::Arc<crate::services::activity::ClientInfo>,
 }
 
+/// `{"type":..,"id":..,"payload":..}` around a payload serialised once (perhaps for many sockets).
+fn frame(kind: &str, id_json: &str, payload: &str) -> Message {
+    let mut frame = String::with_capacity(payload.len() + id_json.len() + 32);
+    frame.push_str(r#"{"type":""#);
+    frame.push_str(kind);
+    frame.push_str(r#"","id":"#);
+    frame.push_str(id_json);
+    frame.push_str(r#","payload":"#);
+    frame.push_str(payload);
+    frame.push('}');
+    Message::Text(frame.into())
+}
+
 /// Runs one operation, feeding the socket's queue until the operation completes.
-async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
+async fn pump(feed: Feed, results: impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send) {
     let Feed { operation, id, generation, out, done, proto, slow, activity, recorded, erased, user_id, client } = feed;
-    // A panic inside the operation ends it with INTERNAL instead of leaving the client waiting.
-    let stream = std::panic::AssertUnwindSafe(stream).catch_unwind().map(|result| {
-        result.unwrap_or_else(|_| {
-            tracing::error!("a subscription operation panicked");
-            GqlResponse::from_errors(vec![crate::graphql::codes::with_code(
-                async_graphql::ServerError::new("internal error", None),
-                code::INTERNAL,
-            )])
-        })
-    });
-    tokio::pin!(stream);
+    tokio::pin!(results);
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
     let started = std::time::Instant::now();
+    let id_json = serde_json::Value::String(id.clone()).to_string();
+    let lagging = |id: &str| {
+        let error = json!([{
+            "message": "this client fell too far behind; resubscribe with the cursor of the last event received",
+            "extensions": { "code": SUBSCRIPTION_LAGGING },
+        }]);
+        text(json!({ "type": "error", "id": id, "payload": error }))
+    };
     let mut first = true;
-    while let Some(mut resp) = stream.next().await {
-        super::graphql::code_errors(&mut resp);
-        if first {
+    while let Some(result) = results.next().await {
+        let Ok(delivery) = result else {
+            let _ = out.send(lagging(&id)).await;
+            let _ = done.send((id, generation));
+            return;
+        };
+        if std::mem::take(&mut first) {
             // Latency of an operation over the socket: until its first result (a subscription's
             // replay or first event).
-            super::graphql::observe("ws", &operation, started, &resp, &id);
+            super::graphql::observe("ws", &operation, started, &delivery.errors, &id);
             activity.request(crate::services::activity::RequestRecord {
                 duration: started.elapsed(),
                 // A socket's `deleteAccount` erased the member it would be filed under.
@@ -726,24 +778,25 @@ async fn pump(feed: Feed, stream: impl Stream<Item = GqlResponse> + Send) {
                 sign_in: false,
                 client: client.clone(),
             });
+            if delivery.request_error {
+                let _ = out.send(frame("error", &id_json, &delivery.payload)).await;
+                let _ = done.send((id, generation));
+                return;
+            }
         } else {
-            crate::metrics::METRICS.count_errors(&resp.errors);
+            crate::metrics::METRICS.count_errors(&delivery.errors);
         }
-        if std::mem::take(&mut first) && is_request_error(&resp) {
-            let _ = out.send(result_frame("error", &id, &resp.errors)).await;
-            let _ = done.send((id, generation));
-            return;
-        }
-        let frame = result_frame(proto.next_type(), &id, &super::graphql::Ordered::new(&resp, true));
+        // Room in the queue (the usual case) costs no timer; only a full queue waits, for `slow`.
+        let frame = match out.try_send(frame(proto.next_type(), &id_json, &delivery.payload)) {
+            Ok(()) => continue,
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
         match tokio::time::timeout(slow, out.send(frame)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
-                let error = json!([{
-                    "message": "this client fell too far behind; resubscribe with the cursor of the last event received",
-                    "extensions": { "code": SUBSCRIPTION_LAGGING },
-                }]);
-                let _ = out.send(text(json!({ "type": "error", "id": id, "payload": error }))).await;
+                let _ = out.send(lagging(&id)).await;
                 let _ = done.send((id, generation));
                 return;
             }
@@ -778,7 +831,7 @@ mod tests {
             user_id: None,
             client: Default::default(),
         };
-        let task = tokio::spawn(pump(feed, events));
+        let task = tokio::spawn(pump(feed, results(events)));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let frame = |m: Message| match m {
             Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
@@ -818,7 +871,7 @@ mod tests {
             user_id: None,
             client: Default::default(),
         };
-        tokio::spawn(pump(feed, events)).await.unwrap();
+        tokio::spawn(pump(feed, results(events))).await.unwrap();
         let frame = |m: Message| match m {
             Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap(),
             other => panic!("unexpected {other:?}"),

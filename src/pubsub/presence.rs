@@ -48,6 +48,15 @@ pub struct Presence {
     inner: Arc<Inner>,
 }
 
+/// Who a subscriber counts as in a room: a member once however many sockets they hold, a signed-out
+/// visitor once per subscription.
+pub fn member_for(viewer: Option<&crate::auth::Viewer>) -> String {
+    match viewer {
+        Some(v) => format!("u:{}", v.user_id),
+        None => format!("a:{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
 /// Holds one viewer in one room; dropping it leaves.
 pub struct PresenceGuard {
     presence: Presence,

@@ -35,7 +35,9 @@ where
     async_stream::try_stream! {
         loop {
             loop {
-                let batch = fetch(last).await?;
+                // Boxed: a subscription waits on its topic far longer than it reads, and inline the
+                // query's state would sit in every idle subscription.
+                let batch = Box::pin(fetch(last)).await?;
                 let full = batch.len() as u64 >= BATCH;
                 for (cursor, item) in batch {
                     last = cursor;

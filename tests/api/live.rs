@@ -289,3 +289,105 @@ async fn a_room_page_hears_the_status_and_the_viewer_count_change() {
     assert_eq!((kind.as_str(), status.as_str()), ("UPDATED", "ENDED"));
     assert_eq!(page.recv().await, json!({ "type": "complete", "id": "u" }));
 }
+
+/// Statements the gateway ran while `line` was said and reached every socket in `sockets`; the
+/// least of three lines, since the request log's writer lands its own statements at any time.
+async fn statements_per_line(app: &TestApp, host: &str, stream: &str, sockets: &mut [crate::common::Ws]) -> u64 {
+    let say =
+        "mutation($s: ID!, $b: String!) { sendLiveChatMessage(input: { streamId: $s, body: $b }) { message { seq } } }";
+    let mut least = u64::MAX;
+    for n in 0..3 {
+        let before = app.statements();
+        app.gql(Some(host), say, json!({ "s": stream, "b": format!("line {n}") })).await;
+        for ws in sockets.iter_mut() {
+            assert_eq!(ws.next_data("c").await["liveChat"]["message"]["body"], format!("line {n}"));
+        }
+        least = least.min(app.statements() - before);
+    }
+    least
+}
+
+#[tokio::test]
+async fn a_room_full_of_viewers_costs_one_execution_per_line() {
+    // Every read reaches the database: each execution of the line's `author` is a statement.
+    let app = TestApp::uncached().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let (fan, _) = app.register(&phone(2), "fan").await;
+    let id = live_stream(&app, &host).await;
+    let chat = "subscription($s: ID!) { liveChat(streamId: $s) { message { body author { nickname } } } }";
+    let mut sockets = vec![app.ws(None).await];
+    sockets[0].subscribe("c", chat, json!({ "s": id })).await;
+    wait_for_count(&app, &id, 1).await;
+    let alone = statements_per_line(&app, &host, &id, &mut sockets).await;
+
+    // Four more signed-out viewers and a member (the document reads nothing of the viewer).
+    for token in [None, None, None, None, Some(fan.as_str())] {
+        let mut ws = app.ws(token).await;
+        ws.subscribe("c", chat, json!({ "s": id })).await;
+        sockets.push(ws);
+    }
+    wait_for_count(&app, &id, 6).await;
+    assert_eq!(app.state.shared_feeds.len(), 1, "one execution for the room");
+    let six = statements_per_line(&app, &host, &id, &mut sockets).await;
+    assert_eq!(six, alone, "the line's author is read once for six viewers as for one");
+
+    // Everyone leaves: the feed stops, and the room is empty.
+    for ws in &mut sockets {
+        ws.send(json!({ "type": "complete", "id": "c" })).await;
+    }
+    wait_for_count(&app, &id, 0).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !app.state.shared_feeds.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the feed outlived its members");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_document_that_asks_about_the_viewer_is_answered_for_each_member() {
+    let app = TestApp::spawn().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let (fan, _) = app.register(&phone(2), "fan").await;
+    let id = live_stream(&app, &host).await;
+    let chat = "subscription($s: ID!) { liveChat(streamId: $s) { message { body author { nickname isViewer } } } }";
+    let mut sockets = Vec::new();
+    for token in [Some(host.as_str()), Some(fan.as_str()), None, None] {
+        let mut ws = app.ws(token).await;
+        ws.subscribe("c", chat, json!({ "s": id })).await;
+        sockets.push(ws);
+    }
+    wait_for_count(&app, &id, 4).await;
+    // The two signed-out viewers share; each member runs the document as themselves.
+    assert_eq!(app.state.shared_feeds.len(), 1);
+    app.gql(Some(&host), SAY, json!({ "s": id, "b": "welcome" })).await;
+    let mut seen = Vec::new();
+    for ws in &mut sockets {
+        seen.push(ws.next_data("c").await["liveChat"]["message"]["author"]["isViewer"].clone());
+    }
+    assert_eq!(seen, [json!(true), json!(false), json!(false), json!(false)]);
+}
+
+#[tokio::test]
+async fn a_late_room_page_starts_from_the_state_now_and_all_pages_end_together() {
+    let app = TestApp::spawn().await;
+    let (host, _) = app.register(&phone(1), "host").await;
+    let id = live_stream(&app, &host).await;
+    let updates = "subscription($s: ID!) { liveStreamUpdated(streamId: $s) { node { status } } }";
+    let mut early = app.ws(None).await;
+    early.subscribe("u", updates, json!({ "s": id })).await;
+    assert_eq!(early.next_data("u").await["liveStreamUpdated"]["node"]["status"], "LIVE");
+    let mut late = app.ws(None).await;
+    late.subscribe("u", updates, json!({ "s": id })).await;
+    assert_eq!(late.next_data("u").await["liveStreamUpdated"]["node"]["status"], "LIVE");
+    assert_eq!(app.state.shared_feeds.len(), 1);
+    app.gql(Some(&host), END, json!({ "s": id })).await;
+    for ws in [&mut early, &mut late] {
+        assert_eq!(ws.next_data("u").await["liveStreamUpdated"]["node"]["status"], "ENDED");
+        assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "u" }));
+    }
+    // A page that opens after the end runs its own (new) execution and gets the end at once.
+    let mut after = app.ws(None).await;
+    after.subscribe("u", updates, json!({ "s": id })).await;
+    assert_eq!(after.next_data("u").await["liveStreamUpdated"]["node"]["status"], "ENDED");
+    assert_eq!(after.recv().await, json!({ "type": "complete", "id": "u" }));
+}
