@@ -88,8 +88,15 @@ pub fn sharing(doc: &ExecutableDocument, name: Option<&str>, variables: &Variabl
     if !root.directives.is_empty() {
         return None;
     }
+    let defaults: Vec<&Name> = op
+        .node
+        .variable_definitions
+        .iter()
+        .filter(|d| d.node.default_value.is_some())
+        .map(|d| &d.node.name.node)
+        .collect();
     let join = match root.name.node.as_str() {
-        "liveChat" if !resumes(root.arguments.as_slice(), variables) => Join::FromNow,
+        "liveChat" if !resumes(root.arguments.as_slice(), variables, &defaults) => Join::FromNow,
         "liveStreamUpdated" => Join::LastThenNow,
         _ => return None,
     };
@@ -99,13 +106,17 @@ pub fn sharing(doc: &ExecutableDocument, name: Option<&str>, variables: &Variabl
     Some(join)
 }
 
-/// Whether `liveChat`'s `after` cursor is given (literally or through a variable that is set).
-fn resumes(arguments: &[(Positioned<Name>, Positioned<Value>)], variables: &Variables) -> bool {
+/// Whether `liveChat`'s `after` cursor is given: literally, or through a variable that is set or,
+/// left out, has a default.
+fn resumes(arguments: &[(Positioned<Name>, Positioned<Value>)], variables: &Variables, defaults: &[&Name]) -> bool {
     arguments.iter().any(|(name, value)| {
         name.node.as_str() == "after"
             && match &value.node {
                 Value::Null => false,
-                Value::Variable(var) => variables.get(var).is_some_and(|v| *v != async_graphql::Value::Null),
+                Value::Variable(var) => match variables.get(var) {
+                    Some(v) => *v != async_graphql::Value::Null,
+                    None => defaults.contains(&var),
+                },
                 _ => true,
             }
     })
@@ -170,6 +181,9 @@ mod tests {
             share(r#"subscription { liveChat(streamId: "x", after: "c") { skipped } }"#, serde_json::json!({}), false),
             None
         );
+        let defaulted = r#"subscription($a: String = "c") { liveChat(streamId: "x", after: $a) { skipped } }"#;
+        assert_eq!(share(defaulted, serde_json::json!({}), false), None, "the default resumes");
+        assert_eq!(share(defaulted, serde_json::json!({"a": null}), false), Some(Join::FromNow));
         let updated = "subscription { liveStreamUpdated(streamId: \"x\") { node { viewerCount } } }";
         assert_eq!(share(updated, serde_json::json!({}), true), Some(Join::LastThenNow));
         assert_eq!(share("subscription { messageReceived { body } }", serde_json::json!({}), true), None);

@@ -20,7 +20,8 @@ use crate::graphql::RequestInfo;
 use crate::graphql::shared::{Join, SharedExecution};
 use crate::pubsub::presence::Presence;
 
-/// Results a member may fall behind by before it is told to resubscribe.
+/// Results a member may fall behind by: a chat member that far behind is told to resubscribe
+/// (`SUBSCRIPTION_LAGGING`); a room-state member skips to the latest state.
 const MEMBER_BACKLOG: usize = 256;
 
 /// What identifies a feed: the operation exactly as the client sent it.
@@ -28,8 +29,8 @@ const MEMBER_BACKLOG: usize = 256;
 pub struct Key {
     pub query: String,
     pub operation: Option<String>,
-    /// The variables as JSON: equal variables written in another key order make another feed, which
-    /// only shares less.
+    /// The variables as JSON (their names in order; equal values written differently inside a
+    /// variable only make another feed, which shares less).
     pub variables: String,
 }
 
@@ -41,6 +42,8 @@ pub struct Delivery {
     pub errors: Vec<async_graphql::ServerError>,
     /// Errors found before execution: the operation ends with an `error` message.
     pub request_error: bool,
+    /// No data, only errors: as a first result, the subscription could not start.
+    pub failed: bool,
 }
 
 impl Delivery {
@@ -55,10 +58,11 @@ impl Delivery {
         };
         let payload = payload.unwrap_or_else(|err| {
             tracing::error!(%err, "could not serialise a subscription result");
-            let error = serde_json::json!([{ "message": "internal error", "extensions": { "code": code::INTERNAL } }]);
-            error.to_string()
+            let errors = serde_json::json!([{ "message": "internal error", "extensions": { "code": code::INTERNAL } }]);
+            if request_error { errors } else { serde_json::json!({ "data": null, "errors": errors }) }.to_string()
         });
-        Delivery { payload: payload.into_boxed_str(), errors: resp.errors, request_error }
+        let failed = resp.data == async_graphql::Value::Null && !resp.errors.is_empty();
+        Delivery { payload: payload.into_boxed_str(), errors: resp.errors, request_error, failed }
     }
 }
 
@@ -188,6 +192,20 @@ impl SharedFeeds {
     }
 }
 
+/// Ends the feed however `run` stops, a panic included: members then complete instead of waiting
+/// on a feed nobody drives, and the next subscriber starts a new one.
+struct EndOnDrop {
+    feeds: Arc<SharedFeeds>,
+    key: Key,
+    feed: Arc<Feed>,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.feeds.end(&self.key, &self.feed);
+    }
+}
+
 async fn run(
     feeds: Arc<SharedFeeds>,
     key: Key,
@@ -195,6 +213,8 @@ async fn run(
     stream: impl Stream<Item = async_graphql::Response> + Send,
 ) {
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.shared_feeds);
+    let ending = EndOnDrop { feeds, key, feed };
+    let (feeds, key, feed) = (&ending.feeds, &ending.key, &ending.feed);
     let stream = std::panic::AssertUnwindSafe(stream).catch_unwind();
     tokio::pin!(stream);
     let mut first = true;
@@ -202,7 +222,7 @@ async fn run(
         let next = tokio::select! {
             next = stream.next() => next,
             () = feed.left.notified() => {
-                if feeds.end_if_unwatched(&key, &feed) {
+                if feeds.end_if_unwatched(key, feed) {
                     return;
                 }
                 continue;
@@ -217,26 +237,32 @@ async fn run(
                     code::INTERNAL,
                 )])
             }
-            None => break,
+            None => return,
         };
-        let delivery = Arc::new(Delivery::new(resp, std::mem::take(&mut first)));
-        crate::metrics::METRICS.count_errors(&delivery.errors);
-        let request_error = delivery.request_error;
+        // Errors are counted by each member's pump, once per socket they reach.
+        let delivery = Arc::new(Delivery::new(resp, first));
+        // A subscription that could not start ends here; a socket joining after this result must
+        // start its own feed and get the error itself, not a bare `complete`.
+        let terminal = delivery.request_error || (first && delivery.failed);
+        first = false;
         let heard = {
             let mut state = lock(&feed.state);
             if feed.join == Join::LastThenNow {
                 state.last = Some(delivery.clone());
             }
-            state.tx.as_ref().is_some_and(|tx| tx.send(delivery).is_ok())
+            let heard = state.tx.as_ref().is_some_and(|tx| tx.send(delivery).is_ok());
+            if terminal {
+                state.tx = None;
+            }
+            heard
         };
-        if !heard && feeds.end_if_unwatched(&key, &feed) {
+        if terminal {
             return;
         }
-        if request_error {
-            break;
+        if !heard && feeds.end_if_unwatched(key, feed) {
+            return;
         }
     }
-    feeds.end(&key, &feed);
 }
 
 /// A member's results: the feed's last state when it joins one that keeps it, then every result the
@@ -264,6 +290,13 @@ pub fn member_stream(
                 changed = room.changed(), if watching.is_none() && room_known => room_known = changed.is_ok(),
                 received = rx.recv() => match received {
                     Ok(delivery) => yield Ok(delivery),
+                    // States: the latest is all a member that fell behind needs.
+                    Err(broadcast::error::RecvError::Lagged(_)) if membership.feed.join == Join::LastThenNow => {
+                        let last = lock(&membership.feed.state).last.clone();
+                        if let Some(last) = last {
+                            yield Ok(last);
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         yield Err(Lagging);
                         break;

@@ -486,13 +486,11 @@ impl Connection {
                     )
                 });
                 let labels = Labels { id, operation, recorded };
-                match sharing {
-                    Some(join) => {
-                        let key = shared_feed::Key {
-                            variables: serde_json::to_string(&variables).unwrap_or_default(),
-                            query,
-                            operation: parts.operation_name,
-                        };
+                let key = sharing.and_then(|join| Some((join, serde_json::to_string(&variables).ok()?)));
+                match key {
+                    Some((join, variables_json)) => {
+                        let key =
+                            shared_feed::Key { variables: variables_json, query, operation: parts.operation_name };
                         let membership = self.app.shared_feeds.join(&self.app, key, variables, join);
                         let member = crate::pubsub::presence::member_for(self.info.viewer.as_ref());
                         self.start(labels, shared_feed::member_stream(membership, self.app.presence.clone(), member));
