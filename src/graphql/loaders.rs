@@ -314,9 +314,15 @@ impl<L> Lazy<L> {
         Lazy { seed, made: std::sync::OnceLock::new() }
     }
 
-    /// The loader, if something used it.
-    fn made(&self) -> Option<&Cached<L>> {
-        self.made.get()
+    /// Forgets what the loader cached for keys of type `K`, if something used it.
+    fn clear<K>(&self)
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        L: Loader<K>,
+    {
+        if let Some(loader) = self.made.get() {
+            loader.clear::<K>();
+        }
     }
 }
 
@@ -371,44 +377,18 @@ impl LoaderSet {
 
     /// Forgets everything loaded so far: a mutation changes what earlier fields may have cached.
     pub fn clear(&self) {
-        if let Some(l) = self.users.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.boards.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.posts.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.comments.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.edges.made() {
-            l.clear::<EdgeKey>();
-        }
-        if let Some(l) = self.relations.made() {
-            l.clear::<RelationKey>();
-        }
-        if let Some(l) = self.children.made() {
-            l.clear::<ChildrenKey>();
-        }
-        if let Some(l) = self.chains.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.conversations.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.messages.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.unread.made() {
-            l.clear::<UnreadKey>();
-        }
-        if let Some(l) = self.viewer_counts.made() {
-            l.clear::<i64>();
-        }
-        if let Some(l) = self.post_media.made() {
-            l.clear::<i64>();
-        }
+        self.users.clear::<i64>();
+        self.boards.clear::<i64>();
+        self.posts.clear::<i64>();
+        self.comments.clear::<i64>();
+        self.edges.clear::<EdgeKey>();
+        self.relations.clear::<RelationKey>();
+        self.children.clear::<ChildrenKey>();
+        self.chains.clear::<i64>();
+        self.conversations.clear::<i64>();
+        self.messages.clear::<i64>();
+        self.unread.clear::<UnreadKey>();
+        self.viewer_counts.clear::<i64>();
+        self.post_media.clear::<i64>();
     }
 }

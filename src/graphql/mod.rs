@@ -68,6 +68,22 @@ pub struct RequestInfo {
     pub visits: Arc<std::sync::Mutex<Vec<(crate::services::activity::Target, i64)>>>,
 }
 
+impl RequestInfo {
+    /// A request from `client`, acting as `viewer`, counted as `visitor`.
+    pub fn new(viewer: Option<Viewer>, client: Arc<ClientInfo>, visitor: Option<Arc<str>>) -> RequestInfo {
+        RequestInfo {
+            viewer,
+            user_agent: client.user_agent.clone(),
+            ip: client.ip.clone(),
+            client,
+            visitor,
+            signed_in_as: Default::default(),
+            erased: Default::default(),
+            visits: Default::default(),
+        }
+    }
+}
+
 /// The schema `lean` runs HTTP queries on: the same types, data and limits, and no extensions.
 pub fn build_lean_schema(state: GqlState) -> AppSchema {
     let config = state.config.clone();

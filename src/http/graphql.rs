@@ -637,16 +637,7 @@ async fn execute(
     // The cookie just issued is not trusted to come back (apps keep no cookies): until it does, the
     // visitor is the member, or the address and user agent.
     let visitor = client::visitor_key(cookie.as_deref(), viewer.map(|v| v.user_id), &client);
-    let info = RequestInfo {
-        viewer,
-        user_agent: client.user_agent.clone(),
-        ip: client.ip.clone(),
-        client: client.clone(),
-        visitor: Some(visitor),
-        signed_in_as: Default::default(),
-        erased: Default::default(),
-        visits: Default::default(),
-    };
+    let info = RequestInfo::new(viewer, client.clone(), Some(visitor));
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let limit_key = crate::ratelimit::key_for(info.viewer.as_ref(), info.ip.as_deref());
     let mut retry_after = None;

@@ -66,6 +66,22 @@ impl Delivery {
     }
 }
 
+/// An operation's results, with a panic inside it turned into a last INTERNAL result instead of a
+/// client left waiting.
+pub fn unpanicking(
+    stream: impl Stream<Item = async_graphql::Response> + Send,
+) -> impl Stream<Item = async_graphql::Response> + Send {
+    std::panic::AssertUnwindSafe(stream).catch_unwind().map(|result| {
+        result.unwrap_or_else(|_| {
+            tracing::error!("a subscription operation panicked");
+            async_graphql::Response::from_errors(vec![crate::graphql::codes::with_code(
+                async_graphql::ServerError::new("internal error", None),
+                code::INTERNAL,
+            )])
+        })
+    })
+}
+
 /// The feeds running on this instance.
 #[derive(Default)]
 pub struct SharedFeeds {
@@ -144,16 +160,7 @@ impl SharedFeeds {
         if let Some(name) = &key.operation {
             request = request.operation_name(name.clone());
         }
-        let info = RequestInfo {
-            viewer: None,
-            user_agent: None,
-            ip: None,
-            client: Default::default(),
-            visitor: None,
-            signed_in_as: Default::default(),
-            erased: Default::default(),
-            visits: Default::default(),
-        };
+        let info = RequestInfo::new(None, Default::default(), None);
         let stream = app.schema.execute_stream(crate::graphql::prepare(request, app, info));
         tokio::spawn(run(self.clone(), key, feed.clone(), stream));
         Membership { feed, rx: Some(rx), first: None }
@@ -215,7 +222,7 @@ async fn run(
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.shared_feeds);
     let ending = EndOnDrop { feeds, key, feed };
     let (feeds, key, feed) = (&ending.feeds, &ending.key, &ending.feed);
-    let stream = std::panic::AssertUnwindSafe(stream).catch_unwind();
+    let stream = unpanicking(stream);
     tokio::pin!(stream);
     let mut first = true;
     loop {
@@ -228,17 +235,7 @@ async fn run(
                 continue;
             }
         };
-        let resp = match next {
-            Some(Ok(resp)) => resp,
-            Some(Err(_)) => {
-                tracing::error!("a shared subscription panicked");
-                async_graphql::Response::from_errors(vec![crate::graphql::codes::with_code(
-                    async_graphql::ServerError::new("internal error", None),
-                    code::INTERNAL,
-                )])
-            }
-            None => return,
-        };
+        let Some(resp) = next else { return };
         // Errors are counted by each member's pump, once per socket they reach.
         let delivery = Arc::new(Delivery::new(resp, first));
         // A subscription that could not start ends here; a socket joining after this result must
@@ -307,5 +304,45 @@ pub fn member_stream(
         }
         drop(watching);
         drop(membership);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(n: usize) -> Arc<Delivery> {
+        Arc::new(Delivery { payload: n.to_string().into(), errors: Vec::new(), request_error: false, failed: false })
+    }
+
+    /// A member `behind` results behind a feed of `join` kind, with a backlog of 2.
+    async fn behind(join: Join, behind: usize) -> Vec<Result<String, ()>> {
+        let (tx, rx) = broadcast::channel(2);
+        let (_execution, room) = SharedExecution::new();
+        let feed = Arc::new(Feed {
+            state: Mutex::new(FeedState { tx: Some(tx.clone()), last: None }),
+            join,
+            room,
+            left: Notify::new(),
+        });
+        let membership = Membership { feed: feed.clone(), rx: Some(rx), first: None };
+        for n in 0..behind {
+            let d = delivery(n);
+            lock(&feed.state).last = Some(d.clone());
+            let _ = tx.send(d);
+        }
+        lock(&feed.state).tx = None;
+        drop(tx);
+        let stream = member_stream(membership, Presence::in_process(), "a:test".into());
+        stream.map(|r| r.map(|d| d.payload.to_string()).map_err(|Lagging| ())).collect().await
+    }
+
+    #[tokio::test]
+    async fn a_chat_member_too_far_behind_is_told_and_a_room_page_skips_to_the_latest_state() {
+        assert_eq!(behind(Join::FromNow, 2).await, vec![Ok("0".into()), Ok("1".into())], "within the backlog");
+        assert_eq!(behind(Join::FromNow, 5).await, vec![Err(())], "chat: SUBSCRIPTION_LAGGING, then nothing");
+        let states = behind(Join::LastThenNow, 5).await;
+        assert_eq!(states.first(), Some(&Ok("4".into())), "the latest state first: {states:?}");
+        assert!(states.iter().all(Result::is_ok));
     }
 }

@@ -85,16 +85,7 @@ pub async fn get_or_upgrade(
     };
     let header_token = auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
     let client = std::sync::Arc::new(super::client::client_info(&headers, &peer));
-    let info = RequestInfo {
-        viewer: None,
-        user_agent: client.user_agent.clone(),
-        ip: client.ip.clone(),
-        client,
-        visitor: None,
-        signed_in_as: Default::default(),
-        erased: Default::default(),
-        visits: Default::default(),
-    };
+    let info = RequestInfo::new(None, client, None);
     // A 4 KiB read buffer instead of the 128 KiB default: tungstenite fills the buffer before its
     // first read, so the default held 128 KiB per idle socket (measured: 186 -> 30 KiB per socket,
     // docs/BENCHMARKS.md). Larger messages still arrive; the buffer grows for them.
@@ -639,17 +630,7 @@ fn results(
     stream: impl Stream<Item = GqlResponse> + Send,
 ) -> impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send {
     let mut first = true;
-    // A panic inside the operation ends it with INTERNAL instead of leaving the client waiting.
-    std::panic::AssertUnwindSafe(stream).catch_unwind().map(move |result| {
-        let resp = result.unwrap_or_else(|_| {
-            tracing::error!("a subscription operation panicked");
-            GqlResponse::from_errors(vec![crate::graphql::codes::with_code(
-                async_graphql::ServerError::new("internal error", None),
-                code::INTERNAL,
-            )])
-        });
-        Ok(Arc::new(Delivery::new(resp, std::mem::take(&mut first))))
-    })
+    shared_feed::unpanicking(stream).map(move |resp| Ok(Arc::new(Delivery::new(resp, std::mem::take(&mut first)))))
 }
 
 /// The parts of a `subscribe` payload; `None` when one has the wrong type.
