@@ -53,6 +53,8 @@ pub struct AppState {
     pub capacity: Arc<Capacity>,
     /// Subscriptions executed once for all the sockets subscribed to them (`http::shared_feed`).
     pub shared_feeds: Arc<crate::http::shared_feed::SharedFeeds>,
+    /// This instance's private streams waiting for an event with no execution held.
+    pub private_streams: Arc<crate::http::private_stream::Waiting>,
     /// Flips to true when the gateway shuts down: open WebSockets tell their clients to reconnect.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
     shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
@@ -173,6 +175,7 @@ impl AppState {
             entities,
             capacity,
             shared_feeds: Default::default(),
+            private_streams: Default::default(),
             shutting_down,
             shutdown_tx: Arc::new(shutdown_tx),
         })

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub ws_connections: IntGauge,
     pub subscriptions: IntGauge,
     pub shared_feeds: IntGauge,
+    /// Private streams waiting on their member's topic with no execution held (`http::private_stream`).
+    pub private_streams_waiting: IntGauge,
     /// Events received from the broker by this instance's hub.
     pub broker_events: IntCounter,
     /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass; shared_hit for
@@ -73,6 +75,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let subscriptions = IntGauge::new("subscriptions_active", "Operations running on WebSockets")?;
     let shared_feeds =
         IntGauge::new("shared_feeds_active", "Subscription executions shared by the sockets subscribed to them")?;
+    let private_streams_waiting = IntGauge::new(
+        "private_streams_waiting",
+        "Private subscriptions waiting for their next event with no execution held open",
+    )?;
     let broker_events = IntCounter::new("broker_events_received_total", "Events received from the broker")?;
     let response_cache = IntCounterVec::new(
         Opts::new("response_cache_total", "Anonymous queries by how the response cache answered"),
@@ -111,6 +117,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(errors.clone()))?;
     registry.register(Box::new(ws_connections.clone()))?;
     registry.register(Box::new(shared_feeds.clone()))?;
+    registry.register(Box::new(private_streams_waiting.clone()))?;
     registry.register(Box::new(subscriptions.clone()))?;
     registry.register(Box::new(broker_events.clone()))?;
     registry.register(Box::new(response_cache.clone()))?;
@@ -134,6 +141,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         errors,
         ws_connections,
         shared_feeds,
+        private_streams_waiting,
         subscriptions,
         broker_events,
         response_cache,

@@ -15,7 +15,9 @@
 //! Presence stays per subscriber: the shared execution tells the feed which room it watches
 //! ([`SharedExecution`]) and the feed counts each of its subscribers there.
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
+};
 use async_graphql::{Name, Positioned, Variables};
 use async_graphql_value::Value;
 
@@ -77,17 +79,7 @@ pub enum Join {
 /// Whether the operation `name` selects in `doc` may run once for all its subscribers, and how a
 /// subscriber joins it. `signed_in`: the subscriber has a viewer the shared execution would not.
 pub fn sharing(doc: &ExecutableDocument, name: Option<&str>, variables: &Variables, signed_in: bool) -> Option<Join> {
-    let op = super::selected_operation(doc, name)?;
-    if op.node.ty != OperationType::Subscription || !op.node.directives.is_empty() {
-        return None;
-    }
-    let [Positioned { node: Selection::Field(root), .. }] = op.node.selection_set.node.items.as_slice() else {
-        return None;
-    };
-    let root = &root.node;
-    if !root.directives.is_empty() {
-        return None;
-    }
+    let (op, root) = subscription_root(doc, name)?;
     let defaults: Vec<&Name> = op
         .node
         .variable_definitions
@@ -104,6 +96,22 @@ pub fn sharing(doc: &ExecutableDocument, name: Option<&str>, variables: &Variabl
         return None;
     }
     Some(join)
+}
+
+/// The subscription operation `name` selects in `doc` and its root field, when the root is one plain
+/// field (no directive, not inside a fragment): the only shape the transport's special paths take.
+pub fn subscription_root<'a>(
+    doc: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<(&'a Positioned<OperationDefinition>, &'a Field)> {
+    let op = super::selected_operation(doc, name)?;
+    if op.node.ty != OperationType::Subscription || !op.node.directives.is_empty() {
+        return None;
+    }
+    let [Positioned { node: Selection::Field(root), .. }] = op.node.selection_set.node.items.as_slice() else {
+        return None;
+    };
+    root.node.directives.is_empty().then_some((op, &root.node))
 }
 
 /// Whether `liveChat`'s `after` cursor is given: literally, or through a variable that is set or,

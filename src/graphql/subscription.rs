@@ -118,6 +118,55 @@ fn fresh<T>(ctx: &Context<'_>, stream: impl Stream<Item = T> + Send + 'static) -
     }))
 }
 
+/// What a hint on the member's topic announces for `messageReceived`.
+fn message_cursor(e: &Event) -> Option<i64> {
+    match e {
+        Event::Message { id } => Some(*id),
+        _ => None,
+    }
+}
+
+/// What a hint on the member's topic announces for `notificationReceived`.
+fn notification_cursor(e: &Event) -> Option<i64> {
+    match e {
+        Event::Notification { seq } => Some(*seq),
+        _ => None,
+    }
+}
+
+/// The private streams a transport may run once per hint on the member's topic instead of holding
+/// their execution open ([`replay::Rerun`]), with what a hint announces for each.
+pub(crate) fn rerunnable(root_field: &str) -> Option<fn(&Event) -> Option<i64>> {
+    match root_field {
+        "messageReceived" => Some(message_cursor),
+        "notificationReceived" => Some(notification_cursor),
+        _ => None,
+    }
+}
+
+/// Where a private stream starts and how it goes on. Held open: it subscribes to the member's topic
+/// first, then reads the head (`head` is not polled before), so nothing committed in between is
+/// missed. Re-run by the transport, which holds the topic: from where the last run got to.
+async fn private_start(
+    ctx: &Context<'_>,
+    user_id: i64,
+    after: Option<i64>,
+    head: impl Future<Output = AppResult<i64>>,
+) -> AppResult<(replay::Listen, i64)> {
+    // A cursor past the head (another stream's, or made up) would silently skip what comes next.
+    let start = |head: i64| after.map_or(head, |c| c.min(head));
+    let Some(rerun) = ctx.data_opt::<Arc<replay::Rerun>>() else {
+        let sub = state(ctx)?.broker.subscribe(Topic::User(user_id));
+        return Ok((replay::Listen::Topic(sub), start(head.await?)));
+    };
+    let start = match rerun.from {
+        Some(from) => from,
+        None => start(head.await?),
+    };
+    rerun.reached.store(start, std::sync::atomic::Ordering::Relaxed);
+    Ok((replay::Listen::Once(rerun.clone()), start))
+}
+
 #[SubscriptionObject]
 impl Subscription {
     /// New messages in any of the viewer's conversations, sent by anyone (the viewer's own messages
@@ -129,17 +178,9 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Message>>> {
         let viewer = require_viewer(ctx)?;
         let after = cursor(after.as_deref(), "after")?;
-        let st = state(ctx)?;
-        let db = st.db.clone();
-        let sub = st.broker.subscribe(Topic::User(viewer.user_id));
-        // A cursor past the head (another stream's, or made up) would silently skip what comes next.
-        let head = messaging::head(&db, viewer.user_id).await?;
-        let start = after.map_or(head, |c| c.min(head));
-        let wants = |e: &Event| match e {
-            Event::Message { id } => Some(*id),
-            _ => None,
-        };
-        let stream = replay::user_stream(sub, start, wants, move |last| {
+        let db = state(ctx)?.db.clone();
+        let (listen, start) = private_start(ctx, viewer.user_id, after, messaging::head(&db, viewer.user_id)).await?;
+        let stream = replay::user_stream(listen, start, message_cursor, move |last| {
             let db = db.clone();
             async move {
                 let rows = messaging::after(&db, viewer.user_id, last, BATCH).await?;
@@ -157,16 +198,10 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Notification>>> {
         let viewer = require_viewer(ctx)?;
         let after = cursor(after.as_deref(), "after")?;
-        let st = state(ctx)?;
-        let db = st.db.clone();
-        let sub = st.broker.subscribe(Topic::User(viewer.user_id));
-        let head = notifications::head(&db, viewer.user_id).await?;
-        let start = after.map_or(head, |c| c.min(head));
-        let wants = |e: &Event| match e {
-            Event::Notification { seq } => Some(*seq),
-            _ => None,
-        };
-        let stream = replay::user_stream(sub, start, wants, move |last| {
+        let db = state(ctx)?.db.clone();
+        let head = notifications::head(&db, viewer.user_id);
+        let (listen, start) = private_start(ctx, viewer.user_id, after, head).await?;
+        let stream = replay::user_stream(listen, start, notification_cursor, move |last| {
             let db = db.clone();
             async move {
                 let rows = notifications::after(&db, viewer.user_id, last, BATCH).await?;
@@ -229,7 +264,7 @@ impl Subscription {
             Event::Comment { id } => Some(*id),
             _ => None,
         };
-        let stream = replay::user_stream(sub, start, wants, move |last| {
+        let stream = replay::user_stream(replay::Listen::Topic(sub), start, wants, move |last| {
             let db = db.clone();
             async move {
                 let rows = comments::after(&db, post, last, BATCH).await?;

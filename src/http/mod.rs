@@ -10,6 +10,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod media;
+pub mod private_stream;
 pub mod shared_feed;
 pub mod upgrade;
 pub mod ws;

@@ -86,11 +86,12 @@ pub async fn get_or_upgrade(
     let header_token = auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
     let client = std::sync::Arc::new(super::client::client_info(&headers, &peer));
     let info = RequestInfo::new(None, client, None);
-    // A 4 KiB read buffer instead of the 128 KiB default: tungstenite fills the buffer before its
-    // first read, so the default held 128 KiB per idle socket (measured: 186 -> 30 KiB per socket,
-    // docs/BENCHMARKS.md). Larger messages still arrive; the buffer grows for them.
+    // tungstenite zero-fills its whole read buffer before the first read and keeps it for the life
+    // of the socket: the 128 KiB default held 128 KiB per idle socket, 4 KiB still 4 KiB (issue 14's
+    // heap profile). A client sends a few small frames (init, subscribe, pong); a larger message
+    // still arrives, the buffer growing to its length for it and reading 512 bytes per call.
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(512)
         .max_message_size(Some(app.config.max_body_bytes))
         .max_frame_size(Some(app.config.max_body_bytes));
     let selected = upgrade.select(&[TRANSPORT_WS, LEGACY_WS]);
@@ -467,28 +468,24 @@ impl Connection {
                 // The request log keeps the name the client gave; metrics keep the bounded label.
                 let recorded = parts.operation_name.clone().unwrap_or_else(|| operation.clone());
                 let variables = parts.variables.unwrap_or_default();
-                let signed_in = self.info.viewer.is_some();
-                let sharing = crate::graphql::lean::parsed(&query).and_then(|parsed| {
-                    crate::graphql::shared::sharing(
-                        &parsed.document,
-                        parts.operation_name.as_deref(),
-                        &variables,
-                        signed_in,
-                    )
-                });
                 let labels = Labels { id, operation, recorded };
-                let key = sharing.and_then(|join| Some((join, serde_json::to_string(&variables).ok()?)));
-                match key {
-                    Some((join, variables_json)) => {
-                        let key =
-                            shared_feed::Key { variables: variables_json, query, operation: parts.operation_name };
+                let name = parts.operation_name;
+                match self.route(&query, name.as_deref(), &variables) {
+                    Route::Shared(join, variables_json) => {
+                        let key = shared_feed::Key { variables: variables_json, query, operation: name };
                         let membership = self.app.shared_feeds.join(&self.app, key, variables, join);
                         let member = crate::pubsub::presence::member_for(self.info.viewer.as_ref());
                         self.start(labels, shared_feed::member_stream(membership, self.app.presence.clone(), member));
                     }
-                    None => {
+                    Route::Rerun(user_id, wants) => {
+                        let op = super::private_stream::Operation { query, name, variables };
+                        let stream =
+                            super::private_stream::stream(self.app.clone(), self.info.clone(), user_id, op, wants);
+                        self.start(labels, stream);
+                    }
+                    Route::Own => {
                         let mut request = async_graphql::Request::new(query).variables(variables);
-                        if let Some(name) = parts.operation_name {
+                        if let Some(name) = name {
                             request = request.operation_name(name);
                         }
                         let request = crate::graphql::prepare(request, &self.app, self.info.clone());
@@ -592,6 +589,25 @@ impl Connection {
         Ok(())
     }
 
+    /// How an operation runs: once for all its subscribers on this instance (`shared_feed`), again
+    /// at each hint on the member's topic (`private_stream`), or as its own execution.
+    fn route(&self, query: &str, name: Option<&str>, variables: &async_graphql::Variables) -> Route {
+        let Some(parsed) = crate::graphql::lean::parsed(query) else { return Route::Own };
+        let doc = &parsed.document;
+        let shared = crate::graphql::shared::sharing(doc, name, variables, self.info.viewer.is_some());
+        if let Some(join) = shared
+            && let Ok(variables_json) = serde_json::to_string(variables)
+        {
+            return Route::Shared(join, variables_json);
+        }
+        let rerun = crate::graphql::shared::subscription_root(doc, name)
+            .and_then(|(_, root)| crate::graphql::subscription::rerunnable(root.name.node.as_str()));
+        match (rerun, self.info.viewer) {
+            (Some(wants), Some(viewer)) => Route::Rerun(viewer.user_id, wants),
+            _ => Route::Own,
+        }
+    }
+
     fn start(&mut self, labels: Labels, results: impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send + 'static) {
         let Labels { id, operation, recorded } = labels;
         crate::metrics::METRICS.requests.with_label_values(&["ws", &operation]).inc();
@@ -614,6 +630,15 @@ impl Connection {
         let task = tokio::spawn(pump(feed, results));
         self.operations.insert(id, (generation, task.abort_handle()));
     }
+}
+
+/// How an operation runs ([`Connection::route`]).
+enum Route {
+    /// Joins the shared feed of its document and variables (serialised: the feed's key).
+    Shared(crate::graphql::shared::Join, String),
+    /// The member's private stream, run again at each hint on their topic.
+    Rerun(i64, fn(&crate::pubsub::Event) -> Option<i64>),
+    Own,
 }
 
 /// An operation's id and names, as metrics and the request log file it.

@@ -218,3 +218,65 @@ async fn crossing_replies_do_not_deadlock() {
     let count = app.gql(Some(&w), "{ unreadNotificationCount }", json!({})).await;
     assert_eq!(count["unreadNotificationCount"], 25, "1 comment + 12 replies to w's comment + 12 on w's post");
 }
+
+/// Polls `f` until it holds; panics after 5 s.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Between events a private subscription holds only the member's topic and its cursor, no GraphQL
+/// execution (issue 14): each event runs the client's document again from where the last run got
+/// to. The client cannot tell: a burst from two concurrent senders, more than the topic buffers
+/// (32) and more than one read takes (100), arrives whole, in order, once; and so do the messages of
+/// a subscription that resumed with `after`.
+#[tokio::test]
+async fn an_idle_private_subscription_holds_no_execution_and_a_burst_arrives_whole() {
+    const EACH: usize = 60;
+    let app = Arc::new(TestApp::spawn().await);
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (carol, _) = app.register(&phone(3), "carol").await;
+    let waiting = || app.state.private_streams.count();
+    let start = send(&app, &alice, &bob_id, "start").await["message"]["cursor"].clone();
+
+    let mut live = app.ws(Some(&bob)).await;
+    live.subscribe("m", RECEIVED, json!({})).await;
+    let mut resumed = app.ws(Some(&bob)).await;
+    resumed.subscribe("m", RECEIVED, json!({ "after": start })).await;
+    until("both subscriptions wait with no execution", || waiting() == 2).await;
+
+    let writers: Vec<_> = [(alice, "alice"), (carol, "carol")]
+        .into_iter()
+        .map(|(token, name)| {
+            let (app, bob_id) = (app.clone(), bob_id.clone());
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    send(&app, &token, &bob_id, &format!("{name} {i}")).await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    for ws in [&mut live, &mut resumed] {
+        let mut received = Vec::new();
+        while received.len() < 2 * EACH {
+            received.push(ws.next_data("m").await["messageReceived"]["body"].as_str().unwrap().to_string());
+        }
+        ws.quiet(200).await;
+        for name in ["alice", "carol"] {
+            let theirs: Vec<&String> = received.iter().filter(|b| b.starts_with(name)).collect();
+            let want: Vec<String> = (0..EACH).map(|i| format!("{name} {i}")).collect();
+            assert_eq!(theirs, want.iter().collect::<Vec<_>>(), "{name}'s messages");
+        }
+    }
+    until("both wait again after the burst", || waiting() == 2).await;
+    drop(live);
+    drop(resumed);
+    until("a closed socket's stream stops waiting", || waiting() == 0).await;
+}
