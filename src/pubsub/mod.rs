@@ -25,8 +25,10 @@ use serde::{Deserialize, Serialize};
 pub use hub::{Hub, Subscription};
 
 /// User topics carry hints only (their subscribers re-read the database after a lag), and every signed-in
-/// socket holds one, so their channels stay small.
-const USER_TOPIC_BUFFER: usize = 32;
+/// member online holds one, so their channels stay small: a heap profile of idle sockets counted
+/// 1.1 KiB per member for 32 slots. A receiver is polled as soon as a hint arrives; 16 hints
+/// piling up before it runs costs it one re-read, nothing more.
+const USER_TOPIC_BUFFER: usize = 16;
 
 /// How long a write waits for Redis to take an event before giving up on the announcement.
 const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
