@@ -59,6 +59,8 @@ pub fn stream(
                 }
             }
             drop(run);
+            // Only the first run can answer with a request error, even when it sent nothing.
+            first = false;
             // A run that did not catch up failed (its error went out as the last result): the
             // subscription ends there, as a held execution's stream would have.
             if !rerun.caught_up.load(Ordering::Relaxed) {

@@ -162,9 +162,9 @@ struct Connection {
     /// The token this socket authenticated with, to re-check after a revocation.
     token: Option<String>,
     info: RequestInfo,
-    /// Operation id -> its task. A finished task stays until its id is looked at again (a subscribe,
-    /// a complete, a role change): a channel for tasks to report their end cost every idle socket
-    /// more than the few finished entries do.
+    /// Operation id -> its task. Finished tasks are swept at the next `subscribe` and at each
+    /// keep-alive tick (a handle keeps its task's allocation), instead of every task reporting its
+    /// end over a channel that each idle socket would hold.
     operations: HashMap<String, AbortHandle>,
     revocations: Option<Subscription>,
 }
@@ -291,6 +291,7 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
                     // WebSocket implementation.
                     let _ = conn.out.try_send(Message::Ping(Default::default()));
                 }
+                conn.operations.retain(|_, task| !task.is_finished());
                 if conn.token.is_some() && last_recheck.elapsed() >= SESSION_RECHECK {
                     last_recheck = Instant::now();
                     if let Err(close) = Box::pin(conn.recheck_session()).await {

@@ -26,8 +26,8 @@ pub use hub::{Hub, Subscription};
 
 /// User topics carry hints only (their subscribers re-read the database after a lag), and every signed-in
 /// member online holds one, so their channels stay small: a heap profile of idle sockets counted
-/// 1.1 KiB per member for 32 slots. A receiver is polled as soon as a hint arrives; 16 hints
-/// piling up before it runs costs it one re-read, nothing more.
+/// 1.1 KiB per member for 32 slots. More than 16 hints arriving while a receiver is busy (a replay
+/// in progress) cost it one re-read, nothing more.
 const USER_TOPIC_BUFFER: usize = 16;
 
 /// How long a write waits for Redis to take an event before giving up on the announcement.

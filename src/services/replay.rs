@@ -44,8 +44,9 @@ pub struct Rerun {
 }
 
 impl Rerun {
+    /// A run after one that reached `from`: it has reached `from` until it yields.
     pub fn after(from: i64) -> Rerun {
-        Rerun { from: Some(from), ..Rerun::default() }
+        Rerun { from: Some(from), reached: AtomicI64::new(from), caught_up: AtomicBool::new(false) }
     }
 }
 
@@ -63,10 +64,7 @@ where
     Fut: Future<Output = AppResult<Vec<(i64, T)>>> + Send,
 {
     async_stream::try_stream! {
-        let mut sub = match listen {
-            Listen::Topic(sub) => Ok(sub),
-            Listen::Once(rerun) => Err(rerun),
-        };
+        let mut listen = listen;
         loop {
             loop {
                 // Boxed: a subscription waits on its topic far longer than it reads, and inline the
@@ -75,7 +73,7 @@ where
                 let full = batch.len() as u64 >= BATCH;
                 for (cursor, item) in batch {
                     last = cursor;
-                    if let Err(rerun) = &sub {
+                    if let Listen::Once(rerun) = &listen {
                         rerun.reached.store(cursor, Ordering::Relaxed);
                     }
                     yield item;
@@ -84,15 +82,14 @@ where
                     break;
                 }
             }
-            let sub = match &mut sub {
-                Ok(sub) => sub,
-                Err(rerun) => {
+            match &mut listen {
+                // Wait until something after `last` may exist.
+                Listen::Topic(sub) => heard_after(sub, last, wants).await,
+                Listen::Once(rerun) => {
                     rerun.caught_up.store(true, Ordering::Relaxed);
                     break;
                 }
-            };
-            // Wait until something after `last` may exist.
-            heard_after(sub, last, wants).await;
+            }
         }
     }
 }
@@ -359,7 +356,6 @@ mod tests {
 
         // Nothing new: the run ends at once, caught up where it started.
         let rerun = Arc::new(Rerun::after(150));
-        rerun.reached.store(150, Ordering::Relaxed);
         let got: Vec<i64> =
             user_stream(Listen::Once(rerun.clone()), 150, wants, fetch.clone()).map(Result::unwrap).collect().await;
         assert!(got.is_empty());
@@ -372,6 +368,32 @@ mod tests {
         let got: Vec<_> = user_stream(Listen::Once(rerun.clone()), 0, wants, failing).collect().await;
         assert!(matches!(got.as_slice(), [Err(_)]));
         assert!(!rerun.caught_up.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_rerun_wakes_for_hints_past_its_cursor_a_resync_or_a_lag_only() {
+        let hub = Hub::new();
+        let mut sub = hub.subscribe("u:1".into(), 2);
+        let wants = |e: &Event| match e {
+            Event::Message { id } => Some(*id),
+            _ => None,
+        };
+        let woke = |sub: &mut Subscription| {
+            futures_util::FutureExt::now_or_never(Box::pin(heard_after(sub, 10, wants))).is_some()
+        };
+        // At or below the cursor (already sent), or another stream's: keep waiting.
+        for event in [Event::Message { id: 9 }, Event::Message { id: 10 }, Event::UnreadChanged] {
+            hub.dispatch("u:1", Arc::new(event));
+            assert!(!woke(&mut sub));
+        }
+        hub.dispatch("u:1", Arc::new(Event::Message { id: 11 }));
+        assert!(woke(&mut sub), "a hint past the cursor");
+        hub.dispatch("u:1", Arc::new(Event::Resync));
+        assert!(woke(&mut sub), "a resync");
+        for id in 1..=3 {
+            hub.dispatch("u:1", Arc::new(Event::Message { id }));
+        }
+        assert!(woke(&mut sub), "a lag: hints were lost");
     }
 
     #[tokio::test]

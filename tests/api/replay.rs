@@ -231,7 +231,7 @@ async fn until(what: &str, f: impl Fn() -> bool) {
 /// Between events a private subscription holds only the member's topic and its cursor, no GraphQL
 /// execution (issue 14): each event runs the client's document again from where the last run got
 /// to. The client cannot tell: a burst from two concurrent senders, more than the topic buffers
-/// (32) and more than one read takes (100), arrives whole, in order, once; and so do the messages of
+/// (16) and more than one read takes (100), arrives whole, in order, once; and so do the messages of
 /// a subscription that resumed with `after`.
 #[tokio::test]
 async fn an_idle_private_subscription_holds_no_execution_and_a_burst_arrives_whole() {
