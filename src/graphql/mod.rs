@@ -84,6 +84,20 @@ impl RequestInfo {
     }
 }
 
+/// A request for `query` with its variables, naming the operation to run when the document holds
+/// several: how each WebSocket path (own execution, shared feed, private stream) starts one.
+pub fn request(
+    query: String,
+    operation: Option<String>,
+    variables: async_graphql::Variables,
+) -> async_graphql::Request {
+    let request = async_graphql::Request::new(query).variables(variables);
+    match operation {
+        Some(name) => request.operation_name(name),
+        None => request,
+    }
+}
+
 /// The schema `lean` runs HTTP queries on: the same types, data and limits, and no extensions.
 pub fn build_lean_schema(state: GqlState) -> AppSchema {
     let config = state.config.clone();

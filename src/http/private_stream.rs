@@ -43,10 +43,7 @@ pub fn stream(
         let mut rerun = Arc::new(Rerun::default());
         let mut first = true;
         loop {
-            let mut request = async_graphql::Request::new(op.query.clone()).variables(op.variables.clone());
-            if let Some(name) = &op.name {
-                request = request.operation_name(name.clone());
-            }
+            let request = crate::graphql::request(op.query.clone(), op.name.clone(), op.variables.clone());
             let request = crate::graphql::prepare(request, &app, info.clone()).data(rerun.clone());
             // Boxed and dropped after each run: only a run in progress holds an execution.
             let mut run = Box::pin(shared_feed::unpanicking(app.schema.execute_stream(request)));

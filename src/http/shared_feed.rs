@@ -156,10 +156,7 @@ impl SharedFeeds {
         });
         feeds.insert(key.clone(), feed.clone());
         drop(feeds);
-        let mut request = async_graphql::Request::new(key.query.clone()).variables(variables).data(execution);
-        if let Some(name) = &key.operation {
-            request = request.operation_name(name.clone());
-        }
+        let request = crate::graphql::request(key.query.clone(), key.operation.clone(), variables).data(execution);
         let info = RequestInfo::new(None, Default::default(), None);
         let stream = app.schema.execute_stream(crate::graphql::prepare(request, app, info));
         tokio::spawn(run(self.clone(), key, feed.clone(), stream));

@@ -491,10 +491,7 @@ impl Connection {
                         self.start(labels, stream);
                     }
                     Route::Own => {
-                        let mut request = async_graphql::Request::new(query).variables(variables);
-                        if let Some(name) = name {
-                            request = request.operation_name(name);
-                        }
+                        let request = crate::graphql::request(query, name, variables);
                         let request = crate::graphql::prepare(request, &self.app, self.info.clone());
                         self.start(labels, results(self.app.schema.execute_stream(request)));
                     }

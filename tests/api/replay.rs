@@ -121,18 +121,7 @@ async fn concurrent_senders_racing_reconnects_lose_and_repeat_nothing() {
         senders.push((app.register(&phone(n), name).await.0, name));
     }
     let start = send(&app, &senders[0].0, &bob_id, "start").await["message"]["cursor"].clone();
-    let writers: Vec<_> = senders
-        .iter()
-        .cloned()
-        .map(|(token, name)| {
-            let (app, bob_id) = (app.clone(), bob_id.clone());
-            tokio::spawn(async move {
-                for i in 0..EACH {
-                    send(&app, &token, &bob_id, &format!("{name} {i}")).await;
-                }
-            })
-        })
-        .collect();
+    let writers = spawn_senders(&app, senders.clone(), &bob_id, EACH);
     let mut received: Vec<String> = Vec::new();
     let mut cursor = start;
     let mut round = 0;
@@ -152,10 +141,35 @@ async fn concurrent_senders_racing_reconnects_lose_and_repeat_nothing() {
     for w in writers {
         w.await.unwrap();
     }
-    for name in ["alice", "carol"] {
+    each_sender_in_order(&received, ["alice", "carol"], EACH, &format!("after {round} reconnects"));
+}
+
+/// Each sender writing `each` messages "<name> <i>" to `to`, one after another.
+fn spawn_senders(
+    app: &Arc<TestApp>,
+    senders: Vec<(String, &'static str)>,
+    to: &str,
+    each: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    senders
+        .into_iter()
+        .map(|(token, name)| {
+            let (app, to) = (app.clone(), to.to_string());
+            tokio::spawn(async move {
+                for i in 0..each {
+                    send(&app, &token, &to, &format!("{name} {i}")).await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Every sender's `each` messages are in `received` exactly once and in the order they were sent.
+fn each_sender_in_order(received: &[String], names: [&str; 2], each: usize, context: &str) {
+    for name in names {
         let theirs: Vec<&String> = received.iter().filter(|b| b.starts_with(name)).collect();
-        let want: Vec<String> = (0..EACH).map(|i| format!("{name} {i}")).collect();
-        assert_eq!(theirs, want.iter().collect::<Vec<_>>(), "{name}'s messages, after {round} reconnects");
+        let want: Vec<String> = (0..each).map(|i| format!("{name} {i}")).collect();
+        assert_eq!(theirs, want.iter().collect::<Vec<_>>(), "{name}'s messages, {context}");
     }
 }
 
@@ -249,17 +263,7 @@ async fn an_idle_private_subscription_holds_no_execution_and_a_burst_arrives_who
     resumed.subscribe("m", RECEIVED, json!({ "after": start })).await;
     until("both subscriptions wait with no execution", || waiting() == 2).await;
 
-    let writers: Vec<_> = [(alice, "alice"), (carol, "carol")]
-        .into_iter()
-        .map(|(token, name)| {
-            let (app, bob_id) = (app.clone(), bob_id.clone());
-            tokio::spawn(async move {
-                for i in 0..EACH {
-                    send(&app, &token, &bob_id, &format!("{name} {i}")).await;
-                }
-            })
-        })
-        .collect();
+    let writers = spawn_senders(&app, vec![(alice, "alice"), (carol, "carol")], &bob_id, EACH);
     for w in writers {
         w.await.unwrap();
     }
@@ -269,11 +273,7 @@ async fn an_idle_private_subscription_holds_no_execution_and_a_burst_arrives_who
             received.push(ws.next_data("m").await["messageReceived"]["body"].as_str().unwrap().to_string());
         }
         ws.quiet(200).await;
-        for name in ["alice", "carol"] {
-            let theirs: Vec<&String> = received.iter().filter(|b| b.starts_with(name)).collect();
-            let want: Vec<String> = (0..EACH).map(|i| format!("{name} {i}")).collect();
-            assert_eq!(theirs, want.iter().collect::<Vec<_>>(), "{name}'s messages");
-        }
+        each_sender_in_order(&received, ["alice", "carol"], EACH, "while idle");
     }
     until("both wait again after the burst", || waiting() == 2).await;
     drop(live);
