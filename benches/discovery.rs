@@ -413,6 +413,7 @@ async fn bench_backend(opts: &Opts, backend: &str, url: &str, sqlite_file: Optio
     // Phase 1: members and their signals, and one profiled request of each kind.
     let (mut server, base, sql_log) =
         Server::start(&opts.bin, url, "warn,ecer_gateway::sql=trace", &opts.env()).await?;
+    wait_for_search_index(opts, &base).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(4).build()?;
     let mut tokens = Vec::new();
     // Two more members than load clients: profiled after a search, without touching the others.
@@ -490,6 +491,7 @@ async fn bench_backend(opts: &Opts, backend: &str, url: &str, sqlite_file: Optio
 
     // Phase 2: load, with logs at warn.
     let (mut server, base, _) = Server::start(&opts.bin, url, "warn", &opts.env()).await?;
+    wait_for_search_index(opts, &base).await?;
     let bodies: Vec<Arc<Vec<u8>>> = QUERIES
         .iter()
         .map(|(q, _)| Arc::new(serde_json::to_vec(&json!({ "query": SEARCH, "variables": { "q": q } })).unwrap()))
@@ -690,6 +692,31 @@ async fn explain_search(db: &DatabaseConnection, query: &str) -> Res<String> {
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
+
+/// Waits until the gateway's in-memory search index has loaded the seeded documents (it loads in the
+/// background; searches before then run in the database), unless the run turned it off.
+async fn wait_for_search_index(opts: &Opts, base: &str) -> Res<()> {
+    if opts.server_env.iter().any(|(k, v)| k == "SEARCH_INDEX_IN_MEMORY" && v == "false") {
+        return Ok(());
+    }
+    let started = Instant::now();
+    loop {
+        let metrics = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+        let documents = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ecer_search_index_documents "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if documents > 0.0 {
+            eprintln!("search index: {documents} documents in memory after {:.1} s", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err("the search index did not load in 300 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 async fn gql(http: &reqwest::Client, base: &str, token: Option<&str>, query: &str, vars: Value) -> Res<Value> {
     post(http, base, token, json!({ "query": query, "variables": vars })).await

@@ -49,6 +49,8 @@ pub struct AppState {
     pub response_cache: Option<Arc<crate::response_cache::ResponseCache>>,
     /// Entities queries read, kept between requests (`None` when turned off).
     pub entities: Option<Arc<crate::entity_cache::EntityCache>>,
+    /// The in-memory search index (`services::search::resident`).
+    pub search: Arc<crate::services::search::Resident>,
     /// Connections, WebSockets and requests in flight this instance has room for.
     pub capacity: Arc<Capacity>,
     /// Subscriptions executed once for all the sockets subscribed to them (`http::shared_feed`).
@@ -139,6 +141,8 @@ impl AppState {
             epoch.clone(),
         )
         .map(Arc::new);
+        let search = Arc::new(crate::services::search::Resident::new(config.search_index_in_memory));
+        search.spawn(db.clone(), std::time::Duration::from_millis(config.search_index_follow_ms.max(10)));
         let gql_state = graphql::GqlState {
             db: db.clone(),
             config: config.clone(),
@@ -150,6 +154,7 @@ impl AppState {
             sms: sms.clone(),
             mailer,
             epoch,
+            search: search.clone(),
         };
         let query_schema = graphql::build_lean_schema(gql_state.clone());
         let schema = graphql::build_schema(gql_state);
@@ -173,6 +178,7 @@ impl AppState {
             sms,
             response_cache,
             entities,
+            search,
             capacity,
             shared_feeds: Default::default(),
             private_streams: Default::default(),

@@ -387,6 +387,17 @@ pub struct Config {
     #[arg(long, env = "ENTITY_CACHE_ENTRIES", default_value_t = 50_000)]
     pub entity_cache_entries: u64,
 
+    /// Answer searches from an index each instance holds in memory, kept up to date from the
+    /// database's change log before every search (false: every search runs in the database). About
+    /// 6 bytes per token per document, loaded in the background at start.
+    #[arg(long, env = "SEARCH_INDEX_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub search_index_in_memory: bool,
+
+    /// Milliseconds between the in-memory search index's background reads of the change log (each
+    /// search also reads it first, so this bounds only how far an idle instance falls behind).
+    #[arg(long, env = "SEARCH_INDEX_FOLLOW_MS", default_value_t = 1000)]
+    pub search_index_follow_ms: u64,
+
     /// Largest request head (request line and headers), in bytes (431 beyond).
     #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
     pub http_max_header_bytes: usize,

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub shared_feeds: IntGauge,
     /// Private streams waiting on their member's topic with no execution held (`http::private_stream`).
     pub private_streams_waiting: IntGauge,
+    /// Documents in this instance's in-memory search index; 0 until it has loaded.
+    pub search_index_documents: IntGauge,
     /// Events received from the broker by this instance's hub.
     pub broker_events: IntCounter,
     /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass; shared_hit for
@@ -79,6 +81,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "private_streams_waiting",
         "Private subscriptions waiting for their next event with no execution held open",
     )?;
+    let search_index_documents =
+        IntGauge::new("search_index_documents", "Documents in this instance's in-memory search index")?;
     let broker_events = IntCounter::new("broker_events_received_total", "Events received from the broker")?;
     let response_cache = IntCounterVec::new(
         Opts::new("response_cache_total", "Anonymous queries by how the response cache answered"),
@@ -118,6 +122,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(ws_connections.clone()))?;
     registry.register(Box::new(shared_feeds.clone()))?;
     registry.register(Box::new(private_streams_waiting.clone()))?;
+    registry.register(Box::new(search_index_documents.clone()))?;
     registry.register(Box::new(subscriptions.clone()))?;
     registry.register(Box::new(broker_events.clone()))?;
     registry.register(Box::new(response_cache.clone()))?;
@@ -142,6 +147,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ws_connections,
         shared_feeds,
         private_streams_waiting,
+        search_index_documents,
         subscriptions,
         broker_events,
         response_cache,

@@ -23,6 +23,7 @@ mod m20261202_000050_notice_broadcasts;
 mod m20261202_000051_live_moderation;
 mod m20261203_000050_email;
 mod m20261204_000060_media_details;
+mod m20261205_000070_search_changes;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000051_live_moderation::Migration),
             Box::new(m20261203_000050_email::Migration),
             Box::new(m20261204_000060_media_details::Migration),
+            Box::new(m20261205_000070_search_changes::Migration),
         ]
     }
 }

@@ -46,6 +46,8 @@ pub struct GqlState {
     pub mailer: crate::mail::Mailer,
     /// Moved by every write a signed-out reader would see (`freshness`).
     pub epoch: Arc<crate::response_cache::Epoch>,
+    /// This instance's in-memory search index.
+    pub search: Arc<crate::services::search::Resident>,
 }
 
 /// Facts about one request that resolvers may need.

@@ -121,6 +121,7 @@ pub async fn record_view(
 /// the [`recommend::SEARCH_MATCHES`] best or all there are; otherwise the search runs here.
 pub async fn record_search(
     db: &DatabaseConnection,
+    resident: &crate::services::search::Resident,
     viewer: &Viewer,
     query: &str,
     found: Option<&[i64]>,
@@ -131,7 +132,7 @@ pub async fn record_search(
     }
     let matches = match found {
         Some(ids) => ids.iter().copied().take(recommend::SEARCH_MATCHES as usize).collect(),
-        None => recommend::search_matches(db, &query).await?,
+        None => recommend::search_matches(db, Some(resident), &query).await?,
     };
     search_history::ActiveModel {
         user_id: Set(viewer.user_id),

@@ -49,12 +49,16 @@ const SEARCHES: u64 = 5;
 pub const SEARCH_MATCHES: u64 = 10;
 
 /// The posts a search for `query` finds for the feed, best first (none for a query without words).
-pub async fn search_matches<C: ConnectionTrait + TransactionTrait>(db: &C, query: &str) -> AppResult<Vec<i64>> {
+pub async fn search_matches<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    resident: Option<&search::Resident>,
+    query: &str,
+) -> AppResult<Vec<i64>> {
     if search::text::query_tokens(query).all.is_empty() {
         return Ok(Vec::new());
     }
     let top = PageArgs::first(SEARCH_MATCHES);
-    let found = search::search(db, query, search::Kind::Post, None, &top).await?;
+    let found = search::search(db, resident, query, search::Kind::Post, None, &top).await?;
     Ok(found.page.items.into_iter().map(|(_, post)| post).collect())
 }
 
@@ -221,7 +225,7 @@ async fn interests(db: &DatabaseConnection, user_id: i64) -> AppResult<Interests
             Some(stored) => history::decode_matches(&stored),
             None => {
                 // Recorded before matches were kept: searched once now, then kept like the others.
-                let found = search_matches(db, &q).await?;
+                let found = search_matches(db, None, &q).await?;
                 history::store_matches(db, entry, &found).await?;
                 found
             }

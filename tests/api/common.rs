@@ -131,6 +131,8 @@ impl TestApp {
         config.sms_outbox_poll_ms = 60_000;
         // The email sender likewise (tests/api/email.rs polls fast).
         config.email_outbox_poll_ms = 60_000;
+        // The search index's background reads likewise (each search reads the change log itself).
+        config.search_index_follow_ms = 60_000;
         config.media_dir = media.path().join("media");
         config.seal_keys = seal_keys;
         // Bound first: the absolute URLs the gateway hands out name the port it really serves on.
@@ -140,6 +142,14 @@ impl TestApp {
         tweak(&mut config);
         config.validate().expect("valid test config");
         let state = AppState::new(config).await.expect("start app");
+        // Searches take the in-memory path from the first one, as on a running instance.
+        if state.search.is_enabled() {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !state.search.is_ready() {
+                assert!(tokio::time::Instant::now() < deadline, "the search index did not load");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serve_state = state.clone();
         tokio::spawn(async move {

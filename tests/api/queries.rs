@@ -193,7 +193,8 @@ async fn search_statement_count_is_constant_in_page_size() {
             assert_eq!(d["search"]["totalCount"], most, "{kind}");
         }
         assert_eq!(counts[0], counts[1], "statements for 2 and 20 {kind} results: {counts:?}");
-        // search, count, things found, then (posts) authors and boards.
+        // the search index's change log (in memory) or search and count (in the database), things
+        // found, then (posts) authors and boards.
         assert!(counts[0] <= 8, "{counts:?} for {kind}");
     }
 }

@@ -22,7 +22,19 @@ async fn titles(app: &TestApp, q: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn chinese_in_both_scripts_and_english_by_stem() {
-    let app = TestApp::spawn().await;
+    scripts_stems_and_edits(TestApp::spawn().await).await;
+}
+
+/// The same searches answered by the database alone (`SEARCH_INDEX_IN_MEMORY=false`, and what an
+/// instance does while its index loads).
+#[tokio::test]
+async fn chinese_in_both_scripts_and_english_by_stem_in_the_database() {
+    let app = TestApp::spawn_with(|c| c.search_index_in_memory = false).await;
+    assert!(!app.state.search.is_ready());
+    scripts_stems_and_edits(app).await;
+}
+
+async fn scripts_stems_and_edits(app: TestApp) {
     let admin = app.admin().await;
     let board = app.create_board(&admin, "practice", "外貿實戰").await;
     let other = app.create_board(&admin, "logistics", "物流").await;
@@ -208,35 +220,44 @@ async fn a_common_word_ranks_only_its_newest_candidates() {
     }
     txn.commit().await.unwrap();
 
-    let mut seen = Vec::new();
-    let mut after = None;
-    loop {
-        let page =
-            search::search(db, "报价", Kind::Post, None, &PageArgs { after, ..PageArgs::first(100) }).await.unwrap();
-        seen.extend(page.page.items.iter().map(|(_, id)| *id));
-        if !page.page.has_next {
-            break;
+    // Both paths: the instance's in-memory index and the database.
+    for resident in [Some(&*app.state.search), None] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let args = PageArgs { after, ..PageArgs::first(100) };
+            let page = search::search(db, resident, "报价", Kind::Post, None, &args).await.unwrap();
+            seen.extend(page.page.items.iter().map(|(_, id)| *id));
+            if !page.page.has_next {
+                break;
+            }
+            after = page.page.items.last().map(|(c, _)| *c);
         }
-        after = page.page.items.last().map(|(c, _)| *c);
-    }
-    assert_eq!(seen.len() as i64, CANDIDATES, "one page per hundred candidates, then no more");
-    // Within the candidates, relevance still leads (on PostgreSQL the stored tsvector keeps no counts,
-    // so every document with all the words is as relevant as the next, and recency decides).
-    let best = if crate::common::backend_is_postgres() { total } else { 1800 };
-    assert_eq!(seen[0], best);
-    let mut distinct = seen.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    assert_eq!(distinct.len(), seen.len(), "no result twice");
-    assert_eq!(distinct[0], 3 * (matches - CANDIDATES + 1), "older matches are not ranked, however relevant");
+        assert_eq!(seen.len() as i64, CANDIDATES, "one page per hundred candidates, then no more");
+        // Within the candidates, relevance still leads (on PostgreSQL the stored tsvector keeps no
+        // counts, so every document with all the words is as relevant as the next, and recency
+        // decides; the in-memory index counts on both).
+        let best = if resident.is_none() && crate::common::backend_is_postgres() { total } else { 1800 };
+        assert_eq!(seen[0], best, "memory: {}", resident.is_some());
+        let mut distinct = seen.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), seen.len(), "no result twice");
+        assert_eq!(distinct[0], 3 * (matches - CANDIDATES + 1), "older matches are not ranked, however relevant");
 
-    let last = PageArgs { after: Some(Cursor::Id(MAX_OFFSET - 1)), ..PageArgs::first(10) };
-    assert!(search::search(db, "报价", Kind::Post, None, &last).await.unwrap().page.items.is_empty());
-    let past = PageArgs { after: Some(Cursor::Id(MAX_OFFSET)), ..PageArgs::first(10) };
-    assert!(search::search(db, "报价", Kind::Post, None, &past).await.is_err());
-    // A rarer match is found whatever its age.
-    let rare = search::search(db, "unicorn", Kind::Post, Some(1), &PageArgs::first(5)).await.unwrap();
-    assert_eq!(rare.page.items.iter().map(|(_, id)| *id).collect::<Vec<_>>(), vec![6]);
+        let last = PageArgs { after: Some(Cursor::Id(MAX_OFFSET - 1)), ..PageArgs::first(10) };
+        assert!(search::search(db, resident, "报价", Kind::Post, None, &last).await.unwrap().page.items.is_empty());
+        let past = PageArgs { after: Some(Cursor::Id(MAX_OFFSET)), ..PageArgs::first(10) };
+        assert!(search::search(db, resident, "报价", Kind::Post, None, &past).await.is_err());
+        // A rarer match is found whatever its age.
+        let rare = search::search(db, resident, "unicorn", Kind::Post, Some(1), &PageArgs::first(5)).await.unwrap();
+        assert_eq!(rare.page.items.iter().map(|(_, id)| *id).collect::<Vec<_>>(), vec![6]);
+        let total = search::total(db, resident, "报价", Kind::Post, None).await.unwrap();
+        assert_eq!((total.count, total.capped), (CANDIDATES, true));
+        let total = search::total(db, resident, "unicorn", Kind::Post, None).await.unwrap();
+        assert_eq!((total.count, total.capped), (1, false));
+    }
+    assert!(app.state.search.is_ready(), "the first pass above was the in-memory index's");
 }
 
 /// The new shape: `result` is a `Post | Board | User` union, `text` is the snippet without markup and
@@ -363,13 +384,91 @@ async fn totals_count_the_pages_and_stop_at_the_cap() {
         search::index(&txn, Kind::Board, 1_000_000 + i, None, "unicorn", chrono::Utc::now()).await.unwrap();
     }
     txn.commit().await.unwrap();
-    let exact = search::total(db, "unicorn", Kind::Board, None).await.unwrap();
-    assert_eq!((exact.count, exact.capped), (CANDIDATES, false));
+    // Both paths: the in-memory index and the database.
+    for resident in [Some(&*app.state.search), None] {
+        let exact = search::total(db, resident, "unicorn", Kind::Board, None).await.unwrap();
+        assert_eq!((exact.count, exact.capped), (CANDIDATES, false));
+    }
     search::index(db, Kind::Board, 3_000_000, None, "unicorn", chrono::Utc::now()).await.unwrap();
-    let capped = search::total(db, "unicorn", Kind::Board, None).await.unwrap();
-    assert_eq!((capped.count, capped.capped), (CANDIDATES, true));
+    for resident in [Some(&*app.state.search), None] {
+        let capped = search::total(db, resident, "unicorn", Kind::Board, None).await.unwrap();
+        assert_eq!((capped.count, capped.capped), (CANDIDATES, true));
+    }
     let d = app
         .gql(None, "{ search(query: \"unicorn\", type: BOARD, first: 1) { totalCount totalCountIsCapped } }", json!({}))
         .await;
     assert_eq!(d["search"], json!({ "totalCount": CANDIDATES, "totalCountIsCapped": true }));
+}
+
+/// Every instance keeps its own index in memory; a search on one instance sees every change
+/// committed on another before the search began: new posts, edits, deletions, erased members.
+#[tokio::test]
+async fn another_instance_finds_every_committed_change() {
+    let (a, c) = TestApp::community().await;
+    a.create_post(&c.alice, &c.board, "陶瓷 tiles before the second instance").await;
+    // Started after the first posts: it loads them. Its caches are off: this test is about the search
+    // index, and without Redis (the SQLite pass) instances do not share the caches' epoch.
+    let b = a
+        .another_instance(|c| {
+            c.response_cache_ttl_ms = 0;
+            c.entity_cache_ttl_ms = 0;
+        })
+        .await;
+    assert!(b.state.search.is_ready());
+    assert_eq!(titles(&b, "tiles").await, vec!["陶瓷 tiles before the second instance"]);
+
+    let post = a.create_post(&c.alice, &c.board, "Solar inverters 太陽能").await;
+    assert_eq!(titles(&b, "太阳能 inverters").await, vec!["Solar inverters 太陽能"]);
+    let total = "query($q: String!) { search(query: $q) { totalCount totalCountIsCapped } }";
+    assert_eq!(b.gql(None, total, json!({ "q": "solar" })).await["search"]["totalCount"], 1);
+
+    let edit = "mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { id } } }";
+    a.gql(Some(&c.alice), edit, json!({ "input": { "postId": post, "title": "Wind turbines", "body": "Blades." } }))
+        .await;
+    assert!(titles(&b, "solar").await.is_empty(), "the edit took the word away on the other instance");
+    assert_eq!(titles(&b, "turbines").await, vec!["Wind turbines"]);
+    assert_eq!(b.gql(None, total, json!({ "q": "solar" })).await["search"]["totalCount"], 0);
+
+    let delete = "mutation($input: DeletePostInput!) { deletePost(input: $input) { deletedPostId } }";
+    a.gql(Some(&c.alice), delete, json!({ "input": { "postId": post } })).await;
+    assert!(titles(&b, "turbines").await.is_empty(), "a deletion is never found after it commits");
+
+    // An erased member is not found on the other instance either.
+    let (bob, _) = a.register(&phone(7), "bobthebuilder").await;
+    let users = async |app: &TestApp| {
+        let d = app.gql(None, SEARCH, json!({ "q": "bobthebuilder", "type": "USER" })).await;
+        d["search"]["edges"].as_array().unwrap().len()
+    };
+    assert_eq!(users(&b).await, 1);
+    let erase = "mutation { deleteAccount(input: { password: \"correct horse\" }) { deleted } }";
+    let done = a.gql_raw(Some(&bob), erase, json!({})).await.1;
+    assert!(done["errors"].is_null(), "{done}");
+    assert_eq!(users(&b).await, 0);
+}
+
+/// PostgreSQL commits transactions in another order than it numbers their rows: a change written
+/// early and committed late must still reach the in-memory index after a read that went past
+/// later changes. (On SQLite one write transaction at a time makes the order the same.)
+#[tokio::test]
+async fn a_change_committed_after_a_later_one_is_not_skipped() {
+    use ecer_gateway::services::page::PageArgs;
+    use ecer_gateway::services::search::{self, Kind};
+    use sea_orm::TransactionTrait;
+    if !crate::common::backend_is_postgres() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let (db, resident) = (&app.state.db, Some(&*app.state.search));
+    let found = async |q: &str| {
+        let page = search::search(db, resident, q, Kind::Post, None, &PageArgs::first(5)).await.unwrap();
+        page.page.items.iter().map(|(_, id)| *id).collect::<Vec<_>>()
+    };
+    let now = chrono::Utc::now();
+    let early = db.begin().await.unwrap();
+    search::index(&early, Kind::Post, 1, None, "slowpoke", now).await.unwrap();
+    search::index(db, Kind::Post, 2, None, "quick", now).await.unwrap();
+    assert_eq!(found("quick").await, vec![2], "the later change is read");
+    assert!(found("slowpoke").await.is_empty(), "the open transaction's change is not visible yet");
+    early.commit().await.unwrap();
+    assert_eq!(found("slowpoke").await, vec![1], "and is read once it commits");
 }

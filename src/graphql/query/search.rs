@@ -49,8 +49,8 @@ impl SearchQuery {
             SearchType::Board => search::Kind::Board,
             SearchType::User => search::Kind::User,
         };
-        let db = &state(ctx)?.db;
-        let results = search::search(db, &query, target, board, &page).await?;
+        let (db, resident) = (&state(ctx)?.db, &state(ctx)?.search);
+        let results = search::search(db, Some(resident), &query, target, board, &page).await?;
         let found: Vec<i64> = results.page.items.iter().map(|(_, id)| *id).collect();
         // First pages only: paging through results is one search, not several.
         if let Some(viewer) = crate::graphql::viewer(ctx)
@@ -60,7 +60,7 @@ impl SearchQuery {
             // holds the best few or every match; otherwise the history records its own search.
             let enough = found.len() as u64 >= recommend::SEARCH_MATCHES || !results.page.has_next;
             let reuse = (target == search::Kind::Post && board.is_none() && enough).then_some(found.as_slice());
-            crate::services::history::record_search(db, &viewer, &query, reuse).await?;
+            crate::services::history::record_search(db, resident, &viewer, &query, reuse).await?;
         }
         let l = loaders(ctx)?;
         // One batch for the things found; a thing gone since the search (a post deleted a moment
@@ -78,11 +78,12 @@ impl SearchQuery {
             SearchType::User => l.users.load_many(found).await?.into_iter().map(|(id, u)| (id, u.into())).collect(),
         };
         let terms = Arc::new(results.terms);
+        let total = results.total;
         let page = results.page;
         let mut conn = Connection::with_additional_fields(
             page.has_previous,
             page.has_next,
-            SearchTotals::new(query, target, board),
+            SearchTotals::new(query, target, board, total),
         );
         for (cursor, id) in page.items {
             if let Some(thing) = things.remove(&id) {

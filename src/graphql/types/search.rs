@@ -154,13 +154,17 @@ pub struct SearchTotals {
 }
 
 impl SearchTotals {
-    pub fn new(query: String, kind: search::Kind, board_id: Option<i64>) -> Self {
-        SearchTotals { query, kind, board_id, total: OnceCell::new() }
+    /// `known`: the total the search counted on its way, if it did.
+    pub fn new(query: String, kind: search::Kind, board_id: Option<i64>, known: Option<search::Total>) -> Self {
+        SearchTotals { query, kind, board_id, total: OnceCell::new_with(known) }
     }
 
     async fn total(&self, ctx: &Context<'_>) -> async_graphql::Result<search::Total> {
-        let db = &state(ctx)?.db;
-        let total = self.total.get_or_try_init(|| search::total(db, &self.query, self.kind, self.board_id)).await?;
+        let (db, resident) = (&state(ctx)?.db, &state(ctx)?.search);
+        let total = self
+            .total
+            .get_or_try_init(|| search::total(db, Some(resident), &self.query, self.kind, self.board_id))
+            .await?;
         Ok(*total)
     }
 }

@@ -7,8 +7,17 @@
 //! relevance to rank level, over the [`CANDIDATES`] newest matches only, so that a search's cost does
 //! not grow with its match count. No `LIKE '%q%'` anywhere: both back ends answer from an inverted
 //! index.
+//!
+//! Each instance also holds the index in memory ([`memory`], kept in step by [`resident`]) and answers
+//! from there once it has loaded, with the same candidates and ranking rule (BM25 on both back ends);
+//! the database statements below answer while it loads, when a query is beyond it (a very short
+//! prefix), and when it is turned off (`SEARCH_INDEX_IN_MEMORY=false`).
 
+pub mod memory;
+pub mod resident;
 pub mod text;
+
+pub use resident::Resident;
 
 use entity::search_documents;
 use sea_orm::sea_query::OnConflict;
@@ -120,10 +129,14 @@ where
 pub struct Results {
     pub page: Page<i64>,
     pub terms: Vec<String>,
+    /// The search's [`Total`], when it was counted on the way (the in-memory path).
+    pub total: Option<Total>,
 }
 
+/// Searches the instance's in-memory index when it has loaded (`resident`), else the database.
 pub async fn search<C: ConnectionTrait + TransactionTrait>(
     db: &C,
+    resident: Option<&Resident>,
     query: &str,
     kind: Kind,
     board_id: Option<i64>,
@@ -139,12 +152,34 @@ pub async fn search<C: ConnectionTrait + TransactionTrait>(
     }
     let limit = page.fetch_limit() as i64;
     let now = chrono::Utc::now().timestamp();
-    let backend = db.get_database_backend();
-    let rows: Vec<Row> = fetch(db, statement(backend, &q, kind, board_id, offset, limit, now)).await?;
+    // The in-memory index also counts the matches (one past the candidates), so a `totalCount` in
+    // the same request needs no second look.
+    let mut total = None;
+    let ranked = match resident {
+        Some(r) => r
+            .fresh(db, |index| {
+                let shard = index.shard(kind);
+                let mut found = shard.find(&q, board_id, CANDIDATES as usize + 1)?;
+                total = Some(Total::of(found.matches.len()));
+                found.matches.truncate(CANDIDATES as usize);
+                let ranked = shard.rank(&found, now);
+                Some(ranked.into_iter().skip(offset as usize).take(limit as usize).map(i64::from).collect::<Vec<_>>())
+            })
+            .await?
+            .flatten(),
+        None => None,
+    };
+    let ids = match ranked {
+        Some(ids) => ids,
+        None => {
+            let statement = statement(db.get_database_backend(), &q, kind, board_id, offset, limit, now);
+            fetch::<_, Row>(db, statement).await?.into_iter().map(|r| r.ref_id).collect()
+        }
+    };
     // Cursors are positions: results are ranked, not keyed, so a page continues at an offset.
-    let items: Vec<(i64, i64)> = rows.into_iter().enumerate().map(|(i, r)| (offset + i as i64, r.ref_id)).collect();
+    let items: Vec<(i64, i64)> = ids.into_iter().enumerate().map(|(i, id)| (offset + i as i64, id)).collect();
     let page = Page::from_rows(page, items, |(pos, _)| Cursor::Id(*pos)).map(|(_, id)| id);
-    Ok(Results { page, terms: q.terms })
+    Ok(Results { page, terms: q.terms, total })
 }
 
 /// How many things a search finds, counted no further than [`CANDIDATES`]: exactly the results one
@@ -157,11 +192,20 @@ pub struct Total {
     pub capped: bool,
 }
 
+impl Total {
+    /// The total of `n` matches counted up to one past [`CANDIDATES`].
+    fn of(n: usize) -> Total {
+        let n = n as i64;
+        Total { count: n.min(CANDIDATES), capped: n > CANDIDATES }
+    }
+}
+
 /// Counts a search's matches, up to one past [`CANDIDATES`], with the match expression and index
 /// order of the search itself, so the count costs what ranking the candidates does (without the
 /// ranking): an exact count of a word in every post would read every match.
 pub async fn total<C: ConnectionTrait + TransactionTrait>(
     db: &C,
+    resident: Option<&Resident>,
     query: &str,
     kind: Kind,
     board_id: Option<i64>,
@@ -170,9 +214,21 @@ pub async fn total<C: ConnectionTrait + TransactionTrait>(
     if q.all.is_empty() {
         return Err(AppError::bad_input("query", "has no words to search for"));
     }
-    let rows: Vec<CountRow> = fetch(db, count_statement(db.get_database_backend(), &q, kind, board_id)).await?;
-    let n = rows.first().map_or(0, |r| r.n);
-    Ok(Total { count: n.min(CANDIDATES), capped: n > CANDIDATES })
+    let limit = CANDIDATES as usize + 1;
+    let counted = match resident {
+        Some(r) => {
+            r.fresh(db, |index| index.shard(kind).find(&q, board_id, limit).map(|f| f.matches.len())).await?.flatten()
+        }
+        None => None,
+    };
+    let n = match counted {
+        Some(n) => n,
+        None => {
+            let rows: Vec<CountRow> = fetch(db, count_statement(db.get_database_backend(), &q, kind, board_id)).await?;
+            rows.first().map_or(0, |r| r.n as usize)
+        }
+    };
+    Ok(Total::of(n))
 }
 
 /// A `tsquery` of every token (PostgreSQL): quoted lexemes, the last a prefix if it may be unfinished.
