@@ -28,6 +28,9 @@ pub struct Metrics {
     pub private_streams_waiting: IntGauge,
     /// Documents in this instance's in-memory search index; 0 until it has loaded.
     pub search_index_documents: IntGauge,
+    /// Searches by the index that answered: memory, or database (loading, turned off, a very short
+    /// prefix, or the change log unreadable).
+    pub searches: IntCounterVec,
     /// Events received from the broker by this instance's hub.
     pub broker_events: IntCounter,
     /// Anonymous queries by how the response cache answered: hit, stale, miss, bypass; shared_hit for
@@ -83,6 +86,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     let search_index_documents =
         IntGauge::new("search_index_documents", "Documents in this instance's in-memory search index")?;
+    let searches =
+        IntCounterVec::new(Opts::new("searches_total", "Searches by the index that answered them"), &["index"])?;
     let broker_events = IntCounter::new("broker_events_received_total", "Events received from the broker")?;
     let response_cache = IntCounterVec::new(
         Opts::new("response_cache_total", "Anonymous queries by how the response cache answered"),
@@ -123,6 +128,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(shared_feeds.clone()))?;
     registry.register(Box::new(private_streams_waiting.clone()))?;
     registry.register(Box::new(search_index_documents.clone()))?;
+    registry.register(Box::new(searches.clone()))?;
     registry.register(Box::new(subscriptions.clone()))?;
     registry.register(Box::new(broker_events.clone()))?;
     registry.register(Box::new(response_cache.clone()))?;
@@ -148,6 +154,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         shared_feeds,
         private_streams_waiting,
         search_index_documents,
+        searches,
         subscriptions,
         broker_events,
         response_cache,

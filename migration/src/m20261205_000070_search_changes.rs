@@ -28,7 +28,8 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(a("id")).big_integer().not_null().auto_increment().primary_key())
                     .col(ColumnDef::new(a("kind")).string().not_null())
                     .col(ColumnDef::new(a("ref_id")).big_integer().not_null())
-                    // Unix seconds: the retention job drops rows older than every instance can need.
+                    // Unix seconds when the row was written (not when its transaction began: a long
+                    // transaction's rows must not look older than they are when the log is pruned).
                     .col(ColumnDef::new(a("at")).big_integer().not_null())
                     .to_owned(),
             )
@@ -47,9 +48,9 @@ impl MigrationTrait for Migration {
                     "CREATE FUNCTION search_documents_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
                      BEGIN \
                        IF TG_OP = 'DELETE' THEN \
-                         INSERT INTO search_changes (kind, ref_id, at) VALUES (OLD.kind, OLD.ref_id, extract(epoch FROM now())::bigint); \
+                         INSERT INTO search_changes (kind, ref_id, at) VALUES (OLD.kind, OLD.ref_id, extract(epoch FROM clock_timestamp())::bigint); \
                        ELSE \
-                         INSERT INTO search_changes (kind, ref_id, at) VALUES (NEW.kind, NEW.ref_id, extract(epoch FROM now())::bigint); \
+                         INSERT INTO search_changes (kind, ref_id, at) VALUES (NEW.kind, NEW.ref_id, extract(epoch FROM clock_timestamp())::bigint); \
                        END IF; \
                        RETURN NULL; \
                      END $$",

@@ -227,6 +227,8 @@ async fn a_common_word_ranks_only_its_newest_candidates() {
         loop {
             let args = PageArgs { after, ..PageArgs::first(100) };
             let page = search::search(db, resident, "报价", Kind::Post, None, &args).await.unwrap();
+            let path = if resident.is_some() { search::Answered::Memory } else { search::Answered::Database };
+            assert_eq!(page.answered_by, path);
             seen.extend(page.page.items.iter().map(|(_, id)| *id));
             if !page.page.has_next {
                 break;
@@ -444,6 +446,11 @@ async fn another_instance_finds_every_committed_change() {
     let done = a.gql_raw(Some(&bob), erase, json!({})).await.1;
     assert!(done["errors"].is_null(), "{done}");
     assert_eq!(users(&b).await, 0);
+    // All of the above came from the second instance's memory, not the database path.
+    use ecer_gateway::services::search::{self, Answered, Kind};
+    let args = ecer_gateway::services::page::PageArgs::first(5);
+    let page = search::search(&b.state.db, Some(&*b.state.search), "tiles", Kind::Post, None, &args).await.unwrap();
+    assert_eq!((page.answered_by, page.page.items.len()), (Answered::Memory, 1));
 }
 
 /// PostgreSQL commits transactions in another order than it numbers their rows: a change written
@@ -461,6 +468,7 @@ async fn a_change_committed_after_a_later_one_is_not_skipped() {
     let (db, resident) = (&app.state.db, Some(&*app.state.search));
     let found = async |q: &str| {
         let page = search::search(db, resident, q, Kind::Post, None, &PageArgs::first(5)).await.unwrap();
+        assert_eq!(page.answered_by, search::Answered::Memory);
         page.page.items.iter().map(|(_, id)| *id).collect::<Vec<_>>()
     };
     let now = chrono::Utc::now();

@@ -13,11 +13,15 @@
 //! tokens it no longer holds keep the old version and no longer count (stale), until a compaction
 //! drops them. Six bytes a posting.
 //!
-//! Results are the same as the database path's: the [`CANDIDATES`](super::CANDIDATES) newest
-//! matches (by id, publication order), ranked by BM25 (FTS5's constants) plus a year of age per unit
-//! of relevance.
+//! Candidates are the database path's: the [`CANDIDATES`](super::CANDIDATES) newest matches (by id,
+//! publication order). They are ranked as on SQLite, by BM25 (FTS5's constants) plus a year of age
+//! per unit of relevance, on both back ends (PostgreSQL's `ts_rank` over a tsvector without counts
+//! ranked every full match alike). Two approximations: N, lengths and document frequencies are per
+//! kind (FTS5 counts all kinds together), and a token's document frequency counts its stale postings
+//! until the next compaction (at most a quarter of all postings).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 
 use super::Kind;
 use super::text::QueryTokens;
@@ -25,6 +29,8 @@ use super::text::QueryTokens;
 /// A prefix query ("furn" while typing "furniture") expanding to more tokens than this is left to
 /// the database: merging that many lists per keystroke is the database's kind of work.
 const MAX_PREFIX_TERMS: usize = 128;
+/// Nor one whose tokens hold more postings than this in all (merged and sorted per search).
+const MAX_PREFIX_POSTINGS: usize = 200_000;
 
 /// BM25's constants, as FTS5's `bm25()` has them.
 const K1: f64 = 1.2;
@@ -47,6 +53,10 @@ struct Postings {
 #[derive(Clone, Copy, Debug)]
 struct Doc {
     ver: u8,
+    /// False for a tombstone: taken out, kept until compaction so that its version carries on.
+    live: bool,
+    /// Of what was put, so that putting it again changes nothing.
+    digest: u64,
     /// Tokens in the thing (BM25's document length).
     len: u32,
     /// Distinct tokens: how many postings turn stale when the thing changes or goes.
@@ -61,6 +71,8 @@ pub struct Shard {
     terms: BTreeMap<Box<str>, usize>,
     lists: Vec<Postings>,
     docs: HashMap<u32, Doc>,
+    /// Things in the index (tombstones not counted).
+    live: usize,
     total_len: u64,
     postings: usize,
     stale: usize,
@@ -83,7 +95,7 @@ pub struct Found {
 
 impl Shard {
     pub fn documents(&self) -> usize {
-        self.docs.len()
+        self.live
     }
 
     pub fn postings(&self) -> usize {
@@ -96,25 +108,35 @@ impl Shard {
     }
 
     /// Puts a thing in the index, or replaces it; `tokens` as `search_documents.tokens` holds them.
+    /// Putting what is already there changes nothing (the change log may bring a change twice).
     pub fn put(&mut self, id: u32, board: Option<i64>, published_at: i64, tokens: &str) {
+        let digest = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (tokens, board, published_at).hash(&mut h);
+            h.finish()
+        };
+        let ver = match self.docs.get(&id) {
+            Some(old) if old.live && old.digest == digest => return,
+            Some(old) => {
+                if old.live {
+                    self.total_len -= u64::from(old.len);
+                    self.stale += old.distinct as usize;
+                    self.live -= 1;
+                }
+                old.ver.wrapping_add(1)
+            }
+            None => 0,
+        };
+        if ver == 0 && self.docs.remove(&id).is_some() {
+            // The version came round: a posting written 256 versions ago would look current. With
+            // the thing out of `docs`, compaction drops every posting it has.
+            self.compact();
+        }
         let mut counts: HashMap<&str, u32> = HashMap::new();
         let mut len = 0u32;
         for token in tokens.split_whitespace() {
             *counts.entry(token).or_default() += 1;
             len = len.saturating_add(1);
-        }
-        let ver = match self.docs.get(&id) {
-            Some(old) => {
-                self.total_len -= u64::from(old.len);
-                self.stale += old.distinct as usize;
-                old.ver.wrapping_add(1)
-            }
-            None => 0,
-        };
-        if ver == 0 && self.docs.contains_key(&id) {
-            // The version came round: a posting written 256 versions ago would look current.
-            self.docs.remove(&id);
-            self.compact();
         }
         for (token, tf) in &counts {
             let list = match self.terms.get(*token) {
@@ -129,8 +151,9 @@ impl Shard {
             let meta = Meta { tf: (*tf).min(u32::from(u8::MAX)) as u8, ver };
             let at = list.ids.partition_point(|&x| x < id);
             if list.ids.get(at) == Some(&id) {
+                // A posting of an earlier version (stale since that version ended) is current again.
                 list.meta[at] = meta;
-                self.stale -= 1;
+                self.stale = self.stale.saturating_sub(1);
             } else {
                 list.ids.insert(at, id);
                 list.meta.insert(at, meta);
@@ -138,13 +161,20 @@ impl Shard {
             }
         }
         self.total_len += u64::from(len);
-        self.docs.insert(id, Doc { ver, len, distinct: counts.len() as u32, published_at, board });
+        self.live += 1;
+        self.docs.insert(id, Doc { ver, live: true, digest, len, distinct: counts.len() as u32, published_at, board });
     }
 
+    /// Takes a thing out. It stays as a tombstone, its version kept, until the next compaction: put
+    /// back before then, it continues from the next version, so its old postings stay stale.
     pub fn remove(&mut self, id: u32) {
-        if let Some(old) = self.docs.remove(&id) {
+        if let Some(old) = self.docs.get_mut(&id)
+            && old.live
+        {
+            old.live = false;
             self.total_len -= u64::from(old.len);
             self.stale += old.distinct as usize;
+            self.live -= 1;
         }
     }
 
@@ -153,13 +183,13 @@ impl Shard {
         self.stale > 1024 && self.stale * 4 > self.postings
     }
 
-    /// Drops every stale posting.
+    /// Drops every stale posting, and the tombstones.
     pub fn compact(&mut self) {
         let docs = &self.docs;
         for list in &mut self.lists {
             let mut keep = 0;
             for i in 0..list.ids.len() {
-                if docs.get(&list.ids[i]).is_some_and(|d| d.ver == list.meta[i].ver) {
+                if docs.get(&list.ids[i]).is_some_and(|d| d.live && d.ver == list.meta[i].ver) {
                     list.ids[keep] = list.ids[i];
                     list.meta[keep] = list.meta[i];
                     keep += 1;
@@ -168,12 +198,13 @@ impl Shard {
             list.ids.truncate(keep);
             list.meta.truncate(keep);
         }
+        self.docs.retain(|_, d| d.live);
         self.postings = self.lists.iter().map(|l| l.ids.len()).sum();
         self.stale = 0;
     }
 
     fn current(&self, id: u32, meta: Meta) -> Option<&Doc> {
-        self.docs.get(&id).filter(|d| d.ver == meta.ver)
+        self.docs.get(&id).filter(|d| d.live && d.ver == meta.ver)
     }
 
     /// A prefix token's postings: the union of the tokens it begins, current postings only, counts
@@ -186,7 +217,7 @@ impl Shard {
             .take(MAX_PREFIX_TERMS + 1)
             .map(|(_, &i)| &self.lists[i])
             .collect();
-        if lists.len() > MAX_PREFIX_TERMS {
+        if lists.len() > MAX_PREFIX_TERMS || lists.iter().map(|l| l.ids.len()).sum::<usize>() > MAX_PREFIX_POSTINGS {
             return None;
         }
         let mut all: Vec<(u32, Meta)> = lists
@@ -273,7 +304,7 @@ impl Shard {
     /// Ranks matches as the database path does, best first: BM25 (higher is better) less a unit per
     /// year of age; ties go to the newer.
     pub fn rank(&self, found: &Found, now: i64) -> Vec<u32> {
-        let n = self.docs.len().max(1) as f64;
+        let n = self.live.max(1) as f64;
         let avg = (self.total_len as f64 / n).max(1.0);
         let idf: Vec<f64> =
             found.dfs.iter().map(|&df| (((n - df as f64 + 0.5) / (df as f64 + 0.5)).ln()).max(1e-6)).collect();
@@ -390,6 +421,41 @@ mod tests {
         assert_eq!(ids(&s, "led", None, 10), vec![2]);
         assert_eq!(ids(&s, "solar", None, 10), vec![1]);
         assert_eq!(ids(&s, "inverters", None, 10), vec![2]);
+    }
+
+    #[test]
+    fn a_thing_taken_out_and_put_back_is_found_by_its_new_words_only() {
+        let mut s = shard(&[(1, None, "solar panels"), (2, None, "solar lamps")]);
+        s.remove(1);
+        assert_eq!(ids(&s, "panels", None, 10), Vec::<u32>::new());
+        assert_eq!(s.documents(), 1);
+        // Put back before any compaction, with other words: its old postings must stay stale.
+        s.put(1, None, 1, &document_tokens("wind turbines"));
+        assert_eq!(ids(&s, "panels", None, 10), Vec::<u32>::new());
+        assert_eq!(ids(&s, "solar", None, 10), vec![2]);
+        assert_eq!(ids(&s, "wind", None, 10), vec![1]);
+        assert_eq!(s.documents(), 2);
+        // Postings = current (2 + 2) + stale (2): compaction keeps exactly the current ones.
+        assert_eq!((s.postings(), s.stale), (6, 2));
+        s.compact();
+        assert_eq!((s.postings(), s.stale), (4, 0));
+        s.put(1, None, 1, &document_tokens("solar panels"));
+        assert_eq!(ids(&s, "solar panels", None, 10), vec![1]);
+        assert_eq!((s.postings(), s.stale), (6, 2));
+    }
+
+    #[test]
+    fn putting_the_same_thing_again_changes_nothing() {
+        let mut s = shard(&[(1, Some(3), "solar panels")]);
+        let ver = s.docs[&1].ver;
+        for _ in 0..1000 {
+            s.put(1, Some(3), 1, &document_tokens("solar panels"));
+        }
+        assert_eq!((s.docs[&1].ver, s.postings(), s.stale), (ver, 2, 0));
+        // A move to another board is a change.
+        s.put(1, Some(4), 1, &document_tokens("solar panels"));
+        assert_eq!(ids(&s, "solar", Some(4), 10), vec![1]);
+        assert_eq!(ids(&s, "solar", Some(3), 10), Vec::<u32>::new());
     }
 
     #[test]

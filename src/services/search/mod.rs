@@ -131,6 +131,14 @@ pub struct Results {
     pub terms: Vec<String>,
     /// The search's [`Total`], when it was counted on the way (the in-memory path).
     pub total: Option<Total>,
+    pub answered_by: Answered,
+}
+
+/// Which index answered a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    Memory,
+    Database,
 }
 
 /// Searches the instance's in-memory index when it has loaded (`resident`), else the database.
@@ -165,10 +173,13 @@ pub async fn search<C: ConnectionTrait + TransactionTrait>(
                 let ranked = shard.rank(&found, now);
                 Some(ranked.into_iter().skip(offset as usize).take(limit as usize).map(i64::from).collect::<Vec<_>>())
             })
-            .await?
+            .await
             .flatten(),
         None => None,
     };
+    let answered_by = if ranked.is_some() { Answered::Memory } else { Answered::Database };
+    let label = if ranked.is_some() { "memory" } else { "database" };
+    crate::metrics::METRICS.searches.with_label_values(&[label]).inc();
     let ids = match ranked {
         Some(ids) => ids,
         None => {
@@ -179,7 +190,7 @@ pub async fn search<C: ConnectionTrait + TransactionTrait>(
     // Cursors are positions: results are ranked, not keyed, so a page continues at an offset.
     let items: Vec<(i64, i64)> = ids.into_iter().enumerate().map(|(i, id)| (offset + i as i64, id)).collect();
     let page = Page::from_rows(page, items, |(pos, _)| Cursor::Id(*pos)).map(|(_, id)| id);
-    Ok(Results { page, terms: q.terms, total })
+    Ok(Results { page, terms: q.terms, total, answered_by })
 }
 
 /// How many things a search finds, counted no further than [`CANDIDATES`]: exactly the results one
@@ -217,7 +228,7 @@ pub async fn total<C: ConnectionTrait + TransactionTrait>(
     let limit = CANDIDATES as usize + 1;
     let counted = match resident {
         Some(r) => {
-            r.fresh(db, |index| index.shard(kind).find(&q, board_id, limit).map(|f| f.matches.len())).await?.flatten()
+            r.fresh(db, |index| index.shard(kind).find(&q, board_id, limit).map(|f| f.matches.len())).await.flatten()
         }
         None => None,
     };

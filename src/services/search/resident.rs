@@ -190,7 +190,9 @@ impl Resident {
             }
         }
         let (documents, postings) = (index.documents(), index.postings());
-        *self.write() = index;
+        // The old index is freed after the lock is let go: searches need not wait for that.
+        let old = std::mem::replace(&mut *self.write(), index);
+        drop(old);
         // A document changed after its batch was read is in the log past `mark`: the first search
         // reads the log before it answers.
         *follow = Follow { mark: Some(mark), read_at: None, last_ok: Instant::now() };
@@ -211,9 +213,9 @@ impl Resident {
             return Ok(());
         }
         if follow.last_ok.elapsed() > REBUILD_AFTER {
+            // Searches use the database until the background task has loaded the index again.
             self.ready.store(false, Ordering::Release);
-            drop(follow);
-            return self.load(db).await;
+            return Ok(());
         }
         let Some(mark) = follow.mark.clone() else { return Ok(()) };
         let read_at = Instant::now();
@@ -250,14 +252,22 @@ impl Resident {
         Ok(())
     }
 
-    /// The index, up to date with every change committed before this call; `None` while it is not
-    /// loaded (or turned off): the caller searches the database.
-    pub async fn fresh<C: ConnectionTrait, R>(&self, db: &C, f: impl FnOnce(&Index) -> R) -> AppResult<Option<R>> {
+    /// Runs `f` on the index, up to date with every change committed before this call; `None` while
+    /// it is not loaded (or turned off): the caller searches the database.
+    /// A change log that cannot be read leaves the search to the database, which answers or fails
+    /// on its own.
+    pub async fn fresh<C: ConnectionTrait, R>(&self, db: &C, f: impl FnOnce(&Index) -> R) -> Option<R> {
         if !self.is_ready() {
-            return Ok(None);
+            return None;
         }
-        self.catch_up(db).await?;
-        Ok(Some(f(&self.read())))
+        if let Err(err) = self.catch_up(db).await {
+            tracing::warn!(?err, "search index: reading the change log failed; searching the database");
+            return None;
+        }
+        if !self.is_ready() {
+            return None;
+        }
+        Some(f(&self.read()))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Index> {
