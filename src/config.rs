@@ -410,11 +410,18 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Most connections one client address holds at once (an IPv6 client counts by its /64); beyond
-    /// it, 429 TOO_MANY_CONNECTIONS and closed before reading. 0 switches the cap off, which a
-    /// deployment behind a proxy needs until trusted-proxy rules exist (every connection then comes
-    /// from the proxy's address).
+    /// it, 429 TOO_MANY_CONNECTIONS and closed before reading. 0 switches the cap off. Connections
+    /// from a trusted proxy (`TRUSTED_PROXIES`) are not capped per address: they carry many clients.
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+
+    /// Reverse proxies and load balancers in front of the gateway: comma-separated addresses and
+    /// CIDR blocks (`10.0.0.0/8,192.0.2.7`). For a request whose connection comes from one of them,
+    /// the client's address (rate limits, login throttling, WebSocket caps, the request log) is read
+    /// from `Forwarded` / `X-Forwarded-For`, right to left past the trusted hops; from anyone else
+    /// those headers are ignored. Empty: trust none.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 
     /// Most WebSockets one client address holds at once (429 TOO_MANY_CONNECTIONS on the upgrade
     /// beyond it); 0 switches the cap off.
@@ -554,6 +561,7 @@ impl Config {
         {
             return Err(format!("REDIS_URL must start with redis:// or rediss://, got {:?}", redact(redis)));
         }
+        crate::server::proxies::TrustedProxies::parse(&self.trusted_proxies)?;
         let web = self.public_web_url.as_str();
         if !is_base_url(web) {
             return Err(format!(

@@ -97,7 +97,7 @@ pub enum Full {
 /// `server::Tracked`), so a connection upgraded to a WebSocket keeps it for as long as it is open.
 pub struct ConnectionPermit {
     _instance: OwnedSemaphorePermit,
-    _address: AddressPermit,
+    _address: Option<AddressPermit>,
     _gauge: GaugeGuard,
 }
 
@@ -131,9 +131,13 @@ impl Capacity {
     }
 
     /// A place for a new connection from `peer`, or which cap it hit.
-    pub fn admit_connection(&self, peer: IpAddr) -> Result<ConnectionPermit, Full> {
+    /// `per_address: false` for a trusted proxy's connection, which carries many clients.
+    pub fn admit_connection(&self, peer: IpAddr, per_address: bool) -> Result<ConnectionPermit, Full> {
         let instance = self.connections.clone().try_acquire_owned().map_err(|_| Full::Instance)?;
-        let address = self.per_address.try_take(ClientKey::of(peer)).ok_or(Full::Address)?;
+        let address = match per_address {
+            true => Some(self.per_address.try_take(ClientKey::of(peer)).ok_or(Full::Address)?),
+            false => None,
+        };
         Ok(ConnectionPermit { _instance: instance, _address: address, _gauge: GaugeGuard::new(&METRICS.connections) })
     }
 
@@ -213,14 +217,28 @@ mod tests {
         }));
         let one: IpAddr = "192.0.2.1".parse().unwrap();
         let two: IpAddr = "192.0.2.2".parse().unwrap();
-        let a = cap.admit_connection(one).unwrap();
-        let _b = cap.admit_connection(one).unwrap();
-        assert_eq!(cap.admit_connection(one).err(), Some(Full::Address));
-        let _c = cap.admit_connection(two).unwrap();
-        assert_eq!(cap.admit_connection(two).err(), Some(Full::Instance));
+        let a = cap.admit_connection(one, true).unwrap();
+        let _b = cap.admit_connection(one, true).unwrap();
+        assert_eq!(cap.admit_connection(one, true).err(), Some(Full::Address));
+        let _c = cap.admit_connection(two, true).unwrap();
+        assert_eq!(cap.admit_connection(two, true).err(), Some(Full::Instance));
         drop(a);
-        assert!(cap.admit_connection(one).is_ok());
+        assert!(cap.admit_connection(one, true).is_ok());
         assert!(cap.per_address.counts.lock().unwrap().len() <= 2);
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_capped_by_the_instance_only() {
+        let cap = Capacity::new(&config(|c| {
+            c.max_connections = 3;
+            c.max_connections_per_ip = 1;
+        }));
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| cap.admit_connection(proxy, false).unwrap()).collect();
+        assert_eq!(cap.admit_connection(proxy, false).err(), Some(Full::Instance));
+        drop(held);
+        let _one = cap.admit_connection(proxy, true).unwrap();
+        assert_eq!(cap.admit_connection(proxy, true).err(), Some(Full::Address));
     }
 
     #[test]

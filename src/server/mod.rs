@@ -19,6 +19,7 @@
 
 pub mod admission;
 pub mod capacity;
+pub mod proxies;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -144,6 +145,8 @@ pub async fn serve(
     check_open_file_limit(capacity.max_connections());
     let http = Arc::new(http1(config));
     let refusals = [canned_refusal(Full::Instance), canned_refusal(Full::Address)];
+    // Checked by `Config::validate`; a list that fails here trusts no one.
+    let proxies = Arc::new(proxies::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone; `recv` returns `None` once the last one has finished.
     let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -164,7 +167,7 @@ pub async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
-        let permit = match capacity.admit_connection(peer.ip()) {
+        let permit = match capacity.admit_connection(peer.ip(), !proxies.trusts(peer.ip())) {
             Ok(permit) => permit,
             Err(full) => {
                 let (cap, answer) = match full {
@@ -180,9 +183,12 @@ pub async fn serve(
         let io = TokioIo::new(Tracked { stream, _permit: permit });
         let service = hyper::service::service_fn({
             let router = router.clone();
+            let proxies = proxies.clone();
             move |mut req: hyper::Request<Incoming>| {
-                // What `into_make_service_with_connect_info::<SocketAddr>` did: handlers read the peer.
-                req.extensions_mut().insert(ConnectInfo(peer));
+                // What `into_make_service_with_connect_info::<SocketAddr>` did: handlers read the
+                // client's address, the peer's unless the peer is a trusted proxy.
+                let client = proxies.client(peer, req.headers());
+                req.extensions_mut().insert(ConnectInfo(client));
                 router.clone().oneshot(req.map(axum::body::Body::new))
             }
         });

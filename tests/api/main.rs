@@ -32,6 +32,7 @@ mod phone_codes;
 mod policy;
 mod privacy;
 mod propagation;
+mod proxies;
 mod queries;
 mod replay;
 mod response_cache;

@@ -70,7 +70,7 @@ struct Doc {
 pub struct Shard {
     terms: BTreeMap<Box<str>, usize>,
     lists: Vec<Postings>,
-    docs: HashMap<u32, Doc>,
+    docs: HashMap<u32, Doc, foldhash::fast::RandomState>,
     /// Things in the index (tombstones not counted).
     live: usize,
     total_len: u64,
@@ -207,9 +207,10 @@ impl Shard {
         self.docs.get(&id).filter(|d| d.live && d.ver == meta.ver)
     }
 
-    /// A prefix token's postings: the union of the tokens it begins, current postings only, counts
-    /// summed. `None` when it begins too many tokens.
-    fn prefix_union(&self, prefix: &str) -> Option<Postings> {
+    /// A prefix token's postings: the one token's list when it begins one (the usual case: a whole
+    /// word), else the union of the tokens it begins, current postings only, counts summed. `None`
+    /// when it begins too many tokens.
+    fn prefix_union(&self, prefix: &str) -> Option<Result<&Postings, Postings>> {
         let lists: Vec<&Postings> = self
             .terms
             .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
@@ -219,6 +220,9 @@ impl Shard {
             .collect();
         if lists.len() > MAX_PREFIX_TERMS || lists.iter().map(|l| l.ids.len()).sum::<usize>() > MAX_PREFIX_POSTINGS {
             return None;
+        }
+        if let [one] = lists.as_slice() {
+            return Some(Ok(one));
         }
         let mut all: Vec<(u32, Meta)> = lists
             .iter()
@@ -237,7 +241,7 @@ impl Shard {
                 union.meta.push(m);
             }
         }
-        Some(union)
+        Some(Err(union))
     }
 
     /// The `limit` newest things holding every query token (in `board`, if given), newest first.
@@ -252,8 +256,13 @@ impl Shard {
         let mut lists: Vec<(usize, Result<&Postings, usize>)> = Vec::with_capacity(q.all.len());
         for (i, token) in q.all.iter().enumerate() {
             if i == last && q.last_is_prefix {
-                owned.push(self.prefix_union(token)?);
-                lists.push((i, Err(owned.len() - 1)));
+                match self.prefix_union(token)? {
+                    Ok(list) => lists.push((i, Ok(list))),
+                    Err(union) => {
+                        owned.push(union);
+                        lists.push((i, Err(owned.len() - 1)));
+                    }
+                }
             } else {
                 match self.terms.get(token.as_str()) {
                     Some(&at) => lists.push((i, Ok(&self.lists[at]))),
@@ -276,11 +285,23 @@ impl Shard {
         // Walking newest first, each other list is searched below where its previous hit was.
         let mut bounds: Vec<usize> = rest.iter().map(|&k| lists[k].1.ids.len()).collect();
         let mut matches = Vec::new();
+        // Where each other list holds the current id, found before the document is looked up: most
+        // ids of a selective query fail at the first list, and a lookup costs more than a search.
+        let mut at_other = vec![0usize; rest.len()];
         'walk: for at in (0..lead_list.ids.len()).rev() {
             if matches.len() >= limit {
                 break;
             }
             let (id, meta) = (lead_list.ids[at], lead_list.meta[at]);
+            for (r, &k) in rest.iter().enumerate() {
+                let ids = &lists[k].1.ids;
+                let pos = ids[..bounds[r]].partition_point(|&x| x < id);
+                bounds[r] = pos;
+                if ids.get(pos) != Some(&id) {
+                    continue 'walk;
+                }
+                at_other[r] = pos;
+            }
             let Some(doc) = self.current(id, meta) else { continue };
             if board.is_some() && doc.board != board {
                 continue;
@@ -288,13 +309,12 @@ impl Shard {
             let mut tfs = vec![0u8; q.all.len()];
             tfs[lists[lead].0] = meta.tf;
             for (r, &k) in rest.iter().enumerate() {
-                let list = lists[k].1;
-                let pos = list.ids[..bounds[r]].partition_point(|&x| x < id);
-                bounds[r] = pos;
-                match list.ids.get(pos) {
-                    Some(&x) if x == id && list.meta[pos].ver == doc.ver => tfs[lists[k].0] = list.meta[pos].tf,
-                    _ => continue 'walk,
+                let m = lists[k].1.meta[at_other[r]];
+                if m.ver != doc.ver {
+                    // A stale posting: the thing no longer holds this token.
+                    continue 'walk;
                 }
+                tfs[lists[k].0] = m.tf;
             }
             matches.push(Match { id, tfs });
         }
