@@ -418,10 +418,15 @@ pub struct Config {
     /// Reverse proxies and load balancers in front of the gateway: comma-separated addresses and
     /// CIDR blocks (`10.0.0.0/8,192.0.2.7`). For a request whose connection comes from one of them,
     /// the client's address (rate limits, login throttling, WebSocket caps, the request log) is read
-    /// from `Forwarded` / `X-Forwarded-For`, right to left past the trusted hops; from anyone else
-    /// those headers are ignored. Empty: trust none.
+    /// from `TRUSTED_PROXY_HEADER`, right to left past the trusted hops; from anyone else it is
+    /// ignored. Empty: trust none.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+
+    /// The header the trusted proxies write the client's address in: `x-forwarded-for` or
+    /// `forwarded` (RFC 7239). Only that one is read: the other may come from the client.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "x-forwarded-for")]
+    pub trusted_proxy_header: String,
 
     /// Most WebSockets one client address holds at once (429 TOO_MANY_CONNECTIONS on the upgrade
     /// beyond it); 0 switches the cap off.
@@ -548,6 +553,12 @@ pub struct Config {
 
 impl Config {
     /// Checks what clap cannot: URL schemes and ranges. The message names the setting to fix.
+    /// `TRUSTED_PROXIES` and `TRUSTED_PROXY_HEADER`, parsed.
+    pub fn trusted_proxies(&self) -> Result<crate::server::proxies::TrustedProxies, String> {
+        use crate::server::proxies::{Header, TrustedProxies};
+        TrustedProxies::parse(&self.trusted_proxies, Header::parse(&self.trusted_proxy_header)?)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let db = self.database_url.as_str();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
@@ -561,7 +572,7 @@ impl Config {
         {
             return Err(format!("REDIS_URL must start with redis:// or rediss://, got {:?}", redact(redis)));
         }
-        crate::server::proxies::TrustedProxies::parse(&self.trusted_proxies)?;
+        self.trusted_proxies()?;
         let web = self.public_web_url.as_str();
         if !is_base_url(web) {
             return Err(format!(

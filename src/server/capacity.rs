@@ -21,9 +21,8 @@ pub const OVERLOAD_REPORT_WINDOW: Duration = Duration::from_secs(5);
 
 /// The address per-address caps count by.
 ///
-/// Today that is the TCP peer. Trusted-proxy rules do not exist yet; when they do, this is the one
-/// seam to change: a trusted proxy's own connections are not capped per address, and WebSockets are
-/// counted by the client address the proxy forwards.
+/// Connections count by the TCP peer (a trusted proxy's are not capped per address); WebSockets by
+/// the client's address, which behind a trusted proxy is the one it forwards (`server::proxies`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientKey(IpAddr);
 

@@ -146,7 +146,7 @@ pub async fn serve(
     let http = Arc::new(http1(config));
     let refusals = [canned_refusal(Full::Instance), canned_refusal(Full::Address)];
     // Checked by `Config::validate`; a list that fails here trusts no one.
-    let proxies = Arc::new(proxies::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default());
+    let proxies = Arc::new(config.trusted_proxies().unwrap_or_default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone; `recv` returns `None` once the last one has finished.
     let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);

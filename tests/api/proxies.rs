@@ -42,8 +42,21 @@ async fn behind_a_trusted_proxy_the_session_records_the_client() {
     assert_eq!(session_ip(&app, 1, &[("x-forwarded-for", "203.0.113.9")]).await, "203.0.113.9");
     // A value the client wrote itself, left of what the proxies saw, is not believed.
     assert_eq!(session_ip(&app, 2, &[("x-forwarded-for", "1.1.1.1, 203.0.113.10, 10.0.0.5")]).await, "203.0.113.10");
-    assert_eq!(session_ip(&app, 3, &[("forwarded", "for=\"[2001:db8::7]:4711\";proto=https")]).await, "2001:db8::7");
+    // A Forwarded header is the client's own when the proxies write X-Forwarded-For (the default).
+    let both = [("forwarded", "for=1.2.3.4"), ("x-forwarded-for", "203.0.113.11")];
+    assert_eq!(session_ip(&app, 3, &both).await, "203.0.113.11");
     assert_eq!(session_ip(&app, 4, &[]).await, "127.0.0.1", "no header: the proxy's own request");
+}
+
+#[tokio::test]
+async fn behind_a_forwarded_proxy_only_forwarded_is_read() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = "127.0.0.1".into();
+        c.trusted_proxy_header = "forwarded".into();
+    })
+    .await;
+    let h = [("forwarded", "for=\"[2001:db8::7]:4711\";proto=https"), ("x-forwarded-for", "1.2.3.4")];
+    assert_eq!(session_ip(&app, 1, &h).await, "2001:db8::7");
 }
 
 #[tokio::test]

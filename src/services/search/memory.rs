@@ -178,6 +178,15 @@ impl Shard {
         }
     }
 
+    /// Gives back the room lists grew into while loading.
+    pub fn shrink(&mut self) {
+        for list in &mut self.lists {
+            list.ids.shrink_to_fit();
+            list.meta.shrink_to_fit();
+        }
+        self.docs.shrink_to_fit();
+    }
+
     /// Whether stale postings are a quarter of all: time to [`compact`](Self::compact).
     pub fn wants_compaction(&self) -> bool {
         self.stale > 1024 && self.stale * 4 > self.postings
@@ -383,6 +392,12 @@ impl Index {
 
     pub fn documents(&self) -> usize {
         self.posts.documents() + self.boards.documents() + self.users.documents()
+    }
+
+    pub fn shrink(&mut self) {
+        for shard in self.shards_mut() {
+            shard.shrink();
+        }
     }
 
     pub fn postings(&self) -> usize {

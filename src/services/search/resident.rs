@@ -189,6 +189,7 @@ impl Resident {
                 apply(&mut index, &r.kind, r.ref_id, Some((r.board_id, &r.tokens, r.published_at)));
             }
         }
+        index.shrink();
         let (documents, postings) = (index.documents(), index.postings());
         // The old index is freed after the lock is let go: searches need not wait for that.
         let old = std::mem::replace(&mut *self.write(), index);
