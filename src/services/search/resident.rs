@@ -204,8 +204,8 @@ impl Resident {
     }
 
     /// Applies every change committed before this call. A read that fails leaves the index as it
-    /// was (and the search fails with it); after [`REBUILD_AFTER`] without a read, the index is
-    /// loaded again.
+    /// was (and the search to the database); after [`REBUILD_AFTER`] without a read, the index is
+    /// loaded again by the background task.
     pub async fn catch_up<C: ConnectionTrait>(&self, db: &C) -> AppResult<()> {
         let called = Instant::now();
         let mut follow = self.follow.lock().await;
