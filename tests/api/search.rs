@@ -480,3 +480,26 @@ async fn a_change_committed_after_a_later_one_is_not_skipped() {
     early.commit().await.unwrap();
     assert_eq!(found("slowpoke").await, vec![1], "and is read once it commits");
 }
+
+/// A change log that cannot be read (here: renamed away) leaves searches to the database, which still
+/// answers them; once it can be read again, the in-memory index answers and has missed nothing.
+#[tokio::test]
+async fn an_unreadable_change_log_leaves_searches_to_the_database() {
+    use ecer_gateway::services::page::PageArgs;
+    use ecer_gateway::services::search::{self, Answered, Kind};
+    use sea_orm::ConnectionTrait;
+    let (app, c) = TestApp::community().await;
+    app.create_post(&c.alice, &c.board, "Ceramic tiles from Foshan").await;
+    let (db, resident) = (&app.state.db, Some(&*app.state.search));
+    let search = async |q: &str| {
+        let page = search::search(db, resident, q, Kind::Post, None, &PageArgs::first(5)).await.unwrap();
+        (page.answered_by, page.page.items.len())
+    };
+    assert_eq!(search("foshan").await, (Answered::Memory, 1));
+    db.execute_unprepared("ALTER TABLE search_changes RENAME TO search_changes_away").await.unwrap();
+    assert_eq!(search("foshan").await, (Answered::Database, 1));
+    assert_eq!(titles(&app, "foshan").await, vec!["Ceramic tiles from Foshan"], "through the API too");
+    db.execute_unprepared("ALTER TABLE search_changes_away RENAME TO search_changes").await.unwrap();
+    app.create_post(&c.alice, &c.board, "Foshan porcelain").await;
+    assert_eq!(search("foshan").await, (Answered::Memory, 2));
+}

@@ -38,12 +38,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 3] = [Kind::Post, Kind::Board, Kind::User];
+
     fn as_str(self) -> &'static str {
         match self {
             Kind::Post => "post",
             Kind::Board => "board",
             Kind::User => "user",
         }
+    }
+
+    /// The kind `search_documents.kind` names.
+    fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -141,6 +148,16 @@ pub enum Answered {
     Database,
 }
 
+impl Answered {
+    /// The `index` label of `ecer_searches_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Answered::Memory => "memory",
+            Answered::Database => "database",
+        }
+    }
+}
+
 /// Searches the instance's in-memory index when it has loaded (`resident`), else the database.
 pub async fn search<C: ConnectionTrait + TransactionTrait>(
     db: &C,
@@ -178,8 +195,7 @@ pub async fn search<C: ConnectionTrait + TransactionTrait>(
         None => None,
     };
     let answered_by = if ranked.is_some() { Answered::Memory } else { Answered::Database };
-    let label = if ranked.is_some() { "memory" } else { "database" };
-    crate::metrics::METRICS.searches.with_label_values(&[label]).inc();
+    crate::metrics::METRICS.searches.with_label_values(&[answered_by.label()]).inc();
     let ids = match ranked {
         Some(ids) => ids,
         None => {

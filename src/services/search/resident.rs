@@ -86,18 +86,9 @@ struct MarkRow {
     mark: Option<String>,
 }
 
-fn kind_of(s: &str) -> Option<Kind> {
-    match s {
-        "post" => Some(Kind::Post),
-        "board" => Some(Kind::Board),
-        "user" => Some(Kind::User),
-        _ => None,
-    }
-}
-
 /// Puts a document in the index, or takes it out when `tokens` is `None` (the document is gone).
 fn apply(index: &mut Index, kind: &str, ref_id: i64, doc: Option<(Option<i64>, &str, i64)>) {
-    let Some(kind) = kind_of(kind) else { return };
+    let Some(kind) = Kind::parse(kind) else { return };
     let shard = index.shard_mut(kind);
     let Ok(id) = u32::try_from(ref_id) else {
         shard.refuse();
