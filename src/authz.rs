@@ -132,11 +132,19 @@ pub enum Action<'a> {
     CreateBoard {
         identity_approved: bool,
     },
+    /// Read the moderation queue, settle reports and hide posts or comments: moderators. A private
+    /// message reaches them only as the target of a report a participant filed (services::reports).
+    HandleReports,
+    /// Read a conversation (its peer, its messages, its last message): its two members alone, staff
+    /// included: a moderator reading a reported message does not get the conversation around it.
+    ReadConversation {
+        members: (i64, i64),
+    },
 }
 
 impl Action<'_> {
     /// Every action's name, as `name` gives it: the authorization table test checks each is covered.
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 20] = [
         "EditPost",
         "DeletePost",
         "DeleteComment",
@@ -155,6 +163,8 @@ impl Action<'_> {
         "SendSecurityNotice",
         "PublishPolicy",
         "CreateBoard",
+        "HandleReports",
+        "ReadConversation",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -177,6 +187,8 @@ impl Action<'_> {
             Action::SendSecurityNotice => "SendSecurityNotice",
             Action::PublishPolicy => "PublishPolicy",
             Action::CreateBoard { .. } => "CreateBoard",
+            Action::HandleReports => "HandleReports",
+            Action::ReadConversation { .. } => "ReadConversation",
         }
     }
 }
@@ -251,6 +263,10 @@ pub fn require(viewer: Option<&Viewer>, action: Action<'_>) -> AppResult<()> {
                     "creating a board needs an approved real-name verification (submitIdentityVerification)",
                 ))
             }
+        }
+        Action::HandleReports => allow(has(v, ModerateContent), "only moderators handle reports"),
+        Action::ReadConversation { members: (a, b) } => {
+            allow(v.user_id == a || v.user_id == b, "only its two members can read a conversation")
         }
     }
 }
@@ -392,6 +408,9 @@ mod tests {
             (Action::PublishPolicy, [F, F, F, A]),
             (Action::CreateBoard { identity_approved: false }, [V, V, V, A]),
             (Action::CreateBoard { identity_approved: true }, [A, A, A, A]),
+            (Action::HandleReports, [F, A, F, A]),
+            (Action::ReadConversation { members: (ME, OTHER) }, [A, A, A, A]),
+            (Action::ReadConversation { members: (OTHER, OTHER + 1) }, [F, F, F, F]),
         ];
         let roles = [Role::User, Role::Moderator, Role::Reviewer, Role::Admin];
         let mut covered = std::collections::HashSet::new();

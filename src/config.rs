@@ -271,6 +271,10 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_CHAT_PER_MINUTE", default_value_t = 30)]
     pub rate_limit_chat_per_minute: u32,
 
+    /// Reports (`reportContent`) a member may file per hour; 0 switches the limit off.
+    #[arg(long, env = "RATE_LIMIT_REPORTS_PER_HOUR", default_value_t = 20)]
+    pub rate_limit_reports_per_hour: u32,
+
     /// Folder for uploaded files (avatars, post images, videos; ID photos and data exports sealed).
     #[arg(long, env = "MEDIA_DIR", default_value = "data/media")]
     pub media_dir: std::path::PathBuf,

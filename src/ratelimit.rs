@@ -24,6 +24,8 @@ pub enum Limit {
     Messages,
     /// `sendLiveChatMessage`, per user.
     Chat,
+    /// `reportContent`, per user: reports cost a moderator's time.
+    Reports,
 }
 
 impl Limit {
@@ -33,6 +35,7 @@ impl Limit {
             Limit::Auth => "auth",
             Limit::Messages => "messages",
             Limit::Chat => "chat",
+            Limit::Reports => "reports",
         }
     }
 }
@@ -96,6 +99,14 @@ impl RateLimiter {
                 rule(config.rate_limit_messages_per_minute, config.rate_limit_messages_per_minute.max(1)),
             ),
             (Limit::Chat, rule(config.rate_limit_chat_per_minute, config.rate_limit_chat_per_minute.max(1))),
+            // An hour's allowance may be spent at once, then refills evenly.
+            (
+                Limit::Reports,
+                Rule {
+                    burst: f64::from(config.rate_limit_reports_per_hour.max(1)),
+                    per_second: f64::from(config.rate_limit_reports_per_hour) / 3600.0,
+                },
+            ),
         ]);
         let backend = match redis {
             Some(conn) => Backend::Redis {

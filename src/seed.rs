@@ -287,6 +287,7 @@ pub async fn run_with(db: &DatabaseConnection, size: Size, seed: u64, interests:
             .iter()
             .map(|(id, phone, nickname, created)| users::ActiveModel {
                 banned_at: Set(None),
+                banned_until: Set(None),
                 id: Set(*id),
                 phone: Set(Some(phone.clone())),
                 password_hash: Set(Some(hash.clone())),

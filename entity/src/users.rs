@@ -26,6 +26,8 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     /// Set while the account is suspended by staff.
     pub banned_at: Option<DateTimeUtc>,
+    /// When a suspension ends by itself; none while `banned_at` is set means until reinstated.
+    pub banned_until: Option<DateTimeUtc>,
     /// When `email` was proven by a code sent to it; null while it is unverified. One live account
     /// at most holds a verified address (a partial unique index).
     pub email_verified_at: Option<DateTimeUtc>,

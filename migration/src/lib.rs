@@ -24,6 +24,7 @@ mod m20261202_000051_live_moderation;
 mod m20261203_000050_email;
 mod m20261204_000060_media_details;
 mod m20261205_000070_search_changes;
+mod m20261206_000080_reports;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000050_email::Migration),
             Box::new(m20261204_000060_media_details::Migration),
             Box::new(m20261205_000070_search_changes::Migration),
+            Box::new(m20261206_000080_reports::Migration),
         ]
     }
 }

@@ -82,7 +82,7 @@ pub async fn for_token(db: &impl ConnectionTrait, token: &str) -> AppResult<Opti
         .filter(sessions::Column::TokenHash.eq(hash_token(token)))
         .filter(sessions::Column::ExpiresAt.gt(now))
         .filter(users::Column::DeletedAt.is_null())
-        .filter(users::Column::BannedAt.is_null())
+        .filter(crate::services::accounts::not_suspended(now))
         .into_tuple()
         .one(db)
         .await?;

@@ -47,6 +47,7 @@ pub const VIEWER_DEPENDENT: &[&str] = &[
     "loginHistory",
     "blockedUsers",
     "dataExports",
+    "reportsFiled",
     // Post, Comment
     "viewerHasLiked",
     "viewerHasFavorited",
@@ -60,6 +61,7 @@ pub const VIEWER_DEPENDENT: &[&str] = &[
     "unreadCount",
     "messages",
     "isMine",
+    "conversation",
     // NotificationSettings, Session, IdentityVerification
     "sms",
     "current",

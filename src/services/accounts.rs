@@ -3,12 +3,12 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use entity::{sessions, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 
 use crate::auth::{self, Role, Viewer};
@@ -163,7 +163,7 @@ pub async fn login(
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = verify_password(password, stored).await?;
     match user {
-        Some(user) if ok && user.banned_at.is_some() => Err(AppError::Forbidden("this account is suspended")),
+        Some(user) if ok && is_suspended(&user, Utc::now()) => Err(AppError::Forbidden("this account is suspended")),
         Some(user) if ok => {
             signin::clear(db, &key).await?;
             let device = meta.user_agent.clone();
@@ -192,7 +192,7 @@ pub async fn login_with_code(
     let phone = validate::phone("input.phone", phone)?;
     phone_codes::consume(db, keys, &phone, Purpose::Login, code, "input.code", Utc::now()).await?;
     let user = live_user_by_phone(db, &phone).await?.ok_or(AppError::NotFound("account with this phone number"))?;
-    if user.banned_at.is_some() {
+    if is_suspended(&user, Utc::now()) {
         return Err(AppError::Forbidden("this account is suspended"));
     }
     signin::clear(db, &signin::phone_key(keys, &phone)).await?;
@@ -450,8 +450,19 @@ pub async fn sessions_of(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<
         .await?)
 }
 
-/// Suspends an account (MODERATOR or ADMIN): it cannot sign in, every session ends, and its open
-/// sockets close on every instance. Moderators cannot suspend staff; nobody can suspend themselves.
+/// Whether a suspension holds at `now`: set, and either open-ended or not yet over.
+pub fn is_suspended(user: &users::Model, now: DateTime<Utc>) -> bool {
+    user.banned_at.is_some() && user.banned_until.is_none_or(|until| until > now)
+}
+
+/// [`is_suspended`]'s negation as a filter on `users`, for the queries that admit a member.
+pub fn not_suspended(now: DateTime<Utc>) -> Condition {
+    Condition::any().add(users::Column::BannedAt.is_null()).add(users::Column::BannedUntil.lte(now))
+}
+
+/// Suspends an account (MODERATOR or ADMIN), until `until` or until reinstated: it cannot sign in,
+/// every session ends, and its open sockets close on every instance. Moderators cannot suspend
+/// staff; nobody can suspend themselves.
 pub async fn ban(
     db: &DatabaseConnection,
     broker: &Broker,
@@ -459,6 +470,7 @@ pub async fn ban(
     note: audit::Note<'_>,
     user_id: i64,
     banned: bool,
+    until: Option<DateTime<Utc>>,
 ) -> AppResult<users::Model> {
     // Asked once before the look-up, so a member cannot probe which ids exist.
     authz::require(Some(staff), Action::Moderate { target: user_id, target_role: Role::User })?;
@@ -472,11 +484,16 @@ pub async fn ban(
     let txn = db.begin().await?;
     users::Entity::update_many()
         .col_expr(users::Column::BannedAt, Expr::value(banned.then(Utc::now)))
+        .col_expr(users::Column::BannedUntil, Expr::value(until.filter(|_| banned)))
         .filter(users::Column::Id.eq(user_id))
         .exec(&txn)
         .await?;
     let action = if banned { audit::Action::BanUser } else { audit::Action::UnbanUser };
-    let entry = audit::Entry::new(action, Some(user_id), format!("User:{user_id}")).because(Some(reason));
+    let target = match until.filter(|_| banned) {
+        Some(until) => format!("User:{user_id}:until:{}", until.format("%Y-%m-%dT%H:%MZ")),
+        None => format!("User:{user_id}"),
+    };
+    let entry = audit::Entry::new(action, Some(user_id), target).because(Some(reason));
     audit::record(&txn, staff, note.ip, entry).await?;
     if banned {
         sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id)).exec(&txn).await?;

@@ -27,6 +27,10 @@ pub enum Action {
     SendSecurityNotice,
     DeletePost,
     DeleteComment,
+    HidePost,
+    HideComment,
+    /// A moderator settled the open reports on a target (the reason starts with the outcome).
+    ResolveReports,
 }
 
 impl Action {
@@ -43,6 +47,9 @@ impl Action {
             Action::SendSecurityNotice => "SEND_SECURITY_NOTICE",
             Action::DeletePost => "DELETE_POST",
             Action::DeleteComment => "DELETE_COMMENT",
+            Action::HidePost => "HIDE_POST",
+            Action::HideComment => "HIDE_COMMENT",
+            Action::ResolveReports => "RESOLVE_REPORTS",
         }
     }
 }

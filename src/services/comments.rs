@@ -142,9 +142,45 @@ pub async fn delete(
     } else {
         None
     };
+    take_down(db, broker, viewer, note.ip, &comment, staff_entry, false).await?;
+    Ok(comment_id)
+}
+
+/// A moderator hides a comment (a report's outcome): it shows as deleted, with its words kept in
+/// `hidden_content` for an appeal. Idempotent.
+pub async fn hide(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    note: audit::Note<'_>,
+    comment_id: i64,
+) -> AppResult<()> {
+    authz::require(Some(viewer), Action::HandleReports)?;
+    let reason = note.required_reason()?;
+    let comment = comments::Entity::find_by_id(comment_id).one(db).await?.ok_or(AppError::NotFound("comment"))?;
+    if comment.deleted_at.is_some() {
+        return Ok(());
+    }
+    let target = format!("Comment:{comment_id}");
+    let entry = audit::Entry::new(audit::Action::HideComment, Some(comment.author_id), target).because(Some(reason));
+    take_down(db, broker, viewer, note.ip, &comment, Some(entry), true).await
+}
+
+/// Marks a comment deleted and blanks it, with its post's counter, in one transaction; `keep` saves
+/// its words to `hidden_content` in the same one. Nothing happens to a comment deleted meanwhile.
+async fn take_down(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    ip: Option<&str>,
+    comment: &comments::Model,
+    staff_entry: Option<audit::Entry>,
+    keep: bool,
+) -> AppResult<()> {
+    let comment_id = comment.id;
     let txn = db.begin().await?;
     if let Some(entry) = staff_entry {
-        audit::record(&txn, viewer, note.ip, entry).await?;
+        audit::record(&txn, viewer, ip, entry).await?;
     }
     // Post first, then comment: the same lock order as `create`, so the two cannot deadlock.
     post_service::bump_counter(&txn, comment.post_id, posts::Column::CommentCount, -1).await?;
@@ -156,13 +192,17 @@ pub async fn delete(
         .exec(&txn)
         .await?;
     if res.rows_affected == 0 {
-        // Already deleted: undo the decrement by not committing.
+        // Already deleted: undo the decrement (and the audit line) by not committing.
         txn.rollback().await?;
-        return Ok(comment_id);
+        return Ok(());
+    }
+    if keep {
+        let content = serde_json::json!({ "body": comment.body });
+        crate::services::reports::keep_hidden(&txn, viewer, "COMMENT", comment_id, comment.author_id, content).await?;
     }
     txn.commit().await?;
     broker.publish(Topic::Post(comment.post_id), Event::CommentChanged { id: comment_id }).await;
-    Ok(comment_id)
+    Ok(())
 }
 
 /// Whose children a comment list shows: the top-level comments of a post, or the replies to a comment.

@@ -91,6 +91,9 @@ pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_i
     // Which staff role read or did what and when; not who the staff member is, nor their address.
     out.insert("auditLogAboutYou".into(), strip(rows!(db, audit_log, SubjectUserId, user_id), &["ip", "actor_id"]));
     out.insert("dataExports".into(), Value::Array(rows!(db, data_exports, UserId, user_id)));
+    // Reports the member filed, and the words of theirs a moderator hid; never which moderator.
+    out.insert("reportsFiled".into(), strip(rows!(db, reports, ReporterId, user_id), &["handled_by"]));
+    out.insert("hiddenContent".into(), strip(rows!(db, hidden_content, AuthorId, user_id), &["hidden_by"]));
     // Emails sent or queued to the member: when and how each went, not the sealed address,
     // subject and body (a code among them). The address itself and any pending one are in the
     // profile (`email`, `email_verified_at`, `pending_email`); codes are never exported.

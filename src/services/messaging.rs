@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 use entity::{conversation_members, conversations, messages, user_blocks, users};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
@@ -38,12 +38,29 @@ fn pair(a: i64, b: i64) -> (i64, i64) {
     if a < b { (a, b) } else { (b, a) }
 }
 
-/// Whether either user blocked the other.
-pub async fn blocked_between<C: ConnectionTrait>(db: &C, a: i64, b: i64) -> AppResult<bool> {
-    let either = Condition::any()
+/// Either of the two blocked the other.
+fn blocks_between(a: i64, b: i64) -> Condition {
+    Condition::any()
         .add(Condition::all().add(user_blocks::Column::BlockerId.eq(a)).add(user_blocks::Column::BlockedId.eq(b)))
-        .add(Condition::all().add(user_blocks::Column::BlockerId.eq(b)).add(user_blocks::Column::BlockedId.eq(a)));
-    Ok(user_blocks::Entity::find().filter(either).count(db).await? > 0)
+        .add(Condition::all().add(user_blocks::Column::BlockerId.eq(b)).add(user_blocks::Column::BlockedId.eq(a)))
+}
+
+/// Whether `peer` is a live account and whether either of the two blocked the other, in one read.
+async fn peer_state(db: &DatabaseConnection, viewer: i64, peer: i64) -> AppResult<(bool, bool)> {
+    let live = users::Entity::find()
+        .select_only()
+        .expr(Expr::val(1))
+        .filter(users::Column::Id.eq(peer))
+        .filter(users::Column::DeletedAt.is_null())
+        .into_query();
+    let blocks =
+        user_blocks::Entity::find().select_only().expr(Expr::val(1)).filter(blocks_between(viewer, peer)).into_query();
+    let query = Query::select()
+        .expr_as(Expr::exists(live), Alias::new("live"))
+        .expr_as(Expr::exists(blocks), Alias::new("blocked"))
+        .to_owned();
+    let row = db.query_one(&query).await?.ok_or_else(|| AppError::internal("a SELECT without FROM returned no row"))?;
+    Ok((row.try_get("", "live")?, row.try_get("", "blocked")?))
 }
 
 /// Who may message whom, given whether either has blocked the other: the rule `sendMessage` enforces
@@ -59,12 +76,18 @@ pub fn may_message(viewer: i64, peer: i64, blocked_either_way: bool) -> AppResul
 }
 
 /// A conversation the viewer takes part in.
+/// Someone else's is NOT_FOUND, so conversation ids cannot be probed.
 pub async fn conversation_for(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> AppResult<conversations::Model> {
     conversations::Entity::find_by_id(id)
         .one(db)
         .await?
-        .filter(|c| c.user_low == viewer.user_id || c.user_high == viewer.user_id)
+        .filter(|c| may_read(viewer, c))
         .ok_or(AppError::NotFound("conversation"))
+}
+
+/// The policy's rule for reading a conversation and what is in it.
+pub fn may_read(viewer: &Viewer, c: &conversations::Model) -> bool {
+    crate::authz::can(Some(viewer), crate::authz::Action::ReadConversation { members: (c.user_low, c.user_high) })
 }
 
 pub async fn send(
@@ -77,21 +100,19 @@ pub async fn send(
 ) -> AppResult<Sent> {
     let body = validate::text("input.body", body, 1, BODY_MAX, Lines::Multi)?;
     let client_id = client_id.map(client_message_id).transpose()?;
-    let peer = match to {
-        Recipient::User(id) => {
-            may_message(viewer.user_id, id, false)?;
-            let exists = users::Entity::find_by_id(id).filter(users::Column::DeletedAt.is_null()).count(db).await? > 0;
-            if !exists {
-                return Err(AppError::NotFound("user"));
-            }
-            id
-        }
+    let (peer, must_be_live) = match to {
+        Recipient::User(id) => (id, true),
         Recipient::Conversation(id) => {
             let c = conversation_for(db, viewer, id).await?;
-            if c.user_low == viewer.user_id { c.user_high } else { c.user_low }
+            (if c.user_low == viewer.user_id { c.user_high } else { c.user_low }, false)
         }
     };
-    may_message(viewer.user_id, peer, blocked_between(db, viewer.user_id, peer).await?)?;
+    may_message(viewer.user_id, peer, false)?;
+    let (live, blocked) = peer_state(db, viewer.user_id, peer).await?;
+    if must_be_live && !live {
+        return Err(AppError::NotFound("user"));
+    }
+    may_message(viewer.user_id, peer, blocked)?;
     let (low, high) = pair(viewer.user_id, peer);
     // A retry of a message already stored: the same message, sent once.
     if let Some(id) = &client_id
@@ -100,9 +121,11 @@ pub async fn send(
         return Ok(sent);
     }
     let now = Utc::now();
+    // Five statements between BEGIN and COMMIT whether or not the conversation is new: each upsert
+    // both creates what is missing and moves what exists.
     let txn = db.begin().await?;
     streams::lock_users(&txn, &[low, high]).await?;
-    conversations::Entity::insert(conversations::ActiveModel {
+    let conversation = conversations::Entity::insert(conversations::ActiveModel {
         user_low: Set(low),
         user_high: Set(high),
         last_message_id: Set(None),
@@ -111,34 +134,12 @@ pub async fn send(
         ..Default::default()
     })
     .on_conflict(
-        OnConflict::columns([conversations::Column::UserLow, conversations::Column::UserHigh]).do_nothing().to_owned(),
+        OnConflict::columns([conversations::Column::UserLow, conversations::Column::UserHigh])
+            .update_column(conversations::Column::UpdatedAt)
+            .to_owned(),
     )
-    .exec_without_returning(&txn)
+    .exec_with_returning(&txn)
     .await?;
-    let conversation = conversations::Entity::find()
-        .filter(conversations::Column::UserLow.eq(low))
-        .filter(conversations::Column::UserHigh.eq(high))
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::internal("conversation vanished inside its transaction"))?;
-    for (user, other) in [(low, high), (high, low)] {
-        conversation_members::Entity::insert(conversation_members::ActiveModel {
-            conversation_id: Set(conversation.id),
-            user_id: Set(user),
-            peer_id: Set(other),
-            last_message_id: Set(0),
-            last_read_message_id: Set(0),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .on_conflict(
-            OnConflict::columns([conversation_members::Column::ConversationId, conversation_members::Column::UserId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    }
     let inserted = messages::ActiveModel {
         conversation_id: Set(conversation.id),
         sender_id: Set(viewer.user_id),
@@ -162,21 +163,31 @@ pub async fn send(
     };
     conversations::Entity::update_many()
         .col_expr(conversations::Column::LastMessageId, Expr::value(message.id))
-        .col_expr(conversations::Column::UpdatedAt, Expr::value(now))
         .filter(conversations::Column::Id.eq(conversation.id))
         .exec(&txn)
         .await?;
-    conversation_members::Entity::update_many()
-        .col_expr(conversation_members::Column::LastMessageId, Expr::value(message.id))
-        .filter(conversation_members::Column::ConversationId.eq(conversation.id))
-        .exec(&txn)
-        .await?;
-    // The sender has read their own message.
-    conversation_members::Entity::update_many()
-        .col_expr(conversation_members::Column::LastReadMessageId, Expr::value(message.id))
-        .filter(conversation_members::Column::ConversationId.eq(conversation.id))
-        .filter(conversation_members::Column::UserId.eq(viewer.user_id))
-        .exec(&txn)
+    // Both members point at the new message; the sender has also read it. The peer's read marker
+    // stays where it was (a new member starts at 0).
+    let member = |user: i64, other: i64| conversation_members::ActiveModel {
+        conversation_id: Set(conversation.id),
+        user_id: Set(user),
+        peer_id: Set(other),
+        last_message_id: Set(message.id),
+        last_read_message_id: Set(if user == viewer.user_id { message.id } else { 0 }),
+        created_at: Set(now),
+        ..Default::default()
+    };
+    let read = conversation_members::Column::LastReadMessageId;
+    let (proposed, current) =
+        (Expr::col((Alias::new("excluded"), read)), Expr::col((conversation_members::Entity, read)));
+    conversation_members::Entity::insert_many([member(low, high), member(high, low)])
+        .on_conflict(
+            OnConflict::columns([conversation_members::Column::ConversationId, conversation_members::Column::UserId])
+                .update_column(conversation_members::Column::LastMessageId)
+                .value(read, Expr::case(proposed.clone().gt(current.clone()), proposed).finally(current))
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
         .await?;
     txn.commit().await?;
     let mut outbox = Outbox::default();

@@ -23,6 +23,7 @@ pub mod posts;
 pub mod privacy;
 pub mod recommend;
 pub mod replay;
+pub mod reports;
 pub mod retention;
 pub mod search;
 pub mod signin;

@@ -36,6 +36,8 @@ pub enum Kind {
     SecurityNotice,
     /// A reviewer decided the member's real-name verification; cannot be muted.
     IdentityReviewed,
+    /// A moderator settled a report the member filed (the body says how).
+    ReportResolved,
 }
 
 /// What a user can switch off.
@@ -73,6 +75,7 @@ impl Kind {
             Kind::PolicyUpdated => "POLICY_UPDATED",
             Kind::SecurityNotice => "SECURITY_NOTICE",
             Kind::IdentityReviewed => "IDENTITY_REVIEWED",
+            Kind::ReportResolved => "REPORT_RESOLVED",
         }
     }
 
@@ -87,6 +90,7 @@ impl Kind {
             "POLICY_UPDATED" => Kind::PolicyUpdated,
             "SECURITY_NOTICE" => Kind::SecurityNotice,
             "IDENTITY_REVIEWED" => Kind::IdentityReviewed,
+            "REPORT_RESOLVED" => Kind::ReportResolved,
             _ => Kind::Notice,
         }
     }
@@ -100,7 +104,8 @@ impl Kind {
             | Kind::NewDeviceSignIn
             | Kind::PolicyUpdated
             | Kind::SecurityNotice
-            | Kind::IdentityReviewed => Category::Notices,
+            | Kind::IdentityReviewed
+            | Kind::ReportResolved => Category::Notices,
         }
     }
 }

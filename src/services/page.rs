@@ -251,6 +251,12 @@ impl<T> Page<T> {
             has_previous: self.has_previous,
         }
     }
+
+    /// [`Page::map`] with a step that can fail.
+    pub fn try_map<U>(self, mut f: impl FnMut(T) -> AppResult<U>) -> AppResult<Page<U>> {
+        let items = self.items.into_iter().map(|(c, t)| Ok((c, f(t)?))).collect::<AppResult<Vec<_>>>()?;
+        Ok(Page { items, has_next: self.has_next, has_previous: self.has_previous })
+    }
 }
 
 #[cfg(test)]

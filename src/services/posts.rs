@@ -196,9 +196,46 @@ pub async fn delete(
     } else {
         None
     };
+    take_down(db, broker, viewer, note.ip, &post, staff_entry, None).await?;
+    Ok(post)
+}
+
+/// A moderator hides a post (a report's outcome): taken down exactly as a deleted one, so no read
+/// path can show it, with its words kept in `hidden_content` for an appeal. Idempotent.
+pub async fn hide(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    note: audit::Note<'_>,
+    post_id: i64,
+) -> AppResult<()> {
+    authz::require(Some(viewer), Action::HandleReports)?;
+    let reason = note.required_reason()?;
+    let post = posts::Entity::find_by_id(post_id).one(db).await?.ok_or(AppError::NotFound("post"))?;
+    if post.deleted_at.is_some() {
+        return Ok(());
+    }
+    let entry = audit::Entry::new(audit::Action::HidePost, Some(post.author_id), format!("Post:{post_id}"))
+        .because(Some(reason));
+    let kept = serde_json::json!({ "title": post.title, "body": post.body, "imageUrls": post.image_urls });
+    take_down(db, broker, viewer, note.ip, &post, Some(entry), Some(kept)).await
+}
+
+/// Blanks a live post, with its counters, favourites and search entry, in one transaction; `kept`
+/// words go to `hidden_content` in the same one. A post taken down meanwhile is left as it is.
+async fn take_down(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    ip: Option<&str>,
+    post: &posts::Model,
+    staff_entry: Option<audit::Entry>,
+    kept: Option<serde_json::Value>,
+) -> AppResult<()> {
+    let post_id = post.id;
     let txn = db.begin().await?;
     if let Some(entry) = staff_entry {
-        audit::record(&txn, viewer, note.ip, entry).await?;
+        audit::record(&txn, viewer, ip, entry).await?;
     }
     let now = Utc::now();
     let res = posts::Entity::update_many()
@@ -223,12 +260,15 @@ pub async fn delete(
             .await?;
         crate::services::social::drop_favorites_of_post(&txn, post_id).await?;
         search::remove(&txn, search::Kind::Post, post_id).await?;
+        if let Some(content) = kept {
+            crate::services::reports::keep_hidden(&txn, viewer, "POST", post_id, post.author_id, content).await?;
+        }
     }
     txn.commit().await?;
     if res.rows_affected == 1 {
         broker.publish(Topic::Post(post_id), Event::PostDeleted).await;
     }
-    Ok(post)
+    Ok(())
 }
 
 /// A post that exists and is not deleted, or `NOT_FOUND`.

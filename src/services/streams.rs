@@ -20,16 +20,18 @@ pub async fn lock_users<C: ConnectionTrait>(txn: &C, users: &[i64]) -> AppResult
     ids.sort_unstable();
     ids.dedup();
     match txn.get_database_backend() {
-        DbBackend::Postgres => {
-            for id in ids {
-                txn.execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_advisory_xact_lock($1)",
-                    [(USER_STREAM_LOCKS | id).into()],
-                ))
-                .await?;
-            }
+        DbBackend::Postgres if !ids.is_empty() => {
+            // One round trip for all of them. A VALUES list is scanned in the order written, and
+            // each row's lock is taken as the row is produced, so the id order above holds.
+            let rows = (1..=ids.len()).map(|i| format!("(${i}::bigint)")).collect::<Vec<_>>().join(", ");
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("SELECT pg_advisory_xact_lock({USER_STREAM_LOCKS} | k) FROM (VALUES {rows}) AS t(k)"),
+                ids.iter().map(|&id| id.into()),
+            ))
+            .await?;
         }
+        DbBackend::Postgres => {}
         backend => {
             // Any write statement takes SQLite's database write lock, even one that matches nothing.
             if let Some(first) = ids.first() {

@@ -161,6 +161,8 @@ enum Fixture {
     Slug,
     /// `$id`: the owner's post (read only).
     Post,
+    /// `$id`: a conversation between the owner and the target (read only).
+    Conversation,
 }
 
 /// Viewers the table is written for. BANNED, ERASED and DEMOTED are derived: banned and erased
@@ -409,6 +411,30 @@ fn table() -> Vec<Row> {
             cells: [U, F, F, F, F, "ok"],
         },
         Row {
+            field: "Query.messages",
+            actions: &["ReadConversation"],
+            fixture: Fixture::Conversation,
+            query: "query($id: ID!) { messages(conversationId: $id, first: 1) { edges { node { id } } } }",
+            path: &["messages"],
+            cells: [U, "NOT_FOUND", "ok", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND"],
+        },
+        Row {
+            field: "Query.moderationQueue",
+            actions: &["HandleReports"],
+            fixture: Fixture::Owner,
+            query: "{ moderationQueue { edges { node { targetId } } } }",
+            path: &["moderationQueue"],
+            cells: [U, F, F, "ok", F, "ok"],
+        },
+        Row {
+            field: "Mutation.resolveReports",
+            actions: &["HandleReports"],
+            fixture: Fixture::OwnerPost,
+            query: "mutation($id: ID!) { resolveReports(input: { target: $id, action: DISMISS, reason: \"r\" }) { reportsResolved } }",
+            path: &["resolveReports"],
+            cells: [U, F, F, "NOT_FOUND", F, "NOT_FOUND"],
+        },
+        Row {
             field: "Mutation.createBoard",
             actions: &["CreateBoard"],
             fixture: Fixture::Slug,
@@ -487,6 +513,7 @@ struct Cast {
     banned: String,
     erased: String,
     demoted: String,
+    conversation: String,
 }
 
 async fn cast(app: &TestApp) -> Cast {
@@ -501,6 +528,10 @@ async fn cast(app: &TestApp) -> Cast {
     let (erased, _) = app.register(&phone(17), "erased").await;
     let (demoted, _) = app.user_with_role(&phone(18), "ADMIN").await;
     let post = app.create_post(&owner, &board, "owner's post").await;
+    let conversation = crate::messaging::send(app, &owner, &target_id, "hello").await["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The owner's verification awaits review (its photos are what ReadIdPhotos guards).
     let (status, body) = crate::trust::submit(app, &owner, crate::trust::ID_NUMBER).await;
     assert_eq!(status, 200, "{body}");
@@ -524,6 +555,7 @@ async fn cast(app: &TestApp) -> Cast {
         banned,
         erased,
         demoted,
+        conversation,
     }
 }
 
@@ -541,6 +573,7 @@ async fn variables(app: &TestApp, cast: &Cast, fixture: Fixture, n: &mut u32) ->
         }
         Fixture::Slug => Value::Null,
         Fixture::Post => json!(cast.post),
+        Fixture::Conversation => json!(cast.conversation),
     };
     json!({ "id": id, "owner": cast.owner_id, "staff": cast.staff_id, "slug": format!("t{n}") })
 }

@@ -25,6 +25,7 @@ mod hostile;
 mod limits;
 mod live;
 mod messaging;
+mod moderation;
 mod notifications;
 mod observability;
 mod pagination;

@@ -95,6 +95,12 @@ async fn conversations_unread_counts_and_read_markers() {
     assert_eq!(code, "NOT_FOUND");
     let (code, _) = app.gql_err(None, list, json!({})).await;
     assert_eq!(code, "UNAUTHENTICATED");
+
+    // A new message moves the recipient's inbox, not their read marker.
+    send(&app, &alice, &bob_id, "four").await;
+    let bob_view = app.gql(Some(&bob), list, json!({})).await;
+    assert_eq!(bob_view["conversations"]["edges"][0]["node"]["lastMessage"]["body"], "four");
+    assert_eq!(bob_view["conversations"]["edges"][0]["node"]["unreadCount"], 1);
     let _ = (alice_id, carol_id);
 }
 

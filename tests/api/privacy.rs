@@ -198,6 +198,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("email_codes", "user_id", Fate::Gone),
     ("email_outbox", "user_id", Fate::Gone),
     ("favorites", "user_id", Fate::Gone),
+    ("hidden_content", "author_id", Fate::Gone),
     ("identity_verifications", "user_id", Fate::Gone),
     ("identity_verifications", "reviewer_id", Fate::Kept("a staff decision about someone else")),
     ("live_chat_messages", "user_id", Fate::Kept("public speech stays, shown without author")),
@@ -210,6 +211,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("policy_acceptances", "user_id", Fate::Gone),
     ("post_likes", "user_id", Fate::Gone),
     ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
+    ("reports", "reporter_id", Fate::Gone),
     ("request_log", "user_id", Fate::Gone),
     ("search_history", "user_id", Fate::Gone),
     ("live_chat_mutes", "user_id", Fate::Gone),
@@ -312,7 +314,7 @@ async fn erasure_walks_every_table_with_a_user_column() {
     let bob_post = app.create_post(&bob, &c.board, "bob's deal").await;
     let bob_comment = app.comment(&bob, &bob_post, None, "bob's comment").await;
     let my_post = app.create_post(&alice, &c.board, "alice's post").await;
-    app.comment(&alice, &bob_post, None, "alice's comment").await;
+    let alice_comment = app.comment(&alice, &bob_post, None, "alice's comment").await;
     for (q, v) in [
         ("mutation($p: ID!) { likePost(input: { postId: $p }) { post { id } } }", json!({ "p": bob_post })),
         ("mutation($c: ID!) { likeComment(input: { commentId: $c }) { comment { id } } }", json!({ "c": bob_comment })),
@@ -346,6 +348,14 @@ async fn erasure_walks_every_table_with_a_user_column() {
     let mute = "mutation($s: ID!, $u: ID!) { muteLiveChatViewer(input: { streamId: $s, userId: $u, minutes: 60 }) { mutedUntil } }";
     app.gql(Some(&bob), mute, json!({ "s": bobs_room, "u": alice_gid })).await;
     assert_eq!(count_where(&app, "live_chat_mutes", "user_id", alice_id).await, 1);
+    // She reports bob's post; her comment is reported and hidden, its words kept for an appeal.
+    let report = "mutation($t: ID!) { reportContent(input: { target: $t, reason: SPAM }) { report { id } } }";
+    app.gql(Some(&alice), report, json!({ "t": bob_post })).await;
+    app.gql(Some(&bob), report, json!({ "t": alice_comment })).await;
+    let hide = "mutation($t: ID!) { resolveReports(input: { target: $t, action: HIDE, reason: \"spam\" }) { reportsResolved } }";
+    app.gql(Some(&moderator), hide, json!({ "t": alice_comment })).await;
+    assert_eq!(count_where(&app, "reports", "reporter_id", alice_id).await, 1);
+    assert_eq!(count_where(&app, "hidden_content", "author_id", alice_id).await, 1);
     // A failed sign-in on her number, and a suspension the staff log keeps.
     let login = "mutation($p: String!) { login(input: { phone: $p, password: \"wrong\" }) { token } }";
     app.gql_err(None, login, json!({ "p": phone(60) })).await;

@@ -159,6 +159,25 @@ async fn inbox_and_notification_lists_have_constant_statement_counts() {
     }
 }
 
+/// A private message is the session read, the policy-consent gate every write passes, one read of
+/// the peer and a five-statement transaction, whether it opens a conversation or adds to one (it
+/// was 14 statements on SQLite and 15 on PostgreSQL).
+#[tokio::test]
+async fn a_private_message_costs_eight_statements() {
+    let app = TestApp::uncached().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (_, bob_id) = app.register(&phone(2), "bob").await;
+    let send = "mutation($to: ID!, $b: String!) { sendMessage(input: { toUserId: $to, body: $b }) { message { id } } }";
+    for body in ["first, opens the conversation", "second"] {
+        app.gql(Some(&alice), "{ me { id } }", json!({})).await;
+        // The request log's writer would otherwise land its batch inside the count.
+        app.state.activity.flush().await;
+        let before = app.statements();
+        app.gql(Some(&alice), send, json!({ "to": bob_id, "b": body })).await;
+        assert_eq!(app.statements() - before, 8, "{body}");
+    }
+}
+
 /// Search results: the union's posts with their authors and boards, excerpts and the total are
 /// batched, so statements do not grow with the page.
 #[tokio::test]

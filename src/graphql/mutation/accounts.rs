@@ -446,7 +446,18 @@ async fn set_banned(ctx: &Context<'_>, input: BanUserInput, banned: bool) -> asy
     let id = ids::decode(Kind::User, &input.user_id, "input.userId")?;
     let st = state(ctx)?;
     let note = staff_note(ctx, Some(&input.reason));
-    Ok(BanUserPayload { user: User(accounts::ban(&st.db, &st.broker, &viewer, note, id, banned).await?) })
+    let until = match input.days {
+        None => None,
+        Some(days) if banned && (1..=crate::services::reports::BAN_DAYS_MAX).contains(&i64::from(days)) => {
+            Some(chrono::Utc::now() + chrono::Duration::days(days.into()))
+        }
+        Some(_) if banned => {
+            let max = crate::services::reports::BAN_DAYS_MAX;
+            return Err(AppError::bad_input("input.days", format!("1 to {max} days")).into());
+        }
+        Some(_) => return Err(AppError::bad_input("input.days", "only a suspension has days").into()),
+    };
+    Ok(BanUserPayload { user: User(accounts::ban(&st.db, &st.broker, &viewer, note, id, banned, until).await?) })
 }
 
 #[derive(InputObject)]
@@ -475,6 +486,9 @@ pub struct BanUserInput {
     user_id: ID,
     /// Why, for the staff audit log (1 to 500 characters).
     reason: String,
+    /// `banUser` only: the suspension ends by itself after this many days (1 to 3650). Left out, it
+    /// lasts until `unbanUser`.
+    days: Option<i32>,
 }
 
 #[derive(SimpleObject)]

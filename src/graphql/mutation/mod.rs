@@ -5,6 +5,7 @@ mod accounts;
 mod boards;
 mod email;
 mod history;
+mod moderation;
 mod policy;
 mod posts;
 mod realtime;
@@ -24,4 +25,5 @@ pub struct Mutation(
     history::HistoryMutation,
     policy::PolicyMutation,
     trust::TrustMutation,
+    moderation::ModerationMutation,
 );

@@ -89,6 +89,7 @@ impl NodeQuery {
             | Kind::AuditEntry
             | Kind::ActivityEntry
             | Kind::NoticeBroadcast
+            | Kind::Report
             // Keyed by UUID: decoded above.
             | Kind::Media => None,
         })

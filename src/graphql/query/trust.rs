@@ -1,5 +1,5 @@
 //! Staff reads of trust data: the verification queue (REVIEWER), the audit log and visitor
-//! statistics (ADMIN).
+//! statistics (ADMIN), the moderation queue (MODERATOR).
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
@@ -7,6 +7,7 @@ use async_graphql::{Context, ID, Object};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::connection;
+use crate::graphql::types::moderation::{ReportCase, ReportStatus};
 use crate::graphql::types::notification::NoticeBroadcast;
 use crate::graphql::types::trust::{AuditEntry, DailyVisitors, IdentityVerification, NameAudit, VerificationStatus};
 use crate::graphql::{loaders, page_args, request_info, require_viewer, state};
@@ -64,6 +65,22 @@ impl TrustQuery {
         let args = page_args(ctx, first, after.as_deref())?;
         let page = audit::list(&state(ctx)?.db, &viewer, subject, &args).await?;
         Ok(connection(page, AuditEntry))
+    }
+
+    /// MODERATOR, ADMIN: reports grouped by what they are about, the most recently reported first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn moderation_queue(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "OPEN when left out or null.")] status: Option<ReportStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, ReportCase>> {
+        let viewer = require_viewer(ctx)?;
+        let args = page_args(ctx, first, after.as_deref())?;
+        let status = status.unwrap_or(ReportStatus::Open).into();
+        let page = crate::services::reports::queue(&state(ctx)?.db, &viewer, status, &args).await?;
+        Ok(connection(page, ReportCase))
     }
 
     /// ADMIN: unique visitors per day of a board or a post (`target` is its id) over the last `days`

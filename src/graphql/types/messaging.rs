@@ -97,9 +97,13 @@ impl Message {
         Ok(require_viewer(ctx)?.user_id == self.0.sender_id)
     }
 
+    /// NOT_FOUND for anyone but its two members: a moderator reading a reported message sees the
+    /// message, not the conversation around it.
     async fn conversation(&self, ctx: &Context<'_>) -> async_graphql::Result<Conversation> {
+        let viewer = require_viewer(ctx)?;
         load_one(&loaders(ctx)?.conversations, self.0.conversation_id)
             .await?
+            .filter(|c| messaging::may_read(&viewer, c))
             .map(Conversation)
             .ok_or_else(|| AppError::NotFound("conversation").into())
     }

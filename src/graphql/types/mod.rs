@@ -6,6 +6,7 @@ pub mod enums;
 pub mod history;
 pub mod live;
 pub mod messaging;
+pub mod moderation;
 pub mod node;
 pub mod notification;
 pub mod post;

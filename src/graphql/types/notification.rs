@@ -32,6 +32,8 @@ pub enum NotificationKind {
     /// A reviewer approved or rejected the viewer's real-name verification (`body` says which and
     /// why); cannot be switched off.
     IdentityReviewed,
+    /// A moderator settled a report the viewer filed (`body` says how). Under NOTICES.
+    ReportResolved,
 }
 
 /// What a user can switch off in `updateNotificationSettings`.

@@ -247,6 +247,21 @@ impl User {
         Ok(Some(counted_via(&loaders(ctx)?.posts, ids, Post, None).await?))
     }
 
+    /// Reports this member filed, newest first, with their status and outcome. Only the member sees
+    /// them.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn reports_filed(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<async_graphql::connection::Connection<String, super::moderation::Report>>> {
+        let v = self.own(ctx)?;
+        let page = page_args(ctx, first, after.as_deref())?;
+        let rows = crate::services::reports::mine(&state(ctx)?.db, &v, &page).await?;
+        Ok(Some(super::connection(rows, super::moderation::Report)))
+    }
+
     /// Devices signed in to this account, most recently used first. Only the member sees them.
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<super::session::Session>>> {
         let v = self.own(ctx)?;
@@ -256,7 +271,8 @@ impl User {
 
     /// Whether the account is suspended. Staff only; null for everyone else.
     async fn suspended(&self, ctx: &Context<'_>) -> Option<bool> {
-        authz::can(viewer(ctx).as_ref(), Action::ReadSuspension).then_some(self.0.banned_at.is_some())
+        authz::can(viewer(ctx).as_ref(), Action::ReadSuspension)
+            .then(|| crate::services::accounts::is_suspended(&self.0, chrono::Utc::now()))
     }
 
     /// Posts this member opened, most recent first. Only the member sees it.

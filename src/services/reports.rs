@@ -1,0 +1,514 @@
+//! Reports and the moderation queue.
+//!
+//! A member reports something they can see: a post, a comment, a private message of one of their own
+//! conversations, a member or a live room. Reports about the same target form one case; moderators
+//! see the open cases with their counts and reasons, and settle a case with one action that settles
+//! all its open reports: dismiss, hide (kept for an appeal, shown to nobody), delete, or ban the member
+//! responsible for a number of days. Every action goes through the authorization policy and the staff
+//! audit log, and each reporter is told the outcome by a notification.
+//!
+//! A private message reaches a moderator only as the target of a report its reporter filed: nothing
+//! here reads a conversation, and `Message.conversation` stays with the participants.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{comments, live_streams, messages, reports, users};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::auth::Viewer;
+use crate::authz::{self, Action};
+use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Outbox};
+use crate::services::notifications::{self, NewNotification};
+use crate::services::page::{Cursor, Page, PageArgs};
+use crate::services::validate::{self, Lines};
+use crate::services::{accounts, audit, comments as comment_svc, live, messaging, posts as post_svc};
+
+/// The longest note a reporter may add, in characters.
+pub const NOTE_MAX: usize = 1000;
+/// The longest suspension a report can lead to; longer needs `banUser` without days.
+pub const BAN_DAYS_MAX: i64 = 3650;
+/// Reports listed under one case in the queue: enough to read the notes; the count has them all.
+pub const REPORTS_PER_CASE: usize = 20;
+
+macro_rules! names {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+
+            /// A stored name this build does not know is an error, never a guess.
+            pub fn parse(s: &str) -> AppResult<$name> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    _ => Err(AppError::internal(format!("unknown {} {s:?}", stringify!($name)))),
+                }
+            }
+        }
+    };
+}
+
+names!(
+    /// What a report is about.
+    TargetKind { Post = "POST", Comment = "COMMENT", Message = "MESSAGE", User = "USER", LiveStream = "LIVE_STREAM" }
+);
+names!(Reason {
+    Spam = "SPAM",
+    Harassment = "HARASSMENT",
+    Fraud = "FRAUD",
+    Illegal = "ILLEGAL",
+    Inappropriate = "INAPPROPRIATE",
+    Other = "OTHER",
+});
+names!(Status { Open = "OPEN", Dismissed = "DISMISSED", Actioned = "ACTIONED" });
+names!(
+    /// What a moderator did with a case.
+    Outcome { Dismiss = "DISMISS", Hide = "HIDE", Delete = "DELETE", Ban = "BAN" }
+);
+
+/// A report's target: its kind and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub id: i64,
+}
+
+impl Target {
+    fn filter(self) -> Condition {
+        Condition::all()
+            .add(reports::Column::TargetKind.eq(self.kind.as_str()))
+            .add(reports::Column::TargetId.eq(self.id))
+    }
+
+    /// As the audit log names things.
+    fn audit_name(self) -> String {
+        let kind = match self.kind {
+            TargetKind::Post => "Post",
+            TargetKind::Comment => "Comment",
+            TargetKind::Message => "Message",
+            TargetKind::User => "User",
+            TargetKind::LiveStream => "LiveStream",
+        };
+        format!("{kind}:{}", self.id)
+    }
+}
+
+/// Files a report, or returns the reporter's open report on the same target (a double tap files
+/// once). The reporter must be able to see the target, and cannot report themselves or their own
+/// words. The caller applies the per-member rate limit.
+pub async fn report(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    target: Target,
+    reason: Reason,
+    note: Option<&str>,
+) -> AppResult<reports::Model> {
+    let note =
+        note.map(|n| validate::text("input.note", n, 0, NOTE_MAX, Lines::Multi)).transpose()?.filter(|n| !n.is_empty());
+    let responsible = responsible_member(db, Some(viewer), target).await?;
+    if responsible == viewer.user_id {
+        return Err(AppError::bad_input("input.target", "you cannot report yourself or what you wrote"));
+    }
+    let open = reports::Entity::find()
+        .filter(target.filter())
+        .filter(reports::Column::ReporterId.eq(viewer.user_id))
+        .filter(reports::Column::Status.eq(Status::Open.as_str()))
+        .one(db)
+        .await?;
+    if let Some(open) = open {
+        return Ok(open);
+    }
+    Ok(reports::ActiveModel {
+        reporter_id: Set(viewer.user_id),
+        target_kind: Set(target.kind.as_str().into()),
+        target_id: Set(target.id),
+        reason: Set(reason.as_str().into()),
+        note: Set(note),
+        status: Set(Status::Open.as_str().into()),
+        outcome: Set(None),
+        handled_by: Set(None),
+        handled_at: Set(None),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?)
+}
+
+/// The member who answers for a target (its author, sender, host, or the member themselves), once
+/// the target is found visible: to `reporter` when one is given (a message only inside its own
+/// conversation), to staff otherwise. NOT_FOUND when it is gone or out of sight.
+async fn responsible_member(db: &DatabaseConnection, reporter: Option<&Viewer>, target: Target) -> AppResult<i64> {
+    let id = target.id;
+    match target.kind {
+        TargetKind::Post => Ok(post_svc::live(db, id).await?.author_id),
+        TargetKind::Comment => comments::Entity::find_by_id(id)
+            .filter(comments::Column::DeletedAt.is_null())
+            .one(db)
+            .await?
+            .map(|c| c.author_id)
+            .ok_or(AppError::NotFound("comment")),
+        TargetKind::Message => {
+            let message = messages::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound("message"))?;
+            if let Some(reporter) = reporter {
+                // Only a participant can put a message in front of a moderator.
+                messaging::conversation_for(db, reporter, message.conversation_id)
+                    .await
+                    .map_err(|_| AppError::NotFound("message"))?;
+            }
+            Ok(message.sender_id)
+        }
+        TargetKind::User => users::Entity::find_by_id(id)
+            .filter(users::Column::DeletedAt.is_null())
+            .one(db)
+            .await?
+            .map(|u| u.id)
+            .ok_or(AppError::NotFound("user")),
+        TargetKind::LiveStream => {
+            live::get(db, id).await?.map(|s: live_streams::Model| s.host_id).ok_or(AppError::NotFound("live stream"))
+        }
+    }
+}
+
+/// One case of the queue: the reports with one status about one target.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct CaseRow {
+    pub target_kind: String,
+    pub target_id: i64,
+    pub reports: i64,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// The newest report's id: the queue's order and cursor.
+    pub last_id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub target: Target,
+    pub status: Status,
+    pub reports: i64,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub last_id: i64,
+    /// How many reports gave each reason, most first.
+    pub reasons: Vec<(Reason, i64)>,
+    /// The newest [`REPORTS_PER_CASE`] reports, newest first.
+    pub latest: Vec<reports::Model>,
+    /// A reported live room as it is now (rooms have no loader; the other targets load through
+    /// the request's loaders).
+    pub stream: Option<live_streams::Model>,
+}
+
+/// Cases with `status`, the most recently reported first, for moderators. Three statements a page
+/// (the cases, their reasons, their newest reports), a fourth when live rooms are among them.
+pub async fn queue(db: &DatabaseConnection, viewer: &Viewer, status: Status, page: &PageArgs) -> AppResult<Page<Case>> {
+    authz::require(Some(viewer), Action::HandleReports)?;
+    let last_id = Expr::col(reports::Column::Id).max();
+    let mut query = reports::Entity::find()
+        .select_only()
+        .column(reports::Column::TargetKind)
+        .column(reports::Column::TargetId)
+        .column_as(Expr::col(reports::Column::Id).count(), "reports")
+        .column_as(Expr::col(reports::Column::CreatedAt).min(), "first_at")
+        .column_as(Expr::col(reports::Column::CreatedAt).max(), "last_at")
+        .column_as(last_id.clone(), "last_id")
+        .filter(reports::Column::Status.eq(status.as_str()))
+        .group_by(reports::Column::TargetKind)
+        .group_by(reports::Column::TargetId);
+    if let Some(after) = page.after_id() {
+        query = query.having(last_id.clone().lt(after));
+    }
+    let rows = query.order_by_desc(last_id).limit(page.fetch_limit()).into_model::<CaseRow>().all(db).await?;
+    let page = Page::from_rows(page, rows, |c| Cursor::Id(c.last_id));
+    let targets = page
+        .items
+        .iter()
+        .map(|(_, c)| Ok(Target { kind: TargetKind::parse(&c.target_kind)?, id: c.target_id }))
+        .collect::<AppResult<Vec<_>>>()?;
+    let of_page = targets.iter().fold(Condition::any(), |any, t| any.add(t.filter()));
+    let in_status = reports::Column::Status.eq(status.as_str());
+
+    #[derive(FromQueryResult)]
+    struct ReasonRow {
+        target_kind: String,
+        target_id: i64,
+        reason: String,
+        n: i64,
+    }
+    let mut reasons: HashMap<Target, Vec<(Reason, i64)>> = HashMap::new();
+    let mut latest: HashMap<Target, Vec<reports::Model>> = HashMap::new();
+    let streams: Vec<i64> = targets.iter().filter(|t| t.kind == TargetKind::LiveStream).map(|t| t.id).collect();
+    let mut streams: HashMap<i64, live_streams::Model> = if streams.is_empty() {
+        HashMap::new()
+    } else {
+        let rows = live_streams::Entity::find().filter(live_streams::Column::Id.is_in(streams)).all(db).await?;
+        rows.into_iter().map(|s| (s.id, s)).collect()
+    };
+    if !targets.is_empty() {
+        let reason_rows = reports::Entity::find()
+            .select_only()
+            .column(reports::Column::TargetKind)
+            .column(reports::Column::TargetId)
+            .column(reports::Column::Reason)
+            .column_as(Expr::col(reports::Column::Id).count(), "n")
+            .filter(in_status.clone())
+            .filter(of_page.clone())
+            .group_by(reports::Column::TargetKind)
+            .group_by(reports::Column::TargetId)
+            .group_by(reports::Column::Reason)
+            .into_model::<ReasonRow>()
+            .all(db)
+            .await?;
+        for r in reason_rows {
+            let target = Target { kind: TargetKind::parse(&r.target_kind)?, id: r.target_id };
+            reasons.entry(target).or_default().push((Reason::parse(&r.reason)?, r.n));
+        }
+        // Bounded by the page: at most the page's cases' reports, newest first.
+        let rows = reports::Entity::find()
+            .filter(in_status)
+            .filter(of_page)
+            .order_by_desc(reports::Column::Id)
+            .all(db)
+            .await?;
+        for r in rows {
+            let target = Target { kind: TargetKind::parse(&r.target_kind)?, id: r.target_id };
+            let list = latest.entry(target).or_default();
+            if list.len() < REPORTS_PER_CASE {
+                list.push(r);
+            }
+        }
+    }
+    page.try_map(|c| {
+        let target = Target { kind: TargetKind::parse(&c.target_kind)?, id: c.target_id };
+        let mut reasons = reasons.remove(&target).unwrap_or_default();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_str().cmp(b.0.as_str())));
+        Ok(Case {
+            target,
+            status,
+            reports: c.reports,
+            first_at: c.first_at,
+            last_at: c.last_at,
+            last_id: c.last_id,
+            reasons,
+            latest: latest.remove(&target).unwrap_or_default(),
+            stream: if target.kind == TargetKind::LiveStream { streams.remove(&target.id) } else { None },
+        })
+    })
+}
+
+/// What settling a case did.
+pub struct Resolved {
+    pub reports: u64,
+    pub outcome: Outcome,
+    /// The suspended member, when there was a ban.
+    pub banned: Option<i64>,
+}
+
+/// Settles every open report on `target` with `outcome`. `ban_days` suspends the member responsible
+/// for that many days: required with BAN, allowed with HIDE and DELETE. The action runs first,
+/// through the same services and policy rules as the direct mutations; the reports are then closed,
+/// the decision audited and the reporters notified in one transaction. A retry after a failure in
+/// between repeats an idempotent action and closes the reports.
+pub async fn resolve(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    note: audit::Note<'_>,
+    target: Target,
+    outcome: Outcome,
+    ban_days: Option<i64>,
+) -> AppResult<Resolved> {
+    authz::require(Some(viewer), Action::HandleReports)?;
+    let reason = note.required_reason()?;
+    let ban_days = match (outcome, ban_days) {
+        (Outcome::Ban, None) => return Err(AppError::bad_input("input.banDays", "a ban says for how many days")),
+        (Outcome::Dismiss, Some(_)) => {
+            return Err(AppError::bad_input("input.banDays", "a dismissed case bans nobody"));
+        }
+        (_, Some(d)) if !(1..=BAN_DAYS_MAX).contains(&d) => {
+            return Err(AppError::bad_input("input.banDays", format!("1 to {BAN_DAYS_MAX} days")));
+        }
+        (_, days) => days,
+    };
+    let applies = match outcome {
+        Outcome::Dismiss | Outcome::Ban => true,
+        Outcome::Hide => matches!(target.kind, TargetKind::Post | TargetKind::Comment),
+        Outcome::Delete => matches!(target.kind, TargetKind::Post | TargetKind::Comment | TargetKind::LiveStream),
+    };
+    if !applies {
+        return Err(AppError::bad_input(
+            "input.action",
+            "hide takes posts and comments; delete takes posts, comments and live rooms (it ends the room); \
+             for messages and members, ban the member",
+        ));
+    }
+    let open = reports::Entity::find()
+        .filter(target.filter())
+        .filter(reports::Column::Status.eq(Status::Open.as_str()))
+        .all(db)
+        .await?;
+    if open.is_empty() {
+        return Err(AppError::NotFound("open report"));
+    }
+    let responsible = match outcome {
+        Outcome::Dismiss => None,
+        _ => Some(responsible_member(db, None, target).await?),
+    };
+    match (outcome, target.kind) {
+        (Outcome::Hide, TargetKind::Post) => post_svc::hide(db, broker, viewer, note, target.id).await?,
+        (Outcome::Hide, _) => comment_svc::hide(db, broker, viewer, note, target.id).await?,
+        (Outcome::Delete, TargetKind::Post) => {
+            post_svc::delete(db, broker, viewer, note, target.id).await?;
+        }
+        (Outcome::Delete, TargetKind::Comment) => {
+            comment_svc::delete(db, broker, viewer, note, target.id).await?;
+        }
+        (Outcome::Delete, _) => {
+            live::end(db, broker, viewer, target.id).await?;
+        }
+        (Outcome::Dismiss | Outcome::Ban, _) => {}
+    }
+    let banned = match (ban_days, responsible) {
+        (Some(days), Some(member)) => {
+            let until = Utc::now() + Duration::days(days);
+            accounts::ban(db, broker, viewer, note, member, true, Some(until)).await?;
+            Some(member)
+        }
+        _ => None,
+    };
+    let status = if outcome == Outcome::Dismiss { Status::Dismissed } else { Status::Actioned };
+    let txn = db.begin().await?;
+    let closed = reports::Entity::update_many()
+        .col_expr(reports::Column::Status, Expr::value(status.as_str()))
+        .col_expr(reports::Column::Outcome, Expr::value(outcome.as_str()))
+        .col_expr(reports::Column::HandledBy, Expr::value(viewer.user_id))
+        .col_expr(reports::Column::HandledAt, Expr::value(Utc::now()))
+        .filter(target.filter())
+        .filter(reports::Column::Status.eq(Status::Open.as_str()))
+        .exec(&txn)
+        .await?;
+    if closed.rows_affected == 0 {
+        // Another moderator settled the case meanwhile: they told the reporters.
+        txn.rollback().await?;
+        return Err(AppError::NotFound("open report"));
+    }
+    let entry = audit::Entry::new(audit::Action::ResolveReports, responsible, target.audit_name())
+        .because(Some(format!("{}: {reason}", outcome.as_str())));
+    audit::record(&txn, viewer, note.ip, entry).await?;
+    let mut outbox = Outbox::default();
+    let mut told = std::collections::HashSet::new();
+    for r in &open {
+        if told.insert(r.reporter_id) {
+            let n = NewNotification {
+                user_id: r.reporter_id,
+                kind: notifications::Kind::ReportResolved,
+                actor_id: None,
+                post_id: None,
+                comment_id: None,
+                body: Some(outcome_text(outcome).into()),
+            };
+            notifications::record(&txn, n, &mut outbox).await?;
+        }
+    }
+    txn.commit().await?;
+    broker.publish_all(outbox).await;
+    Ok(Resolved { reports: closed.rows_affected, outcome, banned })
+}
+
+/// What a reporter is told. It names no one: a report's outcome is not a public record.
+fn outcome_text(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Dismiss => {
+            "Thank you for your report. A moderator reviewed it and found no breach of the community rules."
+        }
+        Outcome::Hide => "Thank you for your report. A moderator hid what you reported.",
+        Outcome::Delete => "Thank you for your report. A moderator removed what you reported.",
+        Outcome::Ban => "Thank you for your report. A moderator suspended the member responsible.",
+    }
+}
+
+/// The reports a member filed, newest first.
+pub async fn mine(db: &DatabaseConnection, viewer: &Viewer, page: &PageArgs) -> AppResult<Page<reports::Model>> {
+    let mut query = reports::Entity::find().filter(reports::Column::ReporterId.eq(viewer.user_id));
+    if let Some(after) = page.after_id() {
+        query = query.filter(reports::Column::Id.lt(after));
+    }
+    let rows = query.order_by_desc(reports::Column::Id).limit(page.fetch_limit()).all(db).await?;
+    Ok(Page::from_rows(page, rows, |r| Cursor::Id(r.id)))
+}
+
+/// The messages reported in a page of cases, for the moderators reading it. Nothing else reads a
+/// message for someone outside its conversation.
+pub async fn reported_messages(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    ids: &[i64],
+) -> AppResult<HashMap<i64, messages::Model>> {
+    authz::require(Some(viewer), Action::HandleReports)?;
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let reported = reports::Entity::find()
+        .select_only()
+        .column(reports::Column::TargetId)
+        .filter(reports::Column::TargetKind.eq(TargetKind::Message.as_str()))
+        .filter(reports::Column::TargetId.is_in(ids.iter().copied()))
+        .distinct()
+        .into_tuple::<i64>()
+        .all(db)
+        .await?;
+    let rows = messages::Entity::find().filter(messages::Column::Id.is_in(reported)).all(db).await?;
+    Ok(rows.into_iter().map(|m| (m.id, m)).collect())
+}
+
+/// Erasing an account: the reports the member filed, and the hidden words they wrote.
+pub async fn erase_member<C: sea_orm::ConnectionTrait>(db: &C, user_id: i64) -> AppResult<()> {
+    reports::Entity::delete_many().filter(reports::Column::ReporterId.eq(user_id)).exec(db).await?;
+    entity::hidden_content::Entity::delete_many()
+        .filter(entity::hidden_content::Column::AuthorId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// For the data export: the member's reports.
+pub async fn of_member(db: &DatabaseConnection, user_id: i64) -> AppResult<Vec<reports::Model>> {
+    Ok(reports::Entity::find()
+        .filter(reports::Column::ReporterId.eq(user_id))
+        .order_by_asc(reports::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Keeps the words of a post or comment a moderator hid, inside the transaction that takes it down.
+pub async fn keep_hidden<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    viewer: &Viewer,
+    kind: &str,
+    id: i64,
+    author_id: i64,
+    content: serde_json::Value,
+) -> AppResult<()> {
+    entity::hidden_content::ActiveModel {
+        target_kind: Set(kind.into()),
+        target_id: Set(id),
+        author_id: Set(author_id),
+        content: Set(content),
+        hidden_by: Set(viewer.user_id),
+        hidden_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
