@@ -207,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .route("/media/{id}/thumbnail", get(http::media::thumbnail))
         .route("/media/{id}/poster", get(http::media::poster))
         .route("/media/private/{id}", get(http::media::private))
+        .route("/media/messages/{id}", get(http::media::message))
         .route("/media/exports/{id}", get(http::media::export))
         .route_layer(middleware::from_fn_with_state(state.clone(), server::admission::shed));
     if state.config.dev_routes() {

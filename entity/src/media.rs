@@ -1,20 +1,23 @@
 use sea_orm::entity::prelude::*;
 
-/// An uploaded file. Public kinds are served from `/media/{id}`; private kinds (ID photos) are
-/// sealed on disk and only reach reviewers through an audited route.
+/// An uploaded file. Public kinds are served from `/media/{id}`; private kinds are sealed on disk: ID
+/// photos reach reviewers through an audited route, message photos and videos the conversation's
+/// two members through `/media/messages/{id}`.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "media")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub owner_id: i64,
-    /// AVATAR, POST_IMAGE, VIDEO or ID_PHOTO.
+    /// AVATAR, POST_IMAGE, VIDEO, ID_PHOTO, MESSAGE_PHOTO or MESSAGE_VIDEO.
     pub kind: String,
     /// The type found in the content itself, not the one the client claimed.
     pub mime: String,
     pub size_bytes: i64,
     pub private: bool,
     pub post_id: Option<i64>,
+    /// The private message a MESSAGE_PHOTO or MESSAGE_VIDEO was sent with; null until sent.
+    pub message_id: Option<i64>,
     pub position: i32,
     pub created_at: DateTimeUtc,
     /// Pixel size as shown (EXIF rotation applied), read from the header at upload; null when the

@@ -25,6 +25,8 @@ mod m20261203_000050_email;
 mod m20261204_000060_media_details;
 mod m20261205_000070_search_changes;
 mod m20261206_000080_reports;
+mod m20261206_000081_message_media;
+mod m20261206_000082_open_report_once;
 
 pub struct Migrator;
 
@@ -52,6 +54,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000060_media_details::Migration),
             Box::new(m20261205_000070_search_changes::Migration),
             Box::new(m20261206_000080_reports::Migration),
+            Box::new(m20261206_000081_message_media::Migration),
+            Box::new(m20261206_000082_open_report_once::Migration),
         ]
     }
 }

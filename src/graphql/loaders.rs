@@ -69,6 +69,25 @@ impl Loader<i64> for PostMediaLoader {
 }
 #[derive(Clone)]
 pub struct MessageLoader(pub DatabaseConnection);
+/// A private message's photos and videos, in order.
+#[derive(Clone)]
+pub struct MessageMediaLoader(pub DatabaseConnection);
+
+impl Loader<i64> for MessageMediaLoader {
+    type Value = Vec<entity::media::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        crate::metrics::METRICS.loader_batch.with_label_values(&["message_media"]).observe(keys.len() as f64);
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|&k| (k, Vec::new())).collect();
+        for m in crate::services::media::for_messages(&self.0, keys).await? {
+            if let Some(list) = m.message_id.and_then(|id| out.get_mut(&id)) {
+                list.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
 /// `(user, conversation)` -> messages from the other participant the user has not read.
 #[derive(Clone)]
 pub struct UnreadLoader(pub DatabaseConnection);
@@ -297,6 +316,7 @@ pub struct LoaderSet {
     pub unread: Lazy<UnreadLoader>,
     pub viewer_counts: Lazy<ViewerCountLoader>,
     pub post_media: Lazy<PostMediaLoader>,
+    pub message_media: Lazy<MessageMediaLoader>,
     /// This request's way into the entity cache.
     pub view: Arc<View>,
 }
@@ -363,6 +383,7 @@ impl LoaderSet {
             unread: Lazy::new(UnreadLoader(db.clone())),
             viewer_counts: Lazy::new(ViewerCountLoader(presence.clone())),
             post_media: Lazy::new(PostMediaLoader(db.clone(), view.clone())),
+            message_media: Lazy::new(MessageMediaLoader(db.clone())),
             view,
         })
     }

@@ -2,7 +2,8 @@
 //! long caching (a file never changes under its id). `GET /media/{id}/thumbnail` and
 //! `GET /media/{id}/poster`: an image's thumbnail (once made) and a video's poster, under the very
 //! same check as the file they belong to ([`media::public`]). `GET /media/private/{id}`: an ID photo, to
-//! REVIEWERs and ADMINs only, every view audited. `GET /media/exports/{id}`: a data export, to its
+//! REVIEWERs and ADMINs only, every view audited. `GET /media/messages/{id}`: a private message's
+//! photo or video, to the conversation's two members. `GET /media/exports/{id}`: a data export, to its
 //! owner only. Private answers are never cached.
 
 use std::net::SocketAddr;
@@ -133,6 +134,20 @@ pub async fn private(
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     let ip = peer.ip().to_string();
     match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id, photo_window(&app)).await {
+        Ok((mime, bytes)) => private_body(&mime, bytes, None),
+        Err(e) => from_error(e),
+    }
+}
+
+/// A private message's photo or video, to the conversation's members (and moderators while the
+/// message is reported): [`media::message_file`].
+pub async fn message(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
+    match media::message_file(&app.db, &app.media, &viewer, &id).await {
         Ok((mime, bytes)) => private_body(&mime, bytes, None),
         Err(e) => from_error(e),
     }

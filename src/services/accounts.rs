@@ -481,6 +481,12 @@ pub async fn ban(
         .await?
         .ok_or(AppError::NotFound("user"))?;
     authz::require(Some(staff), Action::Moderate { target: user_id, target_role: Role::parse(&target.role)? })?;
+    // A new suspension never shortens one in force: the later end wins, and none is the latest.
+    let until = match (is_suspended(&target, Utc::now()), target.banned_until, until) {
+        (true, None, _) | (true, _, None) => None,
+        (true, Some(held), Some(asked)) => Some(held.max(asked)),
+        (false, _, asked) => asked,
+    };
     let txn = db.begin().await?;
     users::Entity::update_many()
         .col_expr(users::Column::BannedAt, Expr::value(banned.then(Utc::now)))

@@ -75,7 +75,17 @@ pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_i
         .into_json()
         .all(db)
         .await?;
+    // The photos and videos of those messages, sent or received (the files open at their `/media/messages/` URLs).
+    let message_ids: Vec<i64> = messages.iter().filter_map(|m| m.get("id").and_then(Value::as_i64)).collect();
+    let message_media = media::Entity::find()
+        .filter(media::Column::MessageId.is_in(message_ids))
+        .order_by_asc(media::Column::MessageId)
+        .order_by_asc(media::Column::Position)
+        .into_json()
+        .all(db)
+        .await?;
     out.insert("messages".into(), Value::Array(messages));
+    out.insert("messageMedia".into(), Value::Array(message_media));
     out.insert("liveStreams".into(), strip(rows!(db, live_streams, HostId, user_id), &["ingest_key"]));
     out.insert("liveChatMessages".into(), Value::Array(rows!(db, live_chat_messages, UserId, user_id)));
     out.insert(

@@ -23,6 +23,10 @@ pub enum Kind {
     PostImage,
     Video,
     IdPhoto,
+    /// A photo sent in a private message: sealed, for the conversation's two members only.
+    MessagePhoto,
+    /// A short video sent in a private message: sealed like a message photo.
+    MessageVideo,
 }
 
 impl Kind {
@@ -32,6 +36,8 @@ impl Kind {
             Kind::PostImage => "POST_IMAGE",
             Kind::Video => "VIDEO",
             Kind::IdPhoto => "ID_PHOTO",
+            Kind::MessagePhoto => "MESSAGE_PHOTO",
+            Kind::MessageVideo => "MESSAGE_VIDEO",
         }
     }
 
@@ -40,12 +46,19 @@ impl Kind {
             "AVATAR" => Kind::Avatar,
             "VIDEO" => Kind::Video,
             "ID_PHOTO" => Kind::IdPhoto,
+            "MESSAGE_PHOTO" => Kind::MessagePhoto,
+            "MESSAGE_VIDEO" => Kind::MessageVideo,
             _ => Kind::PostImage,
         }
     }
 
     fn private(self) -> bool {
-        self == Kind::IdPhoto
+        matches!(self, Kind::IdPhoto | Kind::MessagePhoto | Kind::MessageVideo)
+    }
+
+    /// What a private message may carry.
+    pub fn for_messages(self) -> bool {
+        matches!(self, Kind::MessagePhoto | Kind::MessageVideo)
     }
 
     /// The content types this kind accepts, as `infer` names them.
@@ -54,23 +67,23 @@ impl Kind {
         const PHOTOS: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
         const VIDEOS: [&str; 3] = ["video/mp4", "video/webm", "video/quicktime"];
         match self {
-            Kind::Avatar | Kind::PostImage => IMAGES.contains(&mime),
+            Kind::Avatar | Kind::PostImage | Kind::MessagePhoto => IMAGES.contains(&mime),
             Kind::IdPhoto => PHOTOS.contains(&mime),
-            Kind::Video => VIDEOS.contains(&mime),
+            Kind::Video | Kind::MessageVideo => VIDEOS.contains(&mime),
         }
     }
 
     fn what(self) -> &'static str {
         match self {
-            Kind::Avatar | Kind::PostImage => "a JPEG, PNG, WebP or GIF image",
+            Kind::Avatar | Kind::PostImage | Kind::MessagePhoto => "a JPEG, PNG, WebP or GIF image",
             Kind::IdPhoto => "a JPEG, PNG or WebP photo",
-            Kind::Video => "an MP4, WebM or QuickTime video",
+            Kind::Video | Kind::MessageVideo => "an MP4, WebM or QuickTime video",
         }
     }
 
     fn max_bytes(self, config: &Config) -> usize {
         match self {
-            Kind::Video => config.max_upload_bytes,
+            Kind::Video | Kind::MessageVideo => config.max_upload_bytes,
             _ => config.max_image_bytes,
         }
     }
@@ -168,6 +181,7 @@ pub async fn store(
         size_bytes: Set(i64::try_from(size).unwrap_or(i64::MAX)),
         private: Set(kind.private()),
         post_id: Set(None),
+        message_id: Set(None),
         position: Set(0),
         created_at: Set(Utc::now()),
         width: Set(details.width),
@@ -393,11 +407,107 @@ pub async fn visible(
     id: &uuid::Uuid,
 ) -> AppResult<Option<media::Model>> {
     let Some(row) = media::Entity::find_by_id(id.hyphenated().to_string()).one(db).await? else { return Ok(None) };
+    if Kind::parse(&row.kind).for_messages() {
+        let Some(viewer) = viewer else { return Ok(None) };
+        return Ok(may_see_message_media(db, viewer, &row).await?.then_some(row));
+    }
     if row.private {
         let allowed = authz::can(viewer, authz::Action::ReadIdentity { owner: row.owner_id });
         return Ok(allowed.then_some(row));
     }
     public(db, id).await
+}
+
+/// The most files one private message carries.
+pub const MAX_PER_MESSAGE: usize = 9;
+
+/// Attaches the sender's unsent MESSAGE_PHOTO and MESSAGE_VIDEO uploads to a message, in the order
+/// given, inside the message's own transaction. The conditions are in the UPDATE: an upload sent
+/// with one message cannot be sent with another.
+pub async fn attach_to_message(
+    db: &impl ConnectionTrait,
+    owner: i64,
+    message_id: i64,
+    ids: &[String],
+) -> AppResult<()> {
+    if ids.len() > MAX_PER_MESSAGE {
+        return Err(AppError::bad_input("input.mediaIds", format!("at most {MAX_PER_MESSAGE} files per message")));
+    }
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    if unique.len() != ids.len() {
+        return Err(AppError::bad_input("input.mediaIds", "an upload is listed twice"));
+    }
+    for (position, id) in ids.iter().enumerate() {
+        let attached = media::Entity::update_many()
+            .col_expr(media::Column::MessageId, sea_orm::sea_query::Expr::value(message_id))
+            .col_expr(media::Column::Position, sea_orm::sea_query::Expr::value(i32::try_from(position).unwrap_or(0)))
+            .filter(media::Column::Id.eq(id.clone()))
+            .filter(media::Column::OwnerId.eq(owner))
+            .filter(media::Column::Kind.is_in([Kind::MessagePhoto.as_str(), Kind::MessageVideo.as_str()]))
+            .filter(media::Column::MessageId.is_null())
+            .exec(db)
+            .await?;
+        if attached.rows_affected != 1 {
+            return Err(AppError::bad_input(
+                "input.mediaIds",
+                format!("{id} is not one of your MESSAGE_PHOTO or MESSAGE_VIDEO uploads that is still unsent"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Files of these messages, in their order (for the message media DataLoader).
+pub async fn for_messages(db: &DatabaseConnection, message_ids: &[i64]) -> AppResult<Vec<media::Model>> {
+    Ok(media::Entity::find()
+        .filter(media::Column::MessageId.is_in(message_ids.iter().copied()))
+        .order_by_asc(media::Column::MessageId)
+        .order_by_asc(media::Column::Position)
+        .all(db)
+        .await?)
+}
+
+/// Who may open a message's file: its uploader; once sent, the conversation's two members (the
+/// policy's ReadConversation rule), and moderators while the message is the target of a report a
+/// member of the conversation filed.
+async fn may_see_message_media(db: &impl ConnectionTrait, viewer: &Viewer, row: &media::Model) -> AppResult<bool> {
+    if row.owner_id == viewer.user_id {
+        return Ok(true);
+    }
+    let Some(message_id) = row.message_id else { return Ok(false) };
+    let Some(message) = entity::messages::Entity::find_by_id(message_id).one(db).await? else { return Ok(false) };
+    let conversation = entity::conversations::Entity::find_by_id(message.conversation_id).one(db).await?;
+    if conversation.is_some_and(|c| crate::services::messaging::may_read(viewer, &c)) {
+        return Ok(true);
+    }
+    Ok(authz::can(Some(viewer), authz::Action::HandleReports)
+        && crate::services::reports::is_reported(db, crate::services::reports::TargetKind::Message, message_id).await?)
+}
+
+/// A message's photo or video, unsealed, for someone [`may_see_message_media`] lets see it; NOT_FOUND
+/// for anyone else, so ids cannot be probed.
+pub async fn message_file(
+    db: &DatabaseConnection,
+    store: &MediaStore,
+    viewer: &Viewer,
+    id: &uuid::Uuid,
+) -> AppResult<(String, Vec<u8>)> {
+    let row = media::Entity::find_by_id(id.hyphenated().to_string())
+        .one(db)
+        .await?
+        .filter(|m| Kind::parse(&m.kind).for_messages())
+        .ok_or(AppError::NotFound("file"))?;
+    if !may_see_message_media(db, viewer, &row).await? {
+        return Err(AppError::NotFound("file"));
+    }
+    let bytes =
+        store.get_sealed(Area::Private, id).await.map_err(AppError::internal)?.ok_or(AppError::NotFound("file"))?;
+    Ok((row.mime, bytes))
+}
+
+/// The path a message's file is served under (to the conversation's members only).
+pub fn message_path(id: &str) -> String {
+    format!("/media/messages/{id}")
 }
 
 /// Deletes media rows and their files, thumbnails and posters with them (account erasure, replaced

@@ -18,8 +18,8 @@ use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Event, Outbox, Topic};
 use crate::services::page::{Cursor, Page, PageArgs, Sort};
-use crate::services::streams;
 use crate::services::validate::{self, Lines};
+use crate::services::{media, streams};
 
 pub const BODY_MAX: usize = 4_000;
 
@@ -90,6 +90,9 @@ pub fn may_read(viewer: &Viewer, c: &conversations::Model) -> bool {
     crate::authz::can(Some(viewer), crate::authz::Action::ReadConversation { members: (c.user_low, c.user_high) })
 }
 
+/// Sends a message: text, up to [`media::MAX_PER_MESSAGE`] of the sender's MESSAGE_PHOTO and
+/// MESSAGE_VIDEO uploads (`media_ids`, by upload id), or both. A message with files may have no text.
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     db: &DatabaseConnection,
     broker: &Broker,
@@ -97,8 +100,14 @@ pub async fn send(
     to: Recipient,
     body: &str,
     client_id: Option<&str>,
+    media_ids: &[String],
 ) -> AppResult<Sent> {
-    let body = validate::text("input.body", body, 1, BODY_MAX, Lines::Multi)?;
+    let min_body = usize::from(media_ids.is_empty());
+    let body = validate::text("input.body", body, min_body, BODY_MAX, Lines::Multi)?;
+    if media_ids.len() > media::MAX_PER_MESSAGE {
+        let max = media::MAX_PER_MESSAGE;
+        return Err(AppError::bad_input("input.mediaIds", format!("at most {max} files per message")));
+    }
     let client_id = client_id.map(client_message_id).transpose()?;
     let (peer, must_be_live) = match to {
         Recipient::User(id) => (id, true),
@@ -161,6 +170,9 @@ pub async fn send(
         }
         (Err(err), _) => return Err(err.into()),
     };
+    if !media_ids.is_empty() {
+        media::attach_to_message(&txn, viewer.user_id, message.id, media_ids).await?;
+    }
     conversations::Entity::update_many()
         .col_expr(conversations::Column::LastMessageId, Expr::value(message.id))
         .filter(conversations::Column::Id.eq(conversation.id))

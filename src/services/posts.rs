@@ -263,6 +263,10 @@ async fn take_down(
         if let Some(content) = kept {
             crate::services::reports::keep_hidden(&txn, viewer, "POST", post_id, post.author_id, content).await?;
         }
+    } else {
+        // Taken down meanwhile: nothing happened here, so nothing goes on the record.
+        txn.rollback().await?;
+        return Ok(());
     }
     txn.commit().await?;
     if res.rows_affected == 1 {

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{comments, live_streams, messages, reports, users};
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait as _, Order, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
 };
 
 use crate::auth::Viewer;
@@ -27,7 +27,7 @@ use crate::pubsub::{Broker, Outbox};
 use crate::services::notifications::{self, NewNotification};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::validate::{self, Lines};
-use crate::services::{accounts, audit, comments as comment_svc, live, messaging, posts as post_svc};
+use crate::services::{accounts, audit, comments as comment_svc, live, messaging, posts as post_svc, streams};
 
 /// The longest note a reporter may add, in characters.
 pub const NOTE_MAX: usize = 1000;
@@ -119,16 +119,17 @@ pub async fn report(
     if responsible == viewer.user_id {
         return Err(AppError::bad_input("input.target", "you cannot report yourself or what you wrote"));
     }
-    let open = reports::Entity::find()
-        .filter(target.filter())
-        .filter(reports::Column::ReporterId.eq(viewer.user_id))
-        .filter(reports::Column::Status.eq(Status::Open.as_str()))
-        .one(db)
-        .await?;
-    if let Some(open) = open {
+    let open = || {
+        reports::Entity::find()
+            .filter(target.filter())
+            .filter(reports::Column::ReporterId.eq(viewer.user_id))
+            .filter(reports::Column::Status.eq(Status::Open.as_str()))
+            .one(db)
+    };
+    if let Some(open) = open().await? {
         return Ok(open);
     }
-    Ok(reports::ActiveModel {
+    let inserted = reports::ActiveModel {
         reporter_id: Set(viewer.user_id),
         target_kind: Set(target.kind.as_str().into()),
         target_id: Set(target.id),
@@ -142,7 +143,16 @@ pub async fn report(
         ..Default::default()
     }
     .insert(db)
-    .await?)
+    .await;
+    match inserted {
+        Ok(report) => Ok(report),
+        // A second tap raced this one past the read: one open report per member and target
+        // (the `reports_open_once` index), so answer with it.
+        Err(err) if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+            open().await?.ok_or_else(|| AppError::internal("an open report clashed and then vanished"))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The member who answers for a target (its author, sender, host, or the member themselves), once
@@ -151,11 +161,19 @@ pub async fn report(
 async fn responsible_member(db: &DatabaseConnection, reporter: Option<&Viewer>, target: Target) -> AppResult<i64> {
     let id = target.id;
     match target.kind {
-        TargetKind::Post => Ok(post_svc::live(db, id).await?.author_id),
+        // Staff still settle a case whose post or comment its author took down meanwhile.
+        TargetKind::Post => match reporter {
+            Some(_) => Ok(post_svc::live(db, id).await?.author_id),
+            None => entity::posts::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .map(|p| p.author_id)
+                .ok_or(AppError::NotFound("post")),
+        },
         TargetKind::Comment => comments::Entity::find_by_id(id)
-            .filter(comments::Column::DeletedAt.is_null())
             .one(db)
             .await?
+            .filter(|c| reporter.is_none() || c.deleted_at.is_none())
             .map(|c| c.author_id)
             .ok_or(AppError::NotFound("comment")),
         TargetKind::Message => {
@@ -169,9 +187,9 @@ async fn responsible_member(db: &DatabaseConnection, reporter: Option<&Viewer>, 
             Ok(message.sender_id)
         }
         TargetKind::User => users::Entity::find_by_id(id)
-            .filter(users::Column::DeletedAt.is_null())
             .one(db)
             .await?
+            .filter(|u| reporter.is_none() || u.deleted_at.is_none())
             .map(|u| u.id)
             .ok_or(AppError::NotFound("user")),
         TargetKind::LiveStream => {
@@ -273,19 +291,24 @@ pub async fn queue(db: &DatabaseConnection, viewer: &Viewer, status: Status, pag
             let target = Target { kind: TargetKind::parse(&r.target_kind)?, id: r.target_id };
             reasons.entry(target).or_default().push((Reason::parse(&r.reason)?, r.n));
         }
-        // Bounded by the page: at most the page's cases' reports, newest first.
-        let rows = reports::Entity::find()
+        // The newest REPORTS_PER_CASE of each case, numbered inside the database: a case with
+        // thousands of reports still reads twenty rows.
+        let numbered = reports::Entity::find()
+            .column_as(Expr::cust("ROW_NUMBER() OVER (PARTITION BY target_kind, target_id ORDER BY id DESC)"), "rn")
             .filter(in_status)
             .filter(of_page)
-            .order_by_desc(reports::Column::Id)
-            .all(db)
-            .await?;
+            .into_query();
+        let newest = Query::select()
+            .expr(Expr::col(Asterisk))
+            .from_subquery(numbered, Alias::new("numbered"))
+            .and_where(Expr::col(Alias::new("rn")).lte(REPORTS_PER_CASE as i64))
+            .order_by(reports::Column::Id, Order::Desc)
+            .to_owned();
+        let backend = db.get_database_backend();
+        let rows = reports::Model::find_by_statement(backend.build(&newest)).all(db).await?;
         for r in rows {
             let target = Target { kind: TargetKind::parse(&r.target_kind)?, id: r.target_id };
-            let list = latest.entry(target).or_default();
-            if list.len() < REPORTS_PER_CASE {
-                list.push(r);
-            }
+            latest.entry(target).or_default().push(r);
         }
     }
     page.try_map(|c| {
@@ -315,10 +338,13 @@ pub struct Resolved {
 }
 
 /// Settles every open report on `target` with `outcome`. `ban_days` suspends the member responsible
-/// for that many days: required with BAN, allowed with HIDE and DELETE. The action runs first,
-/// through the same services and policy rules as the direct mutations; the reports are then closed,
-/// the decision audited and the reporters notified in one transaction. A retry after a failure in
-/// between repeats an idempotent action and closes the reports.
+/// for that many days: required with BAN, allowed with HIDE and DELETE.
+///
+/// The open reports are claimed first, in one statement, so of two moderators acting at once only
+/// one acts and the other is told NOT_FOUND. The action then runs through the same services and
+/// policy rules as the direct mutations; if it fails, the claim is given back. Last, one transaction
+/// audits the decision and notifies the reporters of the claimed reports (reports filed meanwhile
+/// stay open, as a new case).
 pub async fn resolve(
     db: &DatabaseConnection,
     broker: &Broker,
@@ -352,23 +378,86 @@ pub async fn resolve(
              for messages and members, ban the member",
         ));
     }
-    let open = reports::Entity::find()
+    let responsible = responsible_member(db, None, target).await?;
+    if responsible == viewer.user_id {
+        return Err(AppError::Forbidden("another moderator settles reports about you or your words"));
+    }
+    let status = if outcome == Outcome::Dismiss { Status::Dismissed } else { Status::Actioned };
+    let claimed = reports::Entity::update_many()
+        .col_expr(reports::Column::Status, Expr::value(status.as_str()))
+        .col_expr(reports::Column::Outcome, Expr::value(outcome.as_str()))
+        .col_expr(reports::Column::HandledBy, Expr::value(viewer.user_id))
+        .col_expr(reports::Column::HandledAt, Expr::value(Utc::now()))
         .filter(target.filter())
         .filter(reports::Column::Status.eq(Status::Open.as_str()))
-        .all(db)
+        .exec_with_returning(db)
         .await?;
-    if open.is_empty() {
+    if claimed.is_empty() {
         return Err(AppError::NotFound("open report"));
     }
-    let responsible = match outcome {
-        Outcome::Dismiss => None,
-        _ => Some(responsible_member(db, None, target).await?),
+    let acted = act(db, broker, viewer, note, target, outcome, ban_days.map(|d| (responsible, d))).await;
+    if let Err(err) = acted {
+        let ids: Vec<i64> = claimed.iter().map(|r| r.id).collect();
+        let reopened = reports::Entity::update_many()
+            .col_expr(reports::Column::Status, Expr::value(Status::Open.as_str()))
+            .col_expr(reports::Column::Outcome, Expr::value(Option::<String>::None))
+            .col_expr(reports::Column::HandledBy, Expr::value(Option::<i64>::None))
+            .col_expr(reports::Column::HandledAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(reports::Column::Id.is_in(ids))
+            .exec(db)
+            .await;
+        if let Err(e) = reopened {
+            tracing::error!(error = %e, "could not reopen reports after a failed moderation action");
+        }
+        return Err(err);
+    }
+    let mut reporters: Vec<i64> = claimed.iter().map(|r| r.reporter_id).collect();
+    reporters.sort_unstable();
+    reporters.dedup();
+    let txn = db.begin().await?;
+    // All reporters' stream locks at once, in id order, as every other writer takes them.
+    streams::lock_users(&txn, &reporters).await?;
+    let entry = audit::Entry::new(audit::Action::ResolveReports, Some(responsible), target.audit_name())
+        .because(Some(format!("{}: {reason}", outcome.as_str())));
+    audit::record(&txn, viewer, note.ip, entry).await?;
+    let mut outbox = Outbox::default();
+    for &reporter in &reporters {
+        let n = NewNotification {
+            user_id: reporter,
+            kind: notifications::Kind::ReportResolved,
+            actor_id: None,
+            post_id: None,
+            comment_id: None,
+            body: Some(outcome_text(outcome).into()),
+        };
+        notifications::record(&txn, n, &mut outbox).await?;
+    }
+    txn.commit().await?;
+    broker.publish_all(outbox).await;
+    let banned = ban_days.map(|_| responsible);
+    Ok(Resolved { reports: claimed.len() as u64, outcome, banned })
+}
+
+/// The action of a settled case, with the ban (member, days) if any. What is already taken down
+/// counts as done.
+async fn act(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    note: audit::Note<'_>,
+    target: Target,
+    outcome: Outcome,
+    ban: Option<(i64, i64)>,
+) -> AppResult<()> {
+    let gone = |r: AppResult<()>| match r {
+        Err(AppError::NotFound(_)) => Ok(()),
+        other => other,
     };
     match (outcome, target.kind) {
         (Outcome::Hide, TargetKind::Post) => post_svc::hide(db, broker, viewer, note, target.id).await?,
         (Outcome::Hide, _) => comment_svc::hide(db, broker, viewer, note, target.id).await?,
         (Outcome::Delete, TargetKind::Post) => {
-            post_svc::delete(db, broker, viewer, note, target.id).await?;
+            gone(post_svc::delete(db, broker, viewer, note, target.id).await.map(|_| ()))?;
         }
         (Outcome::Delete, TargetKind::Comment) => {
             comment_svc::delete(db, broker, viewer, note, target.id).await?;
@@ -378,51 +467,11 @@ pub async fn resolve(
         }
         (Outcome::Dismiss | Outcome::Ban, _) => {}
     }
-    let banned = match (ban_days, responsible) {
-        (Some(days), Some(member)) => {
-            let until = Utc::now() + Duration::days(days);
-            accounts::ban(db, broker, viewer, note, member, true, Some(until)).await?;
-            Some(member)
-        }
-        _ => None,
-    };
-    let status = if outcome == Outcome::Dismiss { Status::Dismissed } else { Status::Actioned };
-    let txn = db.begin().await?;
-    let closed = reports::Entity::update_many()
-        .col_expr(reports::Column::Status, Expr::value(status.as_str()))
-        .col_expr(reports::Column::Outcome, Expr::value(outcome.as_str()))
-        .col_expr(reports::Column::HandledBy, Expr::value(viewer.user_id))
-        .col_expr(reports::Column::HandledAt, Expr::value(Utc::now()))
-        .filter(target.filter())
-        .filter(reports::Column::Status.eq(Status::Open.as_str()))
-        .exec(&txn)
-        .await?;
-    if closed.rows_affected == 0 {
-        // Another moderator settled the case meanwhile: they told the reporters.
-        txn.rollback().await?;
-        return Err(AppError::NotFound("open report"));
+    if let Some((member, days)) = ban {
+        let until = Utc::now() + Duration::days(days);
+        accounts::ban(db, broker, viewer, note, member, true, Some(until)).await?;
     }
-    let entry = audit::Entry::new(audit::Action::ResolveReports, responsible, target.audit_name())
-        .because(Some(format!("{}: {reason}", outcome.as_str())));
-    audit::record(&txn, viewer, note.ip, entry).await?;
-    let mut outbox = Outbox::default();
-    let mut told = std::collections::HashSet::new();
-    for r in &open {
-        if told.insert(r.reporter_id) {
-            let n = NewNotification {
-                user_id: r.reporter_id,
-                kind: notifications::Kind::ReportResolved,
-                actor_id: None,
-                post_id: None,
-                comment_id: None,
-                body: Some(outcome_text(outcome).into()),
-            };
-            notifications::record(&txn, n, &mut outbox).await?;
-        }
-    }
-    txn.commit().await?;
-    broker.publish_all(outbox).await;
-    Ok(Resolved { reports: closed.rows_affected, outcome, banned })
+    Ok(())
 }
 
 /// What a reporter is told. It names no one: a report's outcome is not a public record.
@@ -437,6 +486,18 @@ fn outcome_text(outcome: Outcome) -> &'static str {
     }
 }
 
+/// Whether anyone reported this target (open or settled).
+pub async fn is_reported<C: sea_orm::ConnectionTrait>(db: &C, kind: TargetKind, id: i64) -> AppResult<bool> {
+    let found = reports::Entity::find()
+        .select_only()
+        .column(reports::Column::Id)
+        .filter(Target { kind, id }.filter())
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// The reports a member filed, newest first.
 pub async fn mine(db: &DatabaseConnection, viewer: &Viewer, page: &PageArgs) -> AppResult<Page<reports::Model>> {
     let mut query = reports::Entity::find().filter(reports::Column::ReporterId.eq(viewer.user_id));
@@ -445,30 +506,6 @@ pub async fn mine(db: &DatabaseConnection, viewer: &Viewer, page: &PageArgs) -> 
     }
     let rows = query.order_by_desc(reports::Column::Id).limit(page.fetch_limit()).all(db).await?;
     Ok(Page::from_rows(page, rows, |r| Cursor::Id(r.id)))
-}
-
-/// The messages reported in a page of cases, for the moderators reading it. Nothing else reads a
-/// message for someone outside its conversation.
-pub async fn reported_messages(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    ids: &[i64],
-) -> AppResult<HashMap<i64, messages::Model>> {
-    authz::require(Some(viewer), Action::HandleReports)?;
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let reported = reports::Entity::find()
-        .select_only()
-        .column(reports::Column::TargetId)
-        .filter(reports::Column::TargetKind.eq(TargetKind::Message.as_str()))
-        .filter(reports::Column::TargetId.is_in(ids.iter().copied()))
-        .distinct()
-        .into_tuple::<i64>()
-        .all(db)
-        .await?;
-    let rows = messages::Entity::find().filter(messages::Column::Id.is_in(reported)).all(db).await?;
-    Ok(rows.into_iter().map(|m| (m.id, m)).collect())
 }
 
 /// Erasing an account: the reports the member filed, and the hidden words they wrote.

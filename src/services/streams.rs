@@ -21,12 +21,14 @@ pub async fn lock_users<C: ConnectionTrait>(txn: &C, users: &[i64]) -> AppResult
     ids.dedup();
     match txn.get_database_backend() {
         DbBackend::Postgres if !ids.is_empty() => {
-            // One round trip for all of them. A VALUES list is scanned in the order written, and
-            // each row's lock is taken as the row is produced, so the id order above holds.
+            // One round trip for all of them. With ORDER BY, PostgreSQL evaluates the volatile
+            // lock calls of the select list after the sort, so they are taken in id order.
             let rows = (1..=ids.len()).map(|i| format!("(${i}::bigint)")).collect::<Vec<_>>().join(", ");
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                format!("SELECT pg_advisory_xact_lock({USER_STREAM_LOCKS} | k) FROM (VALUES {rows}) AS t(k)"),
+                format!(
+                    "SELECT pg_advisory_xact_lock({USER_STREAM_LOCKS} | k) FROM (VALUES {rows}) AS t(k) ORDER BY k"
+                ),
                 ids.iter().map(|&id| id.into()),
             ))
             .await?;

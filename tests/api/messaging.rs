@@ -203,3 +203,94 @@ async fn private_objects_are_nodes_for_their_members_and_null_for_anyone_else() 
     let conversation = sent["conversation"]["id"].clone();
     assert_eq!(app.gql(Some(&bob), node, json!({ "id": conversation })).await["node"]["__typename"], "Conversation");
 }
+
+const UPLOAD: &str = "mutation($file: Upload!, $kind: MediaKind!) {
+    uploadMedia(input: { file: $file, kind: $kind }) { media { id url } } }";
+const SEND_MEDIA: &str = "mutation($to: ID!, $body: String, $m: [ID!]) {
+    sendMessage(input: { toUserId: $to, body: $body, mediaIds: $m }) {
+        message { id body media { id kind mimeType url } } } }";
+
+async fn upload(app: &TestApp, token: &str, kind: &str, file: crate::common::Part) -> (String, String) {
+    let data = app.upload(token, UPLOAD, json!({ "kind": kind }), file).await;
+    let media = &data["uploadMedia"]["media"];
+    (media["id"].as_str().unwrap().to_string(), media["url"].as_str().unwrap().to_string())
+}
+
+async fn fetch(app: &TestApp, token: Option<&str>, url: &str) -> (u16, Vec<u8>) {
+    let mut req = app.http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let no_store = resp.headers().get("cache-control").is_some_and(|v| v.to_str().unwrap().contains("no-store"));
+    if status == 200 {
+        assert!(no_store, "a private file is never cached");
+    }
+    (status, resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn photos_and_videos_in_messages_reach_only_the_conversation() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let (carol, carol_id) = app.register(&phone(3), "carol").await;
+    let photo = crate::common::png("sample of the fabric");
+    let (photo_id, photo_url) =
+        upload(&app, &alice, "MESSAGE_PHOTO", ("0", "fabric.png", "image/png", photo.clone())).await;
+    let (video_id, _) =
+        upload(&app, &alice, "MESSAGE_VIDEO", ("0", "loading.mp4", "video/mp4", crate::common::mp4())).await;
+    assert!(photo_url.contains("/media/messages/"), "{photo_url}");
+    // Before it is sent, only the uploader opens it.
+    assert_eq!(fetch(&app, Some(&alice), &photo_url).await, (200, photo.clone()));
+    assert_eq!(fetch(&app, Some(&bob), &photo_url).await.0, 404);
+
+    let mut bob_ws = app.ws(Some(&bob)).await;
+    let received = "subscription { messageReceived { body media { id mimeType url } } }";
+    bob_ws.subscribe("m", received, json!({})).await;
+    bob_ws.quiet(200).await;
+    // Files alone make a message; the order given is kept.
+    let sent = app.gql(Some(&alice), SEND_MEDIA, json!({ "to": bob_id, "m": [photo_id, video_id] })).await;
+    let media = sent["sendMessage"]["message"]["media"].as_array().unwrap().clone();
+    assert_eq!(media.iter().map(|m| m["id"].clone()).collect::<Vec<_>>(), vec![json!(photo_id), json!(video_id)]);
+    assert_eq!(sent["sendMessage"]["message"]["body"], "");
+    let pushed = bob_ws.next_data("m").await["messageReceived"].clone();
+    assert_eq!(pushed["media"][0]["url"], json!(photo_url));
+    assert_eq!(pushed["media"][1]["mimeType"], "video/mp4");
+
+    // The two members open it; nobody else does, and there is no public URL for it.
+    assert_eq!(fetch(&app, Some(&bob), &photo_url).await, (200, photo.clone()));
+    assert_eq!(fetch(&app, Some(&carol), &photo_url).await.0, 404);
+    assert_eq!(fetch(&app, None, &photo_url).await.0, 401);
+    let public = photo_url.replace("/media/messages/", "/media/");
+    assert_eq!(fetch(&app, Some(&bob), &public).await.0, 404);
+
+    // An upload goes with one message only, and only the uploader's own message uploads go at all.
+    let (code, err) = app.gql_err(Some(&alice), SEND_MEDIA, json!({ "to": carol_id, "m": [photo_id] })).await;
+    assert_eq!((code.as_str(), err["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("input.mediaIds")));
+    let (post_image, _) =
+        upload(&app, &alice, "POST_IMAGE", ("0", "p.png", "image/png", crate::common::png("p"))).await;
+    let (code, _) = app.gql_err(Some(&alice), SEND_MEDIA, json!({ "to": carol_id, "m": [post_image] })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (bobs, _) = upload(&app, &bob, "MESSAGE_PHOTO", ("0", "b.png", "image/png", crate::common::png("b"))).await;
+    let (code, _) = app.gql_err(Some(&alice), SEND_MEDIA, json!({ "to": carol_id, "m": [bobs] })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    // A refused send stores nothing: carol has no conversation.
+    let inbox = "{ conversations(first: 5) { edges { node { id } } } }";
+    assert_eq!(app.gql(Some(&carol), inbox, json!({})).await["conversations"]["edges"], json!([]));
+    let (code, _) = app.gql_err(Some(&alice), SEND_MEDIA, json!({ "to": carol_id, "body": "" })).await;
+    assert_eq!(code, "BAD_USER_INPUT", "no text and no file");
+
+    // A moderator opens them once a member of the conversation reports the message.
+    let (moderator, _) = app.user_with_role(&phone(4), "MODERATOR").await;
+    assert_eq!(fetch(&app, Some(&moderator), &photo_url).await.0, 404);
+    let report = "mutation($t: ID!) { reportContent(input: { target: $t, reason: HARASSMENT }) { report { id } } }";
+    app.gql(Some(&bob), report, json!({ "t": sent["sendMessage"]["message"]["id"] })).await;
+    assert_eq!(fetch(&app, Some(&moderator), &photo_url).await, (200, photo.clone()));
+
+    // The files go with their sender's account.
+    let delete = "mutation { deleteAccount(input: { password: \"correct horse\" }) { deleted } }";
+    app.gql(Some(&alice), delete, json!({})).await;
+    assert_eq!(fetch(&app, Some(&bob), &photo_url).await.0, 404);
+}

@@ -195,3 +195,43 @@ async fn dismissing_hiding_a_comment_and_the_report_limit() {
     let (code, _) = app.gql_err(Some(&c.alice), REPORT, json!({ "t": bob_id, "r": "SPAM" })).await;
     assert_eq!(code, "RATE_LIMITED");
 }
+
+#[tokio::test]
+async fn a_case_outlives_its_post_a_ban_never_shortens_and_nobody_settles_their_own() {
+    let (app, c) = TestApp::community().await;
+    let (bob, _) = app.register(&phone(2), "bob").await;
+    let (moderator, moderator_id) = app.user_with_role(&phone(4), "MODERATOR").await;
+    let alice_id = app.gql(Some(&c.alice), "{ me { id } }", json!({})).await["me"]["id"].as_str().unwrap().to_string();
+    report(&app, &bob, &c.post, "FRAUD", None).await;
+    // The author takes the post down before a moderator gets to it: the case can still be settled.
+    let delete = "mutation($p: ID!) { deletePost(input: { postId: $p }) { deletedPostId } }";
+    app.gql(Some(&c.alice), delete, json!({ "p": c.post })).await;
+    let done = app.gql(Some(&moderator), RESOLVE, json!({ "t": c.post, "a": "DELETE", "d": 3 })).await;
+    assert_eq!(done["resolveReports"]["bannedUserId"], json!(alice_id));
+
+    // A shorter suspension on top of a permanent one leaves it permanent.
+    let ban =
+        "mutation($u: ID!, $d: Int) { banUser(input: { userId: $u, reason: \"rule 4\", days: $d }) { user { id } } }";
+    app.gql(Some(&moderator), ban, json!({ "u": alice_id })).await;
+    app.gql(Some(&moderator), ban, json!({ "u": alice_id, "d": 1 })).await;
+    let open_ended = app
+        .state
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.state.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM users WHERE banned_at IS NOT NULL AND banned_until IS NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(open_ended, 1);
+
+    // Reports about a moderator go to another moderator.
+    report(&app, &bob, &moderator_id, "HARASSMENT", None).await;
+    let (code, _) = app.gql_err(Some(&moderator), RESOLVE, json!({ "t": moderator_id, "a": "DISMISS" })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let queue = cases(&app.gql(Some(&moderator), QUEUE, json!({})).await);
+    assert_eq!(queue.len(), 1, "still open");
+}

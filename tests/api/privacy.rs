@@ -199,6 +199,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("email_outbox", "user_id", Fate::Gone),
     ("favorites", "user_id", Fate::Gone),
     ("hidden_content", "author_id", Fate::Gone),
+    ("hidden_content", "hidden_by", Fate::Kept("staff accountability: which moderator hid someone's words")),
     ("identity_verifications", "user_id", Fate::Gone),
     ("identity_verifications", "reviewer_id", Fate::Kept("a staff decision about someone else")),
     ("live_chat_messages", "user_id", Fate::Kept("public speech stays, shown without author")),
@@ -212,6 +213,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("post_likes", "user_id", Fate::Gone),
     ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
     ("reports", "reporter_id", Fate::Gone),
+    ("reports", "handled_by", Fate::Kept("staff accountability: which moderator settled a report")),
     ("request_log", "user_id", Fate::Gone),
     ("search_history", "user_id", Fate::Gone),
     ("live_chat_mutes", "user_id", Fate::Gone),
@@ -265,7 +267,7 @@ fn user_columns_of_the_entity_crate() -> Vec<(String, String)> {
                 continue;
             }
             if (name.ends_with("_id") && !NOT_USER_COLUMNS.contains(&name))
-                || matches!(name, "created_by" | "sent_by" | "user_low" | "user_high")
+                || matches!(name, "created_by" | "sent_by" | "user_low" | "user_high" | "handled_by" | "hidden_by")
             {
                 found.push((table.to_string(), name.to_string()));
             }

@@ -289,6 +289,16 @@ async fn a_data_export_holds_everything_and_only_its_owner_downloads_it() {
         json!({ "to": alice_id }),
     )
     .await;
+    // A photo alice sends bob, and a report bob files.
+    let photo = crate::common::png("container seal");
+    let upload =
+        "mutation($file: Upload!) { uploadMedia(input: { file: $file, kind: MESSAGE_PHOTO }) { media { id } } }";
+    let uploaded = app.upload(&c.alice, upload, json!({}), ("0", "seal.png", "image/png", photo)).await;
+    let send =
+        "mutation($to: ID!, $m: [ID!]) { sendMessage(input: { toUserId: $to, mediaIds: $m }) { message { id } } }";
+    app.gql(Some(&c.alice), send, json!({ "to": bob_id, "m": [uploaded["uploadMedia"]["media"]["id"]] })).await;
+    let report = "mutation($t: ID!) { reportContent(input: { target: $t, reason: SPAM }) { report { id } } }";
+    app.gql(Some(&bob), report, json!({ "t": c.post })).await;
     app.state.activity.flush().await;
 
     let request =
@@ -309,6 +319,8 @@ async fn a_data_export_holds_everything_and_only_its_owner_downloads_it() {
         "browseHistory",
         "searchHistory",
         "messages",
+        "messageMedia",
+        "reportsFiled",
         "sessions",
         "requestLog",
     ] {

@@ -20,8 +20,12 @@ use crate::services::{live, notifications};
 pub struct SendMessageInput {
     to_user_id: Option<ID>,
     conversation_id: Option<ID>,
-    /// 1 to 4000 characters.
-    body: String,
+    /// Up to 4000 characters; at least 1 unless the message carries files.
+    body: Option<String>,
+    /// Up to 9 of your own MESSAGE_PHOTO or MESSAGE_VIDEO uploads (`uploadMedia`), not sent before,
+    /// shown in this order. Only the conversation's two members can open them
+    /// (`Message.media[].url`).
+    media_ids: Option<Vec<ID>>,
     /// The client's own id for this message (1 to 64 letters, digits, `-_.:`; a UUID fits). Sending
     /// again with the same id, after a timeout or a lost answer, returns the message already stored
     /// instead of sending it twice.
@@ -190,7 +194,22 @@ impl RealtimeMutation {
         };
         let st = state(ctx)?;
         let client_id = input.client_message_id.as_deref();
-        let sent = messaging::send(&st.db, &st.broker, &viewer, to, &input.body, client_id).await?;
+        let media_ids = input
+            .media_ids
+            .iter()
+            .flatten()
+            .map(|id| ids::media_key(id, "input.mediaIds"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sent = messaging::send(
+            &st.db,
+            &st.broker,
+            &viewer,
+            to,
+            input.body.as_deref().unwrap_or_default(),
+            client_id,
+            &media_ids,
+        )
+        .await?;
         Ok(SendMessagePayload {
             message_edge: edge(Cursor::Id(sent.message.id), Message(sent.message.clone())),
             message: Message(sent.message),

@@ -92,6 +92,13 @@ impl Message {
         Ok(load_one(&loaders(ctx)?.users, self.0.sender_id).await?.map(User))
     }
 
+    /// The photos and videos sent with it, in order. Their URLs open for the conversation's two
+    /// members only (and for moderators while the message is reported).
+    async fn media(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::trust::Media>> {
+        let list = load_one(&loaders(ctx)?.message_media, self.0.id).await?.unwrap_or_default();
+        Ok(list.into_iter().map(super::trust::Media).collect())
+    }
+
     /// Whether the signed-in viewer sent it.
     async fn is_mine(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         Ok(require_viewer(ctx)?.user_id == self.0.sender_id)

@@ -24,6 +24,11 @@ pub enum MediaKind {
     /// An identity document photo: private and sealed, never public. Upload it through
     /// `submitIdentityVerification`, not `uploadMedia`.
     IdPhoto,
+    /// A photo for a private message (image, up to `MAX_IMAGE_BYTES`): sealed, opened only by the
+    /// conversation's two members once sent (`sendMessage(input.mediaIds)`).
+    MessagePhoto,
+    /// A short video for a private message (up to `MAX_UPLOAD_BYTES`): sealed like a message photo.
+    MessageVideo,
 }
 
 /// An uploaded file. Its URLs are absolute (`PUBLIC_API_URL` + `/media/...`) and never change, so
@@ -31,8 +36,13 @@ pub enum MediaKind {
 pub struct Media(pub media::Model);
 
 impl Media {
-    /// An absolute URL of one of this file's routes; null for private files, which have none.
+    /// An absolute URL of one of this file's routes; null for private files, which have none, but
+    /// for the file itself of a message's photo or video (its route checks who asks).
     fn served(&self, ctx: &Context<'_>, suffix: &str) -> async_graphql::Result<Option<String>> {
+        if media_svc::Kind::parse(&self.0.kind).for_messages() {
+            let path = media_svc::message_path(&self.0.id);
+            return suffix.is_empty().then(|| api_url(ctx, &path)).transpose();
+        }
         if self.0.private {
             return Ok(None);
         }
@@ -61,8 +71,10 @@ impl Media {
         self.0.size_bytes as f64
     }
 
-    /// Where the file is served: an absolute URL (`PUBLIC_API_URL/media/{uuid}`); null for private
-    /// files (ID photos reach reviewers through the verification queue only).
+    /// Where the file is served: an absolute URL (`PUBLIC_API_URL/media/{uuid}`). A message's photo
+    /// or video is at `PUBLIC_API_URL/media/messages/{uuid}`, which answers only the conversation's
+    /// two members (send the session, as for `/graphql`; never cached). Null for ID photos, which
+    /// reach reviewers through the verification queue only.
     async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         self.served(ctx, "")
     }
