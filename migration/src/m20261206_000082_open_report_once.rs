@@ -13,6 +13,15 @@ fn a(name: &str) -> Alias {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Two taps that raced before this index may have left a member two open reports on one
+        // target: keep the first.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "DELETE FROM reports WHERE status = 'OPEN' AND id NOT IN \
+                 (SELECT MIN(id) FROM reports WHERE status = 'OPEN' GROUP BY reporter_id, target_kind, target_id)",
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()

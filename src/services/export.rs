@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 use entity::*;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Viewer;
@@ -70,15 +70,19 @@ pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_i
         memberships.iter().filter_map(|m| m.get("conversation_id").and_then(Value::as_i64)).collect();
     out.insert("conversations".into(), Value::Array(memberships));
     let messages = messages::Entity::find()
-        .filter(messages::Column::ConversationId.is_in(conversation_ids))
+        .filter(messages::Column::ConversationId.is_in(conversation_ids.iter().copied()))
         .order_by_asc(messages::Column::Id)
         .into_json()
         .all(db)
         .await?;
     // The photos and videos of those messages, sent or received (the files open at their `/media/messages/` URLs).
-    let message_ids: Vec<i64> = messages.iter().filter_map(|m| m.get("id").and_then(Value::as_i64)).collect();
+    let of_those = messages::Entity::find()
+        .select_only()
+        .column(messages::Column::Id)
+        .filter(messages::Column::ConversationId.is_in(conversation_ids.iter().copied()))
+        .into_query();
     let message_media = media::Entity::find()
-        .filter(media::Column::MessageId.is_in(message_ids))
+        .filter(media::Column::MessageId.in_subquery(of_those))
         .order_by_asc(media::Column::MessageId)
         .order_by_asc(media::Column::Position)
         .into_json()

@@ -395,31 +395,45 @@ pub async fn resolve(
     if claimed.is_empty() {
         return Err(AppError::NotFound("open report"));
     }
-    let acted = act(db, broker, viewer, note, target, outcome, ban_days.map(|d| (responsible, d))).await;
-    if let Err(err) = acted {
-        let ids: Vec<i64> = claimed.iter().map(|r| r.id).collect();
-        let reopened = reports::Entity::update_many()
-            .col_expr(reports::Column::Status, Expr::value(Status::Open.as_str()))
-            .col_expr(reports::Column::Outcome, Expr::value(Option::<String>::None))
-            .col_expr(reports::Column::HandledBy, Expr::value(Option::<i64>::None))
-            .col_expr(reports::Column::HandledAt, Expr::value(Option::<DateTime<Utc>>::None))
-            .filter(reports::Column::Id.is_in(ids))
-            .exec(db)
-            .await;
-        if let Err(e) = reopened {
-            tracing::error!(error = %e, "could not reopen reports after a failed moderation action");
-        }
+    let ban = ban_days.map(|d| (responsible, d));
+    // A DISMISS is no finding about anyone: the record names no member (the audit lines about a
+    // member are in their data export).
+    let subject = (outcome != Outcome::Dismiss).then_some(responsible);
+    let done = async {
+        act(db, broker, viewer, note, target, outcome, ban).await?;
+        close(db, broker, viewer, note.ip, target, outcome, subject, &reason, &claimed).await
+    }
+    .await;
+    if let Err(err) = done {
+        // Whatever part failed, the case is open again: a retry repeats the (idempotent) action.
+        reopen(db, &claimed).await;
         return Err(err);
     }
+    Ok(Resolved { reports: claimed.len() as u64, outcome, banned: ban.map(|(member, _)| member) })
+}
+
+/// Audits a settled case and tells the reporters of the claimed reports, in one transaction.
+#[allow(clippy::too_many_arguments)]
+async fn close(
+    db: &DatabaseConnection,
+    broker: &Broker,
+    viewer: &Viewer,
+    ip: Option<&str>,
+    target: Target,
+    outcome: Outcome,
+    subject: Option<i64>,
+    reason: &str,
+    claimed: &[reports::Model],
+) -> AppResult<()> {
     let mut reporters: Vec<i64> = claimed.iter().map(|r| r.reporter_id).collect();
     reporters.sort_unstable();
     reporters.dedup();
     let txn = db.begin().await?;
     // All reporters' stream locks at once, in id order, as every other writer takes them.
     streams::lock_users(&txn, &reporters).await?;
-    let entry = audit::Entry::new(audit::Action::ResolveReports, Some(responsible), target.audit_name())
+    let entry = audit::Entry::new(audit::Action::ResolveReports, subject, target.audit_name())
         .because(Some(format!("{}: {reason}", outcome.as_str())));
-    audit::record(&txn, viewer, note.ip, entry).await?;
+    audit::record(&txn, viewer, ip, entry).await?;
     let mut outbox = Outbox::default();
     for &reporter in &reporters {
         let n = NewNotification {
@@ -434,8 +448,32 @@ pub async fn resolve(
     }
     txn.commit().await?;
     broker.publish_all(outbox).await;
-    let banned = ban_days.map(|_| responsible);
-    Ok(Resolved { reports: claimed.len() as u64, outcome, banned })
+    Ok(())
+}
+
+/// Gives claimed reports back to the queue after a failed settlement. A reporter who filed again
+/// meanwhile already has an open report on the target (one per member: `reports_open_once`); that
+/// one stands and the claimed one goes.
+async fn reopen(db: &DatabaseConnection, claimed: &[reports::Model]) {
+    for r in claimed {
+        let reopened = reports::Entity::update_many()
+            .col_expr(reports::Column::Status, Expr::value(Status::Open.as_str()))
+            .col_expr(reports::Column::Outcome, Expr::value(Option::<String>::None))
+            .col_expr(reports::Column::HandledBy, Expr::value(Option::<i64>::None))
+            .col_expr(reports::Column::HandledAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(reports::Column::Id.eq(r.id))
+            .exec(db)
+            .await;
+        let result = match reopened {
+            Err(err) if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+                reports::Entity::delete_by_id(r.id).exec(db).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(err) = result {
+            tracing::error!(%err, report = r.id, "could not give a report back to the queue after a failed settlement");
+        }
+    }
 }
 
 /// The action of a settled case, with the ban (member, days) if any. What is already taken down
@@ -486,12 +524,13 @@ fn outcome_text(outcome: Outcome) -> &'static str {
     }
 }
 
-/// Whether anyone reported this target (open or settled).
+/// Whether a report on this target is open (what lets moderators see a message's files).
 pub async fn is_reported<C: sea_orm::ConnectionTrait>(db: &C, kind: TargetKind, id: i64) -> AppResult<bool> {
     let found = reports::Entity::find()
         .select_only()
         .column(reports::Column::Id)
         .filter(Target { kind, id }.filter())
+        .filter(reports::Column::Status.eq(Status::Open.as_str()))
         .into_tuple::<i64>()
         .one(db)
         .await?;

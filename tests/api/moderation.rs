@@ -235,3 +235,34 @@ async fn a_case_outlives_its_post_a_ban_never_shortens_and_nobody_settles_their_
     let queue = cases(&app.gql(Some(&moderator), QUEUE, json!({})).await);
     assert_eq!(queue.len(), 1, "still open");
 }
+
+#[tokio::test]
+async fn a_failed_action_gives_the_case_back_and_a_case_shows_its_newest_twenty_reports() {
+    let (app, c) = TestApp::community().await;
+    let (moderator, _) = app.user_with_role(&phone(4), "MODERATOR").await;
+    let (_, staff_id) = app.user_with_role(&phone(5), "REVIEWER").await;
+    let mut reporters = Vec::new();
+    for i in 0..21 {
+        let (token, _) = app.register(&phone(100 + i), &format!("m{i}")).await;
+        report(&app, &token, &c.post, "SPAM", Some(&format!("note {i}"))).await;
+        reporters.push(token);
+    }
+    let queue = cases(&app.gql(Some(&moderator), QUEUE, json!({})).await);
+    assert_eq!(queue[0]["reportCount"], 21);
+    let shown = queue[0]["reports"].as_array().unwrap();
+    assert_eq!(shown.len(), 20);
+    assert_eq!((shown[0]["note"].as_str(), shown[19]["note"].as_str()), (Some("note 20"), Some("note 1")));
+
+    // A moderator cannot suspend staff: the ban fails, and the case is open again, untouched.
+    report(&app, &reporters[0], &staff_id, "HARASSMENT", None).await;
+    let (code, _) = app.gql_err(Some(&moderator), RESOLVE, json!({ "t": staff_id, "a": "BAN", "d": 3 })).await;
+    assert_eq!(code, "FORBIDDEN");
+    let queue = cases(&app.gql(Some(&moderator), QUEUE, json!({})).await);
+    let staff_case = queue.iter().find(|k| k["targetId"] == json!(staff_id)).expect("the case is open again");
+    assert_eq!(staff_case["reportCount"], 1);
+    let notes = app.gql(Some(&reporters[0]), NOTICES, json!({})).await;
+    assert_eq!(notes["notifications"]["edges"], json!([]), "nobody was told of a settlement that did not happen");
+    // An ADMIN can.
+    let done = app.gql(Some(&c.admin), RESOLVE, json!({ "t": staff_id, "a": "BAN", "d": 3 })).await;
+    assert_eq!(done["resolveReports"]["reportsResolved"], 1);
+}

@@ -5,8 +5,9 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::types::moderation::{ModerationAction, Report, ReportReason};
-use crate::graphql::{rate_limit, require_viewer, staff_note, state};
+use crate::graphql::{rate_limit, request_info, require_viewer, state};
 use crate::ratelimit::Limit;
+use crate::services::audit::Note;
 use crate::services::reports::{self, Target, TargetKind};
 
 /// The target of a report from its global id.
@@ -89,9 +90,16 @@ impl ModerationMutation {
         let viewer = require_viewer(ctx)?;
         let target = target(&input.target)?;
         let st = state(ctx)?;
-        let note = staff_note(ctx, Some(&input.reason));
-        let days = input.ban_days.map(i64::from);
-        let done = reports::resolve(&st.db, &st.broker, &viewer, note, target, input.action.into(), days).await?;
+        let (db, broker) = (st.db.clone(), st.broker.clone());
+        let ip = request_info(ctx).and_then(|i| i.ip.clone());
+        let (reason, action, days) = (input.reason, input.action.into(), input.ban_days.map(i64::from));
+        // Settling claims the reports, acts, then records: it runs to the end on its own task, so a
+        // client that goes away or the request timeout cannot stop it half-way.
+        let settling = tokio::spawn(async move {
+            let note = Note { ip: ip.as_deref(), reason: Some(&reason) };
+            reports::resolve(&db, &broker, &viewer, note, target, action, days).await
+        });
+        let done = settling.await.map_err(AppError::internal)??;
         Ok(ResolveReportsPayload {
             reports_resolved: i32::try_from(done.reports).unwrap_or(i32::MAX),
             action: done.outcome.into(),
