@@ -148,9 +148,52 @@ pub async fn message(State(app): State<AppState>, Path(id): Path<String>, header
     };
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     match media::message_file(&app.db, &app.media, &viewer, &id).await {
-        Ok((mime, bytes)) => private_body(&mime, bytes, None),
+        Ok((mime, bytes)) => ranged(&mime, bytes, headers.get(header::RANGE)),
         Err(e) => from_error(e),
     }
+}
+
+/// A private file that video players can seek in: one satisfiable range is 206 with
+/// `Content-Range`, an unsatisfiable one 416; no range (or several, which no player sends) gets the
+/// whole file.
+fn ranged(mime: &str, bytes: Vec<u8>, range: Option<&HeaderValue>) -> Response {
+    let total = bytes.len() as u64;
+    let wanted = range
+        .and_then(|r| r.to_str().ok())
+        .map(|r| http_range_header::parse_range_header(r).and_then(|parsed| parsed.validate(total)));
+    let mut resp = match wanted {
+        Some(Ok(ranges)) if ranges.len() == 1 => {
+            let (start, end) = (*ranges[0].start(), *ranges[0].end());
+            let part = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(end).ok())
+                .and_then(|(s, e)| bytes.get(s..=e))
+                .map(<[u8]>::to_vec);
+            match part {
+                Some(part) => {
+                    let mut resp = private_body(mime, part, None);
+                    *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
+                        resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    resp
+                }
+                None => unsatisfiable(total),
+            }
+        }
+        Some(Err(_)) => unsatisfiable(total),
+        _ => private_body(mime, bytes, None),
+    };
+    resp.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    resp
+}
+
+fn unsatisfiable(total: u64) -> Response {
+    let mut resp = refuse(StatusCode::RANGE_NOT_SATISFIABLE, code::BAD_USER_INPUT, "the range is outside the file");
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+        resp.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    resp
 }
 
 pub async fn export(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {

@@ -78,6 +78,8 @@ pub struct Purged {
     pub email_outbox: u64,
     pub exports: u64,
     pub id_photos: u64,
+    /// Message photos and videos uploaded more than a day ago and never sent.
+    pub unsent_message_media: u64,
 }
 
 fn days(n: u32) -> Duration {
@@ -193,6 +195,7 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
     );
     let exports = purge_exports(db, store, now).await?;
     let id_photos = purge_id_photos(db, store, now - days(p.id_photos)).await?;
+    let unsent_message_media = purge_unsent_message_media(db, store, now - Duration::days(1)).await?;
     Ok(Purged {
         browse_history,
         search_history,
@@ -209,7 +212,34 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         email_outbox,
         exports,
         id_photos,
+        unsent_message_media,
     })
+}
+
+/// A message's photo or video that was never sent is nobody's message: sealed private storage
+/// with no end. A day is long enough for any draft.
+async fn purge_unsent_message_media(
+    db: &DatabaseConnection,
+    store: &MediaStore,
+    cutoff: DateTime<Utc>,
+) -> AppResult<u64> {
+    use crate::services::media::Kind;
+    let mut total = 0;
+    loop {
+        let rows = entity::media::Entity::find()
+            .filter(entity::media::Column::Kind.is_in([Kind::MessagePhoto.as_str(), Kind::MessageVideo.as_str()]))
+            .filter(entity::media::Column::MessageId.is_null())
+            .filter(entity::media::Column::CreatedAt.lt(cutoff))
+            .limit(BATCH)
+            .all(db)
+            .await?;
+        let n = rows.len() as u64;
+        crate::services::media::remove(db, store, rows).await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
 }
 
 /// Expired exports: the file first, then the row, so a failure leaves a row to retry, never a file

@@ -259,6 +259,16 @@ async fn photos_and_videos_in_messages_reach_only_the_conversation() {
     assert_eq!(pushed["media"][0]["url"], json!(photo_url));
     assert_eq!(pushed["media"][1]["mimeType"], "video/mp4");
 
+    // A player seeks in the video: byte ranges.
+    let video_url = pushed["media"][1]["url"].as_str().unwrap().to_string();
+    let part = app.http.get(&video_url).bearer_auth(&bob).header("range", "bytes=0-99").send().await.unwrap();
+    assert_eq!(part.status(), 206);
+    let total = crate::common::mp4().len();
+    assert_eq!(part.headers()["content-range"], format!("bytes 0-99/{total}").as_str());
+    assert_eq!(part.bytes().await.unwrap().to_vec(), crate::common::mp4()[..100].to_vec());
+    let beyond = app.http.get(&video_url).bearer_auth(&bob).header("range", format!("bytes={total}-")).send().await;
+    assert_eq!(beyond.unwrap().status(), 416);
+
     // The two members open it; nobody else does, and there is no public URL for it.
     assert_eq!(fetch(&app, Some(&bob), &photo_url).await, (200, photo.clone()));
     assert_eq!(fetch(&app, Some(&carol), &photo_url).await.0, 404);

@@ -23,6 +23,14 @@ async fn personal_data_goes_when_its_period_ends_and_not_before() {
     let fetch_export = || app.http.get(app.url(&download)).bearer_auth(&bob).send();
     assert_eq!(fetch_export().await.unwrap().status(), 200);
 
+    // A message photo bob uploads and never sends.
+    let upload =
+        "mutation($file: Upload!) { uploadMedia(input: { file: $file, kind: MESSAGE_PHOTO }) { media { url } } }";
+    let draft = app.upload(&bob, upload, json!({}), ("0", "d.png", "image/png", crate::common::png("draft"))).await;
+    let draft_url = draft["uploadMedia"]["media"]["url"].as_str().unwrap().to_string();
+    let fetch_draft = || app.http.get(&draft_url).bearer_auth(&bob).send();
+    assert_eq!(fetch_draft().await.unwrap().status(), 200);
+
     let wrong = "mutation($i: LoginInput!) { login(input: $i) { token } }";
     app.gql_err(None, wrong, json!({ "i": { "phone": phone(2), "password": "not it" } })).await;
 
@@ -34,6 +42,8 @@ async fn personal_data_goes_when_its_period_ends_and_not_before() {
     assert_eq!((purged.exports, purged.browse_history, purged.search_history, purged.sessions), (1, 0, 0, 0));
     assert_eq!(purged.login_failures, 1, "the failed sign-in's window and lock have passed");
     assert!(purged.sms_outbox >= 1, "the SMS of the sign-up code, a day old: {purged:?}");
+    assert_eq!(purged.unsent_message_media, 1, "the photo never sent");
+    assert_eq!(fetch_draft().await.unwrap().status(), 404);
     let mine = app.gql(Some(&bob), MINE, json!({})).await["me"].clone();
     assert_eq!(mine["browseHistory"]["edges"].as_array().unwrap().len(), 1, "{mine}");
     assert_eq!(mine["searchHistory"]["edges"].as_array().unwrap().len(), 1, "{mine}");
