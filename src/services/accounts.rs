@@ -5,7 +5,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Duration, Utc};
 use entity::{sessions, users};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, Set, TransactionTrait,
@@ -482,15 +482,22 @@ pub async fn ban(
         .ok_or(AppError::NotFound("user"))?;
     authz::require(Some(staff), Action::Moderate { target: user_id, target_role: Role::parse(&target.role)? })?;
     // A new suspension never shortens one in force: the later end wins, and none is the latest.
-    let until = match (is_suspended(&target, Utc::now()), target.banned_until, until) {
-        (true, None, _) | (true, _, None) => None,
-        (true, Some(held), Some(asked)) => Some(held.max(asked)),
-        (false, _, asked) => asked,
+    // Decided inside the UPDATE, so two staff suspending at once cannot shorten it either.
+    let now = Utc::now();
+    let none = || Expr::value(Option::<DateTime<Utc>>::None);
+    let held = || Expr::col(users::Column::BannedUntil);
+    let in_force = || Expr::col(users::Column::BannedAt).is_not_null().and(held().is_null().or(held().gt(now)));
+    let new_until = match until.filter(|_| banned) {
+        None => none(),
+        Some(asked) => Expr::case(in_force().and(held().is_null()), none())
+            .case(in_force().and(held().gt(asked)), held())
+            .finally(Expr::value(asked))
+            .into(),
     };
     let txn = db.begin().await?;
     users::Entity::update_many()
-        .col_expr(users::Column::BannedAt, Expr::value(banned.then(Utc::now)))
-        .col_expr(users::Column::BannedUntil, Expr::value(until.filter(|_| banned)))
+        .col_expr(users::Column::BannedUntil, new_until)
+        .col_expr(users::Column::BannedAt, Expr::value(banned.then_some(now)))
         .filter(users::Column::Id.eq(user_id))
         .exec(&txn)
         .await?;

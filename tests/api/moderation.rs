@@ -227,6 +227,24 @@ async fn a_case_outlives_its_post_a_ban_never_shortens_and_nobody_settles_their_
         .try_get::<i64>("", "n")
         .unwrap();
     assert_eq!(open_ended, 1);
+    // Ten days, then one: still ten.
+    let (_, dave_id) = app.register(&phone(6), "dave").await;
+    app.gql(Some(&moderator), ban, json!({ "u": dave_id, "d": 10 })).await;
+    app.gql(Some(&moderator), ban, json!({ "u": dave_id, "d": 1 })).await;
+    let nine_days = (chrono::Utc::now() + chrono::Duration::days(9)).format("%Y-%m-%d").to_string();
+    let longer = app
+        .state
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.state.db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM users WHERE banned_until > '{nine_days}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(longer, 1, "the one-day ban did not shorten the ten-day one");
 
     // Reports about a moderator go to another moderator.
     report(&app, &bob, &moderator_id, "HARASSMENT", None).await;
