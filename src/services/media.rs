@@ -317,8 +317,18 @@ const POST_KINDS: [Kind; 2] = [Kind::PostImage, Kind::Video];
 
 /// A post's list of uploads: at most [`MAX_PER_POST`], none twice.
 fn check_post_list(ids: &[String]) -> AppResult<()> {
-    if ids.len() > MAX_PER_POST {
-        return Err(AppError::bad_input("input.mediaIds", format!("at most {MAX_PER_POST} files per post")));
+    check_list(ids, MAX_PER_POST, "post")
+}
+
+/// A message's list of uploads: at most [`MAX_PER_MESSAGE`], none twice. Checked before the send
+/// writes anything.
+pub fn check_message_list(ids: &[String]) -> AppResult<()> {
+    check_list(ids, MAX_PER_MESSAGE, "message")
+}
+
+fn check_list(ids: &[String], max: usize, per: &str) -> AppResult<()> {
+    if ids.len() > max {
+        return Err(AppError::bad_input("input.mediaIds", format!("at most {max} files per {per}")));
     }
     let unique: std::collections::HashSet<&String> = ids.iter().collect();
     if unique.len() != ids.len() {
@@ -421,22 +431,15 @@ pub async fn visible(
 /// The most files one private message carries.
 pub const MAX_PER_MESSAGE: usize = 9;
 
-/// Attaches the sender's unsent MESSAGE_PHOTO and MESSAGE_VIDEO uploads to a message, in the order
-/// given, inside the message's own transaction. The conditions are in the UPDATE: an upload sent
-/// with one message cannot be sent with another.
+/// Attaches the sender's unsent MESSAGE_PHOTO and MESSAGE_VIDEO uploads (a list that passed
+/// [`check_message_list`]) to a message, in the order given, inside the message's own transaction.
+/// The conditions are in the UPDATE: an upload sent with one message cannot be sent with another.
 pub async fn attach_to_message(
     db: &impl ConnectionTrait,
     owner: i64,
     message_id: i64,
     ids: &[String],
 ) -> AppResult<()> {
-    if ids.len() > MAX_PER_MESSAGE {
-        return Err(AppError::bad_input("input.mediaIds", format!("at most {MAX_PER_MESSAGE} files per message")));
-    }
-    let unique: std::collections::HashSet<&String> = ids.iter().collect();
-    if unique.len() != ids.len() {
-        return Err(AppError::bad_input("input.mediaIds", "an upload is listed twice"));
-    }
     for (position, id) in ids.iter().enumerate() {
         let attached = media::Entity::update_many()
             .col_expr(media::Column::MessageId, sea_orm::sea_query::Expr::value(message_id))

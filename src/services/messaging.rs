@@ -104,10 +104,7 @@ pub async fn send(
 ) -> AppResult<Sent> {
     let min_body = usize::from(media_ids.is_empty());
     let body = validate::text("input.body", body, min_body, BODY_MAX, Lines::Multi)?;
-    if media_ids.len() > media::MAX_PER_MESSAGE {
-        let max = media::MAX_PER_MESSAGE;
-        return Err(AppError::bad_input("input.mediaIds", format!("at most {max} files per message")));
-    }
+    media::check_message_list(media_ids)?;
     let client_id = client_id.map(client_message_id).transpose()?;
     let (peer, must_be_live) = match to {
         Recipient::User(id) => (id, true),

@@ -43,6 +43,8 @@ macro_rules! names {
         pub enum $name { $($variant),* }
 
         impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
@@ -210,14 +212,13 @@ pub struct CaseRow {
     pub last_id: i64,
 }
 
+/// A case with what the queue shows of it.
 #[derive(Debug, Clone)]
 pub struct Case {
     pub target: Target,
     pub status: Status,
-    pub reports: i64,
-    pub first_at: DateTime<Utc>,
-    pub last_at: DateTime<Utc>,
-    pub last_id: i64,
+    /// The counts and times, as the grouping read them.
+    pub row: CaseRow,
     /// How many reports gave each reason, most first.
     pub reasons: Vec<(Reason, i64)>,
     /// The newest [`REPORTS_PER_CASE`] reports, newest first.
@@ -318,10 +319,7 @@ pub async fn queue(db: &DatabaseConnection, viewer: &Viewer, status: Status, pag
         Ok(Case {
             target,
             status,
-            reports: c.reports,
-            first_at: c.first_at,
-            last_at: c.last_at,
-            last_id: c.last_id,
+            row: c,
             reasons,
             latest: latest.remove(&target).unwrap_or_default(),
             stream: if target.kind == TargetKind::LiveStream { streams.remove(&target.id) } else { None },

@@ -291,6 +291,16 @@ async fn photos_and_videos_in_messages_reach_only_the_conversation() {
     assert_eq!(app.gql(Some(&carol), inbox, json!({})).await["conversations"]["edges"], json!([]));
     let (code, _) = app.gql_err(Some(&alice), SEND_MEDIA, json!({ "to": carol_id, "body": "" })).await;
     assert_eq!(code, "BAD_USER_INPUT", "no text and no file");
+    let mut ten = Vec::new();
+    for i in 0..10 {
+        let part = ("0", "n.png", "image/png", crate::common::png(&format!("n{i}")));
+        ten.push(upload(&app, &alice, "MESSAGE_PHOTO", part).await.0);
+    }
+    let (code, err) = app.gql_err(Some(&alice), SEND_MEDIA, json!({ "to": carol_id, "m": ten })).await;
+    assert_eq!((code.as_str(), err["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("input.mediaIds")));
+    assert!(err["message"].as_str().unwrap().contains("at most 9"), "{err}");
+    let (code, _) = app.gql_err(Some(&alice), SEND_MEDIA, json!({ "to": carol_id, "m": [ten[0], ten[0]] })).await;
+    assert_eq!(code, "BAD_USER_INPUT", "an upload listed twice");
 
     // A moderator opens them once a member of the conversation reports the message.
     let (moderator, _) = app.user_with_role(&phone(4), "MODERATOR").await;

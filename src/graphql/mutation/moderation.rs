@@ -4,23 +4,16 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::types::moderation::{ModerationAction, Report, ReportReason};
+use crate::graphql::types::moderation::{ModerationAction, Report, ReportReason, target_of};
 use crate::graphql::{rate_limit, request_info, require_viewer, state};
 use crate::ratelimit::Limit;
 use crate::services::audit::Note;
-use crate::services::reports::{self, Target, TargetKind};
+use crate::services::reports::{self, Target};
 
 /// The target of a report from its global id.
 fn target(id: &ID) -> Result<Target, AppError> {
-    let kind = match ids::decode_any(id) {
-        Some((Kind::Post, id)) => Target { kind: TargetKind::Post, id },
-        Some((Kind::Comment, id)) => Target { kind: TargetKind::Comment, id },
-        Some((Kind::Message, id)) => Target { kind: TargetKind::Message, id },
-        Some((Kind::User, id)) => Target { kind: TargetKind::User, id },
-        Some((Kind::LiveStream, id)) => Target { kind: TargetKind::LiveStream, id },
-        _ => return Err(AppError::bad_input("input.target", "is not a Post, Comment, Message, User or LiveStream id")),
-    };
-    Ok(kind)
+    target_of(id)
+        .ok_or_else(|| AppError::bad_input("input.target", "is not a Post, Comment, Message, User or LiveStream id"))
 }
 
 #[derive(InputObject)]

@@ -116,15 +116,25 @@ impl Report {
     }
 }
 
-fn target_id(kind: TargetKind, id: i64) -> ID {
-    let kind = match kind {
+/// The global id kind of each reportable kind: the one table both directions read.
+fn id_kind(kind: TargetKind) -> Kind {
+    match kind {
         TargetKind::Post => Kind::Post,
         TargetKind::Comment => Kind::Comment,
         TargetKind::Message => Kind::Message,
         TargetKind::User => Kind::User,
         TargetKind::LiveStream => Kind::LiveStream,
-    };
-    ids::encode(kind, id)
+    }
+}
+
+fn target_id(kind: TargetKind, id: i64) -> ID {
+    ids::encode(id_kind(kind), id)
+}
+
+/// The report target a global id names, if it names a reportable kind.
+pub fn target_of(id: &ID) -> Option<svc::Target> {
+    let (kind, id) = ids::decode_any(id)?;
+    TargetKind::ALL.iter().copied().find(|t| id_kind(*t) == kind).map(|kind| svc::Target { kind, id })
 }
 
 #[derive(SimpleObject)]
@@ -167,7 +177,7 @@ impl ReportCase {
 
     /// All the reports in this case.
     async fn report_count(&self) -> i32 {
-        i32::try_from(self.0.reports).unwrap_or(i32::MAX)
+        i32::try_from(self.0.row.reports).unwrap_or(i32::MAX)
     }
 
     /// How many reports gave each reason, most first.
@@ -182,10 +192,10 @@ impl ReportCase {
     }
 
     async fn first_reported_at(&self) -> DateTime<Utc> {
-        self.0.first_at
+        self.0.row.first_at
     }
 
     async fn last_reported_at(&self) -> DateTime<Utc> {
-        self.0.last_at
+        self.0.row.last_at
     }
 }
