@@ -51,6 +51,8 @@ pub struct AppState {
     pub entities: Option<Arc<crate::entity_cache::EntityCache>>,
     /// The in-memory search index (`services::search::resident`).
     pub search: Arc<crate::services::search::Resident>,
+    /// Web Push to offline devices (`services::push`).
+    pub push: Arc<crate::services::push::Push>,
     /// Connections, WebSockets and requests in flight this instance has room for.
     pub capacity: Arc<Capacity>,
     /// Subscriptions executed once for all the sockets subscribed to them (`http::shared_feed`).
@@ -102,8 +104,9 @@ impl AppState {
         let limiter = Arc::new(RateLimiter::new(&config, redis.clone()));
         let sealer = crate::media::load_sealer(&config).map_err(StartError::Config)?;
         let visitor_salt = sealer.derive("ecer visitor counts v1");
-        let media = MediaStore::open(&config.media_dir, Arc::new(sealer))
-            .map_err(|e| StartError::Config(format!("MEDIA_DIR {}: {e}", config.media_dir.display())))?;
+        let location = crate::media::Location::from_config(&config).map_err(StartError::Config)?;
+        let media = MediaStore::open(&location, Arc::new(sealer))
+            .map_err(|e| StartError::Config(format!("media storage: {e}")))?;
         let activity = Activity::spawn(db.clone(), config.request_log, visitor_salt);
         crate::services::retention::spawn(
             db.clone(),
@@ -118,6 +121,19 @@ impl AppState {
             sms.clone(),
             std::time::Duration::from_millis(config.sms_outbox_poll_ms),
             chrono::Duration::milliseconds(i64::try_from(config.sms_retry_base_ms.min(60_000)).unwrap_or(60_000)),
+        );
+        let push = Arc::new(
+            crate::services::push::Push::from_config(
+                &config,
+                media.sealer(),
+                redis.clone().map(|r| (r, config.redis_prefix.as_str())),
+            )
+            .map_err(StartError::Config)?,
+        );
+        crate::services::push::spawn(
+            db.clone(),
+            push.clone(),
+            std::time::Duration::from_millis(config.push_poll_ms.max(10)),
         );
         let mailer = crate::mail::Mailer::from_config(&config).map_err(StartError::Config)?;
         crate::services::email_outbox::spawn(
@@ -155,6 +171,7 @@ impl AppState {
             mailer,
             epoch,
             search: search.clone(),
+            push: push.clone(),
         };
         let query_schema = graphql::build_lean_schema(gql_state.clone());
         let schema = graphql::build_schema(gql_state);
@@ -179,6 +196,7 @@ impl AppState {
             response_cache,
             entities,
             search,
+            push,
             capacity,
             shared_feeds: Default::default(),
             private_streams: Default::default(),

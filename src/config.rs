@@ -29,6 +29,9 @@ pub enum Command {
         #[arg(long)]
         id: String,
     },
+    /// Print a new VAPID key pair for Web Push: the private key for `PUSH_VAPID_PRIVATE_KEY`, and its
+    /// public key (what `pushPublicKey` will answer).
+    GenerateVapidKey,
     /// Re-seal identity data, ID photos and exports with the first key of `SEAL_KEYS`, after a
     /// rotation; the old key can be removed once this reports nothing left.
     Reseal,
@@ -278,6 +281,80 @@ pub struct Config {
     /// Folder for uploaded files (avatars, post images, videos; ID photos and data exports sealed).
     #[arg(long, env = "MEDIA_DIR", default_value = "data/media")]
     pub media_dir: std::path::PathBuf,
+
+    /// Object storage for media instead of `MEDIA_DIR`: `s3://bucket[/prefix]` on any S3-compatible
+    /// service (AWS S3, MinIO, Aliyun OSS, Cloudflare R2). Instances on different machines then share
+    /// media with no shared file system. Credentials: the `S3_*` settings below, else the standard
+    /// `AWS_*` variables or the instance's role.
+    #[arg(long, env = "MEDIA_STORE_URL")]
+    pub media_store_url: Option<String>,
+
+    /// The S3 endpoint for services other than AWS (`https://oss-cn-hangzhou.aliyuncs.com`,
+    /// `http://127.0.0.1:9000` for MinIO); unset: AWS for the region.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// The bucket's region (`us-east-1` when neither this nor `AWS_REGION` is set).
+    #[arg(long, env = "S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// The access key id for `MEDIA_STORE_URL`; unset: `AWS_ACCESS_KEY_ID` or the instance's role.
+    #[arg(long, env = "S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// The secret key for `MEDIA_STORE_URL`; unset: `AWS_SECRET_ACCESS_KEY` or the instance's role.
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Allow a plain-HTTP `S3_ENDPOINT` (a MinIO on the same private network); refused otherwise.
+    #[arg(long, env = "S3_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_allow_http: bool,
+
+    /// Virtual-hosted-style requests (`bucket.endpoint/key`), which Aliyun OSS requires; path style
+    /// (`endpoint/bucket/key`) otherwise.
+    #[arg(long, env = "S3_VIRTUAL_HOSTED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_virtual_hosted: bool,
+
+    /// The VAPID key Web Push is signed with: base64url of a 32-byte P-256 private key
+    /// (`ecer-gateway generate-vapid-key`). Unset: derived from the sealing keys (stable while they are).
+    #[arg(long, env = "PUSH_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub push_vapid_private_key: Option<String>,
+
+    /// Who push services contact about this sender (RFC 8292 `sub`): a `mailto:` or `https:` URL.
+    #[arg(long, env = "PUSH_SUBJECT", default_value = "mailto:push@ecer.example")]
+    pub push_subject: String,
+
+    /// How long a push waits for a live socket to show the message or notification first (then it
+    /// is not sent), in milliseconds.
+    #[arg(long, env = "PUSH_DELAY_MS", default_value_t = 3000)]
+    pub push_delay_ms: u64,
+
+    /// How long a push service keeps trying to reach an offline device, and how long the gateway
+    /// retries the push service (the push's `TTL`), in seconds.
+    #[arg(long, env = "PUSH_TTL_SECS", default_value_t = 86_400)]
+    pub push_ttl_secs: u32,
+
+    /// How often each instance looks for due pushes, in milliseconds.
+    #[arg(long, env = "PUSH_POLL_MS", default_value_t = 1000)]
+    pub push_poll_ms: u64,
+
+    /// First wait before a push the push service did not take is tried again (doubling, up to 60 s).
+    #[arg(long, env = "PUSH_RETRY_BASE_MS", default_value_t = 2000)]
+    pub push_retry_base_ms: u64,
+
+    /// Push services a subscription's endpoint may be on (the host or any host under it): the
+    /// gateway POSTs to nothing else.
+    #[arg(
+        long,
+        env = "PUSH_ENDPOINT_HOSTS",
+        value_delimiter = ',',
+        default_value = "fcm.googleapis.com,android.googleapis.com,push.services.mozilla.com,notify.windows.com,push.apple.com"
+    )]
+    pub push_endpoint_hosts: Vec<String>,
+
+    /// Allow plain-HTTP push endpoints (tests with a local push service only).
+    #[arg(long, env = "PUSH_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub push_allow_http: bool,
 
     /// Largest upload accepted, in bytes (short videos); larger files are refused while streaming.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]

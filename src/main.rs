@@ -77,6 +77,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", ecer_gateway::seal::Sealer::generate_entry(&id).map_err(|e| e.to_string())?);
             Ok(())
         }
+        Command::GenerateVapidKey => {
+            let (private, public) = services::push::generate_key().map_err(|e| e.to_string())?;
+            println!("PUSH_VAPID_PRIVATE_KEY={private}\n# public key (pushPublicKey): {public}");
+            Ok(())
+        }
         Command::Reseal => {
             let state = AppState::new(config).await.map_err(|e| e.to_string())?;
             let report = services::identity::reseal_all(&state.db, &state.media).await.map_err(|e| format!("{e:?}"))?;

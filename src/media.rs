@@ -1,24 +1,34 @@
-//! Files on local disk under `MEDIA_DIR`: public media (avatars, post images, videos) as they were
-//! uploaded, and private files (ID photos, data exports) sealed with [`crate::seal`].
+//! Uploaded files behind one storage interface: public media (avatars, post images, videos) as they
+//! were uploaded, and private files (ID photos, message photos and videos, data exports) sealed with
+//! [`crate::seal`]. The backend is the local folder `MEDIA_DIR` (the default) or S3-compatible object
+//! storage (`MEDIA_STORE_URL=s3://bucket/prefix`), both through the `object_store` crate; every
+//! instance behind a load balancer then reads what any of them wrote, with no shared file system.
 //!
 //! ```text
-//! MEDIA_DIR/public/<uuid>      served by GET /media/<uuid> to anyone
-//! MEDIA_DIR/thumbnails/<uuid>  a public image's thumbnail (JPEG), GET /media/<uuid>/thumbnail
-//! MEDIA_DIR/posters/<uuid>     a video's poster image, GET /media/<uuid>/poster
-//! MEDIA_DIR/private/<uuid>     sealed; only through the access-checked, audited route
-//! MEDIA_DIR/exports/<uuid>     sealed; only its owner downloads it
+//! public/<uuid>      served by GET /media/<uuid> to anyone
+//! thumbnails/<uuid>  a public image's thumbnail (JPEG), GET /media/<uuid>/thumbnail
+//! posters/<uuid>     a video's poster image, GET /media/<uuid>/poster
+//! private/<uuid>     sealed; only through the access-checked routes
+//! exports/<uuid>     sealed; only its owner downloads it
 //! ```
 //! Thumbnails and posters are derived from (or attached to) a public file and served under the same
-//! check as it; they are deleted with it.
-//! Names are server-made UUIDs, never client file names, so no path a client sends reaches the
-//! file system. Writes go to a temporary name first and are renamed into place, so a reader never
-//! sees half a file.
+//! check as it; they are deleted with it. Every download goes through the gateway (proxied), so one
+//! policy decides who sees what on either backend: sealed files could not be presigned anyway (the
+//! storage holds only ciphertext), and a presigned public URL would outlive a deletion.
+//! Names are server-made UUIDs, never client file names, so nothing a client sends becomes a key.
+//! Both backends write atomically: a reader never sees half a file.
 
 pub mod probe;
 pub mod thumbnail;
+mod transport;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path as Key;
+use object_store::{GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::seal::{SealError, Sealer};
 
@@ -50,13 +60,81 @@ pub enum StoreError {
     #[error("media store: {0}")]
     Io(#[from] std::io::Error),
     #[error("media store: {0}")]
+    Object(#[from] object_store::Error),
+    #[error("media store: {0}")]
     Seal(#[from] SealError),
 }
 
-/// The media folder and the keys that seal its private part.
+/// Where media live: `MEDIA_STORE_URL` when set, else the local folder.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Local(std::path::PathBuf),
+    /// S3-compatible storage. Settings left unset fall back to the standard `AWS_*` variables and the
+    /// instance's role (`AmazonS3Builder::from_env`).
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        allow_http: bool,
+        virtual_hosted: bool,
+    },
+}
+
+impl Location {
+    /// The configured location: `s3://bucket[/prefix]` from `MEDIA_STORE_URL`, else `MEDIA_DIR`.
+    pub fn from_config(config: &crate::config::Config) -> Result<Location, String> {
+        let Some(url) = config.media_store_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Location::Local(config.media_dir.clone()));
+        };
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("MEDIA_STORE_URL must be s3://bucket[/prefix], not {url}"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err("MEDIA_STORE_URL names no bucket (s3://bucket[/prefix])".into());
+        }
+        Ok(Location::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            endpoint: config.s3_endpoint.clone(),
+            region: config.s3_region.clone(),
+            access_key_id: config.s3_access_key_id.clone(),
+            secret_access_key: config.s3_secret_access_key.clone(),
+            allow_http: config.s3_allow_http,
+            virtual_hosted: config.s3_virtual_hosted,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Location::Local(dir) => dir.display().to_string(),
+            Location::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// The part size of multipart uploads (S3's minimum is 5 MiB); smaller files go up in one request.
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts of one upload sent at the same time.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// What a download of a served file found: its size and version, and the bytes asked for.
+pub struct Download {
+    pub meta: ObjectMeta,
+    /// The byte range returned (the whole file when none was asked for).
+    pub range: std::ops::Range<u64>,
+    pub body: futures_util::stream::BoxStream<'static, Result<Bytes, StoreError>>,
+}
+
+/// The media storage and the keys that seal its private part.
 #[derive(Debug, Clone)]
 pub struct MediaStore {
-    root: PathBuf,
+    backend: Arc<dyn ObjectStore>,
+    /// For logs and errors: where the files are.
+    location: Arc<str>,
     sealer: Arc<Sealer>,
     /// Wakes this instance's thumbnail worker when an upload queued a thumbnail, so it is made at
     /// once rather than at the next poll (the poll is for what other instances or a crash left).
@@ -64,16 +142,66 @@ pub struct MediaStore {
 }
 
 impl MediaStore {
-    /// Creates the folders if needed.
-    pub fn open(root: &Path, sealer: Arc<Sealer>) -> std::io::Result<MediaStore> {
-        for area in Area::ALL {
-            std::fs::create_dir_all(root.join(area.dir()))?;
-        }
-        Ok(MediaStore { root: root.to_path_buf(), sealer, thumbnails_due: Arc::new(tokio::sync::Notify::new()) })
+    /// Opens the storage (creating the local folder if needed). S3 is not contacted here: a bucket
+    /// that is down or misconfigured shows in the first upload or download, and in the logs.
+    pub fn open(location: &Location, sealer: Arc<Sealer>) -> Result<MediaStore, String> {
+        let backend: Arc<dyn ObjectStore> = match location {
+            Location::Local(root) => {
+                for area in Area::ALL {
+                    std::fs::create_dir_all(root.join(area.dir())).map_err(|e| e.to_string())?;
+                }
+                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(root).map_err(|e| e.to_string())?)
+            }
+            Location::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                allow_http,
+                virtual_hosted,
+            } => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_http_connector(transport::Transport::new(*allow_http)?)
+                    .with_bucket_name(bucket)
+                    .with_allow_http(*allow_http)
+                    .with_virtual_hosted_style_request(*virtual_hosted);
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e);
+                }
+                if let Some(r) = region {
+                    b = b.with_region(r);
+                }
+                if let Some(k) = access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(k) = secret_access_key {
+                    b = b.with_secret_access_key(k);
+                }
+                let s3 = b.build().map_err(|e| e.to_string())?;
+                if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
+                }
+            }
+        };
+        Ok(MediaStore {
+            backend,
+            location: location.describe().into(),
+            sealer,
+            thumbnails_due: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// Where the files are, for logs.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Tells the thumbnail worker there is work (a permit is kept if it is busy).
@@ -86,34 +214,9 @@ impl MediaStore {
         self.thumbnails_due.notified().await;
     }
 
-    /// Where a public file lives (served with range support by the media route).
-    pub fn public_path(&self, id: &uuid::Uuid) -> PathBuf {
-        self.path(Area::Public, id)
-    }
-
-    /// Where a file of a served (not sealed) area lives: public files, thumbnails, posters.
-    pub fn served_path(&self, area: Area, id: &uuid::Uuid) -> PathBuf {
-        self.path(area, id)
-    }
-
-    /// Writes a derived file (a thumbnail) under a temporary name and renames it into place.
-    pub async fn put_bytes(&self, area: Area, id: &uuid::Uuid, bytes: &[u8]) -> Result<(), StoreError> {
-        self.write_atomic(&self.path(area, id), bytes).await?;
-        Ok(())
-    }
-
-    /// Reads a served file whole (a thumbnail's source: an image, bounded by `MAX_IMAGE_BYTES`).
-    pub async fn read(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        match tokio::fs::read(self.path(area, id)).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The path of a file; `id` must be a UUID (callers parse it first).
-    fn path(&self, area: Area, id: &uuid::Uuid) -> PathBuf {
-        self.root.join(area.dir()).join(id.hyphenated().to_string())
+    /// The key of a file; `id` must be a UUID (callers parse it first).
+    fn key(area: Area, id: &uuid::Uuid) -> Key {
+        Key::from_iter([area.dir(), id.hyphenated().to_string().as_str()])
     }
 
     /// What a sealed file is bound to: its area and id, so files cannot be swapped.
@@ -121,71 +224,129 @@ impl MediaStore {
         format!("{}:{}", area.dir(), id.hyphenated())
     }
 
-    async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let tmp = path.with_extension("partial");
-        tokio::fs::write(&tmp, bytes).await?;
-        tokio::fs::rename(&tmp, path).await
-    }
-
-    /// Moves an uploaded temporary file into the public area without reading it into memory.
-    pub async fn put_public_from(&self, id: &uuid::Uuid, source: std::fs::File) -> Result<(), StoreError> {
-        self.put_from(Area::Public, id, source).await
-    }
-
-    /// Copies an uploaded temporary file into a served area (public files, posters).
-    pub async fn put_from(&self, area: Area, id: &uuid::Uuid, source: std::fs::File) -> Result<(), StoreError> {
-        let path = self.path(area, id);
-        let tmp = path.with_extension("partial");
-        let mut src = tokio::fs::File::from_std(source);
-        let mut dst = tokio::fs::File::create(&tmp).await?;
-        tokio::io::copy(&mut src, &mut dst).await?;
-        dst.sync_all().await?;
-        tokio::fs::rename(&tmp, &path).await?;
+    /// Writes a derived file (a thumbnail).
+    pub async fn put_bytes(&self, area: Area, id: &uuid::Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.backend.put(&Self::key(area, id), PutPayload::from(Bytes::copy_from_slice(bytes))).await?;
         Ok(())
+    }
+
+    /// Reads a served file whole (a thumbnail's source: an image, bounded by `MAX_IMAGE_BYTES`).
+    pub async fn read(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.backend.get(&Self::key(area, id)).await {
+            Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Copies an uploaded temporary file into a served area (public files, posters), never whole in
+    /// memory: a file larger than one part goes up as a multipart upload, part by part, and a
+    /// failed one is aborted so the storage keeps no parts.
+    pub async fn put_from(&self, area: Area, id: &uuid::Uuid, source: std::fs::File) -> Result<(), StoreError> {
+        use tokio::io::AsyncReadExt;
+        let key = Self::key(area, id);
+        let mut src = tokio::fs::File::from_std(source);
+        let size = src.metadata().await?.len();
+        if size <= PART_BYTES as u64 {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            src.read_to_end(&mut bytes).await?;
+            self.backend.put(&key, PutPayload::from(bytes)).await?;
+            return Ok(());
+        }
+        let upload = self.backend.put_multipart(&key).await?;
+        let mut parts = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut chunk = vec![0u8; 256 * 1024];
+        let sent: Result<(), StoreError> = async {
+            loop {
+                let n = src.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                parts.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                parts.write(&chunk[..n]);
+            }
+        }
+        .await;
+        match sent {
+            Ok(()) => {
+                parts.finish().await?;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(abort) = parts.abort().await {
+                    tracing::warn!(error = %abort, "media store: a failed multipart upload could not be aborted");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Seals `bytes` and stores them in a private area.
     pub async fn put_sealed(&self, area: Area, id: &uuid::Uuid, bytes: &[u8]) -> Result<(), StoreError> {
         let sealed = self.sealer.seal_bytes(bytes, &Self::aad(area, id))?;
-        self.write_atomic(&self.path(area, id), &sealed).await?;
+        self.backend.put(&Self::key(area, id), PutPayload::from(sealed)).await?;
         Ok(())
     }
 
     /// Opens a sealed file; `None` when there is no such file.
     pub async fn get_sealed(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        match tokio::fs::read(self.path(area, id)).await {
-            Ok(sealed) => Ok(Some(self.sealer.open_bytes(&sealed, &Self::aad(area, id))?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match self.read_raw(area, id).await? {
+            Some(sealed) => Ok(Some(self.sealer.open_bytes(&sealed, &Self::aad(area, id))?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_raw(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Bytes>, StoreError> {
+        match self.backend.get(&Self::key(area, id)).await {
+            Ok(got) => Ok(Some(got.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// A public file for streaming; `None` when there is no such file.
-    pub async fn open_public(&self, id: &uuid::Uuid) -> Result<Option<tokio::fs::File>, StoreError> {
-        match tokio::fs::File::open(self.path(Area::Public, id)).await {
-            Ok(f) => Ok(Some(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    /// A served file, or the one byte range of it a client asked for; `None` when there is no such
+    /// file. A range outside the file is `Err(Unsatisfiable(size))`.
+    pub async fn download(
+        &self,
+        area: Area,
+        id: &uuid::Uuid,
+        range: Option<std::ops::RangeInclusive<u64>>,
+    ) -> Result<Option<Download>, StoreError> {
+        let key = Self::key(area, id);
+        let options = GetOptions {
+            range: range.map(|r| GetRange::Bounded(*r.start()..r.end().saturating_add(1))),
+            ..GetOptions::default()
+        };
+        let got: GetResult = match self.backend.get_opts(&key, options).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (meta, range) = (got.meta.clone(), got.range.clone());
+        let body = got.into_stream().map_err(StoreError::from);
+        Ok(Some(Download { meta, range, body: Box::pin(body) }))
+    }
+
+    /// The size and version of a served file; `None` when there is no such file.
+    pub async fn head(&self, area: Area, id: &uuid::Uuid) -> Result<Option<ObjectMeta>, StoreError> {
+        match self.backend.head(&Self::key(area, id)).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Removes a file; a file already gone is not an error (erasure may be retried).
     pub async fn remove(&self, area: Area, id: &uuid::Uuid) -> Result<(), StoreError> {
-        match tokio::fs::remove_file(self.path(area, id)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        match self.backend.delete(&Self::key(area, id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Re-seals one private file with the current key if another key sealed it; true if it did.
     pub async fn reseal(&self, area: Area, id: &uuid::Uuid) -> Result<bool, StoreError> {
-        let path = self.path(area, id);
-        let sealed = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
+        let Some(sealed) = self.read_raw(area, id).await? else { return Ok(false) };
         if Sealer::key_id_of_bytes(&sealed) == Some(self.sealer.current_key_id()) {
             return Ok(false);
         }
@@ -194,16 +355,11 @@ impl MediaStore {
         Ok(true)
     }
 
-    /// Ids of every file in an area (for re-sealing and for tests that check erasure on disk).
+    /// Ids of every file in an area (for re-sealing and for tests that check erasure).
     pub async fn list(&self, area: Area) -> Result<Vec<uuid::Uuid>, StoreError> {
-        let mut out = Vec::new();
-        let mut dir = tokio::fs::read_dir(self.root.join(area.dir())).await?;
-        while let Some(entry) = dir.next_entry().await? {
-            if let Some(id) = entry.file_name().to_str().and_then(|n| uuid::Uuid::parse_str(n).ok()) {
-                out.push(id);
-            }
-        }
-        Ok(out)
+        let prefix = Key::from(area.dir());
+        let listed: Vec<ObjectMeta> = self.backend.list(Some(&prefix)).try_collect().await?;
+        Ok(listed.iter().filter_map(|m| m.location.filename().and_then(|n| uuid::Uuid::parse_str(n).ok())).collect())
     }
 }
 

@@ -30,6 +30,8 @@ pub mod policy_acceptances;
 pub mod policy_versions;
 pub mod post_likes;
 pub mod posts;
+pub mod push_outbox;
+pub mod push_subscriptions;
 pub mod reports;
 pub mod request_log;
 pub mod search_documents;

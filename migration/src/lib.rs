@@ -27,6 +27,7 @@ mod m20261205_000070_search_changes;
 mod m20261206_000080_reports;
 mod m20261206_000081_message_media;
 mod m20261206_000082_open_report_once;
+mod m20261207_000090_web_push;
 
 pub struct Migrator;
 
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000080_reports::Migration),
             Box::new(m20261206_000081_message_media::Migration),
             Box::new(m20261206_000082_open_report_once::Migration),
+            Box::new(m20261207_000090_web_push::Migration),
         ]
     }
 }

@@ -48,6 +48,8 @@ pub struct GqlState {
     pub epoch: Arc<crate::response_cache::Epoch>,
     /// This instance's in-memory search index.
     pub search: Arc<crate::services::search::Resident>,
+    /// Web Push: the VAPID key and what live sockets delivered.
+    pub push: Arc<crate::services::push::Push>,
 }
 
 /// Facts about one request that resolvers may need.

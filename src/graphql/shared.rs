@@ -48,6 +48,9 @@ pub const VIEWER_DEPENDENT: &[&str] = &[
     "blockedUsers",
     "dataExports",
     "reportsFiled",
+    "pushSubscriptions",
+    // PushSubscription
+    "thisDevice",
     // Post, Comment
     "viewerHasLiked",
     "viewerHasFavorited",

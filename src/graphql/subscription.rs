@@ -15,6 +15,7 @@ use crate::graphql::{loaders, require_viewer, state, viewer};
 use crate::pubsub::hub::Received;
 use crate::pubsub::{Event, Subscription as BrokerSubscription, Topic};
 use crate::services::page::Cursor;
+use crate::services::push::Stream as PrivateStream;
 use crate::services::replay::{self, BATCH};
 use crate::services::{comments, live, messaging, notifications, posts};
 
@@ -179,11 +180,15 @@ impl Subscription {
         let viewer = require_viewer(ctx)?;
         let after = cursor(after.as_deref(), "after")?;
         let db = state(ctx)?.db.clone();
+        let push = state(ctx)?.push.clone();
         let (listen, start) = private_start(ctx, viewer.user_id, after, messaging::head(&db, viewer.user_id)).await?;
         let stream = replay::user_stream(listen, start, message_cursor, move |last| {
-            let db = db.clone();
+            let (db, push) = (db.clone(), push.clone());
             async move {
                 let rows = messaging::after(&db, viewer.user_id, last, BATCH).await?;
+                if let Some(newest) = rows.last() {
+                    push.seen.delivered(viewer.user_id, PrivateStream::Messages, newest.id);
+                }
                 Ok(rows.into_iter().map(|m| (m.id, Message(m))).collect())
             }
         });
@@ -199,12 +204,16 @@ impl Subscription {
         let viewer = require_viewer(ctx)?;
         let after = cursor(after.as_deref(), "after")?;
         let db = state(ctx)?.db.clone();
+        let push = state(ctx)?.push.clone();
         let head = notifications::head(&db, viewer.user_id);
         let (listen, start) = private_start(ctx, viewer.user_id, after, head).await?;
         let stream = replay::user_stream(listen, start, notification_cursor, move |last| {
-            let db = db.clone();
+            let (db, push) = (db.clone(), push.clone());
             async move {
                 let rows = notifications::after(&db, viewer.user_id, last, BATCH).await?;
+                if let Some(newest) = rows.iter().map(|n| n.seq).max() {
+                    push.seen.delivered(viewer.user_id, PrivateStream::Notifications, newest);
+                }
                 Ok(rows.into_iter().map(|n| (n.seq, Notification(n))).collect())
             }
         });

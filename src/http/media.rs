@@ -13,8 +13,6 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
@@ -88,17 +86,93 @@ async fn serve_public(app: AppState, id: String, variant: Variant, req: Request)
         }
         Variant::Poster => (Area::Posters, row.poster_mime.as_deref()),
     };
-    let Some(Ok(mime)) = mime.map(str::parse::<mime::Mime>) else { return not_found() };
-    let served = ServeFile::new_with_mime(app.media.served_path(area, &id), &mime).oneshot(req).await;
-    let mut resp = match served {
-        Ok(resp) => resp.map(Body::new),
+    let Some(mime) = mime.and_then(|m| HeaderValue::from_str(m).ok()) else { return not_found() };
+    let mut resp = match stream_file(&app, area, &id, mime, req.headers()).await {
+        Ok(Some(resp)) => resp,
+        Ok(None) => return not_found(),
         Err(e) => return from_error(AppError::internal(e)),
     };
-    if resp.status().is_success() {
+    if resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED {
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
     }
     protect(resp.headers_mut());
+    resp
+}
+
+/// Streams a served file from storage (either backend) without holding it in memory: the whole
+/// file, one byte range of it (206; 416 outside it), or 304 when the client's copy is current.
+async fn stream_file(
+    app: &AppState,
+    area: Area,
+    id: &uuid::Uuid,
+    mime: HeaderValue,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, crate::media::StoreError> {
+    let etag_matches = |etag: &str| {
+        headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    };
+    let range = headers.get(header::RANGE).and_then(|r| r.to_str().ok());
+    // Without a range there is one storage request; a range is checked against the size first.
+    let wanted = match range {
+        None => None,
+        Some(range) => {
+            let Some(meta) = app.media.head(area, id).await? else { return Ok(None) };
+            let etag = quoted_etag(meta.e_tag.as_deref(), id);
+            if etag_matches(&etag) {
+                return Ok(Some(not_modified(&etag)));
+            }
+            match http_range_header::parse_range_header(range).and_then(|p| p.validate(meta.size)) {
+                Ok(ranges) if ranges.len() == 1 => Some(ranges[0].clone()),
+                Ok(_) => None,
+                Err(_) => return Ok(Some(unsatisfiable(meta.size))),
+            }
+        }
+    };
+    let partial = wanted.is_some();
+    let Some(file) = app.media.download(area, id, wanted).await? else { return Ok(None) };
+    let etag = quoted_etag(file.meta.e_tag.as_deref(), id);
+    if !partial && etag_matches(&etag) {
+        return Ok(Some(not_modified(&etag)));
+    }
+    let mut resp = Response::new(Body::from_stream(file.body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, mime);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.range.end - file.range.start));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&file.meta.last_modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if partial {
+        let (start, end) = (file.range.start, file.range.end.saturating_sub(1));
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", file.meta.size)) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(Some(resp))
+}
+
+/// The storage's version tag as an HTTP entity tag; the file's id when the backend gives none (a
+/// file never changes under its id).
+fn quoted_etag(etag: Option<&str>, id: &uuid::Uuid) -> String {
+    match etag.map(|e| e.trim_matches('"')).filter(|e| !e.is_empty() && !e.contains('"')) {
+        Some(e) => format!("\"{e}\""),
+        None => format!("\"{}\"", id.simple()),
+    }
+}
+
+fn not_modified(etag: &str) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
     resp
 }
 

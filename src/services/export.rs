@@ -106,6 +106,8 @@ pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_i
     out.insert("auditLogAboutYou".into(), strip(rows!(db, audit_log, SubjectUserId, user_id), &["ip", "actor_id"]));
     out.insert("dataExports".into(), Value::Array(rows!(db, data_exports, UserId, user_id)));
     // Reports the member filed, and the words of theirs a moderator hid; never which moderator.
+    // The device keys stay out: a secret of the device, not something the member told us.
+    out.insert("pushSubscriptions".into(), strip(rows!(db, push_subscriptions, UserId, user_id), &["p256dh", "auth"]));
     out.insert("reportsFiled".into(), strip(rows!(db, reports, ReporterId, user_id), &["handled_by"]));
     out.insert("hiddenContent".into(), strip(rows!(db, hidden_content, AuthorId, user_id), &["hidden_by"]));
     // Emails sent or queued to the member: when and how each went, not the sealed address,

@@ -160,7 +160,7 @@ pub async fn store(
         let bytes = read_all(file).await.map_err(AppError::internal)?;
         store.put_sealed(Area::Private, &id, &bytes).await.map_err(AppError::internal)?;
     } else {
-        store.put_public_from(&id, file).await.map_err(AppError::internal)?;
+        store.put_from(Area::Public, &id, file).await.map_err(AppError::internal)?;
     }
     let poster_mime = match poster {
         Some((mime, file)) => {

@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::pubsub::{Broker, Event, Outbox, Topic};
 use crate::services::page::{Cursor, Page, PageArgs, Sort};
 use crate::services::validate::{self, Lines};
-use crate::services::{media, streams};
+use crate::services::{media, push, streams};
 
 pub const BODY_MAX: usize = 4_000;
 
@@ -45,8 +45,9 @@ fn blocks_between(a: i64, b: i64) -> Condition {
         .add(Condition::all().add(user_blocks::Column::BlockerId.eq(b)).add(user_blocks::Column::BlockedId.eq(a)))
 }
 
-/// Whether `peer` is a live account and whether either of the two blocked the other, in one read.
-async fn peer_state(db: &DatabaseConnection, viewer: i64, peer: i64) -> AppResult<(bool, bool)> {
+/// Whether `peer` is a live account, whether either of the two blocked the other, and whether the
+/// peer has a device that wants messages pushed, in one read.
+async fn peer_state(db: &DatabaseConnection, viewer: i64, peer: i64) -> AppResult<(bool, bool, bool)> {
     let live = users::Entity::find()
         .select_only()
         .expr(Expr::val(1))
@@ -58,9 +59,10 @@ async fn peer_state(db: &DatabaseConnection, viewer: i64, peer: i64) -> AppResul
     let query = Query::select()
         .expr_as(Expr::exists(live), Alias::new("live"))
         .expr_as(Expr::exists(blocks), Alias::new("blocked"))
+        .expr_as(Expr::exists(push::wants(peer, push::Category::Messages)), Alias::new("pushing"))
         .to_owned();
     let row = db.query_one(&query).await?.ok_or_else(|| AppError::internal("a SELECT without FROM returned no row"))?;
-    Ok((row.try_get("", "live")?, row.try_get("", "blocked")?))
+    Ok((row.try_get("", "live")?, row.try_get("", "blocked")?, row.try_get("", "pushing")?))
 }
 
 /// Who may message whom, given whether either has blocked the other: the rule `sendMessage` enforces
@@ -114,7 +116,7 @@ pub async fn send(
         }
     };
     may_message(viewer.user_id, peer, false)?;
-    let (live, blocked) = peer_state(db, viewer.user_id, peer).await?;
+    let (live, blocked, pushing) = peer_state(db, viewer.user_id, peer).await?;
     if must_be_live && !live {
         return Err(AppError::NotFound("user"));
     }
@@ -169,6 +171,9 @@ pub async fn send(
     };
     if !media_ids.is_empty() {
         media::attach_to_message(&txn, viewer.user_id, message.id, media_ids).await?;
+    }
+    if pushing {
+        push::queue_message(&txn, peer, message.id).await?;
     }
     conversations::Entity::update_many()
         .col_expr(conversations::Column::LastMessageId, Expr::value(message.id))

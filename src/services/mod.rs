@@ -21,6 +21,7 @@ pub mod phone_codes;
 pub mod policy;
 pub mod posts;
 pub mod privacy;
+pub mod push;
 pub mod recommend;
 pub mod replay;
 pub mod reports;

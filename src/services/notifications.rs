@@ -187,7 +187,7 @@ pub async fn record<C: ConnectionTrait>(txn: &C, n: NewNotification, outbox: &mu
                 .await?;
         }
         None => {
-            notifications::ActiveModel {
+            let created = notifications::ActiveModel {
                 user_id: Set(n.user_id),
                 seq: Set(seq),
                 kind: Set(n.kind.as_str().to_string()),
@@ -204,6 +204,9 @@ pub async fn record<C: ConnectionTrait>(txn: &C, n: NewNotification, outbox: &mu
             }
             .insert(txn)
             .await?;
+            // A new notification may go to the member's offline devices; one that grows (a tenth
+            // like) does not buzz the phone again.
+            crate::services::push::queue_notification(txn, n.user_id, n.kind, created.id).await?;
         }
     }
     outbox.push(Topic::User(n.user_id), Event::Notification { seq });

@@ -80,6 +80,8 @@ pub struct Purged {
     pub id_photos: u64,
     /// Message photos and videos uploaded more than a day ago and never sent.
     pub unsent_message_media: u64,
+    /// Web Push outbox rows (sent, dropped or given up) older than a day.
+    pub push_outbox: u64,
 }
 
 fn days(n: u32) -> Duration {
@@ -193,6 +195,14 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         email_outbox::Column::Id,
         email_outbox::Column::CreatedAt.lt(now - crate::services::email::DAY)
     );
+    let push_outbox = purge_batches!(
+        db,
+        entity::push_outbox::Entity,
+        entity::push_outbox::Column::Id,
+        entity::push_outbox::Column::CreatedAt
+            .lt(now - Duration::days(1))
+            .and(entity::push_outbox::Column::Status.is_in(crate::services::push::DONE))
+    );
     let exports = purge_exports(db, store, now).await?;
     let id_photos = purge_id_photos(db, store, now - days(p.id_photos)).await?;
     let unsent_message_media = purge_unsent_message_media(db, store, now - Duration::days(1)).await?;
@@ -213,6 +223,7 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         exports,
         id_photos,
         unsent_message_media,
+        push_outbox,
     })
 }
 

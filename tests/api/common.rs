@@ -13,8 +13,9 @@ pub struct TestApp {
     pub state: AppState,
     pub http: reqwest::Client,
     _db: TestDb,
-    /// The media folder (shared with `another_instance`s, as a shared volume would be).
-    pub media_dir: std::sync::Arc<tempfile::TempDir>,
+    /// Where media go: a folder (shared with `another_instance`s, as a shared volume would be), or a
+    /// local S3-compatible server storing its bucket `media` in that folder.
+    pub media_dir: std::sync::Arc<MediaHome>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -84,14 +85,89 @@ pub async fn fresh_database() -> (String, TestDb) {
     }
 }
 
+/// The media of a test's gateways: a temporary folder, served by an S3-compatible server on
+/// loopback when the test runs on object storage. Either way the files of area `a` sit in
+/// `path()/media/a/`, so a test can look at what reached the disk.
+pub struct MediaHome {
+    dir: tempfile::TempDir,
+    /// The S3 server's address (its bucket `media` is `dir/media`).
+    pub s3: Option<SocketAddr>,
+}
+
+/// The S3 server's credentials (it checks every request's SigV4 signature).
+pub const S3_KEY: &str = "test-access-key";
+pub const S3_SECRET: &str = "test-secret-key";
+
+impl MediaHome {
+    pub async fn new(s3: bool) -> MediaHome {
+        let dir = tempfile::tempdir().expect("media dir");
+        for area in ["public", "thumbnails", "posters", "private", "exports"] {
+            std::fs::create_dir_all(dir.path().join("media").join(area)).expect("media area");
+        }
+        let s3 = if s3 { Some(s3_server(dir.path()).await) } else { None };
+        MediaHome { dir, s3 }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Points a gateway's configuration at this media home.
+    pub fn configure(&self, config: &mut Config) {
+        config.media_dir = self.dir.path().join("media");
+        if let Some(addr) = self.s3 {
+            config.media_store_url = Some("s3://media".into());
+            config.s3_endpoint = Some(format!("http://{addr}"));
+            config.s3_region = Some("us-east-1".into());
+            config.s3_access_key_id = Some(S3_KEY.into());
+            config.s3_secret_access_key = Some(S3_SECRET.into());
+            config.s3_allow_http = true;
+        }
+    }
+}
+
+/// Whether this run puts every test's media on object storage (`TEST_MEDIA_STORE=s3`; CI's
+/// PostgreSQL + Redis pass does, the production shape).
+pub fn media_on_s3() -> bool {
+    std::env::var("TEST_MEDIA_STORE").is_ok_and(|v| v == "s3")
+}
+
+/// An S3-compatible server (s3s over files in `root`, one folder per bucket) on a loopback port,
+/// for as long as the test's runtime lives.
+pub async fn s3_server(root: &std::path::Path) -> SocketAddr {
+    use hyper::server::conn::http1;
+    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY, S3_SECRET));
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind S3 server");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else { continue };
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(socket);
+                let _ = http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    addr
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(|_| {}).await
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_media(media_on_s3(), tweak).await
+    }
+
+    /// A gateway whose media are on a local S3-compatible server (`true`) or in a folder.
+    pub async fn spawn_media(s3: bool, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let (url, db) = fresh_database().await;
-        let media = std::sync::Arc::new(tempfile::tempdir().expect("media dir"));
+        let media = std::sync::Arc::new(MediaHome::new(s3).await);
         let keys = vec![ecer_gateway::seal::Sealer::generate_entry("t1").unwrap()];
         Self::start(url, db, media, keys, tweak).await
     }
@@ -106,7 +182,7 @@ impl TestApp {
     async fn start(
         url: String,
         db: TestDb,
-        media: std::sync::Arc<tempfile::TempDir>,
+        media: std::sync::Arc<MediaHome>,
         seal_keys: Vec<String>,
         tweak: impl FnOnce(&mut Config),
     ) -> TestApp {
@@ -133,7 +209,7 @@ impl TestApp {
         config.email_outbox_poll_ms = 60_000;
         // The search index's background reads likewise (each search reads the change log itself).
         config.search_index_follow_ms = 60_000;
-        config.media_dir = media.path().join("media");
+        media.configure(&mut config);
         config.seal_keys = seal_keys;
         // Bound first: the absolute URLs the gateway hands out name the port it really serves on.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

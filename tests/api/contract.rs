@@ -49,6 +49,9 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         c.smtp_url = Some(ecer_gateway::config::Secret::new(smtp));
         c.email_outbox_poll_ms = 20;
         c.trusted_documents = true;
+        // The fixture's device is on loopback (a closed port): pushes never leave the machine.
+        c.push_endpoint_hosts = vec!["127.0.0.1".into()];
+        c.push_allow_http = true;
         // Production limits: the client's traffic must fit in them.
         let defaults = ecer_gateway::config::Config::defaults();
         c.rate_limit_requests_per_minute = defaults.rate_limit_requests_per_minute;

@@ -212,6 +212,8 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("policy_acceptances", "user_id", Fate::Gone),
     ("post_likes", "user_id", Fate::Gone),
     ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
+    ("push_outbox", "user_id", Fate::Gone),
+    ("push_subscriptions", "user_id", Fate::Gone),
     ("reports", "reporter_id", Fate::Gone),
     ("reports", "handled_by", Fate::Kept("staff accountability: which moderator settled a report")),
     ("request_log", "user_id", Fate::Gone),
@@ -239,7 +241,9 @@ const NOT_USER_COLUMNS: &[&str] = &[
     "parent_id",
     "post_id",
     "ref_id",
+    "session_id",
     "stream_id",
+    "subscription_id",
     "target_id",
 ];
 

@@ -25,7 +25,7 @@ pub(crate) async fn submit(app: &TestApp, token: &str, number: &str) -> (reqwest
     .await
 }
 
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn scalar(app: &TestApp, sql: &str) -> i64 {
     let backend = app.state.db.get_database_backend();
     let row = app.state.db.query_one_raw(Statement::from_string(backend, sql.to_string())).await.unwrap().unwrap();
     row.try_get_by_index::<i64>(0).unwrap()

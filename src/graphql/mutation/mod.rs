@@ -8,6 +8,7 @@ mod history;
 mod moderation;
 mod policy;
 mod posts;
+mod push;
 mod realtime;
 mod social;
 mod trust;
@@ -26,4 +27,5 @@ pub struct Mutation(
     policy::PolicyMutation,
     trust::TrustMutation,
     moderation::ModerationMutation,
+    push::PushMutation,
 );

@@ -67,6 +67,12 @@ pub async fn setting_by_id(db: &sea_orm::DatabaseConnection, n: i64) -> AppResul
 
 #[Object]
 impl RealtimeQuery {
+    /// The VAPID public key (base64url, an uncompressed P-256 point): pass it as
+    /// `applicationServerKey` to `pushManager.subscribe`, then `registerPushSubscription`.
+    async fn push_public_key(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(state(ctx)?.push.public_key().to_string())
+    }
+
     /// The viewer's conversations, the one with the newest message first.
     #[graphql(complexity = "list_cost(first, child_complexity)")]
     async fn conversations(

@@ -10,6 +10,7 @@ pub mod moderation;
 pub mod node;
 pub mod notification;
 pub mod post;
+pub mod push;
 pub mod search;
 pub mod session;
 pub mod trust;

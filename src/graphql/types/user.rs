@@ -262,6 +262,16 @@ impl User {
         Ok(Some(super::connection(rows, super::moderation::Report)))
     }
 
+    /// Devices registered for Web Push, newest first. Only the member sees them.
+    async fn push_subscriptions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Vec<super::push::PushSubscription>>> {
+        let v = self.own(ctx)?;
+        let rows = crate::services::push::of_member(&state(ctx)?.db, v.user_id).await?;
+        Ok(Some(rows.into_iter().map(super::push::PushSubscription).collect()))
+    }
+
     /// Devices signed in to this account, most recently used first. Only the member sees them.
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<super::session::Session>>> {
         let v = self.own(ctx)?;
