@@ -17,6 +17,9 @@ pub struct Model {
     pub p256dh: String,
     /// The device's authentication secret, base64url (16 bytes).
     pub auth: String,
+    /// The VAPID public key the device subscribed with (`pushPublicKey` then): pushes signed with
+    /// another key would be refused, so a key change ends the subscription.
+    pub vapid_key: String,
     pub messages: bool,
     pub replies: bool,
     pub likes: bool,

@@ -23,6 +23,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(a("endpoint")).string_len(1024).not_null().unique_key())
                     .col(ColumnDef::new(a("p256dh")).string_len(128).not_null())
                     .col(ColumnDef::new(a("auth")).string_len(64).not_null())
+                    .col(ColumnDef::new(a("vapid_key")).string_len(128).not_null())
                     .col(ColumnDef::new(a("messages")).boolean().not_null())
                     .col(ColumnDef::new(a("replies")).boolean().not_null())
                     .col(ColumnDef::new(a("likes")).boolean().not_null())

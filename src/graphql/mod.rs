@@ -70,6 +70,9 @@ pub struct RequestInfo {
     /// The board and post pages this request counted a visit to: a cached answer counts them again
     /// for each reader it is served to.
     pub visits: Arc<std::sync::Mutex<Vec<(crate::services::activity::Target, i64)>>>,
+    /// On a WebSocket: what its private streams delivered, to be confirmed by the client's pong
+    /// before it cancels a push (`services::push::SocketDeliveries`).
+    pub socket: Option<Arc<crate::services::push::SocketDeliveries>>,
 }
 
 impl RequestInfo {
@@ -84,6 +87,7 @@ impl RequestInfo {
             signed_in_as: Default::default(),
             erased: Default::default(),
             visits: Default::default(),
+            socket: None,
         }
     }
 }

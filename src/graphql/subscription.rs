@@ -168,6 +168,30 @@ async fn private_start(
     Ok((replay::Listen::Once(rerun.clone()), start))
 }
 
+/// Where a private stream's deliveries are recorded, so that no push repeats what was shown: the
+/// socket's record (confirmed by the client's pong), or straight into [`Seen`] elsewhere.
+#[derive(Clone)]
+enum DeliveryRecord {
+    Socket(Arc<crate::services::push::SocketDeliveries>),
+    Direct(Arc<crate::services::push::Push>),
+}
+
+impl DeliveryRecord {
+    fn record(&self, user: i64, stream: PrivateStream, cursor: i64) {
+        match self {
+            DeliveryRecord::Socket(s) => s.delivered(user, stream, cursor),
+            DeliveryRecord::Direct(p) => p.seen.delivered(user, stream, cursor),
+        }
+    }
+}
+
+fn delivery_record(ctx: &Context<'_>) -> AppResult<DeliveryRecord> {
+    Ok(match crate::graphql::request_info(ctx).and_then(|i| i.socket.clone()) {
+        Some(socket) => DeliveryRecord::Socket(socket),
+        None => DeliveryRecord::Direct(state(ctx)?.push.clone()),
+    })
+}
+
 #[SubscriptionObject]
 impl Subscription {
     /// New messages in any of the viewer's conversations, sent by anyone (the viewer's own messages
@@ -180,14 +204,14 @@ impl Subscription {
         let viewer = require_viewer(ctx)?;
         let after = cursor(after.as_deref(), "after")?;
         let db = state(ctx)?.db.clone();
-        let push = state(ctx)?.push.clone();
+        let seen = delivery_record(ctx)?;
         let (listen, start) = private_start(ctx, viewer.user_id, after, messaging::head(&db, viewer.user_id)).await?;
         let stream = replay::user_stream(listen, start, message_cursor, move |last| {
-            let (db, push) = (db.clone(), push.clone());
+            let (db, seen) = (db.clone(), seen.clone());
             async move {
                 let rows = messaging::after(&db, viewer.user_id, last, BATCH).await?;
                 if let Some(newest) = rows.last() {
-                    push.seen.delivered(viewer.user_id, PrivateStream::Messages, newest.id);
+                    seen.record(viewer.user_id, PrivateStream::Messages, newest.id);
                 }
                 Ok(rows.into_iter().map(|m| (m.id, Message(m))).collect())
             }
@@ -204,15 +228,15 @@ impl Subscription {
         let viewer = require_viewer(ctx)?;
         let after = cursor(after.as_deref(), "after")?;
         let db = state(ctx)?.db.clone();
-        let push = state(ctx)?.push.clone();
+        let seen = delivery_record(ctx)?;
         let head = notifications::head(&db, viewer.user_id);
         let (listen, start) = private_start(ctx, viewer.user_id, after, head).await?;
         let stream = replay::user_stream(listen, start, notification_cursor, move |last| {
-            let (db, push) = (db.clone(), push.clone());
+            let (db, seen) = (db.clone(), seen.clone());
             async move {
                 let rows = notifications::after(&db, viewer.user_id, last, BATCH).await?;
                 if let Some(newest) = rows.iter().map(|n| n.seq).max() {
-                    push.seen.delivered(viewer.user_id, PrivateStream::Notifications, newest);
+                    seen.record(viewer.user_id, PrivateStream::Notifications, newest);
                 }
                 Ok(rows.into_iter().map(|n| (n.seq, Notification(n))).collect())
             }

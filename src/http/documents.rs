@@ -154,6 +154,9 @@ impl Documents {
         document_id: Option<&str>,
     ) -> Result<String, Refusal> {
         let hash = requested_hash(extensions, document_id)?;
+        // With a hash, an empty `query` is no query: graphql-ws requires the field to be a string,
+        // so a client sending by id alone over a WebSocket sends "".
+        let query = if hash.is_some() { query.filter(|q| !q.is_empty()) } else { query };
         if self.trusted_only {
             return match (hash, query) {
                 (Some(hash), query) => {

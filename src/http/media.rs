@@ -87,7 +87,7 @@ async fn serve_public(app: AppState, id: String, variant: Variant, req: Request)
         Variant::Poster => (Area::Posters, row.poster_mime.as_deref()),
     };
     let Some(mime) = mime.and_then(|m| HeaderValue::from_str(m).ok()) else { return not_found() };
-    let mut resp = match stream_file(&app, area, &id, mime, req.headers()).await {
+    let mut resp = match stream_file(&app, area, &id, mime, req.method(), req.headers()).await {
         Ok(Some(resp)) => resp,
         Ok(None) => return not_found(),
         Err(e) => return from_error(AppError::internal(e)),
@@ -101,62 +101,89 @@ async fn serve_public(app: AppState, id: String, variant: Variant, req: Request)
 }
 
 /// Streams a served file from storage (either backend) without holding it in memory: the whole
-/// file, one byte range of it (206; 416 outside it), or 304 when the client's copy is current.
+/// file, one byte range of it (206; 416 outside it), 304 when the client's copy is current, or the
+/// headers alone for HEAD. A plain GET is one storage request; HEAD, a revalidation or a range first
+/// read the file's size and version, so a 304 or HEAD never fetches the body.
 async fn stream_file(
     app: &AppState,
     area: Area,
     id: &uuid::Uuid,
     mime: HeaderValue,
+    method: &axum::http::Method,
     headers: &HeaderMap,
 ) -> Result<Option<Response>, crate::media::StoreError> {
-    let etag_matches = |etag: &str| {
-        headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    };
+    let head_only = method == axum::http::Method::HEAD;
     let range = headers.get(header::RANGE).and_then(|r| r.to_str().ok());
-    // Without a range there is one storage request; a range is checked against the size first.
-    let wanted = match range {
-        None => None,
-        Some(range) => {
-            let Some(meta) = app.media.head(area, id).await? else { return Ok(None) };
-            let etag = quoted_etag(meta.e_tag.as_deref(), id);
-            if etag_matches(&etag) {
-                return Ok(Some(not_modified(&etag)));
-            }
+    let revalidating = headers.contains_key(header::IF_NONE_MATCH) || headers.contains_key(header::IF_MODIFIED_SINCE);
+    let meta = if head_only || revalidating || range.is_some() {
+        let Some(meta) = app.media.head(area, id).await? else { return Ok(None) };
+        let etag = quoted_etag(meta.e_tag.as_deref(), id);
+        if unchanged(headers, &etag, meta.last_modified) {
+            return Ok(Some(not_modified(&etag)));
+        }
+        Some(meta)
+    } else {
+        None
+    };
+    let wanted = match (range, &meta) {
+        (Some(range), Some(meta)) => {
             match http_range_header::parse_range_header(range).and_then(|p| p.validate(meta.size)) {
-                Ok(ranges) if ranges.len() == 1 => Some(ranges[0].clone()),
+                Ok(ranges) if ranges.len() == 1 => ranges.first().cloned(),
                 Ok(_) => None,
                 Err(_) => return Ok(Some(unsatisfiable(meta.size))),
             }
         }
+        _ => None,
     };
-    let partial = wanted.is_some();
-    let Some(file) = app.media.download(area, id, wanted).await? else { return Ok(None) };
-    let etag = quoted_etag(file.meta.e_tag.as_deref(), id);
-    if !partial && etag_matches(&etag) {
-        return Ok(Some(not_modified(&etag)));
-    }
-    let mut resp = Response::new(Body::from_stream(file.body));
+    let partial = wanted.clone();
+    let (meta, span, body) = match (head_only, meta) {
+        (true, Some(meta)) => {
+            let span = partial.as_ref().map_or(0..meta.size, |r| *r.start()..r.end().saturating_add(1));
+            (meta, span, Body::empty())
+        }
+        _ => {
+            let Some(file) = app.media.download(area, id, wanted).await? else { return Ok(None) };
+            (file.meta, file.range, Body::from_stream(file.body))
+        }
+    };
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, mime);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.range.end - file.range.start));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(span.end.saturating_sub(span.start)));
+    if let Ok(v) = HeaderValue::from_str(&quoted_etag(meta.e_tag.as_deref(), id)) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&file.meta.last_modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&http_date(meta.last_modified)) {
         h.insert(header::LAST_MODIFIED, v);
     }
-    if partial {
-        let (start, end) = (file.range.start, file.range.end.saturating_sub(1));
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", file.meta.size)) {
+    if partial.is_some() {
+        let (start, end) = (span.start, span.end.saturating_sub(1));
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", meta.size)) {
             h.insert(header::CONTENT_RANGE, v);
         }
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(Some(resp))
+}
+
+fn http_date(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// Whether the client's copy is current (RFC 9110 13.1): `If-None-Match` by weak comparison
+/// (`W/"x"` matches `"x"`), else `If-Modified-Since` against the file's time to the second.
+fn unchanged(headers: &HeaderMap, etag: &str, modified: chrono::DateTime<chrono::Utc>) -> bool {
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    if let Some(list) = headers.get(header::IF_NONE_MATCH) {
+        let Ok(list) = list.to_str() else { return false };
+        return list.split(',').any(|t| t.trim() == "*" || weak(t) == weak(etag));
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .is_some_and(|since| modified.timestamp() <= since.timestamp())
 }
 
 /// The storage's version tag as an HTTP entity tag; the file's id when the backend gives none (a

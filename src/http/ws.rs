@@ -234,6 +234,11 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
         operations: HashMap::new(),
         revocations: None,
     };
+    // What the private streams delivered, confirmed as seen by the client's answer to a ping.
+    let deliveries = Arc::new(crate::services::push::SocketDeliveries::default());
+    conn.info.socket = Some(deliveries.clone());
+    let mut unanswered: Option<(u64, Vec<crate::services::push::Delivered>)> = None;
+    let mut pings = 0u64;
     let mut last_heard = Instant::now();
     // Checked at keep-alive ticks: one timer per idle socket instead of two.
     let mut last_recheck = Instant::now();
@@ -262,8 +267,24 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
                     }
                     Message::Binary(_) => break Some(Close::new(4400, "Binary messages are not supported")),
                     Message::Close(_) => break None,
+                    Message::Pong(payload) => {
+                        // The answer to the ping that followed deliveries: the app got them.
+                        if let Some((_, delivered)) = unanswered.take_if(|(sent, _)| payload.as_ref() == sent.to_be_bytes()) {
+                            for (user, stream, cursor) in delivered {
+                                conn.app.push.seen.delivered(user, stream, cursor);
+                            }
+                        }
+                    }
                     // tungstenite answers pings itself; both kinds prove the peer is alive.
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    Message::Ping(_) | Message::Frame(_) => {}
+                }
+            }
+            () = deliveries.due(), if unanswered.is_none() => {
+                let delivered = deliveries.take();
+                if !delivered.is_empty() {
+                    pings += 1;
+                    let _ = conn.out.try_send(Message::Ping(pings.to_be_bytes().to_vec().into()));
+                    unanswered = Some((pings, delivered));
                 }
             }
             () = &mut init_deadline, if !conn.init_received => {

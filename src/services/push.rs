@@ -26,7 +26,7 @@ use std::time::Duration as StdDuration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use entity::{conversation_members, messages, notifications, push_outbox, push_subscriptions, users};
 use futures_util::StreamExt as _;
 use http_body_util::Full;
@@ -106,13 +106,15 @@ const FAILED: &str = "FAILED";
 /// The states a row ends in (the retention job removes them after a day).
 pub const DONE: [&str; 3] = [SENT, SEEN, FAILED];
 
-/// Rows one poll claims.
-const BATCH: u64 = 100;
 /// Pushes in flight at once from one instance.
 const CONCURRENCY: usize = 16;
-/// Longer than one push may take, so a live sender is never overtaken.
-const CLAIM_FOR: Duration = Duration::seconds(60);
+/// Rows one poll claims: two rounds of [`CONCURRENCY`].
+const BATCH: u64 = 32;
+/// The longest one push may take, connection included.
 const RESPONSE_TIMEOUT: StdDuration = StdDuration::from_secs(15);
+/// Far longer than a batch can take (two rounds of [`RESPONSE_TIMEOUT`] and a few statements), so a
+/// live sender is never overtaken.
+const CLAIM_FOR: Duration = Duration::seconds(120);
 /// Subscriptions per member: the oldest goes when a new device passes this.
 const MAX_PER_MEMBER: u64 = 20;
 /// How much of a message's text a push carries (the whole message is one tap away).
@@ -178,7 +180,12 @@ impl Push {
             ttl: Duration::seconds(i64::from(Ord::max(config.push_ttl_secs, 1))),
             retry_base: ms(Ord::max(config.push_retry_base_ms, 1)),
             allow_http,
-            hosts: config.push_endpoint_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            hosts: config
+                .push_endpoint_hosts
+                .iter()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
             http,
             seen: Seen::new(redis),
         })
@@ -197,9 +204,11 @@ impl Push {
         }
         let url = url::Url::parse(endpoint).map_err(|_| bad("is not a URL"))?;
         match url.scheme() {
-            "https" => {}
+            // The standard port only: no push service listens elsewhere, and an odd port would only
+            // make the sender wait on connections that never come.
+            "https" if url.port().is_none() => {}
             "http" if self.allow_http => {}
-            _ => return Err(bad("must be an https URL")),
+            _ => return Err(bad("must be an https URL on the standard port")),
         }
         if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
             return Err(bad("must not carry credentials or a fragment"));
@@ -222,7 +231,11 @@ pub fn generate_key() -> Result<(String, String), String> {
 /// `host` is one of `hosts`, or a name under one (`wns2-par02p.notify.windows.com`), never merely
 /// ending with the same letters (`evilfcm.googleapis.com`).
 fn known_host(host: &str, hosts: &[String]) -> bool {
-    hosts.iter().any(|h| host == h || host.strip_suffix(h.as_str()).is_some_and(|p| p.ends_with('.')))
+    !host.ends_with('.')
+        && hosts
+            .iter()
+            .filter(|h| !h.is_empty())
+            .any(|h| host == h || host.strip_suffix(h.as_str()).is_some_and(|p| p.len() > 1 && p.ends_with('.')))
 }
 
 /// A device's subscription as a browser's `PushSubscription.toJSON()` gives it.
@@ -263,6 +276,7 @@ pub async fn register(
         endpoint: Set(url.to_string()),
         p256dh: Set(URL_SAFE_NO_PAD.encode(&p256dh)),
         auth: Set(new.auth.trim().trim_end_matches('=').to_string()),
+        vapid_key: Set(push.public_key.clone()),
         messages: Set(on(Category::Messages)),
         replies: Set(on(Category::Replies)),
         likes: Set(on(Category::Likes)),
@@ -281,6 +295,10 @@ pub async fn register(
                     C::SessionId,
                     C::P256dh,
                     C::Auth,
+                    C::VapidKey,
+                    // A new registration: nothing of a previous holder's use of the device shows.
+                    C::CreatedAt,
+                    C::DeliveredAt,
                     C::Messages,
                     C::Replies,
                     C::Likes,
@@ -466,7 +484,8 @@ impl Seen {
             tokio::spawn(async move {
                 let mut call = script.key(key);
                 call.arg(cursor).arg(SEEN_FOR.as_secs());
-                if let Err(e) = call.invoke_async::<i64>(&mut conn).await {
+                let done = tokio::time::timeout(StdDuration::from_secs(2), call.invoke_async::<i64>(&mut conn)).await;
+                if let Err(e) = done.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
                     // The push then goes out although a socket showed it: one notification too many.
                     tracing::debug!(error = %e, "push: could not record a live delivery");
                 }
@@ -502,6 +521,43 @@ impl Seen {
     }
 }
 
+/// A member, one of their private streams, and the newest cursor delivered from it.
+pub type Delivered = (i64, Stream, i64);
+
+/// What one WebSocket delivered from its member's private streams and the client has not yet
+/// answered for. The socket pings after a delivery; only the pong (the app is running and reading,
+/// not a phone asleep whose connection has not timed out yet) records it in [`Seen`]. Holds the
+/// newest cursor per stream: at most two entries, however many events a dead socket is handed.
+#[derive(Debug, Default)]
+pub struct SocketDeliveries {
+    pending: std::sync::Mutex<Vec<Delivered>>,
+    due: tokio::sync::Notify,
+}
+
+impl SocketDeliveries {
+    /// The socket's stream delivered `stream` up to `cursor` to `user`.
+    pub fn delivered(&self, user: i64, stream: Stream, cursor: i64) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            match pending.iter_mut().find(|(u, s, _)| *u == user && *s == stream) {
+                Some(entry) => entry.2 = Ord::max(entry.2, cursor),
+                None => pending.push((user, stream, cursor)),
+            }
+        }
+        self.due.notify_one();
+    }
+
+    /// Resolves when something was delivered since the last [`SocketDeliveries::take`].
+    pub async fn due(&self) {
+        self.due.notified().await;
+    }
+
+    /// What was delivered and not yet answered for, emptied.
+    pub fn take(&self) -> Vec<Delivered> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 /// Due: a first try once the grace period after its creation passed, a retry at its time, or a
 /// claim that lapsed (a sender died).
 fn claimable(now: DateTime<Utc>, delay: Duration) -> Condition {
@@ -521,20 +577,30 @@ enum Verdict {
 }
 
 /// Sends what is due (claimed by this instance); returns how many the push services accepted.
+/// A poll with nothing due reads and writes nothing else. Each group of finished pushes is recorded
+/// as it finishes, so a batch never outlives its claim; a sender that dies mid-batch leaves its rows
+/// to be claimed again once the claim lapses (at least once, never twice while a claim holds).
 pub async fn send_due(db: &DatabaseConnection, push: &Push, now: DateTime<Utc>) -> AppResult<usize> {
     use push_outbox::Column as O;
-    let due = push_outbox::Entity::find()
+    let due: Vec<i64> = push_outbox::Entity::find()
         .select_only()
         .column(O::Id)
         .filter(claimable(now, push.delay))
         .order_by_asc(O::NextAttemptAt)
         .limit(BATCH)
-        .into_query();
+        .into_tuple()
+        .all(db)
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    // The claim's end is also its token: what this sender records is only what it still holds.
+    let claim = (now + CLAIM_FOR).trunc_subsecs(3);
     let claimed: Vec<push_outbox::Model> = push_outbox::Entity::update_many()
         .col_expr(O::Status, Expr::value(SENDING))
-        .col_expr(O::ClaimedUntil, Expr::value(Some(now + CLAIM_FOR)))
+        .col_expr(O::ClaimedUntil, Expr::value(Some(claim)))
         .col_expr(O::Attempts, Expr::col(O::Attempts).add(1))
-        .filter(O::Id.in_subquery(due))
+        .filter(O::Id.is_in(due))
         .filter(claimable(now, push.delay))
         .exec_with_returning(db)
         .await?;
@@ -542,23 +608,34 @@ pub async fn send_due(db: &DatabaseConnection, push: &Push, now: DateTime<Utc>) 
         return Ok(0);
     }
     let verdicts = judge(db, push, &claimed).await?;
+    // Only subscriptions whose session is still live: a session that expired ends its pushes even
+    // before the retention job deletes it.
+    let live_sessions = entity::sessions::Entity::find()
+        .select_only()
+        .column(entity::sessions::Column::Id)
+        .filter(entity::sessions::Column::ExpiresAt.gt(now))
+        .into_query();
     let subscriptions: HashMap<i64, push_subscriptions::Model> = push_subscriptions::Entity::find()
         .filter(push_subscriptions::Column::Id.is_in(claimed.iter().map(|r| r.subscription_id)))
+        .filter(push_subscriptions::Column::SessionId.in_subquery(live_sessions))
         .all(db)
         .await?
         .into_iter()
         .map(|s| (s.id, s))
         .collect();
-    let results: Vec<(push_outbox::Model, Outcome)> = futures_util::stream::iter(claimed.into_iter().map(|row| {
+    let mut finished = futures_util::stream::iter(claimed.into_iter().map(|row| {
         let verdict = verdicts.get(&(row.kind.clone(), row.ref_id, row.user_id));
         let subscription = subscriptions.get(&row.subscription_id);
         let expires_at = row.created_at + push.ttl;
         async move {
             let outcome = match (verdict, subscription) {
-                (_, None) => Outcome::Dropped("the subscription is gone"),
+                (_, None) => Outcome::Dropped("the subscription or its session is gone"),
                 // Registered since by another member (a shared browser): what was queued for the
                 // previous one never reaches the new one's device.
                 (_, Some(s)) if s.user_id != row.user_id => Outcome::Dropped("the device changed hands"),
+                // Registered under another VAPID key (the key changed since): the push service would
+                // refuse it, every time.
+                (_, Some(s)) if s.vapid_key != push.public_key => Outcome::Gone(0),
                 (None, _) => Outcome::Dropped("nothing to push"),
                 (Some(_), _) if expires_at <= now => Outcome::Failed("EXPIRED: its TTL ran out".into()),
                 (Some(Verdict::Drop(why)), _) => Outcome::Dropped(why),
@@ -570,14 +647,14 @@ pub async fn send_due(db: &DatabaseConnection, push: &Push, now: DateTime<Utc>) 
         }
     }))
     .buffer_unordered(CONCURRENCY)
-    .collect()
-    .await;
+    .ready_chunks(CONCURRENCY);
     let mut sent = 0;
-    for (row, outcome) in results {
-        if matches!(outcome, Outcome::Sent) {
-            sent += 1;
+    while let Some(group) = finished.next().await {
+        sent += group.iter().filter(|(_, o)| matches!(o, Outcome::Sent)).count();
+        if let Err(err) = settle(db, push, claim, group, Utc::now()).await {
+            // The claim lapses and the rows are tried again: a push may then go out twice.
+            tracing::warn!(?err, "push outbox: could not record outcomes");
         }
-        settle(db, push, &row, outcome, now).await?;
     }
     Ok(sent)
 }
@@ -782,58 +859,85 @@ fn build(
     Ok(http::Request::from_parts(parts, Full::new(Bytes::from(body))))
 }
 
-/// Records how a row went, while this sender's claim still holds it.
+/// Records how a group of rows went, while this sender's claim (`claim`) still holds them: one
+/// statement per kind of outcome, one per row only for retries and failures (each has its own time
+/// or reason).
 async fn settle(
     db: &DatabaseConnection,
     push: &Push,
-    row: &push_outbox::Model,
-    outcome: Outcome,
+    claim: DateTime<Utc>,
+    group: Vec<(push_outbox::Model, Outcome)>,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     use push_outbox::Column as O;
-    let (status, next, error, sent_at) = match outcome {
-        Outcome::Sent => {
-            push_subscriptions::Entity::update_many()
-                .col_expr(push_subscriptions::Column::DeliveredAt, Expr::value(Some(now)))
-                .filter(push_subscriptions::Column::Id.eq(row.subscription_id))
-                .exec(db)
-                .await?;
-            (SENT, now, None, Some(now))
-        }
-        Outcome::Dropped(why) => (SEEN, now, Some(why.to_string()), None),
-        Outcome::Gone(status) => {
-            tracing::info!(subscription = row.subscription_id, status, "push subscription gone; removed");
-            // Its rows, this one included, go with it.
-            push_subscriptions::Entity::delete_by_id(row.subscription_id).exec(db).await?;
-            return Ok(());
-        }
-        Outcome::Retry(e, after) => {
-            let wait = after.unwrap_or_else(|| crate::services::sms_outbox::backoff(push.retry_base, row.attempts));
-            let next = now + wait;
-            if next >= row.created_at + push.ttl {
-                (FAILED, now, Some(format!("EXPIRED after {e}")), None)
-            } else {
-                tracing::warn!(id = row.id, attempts = row.attempts, error = %e, "push not accepted; retried later");
-                (PENDING, next, Some(e), None)
+    let held = |ids: Vec<i64>| {
+        push_outbox::Entity::update_many()
+            .col_expr(O::ClaimedUntil, Expr::value(None::<DateTime<Utc>>))
+            .filter(O::Id.is_in(ids))
+            .filter(O::Status.eq(SENDING))
+            .filter(O::ClaimedUntil.eq(claim))
+    };
+    let mut sent: Vec<(i64, i64)> = Vec::new();
+    let mut dropped: HashMap<&'static str, Vec<i64>> = HashMap::new();
+    let mut gone: Vec<i64> = Vec::new();
+    let mut single: Vec<(i64, &'static str, DateTime<Utc>, String)> = Vec::new();
+    for (row, outcome) in group {
+        match outcome {
+            Outcome::Sent => sent.push((row.id, row.subscription_id)),
+            Outcome::Dropped(why) => dropped.entry(why).or_default().push(row.id),
+            Outcome::Gone(status) => {
+                tracing::info!(subscription = row.subscription_id, status, "push subscription gone; removed");
+                gone.push(row.subscription_id);
+            }
+            Outcome::Retry(e, after) => {
+                let next =
+                    now + after.unwrap_or_else(|| crate::services::sms_outbox::backoff(push.retry_base, row.attempts));
+                if next >= row.created_at + push.ttl {
+                    single.push((row.id, FAILED, now, format!("EXPIRED after {e}")));
+                } else {
+                    tracing::warn!(id = row.id, attempts = row.attempts, error = %e, "push not accepted; retried later");
+                    single.push((row.id, PENDING, next, e));
+                }
+            }
+            Outcome::Failed(e) => {
+                tracing::warn!(id = row.id, error = %e, "push given up");
+                single.push((row.id, FAILED, now, e));
             }
         }
-        Outcome::Failed(e) => {
-            tracing::warn!(id = row.id, error = %e, "push given up");
-            (FAILED, now, Some(e), None)
-        }
-    };
-    let error = error.map(|e| e.chars().take(255).collect::<String>());
-    push_outbox::Entity::update_many()
-        .col_expr(O::Status, Expr::value(status))
-        .col_expr(O::ClaimedUntil, Expr::value(None::<DateTime<Utc>>))
-        .col_expr(O::NextAttemptAt, Expr::value(next))
-        .col_expr(O::LastError, Expr::value(error))
-        .col_expr(O::SentAt, Expr::value(sent_at))
-        .filter(O::Id.eq(row.id))
-        .filter(O::Status.eq(SENDING))
-        .filter(O::Attempts.eq(row.attempts))
-        .exec(db)
-        .await?;
+    }
+    if !sent.is_empty() {
+        held(sent.iter().map(|(id, _)| *id).collect())
+            .col_expr(O::Status, Expr::value(SENT))
+            .col_expr(O::SentAt, Expr::value(Some(now)))
+            .col_expr(O::LastError, Expr::value(None::<String>))
+            .exec(db)
+            .await?;
+        push_subscriptions::Entity::update_many()
+            .col_expr(push_subscriptions::Column::DeliveredAt, Expr::value(Some(now)))
+            .filter(push_subscriptions::Column::Id.is_in(sent.iter().map(|(_, s)| *s)))
+            .exec(db)
+            .await?;
+    }
+    for (why, ids) in dropped {
+        held(ids)
+            .col_expr(O::Status, Expr::value(SEEN))
+            .col_expr(O::LastError, Expr::value(Some(why)))
+            .exec(db)
+            .await?;
+    }
+    if !gone.is_empty() {
+        // Their rows, these included, go with them.
+        push_subscriptions::Entity::delete_many().filter(push_subscriptions::Column::Id.is_in(gone)).exec(db).await?;
+    }
+    for (id, status, next, error) in single {
+        let error: String = error.chars().take(255).collect();
+        held(vec![id])
+            .col_expr(O::Status, Expr::value(status))
+            .col_expr(O::NextAttemptAt, Expr::value(next))
+            .col_expr(O::LastError, Expr::value(Some(error)))
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 
@@ -864,5 +968,10 @@ mod tests {
         assert!(!known_host("fcm.googleapis.com.evil.example", &hosts));
         assert!(!known_host("googleapis.com", &hosts));
         assert!(!known_host("169.254.169.254", &hosts));
+        // A stray empty entry (a trailing comma) or a fully qualified name never widens the list.
+        let sloppy: Vec<String> = ["fcm.googleapis.com", ""].map(String::from).to_vec();
+        assert!(!known_host("internal-svc.local.", &sloppy));
+        assert!(!known_host("internal-svc.local", &sloppy));
+        assert!(!known_host("fcm.googleapis.com.", &hosts));
     }
 }

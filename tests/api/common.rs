@@ -207,6 +207,8 @@ impl TestApp {
         config.sms_outbox_poll_ms = 60_000;
         // The email sender likewise (tests/api/email.rs polls fast).
         config.email_outbox_poll_ms = 60_000;
+        // The Web Push sender likewise (tests/api/push.rs polls fast).
+        config.push_poll_ms = 60_000;
         // The search index's background reads likewise (each search reads the change log itself).
         config.search_index_follow_ms = 60_000;
         media.configure(&mut config);

@@ -42,6 +42,7 @@ mod response_cache;
 mod retention;
 mod scale_out;
 mod schema;
+mod sdk;
 mod search;
 mod seed;
 mod signin;

@@ -46,6 +46,20 @@ async fn public_files_stream_from_the_bucket_with_ranges_and_entity_tags() {
     assert_eq!(again.headers()["etag"], etag.as_str());
     let other = app.http.get(&url).header("if-none-match", "\"something-else\"").send().await.unwrap();
     assert_eq!(other.status(), 200);
+    // A CDN that weakened the tag still revalidates; so does a client that kept the date.
+    let weak = app.http.get(&url).header("if-none-match", format!("W/{etag}")).send().await.unwrap();
+    assert_eq!(weak.status(), 304);
+    let modified = h["last-modified"].to_str().unwrap().to_string();
+    let since = app.http.get(&url).header("if-modified-since", &modified).send().await.unwrap();
+    assert_eq!(since.status(), 304);
+    let older = app.http.get(&url).header("if-modified-since", "Thu, 01 Jan 2015 00:00:00 GMT").send().await.unwrap();
+    assert_eq!(older.status(), 200);
+    // HEAD: the headers of a GET, no body.
+    let head = app.http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], png("s3").len().to_string().as_str());
+    assert_eq!(head.headers()["etag"], etag.as_str());
+    assert!(head.bytes().await.unwrap().is_empty());
 
     // One byte range: 206 with Content-Range; outside the file: 416 with the size.
     let part = app.http.get(&url).header("range", "bytes=2-5").send().await.unwrap();

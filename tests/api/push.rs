@@ -114,7 +114,8 @@ async fn receive(
     Path(device): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     // RFC 8292: `vapid t=<JWT>, k=<public key>`, the key being the one the gateway publishes.
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let rest = auth.strip_prefix("vapid ").expect("a VAPID authorization");
@@ -145,7 +146,9 @@ async fn receive(
     };
     if answer != 201 {
         state.refused.lock().unwrap().push((device, answer));
-        return StatusCode::from_u16(answer).unwrap();
+        let status = StatusCode::from_u16(answer).unwrap();
+        // A busy push service says when to come back.
+        return if answer == 429 { (status, [("retry-after", "1")]).into_response() } else { status.into_response() };
     }
     let (secret, auth) = {
         let devices = state.devices.lock().unwrap();
@@ -162,7 +165,7 @@ async fn receive(
         urgency: header("urgency"),
         topic: header("topic"),
     });
-    StatusCode::CREATED
+    StatusCode::CREATED.into_response()
 }
 
 const REGISTER: &str = "mutation($input: RegisterPushSubscriptionInput!) {
@@ -228,22 +231,33 @@ async fn an_offline_member_gets_an_encrypted_signed_push_and_a_connected_one_doe
     ws.quiet(200).await;
     app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "seen live" })).await;
     assert_eq!(ws.next_data("m").await["messageReceived"]["body"], "seen live");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The app keeps reading (and so answers the ping that follows a delivery).
+    ws.quiet(1200).await;
     assert_eq!(push.delivered().len(), 1, "no push for what a live socket showed: {:?}", push.delivered());
 
-    // A message read within the grace period (on the web, say) is not pushed either.
+    // A phone asleep with its socket still open (it reads nothing, so it answers no ping): the
+    // message was written to the socket but never shown, so it is pushed.
+    let mut asleep = app.ws(Some(&bob)).await;
+    asleep.subscribe("m", crate::messaging::RECEIVED, json!({})).await;
+    ws.quiet(300).await;
     drop(ws);
+    app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "while asleep" })).await;
+    let got = push.wait_for(2).await;
+    assert_eq!(got[1].payload["body"], "while asleep");
+    drop(asleep);
+
+    // A message read within the grace period (on the web, say) is not pushed either.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let read = app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "read on the web" })).await;
     let mark = "mutation($c: ID!) { markConversationRead(input: { conversationId: $c }) { conversation { id } } }";
     app.gql(Some(&bob), mark, json!({ "c": read["sendMessage"]["conversation"]["id"] })).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(push.delivered().len(), 1, "no push for what was read: {:?}", push.delivered());
+    assert_eq!(push.delivered().len(), 2, "no push for what was read: {:?}", push.delivered());
 
     // Offline again and unread: pushed.
     app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "back offline" })).await;
-    let got = push.wait_for(2).await;
-    assert_eq!(got[1].payload["body"], "back offline");
+    let got = push.wait_for(3).await;
+    assert_eq!(got[2].payload["body"], "back offline");
 }
 
 #[tokio::test]
@@ -364,4 +378,84 @@ async fn subscriptions_are_checked_owned_end_with_their_session_and_go_with_the_
     let del = "mutation { deleteAccount(input: { password: \"correct horse\" }) { deleted } }";
     app.gql(Some(&bob), del, json!({})).await;
     assert_eq!(crate::trust::scalar(&app, "SELECT COUNT(*) FROM push_subscriptions").await, 0);
+}
+
+#[tokio::test]
+async fn security_notices_reach_every_device_and_a_busy_push_service_is_retried_until_the_ttl() {
+    let app = TestApp::spawn_with(|c| {
+        c.push_allow_http = true;
+        c.push_endpoint_hosts = vec!["127.0.0.1".into()];
+        c.push_delay_ms = 100;
+        c.push_poll_ms = 50;
+        c.push_retry_base_ms = 50;
+        c.push_ttl_secs = 3;
+    })
+    .await;
+    let push = service(&app).await;
+    let admin = app.admin().await;
+    let (alice, alice_id) = app.register(&phone(1), "alice").await;
+    // Messages only, yet a security notice reaches it; the push service is busy once (429 with
+    // Retry-After: 1 s), then takes it.
+    let d = push.device("alice-phone", &[429]);
+    register(&app, &alice, &d, Some(json!(["MESSAGES"]))).await;
+    let started = std::time::Instant::now();
+    let notice = "mutation($u: [ID!]) { sendSecurityNotice(input: { body: \"密码泄露风险：请修改密码\", userIds: $u }) { recipients } }";
+    app.gql(Some(&admin), notice, json!({ "u": [alice_id] })).await;
+    let got = push.wait_for(1).await;
+    assert_eq!(got[0].payload["kind"], "SECURITY_NOTICE");
+    assert_eq!(got[0].payload["body"], "密码泄露风险：请修改密码");
+    assert_eq!(push.refused(), vec![("alice-phone".to_string(), 429)]);
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was not honoured");
+
+    // A push service that never takes it: retried until the push's TTL (3 s here), then given up.
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let down = push.device("bob-phone", &[503; 200]);
+    register(&app, &bob, &down, None).await;
+    app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "never arrives" })).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let failed = crate::trust::scalar(&app, "SELECT COUNT(*) FROM push_outbox WHERE status = 'FAILED'").await;
+        if failed == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the push was not given up at its TTL");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tries = push.refused().iter().filter(|(d, _)| d == "bob-phone").count();
+    assert!(tries >= 3, "retried with a backoff, {tries} tries");
+    assert_eq!(push.delivered().len(), 1);
+}
+
+#[tokio::test]
+async fn only_https_endpoints_of_known_push_services_on_their_port_and_twenty_devices_at_most() {
+    // The defaults: FCM, Mozilla, Windows and Apple push services over HTTPS. Registering contacts
+    // nobody, so this test reaches no network.
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let keys = |endpoint: String| {
+        let p256dh = "BFW1yJE66NZUty6EfADaz1zq_UvSx74r4ZzhA01Y4aGzR5C_V23-mRuRjTkbiRJRQJWcfxAMQbKB8sI0rjbWGM4";
+        json!({ "input": { "endpoint": endpoint, "keys": { "p256dh": p256dh, "auth": "fipxKe5Apch-DRzMxasHzw" } } })
+    };
+    for endpoint in [
+        "http://fcm.googleapis.com/fcm/send/x",
+        "https://fcm.googleapis.com:9/fcm/send/x",
+        "https://evilfcm.googleapis.com/fcm/send/x",
+        "https://fcm.googleapis.com./fcm/send/x",
+        "https://127.0.0.1/push",
+    ] {
+        let (status, body) = app.gql_raw(Some(&alice), REGISTER, keys(endpoint.into())).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["errors"][0]["extensions"]["field"], "input.endpoint", "{endpoint}: {body}");
+    }
+    for n in 0..21 {
+        let endpoint = format!("https://wns2-par02p.notify.windows.com/w/?token={n}");
+        app.gql(Some(&alice), REGISTER, keys(endpoint)).await;
+    }
+    let mine = app.gql(Some(&alice), MINE, json!({})).await;
+    let endpoints = mine["me"]["pushSubscriptions"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 20, "a member keeps 20 devices");
+    assert!(
+        endpoints.iter().all(|e| e["endpoint"] != "https://wns2-par02p.notify.windows.com/w/?token=0"),
+        "the oldest went"
+    );
 }
