@@ -37,12 +37,14 @@ pub enum Capability {
     SendSecurityNotice,
     /// Publish privacy policy versions.
     PublishPolicy,
-    /// Open a board without a real-name verification of one's own.
+    /// Open a board, or register a developer app, without a real-name verification of one's own.
     CreateBoardUnverified,
+    /// Approve or reject developer apps (who may ask members for access to their data).
+    ReviewApps,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 10] = [
+    pub const ALL: [Capability; 11] = [
         Capability::ModerateContent,
         Capability::SuspendMembers,
         Capability::SuspendStaff,
@@ -53,6 +55,7 @@ impl Capability {
         Capability::SendSecurityNotice,
         Capability::PublishPolicy,
         Capability::CreateBoardUnverified,
+        Capability::ReviewApps,
     ];
 }
 
@@ -140,11 +143,20 @@ pub enum Action<'a> {
     ReadConversation {
         members: (i64, i64),
     },
+    /// Register a developer app (a third party that will ask members for access): a member whose
+    /// real name was checked, as for a board, or an admin.
+    RegisterApp {
+        identity_approved: bool,
+    },
+    /// Approve or reject a developer app: admins, never for an app of their own.
+    ReviewApp {
+        owner: i64,
+    },
 }
 
 impl Action<'_> {
     /// Every action's name, as `name` gives it: the authorization table test checks each is covered.
-    pub const NAMES: [&'static str; 20] = [
+    pub const NAMES: [&'static str; 22] = [
         "EditPost",
         "DeletePost",
         "DeleteComment",
@@ -165,6 +177,8 @@ impl Action<'_> {
         "CreateBoard",
         "HandleReports",
         "ReadConversation",
+        "RegisterApp",
+        "ReviewApp",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -189,6 +203,8 @@ impl Action<'_> {
             Action::CreateBoard { .. } => "CreateBoard",
             Action::HandleReports => "HandleReports",
             Action::ReadConversation { .. } => "ReadConversation",
+            Action::RegisterApp { .. } => "RegisterApp",
+            Action::ReviewApp { .. } => "ReviewApp",
         }
     }
 }
@@ -267,6 +283,21 @@ pub fn require(viewer: Option<&Viewer>, action: Action<'_>) -> AppResult<()> {
         Action::HandleReports => allow(has(v, ModerateContent), "only moderators handle reports"),
         Action::ReadConversation { members: (a, b) } => {
             allow(v.user_id == a || v.user_id == b, "only its two members can read a conversation")
+        }
+        Action::RegisterApp { identity_approved } => {
+            if identity_approved || has(v, CreateBoardUnverified) {
+                Ok(())
+            } else {
+                Err(AppError::VerificationRequired(
+                    "registering an app needs an approved real-name verification (submitIdentityVerification)",
+                ))
+            }
+        }
+        Action::ReviewApp { owner } => {
+            if owner == v.user_id && has(v, ReviewApps) {
+                return Err(AppError::Forbidden("nobody reviews an app of their own"));
+            }
+            allow(has(v, ReviewApps), "only administrators review developer apps")
         }
     }
 }
@@ -411,6 +442,10 @@ mod tests {
             (Action::HandleReports, [F, A, F, A]),
             (Action::ReadConversation { members: (ME, OTHER) }, [A, A, A, A]),
             (Action::ReadConversation { members: (OTHER, OTHER + 1) }, [F, F, F, F]),
+            (Action::RegisterApp { identity_approved: false }, [V, V, V, A]),
+            (Action::RegisterApp { identity_approved: true }, [A, A, A, A]),
+            (Action::ReviewApp { owner: OTHER }, [F, F, F, A]),
+            (Action::ReviewApp { owner: ME }, [F, F, F, F]),
         ];
         let roles = [Role::User, Role::Moderator, Role::Reviewer, Role::Admin];
         let mut covered = std::collections::HashSet::new();

@@ -10,6 +10,7 @@ pub mod comments;
 pub mod conversation_members;
 pub mod conversations;
 pub mod data_exports;
+pub mod developer_apps;
 pub mod email_codes;
 pub mod email_outbox;
 pub mod favorites;

@@ -49,6 +49,7 @@ pub const VIEWER_DEPENDENT: &[&str] = &[
     "dataExports",
     "reportsFiled",
     "pushSubscriptions",
+    "developerApps",
     // PushSubscription
     "thisDevice",
     // Post, Comment

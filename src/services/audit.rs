@@ -31,6 +31,8 @@ pub enum Action {
     HideComment,
     /// A moderator settled the open reports on a target (the reason starts with the outcome).
     ResolveReports,
+    /// An admin approved or rejected a developer app (the reason says which and why).
+    ReviewApp,
 }
 
 impl Action {
@@ -50,6 +52,7 @@ impl Action {
             Action::HidePost => "HIDE_POST",
             Action::HideComment => "HIDE_COMMENT",
             Action::ResolveReports => "RESOLVE_REPORTS",
+            Action::ReviewApp => "REVIEW_APP",
         }
     }
 }

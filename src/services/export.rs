@@ -108,6 +108,10 @@ pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_i
     // Reports the member filed, and the words of theirs a moderator hid; never which moderator.
     // The device keys stay out: a secret of the device, not something the member told us.
     out.insert("pushSubscriptions".into(), strip(rows!(db, push_subscriptions, UserId, user_id), &["p256dh", "auth"]));
+    out.insert(
+        "developerApps".into(),
+        strip(rows!(db, developer_apps, OwnerId, user_id), &["secret_hash", "reviewer_id"]),
+    );
     out.insert("reportsFiled".into(), strip(rows!(db, reports, ReporterId, user_id), &["handled_by"]));
     out.insert("hiddenContent".into(), strip(rows!(db, hidden_content, AuthorId, user_id), &["hidden_by"]));
     // Emails sent or queued to the member: when and how each went, not the sealed address,

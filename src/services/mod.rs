@@ -6,6 +6,7 @@ pub mod activity;
 pub mod audit;
 pub mod boards;
 pub mod comments;
+pub mod developer_apps;
 pub mod email;
 pub mod email_outbox;
 pub mod export;

@@ -64,6 +64,7 @@ pub async fn delete_account(
     crate::services::history::erase(&txn, id).await?;
     crate::services::reports::erase_member(&txn, id).await?;
     crate::services::push::erase_member(&txn, id).await?;
+    crate::services::developer_apps::erase_member(&txn, id).await?;
     entity::user_devices::Entity::delete_many().filter(entity::user_devices::Column::UserId.eq(id)).exec(&txn).await?;
 
     // Follows both ways, with the counters on the other side.

@@ -76,7 +76,26 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     let other = ecer_gateway::graphql::ids::encode(ecer_gateway::graphql::ids::Kind::User, 1).0;
     // Something in every realtime stream of the signed-in user, so subscriptions resuming from the
     // start replay at least one event.
-    let (peer, _) = app.register("+8613712340000", "peer").await;
+    let (peer, peer_id) = app.register("+8613712340000", "peer").await;
+    // An app of the peer's for the admin to review (registered through the service: the peer has no
+    // checked real name, and an admin may not review an app of their own).
+    let peer_viewer = ecer_gateway::auth::Viewer {
+        user_id: ecer_gateway::graphql::ids::decode_any(&peer_id).unwrap().1,
+        role: ecer_gateway::auth::Role::Admin,
+        session_id: 0,
+    };
+    let new_app = ecer_gateway::services::developer_apps::NewApp {
+        name: "Peer's CRM",
+        description: "for the review fixture",
+        homepage_url: "https://peer.example",
+        redirect_uris: &["https://peer.example/cb".to_string()],
+        confidential: false,
+    };
+    let peer_app = ecer_gateway::services::developer_apps::register(&app.state.db, &peer_viewer, new_app)
+        .await
+        .unwrap()
+        .app
+        .client_id;
     // SMS codes for the operations that prove a number, sent by the open instance (same database).
     let register_code = app.phone_code("+8613712345678", "REGISTER").await;
     let login_code = app.phone_code("+8613900000000", "LOGIN").await;
@@ -177,6 +196,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         ("$CURSOR_START", ecer_gateway::services::page::Cursor::Id(0).encode()),
         ("$OTHER_SESSION_ID", other_session),
         ("$VERIFICATION_ID", verification),
+        ("$APP_CLIENT_ID", peer_app),
     ]);
 
     let fixtures: serde_json::Map<String, Value> =

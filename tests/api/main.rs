@@ -16,6 +16,7 @@ mod content;
 mod contract;
 mod csrf;
 mod demo;
+mod developer_apps;
 mod documents;
 mod email;
 mod entity_cache;

@@ -212,6 +212,8 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("policy_acceptances", "user_id", Fate::Gone),
     ("post_likes", "user_id", Fate::Gone),
     ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
+    ("developer_apps", "owner_id", Fate::Gone),
+    ("developer_apps", "reviewer_id", Fate::Kept("staff accountability: which admin approved an app")),
     ("push_outbox", "user_id", Fate::Gone),
     ("push_subscriptions", "user_id", Fate::Gone),
     ("reports", "reporter_id", Fate::Gone),

@@ -25,13 +25,19 @@ pub(crate) async fn submit(app: &TestApp, token: &str, number: &str) -> (reqwest
     .await
 }
 
+pub(crate) async fn scalar_text(app: &TestApp, sql: &str) -> String {
+    let backend = app.state.db.get_database_backend();
+    let row = app.state.db.query_one_raw(Statement::from_string(backend, sql.to_string())).await.unwrap().unwrap();
+    row.try_get_by_index::<String>(0).unwrap()
+}
+
 pub(crate) async fn scalar(app: &TestApp, sql: &str) -> i64 {
     let backend = app.state.db.get_database_backend();
     let row = app.state.db.query_one_raw(Statement::from_string(backend, sql.to_string())).await.unwrap().unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
-async fn reviewer(app: &TestApp, admin: &str, n: u32) -> String {
+pub(crate) async fn reviewer(app: &TestApp, admin: &str, n: u32) -> String {
     let (_, id) = app.register(&phone(n), "reviewer").await;
     let set = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: REVIEWER, reason: \"staffing\" }) { user { role } } }";
     let data = app.gql(Some(admin), set, json!({ "u": id })).await;

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod boards;
+mod developer;
 mod email;
 mod history;
 mod moderation;
@@ -28,4 +29,5 @@ pub struct Mutation(
     trust::TrustMutation,
     moderation::ModerationMutation,
     push::PushMutation,
+    developer::DeveloperMutation,
 );

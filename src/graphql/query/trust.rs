@@ -83,6 +83,22 @@ impl TrustQuery {
         Ok(connection(page, ReportCase))
     }
 
+    /// ADMIN: developer apps in one review state (PENDING when left out), oldest first.
+    #[graphql(complexity = "crate::graphql::types::list_cost(first, child_complexity)")]
+    async fn app_review_queue(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<crate::graphql::types::developer_app::AppStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, crate::graphql::types::developer_app::DeveloperApp>> {
+        let viewer = require_viewer(ctx)?;
+        let args = page_args(ctx, first, after.as_deref())?;
+        let status = status.unwrap_or(crate::graphql::types::developer_app::AppStatus::Pending).into();
+        let page = crate::services::developer_apps::queue(&state(ctx)?.db, &viewer, status, &args).await?;
+        Ok(connection(page, crate::graphql::types::developer_app::DeveloperApp))
+    }
+
     /// ADMIN: unique visitors per day of a board or a post (`target` is its id) over the last `days`
     /// days, counted by the first-party visitor cookie. Counts only: no per-person data leaves here.
     async fn visitor_stats(

@@ -2,6 +2,7 @@
 
 pub mod board;
 pub mod comment;
+pub mod developer_app;
 pub mod enums;
 pub mod history;
 pub mod live;

@@ -262,6 +262,17 @@ impl User {
         Ok(Some(super::connection(rows, super::moderation::Report)))
     }
 
+    /// Third-party apps this member registered as a developer, newest first. Only the member sees
+    /// them.
+    async fn developer_apps(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Vec<super::developer_app::DeveloperApp>>> {
+        let v = self.own(ctx)?;
+        let rows = crate::services::developer_apps::of_member(&state(ctx)?.db, v.user_id).await?;
+        Ok(Some(rows.into_iter().map(super::developer_app::DeveloperApp).collect()))
+    }
+
     /// Devices registered for Web Push, newest first. Only the member sees them.
     async fn push_subscriptions(
         &self,

@@ -1,0 +1,77 @@
+//! Developer apps: registration by members, review by admins.
+
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+
+use crate::graphql::types::developer_app::DeveloperApp;
+use crate::graphql::{require_viewer, staff_note, state};
+use crate::services::developer_apps::{self, NewApp};
+
+#[derive(InputObject)]
+pub struct RegisterAppInput {
+    /// 1 to 60 characters, shown to members on the consent page.
+    name: String,
+    /// What the app does with members' data, 1 to 1,000 characters, shown on the consent page.
+    description: String,
+    homepage_url: String,
+    /// 1 to 10 exact redirect URIs: https, http on 127.0.0.1 or [::1], or a private-use scheme
+    /// (`com.example.app:/oauth`).
+    redirect_uris: Vec<String>,
+    /// A server-side app that can keep a client secret. Mobile and single-page apps are public
+    /// (false) and use PKCE alone.
+    confidential: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct RegisterAppPayload {
+    app: DeveloperApp,
+    /// The client secret of a confidential app. Shown this once: the gateway keeps only its hash.
+    client_secret: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct ReviewAppInput {
+    /// The app's `clientId`.
+    client_id: String,
+    approve: bool,
+    /// Why, 1 to 500 characters: on the staff record and shown to the developer.
+    reason: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ReviewAppPayload {
+    app: DeveloperApp,
+}
+
+#[derive(Default)]
+pub struct DeveloperMutation;
+
+#[Object]
+impl DeveloperMutation {
+    /// Registers a third-party app (members with an approved real-name verification, and admins).
+    /// It stays PENDING until an admin approves it; only an approved app may ask members for
+    /// access to their data.
+    async fn register_app(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterAppInput,
+    ) -> async_graphql::Result<RegisterAppPayload> {
+        let viewer = require_viewer(ctx)?;
+        let new = NewApp {
+            name: &input.name,
+            description: &input.description,
+            homepage_url: &input.homepage_url,
+            redirect_uris: &input.redirect_uris,
+            confidential: input.confidential,
+        };
+        let done = developer_apps::register(&state(ctx)?.db, &viewer, new).await?;
+        Ok(RegisterAppPayload { app: DeveloperApp(done.app), client_secret: done.client_secret })
+    }
+
+    /// ADMIN: approves or rejects an app (never one's own), audited as REVIEW_APP.
+    async fn review_app(&self, ctx: &Context<'_>, input: ReviewAppInput) -> async_graphql::Result<ReviewAppPayload> {
+        let viewer = require_viewer(ctx)?;
+        let note = staff_note(ctx, Some(&input.reason));
+        let app = developer_apps::review(&state(ctx)?.db, &viewer, note, &input.client_id, input.approve).await?;
+        Ok(ReviewAppPayload { app: DeveloperApp(app) })
+    }
+}
