@@ -105,7 +105,7 @@ impl AppState {
         let sealer = crate::media::load_sealer(&config).map_err(StartError::Config)?;
         let visitor_salt = sealer.derive("ecer visitor counts v1");
         let location = crate::media::Location::from_config(&config).map_err(StartError::Config)?;
-        let media = MediaStore::open(&location, Arc::new(sealer))
+        let media = MediaStore::open(&location, Arc::new(sealer), config.max_unsealed_mib)
             .map_err(|e| StartError::Config(format!("media storage: {e}")))?;
         let activity = Activity::spawn(db.clone(), config.request_log, visitor_salt);
         crate::services::retention::spawn(

@@ -282,6 +282,12 @@ pub struct Config {
     #[arg(long, env = "MEDIA_DIR", default_value = "data/media")]
     pub media_dir: std::path::PathBuf,
 
+    /// Memory for sealed files (ID photos, message photos and videos, exports) held whole while they
+    /// are served, across all downloads at once, in MiB; a download waits up to 10 s for room, then
+    /// gets 503.
+    #[arg(long, env = "MAX_UNSEALED_MIB", default_value_t = 256)]
+    pub max_unsealed_mib: u32,
+
     /// Object storage for media instead of `MEDIA_DIR`: `s3://bucket[/prefix]` on any S3-compatible
     /// service (AWS S3, MinIO, Aliyun OSS, Cloudflare R2). Instances on different machines then share
     /// media with no shared file system. Credentials: the `S3_*` settings below, else the standard

@@ -63,6 +63,30 @@ pub enum StoreError {
     Object(#[from] object_store::Error),
     #[error("media store: {0}")]
     Seal(#[from] SealError),
+    /// No room to open another sealed file now ([`MediaStore::open_sealed`]).
+    #[error("media store: sealed files take all the room for unsealed files")]
+    Busy,
+}
+
+impl StoreError {
+    /// What a request sees: a retryable SERVICE_UNAVAILABLE when the store is busy, an internal
+    /// error (logged, never shown) otherwise.
+    pub fn into_app(self) -> crate::error::AppError {
+        match self {
+            StoreError::Busy => crate::error::AppError::Unavailable { retry_after_secs: 1 },
+            other => crate::error::AppError::internal(other),
+        }
+    }
+}
+
+/// How long a download waits for room to unseal its file before it is answered 503.
+const UNSEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A sealed file opened for one download. It holds its share of the room for unsealed files
+/// (`MAX_UNSEALED_MIB`) until it is dropped: keep it with the response body.
+pub struct Unsealed {
+    pub bytes: Vec<u8>,
+    pub room: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Where media live: `MEDIA_STORE_URL` when set, else the local folder.
@@ -139,12 +163,16 @@ pub struct MediaStore {
     /// Wakes this instance's thumbnail worker when an upload queued a thumbnail, so it is made at
     /// once rather than at the next poll (the poll is for what other instances or a crash left).
     thumbnails_due: Arc<tokio::sync::Notify>,
+    /// Room for sealed files held whole in memory (read, then unsealed) at once, in KiB: a burst
+    /// of downloads of large message videos waits for room instead of exhausting memory.
+    unsealed: Arc<tokio::sync::Semaphore>,
+    unsealed_kib: u32,
 }
 
 impl MediaStore {
     /// Opens the storage (creating the local folder if needed). S3 is not contacted here: a bucket
     /// that is down or misconfigured shows in the first upload or download, and in the logs.
-    pub fn open(location: &Location, sealer: Arc<Sealer>) -> Result<MediaStore, String> {
+    pub fn open(location: &Location, sealer: Arc<Sealer>, max_unsealed_mib: u32) -> Result<MediaStore, String> {
         let backend: Arc<dyn ObjectStore> = match location {
             Location::Local(root) => {
                 for area in Area::ALL {
@@ -187,11 +215,14 @@ impl MediaStore {
                 }
             }
         };
+        let unsealed_kib = max_unsealed_mib.max(1).saturating_mul(1024);
         Ok(MediaStore {
             backend,
             location: location.describe().into(),
             sealer,
             thumbnails_due: Arc::new(tokio::sync::Notify::new()),
+            unsealed: Arc::new(tokio::sync::Semaphore::new(unsealed_kib as usize)),
+            unsealed_kib,
         })
     }
 
@@ -294,6 +325,20 @@ impl MediaStore {
             Some(sealed) => Ok(Some(self.sealer.open_bytes(&sealed, &Self::aad(area, id))?)),
             None => Ok(None),
         }
+    }
+
+    /// Opens a sealed file for a download once there is room for it (its sealed and its plain copy,
+    /// a file larger than all the room taking all of it), waiting up to [`UNSEAL_WAIT`]; `None`
+    /// when there is no such file, [`StoreError::Busy`] when no room came.
+    pub async fn open_sealed(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Unsealed>, StoreError> {
+        let Some(meta) = self.head(area, id).await? else { return Ok(None) };
+        let kib = u32::try_from(meta.size.div_ceil(1024).saturating_mul(2)).unwrap_or(u32::MAX);
+        let wanted = kib.clamp(1, self.unsealed_kib);
+        let room = tokio::time::timeout(UNSEAL_WAIT, self.unsealed.clone().acquire_many_owned(wanted))
+            .await
+            .map_err(|_| StoreError::Busy)?
+            .map_err(|_| StoreError::Busy)?;
+        Ok(self.get_sealed(area, id).await?.map(|bytes| Unsealed { bytes, room }))
     }
 
     async fn read_raw(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Bytes>, StoreError> {
@@ -418,4 +463,29 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     linked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn sealed_files_open_only_while_there_is_room_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = vec![Sealer::generate_entry("t").unwrap()];
+        let sealer = Arc::new(Sealer::from_entries(&keys).unwrap());
+        // 1 MiB of room; a 700 KiB file needs its sealed and plain copies, so it takes all of it.
+        let store = MediaStore::open(&Location::Local(dir.path().to_path_buf()), sealer, 1).unwrap();
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        store.put_sealed(Area::Private, &a, &vec![1u8; 700 * 1024]).await.unwrap();
+        store.put_sealed(Area::Private, &b, b"small").await.unwrap();
+        let first = store.open_sealed(Area::Private, &a).await.unwrap().unwrap();
+        assert_eq!(first.bytes.len(), 700 * 1024);
+        // While it is held, another download waits, then is told to come back.
+        assert!(matches!(store.open_sealed(Area::Private, &b).await, Err(StoreError::Busy)));
+        drop(first);
+        let second = store.open_sealed(Area::Private, &b).await.unwrap().unwrap();
+        assert_eq!(second.bytes, b"small");
+        assert!(store.open_sealed(Area::Private, &uuid::Uuid::new_v4()).await.unwrap().is_none());
+    }
 }

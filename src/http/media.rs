@@ -17,8 +17,9 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, code};
-use crate::media::Area;
+use crate::media::{Area, Unsealed};
 use crate::services::{export, identity, media};
+use tokio::sync::OwnedSemaphorePermit;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
@@ -33,11 +34,20 @@ fn from_error(err: AppError) -> Response {
         AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let retry_after = match &err {
+        AppError::Unavailable { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
     };
     let code = err.code();
     let gql: async_graphql::Error = err.into();
-    refuse(status, code, &gql.message)
+    let mut resp = refuse(status, code, &gql.message);
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 fn not_found() -> Response {
@@ -207,9 +217,18 @@ async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response>
     auth::viewer::require_for_request(&app.db, &app.config, headers).await.map_err(from_error)
 }
 
-fn private_body(mime: &str, bytes: Vec<u8>, disposition: Option<String>) -> Response {
-    let mut resp = (StatusCode::OK, bytes).into_response();
+/// A private file's response. Its body keeps the file's share of the room for unsealed files until
+/// the connection has taken the bytes, so memory stays within `MAX_UNSEALED_MIB` however many
+/// downloads run at once.
+fn private_body(mime: &str, bytes: Vec<u8>, room: OwnedSemaphorePermit, disposition: Option<String>) -> Response {
+    let len = bytes.len();
+    let chunks = futures_util::stream::unfold((Some(bytes), Some(room)), |(bytes, room)| async move {
+        // The second poll comes once the first chunk was handed on: the room goes back then.
+        bytes.map(|b| (Ok::<_, std::convert::Infallible>(bytes::Bytes::from(b)), (None, room)))
+    });
+    let mut resp = Response::new(Body::from_stream(chunks));
     let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
@@ -235,7 +254,7 @@ pub async fn private(
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     let ip = peer.ip().to_string();
     match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id, photo_window(&app)).await {
-        Ok((mime, bytes)) => private_body(&mime, bytes, None),
+        Ok((mime, file)) => private_body(&mime, file.bytes, file.room, None),
         Err(e) => from_error(e),
     }
 }
@@ -249,7 +268,7 @@ pub async fn message(State(app): State<AppState>, Path(id): Path<String>, header
     };
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     match media::message_file(&app.db, &app.media, &viewer, &id).await {
-        Ok((mime, bytes)) => ranged(&mime, bytes, headers.get(header::RANGE)),
+        Ok((mime, file)) => ranged(&mime, file, headers.get(header::RANGE)),
         Err(e) => from_error(e),
     }
 }
@@ -257,7 +276,8 @@ pub async fn message(State(app): State<AppState>, Path(id): Path<String>, header
 /// A private file that video players can seek in: one satisfiable range is 206 with
 /// `Content-Range`, an unsatisfiable one 416; no range (or several, which no player sends) gets the
 /// whole file.
-fn ranged(mime: &str, bytes: Vec<u8>, range: Option<&HeaderValue>) -> Response {
+fn ranged(mime: &str, file: Unsealed, range: Option<&HeaderValue>) -> Response {
+    let Unsealed { bytes, room } = file;
     let total = bytes.len() as u64;
     let wanted = range
         .and_then(|r| r.to_str().ok())
@@ -272,7 +292,7 @@ fn ranged(mime: &str, bytes: Vec<u8>, range: Option<&HeaderValue>) -> Response {
                 .map(<[u8]>::to_vec);
             match part {
                 Some(part) => {
-                    let mut resp = private_body(mime, part, None);
+                    let mut resp = private_body(mime, part, room, None);
                     *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
                     if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
                         resp.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -283,7 +303,7 @@ fn ranged(mime: &str, bytes: Vec<u8>, range: Option<&HeaderValue>) -> Response {
             }
         }
         Some(Err(_)) => unsatisfiable(total),
-        _ => private_body(mime, bytes, None),
+        _ => private_body(mime, bytes, room, None),
     };
     resp.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     resp
@@ -304,10 +324,10 @@ pub async fn export(State(app): State<AppState>, Path(id): Path<String>, headers
     };
     let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     match export::download(&app.db, &app.media, &viewer, &id).await {
-        Ok(bytes) => {
+        Ok(file) => {
             let name =
                 format!("attachment; filename=\"ecer-data-export-{}.json\"", chrono::Utc::now().format("%Y%m%d"));
-            private_body("application/json; charset=utf-8", bytes, Some(name))
+            private_body("application/json; charset=utf-8", file.bytes, file.room, Some(name))
         }
         Err(e) => from_error(e),
     }

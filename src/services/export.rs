@@ -191,14 +191,18 @@ pub async fn download(
     store: &MediaStore,
     viewer: &Viewer,
     id: &uuid::Uuid,
-) -> AppResult<Vec<u8>> {
+) -> AppResult<crate::media::Unsealed> {
     data_exports::Entity::find_by_id(id.hyphenated().to_string())
         .filter(data_exports::Column::UserId.eq(viewer.user_id))
         .filter(data_exports::Column::ExpiresAt.gt(Utc::now()))
         .one(db)
         .await?
         .ok_or(AppError::NotFound("export"))?;
-    store.get_sealed(Area::Exports, id).await.map_err(AppError::internal)?.ok_or(AppError::NotFound("export"))
+    store
+        .open_sealed(Area::Exports, id)
+        .await
+        .map_err(crate::media::StoreError::into_app)?
+        .ok_or(AppError::NotFound("export"))
 }
 
 /// Removes a member's exports and their files (account deletion).

@@ -351,7 +351,7 @@ pub async fn photo(
     ip: Option<&str>,
     media_id: &uuid::Uuid,
     window: chrono::Duration,
-) -> AppResult<(String, Vec<u8>)> {
+) -> AppResult<(String, crate::media::Unsealed)> {
     authz::require(Some(viewer), authz::Action::ReviewIdentity)?;
     let id = media_id.hyphenated().to_string();
     let row = media::Entity::find_by_id(id.clone())
@@ -369,12 +369,12 @@ pub async fn photo(
     authz::require(Some(viewer), authz::Action::ReadIdPhotos { verification: &verification, window, now: Utc::now() })?;
     audit::record(db, viewer, ip, Entry::new(Action::ViewIdPhoto, Some(row.owner_id), format!("Media:{}", row.id)))
         .await?;
-    let bytes = store
-        .get_sealed(crate::media::Area::Private, media_id)
+    let file = store
+        .open_sealed(crate::media::Area::Private, media_id)
         .await
-        .map_err(AppError::internal)?
+        .map_err(crate::media::StoreError::into_app)?
         .ok_or(AppError::NotFound("file"))?;
-    Ok((row.mime, bytes))
+    Ok((row.mime, file))
 }
 
 /// Erases every verification of a member and its photos (account deletion).

@@ -494,7 +494,7 @@ pub async fn message_file(
     store: &MediaStore,
     viewer: &Viewer,
     id: &uuid::Uuid,
-) -> AppResult<(String, Vec<u8>)> {
+) -> AppResult<(String, crate::media::Unsealed)> {
     let row = media::Entity::find_by_id(id.hyphenated().to_string())
         .one(db)
         .await?
@@ -503,9 +503,12 @@ pub async fn message_file(
     if !may_see_message_media(db, viewer, &row).await? {
         return Err(AppError::NotFound("file"));
     }
-    let bytes =
-        store.get_sealed(Area::Private, id).await.map_err(AppError::internal)?.ok_or(AppError::NotFound("file"))?;
-    Ok((row.mime, bytes))
+    let file = store
+        .open_sealed(Area::Private, id)
+        .await
+        .map_err(crate::media::StoreError::into_app)?
+        .ok_or(AppError::NotFound("file"))?;
+    Ok((row.mime, file))
 }
 
 /// The path a message's file is served under (to the conversation's members only).
