@@ -209,6 +209,16 @@ impl Action<'_> {
     }
 }
 
+/// What the policy promises needs a checked real name (a board, a developer app): the member's own
+/// approved verification, or a role that may act without one.
+fn verified(v: &Viewer, identity_approved: bool, why: &'static str) -> AppResult<()> {
+    if identity_approved || has(v, Capability::CreateBoardUnverified) {
+        Ok(())
+    } else {
+        Err(AppError::VerificationRequired(why))
+    }
+}
+
 /// May `viewer` do `action`? For `viewerCan*` flags and fields that read as null when not allowed.
 pub fn can(viewer: Option<&Viewer>, action: Action<'_>) -> bool {
     require(viewer, action).is_ok()
@@ -271,28 +281,20 @@ pub fn require(viewer: Option<&Viewer>, action: Action<'_>) -> AppResult<()> {
             allow(has(v, SendSecurityNotice), "only administrators can send security notices")
         }
         Action::PublishPolicy => allow(has(v, PublishPolicy), "only administrators can publish the privacy policy"),
-        Action::CreateBoard { identity_approved } => {
-            if identity_approved || has(v, CreateBoardUnverified) {
-                Ok(())
-            } else {
-                Err(AppError::VerificationRequired(
-                    "creating a board needs an approved real-name verification (submitIdentityVerification)",
-                ))
-            }
-        }
+        Action::CreateBoard { identity_approved } => verified(
+            v,
+            identity_approved,
+            "creating a board needs an approved real-name verification (submitIdentityVerification)",
+        ),
         Action::HandleReports => allow(has(v, ModerateContent), "only moderators handle reports"),
         Action::ReadConversation { members: (a, b) } => {
             allow(v.user_id == a || v.user_id == b, "only its two members can read a conversation")
         }
-        Action::RegisterApp { identity_approved } => {
-            if identity_approved || has(v, CreateBoardUnverified) {
-                Ok(())
-            } else {
-                Err(AppError::VerificationRequired(
-                    "registering an app needs an approved real-name verification (submitIdentityVerification)",
-                ))
-            }
-        }
+        Action::RegisterApp { identity_approved } => verified(
+            v,
+            identity_approved,
+            "registering an app needs an approved real-name verification (submitIdentityVerification)",
+        ),
         Action::ReviewApp { owner } => {
             if owner == v.user_id && has(v, ReviewApps) {
                 return Err(AppError::Forbidden("nobody reviews an app of their own"));

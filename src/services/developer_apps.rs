@@ -20,32 +20,10 @@ use crate::services::audit::{self, Note};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::validate::{self, Lines};
 
-/// An app's review state; stored as its upper-case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Approved,
-    Rejected,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "PENDING",
-            Status::Approved => "APPROVED",
-            Status::Rejected => "REJECTED",
-        }
-    }
-
-    pub fn parse(s: &str) -> AppResult<Status> {
-        match s {
-            "PENDING" => Ok(Status::Pending),
-            "APPROVED" => Ok(Status::Approved),
-            "REJECTED" => Ok(Status::Rejected),
-            _ => Err(AppError::internal(format!("unknown app status {s:?}"))),
-        }
-    }
-}
+names!(
+    /// An app's review state.
+    Status { Pending = "PENDING", Approved = "APPROVED", Rejected = "REJECTED" }
+);
 
 /// Redirect URIs one app may have.
 const MAX_REDIRECTS: usize = 10;

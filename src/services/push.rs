@@ -640,7 +640,8 @@ pub async fn send_due(db: &DatabaseConnection, push: &Push, now: DateTime<Utc>) 
                 (Some(_), _) if expires_at <= now => Outcome::Failed("EXPIRED: its TTL ran out".into()),
                 (Some(Verdict::Drop(why)), _) => Outcome::Dropped(why),
                 (Some(Verdict::Send(payload, urgency, topic)), Some(s)) => {
-                    deliver(push, s, payload, urgency, topic.as_deref(), expires_at, now).await
+                    let parcel = Parcel { payload, urgency, topic: topic.as_deref(), expires_at };
+                    deliver(push, s, parcel, now).await
                 }
             };
             (row, outcome)
@@ -793,16 +794,16 @@ enum Outcome {
     Failed(String),
 }
 
-async fn deliver(
-    push: &Push,
-    s: &push_subscriptions::Model,
-    payload: &[u8],
-    urgency: &str,
-    topic: Option<&str>,
+/// One push to send: its payload and how the push service should treat it.
+struct Parcel<'a> {
+    payload: &'a [u8],
+    urgency: &'static str,
+    topic: Option<&'a str>,
     expires_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Outcome {
-    let request = match build(push, s, payload, urgency, topic, expires_at, now) {
+}
+
+async fn deliver(push: &Push, s: &push_subscriptions::Model, parcel: Parcel<'_>, now: DateTime<Utc>) -> Outcome {
+    let request = match build(push, s, &parcel, now) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(format!("BUILD: {e}")),
     };
@@ -830,12 +831,10 @@ async fn deliver(
 fn build(
     push: &Push,
     s: &push_subscriptions::Model,
-    payload: &[u8],
-    urgency: &str,
-    topic: Option<&str>,
-    expires_at: DateTime<Utc>,
+    parcel: &Parcel<'_>,
     now: DateTime<Utc>,
 ) -> Result<http::Request<Full<Bytes>>, String> {
+    let Parcel { payload, urgency, topic, expires_at } = *parcel;
     let endpoint: http::Uri = s.endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
     let p256dh = URL_SAFE_NO_PAD.decode(&s.p256dh).map_err(|e| format!("p256dh: {e}"))?;
     let device = p256::PublicKey::from_sec1_bytes(&p256dh).map_err(|e| format!("p256dh: {e}"))?;

@@ -36,30 +36,6 @@ pub const BAN_DAYS_MAX: i64 = 3650;
 /// Reports listed under one case in the queue: enough to read the notes; the count has them all.
 pub const REPORTS_PER_CASE: usize = 20;
 
-macro_rules! names {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub const ALL: &[$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-
-            /// A stored name this build does not know is an error, never a guess.
-            pub fn parse(s: &str) -> AppResult<$name> {
-                match s {
-                    $($text => Ok($name::$variant),)*
-                    _ => Err(AppError::internal(format!("unknown {} {s:?}", stringify!($name)))),
-                }
-            }
-        }
-    };
-}
-
 names!(
     /// What a report is about.
     TargetKind { Post = "POST", Comment = "COMMENT", Message = "MESSAGE", User = "USER", LiveStream = "LIVE_STREAM" }
