@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -47,6 +47,14 @@ fn from_error(err: AppError) -> Response {
     if let Some(secs) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    resp
+}
+
+/// HEAD on a private file: refused rather than answered, since answering would open, unseal and
+/// (for ID photos) audit the whole file for headers nobody needs.
+fn get_only() -> Response {
+    let mut resp = refuse(StatusCode::METHOD_NOT_ALLOWED, code::BAD_REQUEST, "private files answer GET only");
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
     resp
 }
 
@@ -244,9 +252,13 @@ fn private_body(mime: &str, bytes: Vec<u8>, room: OwnedSemaphorePermit, disposit
 pub async fn private(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if method == Method::HEAD {
+        return get_only();
+    }
     let viewer = match viewer(&app, &headers).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -261,7 +273,15 @@ pub async fn private(
 
 /// A private message's photo or video, to the conversation's members (and moderators while the
 /// message is reported): [`media::message_file`].
-pub async fn message(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn message(
+    State(app): State<AppState>,
+    method: Method,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if method == Method::HEAD {
+        return get_only();
+    }
     let viewer = match viewer(&app, &headers).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -277,7 +297,7 @@ pub async fn message(State(app): State<AppState>, Path(id): Path<String>, header
 /// `Content-Range`, an unsatisfiable one 416; no range (or several, which no player sends) gets the
 /// whole file.
 fn ranged(mime: &str, file: Unsealed, range: Option<&HeaderValue>) -> Response {
-    let Unsealed { bytes, room } = file;
+    let Unsealed { bytes, mut room } = file;
     let total = bytes.len() as u64;
     let wanted = range
         .and_then(|r| r.to_str().ok())
@@ -292,6 +312,11 @@ fn ranged(mime: &str, file: Unsealed, range: Option<&HeaderValue>) -> Response {
                 .map(<[u8]>::to_vec);
             match part {
                 Some(part) => {
+                    // The whole file is dropped here: only the part's share of the room stays held
+                    // while it is sent (video players ask for many ranges).
+                    drop(bytes);
+                    let keep = part.len().div_ceil(1024).max(1);
+                    let room = room.split(keep).unwrap_or(room);
                     let mut resp = private_body(mime, part, room, None);
                     *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
                     if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
@@ -317,7 +342,15 @@ fn unsatisfiable(total: u64) -> Response {
     resp
 }
 
-pub async fn export(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn export(
+    State(app): State<AppState>,
+    method: Method,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if method == Method::HEAD {
+        return get_only();
+    }
     let viewer = match viewer(&app, &headers).await {
         Ok(v) => v,
         Err(resp) => return resp,

@@ -237,7 +237,7 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
     // What the private streams delivered, confirmed as seen by the client's answer to a ping.
     let deliveries = Arc::new(crate::services::push::SocketDeliveries::default());
     conn.info.socket = Some(deliveries.clone());
-    let mut unanswered: Option<(u64, Vec<crate::services::push::Delivered>)> = None;
+    let mut unanswered: Option<Unanswered> = None;
     let mut pings = 0u64;
     let mut last_heard = Instant::now();
     // Checked at keep-alive ticks: one timer per idle socket instead of two.
@@ -268,8 +268,10 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
                     Message::Binary(_) => break Some(Close::new(4400, "Binary messages are not supported")),
                     Message::Close(_) => break None,
                     Message::Pong(payload) => {
-                        // The answer to the ping that followed deliveries: the app got them.
-                        if let Some((_, delivered)) = unanswered.take_if(|(sent, _)| payload.as_ref() == sent.to_be_bytes()) {
+                        // The answer to the ping that followed deliveries (or a later one: a peer
+                        // may answer only the newest of several pings): the app read them.
+                        let answered = <[u8; 8]>::try_from(payload.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+                        if let Some(Unanswered { delivered, .. }) = unanswered.take_if(|u| u.ping <= answered) {
                             for (user, stream, cursor) in delivered {
                                 conn.app.push.seen.delivered(user, stream, cursor);
                             }
@@ -283,8 +285,14 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
                 let delivered = deliveries.take();
                 if !delivered.is_empty() {
                     pings += 1;
-                    let _ = conn.out.try_send(Message::Ping(pings.to_be_bytes().to_vec().into()));
-                    unanswered = Some((pings, delivered));
+                    if conn.out.try_send(Message::Ping(pings.to_be_bytes().to_vec().into())).is_ok() {
+                        unanswered = Some(Unanswered { ping: pings, delivered, sent: Instant::now() });
+                    } else {
+                        // A full queue: they wait for the next frame or keep-alive to be confirmed.
+                        for (user, stream, cursor) in delivered {
+                            deliveries.delivered(user, stream, cursor);
+                        }
+                    }
                 }
             }
             () = &mut init_deadline, if !conn.init_received => {
@@ -309,8 +317,19 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
                 let _ = conn.out.try_send(ping);
                 if conn.proto == Proto::Legacy {
                     // Legacy clients do not answer `ka`; a protocol-level ping gets a pong from any
-                    // WebSocket implementation.
-                    let _ = conn.out.try_send(Message::Ping(Default::default()));
+                    // WebSocket implementation. It carries the newest counter, so its answer also
+                    // confirms deliveries if the client answers only the newest ping.
+                    let _ = conn.out.try_send(Message::Ping(pings.to_be_bytes().to_vec().into()));
+                }
+                match &mut unanswered {
+                    // A ping lost to a full queue, or an answer that did not come yet: asked again.
+                    Some(u) if u.sent.elapsed() >= keepalive_every => {
+                        if conn.out.try_send(Message::Ping(u.ping.to_be_bytes().to_vec().into())).is_ok() {
+                            u.sent = Instant::now();
+                        }
+                    }
+                    Some(_) => {}
+                    None => deliveries.queued(),
                 }
                 conn.operations.retain(|_, task| !task.is_finished());
                 if conn.token.is_some() && last_recheck.elapsed() >= SESSION_RECHECK {
@@ -650,12 +669,20 @@ impl Connection {
             erased: self.info.erased.clone(),
             user_id: self.info.viewer.map(|v| v.user_id),
             client: self.info.client.clone(),
+            socket: self.info.socket.clone(),
         };
         // The stream boxed, the feed used in place: a future keeps its arguments for its whole life,
         // and moving them into locals held them twice in every idle operation's task.
         let task = tokio::spawn(pump(feed, Box::pin(results)));
         self.operations.insert(id, task.abort_handle());
     }
+}
+
+/// Deliveries a ping was sent to confirm, and when.
+struct Unanswered {
+    ping: u64,
+    delivered: Vec<crate::services::push::Delivered>,
+    sent: Instant,
 }
 
 /// How an operation runs ([`Connection::route`]).
@@ -757,6 +784,8 @@ struct Feed {
     erased: std::sync::Arc<std::sync::atomic::AtomicBool>,
     user_id: Option<i64>,
     client: std::sync::Arc<crate::services::activity::ClientInfo>,
+    /// What the socket's private streams delivered, confirmed by the ping queued behind the frames.
+    socket: Option<Arc<crate::services::push::SocketDeliveries>>,
 }
 
 /// `{"type":..,"id":..,"payload":..}` around a payload serialised once (perhaps for many sockets).
@@ -774,7 +803,12 @@ fn frame(kind: &str, id_json: &str, payload: &str) -> Message {
 
 /// Runs one operation, feeding the socket's queue until the operation completes.
 async fn pump(feed: Feed, mut results: impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send + Unpin) {
-    let Feed { operation, id, out, proto, slow, activity, recorded, erased, user_id, client } = &feed;
+    let Feed { operation, id, out, proto, slow, activity, recorded, erased, user_id, client, socket } = &feed;
+    let queued = || {
+        if let Some(s) = socket {
+            s.queued();
+        }
+    };
     let _running = crate::metrics::GaugeGuard::new(&crate::metrics::METRICS.subscriptions);
     let started = std::time::Instant::now();
     let id_json = serde_json::Value::String(id.clone()).to_string();
@@ -813,12 +847,15 @@ async fn pump(feed: Feed, mut results: impl Stream<Item = Result<Arc<Delivery>, 
         }
         // Room in the queue (the usual case) costs no timer; only a full queue waits, for `slow`.
         let frame = match out.try_send(frame(proto.next_type(), &id_json, &delivery.payload)) {
-            Ok(()) => continue,
+            Ok(()) => {
+                queued();
+                continue;
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
             Err(mpsc::error::TrySendError::Full(frame)) => frame,
         };
         match tokio::time::timeout(*slow, out.send(frame)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => queued(),
             Ok(Err(_)) => return,
             Err(_) => {
                 let _ = out.send(lagging(id)).await;
@@ -850,6 +887,7 @@ mod tests {
             erased: Default::default(),
             user_id: None,
             client: Default::default(),
+            socket: None,
         };
         let task = tokio::spawn(pump(feed, results(events)));
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -886,6 +924,7 @@ mod tests {
             erased: Default::default(),
             user_id: None,
             client: Default::default(),
+            socket: None,
         };
         tokio::spawn(pump(feed, results(events))).await.unwrap();
         let frame = |m: Message| match m {

@@ -54,6 +54,12 @@ fn redirect_uri(field: &str, value: &str) -> AppResult<String> {
         return Err(bad("must be at most 512 characters"));
     }
     let url = url::Url::parse(value).map_err(|_| bad("is not an absolute URI"))?;
+    // Exactly as a browser will read it: the parser drops tabs and newlines, reads `\` as `/`,
+    // resolves `..` and lowercases the scheme, so a URI that changes under it could show one host
+    // to the reviewing admin and send members to another.
+    if url.as_str() != value {
+        return Err(bad(&format!("must be written as browsers read it: {}", url.as_str())));
+    }
     if url.fragment().is_some() {
         return Err(bad("must not have a fragment"));
     }
@@ -225,6 +231,11 @@ mod tests {
             "myapp:/cb",
             "/relative",
             "data:text/html,hi",
+            "https://evil.example\\@good.example/cb",
+            "https://partner.example/a/../cb",
+            "HTTPS://partner.example/cb",
+            "https://partner.example/c\tb",
+            "https://partner.example",
         ] {
             assert!(redirect_uri("f", bad).is_err(), "{bad}");
         }

@@ -535,19 +535,24 @@ pub struct SocketDeliveries {
 }
 
 impl SocketDeliveries {
-    /// The socket's stream delivered `stream` up to `cursor` to `user`.
+    /// The socket's stream read `stream` up to `cursor` for `user` (its frames follow).
     pub fn delivered(&self, user: i64, stream: Stream, cursor: i64) {
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            match pending.iter_mut().find(|(u, s, _)| *u == user && *s == stream) {
-                Some(entry) => entry.2 = Ord::max(entry.2, cursor),
-                None => pending.push((user, stream, cursor)),
-            }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.iter_mut().find(|(u, s, _)| *u == user && *s == stream) {
+            Some(entry) => entry.2 = Ord::max(entry.2, cursor),
+            None => pending.push((user, stream, cursor)),
         }
-        self.due.notify_one();
     }
 
-    /// Resolves when something was delivered since the last [`SocketDeliveries::take`].
+    /// A frame went into the socket's queue: if it carried deliveries, the ping that confirms them
+    /// goes behind it, so its answer proves the client read past them.
+    pub fn queued(&self) {
+        if !self.pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            self.due.notify_one();
+        }
+    }
+
+    /// Resolves when frames with deliveries were queued since the last [`SocketDeliveries::take`].
     pub async fn due(&self) {
         self.due.notified().await;
     }

@@ -142,6 +142,9 @@ async fn sealed_files_are_ciphertext_in_the_bucket_and_go_with_the_account() {
     assert_eq!(part.status(), 206);
     assert_eq!(part.bytes().await.unwrap().as_ref(), &png("secret")[0..4]);
     assert_eq!(app.http.get(&url).bearer_auth(&c.alice).send().await.unwrap().status(), 404);
+    // HEAD would unseal the whole file for nothing: refused.
+    let head = app.http.head(&url).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!((head.status().as_u16(), head.headers()["allow"].to_str().unwrap()), (405, "GET"));
 
     // A data export: sealed in the bucket, opened for its owner only.
     let request = "mutation { requestDataExport(input: { format: JSON }) { export { downloadUrl } } }";

@@ -9,15 +9,17 @@ use crate::common::{TestApp, phone};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-async fn npx(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("npx")
+/// Runs one of the SDK's own pinned tools (never a package fetched on the fly).
+async fn tool(name: &str, args: &[&str]) -> String {
+    let dir = format!("{ROOT}/frontend-contract/sdk");
+    let out = tokio::process::Command::new(format!("{dir}/node_modules/.bin/{name}"))
         .args(args)
-        .current_dir(format!("{ROOT}/frontend-contract/sdk"))
+        .current_dir(&dir)
         .output()
         .await
-        .expect("run npx (run `npm ci --prefix frontend-contract/sdk` first)");
+        .unwrap_or_else(|e| panic!("run {name}: {e} (run `npm ci --prefix frontend-contract/sdk` first)"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "npx {args:?} failed:\n{text}");
+    assert!(out.status.success(), "{name} {args:?} failed:\n{text}");
     text
 }
 
@@ -25,8 +27,8 @@ async fn npx(args: &[&str]) -> String {
 async fn the_typescript_sdk_is_current_type_checks_and_runs_by_persisted_id() {
     // Generated code that lags the schema or the operations fails here: run `npm run generate`
     // in frontend-contract/sdk.
-    npx(&["graphql-codegen", "--config", "codegen.ts", "--check"]).await;
-    npx(&["tsc", "-p", ".", "--outDir", "dist"]).await;
+    tool("graphql-codegen", &["--config", "codegen.ts", "--check"]).await;
+    tool("tsc", &["-p", ".", "--outDir", "dist"]).await;
 
     // Every document the SDK sends by id is one the gateway knows.
     let ids: Value = serde_json::from_str(
@@ -55,8 +57,10 @@ async fn the_typescript_sdk_is_current_type_checks_and_runs_by_persisted_id() {
     let app = open.another_instance(|c| c.trusted_documents = true).await;
     let (a, _) = open.register(&phone(1), "sdk-alice").await;
     let (b, b_id) = open.register(&phone(2), "sdk-bob").await;
+    // The subscription replays from the start, so it gets the message however late it is listening.
+    let start = ecer_gateway::services::page::Cursor::Id(0).encode();
     let out = tokio::process::Command::new("node")
-        .args(["dist/test/smoke.js", &app.url("/graphql"), &a, &b, &b_id])
+        .args(["dist/test/smoke.js", &app.url("/graphql"), &a, &b, &b_id, &start])
         .current_dir(format!("{ROOT}/frontend-contract/sdk"))
         .output()
         .await
