@@ -459,3 +459,51 @@ async fn only_https_endpoints_of_known_push_services_on_their_port_and_twenty_de
         "the oldest went"
     );
 }
+
+#[tokio::test]
+async fn what_a_socket_on_one_instance_showed_is_not_pushed_by_another() {
+    // Two instances sharing the database and a Redis of the test's own; both run push senders.
+    let redis = crate::scale_out::OwnRedis::start();
+    let url = redis.url();
+    let fast = |c: &mut ecer_gateway::config::Config| {
+        c.push_allow_http = true;
+        c.push_endpoint_hosts = vec!["127.0.0.1".into()];
+        c.push_delay_ms = 300;
+        c.push_poll_ms = 50;
+    };
+    let a = TestApp::spawn_with(|c| {
+        fast(c);
+        c.redis_url = Some(url.clone());
+    })
+    .await;
+    let prefix = a.state.config.redis_prefix.clone();
+    let b = a
+        .another_instance(|c| {
+            fast(c);
+            c.redis_url = Some(url.clone());
+            c.redis_prefix = prefix.clone();
+        })
+        .await;
+    let push = service(&a).await;
+    let (alice, _) = a.register(&phone(1), "alice").await;
+    let (bob, bob_id) = a.register(&phone(2), "bob").await;
+    register(&a, &bob, &push.device("bob-phone", &[]), None).await;
+
+    // Bob's app is open on instance B; Alice writes through A. Whichever instance's sender takes
+    // the push knows from Redis that B's socket showed it.
+    let mut ws = b.ws(Some(&bob)).await;
+    ws.subscribe("m", crate::messaging::RECEIVED, json!({})).await;
+    ws.quiet(300).await;
+    a.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "seen on B" })).await;
+    assert_eq!(ws.next_data("m").await["messageReceived"]["body"], "seen on B");
+    ws.quiet(1500).await;
+    assert!(push.delivered().is_empty(), "pushed although B's socket showed it: {:?}", push.delivered());
+
+    // Closed: the next one is pushed, by either instance, once.
+    drop(ws);
+    a.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "after closing" })).await;
+    let got = push.wait_for(1).await;
+    assert_eq!(got[0].payload["body"], "after closing");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(push.delivered().len(), 1, "two instances sent the same push");
+}
