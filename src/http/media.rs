@@ -221,8 +221,20 @@ fn not_modified(etag: &str) -> Response {
     resp
 }
 
-async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    auth::viewer::require_for_request(&app.db, &app.config, headers).await.map_err(from_error)
+/// What every private route checks first: GET only, a signed-in viewer, and a file id that can be
+/// one. The rule for the file itself is the service's.
+async fn opening(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Viewer, uuid::Uuid), Response> {
+    if method == Method::HEAD {
+        return Err(get_only());
+    }
+    let viewer = auth::viewer::require_for_request(&app.db, &app.config, headers).await.map_err(from_error)?;
+    let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
+    Ok((viewer, id))
 }
 
 /// A private file's response. Its body keeps the file's share of the room for unsealed files until
@@ -256,14 +268,10 @@ pub async fn private(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if method == Method::HEAD {
-        return get_only();
-    }
-    let viewer = match viewer(&app, &headers).await {
-        Ok(v) => v,
+    let (viewer, id) = match opening(&app, &method, &headers, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
     };
-    let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     let ip = peer.ip().to_string();
     match identity::photo(&app.db, &app.media, &viewer, Some(&ip), &id, photo_window(&app)).await {
         Ok((mime, file)) => private_body(&mime, file.bytes, file.room, None),
@@ -279,14 +287,10 @@ pub async fn message(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if method == Method::HEAD {
-        return get_only();
-    }
-    let viewer = match viewer(&app, &headers).await {
-        Ok(v) => v,
+    let (viewer, id) = match opening(&app, &method, &headers, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
     };
-    let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     match media::message_file(&app.db, &app.media, &viewer, &id).await {
         Ok((mime, file)) => ranged(&mime, file, headers.get(header::RANGE)),
         Err(e) => from_error(e),
@@ -348,14 +352,10 @@ pub async fn export(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if method == Method::HEAD {
-        return get_only();
-    }
-    let viewer = match viewer(&app, &headers).await {
-        Ok(v) => v,
+    let (viewer, id) = match opening(&app, &method, &headers, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
     };
-    let Ok(id) = uuid::Uuid::parse_str(&id) else { return not_found() };
     match export::download(&app.db, &app.media, &viewer, &id).await {
         Ok(file) => {
             let name =
