@@ -33,6 +33,8 @@ pub struct AppState {
     pub schema: AppSchema,
     /// The same schema without extensions, for HTTP queries (`graphql::lean`).
     pub query_schema: AppSchema,
+    /// The full schema plus the scope check, for third-party apps' tokens (`graphql::scopes`).
+    pub app_schema: AppSchema,
     pub config: Arc<Config>,
     pub db_stats: Arc<DbStats>,
     /// Present when `REDIS_URL` is set: the shared broker of a multi-instance deployment.
@@ -76,6 +78,15 @@ pub enum StartError {
 }
 
 impl AppState {
+    /// The schema an operation for `viewer` runs on: a third-party app's token gets the one that
+    /// checks its scopes on every field.
+    pub fn schema_for(&self, viewer: Option<&crate::auth::Viewer>) -> &AppSchema {
+        match viewer {
+            Some(v) if v.app.is_some() => &self.app_schema,
+            _ => &self.schema,
+        }
+    }
+
     /// Connects to the database (applying migrations) and, when configured, to Redis, then builds the
     /// schema. An unreachable dependency stops start-up with a message naming it.
     pub async fn new(config: Config) -> Result<AppState, StartError> {
@@ -174,6 +185,7 @@ impl AppState {
             push: push.clone(),
         };
         let query_schema = graphql::build_lean_schema(gql_state.clone());
+        let app_schema = graphql::build_app_schema(gql_state.clone());
         let schema = graphql::build_schema(gql_state);
         // One request through the extensions hands `graphql::lean` the schema's registry.
         schema.execute("{ __typename }").await;
@@ -183,6 +195,7 @@ impl AppState {
             db,
             schema,
             query_schema,
+            app_schema,
             config,
             db_stats,
             redis,
@@ -227,6 +240,16 @@ pub fn router(state: AppState) -> Router {
         .route("/media/private/{id}", get(http::media::private))
         .route("/media/messages/{id}", get(http::media::message))
         .route("/media/exports/{id}", get(http::media::export))
+        .merge(
+            // OAuth 2.1 (issue 16). Forms and token requests are small: 16 KiB is plenty.
+            Router::new()
+                .route("/oauth/authorize", get(http::oauth::authorize).post(http::oauth::decide))
+                .route("/oauth/sign-in", axum::routing::post(http::oauth::sign_in))
+                .route("/oauth/token", axum::routing::post(http::oauth::token))
+                .route("/oauth/revoke", axum::routing::post(http::oauth::revoke))
+                .route("/.well-known/oauth-authorization-server", get(http::oauth::metadata))
+                .layer(DefaultBodyLimit::max(16 * 1024)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), server::admission::shed));
     if state.config.dev_routes() {
         // Development only (the `log` SMS provider, no production setting): the codes it sent.

@@ -262,6 +262,11 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_REQUESTS_BURST", default_value_t = 200)]
     pub rate_limit_requests_burst: u32,
 
+    /// GraphQL operations per minute one third-party app may send for one member (its own bucket,
+    /// apart from the member's; the burst is the same number). 0 switches the limit off.
+    #[arg(long, env = "RATE_LIMIT_APP_REQUESTS_PER_MINUTE", default_value_t = 120)]
+    pub rate_limit_app_requests_per_minute: u32,
+
     /// `register` and `login` attempts per IP address per minute (against password guessing).
     #[arg(long, env = "RATE_LIMIT_AUTH_PER_MINUTE", default_value_t = 10)]
     pub rate_limit_auth_per_minute: u32,

@@ -51,7 +51,7 @@ pub async fn prepare(state: &AppState) -> Result<String, String> {
         .map_err(|e| format!("demo: {e}"))?
         .ok_or("demo: the seeded community has no first member")?;
     // The host is a seeded member acting through the same services a client would call.
-    let viewer = Viewer { user_id: host.id, role: Role::User, session_id: 0 };
+    let viewer = Viewer { user_id: host.id, role: Role::User, session_id: 0, app: None };
     let stream = live::create(db, &viewer, DEMO_STREAM_TITLE, None, None).await.map_err(|e| format!("demo: {e:?}"))?;
     live::start(db, &state.broker, &viewer, stream.id).await.map_err(|e| format!("demo: {e:?}"))?;
     for line in DEMO_CHAT {

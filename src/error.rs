@@ -31,6 +31,9 @@ pub mod code {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
     pub const CSRF_PREFLIGHT_REQUIRED: &str = "CSRF_PREFLIGHT_REQUIRED";
     pub const VERIFICATION_REQUIRED: &str = "VERIFICATION_REQUIRED";
+    /// A third-party app's token lacks the scope this field needs (`extensions.requiredScope`, null
+    /// when no scope lets an app reach it).
+    pub const INSUFFICIENT_SCOPE: &str = "INSUFFICIENT_SCOPE";
     /// HTTP 503: the instance sheds load; nothing ran.
     pub const OVERLOADED: &str = "OVERLOADED";
     /// HTTP 503 (the instance is full) or 429 (this client address holds too many connections or
@@ -77,6 +80,9 @@ pub enum AppError {
     UnsupportedMedia { field: String, message: String },
     /// The action needs an approved real-name verification.
     VerificationRequired(&'static str),
+    /// A third-party app's token may not reach this field: it needs the named scope, or (`None`)
+    /// it is for the member's own apps only.
+    InsufficientScope { required: Option<&'static str> },
     /// The database cannot be reached now (or the circuit breaker says so); retry after this many
     /// seconds.
     Unavailable { retry_after_secs: u64 },
@@ -126,6 +132,7 @@ impl AppError {
             AppError::UploadTooLarge { .. } => code::UPLOAD_TOO_LARGE,
             AppError::UnsupportedMedia { .. } => code::UNSUPPORTED_MEDIA_TYPE,
             AppError::VerificationRequired(_) => code::VERIFICATION_REQUIRED,
+            AppError::InsufficientScope { .. } => code::INSUFFICIENT_SCOPE,
             AppError::Unavailable { .. } => code::SERVICE_UNAVAILABLE,
             AppError::QueryTimeout => code::QUERY_TIMEOUT,
             AppError::InvalidCode { .. } => code::INVALID_CODE,
@@ -154,6 +161,10 @@ impl AppError {
             }
             AppError::UnsupportedMedia { field, message } => format!("{field}: {message}"),
             AppError::VerificationRequired(why) => (*why).into(),
+            AppError::InsufficientScope { required: Some(scope) } => {
+                format!("this app was not given the {scope} scope needed here")
+            }
+            AppError::InsufficientScope { required: None } => "apps cannot use this; only the member can".into(),
             AppError::Unavailable { retry_after_secs } => {
                 format!("the service is temporarily unavailable; retry in {retry_after_secs} s")
             }
@@ -227,8 +238,15 @@ impl From<AppError> for async_graphql::Error {
             | AppError::Unavailable { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
+        let required_scope = match &err {
+            AppError::InsufficientScope { required } => Some(*required),
+            _ => None,
+        };
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
+            if let Some(scope) = required_scope {
+                ext.set("requiredScope", scope);
+            }
             if let Some(field) = field {
                 ext.set("field", field);
             }

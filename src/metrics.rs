@@ -21,6 +21,9 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Errors returned to clients, by `extensions.code`.
     pub errors: IntCounterVec,
+    /// GraphQL operations third-party apps sent, by transport and app (`developer_apps.id`; one
+    /// series per approved app).
+    pub app_requests: IntCounterVec,
     pub ws_connections: IntGauge,
     pub subscriptions: IntGauge,
     pub shared_feeds: IntGauge,
@@ -76,6 +79,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["operation"],
     )?;
     let errors = IntCounterVec::new(Opts::new("graphql_errors_total", "Errors returned, by code"), &["code"])?;
+    let app_requests = IntCounterVec::new(
+        Opts::new("app_requests_total", "GraphQL operations sent by third-party apps, by transport and app"),
+        &["transport", "app"],
+    )?;
     let ws_connections = IntGauge::new("websocket_connections", "Open GraphQL WebSockets")?;
     let subscriptions = IntGauge::new("subscriptions_active", "Operations running on WebSockets")?;
     let shared_feeds =
@@ -124,6 +131,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(latency.clone()))?;
     registry.register(Box::new(errors.clone()))?;
+    registry.register(Box::new(app_requests.clone()))?;
     registry.register(Box::new(ws_connections.clone()))?;
     registry.register(Box::new(shared_feeds.clone()))?;
     registry.register(Box::new(private_streams_waiting.clone()))?;
@@ -147,6 +155,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(thumbnails.clone()))?;
     Ok(Metrics {
         registry,
+        app_requests,
         requests,
         latency,
         errors,
@@ -195,6 +204,13 @@ impl Metrics {
     }
 
     /// Counts the codes of the errors in a response.
+    /// Counts an operation a third-party app sent (nothing for the member's own clients).
+    pub fn count_app(&self, transport: &str, viewer: Option<&crate::auth::Viewer>) {
+        if let Some(app) = viewer.and_then(|v| v.app) {
+            self.app_requests.with_label_values(&[transport, &app.app_id.to_string()]).inc();
+        }
+    }
+
     pub fn count_errors(&self, errors: &[async_graphql::ServerError]) {
         for err in errors {
             let code = err

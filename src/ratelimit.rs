@@ -26,6 +26,9 @@ pub enum Limit {
     Chat,
     /// `reportContent`, per user: reports cost a moderator's time.
     Reports,
+    /// Every GraphQL operation a third-party app sends for a member: a bucket per app and member,
+    /// apart from the member's own (an app cannot spend the member's allowance, nor they its).
+    AppRequests,
 }
 
 impl Limit {
@@ -36,6 +39,7 @@ impl Limit {
             Limit::Messages => "messages",
             Limit::Chat => "chat",
             Limit::Reports => "reports",
+            Limit::AppRequests => "app_requests",
         }
     }
 }
@@ -93,6 +97,10 @@ impl RateLimiter {
             |per_minute: u32, burst: u32| Rule { burst: f64::from(burst), per_second: f64::from(per_minute) / 60.0 };
         let rules = HashMap::from([
             (Limit::Requests, rule(config.rate_limit_requests_per_minute, config.rate_limit_requests_burst)),
+            (
+                Limit::AppRequests,
+                rule(config.rate_limit_app_requests_per_minute, config.rate_limit_app_requests_per_minute.max(1)),
+            ),
             (Limit::Auth, rule(config.rate_limit_auth_per_minute, config.rate_limit_auth_per_minute.max(1))),
             (
                 Limit::Messages,
@@ -175,9 +183,18 @@ fn local_take(buckets: &Mutex<HashMap<(Limit, String), Bucket>>, rule: Rule, key
     }
 }
 
+/// The limit every operation of `viewer` counts against.
+pub fn request_limit(viewer: Option<&crate::auth::Viewer>) -> Limit {
+    match viewer {
+        Some(v) if v.app.is_some() => Limit::AppRequests,
+        _ => Limit::Requests,
+    }
+}
+
 /// The bucket key of a request: the user when signed in, else the IP address.
 pub fn key_for(viewer: Option<&crate::auth::Viewer>, ip: Option<&str>) -> String {
     match (viewer, ip) {
+        (Some(crate::auth::Viewer { user_id, app: Some(app), .. }), _) => format!("a:{}:u:{user_id}", app.app_id),
         (Some(v), _) => format!("u:{}", v.user_id),
         (None, Some(ip)) => format!("ip:{ip}"),
         (None, None) => "ip:unknown".into(),

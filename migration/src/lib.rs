@@ -29,6 +29,7 @@ mod m20261206_000081_message_media;
 mod m20261206_000082_open_report_once;
 mod m20261207_000090_web_push;
 mod m20261207_000100_developer_apps;
+mod m20261208_000110_oauth;
 
 pub struct Migrator;
 
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000082_open_report_once::Migration),
             Box::new(m20261207_000090_web_push::Migration),
             Box::new(m20261207_000100_developer_apps::Migration),
+            Box::new(m20261208_000110_oauth::Migration),
         ]
     }
 }

@@ -47,7 +47,18 @@ impl Role {
 pub struct Viewer {
     pub user_id: i64,
     pub role: Role,
+    /// The first-party session; 0 for an app's token, which is not a session of the member's.
     pub session_id: i64,
+    /// Set when a third-party app acts for the member with an OAuth access token (issue 16).
+    pub app: Option<AppAccess>,
+}
+
+/// What an app's access token carries: the member's grant to that app, and what it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppAccess {
+    pub grant_id: i64,
+    pub app_id: i64,
+    pub scopes: crate::authz::scopes::Scopes,
 }
 
 /// A fresh session token: 32 bytes from the OS RNG, URL-safe base64 (43 characters).

@@ -71,6 +71,9 @@ pub fn payload_token(payload: &Map<String, Value>) -> Option<Result<String, ()>>
 /// is neither suspended nor erased. One query; a stored role this build does not know is an error
 /// (INTERNAL, logged), never a silent guess.
 pub async fn for_token(db: &impl ConnectionTrait, token: &str) -> AppResult<Option<Viewer>> {
+    if token.starts_with(crate::services::oauth::ACCESS_PREFIX) {
+        return crate::services::oauth::viewer_for_token(db, token).await;
+    }
     let now = Utc::now();
     let row: Option<(i64, i64, String, chrono::DateTime<Utc>)> = sessions::Entity::find()
         .select_only()
@@ -96,7 +99,7 @@ pub async fn for_token(db: &impl ConnectionTrait, token: &str) -> AppResult<Opti
             .exec(db)
             .await?;
     }
-    Ok(Some(Viewer { user_id, role: Role::parse(&role)?, session_id }))
+    Ok(Some(Viewer { user_id, role: Role::parse(&role)?, session_id, app: None }))
 }
 
 fn session_user() -> sea_orm::RelationDef {

@@ -10,6 +10,7 @@ pub mod mutation;
 pub mod order;
 pub mod prefetch;
 pub mod query;
+pub mod scopes;
 pub mod shared;
 pub mod subscription;
 pub mod types;
@@ -119,8 +120,22 @@ pub fn build_lean_schema(state: GqlState) -> AppSchema {
 }
 
 pub fn build_schema(state: GqlState) -> AppSchema {
+    build_full_schema(state, false)
+}
+
+/// The schema third-party apps' tokens run on: the full one, plus the scope check on every field
+/// (`graphql::scopes`).
+pub fn build_app_schema(state: GqlState) -> AppSchema {
+    build_full_schema(state, true)
+}
+
+fn build_full_schema(state: GqlState, app_scopes: bool) -> AppSchema {
     let config = state.config.clone();
-    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription)
+    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::Subscription);
+    if app_scopes {
+        builder = builder.extension(scopes::AppScopes);
+    }
+    let mut builder = builder
         .extension(codes::RequestErrorCodes { max_aliases: config.max_aliases })
         .extension(order::DocumentOrder)
         .extension(freshness::Freshness)

@@ -50,6 +50,7 @@ pub const VIEWER_DEPENDENT: &[&str] = &[
     "reportsFiled",
     "pushSubscriptions",
     "developerApps",
+    "authorizedApps",
     // PushSubscription
     "thisDevice",
     // Post, Comment

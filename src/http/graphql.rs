@@ -640,6 +640,7 @@ async fn execute(
     let info = RequestInfo::new(viewer, client.clone(), Some(visitor));
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     let limit_key = crate::ratelimit::key_for(info.viewer.as_ref(), info.ip.as_deref());
+    let request_limit = crate::ratelimit::request_limit(info.viewer.as_ref());
     let mut retry_after = None;
     let mut down_retry = None;
     let mut responses = Vec::with_capacity(params.len());
@@ -647,8 +648,9 @@ async fn execute(
         let started = std::time::Instant::now();
         let operation = operation_label(&app, p.operation_name.as_deref(), p.query.as_deref());
         let operation_name = p.operation_name.clone();
+        crate::metrics::METRICS.count_app("http", info.viewer.as_ref());
         // Every operation of a batch takes a token: batching is not a way around the limit.
-        if let Err(err) = app.limiter.check(crate::ratelimit::Limit::Requests, &limit_key).await {
+        if let Err(err) = app.limiter.check(request_limit, &limit_key).await {
             if let crate::error::AppError::RateLimited { retry_after_secs } = &err {
                 retry_after = Some(*retry_after_secs);
             }
@@ -800,12 +802,14 @@ async fn run_one(
     info: RequestInfo,
     request_id: &str,
 ) -> async_graphql::Response {
-    let lean = if p.uploads.is_empty() {
+    let app_token = info.viewer.is_some_and(|v| v.app.is_some());
+    let lean = if p.uploads.is_empty() && !app_token {
         crate::graphql::lean::document(&query, p.operation_name.as_deref(), app.config.max_aliases)
     } else {
         None
     };
     let operation_name = p.operation_name.clone();
+    let info_viewer = info.viewer;
     let mut req = crate::graphql::prepare(async_graphql::Request::new(query), app, info);
     if let Some(name) = p.operation_name {
         req = req.operation_name(name);
@@ -831,7 +835,10 @@ async fn run_one(
             crate::graphql::lean::finish(&mut resp, &parsed, operation_name.as_deref());
             resp
         }
-        None => bounded(app, contained(app.schema.execute(req), request_id)).await,
+        None => {
+            let schema = app.schema_for(info_viewer.as_ref());
+            bounded(app, contained(schema.execute(req), request_id)).await
+        }
     }
 }
 

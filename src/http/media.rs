@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
+use crate::authz::scopes::Scope;
 use crate::error::{AppError, code};
 use crate::media::{Area, Unsealed};
 use crate::services::{export, identity, media};
@@ -32,7 +33,7 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
 fn from_error(err: AppError) -> Response {
     let status = match &err {
         AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::Forbidden(_) | AppError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
         AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -228,11 +229,13 @@ async fn opening(
     method: &Method,
     headers: &HeaderMap,
     id: &str,
+    scope: Option<Scope>,
 ) -> Result<(Viewer, uuid::Uuid), Response> {
     if method == Method::HEAD {
         return Err(get_only());
     }
     let viewer = auth::viewer::require_for_request(&app.db, &app.config, headers).await.map_err(from_error)?;
+    crate::authz::scopes::require(&viewer, scope).map_err(from_error)?;
     let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
     Ok((viewer, id))
 }
@@ -268,7 +271,7 @@ pub async fn private(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (viewer, id) = match opening(&app, &method, &headers, &id).await {
+    let (viewer, id) = match opening(&app, &method, &headers, &id, None).await {
         Ok(opened) => opened,
         Err(resp) => return resp,
     };
@@ -287,7 +290,7 @@ pub async fn message(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (viewer, id) = match opening(&app, &method, &headers, &id).await {
+    let (viewer, id) = match opening(&app, &method, &headers, &id, Some(Scope::MessagesRead)).await {
         Ok(opened) => opened,
         Err(resp) => return resp,
     };
@@ -352,7 +355,7 @@ pub async fn export(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (viewer, id) = match opening(&app, &method, &headers, &id).await {
+    let (viewer, id) = match opening(&app, &method, &headers, &id, None).await {
         Ok(opened) => opened,
         Err(resp) => return resp,
     };

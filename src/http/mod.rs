@@ -10,6 +10,8 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod media;
+pub mod oauth;
+pub mod oauth_pages;
 pub mod private_stream;
 pub mod shared_feed;
 pub mod upgrade;

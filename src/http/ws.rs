@@ -489,7 +489,8 @@ impl Connection {
                     return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
                 }
                 let key = crate::ratelimit::key_for(self.info.viewer.as_ref(), self.info.ip.as_deref());
-                if let Err(err) = self.app.limiter.check(crate::ratelimit::Limit::Requests, &key).await {
+                let limit = crate::ratelimit::request_limit(self.info.viewer.as_ref());
+                if let Err(err) = self.app.limiter.check(limit, &key).await {
                     let error = serde_json::to_value(vec![err.into_request_error()]).unwrap_or(Value::Null);
                     return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
                 }
@@ -533,7 +534,8 @@ impl Connection {
                     Route::Own => {
                         let request = crate::graphql::request(query, name, variables);
                         let request = crate::graphql::prepare(request, &self.app, self.info.clone());
-                        self.start(labels, results(self.app.schema.execute_stream(request)));
+                        let schema = self.app.schema_for(self.info.viewer.as_ref());
+                        self.start(labels, results(schema.execute_stream(request)));
                     }
                 }
                 Ok(())
@@ -639,6 +641,11 @@ impl Connection {
     /// How an operation runs: once for all its subscribers on this instance (`shared_feed`), again
     /// at each hint on the member's topic (`private_stream`), or as its own execution.
     fn route(&self, query: &str, name: Option<&str>, variables: &async_graphql::Variables) -> Route {
+        // An app's token runs every operation itself, on the schema that checks its scopes: the
+        // shared and rerun paths execute on the first-party schema.
+        if self.info.viewer.is_some_and(|v| v.app.is_some()) {
+            return Route::Own;
+        }
         let Some(parsed) = crate::graphql::lean::parsed(query) else { return Route::Own };
         let doc = &parsed.document;
         let shared = crate::graphql::shared::sharing(doc, name, variables, self.info.viewer.is_some());
@@ -658,6 +665,7 @@ impl Connection {
     fn start(&mut self, labels: Labels, results: impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send + 'static) {
         let Labels { id, operation, recorded } = labels;
         crate::metrics::METRICS.requests.with_label_values(&["ws", &operation]).inc();
+        crate::metrics::METRICS.count_app("ws", self.info.viewer.as_ref());
         let feed = Feed {
             operation,
             id: id.clone(),

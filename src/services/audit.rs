@@ -33,6 +33,11 @@ pub enum Action {
     ResolveReports,
     /// An admin approved or rejected a developer app (the reason says which and why).
     ReviewApp,
+    /// A member gave a developer app access (the reason lists the scopes).
+    GrantApp,
+    /// A grant ended: the member withdrew it, the app revoked its refresh token, or a replayed code
+    /// or refresh token revoked it (the reason says which).
+    RevokeApp,
 }
 
 impl Action {
@@ -53,6 +58,8 @@ impl Action {
             Action::HideComment => "HIDE_COMMENT",
             Action::ResolveReports => "RESOLVE_REPORTS",
             Action::ReviewApp => "REVIEW_APP",
+            Action::GrantApp => "GRANT_APP",
+            Action::RevokeApp => "REVOKE_APP",
         }
     }
 }

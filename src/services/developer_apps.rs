@@ -10,7 +10,7 @@ use entity::developer_apps;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use crate::auth::Viewer;
@@ -201,10 +201,23 @@ pub async fn queue(
     Ok(Page::from_rows(page, rows, |a| Cursor::Id(a.id)))
 }
 
-/// Erasure: the member's apps go with them (their users' grants with the apps, once there are).
-pub async fn erase_member(db: &impl ConnectionTrait, owner: i64) -> AppResult<()> {
+/// Erasure: the member's apps go with them, and with the apps every member's grant to them (foreign
+/// keys). Returns the members whose grants went, whose apps' sockets are to be told.
+pub async fn erase_member(db: &impl ConnectionTrait, owner: i64) -> AppResult<Vec<i64>> {
+    let of_owner = developer_apps::Entity::find()
+        .select_only()
+        .column(developer_apps::Column::Id)
+        .filter(developer_apps::Column::OwnerId.eq(owner))
+        .into_query();
+    let users: Vec<i64> = entity::oauth_grants::Entity::find()
+        .select_only()
+        .column(entity::oauth_grants::Column::UserId)
+        .filter(entity::oauth_grants::Column::AppId.in_subquery(of_owner))
+        .into_tuple()
+        .all(db)
+        .await?;
     developer_apps::Entity::delete_many().filter(developer_apps::Column::OwnerId.eq(owner)).exec(db).await?;
-    Ok(())
+    Ok(users)
 }
 
 #[cfg(test)]

@@ -112,6 +112,7 @@ pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_i
         "developerApps".into(),
         strip(rows!(db, developer_apps, OwnerId, user_id), &["secret_hash", "reviewer_id"]),
     );
+    out.insert("authorizedApps".into(), crate::services::oauth::export(db, user_id).await?);
     out.insert("reportsFiled".into(), strip(rows!(db, reports, ReporterId, user_id), &["handled_by"]));
     out.insert("hiddenContent".into(), strip(rows!(db, hidden_content, AuthorId, user_id), &["hidden_by"]));
     // Emails sent or queued to the member: when and how each went, not the sealed address,

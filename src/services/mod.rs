@@ -43,6 +43,7 @@ pub mod media;
 pub mod messaging;
 pub mod notices;
 pub mod notifications;
+pub mod oauth;
 pub mod page;
 pub mod phone_codes;
 pub mod policy;

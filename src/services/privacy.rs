@@ -64,7 +64,8 @@ pub async fn delete_account(
     crate::services::history::erase(&txn, id).await?;
     crate::services::reports::erase_member(&txn, id).await?;
     crate::services::push::erase_member(&txn, id).await?;
-    crate::services::developer_apps::erase_member(&txn, id).await?;
+    crate::services::oauth::erase_member(&txn, id).await?;
+    let app_users = crate::services::developer_apps::erase_member(&txn, id).await?;
     entity::user_devices::Entity::delete_many().filter(entity::user_devices::Column::UserId.eq(id)).exec(&txn).await?;
 
     // Follows both ways, with the counters on the other side.
@@ -193,6 +194,10 @@ pub async fn delete_account(
         .await?;
     txn.commit().await?;
     broker.publish(Topic::User(id), Event::SessionsRevoked).await;
+    // Members who had authorized one of the erased developer's apps: its sockets close.
+    for user in app_users {
+        broker.publish(Topic::User(user), Event::SessionsRevoked).await;
+    }
     // Files last, each step on its own: the account is already gone, so a failing step is logged
     // (for support to finish) rather than stopping the others. Exports first: whole archives.
     let erasures = [

@@ -264,7 +264,7 @@ mod tests {
         .insert(db)
         .await
         .unwrap();
-        Viewer { user_id: user.id, role: Role::User, session_id: 0 }
+        Viewer { user_id: user.id, role: Role::User, session_id: 0, app: None }
     }
 
     fn line(stream_id: i64, seq: i64) -> Arc<Event> {

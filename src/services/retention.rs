@@ -82,6 +82,9 @@ pub struct Purged {
     pub unsent_message_media: u64,
     /// Web Push outbox rows (sent, dropped or given up) older than a day.
     pub push_outbox: u64,
+    /// OAuth codes and tokens past their expiry (spent ones included: a spent refresh token is
+    /// kept until then so that its replay is still recognised).
+    pub oauth: u64,
 }
 
 fn days(n: u32) -> Duration {
@@ -203,6 +206,17 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
             .lt(now - Duration::days(1))
             .and(entity::push_outbox::Column::Status.is_in(crate::services::push::DONE))
     );
+    let oauth = purge_batches!(
+        db,
+        entity::oauth_tokens::Entity,
+        entity::oauth_tokens::Column::Id,
+        entity::oauth_tokens::Column::ExpiresAt.lt(now)
+    ) + purge_batches!(
+        db,
+        entity::oauth_codes::Entity,
+        entity::oauth_codes::Column::Id,
+        entity::oauth_codes::Column::ExpiresAt.lt(now)
+    );
     let exports = purge_exports(db, store, now).await?;
     let id_photos = purge_id_photos(db, store, now - days(p.id_photos)).await?;
     let unsent_message_media = purge_unsent_message_media(db, store, now - Duration::days(1)).await?;
@@ -224,6 +238,7 @@ pub async fn purge(db: &DatabaseConnection, store: &MediaStore, p: &Periods, now
         id_photos,
         unsent_message_media,
         push_outbox,
+        oauth,
     })
 }
 

@@ -197,6 +197,7 @@ impl TestApp {
         config.rate_limit_messages_per_minute = 0;
         config.rate_limit_chat_per_minute = 0;
         config.rate_limit_requests_per_minute = 0;
+        config.rate_limit_app_requests_per_minute = 0;
         // Likewise SMS codes: resend spacing and daily caps off (tests/api/phone_codes.rs sets them).
         config.phone_code_resend_secs = 0;
         config.phone_code_daily_per_number = 0;

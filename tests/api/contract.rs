@@ -83,6 +83,7 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         user_id: ecer_gateway::graphql::ids::decode_any(&peer_id).unwrap().1,
         role: ecer_gateway::auth::Role::Admin,
         session_id: 0,
+        app: None,
     };
     let new_app = ecer_gateway::services::developer_apps::NewApp {
         name: "Peer's CRM",
@@ -91,11 +92,24 @@ async fn contract_operations_run_against_a_seeded_gateway() {
         redirect_uris: &["https://peer.example/cb".to_string()],
         confidential: false,
     };
-    let peer_app = ecer_gateway::services::developer_apps::register(&app.state.db, &peer_viewer, new_app)
-        .await
-        .unwrap()
-        .app
-        .client_id;
+    let peer_app =
+        ecer_gateway::services::developer_apps::register(&app.state.db, &peer_viewer, new_app).await.unwrap().app;
+    // The admin authorized that app (as a consent would record it): AuthorizedApps lists it and
+    // RevokeAppAuthorization withdraws it.
+    let admin_id = ecer_gateway::graphql::ids::decode_any(&me).unwrap().1;
+    let now = chrono::Utc::now();
+    sea_orm::EntityTrait::insert(entity::oauth_grants::ActiveModel {
+        user_id: sea_orm::Set(admin_id),
+        app_id: sea_orm::Set(peer_app.id),
+        scopes: sea_orm::Set("profile:read posts:read".into()),
+        created_at: sea_orm::Set(now),
+        updated_at: sea_orm::Set(now),
+        ..Default::default()
+    })
+    .exec(&app.state.db)
+    .await
+    .unwrap();
+    let peer_app = peer_app.client_id;
     // SMS codes for the operations that prove a number, sent by the open instance (same database).
     let register_code = app.phone_code("+8613712345678", "REGISTER").await;
     let login_code = app.phone_code("+8613900000000", "LOGIN").await;

@@ -25,7 +25,7 @@ fn app_input(name: &str, redirects: Value, confidential: bool) -> Value {
 }
 
 /// A member whose real-name verification a reviewer approved.
-async fn verified_member(app: &TestApp, admin: &str, n: u32) -> (String, String) {
+pub(crate) async fn verified_member(app: &TestApp, admin: &str, n: u32) -> (String, String) {
     let (token, id) = app.register(&phone(n), "developer").await;
     let (status, body) = crate::trust::submit(app, &token, crate::trust::ID_NUMBER).await;
     assert_eq!(status, 200, "{body}");

@@ -28,6 +28,8 @@ mod live;
 mod messaging;
 mod moderation;
 mod notifications;
+mod oauth;
+mod oauth_clients;
 mod object_storage;
 mod observability;
 mod pagination;

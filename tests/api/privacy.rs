@@ -214,6 +214,7 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
     ("posts", "author_id", Fate::Kept("public speech stays, shown without author, in no by-author list")),
     ("developer_apps", "owner_id", Fate::Gone),
     ("developer_apps", "reviewer_id", Fate::Kept("staff accountability: which admin approved an app")),
+    ("oauth_grants", "user_id", Fate::Gone),
     ("push_outbox", "user_id", Fate::Gone),
     ("push_subscriptions", "user_id", Fate::Gone),
     ("reports", "reporter_id", Fate::Gone),
@@ -233,10 +234,12 @@ const USER_COLUMNS: &[(&str, &str, Fate)] = &[
 
 /// Integer columns ending in `_id` that name something other than a member.
 const NOT_USER_COLUMNS: &[&str] = &[
+    "app_id",
     "board_id",
     "broadcast_id",
     "comment_id",
     "conversation_id",
+    "grant_id",
     "last_message_id",
     "last_read_message_id",
     "message_id",

@@ -42,6 +42,18 @@ pub struct ReviewAppPayload {
     app: DeveloperApp,
 }
 
+#[derive(InputObject)]
+pub struct RevokeAppAuthorizationInput {
+    /// The app's `clientId`, as `me.authorizedApps` lists it.
+    client_id: String,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeAppAuthorizationPayload {
+    /// The app whose access ended.
+    client_id: String,
+}
+
 #[derive(Default)]
 pub struct DeveloperMutation;
 
@@ -65,6 +77,21 @@ impl DeveloperMutation {
         };
         let done = developer_apps::register(&state(ctx)?.db, &viewer, new).await?;
         Ok(RegisterAppPayload { app: DeveloperApp(done.app), client_secret: done.client_secret })
+    }
+
+    /// Withdraws a third-party app's access to the member's account: every token it holds stops
+    /// working and its open sockets close, on every instance. Recorded as REVOKE_APP.
+    async fn revoke_app_authorization(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeAppAuthorizationInput,
+    ) -> async_graphql::Result<RevokeAppAuthorizationPayload> {
+        let viewer = require_viewer(ctx)?;
+        let app = state(ctx)?;
+        let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.clone());
+        crate::services::oauth::revoke_for_member(&app.db, &app.broker, &viewer, ip.as_deref(), &input.client_id)
+            .await?;
+        Ok(RevokeAppAuthorizationPayload { client_id: input.client_id })
     }
 
     /// ADMIN: approves or rejects an app (never one's own), audited as REVIEW_APP.

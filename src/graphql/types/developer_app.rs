@@ -94,3 +94,42 @@ impl DeveloperApp {
         Ok(load_one(&loaders(ctx)?.users, self.0.owner_id).await?.map(User))
     }
 }
+
+/// A member's grant to a third-party app: which app, and what it may do for them.
+pub struct AuthorizedApp(pub crate::services::oauth::Authorized);
+
+#[Object]
+impl AuthorizedApp {
+    /// The app's OAuth `client_id`: what `revokeAppAuthorization` takes.
+    async fn client_id(&self) -> &str {
+        &self.0.app.client_id
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.app.name
+    }
+
+    async fn homepage_url(&self) -> &str {
+        &self.0.app.homepage_url
+    }
+
+    /// Who made the app (null once their account is deleted).
+    async fn developer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(load_one(&loaders(ctx)?.users, self.0.app.owner_id).await?.map(User))
+    }
+
+    /// The scopes granted (`posts:read`...), as the consent page showed them.
+    async fn scopes(&self) -> Vec<String> {
+        self.0.grant.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+
+    /// When the member first authorized the app.
+    async fn granted_at(&self) -> DateTime<Utc> {
+        self.0.grant.created_at
+    }
+
+    /// When the member last approved a request from it (widening the grant, or again).
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.grant.updated_at
+    }
+}

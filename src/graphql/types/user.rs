@@ -273,6 +273,17 @@ impl User {
         Ok(Some(rows.into_iter().map(super::developer_app::DeveloperApp).collect()))
     }
 
+    /// Third-party apps this member allowed to act for them (OAuth grants), most recently approved
+    /// first. Only the member sees them; `revokeAppAuthorization` withdraws one.
+    async fn authorized_apps(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Vec<super::developer_app::AuthorizedApp>>> {
+        let v = self.own(ctx)?;
+        let rows = crate::services::oauth::authorized(&state(ctx)?.db, v.user_id).await?;
+        Ok(Some(rows.into_iter().map(super::developer_app::AuthorizedApp).collect()))
+    }
+
     /// Devices registered for Web Push, newest first. Only the member sees them.
     async fn push_subscriptions(
         &self,

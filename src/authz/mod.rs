@@ -70,7 +70,14 @@ pub fn capabilities(role: Role) -> &'static [Capability] {
     }
 }
 
+pub mod scopes;
+
+/// Staff capabilities never pass to a third-party app acting for a member (issue 16): an app token
+/// has only what every member has, and its scopes narrow even that.
 pub fn has(viewer: &Viewer, capability: Capability) -> bool {
+    if viewer.app.is_some() {
+        return false;
+    }
     capabilities(viewer.role).contains(&capability)
 }
 
@@ -313,7 +320,7 @@ mod tests {
     const OTHER: i64 = 2;
 
     fn viewer(role: Role) -> Viewer {
-        Viewer { user_id: ME, role, session_id: 1 }
+        Viewer { user_id: ME, role, session_id: 1, app: None }
     }
 
     fn post(author_id: i64) -> posts::Model {
