@@ -204,13 +204,13 @@ async fn private_objects_are_nodes_for_their_members_and_null_for_anyone_else() 
     assert_eq!(app.gql(Some(&bob), node, json!({ "id": conversation })).await["node"]["__typename"], "Conversation");
 }
 
-const UPLOAD: &str = "mutation($file: Upload!, $kind: MediaKind!) {
+pub(crate) const UPLOAD: &str = "mutation($file: Upload!, $kind: MediaKind!) {
     uploadMedia(input: { file: $file, kind: $kind }) { media { id url } } }";
-const SEND_MEDIA: &str = "mutation($to: ID!, $body: String, $m: [ID!]) {
+pub(crate) const SEND_MEDIA: &str = "mutation($to: ID!, $body: String, $m: [ID!]) {
     sendMessage(input: { toUserId: $to, body: $body, mediaIds: $m }) {
         message { id body media { id kind mimeType url } } } }";
 
-async fn upload(app: &TestApp, token: &str, kind: &str, file: crate::common::Part) -> (String, String) {
+pub(crate) async fn upload(app: &TestApp, token: &str, kind: &str, file: crate::common::Part) -> (String, String) {
     let data = app.upload(token, UPLOAD, json!({ "kind": kind }), file).await;
     let media = &data["uploadMedia"]["media"];
     (media["id"].as_str().unwrap().to_string(), media["url"].as_str().unwrap().to_string())

@@ -1552,3 +1552,105 @@ async fn grants_are_audited_exported_and_end_with_the_account() {
     assert_dead(&app, &c0.access, "an app token of a deleted account").await;
     assert_refresh_refused(&app, &oapp, &c0.refresh, "a refresh token of a deleted account").await;
 }
+
+#[tokio::test]
+async fn revoking_an_app_closes_its_sockets_on_every_instance() {
+    let redis = crate::scale_out::OwnRedis::start();
+    let url = redis.url();
+    let a = TestApp::spawn_with(|c| c.redis_url = Some(url.clone())).await;
+    let prefix = a.state.config.redis_prefix.clone();
+    let b = a
+        .another_instance(|c| {
+            c.redis_url = Some(url.clone());
+            c.redis_prefix = prefix.clone();
+        })
+        .await;
+    let oapp = approved_app(&a, false, &[CB]).await;
+    let (alice, _) = a.register(&phone(1), "alice").await;
+    let granted = tokens(&a, &oapp, &alice, "profile:read messages:read").await;
+
+    // The app's socket lives on B; the member revokes through A.
+    let mut app_ws = b.ws(Some(&granted.access)).await;
+    app_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    let mut own_ws = b.ws(Some(&alice)).await;
+    own_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    own_ws.quiet(300).await;
+    let revoke = "mutation($c: String!) { revokeAppAuthorization(input: { clientId: $c }) { clientId } }";
+    a.gql(Some(&alice), revoke, json!({ "c": oapp.client_id })).await;
+    assert_eq!(closed_with(&mut app_ws).await, 4403, "the app's socket on the other instance closes");
+    let payload = ws_op(&mut own_ws, "q", ME, json!({})).await;
+    assert!(payload["data"]["me"]["id"].is_string(), "the member's own socket stays: {payload}");
+    assert!(!token_alive(&b, &granted.access).await, "the access token is dead on B too");
+}
+
+#[tokio::test]
+async fn private_media_follow_the_scopes_message_files_need_messages_read() {
+    let app = TestApp::spawn().await;
+    let oapp = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let photo = crate::common::png("quote for the fabric");
+    let (photo_id, photo_url) =
+        crate::messaging::upload(&app, &alice, "MESSAGE_PHOTO", ("0", "quote.png", "image/png", photo.clone())).await;
+    app.gql(Some(&alice), crate::messaging::SEND_MEDIA, json!({ "to": bob_id, "m": [photo_id] })).await;
+
+    let get = |token: String, url: String| {
+        let http = app.http.clone();
+        async move {
+            let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.unwrap().to_vec())
+        }
+    };
+    let reader = tokens(&app, &oapp, &bob, "messages:read").await;
+    let (status, body) = get(reader.access.clone(), photo_url.clone()).await;
+    assert_eq!((status, body), (200, photo.clone()), "messages:read opens the conversation's files");
+    let other = tokens(&app, &oapp, &bob, "posts:read profile:read").await;
+    let (status, body) = get(other.access.clone(), photo_url.clone()).await;
+    assert_eq!(status, 403, "without messages:read");
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert!(body.to_string().contains("INSUFFICIENT_SCOPE"), "{body}");
+
+    // ID photos and exports are for the member and staff only: refused to any app token before the
+    // file is even looked up, while the member's own session gets the route's own answer for an
+    // unknown id (404 for an export; 403 for ID photos, which are for reviewers).
+    let every = "profile:read posts:read posts:write social:write history:read messages:read messages:write";
+    let all = tokens(&app, &oapp, &bob, &format!("{every} notifications:read")).await;
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    for route in ["private", "exports"] {
+        let url = app.url(&format!("/media/{route}/{unknown}"));
+        let (status, body) = get(all.access.clone(), url.clone()).await;
+        assert_eq!(status, 403, "{route} with an app token");
+        assert!(String::from_utf8_lossy(&body).contains("INSUFFICIENT_SCOPE"), "{route}");
+        let (_, body) = get(bob.clone(), url).await;
+        assert!(!String::from_utf8_lossy(&body).contains("INSUFFICIENT_SCOPE"), "{route} for the member");
+    }
+}
+
+#[tokio::test]
+async fn apps_have_their_own_rate_limit_and_metrics() {
+    let app = TestApp::spawn_with(|c| c.rate_limit_app_requests_per_minute = 3).await;
+    let oapp = approved_app(&app, true, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let granted = tokens(&app, &oapp, &alice, "profile:read").await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (_, body) = gql_as(&app, &granted.access, ME, json!({})).await;
+        codes.push(body["errors"][0]["extensions"]["code"].as_str().unwrap_or("ok").to_string());
+    }
+    assert_eq!(codes, ["ok", "ok", "ok", "RATE_LIMITED"], "3 a minute for this app and member");
+    // The member's own requests are another bucket (and unlimited in this test's configuration).
+    assert!(app.gql(Some(&alice), ME, json!({})).await["me"]["id"].is_string());
+
+    let app_id = crate::trust::scalar_text(
+        &app,
+        &format!("SELECT CAST(id AS TEXT) FROM developer_apps WHERE client_id = '{}'", oapp.client_id),
+    )
+    .await;
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("ecer_app_requests_total") && l.contains(&format!("app=\"{app_id}\"")))
+        .unwrap_or_else(|| panic!("no ecer_app_requests_total for app {app_id}:\n{metrics}"));
+    assert!(line.contains("transport=\"http\"") && line.ends_with(" 4"), "{line}");
+}
