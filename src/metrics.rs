@@ -21,8 +21,8 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Errors returned to clients, by `extensions.code`.
     pub errors: IntCounterVec,
-    /// GraphQL operations third-party apps sent, by transport and app (`developer_apps.id`; one
-    /// series per approved app).
+    /// GraphQL operations third-party apps sent, by transport and app (its `client_id`; one series
+    /// per approved app in use).
     pub app_requests: IntCounterVec,
     pub ws_connections: IntGauge,
     pub subscriptions: IntGauge,
@@ -207,7 +207,7 @@ impl Metrics {
     /// Counts an operation a third-party app sent (nothing for the member's own clients).
     pub fn count_app(&self, transport: &str, viewer: Option<&crate::auth::Viewer>) {
         if let Some(app) = viewer.and_then(|v| v.app) {
-            self.app_requests.with_label_values(&[transport, &app.app_id.to_string()]).inc();
+            self.app_requests.with_label_values(&[transport, app.client_id.as_str()]).inc();
         }
     }
 

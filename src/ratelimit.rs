@@ -183,6 +183,16 @@ fn local_take(buckets: &Mutex<HashMap<(Limit, String), Bucket>>, rule: Rule, key
     }
 }
 
+/// The bucket of the operation limit (`request_limit`): a third-party app's operations for a member
+/// have their own, apart from the member's. Every other limit (messages, chat, reports) is the
+/// member's alone whoever sends for them ([`key_for`]), so tokens of several apps never multiply it.
+pub fn request_key_for(viewer: Option<&crate::auth::Viewer>, ip: Option<&str>) -> String {
+    match viewer {
+        Some(crate::auth::Viewer { user_id, app: Some(app), .. }) => format!("a:{}:u:{user_id}", app.app_id),
+        _ => key_for(viewer, ip),
+    }
+}
+
 /// The limit every operation of `viewer` counts against.
 pub fn request_limit(viewer: Option<&crate::auth::Viewer>) -> Limit {
     match viewer {
@@ -194,7 +204,6 @@ pub fn request_limit(viewer: Option<&crate::auth::Viewer>) -> Limit {
 /// The bucket key of a request: the user when signed in, else the IP address.
 pub fn key_for(viewer: Option<&crate::auth::Viewer>, ip: Option<&str>) -> String {
     match (viewer, ip) {
-        (Some(crate::auth::Viewer { user_id, app: Some(app), .. }), _) => format!("a:{}:u:{user_id}", app.app_id),
         (Some(v), _) => format!("u:{}", v.user_id),
         (None, Some(ip)) => format!("ip:{ip}"),
         (None, None) => "ip:unknown".into(),

@@ -12,6 +12,9 @@ pub struct Model {
     pub grant_id: i64,
     /// ACCESS or REFRESH.
     pub kind: String,
+    /// The chain of refreshes a code exchange started (the code's id): revoking a refresh token
+    /// ends its chain, not the app's other sessions with the member.
+    pub family: i64,
     pub scopes: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,

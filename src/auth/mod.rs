@@ -58,7 +58,39 @@ pub struct Viewer {
 pub struct AppAccess {
     pub grant_id: i64,
     pub app_id: i64,
+    /// The app's public `client_id`, for metrics labels and logs.
+    pub client_id: ClientId,
     pub scopes: crate::authz::scopes::Scopes,
+}
+
+/// A `client_id` held inline (they are 24 characters; at most 64 are kept), so that a `Viewer`
+/// stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ClientId {
+    bytes: [u8; 64],
+    len: u8,
+}
+
+impl ClientId {
+    pub fn new(id: &str) -> ClientId {
+        let mut bytes = [0u8; 64];
+        let mut len = id.len().min(64);
+        while !id.is_char_boundary(len) {
+            len -= 1;
+        }
+        bytes[..len].copy_from_slice(&id.as_bytes()[..len]);
+        ClientId { bytes, len: len as u8 }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A fresh session token: 32 bytes from the OS RNG, URL-safe base64 (43 characters).

@@ -110,6 +110,12 @@ impl Scopes {
         Ok(Scopes(bits))
     }
 
+    /// A stored list: a name this build does not know (a scope since retired) grants nothing,
+    /// instead of failing every request of the token.
+    pub fn parse_stored(list: &str) -> Scopes {
+        Scopes(list.split(' ').filter_map(Scope::parse).fold(0, |bits, s| bits | s.bit()))
+    }
+
     pub fn contains(self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
     }

@@ -122,7 +122,7 @@ mod tests {
     use crate::authz::scopes::{Scope, Scopes};
 
     fn app(scopes: &[Scope]) -> AppAccess {
-        AppAccess { grant_id: 1, app_id: 1, scopes: Scopes::of(scopes) }
+        AppAccess { grant_id: 1, app_id: 1, client_id: crate::auth::ClientId::new("test"), scopes: Scopes::of(scopes) }
     }
 
     #[test]

@@ -410,9 +410,13 @@ async fn multipart(
         ));
     }
     // Every upload needs a member: refuse a signed-out multipart request before spooling its files.
-    let signed_in = matches!(auth::viewer::for_request(&app.db, &app.config, headers).await, Ok(Some(_)));
-    if !signed_in {
+    let Ok(Some(viewer)) = auth::viewer::for_request(&app.db, &app.config, headers).await else {
         return Err((StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, "uploads need a signed-in member".into()));
+    };
+    // An app uploads only for the posts it may write: anything else is refused before the files
+    // are read, not after they were spooled.
+    if crate::authz::scopes::require(&viewer, Some(crate::authz::scopes::Scope::PostsWrite)).is_err() {
+        return Err((StatusCode::FORBIDDEN, code::INSUFFICIENT_SCOPE, "uploads need the posts:write scope".into()));
     }
     let boundary = multer::parse_boundary(content_type).map_err(|_| bad_multipart("multipart boundary missing"))?;
     let cfg = &app.config;
@@ -627,6 +631,25 @@ async fn execute(
             }
         },
     };
+    // An app's access token that no longer works (expired, revoked) is refused, not run signed out:
+    // public queries would answer, and the app would never learn to refresh (RFC 6750 §3.1).
+    if viewer.is_none()
+        && offline.is_none()
+        && auth::viewer::request_token(&app.config, headers)
+            .is_some_and(|t| t.starts_with(crate::services::oauth::ACCESS_PREFIX))
+    {
+        let mut resp = reject_with(
+            StatusCode::UNAUTHORIZED,
+            media,
+            code::UNAUTHENTICATED,
+            "the access token is expired or revoked: refresh it",
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\", error_description=\"expired or revoked\""),
+        );
+        return resp;
+    }
     let client = Arc::new(client::client_info(headers, &peer));
     let cookie = client::visitor_cookie(headers, &app.config.visitor_cookie_name);
     // A browser without the visitor cookie gets one; its first request already counts under it.
@@ -639,7 +662,7 @@ async fn execute(
     let visitor = client::visitor_key(cookie.as_deref(), viewer.map(|v| v.user_id), &client);
     let info = RequestInfo::new(viewer, client.clone(), Some(visitor));
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
-    let limit_key = crate::ratelimit::key_for(info.viewer.as_ref(), info.ip.as_deref());
+    let limit_key = crate::ratelimit::request_key_for(info.viewer.as_ref(), info.ip.as_deref());
     let request_limit = crate::ratelimit::request_limit(info.viewer.as_ref());
     let mut retry_after = None;
     let mut down_retry = None;

@@ -25,8 +25,9 @@ use crate::services::oauth::{self, AuthRequest, Checked, ClientCredentials, Refu
 /// Parameters of a form or query string, refusing repeats (RFC 6749 §3.1, §3.2).
 fn params(raw: &[u8]) -> Option<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in url::form_urlencoded::parse(raw) {
-        if out.iter().any(|(seen, _)| *seen == k) {
+        if !seen.insert(k.clone()) {
             return None;
         }
         out.push((k.into_owned(), v.into_owned()));
@@ -236,7 +237,16 @@ pub async fn decide(
             let ip = super::client::client_info(&headers, &peer).ip;
             match oauth::approve(&app.db, &member, ip.as_deref(), &checked).await {
                 Ok(code) => redirect_with(&app, &checked.redirect_uri, checked.state.as_deref(), &[("code", &code)]),
-                Err(err) => internal(err),
+                Err(err) => {
+                    // The app is known good by now: it hears of the failure (RFC 6749 §4.1.2.1).
+                    tracing::error!(error = %format!("{err:?}"), "oauth approval failed");
+                    redirect_with(
+                        &app,
+                        &checked.redirect_uri,
+                        checked.state.as_deref(),
+                        &[("error", "temporarily_unavailable"), ("error_description", "try again")],
+                    )
+                }
             }
         }
         Some("deny") => redirect_with(
@@ -279,6 +289,7 @@ pub async fn sign_in(
         Ok(Err(refusal)) => return refuse(&app, lang, refusal),
         Err(err) => return internal(err),
     };
+    let started = std::time::Instant::now();
     let client = super::client::client_info(&headers, &peer);
     let key = crate::ratelimit::key_for(None, client.ip.as_deref());
     if app.limiter.check(crate::ratelimit::Limit::Auth, &key).await.is_err() {
@@ -296,6 +307,15 @@ pub async fn sign_in(
     };
     match accounts::login(&app.db, &app.broker, app.media.sealer(), phone, password, meta).await {
         Ok(session) => {
+            // On the member's login history like any sign-in (what they check for a stranger's).
+            app.activity.request(crate::services::activity::RequestRecord {
+                duration: started.elapsed(),
+                user_id: Some(session.user.id),
+                transport: "http",
+                operation: "oauthSignIn".into(),
+                sign_in: true,
+                client: std::sync::Arc::new(client),
+            });
             let mut resp = see_other(return_to);
             let cookie = auth::session_cookie(
                 &app.config.session_cookie_name,
@@ -346,7 +366,9 @@ fn credentials(headers: &HeaderMap, params: &[(String, String)]) -> Result<(Clie
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, encoded)| encoded);
     let body_id = get(params, "client_id");
     let body_secret = get(params, "client_secret");
     match basic {
@@ -380,17 +402,28 @@ fn credentials(headers: &HeaderMap, params: &[(String, String)]) -> Result<(Clie
     }
 }
 
+/// The form of a token or revocation request, and the client it authenticates (with whether it used
+/// HTTP Basic, which shapes a 401); the error response otherwise.
+async fn authenticated(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, entity::developer_apps::Model, bool), Response> {
+    let Some(params) = params(body) else { return Err(token_error(invalid_request("a parameter is repeated"), false)) };
+    let tried_basic = headers.get(header::AUTHORIZATION).is_some();
+    let (creds, basic) = credentials(headers, &params).map_err(|err| token_error(err, tried_basic))?;
+    match oauth::authenticate(&app.db, &creds).await {
+        Ok(Ok(client)) => Ok((params, client, basic)),
+        Ok(Err(err)) => Err(token_error(err, basic)),
+        Err(err) => Err(internal(err)),
+    }
+}
+
 /// POST /oauth/token.
 pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(params) = params(&body) else { return token_error(invalid_request("a parameter is repeated"), false) };
-    let (creds, basic) = match credentials(&headers, &params) {
-        Ok(c) => c,
-        Err(err) => return token_error(err, false),
-    };
-    let client = match oauth::authenticate(&app.db, &creds).await {
-        Ok(Ok(client)) => client,
-        Ok(Err(err)) => return token_error(err, basic),
-        Err(err) => return internal(err),
+    let (params, client, basic) = match authenticated(&app, &headers, &body).await {
+        Ok(parts) => parts,
+        Err(resp) => return resp,
     };
     let issued = match get(&params, "grant_type") {
         Some("authorization_code") => {
@@ -433,15 +466,9 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
 
 /// POST /oauth/revoke (RFC 7009): 200 whether or not the token was known.
 pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(params) = params(&body) else { return token_error(invalid_request("a parameter is repeated"), false) };
-    let (creds, basic) = match credentials(&headers, &params) {
-        Ok(c) => c,
-        Err(err) => return token_error(err, false),
-    };
-    let client = match oauth::authenticate(&app.db, &creds).await {
-        Ok(Ok(client)) => client,
-        Ok(Err(err)) => return token_error(err, basic),
-        Err(err) => return internal(err),
+    let (params, client, basic) = match authenticated(&app, &headers, &body).await {
+        Ok(parts) => parts,
+        Err(resp) => return resp,
     };
     let Some(token) = get(&params, "token") else { return token_error(invalid_request("token is required"), basic) };
     match oauth::revoke_token(&app.db, &app.broker, &client, token).await {

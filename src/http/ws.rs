@@ -488,7 +488,7 @@ impl Connection {
                     }]);
                     return self.send(json!({ "type": "error", "id": id, "payload": error })).await;
                 }
-                let key = crate::ratelimit::key_for(self.info.viewer.as_ref(), self.info.ip.as_deref());
+                let key = crate::ratelimit::request_key_for(self.info.viewer.as_ref(), self.info.ip.as_deref());
                 let limit = crate::ratelimit::request_limit(self.info.viewer.as_ref());
                 if let Err(err) = self.app.limiter.check(limit, &key).await {
                     let error = serde_json::to_value(vec![err.into_request_error()]).unwrap_or(Value::Null);

@@ -245,7 +245,7 @@ pub async fn reset_password(
     };
     let hash = hash_password(new_password).await?;
     let notice = format!(
-        "Your password was reset with a code sent to your {by}, and every device was signed out. If this was not you, reset it again and contact us."
+        "Your password was reset with a code sent to your {by}: every device was signed out and every app you had authorized lost its access. If this was not you, reset it again and contact us."
     );
     set_password(db, broker, keys, user.id, hash, None, &notice).await?;
     if let Some(phone) = &user.phone {
@@ -362,6 +362,10 @@ async fn set_password(
         ended = ended.filter(sessions::Column::Id.ne(keep));
     }
     ended.exec(&txn).await?;
+    if keep.is_none() {
+        // A reset is the way back from a lost account: apps authorized meanwhile lose access too.
+        crate::services::oauth::revoke_all(&txn, user_id, "the password was reset").await?;
+    }
     notifications::record(
         &txn,
         NewNotification {

@@ -135,14 +135,23 @@ pub async fn register(db: &DatabaseConnection, viewer: &Viewer, new: NewApp<'_>)
     Ok(Registered { app, client_secret })
 }
 
-/// Approves or rejects an app (ADMIN; never one's own), with the reason on the record.
+/// A review's outcome: the app as it is now, and the members whose grants a rejection ended (their
+/// sockets are to be told).
+pub struct Reviewed {
+    pub app: developer_apps::Model,
+    pub revoked_members: Vec<i64>,
+}
+
+/// Approves or rejects an app (ADMIN; never one's own), with the reason on the record. Rejecting an
+/// app that was approved ends every member's grant to it, on the record too: its tokens stop
+/// working, and approving it again later needs each member's consent again.
 pub async fn review(
     db: &DatabaseConnection,
     viewer: &Viewer,
     note: Note<'_>,
     client_id: &str,
     approve: bool,
-) -> AppResult<developer_apps::Model> {
+) -> AppResult<Reviewed> {
     // Who may review at all, before anything is looked up (so ids cannot be probed); then this app.
     authz::require(Some(viewer), Action::ReviewApp { owner: 0 })?;
     let app = developer_apps::Entity::find()
@@ -166,14 +175,40 @@ pub async fn review(
     let entry = audit::Entry::new(audit::Action::ReviewApp, Some(app.owner_id), format!("App:{}", app.client_id))
         .because(Some(format!("{}: {reason}", status.as_str())));
     audit::record(&txn, viewer, note.ip, entry).await?;
+    let revoked_members = if approve {
+        Vec::new()
+    } else {
+        let members: Vec<i64> = entity::oauth_grants::Entity::find()
+            .select_only()
+            .column(entity::oauth_grants::Column::UserId)
+            .filter(entity::oauth_grants::Column::AppId.eq(app.id))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        entity::oauth_grants::Entity::delete_many()
+            .filter(entity::oauth_grants::Column::AppId.eq(app.id))
+            .exec(&txn)
+            .await?;
+        let target = format!("App:{}", app.client_id);
+        let entries = members
+            .iter()
+            .map(|m| {
+                audit::Entry::new(audit::Action::RevokeApp, Some(*m), target.clone())
+                    .because(Some(format!("an admin rejected the app: {reason}")))
+            })
+            .collect();
+        audit::record_many(&txn, viewer, note.ip, entries).await?;
+        members
+    };
     txn.commit().await?;
-    Ok(developer_apps::Model {
+    let app = developer_apps::Model {
         status: status.as_str().to_string(),
         review_reason: Some(reason),
         reviewer_id: Some(viewer.user_id),
         reviewed_at: Some(now),
         ..app
-    })
+    };
+    Ok(Reviewed { app, revoked_members })
 }
 
 /// The apps a member registered, newest first.

@@ -107,7 +107,13 @@ pub async fn check_request(db: &impl ConnectionTrait, req: &AuthRequest) -> AppR
         }))
     };
     if state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
-        return refuse("invalid_request", "state is too long");
+        // Not echoed back: the app gets a bounded answer.
+        return Ok(Err(Refusal::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            state: None,
+            error: "invalid_request",
+            description: "state is too long".into(),
+        }));
     }
     if req.response_type.as_deref() != Some("code") {
         return refuse("unsupported_response_type", "only response_type=code is supported");
@@ -162,7 +168,12 @@ fn redirect_matches(registered: &[String], asked: &str) -> bool {
     let Ok(asked_url) = url::Url::parse(asked) else { return false };
     // Only URIs written exactly as parsed, so nothing the parser normalises can differ from what
     // the browser will be sent to.
-    if asked_url.as_str() != asked || asked_url.scheme() != "http" || !is_loopback(&asked_url) {
+    if asked_url.as_str() != asked
+        || asked_url.scheme() != "http"
+        || !is_loopback(&asked_url)
+        || !asked_url.username().is_empty()
+        || asked_url.password().is_some()
+    {
         return false;
     }
     registered.iter().filter_map(|r| url::Url::parse(r).ok()).any(|r| {
@@ -221,7 +232,7 @@ pub async fn approve(
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::internal("grant missing after its upsert"))?;
-    let widened = Scopes::parse(&grant.scopes).unwrap_or_default().union(request.scopes);
+    let widened = Scopes::parse_stored(&grant.scopes).union(request.scopes);
     oauth_grants::Entity::update_many()
         .col_expr(oauth_grants::Column::Scopes, Expr::value(widened.to_string()))
         .col_expr(oauth_grants::Column::UpdatedAt, Expr::value(now))
@@ -335,7 +346,15 @@ pub async fn exchange_code(
     if code_row.expires_at <= now {
         return Ok(Err(TokenError::grant("the code expired")));
     }
-    if redirect_uri != code_row.redirect_uri.as_deref() {
+    // The request must repeat the redirect URI the authorization request named; one that named none
+    // (a single registered URI) may still be followed by a token request naming that URI, as many
+    // client libraries always send it.
+    let repeated = match (code_row.redirect_uri.as_deref(), redirect_uri) {
+        (Some(named), given) => given == Some(named),
+        (None, Some(given)) => registered_uris(app).iter().any(|r| r == given),
+        (None, None) => true,
+    };
+    if !repeated {
         return Ok(Err(TokenError::grant("redirect_uri must repeat the authorization request's")));
     }
     if !pkce_matches(verifier, &code_row.code_challenge) {
@@ -353,8 +372,8 @@ pub async fn exchange_code(
         revoke_grant(db, broker, &grant, app, "an authorization code was presented twice").await?;
         return Ok(Err(TokenError::grant("the code was already used; the grant is revoked")));
     }
-    let scopes = Scopes::parse(&code_row.scopes).unwrap_or_default();
-    let issued = issue(&txn, grant.id, scopes, now).await?;
+    let scopes = Scopes::parse_stored(&code_row.scopes);
+    let issued = issue(&txn, grant.id, code_row.id, scopes, scopes, now).await?;
     txn.commit().await?;
     Ok(Ok(issued))
 }
@@ -367,13 +386,23 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     well_formed && URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
 }
 
-async fn issue(db: &impl ConnectionTrait, grant_id: i64, scopes: Scopes, now: DateTime<Utc>) -> AppResult<Issued> {
+/// A new access token with `scopes` and a refresh token keeping `held` (RFC 6749 §6: a narrower
+/// refresh narrows the access token only), both of the chain `family`.
+async fn issue(
+    db: &impl ConnectionTrait,
+    grant_id: i64,
+    family: i64,
+    scopes: Scopes,
+    held: Scopes,
+    now: DateTime<Utc>,
+) -> AppResult<Issued> {
     let access_token = random(ACCESS_PREFIX)?;
     let refresh_token = random(REFRESH_PREFIX)?;
-    let row = |token: &str, kind: &str, ttl: Duration| oauth_tokens::ActiveModel {
+    let row = |token: &str, kind: &str, ttl: Duration, scopes: Scopes| oauth_tokens::ActiveModel {
         token_hash: Set(auth::hash_token(token)),
         grant_id: Set(grant_id),
         kind: Set(kind.into()),
+        family: Set(family),
         scopes: Set(scopes.to_string()),
         created_at: Set(now),
         expires_at: Set(now + ttl),
@@ -381,8 +410,8 @@ async fn issue(db: &impl ConnectionTrait, grant_id: i64, scopes: Scopes, now: Da
         ..Default::default()
     };
     oauth_tokens::Entity::insert_many([
-        row(&access_token, ACCESS, ACCESS_TTL),
-        row(&refresh_token, REFRESH, REFRESH_TTL),
+        row(&access_token, ACCESS, ACCESS_TTL, scopes),
+        row(&refresh_token, REFRESH, REFRESH_TTL, held),
     ])
     .exec_without_returning(db)
     .await?;
@@ -416,7 +445,7 @@ pub async fn refresh(
     if row.expires_at <= now {
         return Ok(Err(TokenError::grant("the refresh token expired")));
     }
-    let held = Scopes::parse(&row.scopes).unwrap_or_default();
+    let held = Scopes::parse_stored(&row.scopes);
     let scopes = match narrower.map(Scopes::parse) {
         None => held,
         Some(Ok(asked)) if !asked.is_empty() && held.covers(asked) => asked,
@@ -434,13 +463,15 @@ pub async fn refresh(
         revoke_grant(db, broker, &grant, app, "a spent refresh token was presented again").await?;
         return Ok(Err(TokenError::grant("the refresh token was already used; the grant is revoked")));
     }
-    let issued = issue(&txn, grant.id, scopes, now).await?;
+    let issued = issue(&txn, grant.id, row.family, scopes, held, now).await?;
     txn.commit().await?;
     Ok(Ok(issued))
 }
 
-/// RFC 7009: a refresh token ends the grant (every token the app holds for the member), an access
-/// token ends itself. Unknown tokens and other clients' tokens are ignored, as the RFC asks.
+/// RFC 7009: a refresh token ends its chain (itself, the refresh tokens it replaced and the access
+/// tokens issued along it: the app signing out of one device), an access token ends itself. The
+/// member's grant stays until they revoke it. Unknown tokens and other clients' tokens are ignored,
+/// as the RFC asks.
 pub async fn revoke_token(
     db: &DatabaseConnection,
     broker: &Broker,
@@ -456,10 +487,13 @@ pub async fn revoke_token(
     if grant.app_id != app.id {
         return Ok(());
     }
-    if row.kind == REFRESH {
-        return revoke_grant(db, broker, &grant, app, "the app revoked its refresh token").await;
-    }
-    oauth_tokens::Entity::delete_by_id(row.id).exec(db).await?;
+    let delete = oauth_tokens::Entity::delete_many().filter(oauth_tokens::Column::GrantId.eq(grant.id));
+    let delete = if row.kind == REFRESH {
+        delete.filter(oauth_tokens::Column::Family.eq(row.family))
+    } else {
+        delete.filter(oauth_tokens::Column::Id.eq(row.id))
+    };
+    delete.exec(db).await?;
     broker.publish(Topic::User(grant.user_id), Event::SessionsRevoked).await;
     Ok(())
 }
@@ -533,6 +567,24 @@ pub async fn authorized(db: &impl ConnectionTrait, user_id: i64) -> AppResult<Ve
     Ok(rows.into_iter().filter_map(|(grant, app)| Some(Authorized { grant, app: app? })).collect())
 }
 
+/// Ends every grant of the member, each on the record (a password reset: whoever held the account
+/// may have authorized an app of theirs). In the caller's transaction; the caller tells the sockets.
+pub async fn revoke_all(db: &impl ConnectionTrait, user_id: i64, why: &str) -> AppResult<()> {
+    let grants = authorized(db, user_id).await?;
+    if grants.is_empty() {
+        return Ok(());
+    }
+    oauth_grants::Entity::delete_many().filter(oauth_grants::Column::UserId.eq(user_id)).exec(db).await?;
+    let member = Viewer { user_id, role: Role::User, session_id: 0, app: None };
+    let entries = grants
+        .iter()
+        .map(|g| {
+            audit::Entry::new(audit::Action::RevokeApp, Some(user_id), app_target(&g.app)).because(Some(why.into()))
+        })
+        .collect();
+    audit::record_many(db, &member, None, entries).await
+}
+
 /// The member's grants for their data export: which app, what it may do, since when (never a
 /// token or code hash).
 pub async fn export(db: &impl ConnectionTrait, user_id: i64) -> AppResult<serde_json::Value> {
@@ -564,12 +616,13 @@ pub async fn erase_member(db: &impl ConnectionTrait, user_id: i64) -> AppResult<
 /// One query, like a session's.
 pub async fn viewer_for_token(db: &impl ConnectionTrait, token: &str) -> AppResult<Option<Viewer>> {
     let now = Utc::now();
-    let row: Option<(i64, String, i64, i64, String)> = oauth_tokens::Entity::find()
+    let row: Option<(i64, String, i64, i64, String, String)> = oauth_tokens::Entity::find()
         .select_only()
         .column(oauth_tokens::Column::GrantId)
         .column(oauth_tokens::Column::Scopes)
         .column(oauth_grants::Column::UserId)
         .column(oauth_grants::Column::AppId)
+        .column(developer_apps::Column::ClientId)
         .column(users::Column::Role)
         .join(JoinType::InnerJoin, oauth_tokens::Relation::Grant.def())
         .join(JoinType::InnerJoin, oauth_grants::Relation::User.def())
@@ -583,12 +636,12 @@ pub async fn viewer_for_token(db: &impl ConnectionTrait, token: &str) -> AppResu
         .into_tuple()
         .one(db)
         .await?;
-    let Some((grant_id, scopes, user_id, app_id, role)) = row else { return Ok(None) };
-    let scopes = Scopes::parse(&scopes).map_err(|s| AppError::internal(format!("unknown scope {s:?} stored")))?;
+    let Some((grant_id, scopes, user_id, app_id, client_id, role)) = row else { return Ok(None) };
+    let scopes = Scopes::parse_stored(&scopes);
     Ok(Some(Viewer {
         user_id,
         role: Role::parse(&role)?,
         session_id: 0,
-        app: Some(AppAccess { grant_id, app_id, scopes }),
+        app: Some(AppAccess { grant_id, app_id, client_id: auth::ClientId::new(&client_id), scopes }),
     }))
 }

@@ -1290,11 +1290,15 @@ async fn revocation_follows_rfc_7009() {
     assert_alive(&app, &t1.access, "the grant after revoking one access token").await;
     assert_eq!(authorized_apps(&app, &alice).await.len(), 1);
 
-    // A refresh token: the grant ends, with every token of it.
+    // A refresh token: its chain ends (the refresh tokens it replaced and the access tokens issued
+    // along it: the app signing out of one device), not the app's other chains with the member, and
+    // the member's grant stays until they withdraw it.
+    let elsewhere = tokens(&app, &oapp, &alice, scope).await;
     assert_eq!(revoke(&app, &oapp, &t1.refresh, Some("refresh_token")).await, 200);
-    assert_dead(&app, &t1.access, "an access token of a grant whose refresh token was revoked").await;
+    assert_dead(&app, &t1.access, "an access token of a chain whose refresh token was revoked").await;
     assert_refresh_refused(&app, &oapp, &t1.refresh, "a revoked refresh token").await;
-    assert!(authorized_apps(&app, &alice).await.is_empty(), "revoking the refresh token ends the grant");
+    assert_alive(&app, &elsewhere.access, "the app's other chain (another device)").await;
+    assert_eq!(authorized_apps(&app, &alice).await.len(), 1, "the grant stays");
 
     // The hint is only a hint.
     let t2 = tokens(&app, &oapp, &alice, scope).await;
@@ -1642,15 +1646,131 @@ async fn apps_have_their_own_rate_limit_and_metrics() {
     // The member's own requests are another bucket (and unlimited in this test's configuration).
     assert!(app.gql(Some(&alice), ME, json!({})).await["me"]["id"].is_string());
 
-    let app_id = crate::trust::scalar_text(
-        &app,
-        &format!("SELECT CAST(id AS TEXT) FROM developer_apps WHERE client_id = '{}'", oapp.client_id),
-    )
-    .await;
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("ecer_app_requests_total") && l.contains(&format!("app=\"{app_id}\"")))
-        .unwrap_or_else(|| panic!("no ecer_app_requests_total for app {app_id}:\n{metrics}"));
+        .find(|l| l.starts_with("ecer_app_requests_total") && l.contains(&format!("app=\"{}\"", oapp.client_id)))
+        .unwrap_or_else(|| panic!("no ecer_app_requests_total for app {}:\n{metrics}", oapp.client_id));
     assert!(line.contains("transport=\"http\"") && line.ends_with(" 4"), "{line}");
+}
+
+#[tokio::test]
+async fn an_app_shares_the_members_spam_limits_and_uploads_need_posts_write_before_any_byte() {
+    let app = TestApp::spawn_with(|c| c.rate_limit_messages_per_minute = 2).await;
+    let first = approved_app(&app, false, &[CB]).await;
+    let second = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (_, bob_id) = app.register(&phone(2), "bob").await;
+    let send = "mutation($to: ID!) { sendMessage(input: { toUserId: $to, body: \"hi\" }) { message { id } } }";
+    let a = tokens(&app, &first, &alice, "messages:read messages:write").await;
+    let b = tokens(&app, &second, &alice, "messages:read messages:write").await;
+    // Two messages a minute for Alice, whoever sends them: her own app, or two apps of others.
+    let mut codes = Vec::new();
+    for token in [&alice, &a.access, &b.access] {
+        let (_, body) = gql_as(&app, token, send, json!({ "to": bob_id })).await;
+        codes.push(body["errors"][0]["extensions"]["code"].as_str().unwrap_or("ok").to_string());
+    }
+    assert_eq!(codes, ["ok", "ok", "RATE_LIMITED"], "apps never multiply a member's message allowance");
+
+    // A multipart upload from a token without posts:write is refused before its files are read.
+    let reader = tokens(&app, &first, &alice, "profile:read").await;
+    let form = reqwest::multipart::Form::new()
+        .text("operations", r#"{"query":"mutation($f: Upload!) { uploadMedia(input: { file: $f, kind: POST_IMAGE }) { media { id } } }","variables":{"f":null}}"#)
+        .text("map", r#"{"0":["variables.f"]}"#)
+        .part("0", reqwest::multipart::Part::bytes(crate::common::png("x")).file_name("x.png").mime_str("image/png").unwrap());
+    let resp = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&reader.access)
+        .header("apollo-require-preflight", "true")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("INSUFFICIENT_SCOPE"));
+}
+
+#[tokio::test]
+async fn a_dead_access_token_is_refused_with_401_not_run_signed_out() {
+    let (app, c) = TestApp::community().await;
+    let oapp = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(50), "alice").await;
+    let granted = tokens(&app, &oapp, &alice, "posts:read").await;
+    let public = "query($id: ID!) { node(id: $id) { id } }";
+    let (status, _) = gql_as(&app, &granted.access, public, json!({ "id": c.post })).await;
+    assert_eq!(status, 200);
+    assert_eq!(revoke(&app, &oapp, &granted.access, None).await, 200);
+    let resp = client()
+        .post(app.url("/graphql"))
+        .bearer_auth(&granted.access)
+        .json(&json!({ "query": public, "variables": { "id": c.post } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a public query with a revoked token: the app must learn to refresh");
+    assert!(header(resp.headers(), "www-authenticate").contains("invalid_token"), "{:?}", resp.headers());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{body}");
+}
+
+#[tokio::test]
+async fn a_narrower_refresh_narrows_the_access_token_only() {
+    let app = TestApp::spawn().await;
+    let oapp = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let granted = tokens(&app, &oapp, &alice, "profile:read posts:read").await;
+    let (status, _, body) = oauth_post(
+        &app,
+        "/oauth/token",
+        oapp.auth(),
+        &[("grant_type", "refresh_token"), ("refresh_token", &granted.refresh), ("scope", "posts:read")],
+    )
+    .await;
+    let narrow = tokens_of(status, &body);
+    assert_eq!(narrow.scope, set(&["posts:read"]));
+    assert_scope_refused(&app, &narrow.access, ME, json!({}), Some("profile:read")).await;
+    // The refresh token it came with still holds what was granted (RFC 6749 §6).
+    let (status, body) = refresh(&app, &oapp, &narrow.refresh).await;
+    assert_eq!(tokens_of(status, &body).scope, set(&["profile:read", "posts:read"]));
+}
+
+#[tokio::test]
+async fn rejecting_an_approved_app_ends_every_grant_and_its_sockets() {
+    let app = TestApp::spawn().await;
+    let oapp = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let granted = tokens(&app, &oapp, &alice, "profile:read messages:read").await;
+    let mut ws = app.ws(Some(&granted.access)).await;
+    ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    ws.quiet(200).await;
+    let review = "mutation($c: String!) { reviewApp(input: { clientId: $c, approve: false, reason: \"abuse\" }) { app { status } } }";
+    let data = app.gql(Some(&oapp.admin), review, json!({ "c": oapp.client_id })).await;
+    assert_eq!(data["reviewApp"]["app"]["status"], "REJECTED");
+    assert_eq!(closed_with(&mut ws).await, 4403, "the rejected app's socket closes at once");
+    assert!(!token_alive(&app, &granted.access).await);
+    assert!(authorized_apps(&app, &alice).await.is_empty(), "the grant is gone: approving again needs consent");
+    let log =
+        app.gql(Some(&oapp.admin), "{ auditLog(first: 20) { edges { node { action reason } } } }", json!({})).await;
+    let revoked = log["auditLog"]["edges"].as_array().unwrap().iter().any(|e| {
+        e["node"]["action"] == "REVOKE_APP" && e["node"]["reason"].as_str().is_some_and(|r| r.contains("rejected"))
+    });
+    assert!(revoked, "{log}");
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_every_app_grant() {
+    let app = TestApp::spawn().await;
+    let oapp = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let granted = tokens(&app, &oapp, &alice, "profile:read").await;
+    let code = app.phone_code(&phone(1), "RESET_PASSWORD").await;
+    let reset = "mutation($input: ResetPasswordInput!) { resetPassword(input: $input) { reset } }";
+    let data = app
+        .gql(None, reset, json!({ "input": { "phone": phone(1), "code": code, "newPassword": "a brand new one" } }))
+        .await;
+    assert_eq!(data["resetPassword"]["reset"], true);
+    assert!(!token_alive(&app, &granted.access).await, "an app authorized by whoever held the account loses it");
+    let (status, body) = refresh(&app, &oapp, &granted.refresh).await;
+    assert_error(status, &body, 400, "invalid_grant", "refresh after a reset");
 }

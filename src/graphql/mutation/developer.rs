@@ -4,6 +4,7 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 
 use crate::graphql::types::developer_app::DeveloperApp;
 use crate::graphql::{require_viewer, staff_note, state};
+use crate::pubsub::{Event, Topic};
 use crate::services::developer_apps::{self, NewApp};
 
 #[derive(InputObject)]
@@ -98,7 +99,12 @@ impl DeveloperMutation {
     async fn review_app(&self, ctx: &Context<'_>, input: ReviewAppInput) -> async_graphql::Result<ReviewAppPayload> {
         let viewer = require_viewer(ctx)?;
         let note = staff_note(ctx, Some(&input.reason));
-        let app = developer_apps::review(&state(ctx)?.db, &viewer, note, &input.client_id, input.approve).await?;
-        Ok(ReviewAppPayload { app: DeveloperApp(app) })
+        let gql = state(ctx)?;
+        let done = developer_apps::review(&gql.db, &viewer, note, &input.client_id, input.approve).await?;
+        // A rejection ended grants: those members' sockets of the app re-check and close.
+        for member in done.revoked_members {
+            gql.broker.publish(Topic::User(member), Event::SessionsRevoked).await;
+        }
+        Ok(ReviewAppPayload { app: DeveloperApp(done.app) })
     }
 }
