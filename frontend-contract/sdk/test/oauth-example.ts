@@ -58,7 +58,8 @@ export async function signInWithEcer(
     await oauth.refreshTokenGrantRequest(as, client, clientAuth, tokens.refresh_token!),
   );
 
-  // 5. When the member signs out of your app, revoke the grant's refresh token (RFC 7009).
+  // 5. When the member signs out of your app, revoke the refresh token (RFC 7009): it ends this
+  // sign-in's tokens; the member's consent stays until they withdraw it.
   await oauth.processRevocationResponse(
     await oauth.revocationRequest(as, client, clientAuth, tokens.refresh_token!),
   );
