@@ -222,8 +222,17 @@ async fn an_offline_member_gets_an_encrypted_signed_push_and_a_connected_one_doe
     assert_eq!(p.urgency.as_deref(), Some("high"));
     assert!(p.topic.is_some(), "a conversation's pushes collapse in the push service");
     assert!(p.ttl > 86_000 && p.ttl <= 86_400, "TTL {}", p.ttl);
-    let mine = app.gql(Some(&bob), MINE, json!({})).await;
-    assert!(mine["me"]["pushSubscriptions"][0]["lastDeliveredAt"].is_string(), "{mine}");
+    // The sender records the delivery once the push service has answered, a moment after the test's
+    // push service saw the request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mine = app.gql(Some(&bob), MINE, json!({})).await;
+        if mine["me"]["pushSubscriptions"][0]["lastDeliveredAt"].is_string() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no lastDeliveredAt: {mine}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Bob opens the app: his socket shows the next message, so his phone does not buzz for it.
     let mut ws = app.ws(Some(&bob)).await;
