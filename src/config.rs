@@ -267,6 +267,11 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_APP_REQUESTS_PER_MINUTE", default_value_t = 120)]
     pub rate_limit_app_requests_per_minute: u32,
 
+    /// How long a third-party app's OAuth access token works, in seconds (1 to 86400). Short, so a
+    /// token a leak exposes dies soon; apps refresh it. A WebSocket it opened closes when it expires.
+    #[arg(long, env = "OAUTH_ACCESS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub oauth_access_token_ttl_secs: u32,
+
     /// `register` and `login` attempts per IP address per minute (against password guessing).
     #[arg(long, env = "RATE_LIMIT_AUTH_PER_MINUTE", default_value_t = 10)]
     pub rate_limit_auth_per_minute: u32,
@@ -713,6 +718,9 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err("MAX_BODY_BYTES must be at least 1024".into());
+        }
+        if !(1..=86_400).contains(&self.oauth_access_token_ttl_secs) {
+            return Err("OAUTH_ACCESS_TOKEN_TTL_SECS must be between 1 and 86400".into());
         }
         if self.ws_init_timeout_secs == 0 || self.ws_keepalive_secs == 0 || self.ws_slow_consumer_secs == 0 {
             return Err("WS_INIT_TIMEOUT_SECS, WS_KEEPALIVE_SECS and WS_SLOW_CONSUMER_SECS must be at least 1".into());

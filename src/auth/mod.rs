@@ -61,6 +61,8 @@ pub struct AppAccess {
     /// The app's public `client_id`, for metrics labels and logs.
     pub client_id: ClientId,
     pub scopes: crate::authz::scopes::Scopes,
+    /// When the token stops working: a WebSocket it opened closes then.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A `client_id` held inline (they are 24 characters; at most 64 are kept), so that a `Viewer`

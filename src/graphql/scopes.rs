@@ -122,7 +122,13 @@ mod tests {
     use crate::authz::scopes::{Scope, Scopes};
 
     fn app(scopes: &[Scope]) -> AppAccess {
-        AppAccess { grant_id: 1, app_id: 1, client_id: crate::auth::ClientId::new("test"), scopes: Scopes::of(scopes) }
+        AppAccess {
+            grant_id: 1,
+            app_id: 1,
+            client_id: crate::auth::ClientId::new("test"),
+            scopes: Scopes::of(scopes),
+            expires_at: chrono::Utc::now(),
+        }
     }
 
     #[test]

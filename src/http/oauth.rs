@@ -419,6 +419,10 @@ async fn authenticated(
     }
 }
 
+fn access_ttl(app: &AppState) -> chrono::Duration {
+    chrono::Duration::seconds(i64::from(app.config.oauth_access_token_ttl_secs))
+}
+
 /// POST /oauth/token.
 pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (params, client, basic) = match authenticated(&app, &headers, &body).await {
@@ -431,13 +435,13 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
                 return token_error(invalid_request("code and code_verifier are required"), basic);
             };
             let redirect_uri = get(&params, "redirect_uri");
-            oauth::exchange_code(&app.db, &app.broker, &client, code, redirect_uri, verifier).await
+            oauth::exchange_code(&app.db, &app.broker, &client, code, redirect_uri, verifier, access_ttl(&app)).await
         }
         Some("refresh_token") => {
             let Some(refresh) = get(&params, "refresh_token") else {
                 return token_error(invalid_request("refresh_token is required"), basic);
             };
-            oauth::refresh(&app.db, &app.broker, &client, refresh, get(&params, "scope")).await
+            oauth::refresh(&app.db, &app.broker, &client, refresh, get(&params, "scope"), access_ttl(&app)).await
         }
         Some(_) => {
             let err = TokenError {
@@ -454,7 +458,7 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
             json!({
                 "access_token": issued.access_token,
                 "token_type": "Bearer",
-                "expires_in": oauth::ACCESS_TTL.num_seconds(),
+                "expires_in": issued.expires_in,
                 "refresh_token": issued.refresh_token,
                 "scope": issued.scopes.to_string(),
             }),

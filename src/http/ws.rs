@@ -332,7 +332,10 @@ async fn run(mut sink: SplitSink<Socket, Message>, mut stream: SplitStream<Socke
                     None => deliveries.queued(),
                 }
                 conn.operations.retain(|_, task| !task.is_finished());
-                if conn.token.is_some() && last_recheck.elapsed() >= SESSION_RECHECK {
+                // An app's access token lives an hour at most: its socket ends with it, not at the
+                // next periodic re-check.
+                let expired = conn.info.viewer.and_then(|v| v.app).is_some_and(|a| a.expires_at <= chrono::Utc::now());
+                if conn.token.is_some() && (expired || last_recheck.elapsed() >= SESSION_RECHECK) {
                     last_recheck = Instant::now();
                     if let Err(close) = Box::pin(conn.recheck_session()).await {
                         break Some(close);

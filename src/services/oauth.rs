@@ -31,7 +31,6 @@ pub const ACCESS_PREFIX: &str = "ecat_";
 pub const REFRESH_PREFIX: &str = "ecrt_";
 const CODE_PREFIX: &str = "ecac_";
 pub const CODE_TTL: Duration = Duration::seconds(60);
-pub const ACCESS_TTL: Duration = Duration::hours(1);
 pub const REFRESH_TTL: Duration = Duration::days(30);
 const ACCESS: &str = "ACCESS";
 const REFRESH: &str = "REFRESH";
@@ -313,6 +312,8 @@ pub async fn authenticate(db: &impl ConnectionTrait, creds: &ClientCredentials) 
 #[derive(Debug)]
 pub struct Issued {
     pub access_token: String,
+    /// Seconds the access token works (`OAUTH_ACCESS_TOKEN_TTL_SECS`).
+    pub expires_in: i64,
     pub refresh_token: String,
     pub scopes: Scopes,
 }
@@ -326,6 +327,7 @@ pub async fn exchange_code(
     code: &str,
     redirect_uri: Option<&str>,
     verifier: &str,
+    access_ttl: Duration,
 ) -> TokenResult<Issued> {
     let now = Utc::now();
     let found = oauth_codes::Entity::find()
@@ -373,7 +375,7 @@ pub async fn exchange_code(
         return Ok(Err(TokenError::grant("the code was already used; the grant is revoked")));
     }
     let scopes = Scopes::parse_stored(&code_row.scopes);
-    let issued = issue(&txn, grant.id, code_row.id, scopes, scopes, now).await?;
+    let issued = issue(&txn, grant.id, code_row.id, (scopes, access_ttl), scopes, now).await?;
     txn.commit().await?;
     Ok(Ok(issued))
 }
@@ -386,13 +388,13 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     well_formed && URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
 }
 
-/// A new access token with `scopes` and a refresh token keeping `held` (RFC 6749 §6: a narrower
-/// refresh narrows the access token only), both of the chain `family`.
+/// A new access token with `scopes` for `access_ttl`, and a refresh token keeping `held` (RFC 6749
+/// §6: a narrower refresh narrows the access token only), both of the chain `family`.
 async fn issue(
     db: &impl ConnectionTrait,
     grant_id: i64,
     family: i64,
-    scopes: Scopes,
+    (scopes, access_ttl): (Scopes, Duration),
     held: Scopes,
     now: DateTime<Utc>,
 ) -> AppResult<Issued> {
@@ -410,12 +412,12 @@ async fn issue(
         ..Default::default()
     };
     oauth_tokens::Entity::insert_many([
-        row(&access_token, ACCESS, ACCESS_TTL, scopes),
+        row(&access_token, ACCESS, access_ttl, scopes),
         row(&refresh_token, REFRESH, REFRESH_TTL, held),
     ])
     .exec_without_returning(db)
     .await?;
-    Ok(Issued { access_token, refresh_token, scopes })
+    Ok(Issued { access_token, expires_in: access_ttl.num_seconds(), refresh_token, scopes })
 }
 
 /// Rotates a refresh token: the presented one is spent, a new pair comes back. A spent one presented
@@ -426,6 +428,7 @@ pub async fn refresh(
     app: &developer_apps::Model,
     token: &str,
     narrower: Option<&str>,
+    access_ttl: Duration,
 ) -> TokenResult<Issued> {
     let now = Utc::now();
     let found = oauth_tokens::Entity::find()
@@ -463,7 +466,7 @@ pub async fn refresh(
         revoke_grant(db, broker, &grant, app, "a spent refresh token was presented again").await?;
         return Ok(Err(TokenError::grant("the refresh token was already used; the grant is revoked")));
     }
-    let issued = issue(&txn, grant.id, row.family, scopes, held, now).await?;
+    let issued = issue(&txn, grant.id, row.family, (scopes, access_ttl), held, now).await?;
     txn.commit().await?;
     Ok(Ok(issued))
 }
@@ -611,15 +614,19 @@ pub async fn erase_member(db: &impl ConnectionTrait, user_id: i64) -> AppResult<
     Ok(())
 }
 
+/// What the viewer lookup reads: grant, scopes, expiry, member, app, client id, role.
+type TokenRow = (i64, String, DateTime<Utc>, i64, i64, String, String);
+
 /// The viewer an app's access token acts as: the member, with the grant's app and the token's
 /// scopes, while the token is live, the app approved and the account neither suspended nor erased.
 /// One query, like a session's.
 pub async fn viewer_for_token(db: &impl ConnectionTrait, token: &str) -> AppResult<Option<Viewer>> {
     let now = Utc::now();
-    let row: Option<(i64, String, i64, i64, String, String)> = oauth_tokens::Entity::find()
+    let row: Option<TokenRow> = oauth_tokens::Entity::find()
         .select_only()
         .column(oauth_tokens::Column::GrantId)
         .column(oauth_tokens::Column::Scopes)
+        .column(oauth_tokens::Column::ExpiresAt)
         .column(oauth_grants::Column::UserId)
         .column(oauth_grants::Column::AppId)
         .column(developer_apps::Column::ClientId)
@@ -636,12 +643,12 @@ pub async fn viewer_for_token(db: &impl ConnectionTrait, token: &str) -> AppResu
         .into_tuple()
         .one(db)
         .await?;
-    let Some((grant_id, scopes, user_id, app_id, client_id, role)) = row else { return Ok(None) };
+    let Some((grant_id, scopes, expires_at, user_id, app_id, client_id, role)) = row else { return Ok(None) };
     let scopes = Scopes::parse_stored(&scopes);
     Ok(Some(Viewer {
         user_id,
         role: Role::parse(&role)?,
         session_id: 0,
-        app: Some(AppAccess { grant_id, app_id, client_id: auth::ClientId::new(&client_id), scopes }),
+        app: Some(AppAccess { grant_id, app_id, client_id: auth::ClientId::new(&client_id), scopes, expires_at }),
     }))
 }

@@ -1774,3 +1774,26 @@ async fn a_password_reset_ends_every_app_grant() {
     let (status, body) = refresh(&app, &oapp, &granted.refresh).await;
     assert_error(status, &body, 400, "invalid_grant", "refresh after a reset");
 }
+
+#[tokio::test]
+async fn an_expired_access_token_ends_its_socket_and_says_how_long_it_lives() {
+    let app = TestApp::spawn_with(|c| {
+        c.oauth_access_token_ttl_secs = 2;
+        c.ws_keepalive_secs = 1;
+    })
+    .await;
+    let oapp = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (verifier, challenge) = pkce();
+    let code = code_for(&app, &alice, &oapp.client_id, CB, "messages:read", "st", &challenge).await;
+    let (status, body) = exchange(&app, &oapp, &code, CB, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 2, "OAUTH_ACCESS_TOKEN_TTL_SECS: {body}");
+    let access = body["access_token"].as_str().unwrap().to_string();
+    let mut ws = app.ws(Some(&access)).await;
+    ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    let started = std::time::Instant::now();
+    assert_eq!(closed_with(&mut ws).await, 4403, "the socket ends with its token");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "not at the 10-minute re-check");
+    assert!(!token_alive(&app, &access).await);
+}
