@@ -184,22 +184,27 @@ pub(crate) async fn post_consent(
         form.push(("csrf".into(), c.into()));
     }
     form.push(("decision".into(), decision.into()));
-    let mut req = client()
-        .post(app.url("/oauth/authorize"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        // Without `Origin`, the request otherwise looks like the gateway's own page: only the missing
-        // header is wrong.
-        .header("Sec-Fetch-Site", if origin.is_none_or(|o| o == issuer(app)) { "same-origin" } else { "cross-site" })
-        .header("Sec-Fetch-Mode", "navigate")
-        .header("Sec-Fetch-Dest", "document")
-        .body(encode(&form));
+    let mut req = browser_form_post(app, "/oauth/authorize", encode(&form), origin);
     if let Some(token) = member {
         req = req.header("Cookie", session_cookie(app, token));
     }
-    if let Some(o) = origin {
-        req = req.header("Origin", o);
-    }
     req.send().await.expect("POST /oauth/authorize")
+}
+
+/// A form post as a browser sends it from a page at `origin` (none: no `Origin` header, the
+/// request otherwise looking like the gateway's own page, so only the missing header is wrong).
+fn browser_form_post(app: &TestApp, path: &str, body: String, origin: Option<&str>) -> reqwest::RequestBuilder {
+    let req = client()
+        .post(app.url(path))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Sec-Fetch-Site", if origin.is_none_or(|o| o == issuer(app)) { "same-origin" } else { "cross-site" })
+        .header("Sec-Fetch-Mode", "navigate")
+        .header("Sec-Fetch-Dest", "document")
+        .body(body);
+    match origin {
+        Some(o) => req.header("Origin", o),
+        None => req,
+    }
 }
 
 /// Runs the consent flow over plain HTTP as `member` (a first-party session token, sent as the
@@ -560,19 +565,7 @@ async fn sign_in_form(
         ("password".into(), password.into()),
         ("return_to".into(), return_to.into()),
     ]);
-    let mut req = client()
-        .post(app.url("/oauth/sign-in"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        // Without `Origin`, the request otherwise looks like the gateway's own page: only the missing
-        // header is wrong.
-        .header("Sec-Fetch-Site", if origin.is_none_or(|o| o == issuer(app)) { "same-origin" } else { "cross-site" })
-        .header("Sec-Fetch-Mode", "navigate")
-        .header("Sec-Fetch-Dest", "document")
-        .body(body);
-    if let Some(o) = origin {
-        req = req.header("Origin", o);
-    }
-    req.send().await.expect("POST /oauth/sign-in")
+    browser_form_post(app, "/oauth/sign-in", body, origin).send().await.expect("POST /oauth/sign-in")
 }
 
 /// The session token a response's `Set-Cookie` hands out, if any.
