@@ -106,25 +106,23 @@ async fn two_instances_share_events_counts_revocations_and_survive_a_redis_resta
     }
     bob_on_b.quiet(300).await;
 
-    // A logout on A closes the same user's socket on B within a second.
-    let mut wait_until_ready = Instant::now() + Duration::from_secs(10);
+    // A logout on A closes the same user's socket on B. `closed` waits at most 10 s and a socket
+    // re-checks its session by itself only every 10 minutes, so only the event can close it in time.
+    // (No wall-clock bound tighter than that: CI machines are shared and a 1 s bound flaked.)
+    let wait_until_ready = Instant::now() + Duration::from_secs(10);
     while b.http.get(b.url("/readyz")).send().await.unwrap().status() != 200 {
         assert!(Instant::now() < wait_until_ready, "B's broker did not come back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_until_ready = Instant::now();
     a.gql(Some(&bob), "mutation { logout { loggedOut } }", json!({})).await;
     assert_eq!(bob_on_b.closed().await, 4403);
-    assert!(wait_until_ready.elapsed() < Duration::from_secs(1), "took {:?}", wait_until_ready.elapsed());
 
     // So does a suspension by staff on A.
     let admin = a.admin().await;
     let (carol, carol_id) = a.register(&phone(3), "carol").await;
     let mut carol_on_b = b.ws(Some(&carol)).await;
-    let started = Instant::now();
     let ban = "mutation($u: ID!) { banUser(input: { userId: $u, reason: \"rule 3: spam\" }) { user { suspended } } }";
     a.gql(Some(&admin), ban, json!({ "u": carol_id })).await;
     assert_eq!(carol_on_b.closed().await, 4403);
-    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
     redis.kill();
 }
