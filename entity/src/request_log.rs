@@ -21,6 +21,8 @@ pub struct Model {
     pub device: Option<String>,
     pub os: Option<String>,
     pub browser: Option<String>,
+    /// The developer app whose OAuth token made the request; null for the member's own sessions.
+    pub app_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

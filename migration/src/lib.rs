@@ -30,6 +30,7 @@ mod m20261206_000082_open_report_once;
 mod m20261207_000090_web_push;
 mod m20261207_000100_developer_apps;
 mod m20261208_000110_oauth;
+mod m20261209_000120_request_log_app;
 
 pub struct Migrator;
 
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000090_web_push::Migration),
             Box::new(m20261207_000100_developer_apps::Migration),
             Box::new(m20261208_000110_oauth::Migration),
+            Box::new(m20261209_000120_request_log_app::Migration),
         ]
     }
 }

@@ -140,8 +140,8 @@ pub fn token_from_headers(headers: &http::HeaderMap, cookie_name: &str) -> Optio
 /// too (a link, a form post, an `<img>`, a WebSocket opened by another site), so an unproven cookie is
 /// ignored and the request runs signed out: another site cannot act for the member, nor make them
 /// leave traces such as search history (cross-site request forgery, cross-site WebSocket hijacking).
-pub fn token_for_request(headers: &http::HeaderMap, cookie_name: &str, allowed: &[String]) -> Option<String> {
-    if proves_same_origin(headers, allowed) {
+pub fn token_for_request(headers: &http::HeaderMap, cookie_name: &str, origins: Origins<'_>) -> Option<String> {
+    if proves_same_origin(headers, origins) {
         return token_from_headers(headers, cookie_name);
     }
     let mut bearer_only = headers.clone();
@@ -150,20 +150,26 @@ pub fn token_for_request(headers: &http::HeaderMap, cookie_name: &str, allowed: 
 }
 
 /// Whether a request shows it was made by the gateway's own pages (or an allowed origin):
-/// - an `Origin` header decides on its own: the gateway's own origin (its `Host`) or one listed in
-///   `ALLOWED_ORIGINS`; anything else, `null` included, is foreign;
+/// - an `Origin` header decides on its own: the gateway's own origin (its `Host`, and `https` when
+///   the gateway is served over HTTPS) or one listed in `ALLOWED_ORIGINS`; anything else, `null`
+///   included, is foreign;
 /// - without `Origin` (a navigation, a same-origin GET), the browser's `Sec-Fetch-Site` must say
 ///   `same-origin`, `same-site` or `none` (typed into the address bar, a bookmark);
 /// - a request with neither is not proven: every current browser sends `Sec-Fetch-Site`, and a
 ///   non-browser client has no reason to use the cookie instead of a bearer token.
-pub fn proves_same_origin(headers: &http::HeaderMap, allowed: &[String]) -> bool {
+pub fn proves_same_origin(headers: &http::HeaderMap, origins: Origins<'_>) -> bool {
     if let Some(origin) = headers.get(http::header::ORIGIN) {
         let Ok(origin) = origin.to_str() else { return false };
-        if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        if origins.allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
             return true;
         }
         let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok());
         let origin_host = url::Url::parse(origin).ok().and_then(|u| {
+            // Served over HTTPS, a page of the same host over plain HTTP is another origin: whoever
+            // can tamper with that HTTP traffic could otherwise post with the member's cookie.
+            if origins.https && u.scheme() != "https" {
+                return None;
+            }
             let host = u.host_str()?.to_string();
             Some(match u.port() {
                 Some(port) => format!("{host}:{port}"),
@@ -173,6 +179,21 @@ pub fn proves_same_origin(headers: &http::HeaderMap, allowed: &[String]) -> bool
         return host.is_some_and(|h| origin_host.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(h)));
     }
     matches!(headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()), Some("same-origin" | "same-site" | "none"))
+}
+
+/// Which origins count as the gateway's own, besides its `Host`.
+#[derive(Clone, Copy, Debug)]
+pub struct Origins<'a> {
+    /// `ALLOWED_ORIGINS`: the web frontend's origins when it is served elsewhere.
+    pub allowed: &'a [String],
+    /// The gateway is reached over HTTPS (`SESSION_COOKIE_SECURE`): its own origin is `https` only.
+    pub https: bool,
+}
+
+impl<'a> Origins<'a> {
+    pub fn of(config: &'a crate::config::Config) -> Origins<'a> {
+        Origins { allowed: &config.allowed_origins, https: config.session_cookie_secure }
+    }
 }
 
 /// The `Set-Cookie` value that hands a session to a browser: HttpOnly so scripts cannot read it,
@@ -219,22 +240,43 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert(http::header::HOST, "gw.example:8000".parse().unwrap());
         h.insert(http::header::COOKIE, "ecer_session=abc".parse().unwrap());
-        let none: Vec<String> = vec![];
+        let none = Origins { allowed: &[], https: false };
         // Neither Origin nor Sec-Fetch-Site: not proven.
-        assert_eq!(token_for_request(&h, "ecer_session", &none), None);
+        assert_eq!(token_for_request(&h, "ecer_session", none), None);
         for (site, counts) in [("cross-site", false), ("same-origin", true), ("same-site", true), ("none", true)] {
             h.insert("sec-fetch-site", site.parse().unwrap());
-            assert_eq!(token_for_request(&h, "ecer_session", &none).is_some(), counts, "{site}");
+            assert_eq!(token_for_request(&h, "ecer_session", none).is_some(), counts, "{site}");
         }
         h.insert(http::header::ORIGIN, "null".parse().unwrap());
-        assert_eq!(token_for_request(&h, "ecer_session", &none), None, "an opaque origin is foreign");
+        assert_eq!(token_for_request(&h, "ecer_session", none), None, "an opaque origin is foreign");
         h.insert(http::header::ORIGIN, "http://gw.example:8000".parse().unwrap());
-        assert_eq!(token_for_request(&h, "ecer_session", &none).as_deref(), Some("abc"));
+        assert_eq!(token_for_request(&h, "ecer_session", none).as_deref(), Some("abc"));
         h.insert(http::header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert_eq!(token_for_request(&h, "ecer_session", &none), None);
-        let app_origin = vec!["https://evil.example".to_string()];
-        assert_eq!(token_for_request(&h, "ecer_session", &app_origin).as_deref(), Some("abc"));
+        assert_eq!(token_for_request(&h, "ecer_session", none), None);
+        let listed = ["https://evil.example".to_string()];
+        let app_origin = Origins { allowed: &listed, https: false };
+        assert_eq!(token_for_request(&h, "ecer_session", app_origin).as_deref(), Some("abc"));
         h.insert(http::header::AUTHORIZATION, "Bearer tok".parse().unwrap());
-        assert_eq!(token_for_request(&h, "ecer_session", &none).as_deref(), Some("tok"));
+        assert_eq!(token_for_request(&h, "ecer_session", none).as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn over_https_the_same_host_over_http_is_foreign() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::HOST, "gw.example".parse().unwrap());
+        let https = Origins { allowed: &[], https: true };
+        for (origin, same) in [
+            ("https://gw.example", true),
+            ("http://gw.example", false),
+            ("https://gw.example:8443", false),
+            ("wss://gw.example", false),
+            ("https://gw.example.evil", false),
+        ] {
+            h.insert(http::header::ORIGIN, origin.parse().unwrap());
+            assert_eq!(proves_same_origin(&h, https), same, "{origin} over HTTPS");
+        }
+        // Plain HTTP (local development): either scheme of the same host.
+        h.insert(http::header::ORIGIN, "http://gw.example".parse().unwrap());
+        assert!(proves_same_origin(&h, Origins { allowed: &[], https: false }));
     }
 }

@@ -23,7 +23,7 @@ const LAST_SEEN_GRANULARITY: Duration = Duration::minutes(5);
 
 /// The token a request carries, as this gateway's configuration accepts it.
 pub fn request_token(config: &Config, headers: &http::HeaderMap) -> Option<String> {
-    token_for_request(headers, &config.session_cookie_name, &config.allowed_origins)
+    token_for_request(headers, &config.session_cookie_name, super::Origins::of(config))
 }
 
 /// The viewer of an HTTP request (GraphQL, multipart, media): `None` when it carries no token or one

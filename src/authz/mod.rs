@@ -159,11 +159,15 @@ pub enum Action<'a> {
     ReviewApp {
         owner: i64,
     },
+    /// Delete a developer app: its developer alone (admins reject an app instead, on the record).
+    DeleteApp {
+        owner: i64,
+    },
 }
 
 impl Action<'_> {
     /// Every action's name, as `name` gives it: the authorization table test checks each is covered.
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 23] = [
         "EditPost",
         "DeletePost",
         "DeleteComment",
@@ -186,6 +190,7 @@ impl Action<'_> {
         "ReadConversation",
         "RegisterApp",
         "ReviewApp",
+        "DeleteApp",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -212,6 +217,7 @@ impl Action<'_> {
             Action::ReadConversation { .. } => "ReadConversation",
             Action::RegisterApp { .. } => "RegisterApp",
             Action::ReviewApp { .. } => "ReviewApp",
+            Action::DeleteApp { .. } => "DeleteApp",
         }
     }
 }
@@ -308,6 +314,7 @@ pub fn require(viewer: Option<&Viewer>, action: Action<'_>) -> AppResult<()> {
             }
             allow(has(v, ReviewApps), "only administrators review developer apps")
         }
+        Action::DeleteApp { owner } => allow(v.user_id == owner, "only its developer can delete an app"),
     }
 }
 
@@ -455,6 +462,8 @@ mod tests {
             (Action::RegisterApp { identity_approved: true }, [A, A, A, A]),
             (Action::ReviewApp { owner: OTHER }, [F, F, F, A]),
             (Action::ReviewApp { owner: ME }, [F, F, F, F]),
+            (Action::DeleteApp { owner: ME }, [A, A, A, A]),
+            (Action::DeleteApp { owner: OTHER }, [F, F, F, F]),
         ];
         let roles = [Role::User, Role::Moderator, Role::Reviewer, Role::Admin];
         let mut covered = std::collections::HashSet::new();

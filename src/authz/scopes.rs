@@ -320,6 +320,7 @@ const ENTRIES: &[(&str, &str, Need)] = &[
     ("Mutation", "registerPushSubscription", DENY),
     ("Mutation", "unregisterPushSubscription", DENY),
     ("Mutation", "registerApp", DENY),
+    ("Mutation", "deleteApp", DENY),
     ("Mutation", "revokeAppAuthorization", DENY),
     // ---- Subscription ----
     ("Subscription", "messageReceived", MESSAGES_READ),
@@ -455,6 +456,7 @@ const ENTRIES: &[(&str, &str, Need)] = &[
     ("PushSubscription", "*", DENY),
     ("DataExport", "*", DENY),
     ("ActivityEntry", "*", DENY),
+    ("ActivityApp", "*", DENY),
     ("IdentityVerification", "*", DENY),
     ("DeveloperApp", "*", DENY),
     // Which apps a member authorized is the member's own business, not another app's.

@@ -735,6 +735,7 @@ async fn execute(
             operation: operation_name.unwrap_or(operation),
             sign_in: signed_in.is_some(),
             client: client.clone(),
+            app_id: info.viewer.and_then(|v| v.app).map(|a| a.app_id),
         });
         responses.push(match cached {
             Some(answer) => Reply::Cached(answer),

@@ -142,7 +142,7 @@ fn csrf(app: &AppState, viewer: &Viewer, req: &Checked) -> String {
 /// Whether a form post came from our own page: browsers send `Origin` on every POST, so here (unlike
 /// the GraphQL endpoint, which also serves clients that are not browsers) it must be present and ours.
 fn from_our_page(app: &AppState, headers: &HeaderMap) -> bool {
-    headers.contains_key(header::ORIGIN) && auth::proves_same_origin(headers, &app.config.allowed_origins)
+    headers.contains_key(header::ORIGIN) && auth::proves_same_origin(headers, auth::Origins::of(&app.config))
 }
 
 /// GET /oauth/authorize: the sign-in form, or the consent page.
@@ -315,6 +315,8 @@ pub async fn sign_in(
                 operation: "oauthSignIn".into(),
                 sign_in: true,
                 client: std::sync::Arc::new(client),
+                // The member signed in on our page; the app acts only once it holds a token.
+                app_id: None,
             });
             let mut resp = see_other(return_to);
             let cookie = auth::session_cookie(

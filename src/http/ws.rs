@@ -84,7 +84,8 @@ pub async fn get_or_upgrade(
             Some(crate::server::TOO_MANY_CONNECTIONS_RETRY_AFTER_SECS),
         );
     };
-    let header_token = auth::token_for_request(&headers, &app.config.session_cookie_name, &app.config.allowed_origins);
+    let header_token =
+        auth::token_for_request(&headers, &app.config.session_cookie_name, auth::Origins::of(&app.config));
     let client = std::sync::Arc::new(super::client::client_info(&headers, &peer));
     let info = RequestInfo::new(None, client, None);
     // tungstenite zero-fills its whole read buffer before the first read and keeps it for the life
@@ -679,6 +680,7 @@ impl Connection {
             recorded,
             erased: self.info.erased.clone(),
             user_id: self.info.viewer.map(|v| v.user_id),
+            app_id: self.info.viewer.and_then(|v| v.app).map(|a| a.app_id),
             client: self.info.client.clone(),
             socket: self.info.socket.clone(),
         };
@@ -794,6 +796,8 @@ struct Feed {
     recorded: String,
     erased: std::sync::Arc<std::sync::atomic::AtomicBool>,
     user_id: Option<i64>,
+    /// The developer app acting for the member, for the request log.
+    app_id: Option<i64>,
     client: std::sync::Arc<crate::services::activity::ClientInfo>,
     /// What the socket's private streams delivered, confirmed by the ping queued behind the frames.
     socket: Option<Arc<crate::services::push::SocketDeliveries>>,
@@ -814,7 +818,7 @@ fn frame(kind: &str, id_json: &str, payload: &str) -> Message {
 
 /// Runs one operation, feeding the socket's queue until the operation completes.
 async fn pump(feed: Feed, mut results: impl Stream<Item = Result<Arc<Delivery>, Lagging>> + Send + Unpin) {
-    let Feed { operation, id, out, proto, slow, activity, recorded, erased, user_id, client, socket } = &feed;
+    let Feed { operation, id, out, proto, slow, activity, recorded, erased, user_id, app_id, client, socket } = &feed;
     let queued = || {
         if let Some(s) = socket {
             s.queued();
@@ -848,6 +852,7 @@ async fn pump(feed: Feed, mut results: impl Stream<Item = Result<Arc<Delivery>, 
                 operation: recorded.clone(),
                 sign_in: false,
                 client: client.clone(),
+                app_id: *app_id,
             });
             if delivery.request_error {
                 let _ = out.send(frame("error", &id_json, &delivery.payload)).await;
@@ -897,6 +902,7 @@ mod tests {
             recorded: "test".into(),
             erased: Default::default(),
             user_id: None,
+            app_id: None,
             client: Default::default(),
             socket: None,
         };
@@ -934,6 +940,7 @@ mod tests {
             recorded: "test".into(),
             erased: Default::default(),
             user_id: None,
+            app_id: None,
             client: Default::default(),
             socket: None,
         };

@@ -8,11 +8,12 @@
 //! and new rows are dropped and counted (`ecer_activity_dropped_total`) rather than stalling requests.
 //! Rows older than `REQUEST_LOG_RETENTION_DAYS` are purged by `services::retention`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use entity::{request_log, visitor_views};
+use entity::{developer_apps, request_log, visitor_views};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use sha2::{Digest, Sha256};
@@ -47,6 +48,8 @@ pub struct RequestRecord {
     pub operation: String,
     pub sign_in: bool,
     pub client: Arc<ClientInfo>,
+    /// The developer app acting for the member (`Viewer::app`), if any.
+    pub app_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +119,7 @@ impl Activity {
             device: Set(cut(&c.device, 32)),
             os: Set(cut(&c.os, 64)),
             browser: Set(cut(&c.browser, 64)),
+            app_id: Set(r.app_id),
             ..Default::default()
         };
         self.send(Item::Request(Box::new(row)));
@@ -225,13 +229,21 @@ async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Item>) {
     }
 }
 
-/// The member's own request log, newest first; `sign_ins_only` gives the login history.
+/// One line of a member's request log, with the app that made it (if one did).
+pub struct Logged {
+    pub row: request_log::Model,
+    /// Which app acted: `Some(None)` when an app did and has since been deleted.
+    pub app: Option<Option<developer_apps::Model>>,
+}
+
+/// The member's own request log, newest first; `sign_ins_only` gives the login history. The apps
+/// that acted are read in one more statement, and only when the page holds an app's request.
 pub async fn for_member(
     db: &DatabaseConnection,
     viewer: &Viewer,
     sign_ins_only: bool,
     args: &PageArgs,
-) -> AppResult<Page<request_log::Model>> {
+) -> AppResult<Page<Logged>> {
     let mut q = request_log::Entity::find()
         .filter(request_log::Column::UserId.eq(viewer.user_id))
         .order_by_desc(request_log::Column::Id)
@@ -242,8 +254,22 @@ pub async fn for_member(
     if let Some(after) = args.after_id() {
         q = q.filter(request_log::Column::Id.lt(after));
     }
-    let rows = q.all(db).await?;
-    Ok(Page::from_rows(args, rows, |r| Cursor::Id(r.id)))
+    let page = Page::from_rows(args, q.all(db).await?, |r| Cursor::Id(r.id));
+    let mut app_ids: Vec<i64> = page.items.iter().filter_map(|(_, r)| r.app_id).collect();
+    app_ids.sort_unstable();
+    app_ids.dedup();
+    let apps: HashMap<i64, developer_apps::Model> = if app_ids.is_empty() {
+        HashMap::new()
+    } else {
+        developer_apps::Entity::find()
+            .filter(developer_apps::Column::Id.is_in(app_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect()
+    };
+    Ok(page.map(|row| Logged { app: row.app_id.map(|id| apps.get(&id).cloned()), row }))
 }
 
 /// Daily unique visitors of a board or post over the last `days` days (ADMIN): counts only.

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use entity::developer_apps;
+use entity::{developer_apps, oauth_grants, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
@@ -108,12 +108,21 @@ pub async fn register(db: &DatabaseConnection, viewer: &Viewer, new: NewApp<'_>)
         }
         redirects.push(uri);
     }
+    let client_secret = new.confidential.then(|| random_token(32)).transpose()?;
+    // Counting and inserting as one step: concurrent registrations by one member queue behind a
+    // write to the member's row (a row lock on PostgreSQL, the write lock on SQLite), so the cap
+    // cannot be overrun by requests that each counted 19.
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::Id, Expr::col(users::Column::Id))
+        .filter(users::Column::Id.eq(viewer.user_id))
+        .exec(&txn)
+        .await?;
     let registered: u64 =
-        developer_apps::Entity::find().filter(developer_apps::Column::OwnerId.eq(viewer.user_id)).count(db).await?;
+        developer_apps::Entity::find().filter(developer_apps::Column::OwnerId.eq(viewer.user_id)).count(&txn).await?;
     if registered >= MAX_PER_MEMBER {
         return Err(AppError::bad_input("input.name", "a member may register at most 20 apps"));
     }
-    let client_secret = new.confidential.then(|| random_token(32)).transpose()?;
     let app = developer_apps::ActiveModel {
         client_id: Set(random_token(18)?),
         owner_id: Set(viewer.user_id),
@@ -130,8 +139,9 @@ pub async fn register(db: &DatabaseConnection, viewer: &Viewer, new: NewApp<'_>)
         created_at: Set(Utc::now()),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     Ok(Registered { app, client_secret })
 }
 
@@ -178,27 +188,7 @@ pub async fn review(
     let revoked_members = if approve {
         Vec::new()
     } else {
-        let members: Vec<i64> = entity::oauth_grants::Entity::find()
-            .select_only()
-            .column(entity::oauth_grants::Column::UserId)
-            .filter(entity::oauth_grants::Column::AppId.eq(app.id))
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        entity::oauth_grants::Entity::delete_many()
-            .filter(entity::oauth_grants::Column::AppId.eq(app.id))
-            .exec(&txn)
-            .await?;
-        let target = format!("App:{}", app.client_id);
-        let entries = members
-            .iter()
-            .map(|m| {
-                audit::Entry::new(audit::Action::RevokeApp, Some(*m), target.clone())
-                    .because(Some(format!("an admin rejected the app: {reason}")))
-            })
-            .collect();
-        audit::record_many(&txn, viewer, note.ip, entries).await?;
-        members
+        end_grants(&txn, viewer, note.ip, &app, &format!("an admin rejected the app: {reason}")).await?
     };
     txn.commit().await?;
     let app = developer_apps::Model {
@@ -209,6 +199,54 @@ pub async fn review(
         ..app
     };
     Ok(Reviewed { app, revoked_members })
+}
+
+/// Ends every member's grant to `app` (its codes and tokens go with it, by foreign key), each on the
+/// record with `why`. Returns those members: their sockets of the app are to be told.
+async fn end_grants(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    ip: Option<&str>,
+    app: &developer_apps::Model,
+    why: &str,
+) -> AppResult<Vec<i64>> {
+    let members: Vec<i64> = oauth_grants::Entity::find()
+        .select_only()
+        .column(oauth_grants::Column::UserId)
+        .filter(oauth_grants::Column::AppId.eq(app.id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    oauth_grants::Entity::delete_many().filter(oauth_grants::Column::AppId.eq(app.id)).exec(db).await?;
+    let target = format!("App:{}", app.client_id);
+    let entries = members
+        .iter()
+        .map(|m| audit::Entry::new(audit::Action::RevokeApp, Some(*m), target.clone()).because(Some(why.to_string())))
+        .collect();
+    audit::record_many(db, viewer, ip, entries).await?;
+    Ok(members)
+}
+
+/// Deletes one of the viewer's apps for good: every member's grant to it ends on the record, its
+/// tokens stop working, and its client id is never valid again. Returns the members whose grants
+/// ended (their sockets of the app are to be told).
+pub async fn delete(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    ip: Option<&str>,
+    client_id: &str,
+) -> AppResult<Vec<i64>> {
+    let app = developer_apps::Entity::find()
+        .filter(developer_apps::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("app"))?;
+    authz::require(Some(viewer), Action::DeleteApp { owner: app.owner_id })?;
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    let members = end_grants(&txn, viewer, ip, &app, "the developer deleted the app").await?;
+    developer_apps::Entity::delete_by_id(app.id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(members)
 }
 
 /// The apps a member registered, newest first.
@@ -244,10 +282,10 @@ pub async fn erase_member(db: &impl ConnectionTrait, owner: i64) -> AppResult<Ve
         .column(developer_apps::Column::Id)
         .filter(developer_apps::Column::OwnerId.eq(owner))
         .into_query();
-    let users: Vec<i64> = entity::oauth_grants::Entity::find()
+    let users: Vec<i64> = oauth_grants::Entity::find()
         .select_only()
-        .column(entity::oauth_grants::Column::UserId)
-        .filter(entity::oauth_grants::Column::AppId.in_subquery(of_owner))
+        .column(oauth_grants::Column::UserId)
+        .filter(oauth_grants::Column::AppId.in_subquery(of_owner))
         .into_tuple()
         .all(db)
         .await?;

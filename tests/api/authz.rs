@@ -161,6 +161,8 @@ enum Fixture {
     Slug,
     /// `$id`: the owner's post (read only).
     Post,
+    /// `$id`: the client id of a fresh developer app of the owner's.
+    OwnerApp,
     /// `$id`: a conversation between the owner and the target (read only).
     Conversation,
 }
@@ -476,6 +478,14 @@ fn table() -> Vec<Row> {
             cells: [U, F, F, F, F, "NOT_FOUND"],
         },
         Row {
+            field: "Mutation.deleteApp",
+            actions: &["DeleteApp"],
+            fixture: Fixture::OwnerApp,
+            query: "mutation($id: String!) { deleteApp(input: { clientId: $id }) { deletedClientId } }",
+            path: &["deleteApp"],
+            cells: [U, F, "ok", F, F, F],
+        },
+        Row {
             field: "Mutation.createBoard",
             actions: &["CreateBoard"],
             fixture: Fixture::Slug,
@@ -617,6 +627,25 @@ async fn variables(app: &TestApp, cast: &Cast, fixture: Fixture, n: &mut u32) ->
         Fixture::Slug => Value::Null,
         Fixture::Post => json!(cast.post),
         Fixture::Conversation => json!(cast.conversation),
+        Fixture::OwnerApp => {
+            // Registered through the service: registering has rows of its own (Mutation.registerApp),
+            // and the owner has no checked real name, so the viewer is built as an admin's.
+            let viewer = ecer_gateway::auth::Viewer {
+                user_id: ecer_gateway::graphql::ids::decode_any(&cast.owner_id).unwrap().1,
+                role: ecer_gateway::auth::Role::Admin,
+                session_id: 0,
+                app: None,
+            };
+            let new = ecer_gateway::services::developer_apps::NewApp {
+                name: "Owner's app",
+                description: "to delete",
+                homepage_url: "https://owner.example",
+                redirect_uris: &["https://owner.example/cb".to_string()],
+                confidential: false,
+            };
+            let registered = ecer_gateway::services::developer_apps::register(&app.state.db, &viewer, new).await;
+            json!(registered.unwrap().app.client_id)
+        }
     };
     json!({ "id": id, "owner": cast.owner_id, "staff": cast.staff_id, "slug": format!("t{n}") })
 }

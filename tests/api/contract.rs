@@ -234,8 +234,17 @@ async fn contract_operations_run_against_a_seeded_gateway() {
     names.sort();
     // Destructive operations run last, in a fixed order (logout ends the session the rest use).
     // ChangePassword signs the member's other sessions out (the one RevokeSession ends among them).
-    let last =
-        ["BlockUser", "EndLiveStream", "DeleteComment", "DeletePost", "ChangePassword", "Logout", "DeleteAccount"];
+    // DeleteApp removes the app ReviewApp and RevokeAppAuthorization act on.
+    let last = [
+        "DeleteApp",
+        "BlockUser",
+        "EndLiveStream",
+        "DeleteComment",
+        "DeletePost",
+        "ChangePassword",
+        "Logout",
+        "DeleteAccount",
+    ];
     names.retain(|n| !last.contains(&n.as_str()));
     names.extend(last.iter().map(|s| s.to_string()));
 

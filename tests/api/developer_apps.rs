@@ -135,3 +135,31 @@ async fn verified_members_register_apps_that_an_admin_reviews_on_the_record() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn the_twenty_app_cap_holds_under_concurrent_registrations() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (dev, _) = verified_member(&app, &admin, 2).await;
+    for i in 0..15 {
+        app.gql(Some(&dev), REGISTER, app_input(&format!("CRM {i}"), json!(["https://crm.example/cb"]), false)).await;
+    }
+    // Ten at once for the last five places: each counted 15 to 19 apps before any of them inserted.
+    let racing = (0..10).map(|i| {
+        let input = app_input(&format!("Racer {i}"), json!(["https://crm.example/cb"]), false);
+        let dev = dev.clone();
+        let app = &app;
+        async move { app.gql_raw(Some(&dev), REGISTER, input).await.1 }
+    });
+    let answers = futures_util::future::join_all(racing).await;
+    let codes: Vec<&str> =
+        answers.iter().map(|a| a["errors"][0]["extensions"]["code"].as_str().unwrap_or("ok")).collect();
+    assert_eq!(codes.iter().filter(|c| **c == "ok").count(), 5, "{answers:?}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == "BAD_USER_INPUT").count(),
+        5,
+        "refused as input, never INTERNAL: {answers:?}"
+    );
+    let mine = app.gql(Some(&dev), MINE, json!({})).await;
+    assert_eq!(mine["me"]["developerApps"].as_array().unwrap().len(), 20, "{mine}");
+}

@@ -1790,3 +1790,96 @@ async fn an_expired_access_token_ends_its_socket_and_says_how_long_it_lives() {
     assert!(started.elapsed() < std::time::Duration::from_secs(8), "not at the 10-minute re-check");
     assert!(!token_alive(&app, &access).await);
 }
+
+#[tokio::test]
+async fn the_members_activity_names_the_app_that_acted_for_them() {
+    let app = TestApp::spawn().await;
+    let oapp = approved_app(&app, false, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let t = tokens(&app, &oapp, &alice, "profile:read").await;
+
+    let (status, body) = gql_as(&app, &t.access, "query AppRead { me { nickname } }", json!({})).await;
+    assert_eq!((status, &body["data"]["me"]["nickname"]), (200, &json!("alice")), "{body}");
+    let mut ws = app.ws(Some(&t.access)).await;
+    assert_eq!(
+        ws_op(&mut ws, "q", "query AppSocket { me { nickname } }", json!({})).await["data"]["me"]["nickname"],
+        "alice"
+    );
+    app.gql(Some(&alice), "query Mine { me { nickname } }", json!({})).await;
+    app.state.activity.flush().await;
+
+    let activity = "{ me { activity(first: 10) { nodes { operation transport app { clientId name } } } } }";
+    let entries = |data: Value| -> Vec<(String, String, Value)> {
+        data["me"]["activity"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                let text = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+                (text("operation"), text("transport"), n["app"].clone())
+            })
+            .collect()
+    };
+    // Newest first (operation names outside the trusted documents are recorded as `other`).
+    let seen = entries(app.gql(Some(&alice), activity, json!({})).await);
+    let by_app = json!({ "clientId": oapp.client_id, "name": app_name(false) });
+    let shape: Vec<(&str, &Value)> = seen.iter().take(3).map(|(_, t, a)| (t.as_str(), a)).collect();
+    assert_eq!(shape, vec![("http", &Value::Null), ("ws", &by_app), ("http", &by_app)], "{seen:?}");
+    // The log itself is the member's, never an app's to read.
+    assert_scope_refused(&app, &t.access, activity, json!({}), None).await;
+
+    // The developer erases their account and the app with it: the lines stay, saying an app acted.
+    let del = "mutation { deleteAccount(input: { password: \"correct horse\" }) { deleted } }";
+    assert_eq!(app.gql(Some(&oapp.developer), del, json!({})).await["deleteAccount"]["deleted"], true);
+    let seen = entries(app.gql(Some(&alice), activity, json!({})).await);
+    let gone = json!({ "clientId": null, "name": null });
+    let apps: Vec<&Value> = seen.iter().map(|(_, _, a)| a).filter(|a| !a.is_null()).collect();
+    // The app's two reads and its refused attempt at the log: each line stays.
+    assert_eq!(apps, vec![&gone; 3], "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_developer_deletes_their_app_and_every_grant_token_and_socket_ends_on_the_record() {
+    let app = TestApp::spawn().await;
+    let oapp = approved_app(&app, true, &[CB]).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let t = tokens(&app, &oapp, &alice, "messages:read").await;
+    let mut app_ws = app.ws(Some(&t.access)).await;
+    app_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    app_ws.quiet(200).await;
+
+    let delete = "mutation($c: String!) { deleteApp(input: { clientId: $c }) { deletedClientId } }";
+    // Nobody but its developer: not a member it serves, not the admin who approved it, not the app.
+    for who in [&alice, &oapp.admin] {
+        let (code, _) = app.gql_err(Some(who), delete, json!({ "c": oapp.client_id })).await;
+        assert_eq!(code, "FORBIDDEN");
+    }
+    let (_, body) = gql_as(&app, &t.access, delete, json!({ "c": oapp.client_id })).await;
+    assert_eq!(first_error(&body).0, "INSUFFICIENT_SCOPE", "{body}");
+    assert_alive(&app, &t.access, "the token after refused deletions").await;
+
+    let done = app.gql(Some(&oapp.developer), delete, json!({ "c": oapp.client_id })).await;
+    assert_eq!(done["deleteApp"]["deletedClientId"], oapp.client_id.as_str(), "{done}");
+    assert_eq!(closed_with(&mut app_ws).await, 4403, "the app's socket closes");
+    assert_dead(&app, &t.access, "an access token of a deleted app").await;
+    // The client itself is unknown now, so the token endpoint refuses the client before the token.
+    let (status, body) = refresh(&app, &oapp, &t.refresh).await;
+    assert_error(status, &body, 401, "invalid_client", "a refresh by a deleted app");
+    assert!(authorized_apps(&app, &alice).await.is_empty());
+    let mine = app.gql(Some(&oapp.developer), "{ me { developerApps { clientId } } }", json!({})).await;
+    assert_eq!(mine["me"]["developerApps"], json!([]), "{mine}");
+    let log = app.gql(Some(&oapp.admin), "{ auditLog(first: 50) { nodes { action target reason } } }", json!({})).await;
+    let revoked: Vec<&Value> =
+        log["auditLog"]["nodes"].as_array().unwrap().iter().filter(|e| e["action"] == "REVOKE_APP").collect();
+    assert_eq!(revoked.len(), 1, "the ended grant is on the record: {log}");
+    assert_eq!(revoked[0]["target"], format!("App:{}", oapp.client_id), "{log}");
+    assert_eq!(revoked[0]["reason"], "the developer deleted the app", "{log}");
+    // The client id is gone for good: no new consent, no second deletion.
+    let (_, challenge) = pkce();
+    let params = authorize_params(&oapp.client_id, CB, "profile:read", "s", &challenge);
+    let resp = get_authorize(&app, Some(&alice), &params).await;
+    assert_eq!(resp.status(), 400, "an unknown app gets the error page, never a redirect");
+    assert!(resp.headers().get("location").is_none());
+    let (code, _) = app.gql_err(Some(&oapp.developer), delete, json!({ "c": oapp.client_id })).await;
+    assert_eq!(code, "NOT_FOUND");
+}

@@ -516,3 +516,33 @@ async fn what_a_socket_on_one_instance_showed_is_not_pushed_by_another() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(push.delivered().len(), 1, "two instances sent the same push");
 }
+
+#[tokio::test]
+async fn pushes_that_ended_are_purged_a_day_later_and_those_still_tried_stay() {
+    let app = app_with_push().await;
+    let push = service(&app).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let (carol, carol_id) = app.register(&phone(3), "carol").await;
+    register(&app, &bob, &push.device("bob-phone", &[]), None).await;
+    // Carol's push service is down for the whole test: her push is retried (the TTL is a day).
+    register(&app, &carol, &push.device("carol-phone", &[503; 10_000]), None).await;
+    app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "delivered" })).await;
+    app.gql(Some(&alice), SEND, json!({ "to": carol_id, "body": "still trying" })).await;
+    push.wait_for(1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while crate::trust::scalar(&app, "SELECT COUNT(*) FROM push_outbox WHERE status = 'SENT'").await != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the sender never recorded bob's push");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let periods = ecer_gateway::services::retention::Periods::from_config(&app.state.config);
+    let purge = |at| ecer_gateway::services::retention::purge(&app.state.db, &app.state.media, &periods, at);
+    let now = chrono::Utc::now();
+    assert_eq!(purge(now).await.unwrap().push_outbox, 0, "nothing is a day old yet");
+    assert_eq!(purge(now + chrono::Duration::days(2)).await.unwrap().push_outbox, 1, "bob's sent push");
+    let rows = crate::trust::scalar(&app, "SELECT COUNT(*) FROM push_outbox").await;
+    let carols =
+        crate::trust::scalar(&app, "SELECT COUNT(*) FROM push_outbox WHERE status IN ('PENDING', 'SENDING')").await;
+    assert_eq!((rows, carols), (1, 1), "carol's push, still being tried, stays whatever its age");
+}

@@ -55,6 +55,18 @@ pub struct RevokeAppAuthorizationPayload {
     client_id: String,
 }
 
+#[derive(InputObject)]
+pub struct DeleteAppInput {
+    /// The app's `clientId`, as `me.developerApps` lists it.
+    client_id: String,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteAppPayload {
+    /// The app that is gone.
+    deleted_client_id: String,
+}
+
 #[derive(Default)]
 pub struct DeveloperMutation;
 
@@ -78,6 +90,20 @@ impl DeveloperMutation {
         };
         let done = developer_apps::register(&state(ctx)?.db, &viewer, new).await?;
         Ok(RegisterAppPayload { app: DeveloperApp(done.app), client_secret: done.client_secret })
+    }
+
+    /// Deletes one of the viewer's apps for good (its developer only). Every member's grant to it
+    /// ends, on the record as REVOKE_APP: its tokens stop working and its open sockets close, on
+    /// every instance. The client id is never valid again.
+    async fn delete_app(&self, ctx: &Context<'_>, input: DeleteAppInput) -> async_graphql::Result<DeleteAppPayload> {
+        let viewer = require_viewer(ctx)?;
+        let gql = state(ctx)?;
+        let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.clone());
+        let members = developer_apps::delete(&gql.db, &viewer, ip.as_deref(), &input.client_id).await?;
+        for member in members {
+            gql.broker.publish(Topic::User(member), Event::SessionsRevoked).await;
+        }
+        Ok(DeleteAppPayload { deleted_client_id: input.client_id })
     }
 
     /// Withdraws a third-party app's access to the member's account: every token it holds stops

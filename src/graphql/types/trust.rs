@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{audit_log, data_exports, identity_verifications, media, request_log};
+use entity::{audit_log, data_exports, identity_verifications, media};
 
 use super::{User, load_one};
 use crate::authz;
@@ -272,59 +272,81 @@ impl AuditEntry {
 }
 
 /// One request the member made, as the request log recorded it.
-pub struct ActivityEntry(pub request_log::Model);
+pub struct ActivityEntry(pub crate::services::activity::Logged);
 
 #[Object]
 impl ActivityEntry {
     async fn id(&self) -> ID {
-        ids::encode(Kind::ActivityEntry, self.0.id)
+        ids::encode(Kind::ActivityEntry, self.0.row.id)
     }
 
     async fn at(&self) -> DateTime<Utc> {
-        self.0.at
+        self.0.row.at
     }
 
     async fn duration_ms(&self) -> f64 {
-        self.0.duration_ms
+        self.0.row.duration_ms
     }
 
     /// `http` or `ws`.
     async fn transport(&self) -> &str {
-        &self.0.transport
+        &self.0.row.transport
     }
 
     async fn operation(&self) -> &str {
-        &self.0.operation
+        &self.0.row.operation
     }
 
     /// Whether this request signed the member in (login or registration).
     async fn sign_in(&self) -> bool {
-        self.0.sign_in
+        self.0.row.sign_in
     }
 
     async fn ip(&self) -> Option<&str> {
-        self.0.ip.as_deref()
+        self.0.row.ip.as_deref()
     }
 
     async fn user_agent(&self) -> Option<&str> {
-        self.0.user_agent.as_deref()
+        self.0.row.user_agent.as_deref()
     }
 
     async fn language(&self) -> Option<&str> {
-        self.0.language.as_deref()
+        self.0.row.language.as_deref()
     }
 
     /// `pc`, `smartphone`, `mobilephone`, `crawler` ... from client hints or the user agent.
     async fn device(&self) -> Option<&str> {
-        self.0.device.as_deref()
+        self.0.row.device.as_deref()
     }
 
     async fn os(&self) -> Option<&str> {
-        self.0.os.as_deref()
+        self.0.row.os.as_deref()
     }
 
     async fn browser(&self) -> Option<&str> {
-        self.0.browser.as_deref()
+        self.0.row.browser.as_deref()
+    }
+
+    /// The third-party app that made this request with the member's authorization (an OAuth
+    /// token); null for the member's own sign-ins.
+    async fn app(&self) -> Option<ActivityApp> {
+        self.0.app.clone().map(ActivityApp)
+    }
+}
+
+/// The app behind an [`ActivityEntry`].
+pub struct ActivityApp(Option<entity::developer_apps::Model>);
+
+#[Object]
+impl ActivityApp {
+    /// The app's OAuth `client_id`; null once its developer deleted the app.
+    async fn client_id(&self) -> Option<&str> {
+        self.0.as_ref().map(|a| a.client_id.as_str())
+    }
+
+    /// The app's name; null once its developer deleted the app.
+    async fn name(&self) -> Option<&str> {
+        self.0.as_ref().map(|a| a.name.as_str())
     }
 }
 

@@ -32,6 +32,7 @@ type Documents = {
     "mutation CreateLiveStream($input: CreateLiveStreamInput!) {\n  createLiveStream(input: $input) {\n    liveStream {\n      id\n      title\n      status\n      ingestKey\n    }\n  }\n}": typeof types.CreateLiveStreamDocument,
     "mutation CreatePost($input: CreatePostInput!) {\n  createPost(input: $input) {\n    post {\n      id\n      title\n      body\n      media {\n        id\n        kind\n        url\n        thumbnailUrl\n        posterUrl\n        width\n        height\n        durationMs\n      }\n      createdAt\n      updatedAt\n      likeCount\n      commentCount\n      favoriteCount\n      viewerHasLiked\n      viewerHasFavorited\n      viewerCanEdit\n      viewerCanDelete\n      author {\n        id\n        nickname\n        avatarUrl\n      }\n      board {\n        id\n        slug\n        name\n        postCount\n      }\n    }\n    postEdge {\n      cursor\n    }\n  }\n}": typeof types.CreatePostDocument,
     "mutation DeleteAccount($input: DeleteAccountInput!) {\n  deleteAccount(input: $input) {\n    deleted\n  }\n}": typeof types.DeleteAccountDocument,
+    "mutation DeleteApp($input: DeleteAppInput!) {\n  deleteApp(input: $input) {\n    deletedClientId\n  }\n}": typeof types.DeleteAppDocument,
     "mutation DeleteBrowseHistory($input: DeleteHistoryInput!) {\n  deleteBrowseHistory(input: $input) {\n    deletedCount\n  }\n}": typeof types.DeleteBrowseHistoryDocument,
     "mutation DeleteComment($input: DeleteCommentInput!) {\n  deleteComment(input: $input) {\n    comment {\n      id\n      body\n      isDeleted\n      viewerCanDelete\n      author {\n        id\n      }\n      post {\n        id\n        commentCount\n      }\n    }\n  }\n}": typeof types.DeleteCommentDocument,
     "mutation DeleteLiveChatMessage($input: DeleteLiveChatMessageInput!) {\n  deleteLiveChatMessage(input: $input) {\n    message {\n      id\n      isDeleted\n      body\n    }\n  }\n}": typeof types.DeleteLiveChatMessageDocument,
@@ -141,6 +142,7 @@ const documents: Documents = {
     "mutation CreateLiveStream($input: CreateLiveStreamInput!) {\n  createLiveStream(input: $input) {\n    liveStream {\n      id\n      title\n      status\n      ingestKey\n    }\n  }\n}": types.CreateLiveStreamDocument,
     "mutation CreatePost($input: CreatePostInput!) {\n  createPost(input: $input) {\n    post {\n      id\n      title\n      body\n      media {\n        id\n        kind\n        url\n        thumbnailUrl\n        posterUrl\n        width\n        height\n        durationMs\n      }\n      createdAt\n      updatedAt\n      likeCount\n      commentCount\n      favoriteCount\n      viewerHasLiked\n      viewerHasFavorited\n      viewerCanEdit\n      viewerCanDelete\n      author {\n        id\n        nickname\n        avatarUrl\n      }\n      board {\n        id\n        slug\n        name\n        postCount\n      }\n    }\n    postEdge {\n      cursor\n    }\n  }\n}": types.CreatePostDocument,
     "mutation DeleteAccount($input: DeleteAccountInput!) {\n  deleteAccount(input: $input) {\n    deleted\n  }\n}": types.DeleteAccountDocument,
+    "mutation DeleteApp($input: DeleteAppInput!) {\n  deleteApp(input: $input) {\n    deletedClientId\n  }\n}": types.DeleteAppDocument,
     "mutation DeleteBrowseHistory($input: DeleteHistoryInput!) {\n  deleteBrowseHistory(input: $input) {\n    deletedCount\n  }\n}": types.DeleteBrowseHistoryDocument,
     "mutation DeleteComment($input: DeleteCommentInput!) {\n  deleteComment(input: $input) {\n    comment {\n      id\n      body\n      isDeleted\n      viewerCanDelete\n      author {\n        id\n      }\n      post {\n        id\n        commentCount\n      }\n    }\n  }\n}": types.DeleteCommentDocument,
     "mutation DeleteLiveChatMessage($input: DeleteLiveChatMessageInput!) {\n  deleteLiveChatMessage(input: $input) {\n    message {\n      id\n      isDeleted\n      body\n    }\n  }\n}": types.DeleteLiveChatMessageDocument,
@@ -318,6 +320,10 @@ export function graphql(source: "mutation CreatePost($input: CreatePostInput!) {
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "mutation DeleteAccount($input: DeleteAccountInput!) {\n  deleteAccount(input: $input) {\n    deleted\n  }\n}"): (typeof documents)["mutation DeleteAccount($input: DeleteAccountInput!) {\n  deleteAccount(input: $input) {\n    deleted\n  }\n}"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "mutation DeleteApp($input: DeleteAppInput!) {\n  deleteApp(input: $input) {\n    deletedClientId\n  }\n}"): (typeof documents)["mutation DeleteApp($input: DeleteAppInput!) {\n  deleteApp(input: $input) {\n    deletedClientId\n  }\n}"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
