@@ -21,12 +21,14 @@ pub struct Model {
     pub confidential: bool,
     /// Hex SHA-256 of the client secret (confidential apps); the secret is shown once.
     pub secret_hash: Option<String>,
-    /// PENDING, APPROVED or REJECTED.
+    /// PENDING, APPROVED, REJECTED, or DELETED (a tombstone: members' activity keeps naming it).
     pub status: String,
     pub review_reason: Option<String>,
     pub reviewer_id: Option<i64>,
     pub reviewed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// When its developer deleted it; it counts toward their cap for a while after.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

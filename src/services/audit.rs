@@ -35,6 +35,8 @@ pub enum Action {
     ReviewApp,
     /// A member gave a developer app access (the reason lists the scopes).
     GrantApp,
+    /// A developer deleted their app (the reason says how many members' grants it ended).
+    DeleteApp,
     /// A grant ended: the member withdrew it, the app revoked its refresh token, or a replayed code
     /// or refresh token revoked it (the reason says which).
     RevokeApp,
@@ -60,6 +62,7 @@ impl Action {
             Action::ReviewApp => "REVIEW_APP",
             Action::GrantApp => "GRANT_APP",
             Action::RevokeApp => "REVOKE_APP",
+            Action::DeleteApp => "DELETE_APP",
         }
     }
 }
@@ -141,8 +144,13 @@ pub async fn record_many(
     if entries.is_empty() {
         return Ok(());
     }
-    let rows = entries.into_iter().map(|entry| row(viewer, ip, entry));
-    audit_log::Entity::insert_many(rows).exec_without_returning(db).await?;
+    // In chunks: one statement carries 8 parameters a row and PostgreSQL takes 65,535 at most
+    // (rejecting an app with thousands of grants records a line for each).
+    let mut rows = entries.into_iter().map(|entry| row(viewer, ip, entry)).peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(1000).collect();
+        audit_log::Entity::insert_many(chunk).exec_without_returning(db).await?;
+    }
     Ok(())
 }
 

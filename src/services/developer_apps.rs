@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use entity::{developer_apps, oauth_grants, users};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set,
@@ -29,6 +29,11 @@ names!(
 const MAX_REDIRECTS: usize = 10;
 /// Apps one member may have registered.
 const MAX_PER_MEMBER: u64 = 20;
+/// A deleted app still counts toward its developer's cap this long, so deleting and registering
+/// again cannot flood the admins' review queue.
+const DELETED_COUNTS_FOR: chrono::Duration = chrono::Duration::days(30);
+/// The status of a deleted app's tombstone. Not an `AppStatus`: no query lists a deleted app.
+const DELETED: &str = "DELETED";
 
 /// What a developer fills in.
 pub struct NewApp<'a> {
@@ -110,18 +115,30 @@ pub async fn register(db: &DatabaseConnection, viewer: &Viewer, new: NewApp<'_>)
     }
     let client_secret = new.confidential.then(|| random_token(32)).transpose()?;
     // Counting and inserting as one step: concurrent registrations by one member queue behind a
-    // write to the member's row (a row lock on PostgreSQL, the write lock on SQLite), so the cap
-    // cannot be overrun by requests that each counted 19.
+    // write to the member's row (a row lock on PostgreSQL, the write lock on SQLite, taken by the
+    // transaction's first statement so SQLite never has to upgrade a read), so the cap cannot be
+    // overrun by requests that each counted 19. A non-key column: writing `id` would make SQLite
+    // check every foreign key that points at users.
     let txn = sea_orm::TransactionTrait::begin(db).await?;
     users::Entity::update_many()
-        .col_expr(users::Column::Id, Expr::col(users::Column::Id))
+        .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt))
         .filter(users::Column::Id.eq(viewer.user_id))
         .exec(&txn)
         .await?;
-    let registered: u64 =
-        developer_apps::Entity::find().filter(developer_apps::Column::OwnerId.eq(viewer.user_id)).count(&txn).await?;
+    let counted = developer_apps::Column::DeletedAt
+        .is_null()
+        .or(developer_apps::Column::DeletedAt.gt(Utc::now() - DELETED_COUNTS_FOR));
+    let registered: u64 = developer_apps::Entity::find()
+        .filter(developer_apps::Column::OwnerId.eq(viewer.user_id))
+        .filter(counted)
+        .count(&txn)
+        .await?;
     if registered >= MAX_PER_MEMBER {
-        return Err(AppError::bad_input("input.name", "a member may register at most 20 apps"));
+        txn.rollback().await?;
+        return Err(AppError::bad_input(
+            "input.name",
+            "a member may register at most 20 apps (a deleted app counts for 30 days)",
+        ));
     }
     let app = developer_apps::ActiveModel {
         client_id: Set(random_token(18)?),
@@ -164,11 +181,7 @@ pub async fn review(
 ) -> AppResult<Reviewed> {
     // Who may review at all, before anything is looked up (so ids cannot be probed); then this app.
     authz::require(Some(viewer), Action::ReviewApp { owner: 0 })?;
-    let app = developer_apps::Entity::find()
-        .filter(developer_apps::Column::ClientId.eq(client_id))
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("app"))?;
+    let app = live_app(db, client_id).await?;
     authz::require(Some(viewer), Action::ReviewApp { owner: app.owner_id })?;
     let reason = note.required_reason()?;
     let status = if approve { Status::Approved } else { Status::Rejected };
@@ -201,8 +214,22 @@ pub async fn review(
     Ok(Reviewed { app, revoked_members })
 }
 
+/// An app that was not deleted, by its client id.
+async fn live_app(db: &impl ConnectionTrait, client_id: &str) -> AppResult<developer_apps::Model> {
+    developer_apps::Entity::find()
+        .filter(developer_apps::Column::ClientId.eq(client_id))
+        .filter(developer_apps::Column::Status.ne(DELETED))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("app"))
+}
+
 /// Ends every member's grant to `app` (its codes and tokens go with it, by foreign key), each on the
 /// record with `why`. Returns those members: their sockets of the app are to be told.
+///
+/// Call it in a transaction that has already written (SQLite does not wait for a lock when a
+/// transaction that has only read starts writing; it fails at once), after a write to the app's row
+/// (on PostgreSQL that row lock holds back a consent being recorded meanwhile).
 async fn end_grants(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
@@ -227,32 +254,46 @@ async fn end_grants(
     Ok(members)
 }
 
-/// Deletes one of the viewer's apps for good: every member's grant to it ends on the record, its
-/// tokens stop working, and its client id is never valid again. Returns the members whose grants
-/// ended (their sockets of the app are to be told).
+/// Deletes one of the viewer's apps: every member's grant to it ends on the record, its tokens stop
+/// working, and its client id is never valid again. A tombstone stays (name and client id, no
+/// secret), so members' activity keeps naming the app that acted for them and the admins' record
+/// keeps the app they reviewed. Returns the members whose grants ended (their sockets of the app
+/// are to be told).
 pub async fn delete(
     db: &DatabaseConnection,
     viewer: &Viewer,
     ip: Option<&str>,
     client_id: &str,
 ) -> AppResult<Vec<i64>> {
-    let app = developer_apps::Entity::find()
-        .filter(developer_apps::Column::ClientId.eq(client_id))
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("app"))?;
+    let app = live_app(db, client_id).await?;
     authz::require(Some(viewer), Action::DeleteApp { owner: app.owner_id })?;
     let txn = sea_orm::TransactionTrait::begin(db).await?;
+    // First a write: the tombstone, unless a concurrent deletion got there first.
+    let marked = developer_apps::Entity::update_many()
+        .col_expr(developer_apps::Column::Status, Expr::value(DELETED))
+        .col_expr(developer_apps::Column::DeletedAt, Expr::value(Some(Utc::now())))
+        .col_expr(developer_apps::Column::SecretHash, Expr::value(Option::<String>::None))
+        .filter(developer_apps::Column::Id.eq(app.id))
+        .filter(developer_apps::Column::Status.ne(DELETED))
+        .exec(&txn)
+        .await?;
+    if marked.rows_affected == 0 {
+        txn.rollback().await?;
+        return Err(AppError::NotFound("app"));
+    }
     let members = end_grants(&txn, viewer, ip, &app, "the developer deleted the app").await?;
-    developer_apps::Entity::delete_by_id(app.id).exec(&txn).await?;
+    let entry = audit::Entry::new(audit::Action::DeleteApp, Some(app.owner_id), format!("App:{}", app.client_id))
+        .because(Some(format!("{} member grants ended", members.len())));
+    audit::record(&txn, viewer, ip, entry).await?;
     txn.commit().await?;
     Ok(members)
 }
 
-/// The apps a member registered, newest first.
+/// The apps a member registered and still has, newest first.
 pub async fn of_member(db: &impl ConnectionTrait, owner: i64) -> AppResult<Vec<developer_apps::Model>> {
     Ok(developer_apps::Entity::find()
         .filter(developer_apps::Column::OwnerId.eq(owner))
+        .filter(developer_apps::Column::Status.ne(DELETED))
         .order_by_desc(developer_apps::Column::Id)
         .all(db)
         .await?)
@@ -274,7 +315,7 @@ pub async fn queue(
     Ok(Page::from_rows(page, rows, |a| Cursor::Id(a.id)))
 }
 
-/// Erasure: the member's apps go with them, and with the apps every member's grant to them (foreign
+/// Erasure: the member's apps go with them, tombstones included, and with the apps every member's grant to them (foreign
 /// keys). Returns the members whose grants went, whose apps' sockets are to be told.
 pub async fn erase_member(db: &impl ConnectionTrait, owner: i64) -> AppResult<Vec<i64>> {
     let of_owner = developer_apps::Entity::find()

@@ -102,6 +102,23 @@ pub async fn archive(db: &DatabaseConnection, keys: &crate::seal::Sealer, user_i
     out.insert("policyAcceptances".into(), Value::Array(rows!(db, policy_acceptances, UserId, user_id)));
     out.insert("media".into(), Value::Array(rows!(db, media, OwnerId, user_id)));
     out.insert("requestLog".into(), Value::Array(rows!(db, request_log, UserId, user_id)));
+    // The apps behind the log's `app_id`s, so the archive says who acted (deleted apps included).
+    let logged_apps = request_log::Entity::find()
+        .select_only()
+        .column(request_log::Column::AppId)
+        .filter(request_log::Column::UserId.eq(user_id))
+        .filter(request_log::Column::AppId.is_not_null())
+        .into_query();
+    let apps = developer_apps::Entity::find()
+        .select_only()
+        .column(developer_apps::Column::Id)
+        .column(developer_apps::Column::ClientId)
+        .column(developer_apps::Column::Name)
+        .filter(developer_apps::Column::Id.in_subquery(logged_apps))
+        .into_json()
+        .all(db)
+        .await?;
+    out.insert("requestLogApps".into(), Value::Array(apps));
     // Which staff role read or did what and when; not who the staff member is, nor their address.
     out.insert("auditLogAboutYou".into(), strip(rows!(db, audit_log, SubjectUserId, user_id), &["ip", "actor_id"]));
     out.insert("dataExports".into(), Value::Array(rows!(db, data_exports, UserId, user_id)));

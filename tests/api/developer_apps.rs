@@ -144,7 +144,8 @@ async fn the_twenty_app_cap_holds_under_concurrent_registrations() {
     for i in 0..15 {
         app.gql(Some(&dev), REGISTER, app_input(&format!("CRM {i}"), json!(["https://crm.example/cb"]), false)).await;
     }
-    // Ten at once for the last five places: each counted 15 to 19 apps before any of them inserted.
+    // Ten at once for the last five places: without the lock on the member's row, several would count
+    // the same number of apps and all insert.
     let racing = (0..10).map(|i| {
         let input = app_input(&format!("Racer {i}"), json!(["https://crm.example/cb"]), false);
         let dev = dev.clone();
@@ -161,5 +162,15 @@ async fn the_twenty_app_cap_holds_under_concurrent_registrations() {
         "refused as input, never INTERNAL: {answers:?}"
     );
     let mine = app.gql(Some(&dev), MINE, json!({})).await;
-    assert_eq!(mine["me"]["developerApps"].as_array().unwrap().len(), 20, "{mine}");
+    let apps = mine["me"]["developerApps"].as_array().unwrap();
+    assert_eq!(apps.len(), 20, "{mine}");
+
+    // A deleted app leaves the list but still counts for 30 days: deleting does not reopen the queue.
+    let delete = "mutation($c: String!) { deleteApp(input: { clientId: $c }) { deletedClientId } }";
+    app.gql(Some(&dev), delete, json!({ "c": apps[0]["clientId"] })).await;
+    let mine = app.gql(Some(&dev), MINE, json!({})).await;
+    assert_eq!(mine["me"]["developerApps"].as_array().unwrap().len(), 19, "{mine}");
+    let again = app_input("One more", json!(["https://crm.example/cb"]), false);
+    let (code, _) = app.gql_err(Some(&dev), REGISTER, again).await;
+    assert_eq!(code, "BAD_USER_INPUT");
 }

@@ -328,7 +328,7 @@ impl ActivityEntry {
     }
 
     /// The third-party app that made this request with the member's authorization (an OAuth
-    /// token); null for the member's own sign-ins.
+    /// token); null for the member's own requests.
     async fn app(&self) -> Option<ActivityApp> {
         self.0.app.clone().map(ActivityApp)
     }
@@ -339,12 +339,13 @@ pub struct ActivityApp(Option<entity::developer_apps::Model>);
 
 #[Object]
 impl ActivityApp {
-    /// The app's OAuth `client_id`; null once its developer deleted the app.
+    /// The app's OAuth `client_id` (still given after its developer deleted the app); null once
+    /// the developer's account is erased.
     async fn client_id(&self) -> Option<&str> {
         self.0.as_ref().map(|a| a.client_id.as_str())
     }
 
-    /// The app's name; null once its developer deleted the app.
+    /// The app's name; null once the developer's account is erased.
     async fn name(&self) -> Option<&str> {
         self.0.as_ref().map(|a| a.name.as_str())
     }
