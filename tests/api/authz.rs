@@ -70,7 +70,7 @@ async fn a_demoted_reviewer_is_refused_on_the_open_socket_on_every_instance() {
     assert!(payload.get("errors").is_none(), "{payload}");
     // A subscription running under the old role.
     ws.subscribe("n", "subscription { notificationReceived { id } }", json!({})).await;
-    ws.quiet(200).await;
+    a.streams_waiting(1).await;
 
     let set =
         "mutation($u: ID!) { setUserRole(input: { userId: $u, role: USER, reason: \"staffing\" }) { user { role } } }";

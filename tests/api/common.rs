@@ -394,6 +394,23 @@ impl TestApp {
     pub fn statements(&self) -> u64 {
         self.state.db_stats.statements()
     }
+
+    /// Waits until `n` first-party private streams (messageReceived, notificationReceived...) have read their start.
+    ///
+    /// A subscription without `after` starts at the newest item when the server reads it: an event
+    /// sent before that read is never delivered. The count rises once the first run caught up and
+    /// the stream waits for the next event (src/http/private_stream.rs).
+    pub async fn streams_waiting(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let count = self.state.private_streams.count();
+            if count == n {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{count} private streams waiting after 10 s, expected {n}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// The smallest community most tests start from: an admin, board `b1`, member alice and her post.

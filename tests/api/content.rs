@@ -294,8 +294,10 @@ async fn an_open_post_page_gets_new_comments_and_replies_and_resumes_without_a_g
     let (bob, _) = app.register(&phone(2), "bob").await;
     let sub = "subscription($p: ID!, $a: String) { commentAdded(postId: $p, after: $a) { kind cursor node { id body parent { id } } } }";
     let mut page = app.ws(None).await;
-    page.subscribe("p", sub, serde_json::json!({ "p": c.post })).await;
-    page.quiet(200).await;
+    // From the start of the post's comments (it has none yet): without `after` the page would start
+    // at the newest comment when the server reads it, maybe after the one below.
+    let start = ecer_gateway::services::page::Cursor::Id(0).encode();
+    page.subscribe("p", sub, serde_json::json!({ "p": c.post, "a": start })).await;
     let first = app.comment(&bob, &c.post, None, "MOQ 是多少?").await;
     let got = page.next_data("p").await["commentAdded"].clone();
     assert_eq!((got["kind"].as_str(), got["node"]["id"].as_str()), (Some("CREATED"), Some(first.as_str())));
@@ -341,11 +343,11 @@ async fn an_open_post_page_gets_edits_counters_and_the_deletion_of_its_post_and_
     assert_eq!(now["node"]["commentCount"], 1);
     page.quiet(200).await;
 
-    // A burst of counter changes arrives as one event within the tick.
+    // A burst of counter changes arrives as one event within the tick (sent at once: one after the
+    // other, a stalled machine could put them a tick apart).
     let like = "mutation($p: ID!) { likePost(input: { postId: $p }) { post { id } } }";
     let fav = "mutation($p: ID!) { favoritePost(input: { postId: $p }) { post { id } } }";
-    app.gql(Some(&bob), like, json!({ "p": c.post })).await;
-    app.gql(Some(&bob), fav, json!({ "p": c.post })).await;
+    tokio::join!(app.gql(Some(&bob), like, json!({ "p": c.post })), app.gql(Some(&bob), fav, json!({ "p": c.post })));
     let got = page.next_data("post").await["postUpdated"].clone();
     assert_eq!(got["kind"], "UPDATED");
     assert_eq!((got["node"]["likeCount"].as_i64(), got["node"]["favoriteCount"].as_i64()), (Some(1), Some(1)));

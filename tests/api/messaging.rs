@@ -25,8 +25,8 @@ async fn a_message_reaches_the_recipient_and_the_senders_other_devices() {
     let mut alice_ws = app.ws(Some(&alice)).await;
     bob_ws.subscribe("m", RECEIVED, json!({})).await;
     alice_ws.subscribe("m", RECEIVED, json!({})).await;
-    // Give both subscriptions a moment to register before the send.
-    bob_ws.quiet(200).await;
+    // Both subscriptions start at the newest message when they read it: wait for that before the send.
+    app.streams_waiting(2).await;
 
     let sent = send(&app, &alice, &bob_id, "你好, FOB price?").await;
     assert_eq!(sent["message"]["isMine"], true);
@@ -138,7 +138,7 @@ async fn a_retried_message_with_its_client_id_is_stored_and_pushed_once() {
     let (_, carol_id) = app.register(&phone(3), "carol").await;
     let mut bob_ws = app.ws(Some(&bob)).await;
     bob_ws.subscribe("m", RECEIVED, json!({})).await;
-    bob_ws.quiet(200).await;
+    app.streams_waiting(1).await;
     let send = "mutation($to: ID!, $body: String!, $cid: String) {
         sendMessage(input: { toUserId: $to, body: $body, clientMessageId: $cid }) { message { id body } conversation { id } } }";
     let vars =
@@ -249,7 +249,7 @@ async fn photos_and_videos_in_messages_reach_only_the_conversation() {
     let mut bob_ws = app.ws(Some(&bob)).await;
     let received = "subscription { messageReceived { body media { id mimeType url } } }";
     bob_ws.subscribe("m", received, json!({})).await;
-    bob_ws.quiet(200).await;
+    app.streams_waiting(1).await;
     // Files alone make a message; the order given is kept.
     let sent = app.gql(Some(&alice), SEND_MEDIA, json!({ "to": bob_id, "m": [photo_id, video_id] })).await;
     let media = sent["sendMessage"]["message"]["media"].as_array().unwrap().clone();

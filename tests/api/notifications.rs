@@ -18,7 +18,7 @@ async fn replies_likes_and_follows_notify_the_owner() {
     let (carol, _) = app.register(&phone(3), "carol").await;
     let mut ws = app.ws(Some(&c.alice)).await;
     ws.subscribe("n", RECEIVED, json!({})).await;
-    ws.quiet(200).await;
+    app.streams_waiting(1).await;
 
     // A comment on alice's post.
     let comment = app.comment(&bob, &c.post, None, "what MOQ?").await;
@@ -124,7 +124,7 @@ async fn admins_send_security_notices_that_cannot_be_muted() {
     app.gql(Some(&bob), mute, json!({})).await;
     let mut ws = app.ws(Some(&bob)).await;
     ws.subscribe("n", "subscription { notificationReceived { kind body } }", json!({})).await;
-    ws.quiet(200).await;
+    app.streams_waiting(1).await;
     let send =
         "mutation($b: String!, $u: [ID!]) { sendSecurityNotice(input: { body: $b, userIds: $u }) { recipients } }";
     let (code, _) = app.gql_err(Some(&carol), send, json!({ "b": "hi" })).await;

@@ -23,7 +23,7 @@ async fn metrics_cover_operations_errors_sockets_loaders_and_the_pool() {
     app.gql(Some(&token), "query Me { me { nickname } }", json!({})).await;
     let mut ws = app.ws(Some(&token)).await;
     ws.subscribe("n", "subscription OnNotificationReceived { notificationReceived { id } }", json!({})).await;
-    ws.quiet(200).await;
+    app.streams_waiting(1).await;
 
     let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 200);

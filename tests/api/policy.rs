@@ -27,7 +27,7 @@ async fn versions_consent_and_the_write_block() {
     // A major one is pushed to connected members...
     let mut ws = app.ws(Some(&bob)).await;
     ws.subscribe("n", "subscription { notificationReceived { kind body } }", json!({})).await;
-    ws.quiet(200).await;
+    app.streams_waiting(1).await;
     let mute = "mutation { updateNotificationSettings(input: { settings: [{ category: NOTICES, enabled: false }] }) { settings { enabled } } }";
     app.gql(Some(&bob), mute, json!({})).await;
     app.gql(Some(&c.admin), PUBLISH, json!({ "b": "Version 2: we now also record searches.", "m": true })).await;

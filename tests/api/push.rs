@@ -174,11 +174,16 @@ const SEND: &str = "mutation($to: ID!, $body: String!) {
     sendMessage(input: { toUserId: $to, body: $body }) { message { id } conversation { id } } }";
 const MINE: &str = "{ me { pushSubscriptions { endpoint categories thisDevice lastDeliveredAt } } }";
 
+/// The grace period before a push is due. What must happen inside it (a socket's answer to the ping
+/// after a delivery, a read, a device registered again, an event through Redis) takes a few round
+/// trips, which a loaded CI machine can stall for a second: 300 ms flaked.
+const DELAY_MS: u64 = 3000;
+
 async fn app_with_push() -> TestApp {
     TestApp::spawn_with(|c| {
         c.push_allow_http = true;
         c.push_endpoint_hosts = vec!["127.0.0.1".into()];
-        c.push_delay_ms = 300;
+        c.push_delay_ms = DELAY_MS;
         c.push_poll_ms = 50;
         c.push_retry_base_ms = 50;
     })
@@ -191,6 +196,25 @@ async fn register(app: &TestApp, token: &str, d: &Device, categories: Option<Val
         input["categories"] = c;
     }
     app.gql(Some(token), REGISTER, json!({ "input": input })).await["registerPushSubscription"]["subscription"].clone()
+}
+
+/// Waits until the sender has settled every push (none `PENDING` or `SENDING`; 15 s at most): what
+/// was to be sent has been, and nothing more will be. Reads `ws` meanwhile, if given, so that it
+/// answers the ping that confirms what it showed.
+async fn settled(app: &TestApp, mut ws: Option<&mut crate::common::Ws>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let sql = "SELECT COUNT(*) FROM push_outbox WHERE status IN ('PENDING', 'SENDING')";
+        let unsettled = crate::trust::scalar(app, sql).await;
+        if unsettled == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{unsettled} pushes still PENDING or SENDING after 15 s");
+        match ws.as_deref_mut() {
+            Some(ws) => ws.quiet(100).await,
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn service(app: &TestApp) -> PushService {
@@ -224,7 +248,7 @@ async fn an_offline_member_gets_an_encrypted_signed_push_and_a_connected_one_doe
     assert!(p.ttl > 86_000 && p.ttl <= 86_400, "TTL {}", p.ttl);
     // The sender records the delivery once the push service has answered, a moment after the test's
     // push service saw the request.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let mine = app.gql(Some(&bob), MINE, json!({})).await;
         if mine["me"]["pushSubscriptions"][0]["lastDeliveredAt"].is_string() {
@@ -237,18 +261,19 @@ async fn an_offline_member_gets_an_encrypted_signed_push_and_a_connected_one_doe
     // Bob opens the app: his socket shows the next message, so his phone does not buzz for it.
     let mut ws = app.ws(Some(&bob)).await;
     ws.subscribe("m", crate::messaging::RECEIVED, json!({})).await;
-    ws.quiet(200).await;
+    app.streams_waiting(1).await;
     app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "seen live" })).await;
     assert_eq!(ws.next_data("m").await["messageReceived"]["body"], "seen live");
-    // The app keeps reading (and so answers the ping that follows a delivery).
-    ws.quiet(1200).await;
+    // The app keeps reading (and so answers the ping that follows a delivery) until the push is settled.
+    settled(&app, Some(&mut ws)).await;
     assert_eq!(push.delivered().len(), 1, "no push for what a live socket showed: {:?}", push.delivered());
 
     // A phone asleep with its socket still open (it reads nothing, so it answers no ping): the
     // message was written to the socket but never shown, so it is pushed.
     let mut asleep = app.ws(Some(&bob)).await;
     asleep.subscribe("m", crate::messaging::RECEIVED, json!({})).await;
-    ws.quiet(300).await;
+    // Both sockets' streams wait (the message is written to the sleeping one).
+    app.streams_waiting(2).await;
     drop(ws);
     app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "while asleep" })).await;
     let got = push.wait_for(2).await;
@@ -260,7 +285,7 @@ async fn an_offline_member_gets_an_encrypted_signed_push_and_a_connected_one_doe
     let read = app.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "read on the web" })).await;
     let mark = "mutation($c: ID!) { markConversationRead(input: { conversationId: $c }) { conversation { id } } }";
     app.gql(Some(&bob), mark, json!({ "c": read["sendMessage"]["conversation"]["id"] })).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    settled(&app, None).await;
     assert_eq!(push.delivered().len(), 2, "no push for what was read: {:?}", push.delivered());
 
     // Offline again and unread: pushed.
@@ -292,7 +317,7 @@ async fn notifications_follow_the_devices_categories_and_gone_devices_are_remove
     assert_eq!(got[0].payload["title"], "bob");
     assert_eq!(got[0].urgency.as_deref(), Some("normal"));
     assert_eq!(push.refused(), vec![("phone".to_string(), 500)]);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    settled(&app, None).await;
     assert_eq!(push.delivered().len(), 1, "the tablet wants messages only");
 
     // The phone's subscription expires at its push service: 410 removes it here.
@@ -303,7 +328,7 @@ async fn notifications_follow_the_devices_categories_and_gone_devices_are_remove
     let (carol, _) = app.register(&phone(3), "carol").await;
     let carol_follow = app.gql(Some(&carol), follow, json!({ "u": alice_id })).await;
     assert!(carol_follow["followUser"]["user"]["id"].is_string());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let mine = app.gql(Some(&alice), MINE, json!({})).await;
         let endpoints: Vec<String> = mine["me"]["pushSubscriptions"]
@@ -382,7 +407,7 @@ async fn subscriptions_are_checked_owned_end_with_their_session_and_go_with_the_
     let alice_id = app.gql(Some(&alice), "{ me { id } }", json!({})).await["me"]["id"].clone();
     app.gql(Some(&carol), SEND, json!({ "to": alice_id, "body": "for alice only" })).await;
     register(&app, &bob, &d, None).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    settled(&app, None).await;
     assert!(push.delivered().is_empty(), "{:?}", push.delivered());
     let del = "mutation { deleteAccount(input: { password: \"correct horse\" }) { deleted } }";
     app.gql(Some(&bob), del, json!({})).await;
@@ -477,7 +502,7 @@ async fn what_a_socket_on_one_instance_showed_is_not_pushed_by_another() {
     let fast = |c: &mut ecer_gateway::config::Config| {
         c.push_allow_http = true;
         c.push_endpoint_hosts = vec!["127.0.0.1".into()];
-        c.push_delay_ms = 300;
+        c.push_delay_ms = DELAY_MS;
         c.push_poll_ms = 50;
     };
     let a = TestApp::spawn_with(|c| {
@@ -502,10 +527,10 @@ async fn what_a_socket_on_one_instance_showed_is_not_pushed_by_another() {
     // the push knows from Redis that B's socket showed it.
     let mut ws = b.ws(Some(&bob)).await;
     ws.subscribe("m", crate::messaging::RECEIVED, json!({})).await;
-    ws.quiet(300).await;
+    b.streams_waiting(1).await;
     a.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "seen on B" })).await;
     assert_eq!(ws.next_data("m").await["messageReceived"]["body"], "seen on B");
-    ws.quiet(1500).await;
+    settled(&a, Some(&mut ws)).await;
     assert!(push.delivered().is_empty(), "pushed although B's socket showed it: {:?}", push.delivered());
 
     // Closed: the next one is pushed, by either instance, once.
@@ -513,7 +538,7 @@ async fn what_a_socket_on_one_instance_showed_is_not_pushed_by_another() {
     a.gql(Some(&alice), SEND, json!({ "to": bob_id, "body": "after closing" })).await;
     let got = push.wait_for(1).await;
     assert_eq!(got[0].payload["body"], "after closing");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    settled(&a, None).await;
     assert_eq!(push.delivered().len(), 1, "two instances sent the same push");
 }
 

@@ -31,7 +31,8 @@ async fn resubscribing_with_a_cursor_replays_what_was_missed() {
     // Without a cursor a subscription starts from now.
     let mut fresh = app.ws(Some(&bob)).await;
     fresh.subscribe("m", RECEIVED, json!({})).await;
-    fresh.quiet(200).await;
+    // Both sockets' streams have read where they start (the first one waits again after m4).
+    app.streams_waiting(2).await;
     send(&app, &alice, &bob_id, "m5").await;
     assert_eq!(fresh.next_data("m").await["messageReceived"]["body"], "m5");
 
@@ -182,7 +183,7 @@ async fn a_cursor_past_the_head_starts_from_the_head() {
     let far = ecer_gateway::services::page::Cursor::Id(1_000_000_000).encode();
     let mut ws = app.ws(Some(&bob)).await;
     ws.subscribe("m", RECEIVED, json!({ "after": far })).await;
-    ws.quiet(200).await;
+    app.streams_waiting(1).await;
     send(&app, &alice, &bob_id, "still arrives").await;
     assert_eq!(ws.next_data("m").await["messageReceived"]["body"], "still arrives");
 }
@@ -235,7 +236,7 @@ async fn crossing_replies_do_not_deadlock() {
 
 /// Polls `f` until it holds; panics after 5 s.
 async fn until(what: &str, f: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !f() {
         assert!(tokio::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

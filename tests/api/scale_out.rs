@@ -72,7 +72,7 @@ async fn two_instances_share_events_counts_revocations_and_survive_a_redis_resta
     let (bob, bob_id) = a.register(&phone(2), "bob").await;
     let mut bob_on_b = b.ws(Some(&bob)).await;
     bob_on_b.subscribe("m", RECEIVED, json!({})).await;
-    bob_on_b.quiet(200).await;
+    b.streams_waiting(1).await;
     send(&a, &alice, &bob_id, "via A").await;
     assert_eq!(bob_on_b.next_data("m").await["messageReceived"]["body"], "via A");
 

@@ -188,6 +188,20 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
+/// Polls the count `sql` until it is `want` (10 s at most): the sender records how a send went only
+/// after the fake answered, which is after the fake recorded it.
+async fn until_count(app: &TestApp, sql: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = count(app, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{got} after 10 s, expected {want}: {sql}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 async fn stored_codes(app: &TestApp) -> i64 {
     count(app, "SELECT COUNT(*) FROM phone_codes").await
 }
@@ -262,10 +276,10 @@ async fn a_provider_that_is_down_gets_the_code_later_exactly_once() {
     assert!(fake.delivered.lock().unwrap().is_empty());
     *fake.mode.lock().unwrap() = Mode::Ok;
     until("the delivery", || !fake.delivered.lock().unwrap().is_empty()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Recorded SENT: nothing more will go out.
+    until_count(&app, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT' AND attempts >= 4", 1).await;
     assert_eq!(fake.delivered.lock().unwrap().len(), 1, "sent once");
     assert!(fake.refused.lock().unwrap().is_empty(), "{:?}", fake.refused.lock().unwrap());
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT' AND attempts >= 4").await, 1);
     let (_, code) = fake.delivered.lock().unwrap()[0].clone();
     let input = json!({ "input": { "phone": phone(1), "code": code, "password": "correct horse", "nickname": "n" } });
     assert!(app.gql(None, REGISTER, input).await["register"]["token"].is_string());
@@ -285,12 +299,12 @@ async fn two_instances_send_each_message_once() {
     until("failed tries on every message", || *fake.failed.lock().unwrap() >= 10).await;
     *fake.mode.lock().unwrap() = Mode::Ok;
     until("five deliveries", || fake.delivered.lock().unwrap().len() >= 5).await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // All five recorded SENT: nothing more will go out.
+    until_count(&one, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT'", 5).await;
     let mut numbers: Vec<String> = fake.delivered.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
     numbers.sort();
     let expected: Vec<String> = (1..=5).map(|n| phone(n).trim_start_matches('+').to_string()).collect();
     assert_eq!(numbers, expected, "each number exactly once");
-    assert_eq!(count(&one, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT'").await, 5);
 }
 
 #[tokio::test]
@@ -350,13 +364,7 @@ async fn notices_go_under_their_own_template_or_are_recorded_failed_without_one(
     let token = register_via(&app, &fake, &phone(1)).await;
     app.gql(Some(&token), change, input).await;
     let failed = "SELECT COUNT(*) FROM sms_outbox WHERE status = 'FAILED' AND last_error LIKE '%ALIYUN_SMS_NOTICE_TEMPLATE_CODE%'";
-    for _ in 0..200 {
-        if count(&app, failed).await == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert_eq!(count(&app, failed).await, 1);
+    until_count(&app, failed, 1).await;
     assert_eq!(fake.delivered.lock().unwrap().len(), 1, "only the registration code went");
     let inbox = app.gql(Some(&token), "{ notifications(first: 1) { nodes { kind } } }", json!({})).await;
     assert_eq!(inbox["notifications"]["nodes"][0]["kind"], "SECURITY_NOTICE");

@@ -346,8 +346,11 @@ async fn signed_in_socket(gw: &Gateway, token: &str) -> Socket {
 
 async fn subscribe(gw: &Gateway, token: &str) -> Socket {
     let mut ws = signed_in_socket(gw, token).await;
-    let sub = "subscription { messageReceived { body } }";
-    let msg = json!({ "type": "subscribe", "id": "1", "payload": { "query": sub } });
+    // From the start of the member's messages (a new member has none): without `after` it would
+    // start at the newest message when the server reads it, maybe after the first one sent.
+    let sub = "subscription($a: String) { messageReceived(after: $a) { body } }";
+    let after = ecer_gateway::services::page::Cursor::Id(0).encode();
+    let msg = json!({ "type": "subscribe", "id": "1", "payload": { "query": sub, "variables": { "a": after } } });
     ws.send(Message::Text(msg.to_string().into())).await.unwrap();
     ws
 }
@@ -426,7 +429,9 @@ async fn check_open(gw: &Gateway, token: &str, bob_id: &str) {
         assert!(a.retry_after.as_deref().is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)), "{a:?}");
         slowest = slowest.max(a.took);
     }
-    assert!(slowest < Duration::from_millis(300), "refusals while open are immediate (slowest {slowest:?})");
+    // A request that tried the database would wait for a connection (DATABASE_ACQUIRE_TIMEOUT_MS,
+    // 500 ms) first: below that, the breaker refused it; tighter bounds flaked on loaded machines.
+    assert!(slowest < Duration::from_millis(500), "refusals while open are immediate (slowest {slowest:?})");
     // A message sent now is refused, never acknowledged.
     let a = gw.post(Some(token), SEND, json!({ "to": bob_id, "b": "lost?" })).await;
     assert_eq!((a.status, a.code()), (503, "SERVICE_UNAVAILABLE"), "{a:?}");
@@ -442,7 +447,8 @@ async fn check_open(gw: &Gateway, token: &str, bob_id: &str) {
     let (status, body) = gw.ready().await;
     assert_eq!(status, 503);
     assert!(body.contains("database"), "{body}");
-    assert!(started.elapsed() < Duration::from_millis(500), "readiness answers at once");
+    // A readiness check that pinged the database would wait for the ping's 1 s timeout.
+    assert!(started.elapsed() < Duration::from_secs(1), "readiness answers at once (took {:?})", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
