@@ -1839,6 +1839,27 @@ async fn the_members_activity_names_the_app_that_acted_for_them() {
     // The log itself is the member's, never an app's to read.
     assert_scope_refused(&app, &t.access, activity, json!({}), None).await;
 
+    // The developer deletes the app: the member's log still names it, and so does the export.
+    let delete = "mutation($c: String!) { deleteApp(input: { clientId: $c }) { deletedClientId } }";
+    app.gql(Some(&oapp.developer), delete, json!({ "c": oapp.client_id })).await;
+    app.state.activity.flush().await;
+    let seen = entries(app.gql(Some(&alice), activity, json!({})).await);
+    // Its two reads and its refused attempt at the log.
+    assert_eq!(seen.iter().filter(|(_, _, a)| *a == by_app).count(), 3, "{seen:?}");
+    let request = "mutation { requestDataExport(input: { format: JSON }) { export { downloadUrl } } }";
+    let export = app.gql(Some(&alice), request, json!({})).await;
+    let url = export["requestDataExport"]["export"]["downloadUrl"].as_str().unwrap().to_string();
+    let archive: Value = app.http.get(app.url(&url)).bearer_auth(&alice).send().await.unwrap().json().await.unwrap();
+    let named = &archive["requestLogApps"];
+    assert_eq!(named.as_array().map(Vec::len), Some(1), "{named}");
+    assert_eq!(
+        (&named[0]["client_id"], &named[0]["name"]),
+        (&json!(oapp.client_id), &json!(app_name(false))),
+        "{named}"
+    );
+    let logged = archive["requestLog"].as_array().unwrap();
+    assert_eq!(logged.iter().filter(|r| r["app_id"] == named[0]["id"]).count(), 3, "{logged:?}");
+
     // The developer erases their account and the app with it: the lines stay, saying an app acted.
     let del = "mutation { deleteAccount(input: { password: \"correct horse\" }) { deleted } }";
     assert_eq!(app.gql(Some(&oapp.developer), del, json!({})).await["deleteAccount"]["deleted"], true);
@@ -1880,11 +1901,15 @@ async fn a_developer_deletes_their_app_and_every_grant_token_and_socket_ends_on_
     let mine = app.gql(Some(&oapp.developer), "{ me { developerApps { clientId } } }", json!({})).await;
     assert_eq!(mine["me"]["developerApps"], json!([]), "{mine}");
     let log = app.gql(Some(&oapp.admin), "{ auditLog(first: 50) { nodes { action target reason } } }", json!({})).await;
-    let revoked: Vec<&Value> =
-        log["auditLog"]["nodes"].as_array().unwrap().iter().filter(|e| e["action"] == "REVOKE_APP").collect();
+    let entries = log["auditLog"]["nodes"].as_array().unwrap();
+    let of = |action: &str| -> Vec<&Value> { entries.iter().filter(|e| e["action"] == action).collect() };
+    let target = json!(format!("App:{}", oapp.client_id));
+    let revoked = of("REVOKE_APP");
     assert_eq!(revoked.len(), 1, "the ended grant is on the record: {log}");
-    assert_eq!(revoked[0]["target"], format!("App:{}", oapp.client_id), "{log}");
-    assert_eq!(revoked[0]["reason"], "the developer deleted the app", "{log}");
+    assert_eq!((&revoked[0]["target"], &revoked[0]["reason"]), (&target, &json!("the developer deleted the app")));
+    let deleted = of("DELETE_APP");
+    assert_eq!(deleted.len(), 1, "the deletion itself is on the record: {log}");
+    assert_eq!((&deleted[0]["target"], &deleted[0]["reason"]), (&target, &json!("1 member grants ended")));
     // The client id is gone for good: no new consent, no second deletion.
     let (_, challenge) = pkce();
     let params = authorize_params(&oapp.client_id, CB, "profile:read", "s", &challenge);
@@ -1893,4 +1918,6 @@ async fn a_developer_deletes_their_app_and_every_grant_token_and_socket_ends_on_
     assert!(resp.headers().get("location").is_none());
     let (code, _) = app.gql_err(Some(&oapp.developer), delete, json!({ "c": oapp.client_id })).await;
     assert_eq!(code, "NOT_FOUND");
+    let (code, _) = app.gql_err(Some(&oapp.admin), REVIEW_APP, json!({ "c": oapp.client_id })).await;
+    assert_eq!(code, "NOT_FOUND", "a deleted app is not reviewed again");
 }
