@@ -30,7 +30,7 @@ use futures_util::TryStreamExt;
 use object_store::path::Path as Key;
 use object_store::{GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::seal::{SealError, Sealer};
+use crate::seal::{FileLayout, SealError, Sealer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Area {
@@ -82,7 +82,88 @@ impl StoreError {
 /// How long a download waits for room to unseal its file before it is answered 503.
 const UNSEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A sealed file opened for one download. It holds its share of the room for unsealed files
+/// Segments a download of a sealed file reads from storage at once (512 KiB): it holds about twice
+/// that in memory (sealed and plain), however large the file.
+const READ_SEGMENTS: u64 = 8;
+/// The room for unsealed files a download of a segmented file holds, in KiB.
+const STREAM_ROOM_KIB: u32 = (2 * READ_SEGMENTS * crate::seal::SEGMENT / 1024) as u32;
+
+/// A sealed file opened for a download: its plain length, and what it takes to stream any range of
+/// it. It holds its share of the room for unsealed files until its stream is dropped.
+pub struct SealedFile {
+    len: u64,
+    source: Source,
+    room: tokio::sync::OwnedSemaphorePermit,
+}
+
+enum Source {
+    /// Sealed whole by an earlier version: unsealed in memory at once.
+    Whole(Bytes),
+    /// Sealed in segments: each read unseals only the segments it serves.
+    Segmented(Segmented),
+}
+
+struct Segmented {
+    backend: Arc<dyn ObjectStore>,
+    key: Key,
+    layout: FileLayout,
+    sealer: Arc<Sealer>,
+    aad: String,
+}
+
+impl SealedFile {
+    /// The plain file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The plain bytes of `range` (within the file: the caller checks it against [`Self::len`]),
+    /// read and unsealed a few segments at a time as the connection takes them.
+    pub fn stream(
+        self,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> futures_util::stream::BoxStream<'static, Result<Bytes, StoreError>> {
+        let (start, end) = (*range.start(), *range.end());
+        match self.source {
+            Source::Whole(bytes) => {
+                let part = usize::try_from(start)
+                    .ok()
+                    .zip(usize::try_from(end).ok())
+                    .filter(|(s, e)| s <= e && *e < bytes.len())
+                    .map(|(s, e)| bytes.slice(s..=e))
+                    .ok_or(StoreError::Seal(SealError::Corrupt));
+                let room = self.room;
+                Box::pin(futures_util::stream::once(async move {
+                    let _room = room;
+                    part
+                }))
+            }
+            Source::Segmented(file) => {
+                let state = (file, start, self.room);
+                Box::pin(futures_util::stream::try_unfold(state, move |(file, next, room)| async move {
+                    if next > end {
+                        return Ok(None);
+                    }
+                    let segment = crate::seal::SEGMENT;
+                    let last = end.min((next / segment + READ_SEGMENTS) * segment - 1);
+                    let (first, sealed) = file.layout.sealed_range(next, last);
+                    let bytes = file.backend.get_range(&file.key, sealed).await?;
+                    let plain = Bytes::from(file.sealer.open_segments(&file.layout, first, &bytes, &file.aad)?);
+                    let skip = usize::try_from(next - first * segment).map_err(|_| SealError::Corrupt)?;
+                    let take = usize::try_from(last - next + 1).map_err(|_| SealError::Corrupt)?;
+                    let part = plain.get(skip..skip + take).ok_or(SealError::Corrupt)?.to_vec();
+                    Ok(Some((Bytes::from(part), (file, last + 1, room))))
+                }))
+            }
+        }
+    }
+}
+
+/// A sealed file opened whole for one download. It holds its share of the room for unsealed files
 /// (`MAX_UNSEALED_MIB`) until it is dropped: keep it with the response body.
 pub struct Unsealed {
     pub bytes: Vec<u8>,
@@ -333,12 +414,47 @@ impl MediaStore {
     pub async fn open_sealed(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Unsealed>, StoreError> {
         let Some(meta) = self.head(area, id).await? else { return Ok(None) };
         let kib = u32::try_from(meta.size.div_ceil(1024).saturating_mul(2)).unwrap_or(u32::MAX);
+        let room = self.room(kib).await?;
+        Ok(self.get_sealed(area, id).await?.map(|bytes| Unsealed { bytes, room }))
+    }
+
+    /// Opens a sealed file for streaming downloads; `None` when there is no such file,
+    /// [`StoreError::Busy`] when no room came within [`UNSEAL_WAIT`]. A segmented file costs a read
+    /// of its first bytes here and holds [`STREAM_ROOM_KIB`]; one sealed whole by an earlier
+    /// version is unsealed at once, as [`Self::open_sealed`] does.
+    pub async fn open_sealed_file(&self, area: Area, id: &uuid::Uuid) -> Result<Option<SealedFile>, StoreError> {
+        let Some(meta) = self.head(area, id).await? else { return Ok(None) };
+        let key = Self::key(area, id);
+        let head = match self.backend.get_range(&key, 0..meta.size.min(crate::seal::MAX_HEADER)).await {
+            Ok(head) => head,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(layout) = FileLayout::read(&head, meta.size)? else {
+            return Ok(self.open_sealed(area, id).await?.map(|whole| SealedFile {
+                len: whole.bytes.len() as u64,
+                source: Source::Whole(Bytes::from(whole.bytes)),
+                room: whole.room,
+            }));
+        };
+        let room = self.room(STREAM_ROOM_KIB).await?;
+        let source = Source::Segmented(Segmented {
+            backend: self.backend.clone(),
+            key,
+            sealer: self.sealer.clone(),
+            aad: Self::aad(area, id),
+            layout: layout.clone(),
+        });
+        Ok(Some(SealedFile { len: layout.plain_len(), source, room }))
+    }
+
+    /// `kib` of the room for unsealed files (at most all of it), waiting up to [`UNSEAL_WAIT`].
+    async fn room(&self, kib: u32) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
         let wanted = kib.clamp(1, self.unsealed_kib);
-        let room = tokio::time::timeout(UNSEAL_WAIT, self.unsealed.clone().acquire_many_owned(wanted))
+        tokio::time::timeout(UNSEAL_WAIT, self.unsealed.clone().acquire_many_owned(wanted))
             .await
             .map_err(|_| StoreError::Busy)?
-            .map_err(|_| StoreError::Busy)?;
-        Ok(self.get_sealed(area, id).await?.map(|bytes| Unsealed { bytes, room }))
+            .map_err(|_| StoreError::Busy)
     }
 
     async fn read_raw(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Bytes>, StoreError> {
@@ -389,10 +505,12 @@ impl MediaStore {
         }
     }
 
-    /// Re-seals one private file with the current key if another key sealed it; true if it did.
+    /// Re-seals one private file with the current key, in segments, if another key sealed it or it
+    /// was sealed whole; true if it did.
     pub async fn reseal(&self, area: Area, id: &uuid::Uuid) -> Result<bool, StoreError> {
         let Some(sealed) = self.read_raw(area, id).await? else { return Ok(false) };
-        if Sealer::key_id_of_bytes(&sealed) == Some(self.sealer.current_key_id()) {
+        let segmented = FileLayout::read(&sealed, sealed.len() as u64).ok().flatten().is_some();
+        if segmented && Sealer::key_id_of_bytes(&sealed) == Some(self.sealer.current_key_id()) {
             return Ok(false);
         }
         let plain = self.sealer.open_bytes(&sealed, &Self::aad(area, id))?;

@@ -6,15 +6,36 @@
 //! key can rotate without downtime (`ecer-gateway reseal` then moves old rows to the new key).
 //! Every value is bound to what it is (associated data such as `identity:17:id_number`), so a
 //! ciphertext copied into another row or file does not open there.
+//!
+//! Files are sealed in segments of [`SEGMENT`] bytes (the STREAM construction of Hoang, Reyhanitabar,
+//! Rogaway and Vizár, as the `aead` crate implements it: each segment's nonce carries its position
+//! and whether it is the last), so a download unseals only the segments of the range it serves,
+//! a segment at a time, instead of holding the whole file in memory twice; reordering, dropping or
+//! truncating segments fails to open. Files sealed whole by earlier versions (`ECS1`) still open.
 
+use aes_gcm::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 const TEXT_PREFIX: &str = "s1";
+/// A file sealed whole (earlier versions): opened, never written.
 const FILE_MAGIC: &[u8; 4] = b"ECS1";
+/// A file sealed in segments.
+const SEGMENTED_MAGIC: &[u8; 4] = b"ECS2";
 const NONCE_LEN: usize = 12;
+/// The random part of a segmented file's nonces; the other five bytes are the segment's position
+/// and the last-segment flag.
+const PREFIX_LEN: usize = 7;
+const TAG_LEN: usize = 16;
+/// Plain bytes per segment of a sealed file.
+pub const SEGMENT: u64 = 64 * 1024;
+/// Sealed bytes per segment (the last one may be shorter).
+const SEALED_SEGMENT: u64 = SEGMENT + TAG_LEN as u64;
+/// The longest header a sealed file can have (magic, key id length, key id, nonce prefix): reading
+/// this much from the start of a file is always enough to lay it out.
+pub const MAX_HEADER: u64 = 4 + 1 + 255 + PREFIX_LEN as u64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -153,29 +174,82 @@ impl Sealer {
         (parts.next() == Some(TEXT_PREFIX)).then(|| parts.next()).flatten()
     }
 
-    /// Seals file content: `ECS1`, key id length, key id, nonce, ciphertext.
+    /// Seals file content: `ECS2`, key id length, key id, nonce prefix, then the segments, each
+    /// [`SEGMENT`] plain bytes and its tag (the last one shorter; an empty file is one empty last
+    /// segment).
     pub fn seal_bytes(&self, plain: &[u8], aad: &str) -> Result<Vec<u8>, SealError> {
-        let (key, nonce, ct) = self.encrypt(plain, aad)?;
-        let mut out = Vec::with_capacity(4 + 1 + key.id.len() + NONCE_LEN + ct.len());
-        out.extend_from_slice(FILE_MAGIC);
+        let key = self.keys.first().ok_or_else(|| SealError::Config("no key".into()))?;
+        let mut prefix = [0u8; PREFIX_LEN];
+        getrandom::fill(&mut prefix).map_err(|_| SealError::Random)?;
+        let stream = StreamBE32::from_aead(key.cipher.clone(), prefix.as_slice().into());
+        let segments = plain.len().div_ceil(SEGMENT as usize).max(1);
+        let mut out = Vec::with_capacity(4 + 1 + key.id.len() + PREFIX_LEN + plain.len() + segments * TAG_LEN);
+        out.extend_from_slice(SEGMENTED_MAGIC);
         out.push(key.id.len() as u8);
         out.extend_from_slice(key.id.as_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(&prefix);
+        let mut chunks = plain.chunks(SEGMENT as usize).peekable();
+        let mut position: u32 = 0;
+        if chunks.peek().is_none() {
+            out.extend(
+                stream.encrypt(0, true, Payload { msg: &[], aad: aad.as_bytes() }).map_err(|_| SealError::Corrupt)?,
+            );
+        }
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            let sealed = stream
+                .encrypt(position, last, Payload { msg: chunk, aad: aad.as_bytes() })
+                .map_err(|_| SealError::Corrupt)?;
+            out.extend_from_slice(&sealed);
+            position = position.checked_add(1).ok_or(SealError::Corrupt)?;
+        }
         Ok(out)
     }
 
+    /// Opens a whole sealed file, of either format.
     pub fn open_bytes(&self, sealed: &[u8], aad: &str) -> Result<Vec<u8>, SealError> {
+        if sealed.starts_with(SEGMENTED_MAGIC) {
+            let layout = FileLayout::read(sealed, sealed.len() as u64)?.ok_or(SealError::Corrupt)?;
+            let body =
+                usize::try_from(layout.header_len).ok().and_then(|h| sealed.get(h..)).ok_or(SealError::Corrupt)?;
+            return self.open_segments(&layout, 0, body, aad);
+        }
         let (key_id, blob) = Self::split_file(sealed).ok_or(SealError::Corrupt)?;
         self.decrypt(key_id, blob, aad)
+    }
+
+    /// Opens consecutive whole segments of a segmented file, starting at segment `first`: `sealed`
+    /// is the file's bytes [`FileLayout::sealed_range`] gave for them.
+    pub fn open_segments(
+        &self,
+        layout: &FileLayout,
+        first: u64,
+        sealed: &[u8],
+        aad: &str,
+    ) -> Result<Vec<u8>, SealError> {
+        let key = self.key(&layout.key_id)?;
+        let stream = StreamBE32::from_aead(key.cipher.clone(), layout.prefix.as_slice().into());
+        let mut out = Vec::with_capacity(sealed.len());
+        for (i, segment) in sealed.chunks(SEALED_SEGMENT as usize).enumerate() {
+            let index = first + i as u64;
+            let position = u32::try_from(index).map_err(|_| SealError::Corrupt)?;
+            let last = index + 1 == layout.segments();
+            let plain = stream
+                .decrypt(position, last, Payload { msg: segment, aad: aad.as_bytes() })
+                .map_err(|_| SealError::Corrupt)?;
+            out.extend_from_slice(&plain);
+        }
+        Ok(out)
     }
 
     pub fn key_id_of_bytes(sealed: &[u8]) -> Option<&str> {
         Self::split_file(sealed).map(|(id, _)| id)
     }
 
+    /// The key id and what follows it, for either format.
     fn split_file(sealed: &[u8]) -> Option<(&str, &[u8])> {
-        let rest = sealed.strip_prefix(FILE_MAGIC.as_slice())?;
+        let rest =
+            sealed.strip_prefix(FILE_MAGIC.as_slice()).or_else(|| sealed.strip_prefix(SEGMENTED_MAGIC.as_slice()))?;
         let (&len, rest) = rest.split_first()?;
         let (id, blob) = rest.split_at_checked(len as usize)?;
         Some((std::str::from_utf8(id).ok()?, blob))
@@ -187,6 +261,61 @@ impl Sealer {
         key.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
             .map_err(|_| SealError::Corrupt)
+    }
+}
+
+/// Where a segmented file's segments are, from its first bytes and its size (no key needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLayout {
+    key_id: String,
+    prefix: [u8; PREFIX_LEN],
+    header_len: u64,
+    plain_len: u64,
+}
+
+impl FileLayout {
+    /// Lays out a file of `size` sealed bytes from its first bytes (at least [`MAX_HEADER`] of them,
+    /// or the whole file if shorter). `None` for a file sealed whole (`ECS1`).
+    pub fn read(head: &[u8], size: u64) -> Result<Option<FileLayout>, SealError> {
+        if head.starts_with(FILE_MAGIC) {
+            return Ok(None);
+        }
+        let rest = head.strip_prefix(SEGMENTED_MAGIC.as_slice()).ok_or(SealError::Corrupt)?;
+        let (&len, rest) = rest.split_first().ok_or(SealError::Corrupt)?;
+        let (id, rest) = rest.split_at_checked(len as usize).ok_or(SealError::Corrupt)?;
+        let prefix: [u8; PREFIX_LEN] =
+            rest.get(..PREFIX_LEN).and_then(|p| p.try_into().ok()).ok_or(SealError::Corrupt)?;
+        let key_id = std::str::from_utf8(id).map_err(|_| SealError::Corrupt)?.to_string();
+        let header_len = (4 + 1 + len as usize + PREFIX_LEN) as u64;
+        // Every segment but the last is full; the last holds at least its tag (and a byte, unless it
+        // is the only one: an empty file).
+        let body = size.checked_sub(header_len).filter(|b| *b >= TAG_LEN as u64).ok_or(SealError::Corrupt)?;
+        let segments = body.div_ceil(SEALED_SEGMENT);
+        let last = body - (segments - 1) * SEALED_SEGMENT;
+        if segments > 1 && last <= TAG_LEN as u64 || segments > u64::from(u32::MAX) {
+            return Err(SealError::Corrupt);
+        }
+        let plain_len = body - segments * TAG_LEN as u64;
+        Ok(Some(FileLayout { key_id, prefix, header_len, plain_len }))
+    }
+
+    /// The plain file's length.
+    pub fn plain_len(&self) -> u64 {
+        self.plain_len
+    }
+
+    fn segments(&self) -> u64 {
+        self.plain_len.div_ceil(SEGMENT).max(1)
+    }
+
+    /// The segments holding plain bytes `first..=last` (within the file), as (first segment, the
+    /// sealed bytes to read for them).
+    pub fn sealed_range(&self, first: u64, last: u64) -> (u64, std::ops::Range<u64>) {
+        let (from, to) = (first / SEGMENT, (last / SEGMENT).min(self.segments() - 1));
+        let start = self.header_len + from * SEALED_SEGMENT;
+        let end = (self.header_len + (to + 1) * SEALED_SEGMENT)
+            .min(self.header_len + self.plain_len + self.segments() * TAG_LEN as u64);
+        (from, start..end)
     }
 }
 
@@ -245,6 +374,63 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert!(matches!(rotated.open_bytes(&tampered, "media:x"), Err(SealError::Corrupt)));
+    }
+
+    /// A file as earlier versions sealed it: `ECS1`, key id, nonce, one ciphertext.
+    fn sealed_whole(s: &Sealer, plain: &[u8], aad: &str) -> Vec<u8> {
+        let (key, nonce, ct) = s.encrypt(plain, aad).unwrap();
+        [FILE_MAGIC.as_slice(), &[key.id.len() as u8], key.id.as_bytes(), &nonce, &ct].concat()
+    }
+
+    #[test]
+    fn files_seal_in_segments_that_open_alone_and_only_in_place() {
+        let s = sealer(&[&Sealer::generate_entry("k1").unwrap()]);
+        let seg = SEGMENT as usize;
+        for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg + 5] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let sealed = s.seal_bytes(&plain, "media:x").unwrap();
+            assert_eq!(s.open_bytes(&sealed, "media:x").unwrap(), plain, "{len} bytes");
+            let layout = FileLayout::read(&sealed[..sealed.len().min(MAX_HEADER as usize)], sealed.len() as u64)
+                .unwrap()
+                .unwrap();
+            assert_eq!(layout.plain_len(), len as u64);
+            // Any range opens from its own segments alone.
+            for (a, b) in
+                [(0, 0), (seg as u64 - 1, seg as u64), (len as u64 / 2, (len as u64).saturating_sub(1)), (1, 1)]
+            {
+                if len == 0 || b >= len as u64 || a > b {
+                    continue;
+                }
+                let (first, range) = layout.sealed_range(a, b);
+                let part = &sealed[range.start as usize..range.end as usize];
+                let opened = s.open_segments(&layout, first, part, "media:x").unwrap();
+                let skip = (a - first * SEGMENT) as usize;
+                assert_eq!(
+                    &opened[skip..skip + (b - a + 1) as usize],
+                    &plain[a as usize..=b as usize],
+                    "{len}: {a}-{b}"
+                );
+            }
+            assert!(matches!(s.open_bytes(&sealed, "media:y"), Err(SealError::Corrupt)), "bound to its file");
+        }
+        let plain = vec![7u8; 3 * seg + 5];
+        let sealed = s.seal_bytes(&plain, "media:x").unwrap();
+        let header = sealed.len() - (plain.len() + 4 * TAG_LEN);
+        // Cut after a whole segment: the new end was not sealed as the last one.
+        let cut = &sealed[..header + 2 * SEALED_SEGMENT as usize];
+        assert!(matches!(s.open_bytes(cut, "media:x"), Err(SealError::Corrupt)), "truncated");
+        // Two segments swapped: each is at the wrong position.
+        let mut swapped = sealed.clone();
+        let (a, b) = (header, header + SEALED_SEGMENT as usize);
+        let first: Vec<u8> = swapped[a..b].to_vec();
+        swapped.copy_within(b..b + SEALED_SEGMENT as usize, a);
+        swapped[b..b + SEALED_SEGMENT as usize].copy_from_slice(&first);
+        assert!(matches!(s.open_bytes(&swapped, "media:x"), Err(SealError::Corrupt)), "reordered");
+        // A file sealed whole by an earlier version still opens, and lays out as such.
+        let old = sealed_whole(&s, b"photo", "media:x");
+        assert_eq!(s.open_bytes(&old, "media:x").unwrap(), b"photo");
+        assert_eq!(Sealer::key_id_of_bytes(&old), Some("k1"));
+        assert_eq!(FileLayout::read(&old, old.len() as u64).unwrap(), None);
     }
 
     #[test]

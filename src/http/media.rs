@@ -18,8 +18,9 @@ use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::authz::scopes::Scope;
 use crate::error::{AppError, code};
-use crate::media::{Area, Unsealed};
+use crate::media::{Area, SealedFile};
 use crate::services::{export, identity, media};
+use futures_util::TryStreamExt as _;
 use tokio::sync::OwnedSemaphorePermit;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
@@ -303,42 +304,61 @@ pub async fn message(
 /// A private file that video players can seek in: one satisfiable range is 206 with
 /// `Content-Range`, an unsatisfiable one 416; no range (or several, which no player sends) gets the
 /// whole file.
-fn ranged(mime: &str, file: Unsealed, range: Option<&HeaderValue>) -> Response {
-    let Unsealed { bytes, mut room } = file;
-    let total = bytes.len() as u64;
+fn ranged(mime: &str, file: SealedFile, range: Option<&HeaderValue>) -> Response {
+    let total = file.len();
     let wanted = range
         .and_then(|r| r.to_str().ok())
         .map(|r| http_range_header::parse_range_header(r).and_then(|parsed| parsed.validate(total)));
     let mut resp = match wanted {
         Some(Ok(ranges)) if ranges.len() == 1 => {
             let (start, end) = (*ranges[0].start(), *ranges[0].end());
-            let part = usize::try_from(start)
-                .ok()
-                .zip(usize::try_from(end).ok())
-                .and_then(|(s, e)| bytes.get(s..=e))
-                .map(<[u8]>::to_vec);
-            match part {
-                Some(part) => {
-                    // The whole file is dropped here: only the part's share of the room stays held
-                    // while it is sent (video players ask for many ranges).
-                    drop(bytes);
-                    let keep = part.len().div_ceil(1024).max(1);
-                    let room = room.split(keep).unwrap_or(room);
-                    let mut resp = private_body(mime, part, room, None);
-                    *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-                    if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
-                        resp.headers_mut().insert(header::CONTENT_RANGE, v);
-                    }
-                    resp
-                }
-                None => unsatisfiable(total),
+            let mut resp = sealed_body(mime, file, Some(start..=end), None);
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
             }
+            resp
         }
         Some(Err(_)) => unsatisfiable(total),
-        _ => private_body(mime, bytes, room, None),
+        // No range, or several (answered whole, as RFC 9110 allows).
+        _ => sealed_body(mime, file, None, None),
     };
     resp.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     resp
+}
+
+/// A sealed file's response, or one range of it: unsealed a few segments at a time as the
+/// connection takes them. A failure mid-way (the storage, a tampered file) ends the connection
+/// early, so the client sees a short body rather than wrong bytes; it is logged.
+fn sealed_body(
+    mime: &str,
+    file: SealedFile,
+    range: Option<std::ops::RangeInclusive<u64>>,
+    disposition: Option<String>,
+) -> Response {
+    let len = range.as_ref().map_or(file.len(), |r| r.end() - r.start() + 1);
+    let body = match (range, file.len()) {
+        (Some(r), _) => Body::from_stream(file.stream(r).inspect_err(log_sealed_failure)),
+        (None, 0) => Body::empty(),
+        (None, total) => Body::from_stream(file.stream(0..=total - 1).inspect_err(log_sealed_failure)),
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(d) = disposition.and_then(|d| HeaderValue::from_str(&d).ok()) {
+        h.insert(header::CONTENT_DISPOSITION, d);
+    }
+    protect(h);
+    resp
+}
+
+fn log_sealed_failure(e: &crate::media::StoreError) {
+    tracing::error!(error = %e, "a sealed download failed after its headers were sent");
 }
 
 fn unsatisfiable(total: u64) -> Response {
@@ -363,7 +383,7 @@ pub async fn export(
         Ok(file) => {
             let name =
                 format!("attachment; filename=\"ecer-data-export-{}.json\"", chrono::Utc::now().format("%Y%m%d"));
-            private_body("application/json; charset=utf-8", file.bytes, file.room, Some(name))
+            sealed_body("application/json; charset=utf-8", file, None, Some(name))
         }
         Err(e) => from_error(e),
     }

@@ -209,7 +209,7 @@ pub async fn download(
     store: &MediaStore,
     viewer: &Viewer,
     id: &uuid::Uuid,
-) -> AppResult<crate::media::Unsealed> {
+) -> AppResult<crate::media::SealedFile> {
     data_exports::Entity::find_by_id(id.hyphenated().to_string())
         .filter(data_exports::Column::UserId.eq(viewer.user_id))
         .filter(data_exports::Column::ExpiresAt.gt(Utc::now()))
@@ -217,7 +217,7 @@ pub async fn download(
         .await?
         .ok_or(AppError::NotFound("export"))?;
     store
-        .open_sealed(Area::Exports, id)
+        .open_sealed_file(Area::Exports, id)
         .await
         .map_err(crate::media::StoreError::into_app)?
         .ok_or(AppError::NotFound("export"))

@@ -494,7 +494,7 @@ pub async fn message_file(
     store: &MediaStore,
     viewer: &Viewer,
     id: &uuid::Uuid,
-) -> AppResult<(String, crate::media::Unsealed)> {
+) -> AppResult<(String, crate::media::SealedFile)> {
     let row = media::Entity::find_by_id(id.hyphenated().to_string())
         .one(db)
         .await?
@@ -504,7 +504,7 @@ pub async fn message_file(
         return Err(AppError::NotFound("file"));
     }
     let file = store
-        .open_sealed(Area::Private, id)
+        .open_sealed_file(Area::Private, id)
         .await
         .map_err(crate::media::StoreError::into_app)?
         .ok_or(AppError::NotFound("file"))?;

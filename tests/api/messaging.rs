@@ -314,3 +314,54 @@ async fn photos_and_videos_in_messages_reach_only_the_conversation() {
     app.gql(Some(&alice), delete, json!({})).await;
     assert_eq!(fetch(&app, Some(&bob), &photo_url).await.0, 404);
 }
+
+#[tokio::test]
+async fn a_long_message_video_is_unsealed_a_few_segments_at_a_time_within_the_memory_budget() {
+    // One MiB of room for unsealed files: exactly one streaming download's share.
+    let app = TestApp::spawn_with(|c| c.max_unsealed_mib = 1).await;
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    // Larger than the socket buffers of a client that stops reading, so its download stays open.
+    let mut video = crate::common::mp4();
+    video.extend((0..16 * 1024 * 1024).map(|i: u32| (i % 253) as u8));
+    let (video_id, url) = upload(&app, &alice, "MESSAGE_VIDEO", ("0", "tour.mp4", "video/mp4", video.clone())).await;
+    app.gql(Some(&alice), SEND_MEDIA, json!({ "to": bob_id, "m": [video_id] })).await;
+
+    // Sealed in segments: no plain run of the file in storage, the segmented format's magic first.
+    let file = url.rsplit('/').next().unwrap();
+    let stored = std::fs::read(app.media_dir.path().join("media").join("private").join(file)).unwrap();
+    assert_eq!(&stored[..4], b"ECS2");
+    assert!(!stored.windows(64).any(|w| w == &video[100_000..100_064]), "plain bytes in storage");
+
+    // Ranges inside one segment, across segment and read boundaries, and to the end.
+    let seg = 64 * 1024;
+    for (start, end) in [(0, 99), (seg - 10, seg + 10), (8 * seg - 1, 8 * seg), (3 * seg + 5, 20 * seg + 7)] {
+        let part = app.http.get(&url).bearer_auth(&bob).header("range", format!("bytes={start}-{end}")).send();
+        let part = part.await.unwrap();
+        assert_eq!(part.status(), 206, "{start}-{end}");
+        assert_eq!(part.bytes().await.unwrap().as_ref(), &video[start..=end], "{start}-{end}");
+    }
+    let tail = app.http.get(&url).bearer_auth(&bob).header("range", "bytes=-5").send().await.unwrap();
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &video[video.len() - 5..]);
+
+    // A player that stops reading holds the room: the next download waits for it, then is told to
+    // come back (503, Retry-After) rather than unsealing beyond the budget.
+    let stalled = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    assert_eq!(stalled.headers()["content-length"], video.len().to_string().as_str());
+    let busy = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(busy.status(), 503);
+    assert!(busy.headers().get("retry-after").is_some());
+    // Once it goes, the room comes back, and the whole file streams in order.
+    drop(stalled);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let whole = loop {
+        let resp = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+        if resp.status() == 200 {
+            break resp.bytes().await.unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the room never came back: {}", resp.status());
+    };
+    assert_eq!(whole.len(), video.len());
+    assert!(whole.as_ref() == video.as_slice(), "the whole file, in order");
+}
