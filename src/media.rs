@@ -82,11 +82,11 @@ impl StoreError {
 /// How long a download waits for room to unseal its file before it is answered 503.
 const UNSEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Segments a download of a sealed file reads from storage at once (512 KiB): it holds about twice
-/// that in memory (sealed and plain), however large the file.
+/// Segments a download of a sealed file reads from storage at once (512 KiB).
 const READ_SEGMENTS: u64 = 8;
-/// The room for unsealed files a download of a segmented file holds, in KiB.
-const STREAM_ROOM_KIB: u32 = (2 * READ_SEGMENTS * crate::seal::SEGMENT / 1024) as u32;
+/// The room for unsealed files a download of a segmented file holds, in KiB: a read's sealed and
+/// plain bytes, and the previous read's plain bytes still on their way to the client.
+const STREAM_ROOM_KIB: u32 = (4 * READ_SEGMENTS * crate::seal::SEGMENT / 1024) as u32;
 
 /// A sealed file opened for a download: its plain length, and what it takes to stream any range of
 /// it. It holds its share of the room for unsealed files until its stream is dropped.
@@ -106,6 +106,9 @@ enum Source {
 struct Segmented {
     backend: Arc<dyn ObjectStore>,
     key: Key,
+    /// The version laid out: a file rewritten meanwhile (`reseal`) fails the read instead of being
+    /// read with another file's layout.
+    e_tag: Option<String>,
     layout: FileLayout,
     sealer: Arc<Sealer>,
     aad: String,
@@ -130,16 +133,17 @@ impl SealedFile {
         let (start, end) = (*range.start(), *range.end());
         match self.source {
             Source::Whole(bytes) => {
+                // The part is copied and the whole file dropped at once; the room stays held until
+                // the part was handed on (the stream's second poll).
                 let part = usize::try_from(start)
                     .ok()
                     .zip(usize::try_from(end).ok())
                     .filter(|(s, e)| s <= e && *e < bytes.len())
-                    .map(|(s, e)| bytes.slice(s..=e))
+                    .map(|(s, e)| Bytes::copy_from_slice(&bytes[s..=e]))
                     .ok_or(StoreError::Seal(SealError::Corrupt));
-                let room = self.room;
-                Box::pin(futures_util::stream::once(async move {
-                    let _room = room;
-                    part
+                drop(bytes);
+                Box::pin(futures_util::stream::unfold((Some(part), Some(self.room)), |(part, room)| async move {
+                    part.map(|p| (p, (None, room)))
                 }))
             }
             Source::Segmented(file) => {
@@ -151,12 +155,20 @@ impl SealedFile {
                     let segment = crate::seal::SEGMENT;
                     let last = end.min((next / segment + READ_SEGMENTS) * segment - 1);
                     let (first, sealed) = file.layout.sealed_range(next, last);
-                    let bytes = file.backend.get_range(&file.key, sealed).await?;
+                    let options = GetOptions {
+                        range: Some(GetRange::Bounded(sealed)),
+                        if_match: file.e_tag.clone(),
+                        ..GetOptions::default()
+                    };
+                    let bytes = file.backend.get_opts(&file.key, options).await?.bytes().await?;
                     let plain = Bytes::from(file.sealer.open_segments(&file.layout, first, &bytes, &file.aad)?);
+                    drop(bytes);
                     let skip = usize::try_from(next - first * segment).map_err(|_| SealError::Corrupt)?;
                     let take = usize::try_from(last - next + 1).map_err(|_| SealError::Corrupt)?;
-                    let part = plain.get(skip..skip + take).ok_or(SealError::Corrupt)?.to_vec();
-                    Ok(Some((Bytes::from(part), (file, last + 1, room))))
+                    if plain.len() < skip + take {
+                        return Err(StoreError::Seal(SealError::Corrupt));
+                    }
+                    Ok(Some((plain.slice(skip..skip + take), (file, last + 1, room))))
                 }))
             }
         }
@@ -423,13 +435,17 @@ impl MediaStore {
     /// of its first bytes here and holds [`STREAM_ROOM_KIB`]; one sealed whole by an earlier
     /// version is unsealed at once, as [`Self::open_sealed`] does.
     pub async fn open_sealed_file(&self, area: Area, id: &uuid::Uuid) -> Result<Option<SealedFile>, StoreError> {
-        let Some(meta) = self.head(area, id).await? else { return Ok(None) };
         let key = Self::key(area, id);
-        let head = match self.backend.get_range(&key, 0..meta.size.min(crate::seal::MAX_HEADER)).await {
-            Ok(head) => head,
+        // The header and the object's size and version in one request.
+        let options =
+            GetOptions { range: Some(GetRange::Bounded(0..crate::seal::MAX_HEADER)), ..GetOptions::default() };
+        let got = match self.backend.get_opts(&key, options).await {
+            Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        let meta = got.meta.clone();
+        let head = got.bytes().await?;
         let Some(layout) = FileLayout::read(&head, meta.size)? else {
             return Ok(self.open_sealed(area, id).await?.map(|whole| SealedFile {
                 len: whole.bytes.len() as u64,
@@ -437,10 +453,17 @@ impl MediaStore {
                 room: whole.room,
             }));
         };
+        if layout.plain_len() == 0 {
+            // Nothing to stream, but the one (empty) segment is still checked: a file cut down to
+            // a header and a tag must not pass for an empty one.
+            let whole = self.read_raw(area, id).await?.unwrap_or_default();
+            self.sealer.open_bytes(&whole, &Self::aad(area, id))?;
+        }
         let room = self.room(STREAM_ROOM_KIB).await?;
         let source = Source::Segmented(Segmented {
             backend: self.backend.clone(),
             key,
+            e_tag: meta.e_tag.clone(),
             sealer: self.sealer.clone(),
             aad: Self::aad(area, id),
             layout: layout.clone(),

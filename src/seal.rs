@@ -9,7 +9,8 @@
 //!
 //! Files are sealed in segments of [`SEGMENT`] bytes (the STREAM construction of Hoang, Reyhanitabar,
 //! Rogaway and Vizár, as the `aead` crate implements it: each segment's nonce carries its position
-//! and whether it is the last), so a download unseals only the segments of the range it serves,
+//! and whether it is the last; each file has a key of its own, derived from a random salt, as in
+//! Tink's AES-GCM-HKDF streaming AEAD), so a download unseals only the segments of the range it serves,
 //! a segment at a time, instead of holding the whole file in memory twice; reordering, dropping or
 //! truncating segments fails to open. Files sealed whole by earlier versions (`ECS1`) still open.
 
@@ -25,17 +26,19 @@ const FILE_MAGIC: &[u8; 4] = b"ECS1";
 /// A file sealed in segments.
 const SEGMENTED_MAGIC: &[u8; 4] = b"ECS2";
 const NONCE_LEN: usize = 12;
-/// The random part of a segmented file's nonces; the other five bytes are the segment's position
-/// and the last-segment flag.
-const PREFIX_LEN: usize = 7;
+/// A segmented file's random salt: its segments are sealed under a key derived from the sealing key
+/// and the salt, so no two files share a key (random 56-bit nonce prefixes under one key would
+/// collide within millions of files). The nonce is then the STREAM's position and last flag alone.
+const SALT_LEN: usize = 32;
+const FILE_KEY_LABEL: &[u8] = b"ECS2 file key\0";
 const TAG_LEN: usize = 16;
 /// Plain bytes per segment of a sealed file.
 pub const SEGMENT: u64 = 64 * 1024;
 /// Sealed bytes per segment (the last one may be shorter).
 const SEALED_SEGMENT: u64 = SEGMENT + TAG_LEN as u64;
-/// The longest header a sealed file can have (magic, key id length, key id, nonce prefix): reading
-/// this much from the start of a file is always enough to lay it out.
-pub const MAX_HEADER: u64 = 4 + 1 + 255 + PREFIX_LEN as u64;
+/// The longest header a sealed file can have (magic, key id length, key id, salt): reading this much
+/// from the start of a file is always enough to lay it out.
+pub const MAX_HEADER: u64 = 4 + 1 + 255 + SALT_LEN as u64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -174,20 +177,20 @@ impl Sealer {
         (parts.next() == Some(TEXT_PREFIX)).then(|| parts.next()).flatten()
     }
 
-    /// Seals file content: `ECS2`, key id length, key id, nonce prefix, then the segments, each
+    /// Seals file content: `ECS2`, key id length, key id, salt, then the segments, each
     /// [`SEGMENT`] plain bytes and its tag (the last one shorter; an empty file is one empty last
     /// segment).
     pub fn seal_bytes(&self, plain: &[u8], aad: &str) -> Result<Vec<u8>, SealError> {
         let key = self.keys.first().ok_or_else(|| SealError::Config("no key".into()))?;
-        let mut prefix = [0u8; PREFIX_LEN];
-        getrandom::fill(&mut prefix).map_err(|_| SealError::Random)?;
-        let stream = StreamBE32::from_aead(key.cipher.clone(), prefix.as_slice().into());
+        let mut salt = [0u8; SALT_LEN];
+        getrandom::fill(&mut salt).map_err(|_| SealError::Random)?;
+        let stream = file_stream(key, &salt);
         let segments = plain.len().div_ceil(SEGMENT as usize).max(1);
-        let mut out = Vec::with_capacity(4 + 1 + key.id.len() + PREFIX_LEN + plain.len() + segments * TAG_LEN);
+        let mut out = Vec::with_capacity(4 + 1 + key.id.len() + SALT_LEN + plain.len() + segments * TAG_LEN);
         out.extend_from_slice(SEGMENTED_MAGIC);
         out.push(key.id.len() as u8);
         out.extend_from_slice(key.id.as_bytes());
-        out.extend_from_slice(&prefix);
+        out.extend_from_slice(&salt);
         let mut chunks = plain.chunks(SEGMENT as usize).peekable();
         let mut position: u32 = 0;
         if chunks.peek().is_none() {
@@ -228,7 +231,7 @@ impl Sealer {
         aad: &str,
     ) -> Result<Vec<u8>, SealError> {
         let key = self.key(&layout.key_id)?;
-        let stream = StreamBE32::from_aead(key.cipher.clone(), layout.prefix.as_slice().into());
+        let stream = file_stream(key, &layout.salt);
         let mut out = Vec::with_capacity(sealed.len());
         for (i, segment) in sealed.chunks(SEALED_SEGMENT as usize).enumerate() {
             let index = first + i as u64;
@@ -268,7 +271,7 @@ impl Sealer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileLayout {
     key_id: String,
-    prefix: [u8; PREFIX_LEN],
+    salt: [u8; SALT_LEN],
     header_len: u64,
     plain_len: u64,
 }
@@ -283,10 +286,9 @@ impl FileLayout {
         let rest = head.strip_prefix(SEGMENTED_MAGIC.as_slice()).ok_or(SealError::Corrupt)?;
         let (&len, rest) = rest.split_first().ok_or(SealError::Corrupt)?;
         let (id, rest) = rest.split_at_checked(len as usize).ok_or(SealError::Corrupt)?;
-        let prefix: [u8; PREFIX_LEN] =
-            rest.get(..PREFIX_LEN).and_then(|p| p.try_into().ok()).ok_or(SealError::Corrupt)?;
+        let salt: [u8; SALT_LEN] = rest.get(..SALT_LEN).and_then(|p| p.try_into().ok()).ok_or(SealError::Corrupt)?;
         let key_id = std::str::from_utf8(id).map_err(|_| SealError::Corrupt)?.to_string();
-        let header_len = (4 + 1 + len as usize + PREFIX_LEN) as u64;
+        let header_len = (4 + 1 + len as usize + SALT_LEN) as u64;
         // Every segment but the last is full; the last holds at least its tag (and a byte, unless it
         // is the only one: an empty file).
         let body = size.checked_sub(header_len).filter(|b| *b >= TAG_LEN as u64).ok_or(SealError::Corrupt)?;
@@ -296,7 +298,7 @@ impl FileLayout {
             return Err(SealError::Corrupt);
         }
         let plain_len = body - segments * TAG_LEN as u64;
-        Ok(Some(FileLayout { key_id, prefix, header_len, plain_len }))
+        Ok(Some(FileLayout { key_id, salt, header_len, plain_len }))
     }
 
     /// The plain file's length.
@@ -317,6 +319,13 @@ impl FileLayout {
             .min(self.header_len + self.plain_len + self.segments() * TAG_LEN as u64);
         (from, start..end)
     }
+}
+
+/// The STREAM a segmented file is sealed with: AES-256-GCM under HMAC(sealing key, label | salt),
+/// with an all-zero nonce prefix (each file key seals one stream only).
+fn file_stream(key: &Key, salt: &[u8; SALT_LEN]) -> StreamBE32<Aes256Gcm> {
+    let file_key = hmac_sha256(&key.raw, &[FILE_KEY_LABEL, salt.as_slice()].concat());
+    StreamBE32::from_aead(Aes256Gcm::new(&file_key.into()), &Default::default())
 }
 
 /// HMAC-SHA256 (RFC 2104) with a key of at most one block (64 bytes), as `keyed_hash` uses it.
@@ -386,7 +395,7 @@ mod tests {
     fn files_seal_in_segments_that_open_alone_and_only_in_place() {
         let s = sealer(&[&Sealer::generate_entry("k1").unwrap()]);
         let seg = SEGMENT as usize;
-        for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg + 5] {
+        for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg + 5, 8 * seg] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let sealed = s.seal_bytes(&plain, "media:x").unwrap();
             assert_eq!(s.open_bytes(&sealed, "media:x").unwrap(), plain, "{len} bytes");
@@ -426,6 +435,15 @@ mod tests {
         swapped.copy_within(b..b + SEALED_SEGMENT as usize, a);
         swapped[b..b + SEALED_SEGMENT as usize].copy_from_slice(&first);
         assert!(matches!(s.open_bytes(&swapped, "media:x"), Err(SealError::Corrupt)), "reordered");
+        // A forged empty file (a header and 16 bytes) does not open.
+        let forged = [&sealed[..header], &[0u8; TAG_LEN]].concat();
+        assert!(matches!(s.open_bytes(&forged, "media:x"), Err(SealError::Corrupt)), "forged empty file");
+        // Trailing bytes past the last segment, or inside it: not the file that was sealed.
+        let longer = [sealed.as_slice(), b"x"].concat();
+        assert!(s.open_bytes(&longer, "media:x").is_err(), "trailing byte");
+        // Two files of the same content never share ciphertext (a key per file).
+        let again = s.seal_bytes(&plain, "media:x").unwrap();
+        assert_ne!(sealed[header..header + 64], again[header..header + 64]);
         // A file sealed whole by an earlier version still opens, and lays out as such.
         let old = sealed_whole(&s, b"photo", "media:x");
         assert_eq!(s.open_bytes(&old, "media:x").unwrap(), b"photo");

@@ -310,7 +310,8 @@ fn ranged(mime: &str, file: SealedFile, range: Option<&HeaderValue>) -> Response
         .and_then(|r| r.to_str().ok())
         .map(|r| http_range_header::parse_range_header(r).and_then(|parsed| parsed.validate(total)));
     let mut resp = match wanted {
-        Some(Ok(ranges)) if ranges.len() == 1 => {
+        // (An empty file has no byte to range over: it is answered whole.)
+        Some(Ok(ranges)) if ranges.len() == 1 && total > 0 => {
             let (start, end) = (*ranges[0].start(), *ranges[0].end());
             let mut resp = sealed_body(mime, file, Some(start..=end), None);
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
