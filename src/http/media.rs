@@ -250,19 +250,7 @@ fn private_body(mime: &str, bytes: Vec<u8>, room: OwnedSemaphorePermit, disposit
         // The second poll comes once the first chunk was handed on: the room goes back then.
         bytes.map(|b| (Ok::<_, std::convert::Infallible>(bytes::Bytes::from(b)), (None, room)))
     });
-    let mut resp = Response::new(Body::from_stream(chunks));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    if let Some(d) = disposition.and_then(|d| HeaderValue::from_str(&d).ok()) {
-        h.insert(header::CONTENT_DISPOSITION, d);
-    }
-    protect(h);
-    resp
+    private_response(Body::from_stream(chunks), len as u64, mime, disposition)
 }
 
 pub async fn private(
@@ -343,6 +331,11 @@ fn sealed_body(
         (None, 0) => Body::empty(),
         (None, total) => Body::from_stream(file.stream(0..=total - 1).inspect_err(log_sealed_failure)),
     };
+    private_response(body, len, mime, disposition)
+}
+
+/// A private file's response around `body` (`len` bytes): never cached, never sniffed or framed.
+fn private_response(body: Body, len: u64, mime: &str, disposition: Option<String>) -> Response {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -42,20 +42,6 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
-/// Polls the count `sql` until it is `want` (10 s at most): the sender records how a send went only
-/// after the fake answered, which is after the fake recorded it.
-async fn until_count(app: &TestApp, sql: &str, want: i64) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let got = count(app, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{got} after 10 s, expected {want}: {sql}");
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-}
-
 /// The 6-digit code in a message body (a run of exactly six digits).
 pub(crate) fn code_in(body: &str) -> String {
     let chars: Vec<char> = body.chars().collect();
@@ -313,7 +299,7 @@ async fn a_transient_smtp_failure_is_retried_and_delivered_once() {
     let sent = sink.wait_for(1).await;
     // Recorded SENT after the third try: nothing more will go out.
     let sent_row = "SELECT COUNT(*) FROM email_outbox WHERE status = 'SENT' AND attempts = 3 AND last_error IS NULL";
-    until_count(&app, sent_row, 1).await;
+    crate::trust::until_count(&app, sent_row, 1).await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
     assert_eq!(sink.refused(), 2);
     let code = code_in(&sent[0].body());

@@ -188,20 +188,6 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
-/// Polls the count `sql` until it is `want` (10 s at most): the sender records how a send went only
-/// after the fake answered, which is after the fake recorded it.
-async fn until_count(app: &TestApp, sql: &str, want: i64) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let got = count(app, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{got} after 10 s, expected {want}: {sql}");
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-}
-
 async fn stored_codes(app: &TestApp) -> i64 {
     count(app, "SELECT COUNT(*) FROM phone_codes").await
 }
@@ -277,7 +263,7 @@ async fn a_provider_that_is_down_gets_the_code_later_exactly_once() {
     *fake.mode.lock().unwrap() = Mode::Ok;
     until("the delivery", || !fake.delivered.lock().unwrap().is_empty()).await;
     // Recorded SENT: nothing more will go out.
-    until_count(&app, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT' AND attempts >= 4", 1).await;
+    crate::trust::until_count(&app, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT' AND attempts >= 4", 1).await;
     assert_eq!(fake.delivered.lock().unwrap().len(), 1, "sent once");
     assert!(fake.refused.lock().unwrap().is_empty(), "{:?}", fake.refused.lock().unwrap());
     let (_, code) = fake.delivered.lock().unwrap()[0].clone();
@@ -300,7 +286,7 @@ async fn two_instances_send_each_message_once() {
     *fake.mode.lock().unwrap() = Mode::Ok;
     until("five deliveries", || fake.delivered.lock().unwrap().len() >= 5).await;
     // All five recorded SENT: nothing more will go out.
-    until_count(&one, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT'", 5).await;
+    crate::trust::until_count(&one, "SELECT COUNT(*) FROM sms_outbox WHERE status = 'SENT'", 5).await;
     let mut numbers: Vec<String> = fake.delivered.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
     numbers.sort();
     let expected: Vec<String> = (1..=5).map(|n| phone(n).trim_start_matches('+').to_string()).collect();
@@ -364,7 +350,7 @@ async fn notices_go_under_their_own_template_or_are_recorded_failed_without_one(
     let token = register_via(&app, &fake, &phone(1)).await;
     app.gql(Some(&token), change, input).await;
     let failed = "SELECT COUNT(*) FROM sms_outbox WHERE status = 'FAILED' AND last_error LIKE '%ALIYUN_SMS_NOTICE_TEMPLATE_CODE%'";
-    until_count(&app, failed, 1).await;
+    crate::trust::until_count(&app, failed, 1).await;
     assert_eq!(fake.delivered.lock().unwrap().len(), 1, "only the registration code went");
     let inbox = app.gql(Some(&token), "{ notifications(first: 1) { nodes { kind } } }", json!({})).await;
     assert_eq!(inbox["notifications"]["nodes"][0]["kind"], "SECURITY_NOTICE");

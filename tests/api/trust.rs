@@ -37,6 +37,20 @@ pub(crate) async fn scalar(app: &TestApp, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
+/// Polls the count `sql` until it is `want` (10 s at most), for rows a background sender writes
+/// (an outbox records how a send went only after the service answered).
+pub(crate) async fn until_count(app: &TestApp, sql: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = scalar(app, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{got} after 10 s, expected {want}: {sql}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 pub(crate) async fn reviewer(app: &TestApp, admin: &str, n: u32) -> String {
     let (_, id) = app.register(&phone(n), "reviewer").await;
     let set = "mutation($u: ID!) { setUserRole(input: { userId: $u, role: REVIEWER, reason: \"staffing\" }) { user { role } } }";
