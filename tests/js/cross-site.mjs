@@ -53,6 +53,8 @@ const attacker = `http://127.0.0.2:${server.address().port}`;
 
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecer-chromium-'));
 const browser = await puppeteer.launch({
+  // Chromium can take well over puppeteer's 30 s to start on a loaded 2-core CI machine.
+  timeout: 120_000,
   executablePath,
   headless: true,
   userDataDir,

@@ -14,6 +14,8 @@ const CHAT = 'hello from outside the browser';
 const findings = { consoleErrors: [], homeFeedPosts: 0, signedInAs: null, chatShown: false, stopSentComplete: false, initCarriedHeaders: false };
 const profile = mkdtempSync(join(tmpdir(), 'graphiql-browser-'));
 const browser = await puppeteer.launch({
+  // Chromium can take well over puppeteer's 30 s to start on a loaded 2-core CI machine.
+  timeout: 120_000,
   executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
   headless: true,
   userDataDir: profile,
