@@ -88,7 +88,7 @@ async fn main() {
         let (mut whole_peak, mut seg_peak, mut range_peak) = (0, 0, 0);
         for _ in 0..runs {
             let (len, t, peak) = measured(async {
-                let file = store.open_sealed(Area::Private, &id).await.unwrap().unwrap();
+                let file = store.open_sealed(Area::Private, &id, 1).await.unwrap().unwrap();
                 file.bytes.len()
             })
             .await;
@@ -97,7 +97,7 @@ async fn main() {
             whole_peak = whole_peak.max(peak);
 
             let (len, t, peak) = measured(async {
-                let file = store.open_sealed_file(Area::Private, &id).await.unwrap().unwrap();
+                let file = store.open_sealed_file(Area::Private, &id, 1).await.unwrap().unwrap();
                 let total = file.len();
                 let mut body = file.stream(0..=total - 1);
                 let mut got = 0;
@@ -115,7 +115,7 @@ async fn main() {
             let middle = (plain.len() / 2) as u64;
             let span = (1024 * 1024).min(plain.len() as u64 - middle);
             let (part, t, peak) = measured(async {
-                let file = store.open_sealed_file(Area::Private, &id).await.unwrap().unwrap();
+                let file = store.open_sealed_file(Area::Private, &id, 1).await.unwrap().unwrap();
                 let mut body = file.stream(middle..=middle + span - 1);
                 let mut part = Vec::new();
                 while let Some(chunk) = body.next().await {

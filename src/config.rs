@@ -447,6 +447,12 @@ pub struct Config {
     #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub http_body_timeout_secs: u64,
 
+    /// Seconds a write to a client may wait because it stopped reading (its socket buffers are full)
+    /// before the connection is closed: a download or WebSocket nobody reads gives back its memory,
+    /// its share of MAX_UNSEALED_MIB and its connection place. Any progress restarts the wait.
+    #[arg(long, env = "HTTP_WRITE_TIMEOUT_SECS", default_value_t = 60)]
+    pub http_write_timeout_secs: u64,
+
     /// The slowest average rate an upload (a multipart body) may arrive at: every byte received
     /// extends its HTTP_BODY_TIMEOUT_SECS allowance by 1/rate seconds, so a large file on a slow link
     /// gets the time it needs, and a client trickling bytes is cut off.
@@ -756,8 +762,11 @@ impl Config {
                 "VISITOR_COOKIE_NAME must be ASCII letters, digits, '_' or '-', unlike SESSION_COOKIE_NAME".into()
             );
         }
-        if self.http_header_timeout_secs == 0 || self.http_body_timeout_secs == 0 {
-            return Err("HTTP_HEADER_TIMEOUT_SECS and HTTP_BODY_TIMEOUT_SECS must be at least 1".into());
+        if self.http_header_timeout_secs == 0 || self.http_body_timeout_secs == 0 || self.http_write_timeout_secs == 0 {
+            return Err(
+                "HTTP_HEADER_TIMEOUT_SECS, HTTP_BODY_TIMEOUT_SECS and HTTP_WRITE_TIMEOUT_SECS must be at least 1"
+                    .into(),
+            );
         }
         if self.upload_min_bytes_per_sec == 0 {
             return Err("UPLOAD_MIN_BYTES_PER_SEC must be at least 1".into());

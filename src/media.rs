@@ -82,6 +82,11 @@ impl StoreError {
 /// How long a download waits for room to unseal its file before it is answered 503.
 const UNSEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Sealed files one member may have open for downloads at once; more wait their turn. Without it
+/// one member whose player stops reading on many connections would hold all the room and turn every
+/// other member's download away.
+pub const READER_FILES: u32 = 8;
+
 /// Segments a download of a sealed file reads from storage at once (512 KiB).
 const READ_SEGMENTS: u64 = 8;
 /// The room for unsealed files a download of a segmented file holds, in KiB: a read's sealed and
@@ -93,7 +98,7 @@ const STREAM_ROOM_KIB: u32 = (4 * READ_SEGMENTS * crate::seal::SEGMENT / 1024) a
 pub struct SealedFile {
     len: u64,
     source: Source,
-    room: tokio::sync::OwnedSemaphorePermit,
+    room: Room,
 }
 
 enum Source {
@@ -179,7 +184,53 @@ impl SealedFile {
 /// (`MAX_UNSEALED_MIB`) until it is dropped: keep it with the response body.
 pub struct Unsealed {
     pub bytes: Vec<u8>,
-    pub room: tokio::sync::OwnedSemaphorePermit,
+    pub room: Room,
+}
+
+/// A download's share of the room for unsealed files, and its reader's turn: both are given back
+/// when it is dropped.
+pub struct Room {
+    _share: tokio::sync::OwnedSemaphorePermit,
+    _turn: Turn,
+}
+
+/// Each reader's turns at open files ([`READER_FILES`]): an entry lives while its reader holds or
+/// waits for a turn.
+#[derive(Debug, Default)]
+struct Readers(std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Semaphore>>>);
+
+impl Readers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, Arc<tokio::sync::Semaphore>>> {
+        // Nothing panics while holding it; should something, the map is still consistent.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn turn(self: &Arc<Self>, reader: i64) -> Result<Turn, StoreError> {
+        let turns = self
+            .lock()
+            .entry(reader)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(READER_FILES as usize)))
+            .clone();
+        let permit = turns.acquire_owned().await.map_err(|_| StoreError::Busy)?;
+        Ok(Turn { permit: Some(permit), reader, readers: self.clone() })
+    }
+}
+
+struct Turn {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    reader: i64,
+    readers: Arc<Readers>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut readers = self.readers.lock();
+        // Only the map still refers to it: no turn is held or awaited (those hold clones).
+        if readers.get(&self.reader).is_some_and(|turns| Arc::strong_count(turns) == 1) {
+            readers.remove(&self.reader);
+        }
+    }
 }
 
 /// Where media live: `MEDIA_STORE_URL` when set, else the local folder.
@@ -260,6 +311,7 @@ pub struct MediaStore {
     /// of downloads of large message videos waits for room instead of exhausting memory.
     unsealed: Arc<tokio::sync::Semaphore>,
     unsealed_kib: u32,
+    readers: Arc<Readers>,
 }
 
 impl MediaStore {
@@ -316,6 +368,7 @@ impl MediaStore {
             thumbnails_due: Arc::new(tokio::sync::Notify::new()),
             unsealed: Arc::new(tokio::sync::Semaphore::new(unsealed_kib as usize)),
             unsealed_kib,
+            readers: Arc::default(),
         })
     }
 
@@ -420,13 +473,14 @@ impl MediaStore {
         }
     }
 
-    /// Opens a sealed file for a download once there is room for it (its sealed and its plain copy,
-    /// a file larger than all the room taking all of it), waiting up to [`UNSEAL_WAIT`]; `None`
-    /// when there is no such file, [`StoreError::Busy`] when no room came.
-    pub async fn open_sealed(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Unsealed>, StoreError> {
+    /// Opens a sealed file for `reader`'s download once there is room for it (its sealed and its
+    /// plain copy, a file larger than all the room taking all of it) and a turn for its reader,
+    /// waiting up to [`UNSEAL_WAIT`]; `None` when there is no such file, [`StoreError::Busy`] when
+    /// no room came.
+    pub async fn open_sealed(&self, area: Area, id: &uuid::Uuid, reader: i64) -> Result<Option<Unsealed>, StoreError> {
         let Some(meta) = self.head(area, id).await? else { return Ok(None) };
         let kib = u32::try_from(meta.size.div_ceil(1024).saturating_mul(2)).unwrap_or(u32::MAX);
-        let room = self.room(kib).await?;
+        let room = self.room(reader, kib).await?;
         Ok(self.get_sealed(area, id).await?.map(|bytes| Unsealed { bytes, room }))
     }
 
@@ -434,7 +488,12 @@ impl MediaStore {
     /// [`StoreError::Busy`] when no room came within [`UNSEAL_WAIT`]. A segmented file costs a read
     /// of its first bytes here and holds [`STREAM_ROOM_KIB`]; one sealed whole by an earlier
     /// version is unsealed at once, as [`Self::open_sealed`] does.
-    pub async fn open_sealed_file(&self, area: Area, id: &uuid::Uuid) -> Result<Option<SealedFile>, StoreError> {
+    pub async fn open_sealed_file(
+        &self,
+        area: Area,
+        id: &uuid::Uuid,
+        reader: i64,
+    ) -> Result<Option<SealedFile>, StoreError> {
         let key = Self::key(area, id);
         // The header and the object's size and version in one request.
         let options =
@@ -447,7 +506,7 @@ impl MediaStore {
         let meta = got.meta.clone();
         let head = got.bytes().await?;
         let Some(layout) = FileLayout::read(&head, meta.size)? else {
-            return Ok(self.open_sealed(area, id).await?.map(|whole| SealedFile {
+            return Ok(self.open_sealed(area, id, reader).await?.map(|whole| SealedFile {
                 len: whole.bytes.len() as u64,
                 source: Source::Whole(Bytes::from(whole.bytes)),
                 room: whole.room,
@@ -459,7 +518,7 @@ impl MediaStore {
             let whole = self.read_raw(area, id).await?.unwrap_or_default();
             self.sealer.open_bytes(&whole, &Self::aad(area, id))?;
         }
-        let room = self.room(STREAM_ROOM_KIB).await?;
+        let room = self.room(reader, STREAM_ROOM_KIB).await?;
         let source = Source::Segmented(Segmented {
             backend: self.backend.clone(),
             key,
@@ -471,13 +530,17 @@ impl MediaStore {
         Ok(Some(SealedFile { len: layout.plain_len(), source, room }))
     }
 
-    /// `kib` of the room for unsealed files (at most all of it), waiting up to [`UNSEAL_WAIT`].
-    async fn room(&self, kib: u32) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+    /// `reader`'s turn, then `kib` of the room for unsealed files (at most all of it), waiting up
+    /// to [`UNSEAL_WAIT`] for both. The turn comes first, so a reader queued behind their own
+    /// downloads holds no room.
+    async fn room(&self, reader: i64, kib: u32) -> Result<Room, StoreError> {
         let wanted = kib.clamp(1, self.unsealed_kib);
-        tokio::time::timeout(UNSEAL_WAIT, self.unsealed.clone().acquire_many_owned(wanted))
-            .await
-            .map_err(|_| StoreError::Busy)?
-            .map_err(|_| StoreError::Busy)
+        let both = async {
+            let turn = self.readers.turn(reader).await?;
+            let share = self.unsealed.clone().acquire_many_owned(wanted).await.map_err(|_| StoreError::Busy)?;
+            Ok(Room { _share: share, _turn: turn })
+        };
+        tokio::time::timeout(UNSEAL_WAIT, both).await.map_err(|_| StoreError::Busy)?
     }
 
     async fn read_raw(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Bytes>, StoreError> {
@@ -620,13 +683,45 @@ mod tests {
         let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
         store.put_sealed(Area::Private, &a, &vec![1u8; 700 * 1024]).await.unwrap();
         store.put_sealed(Area::Private, &b, b"small").await.unwrap();
-        let first = store.open_sealed(Area::Private, &a).await.unwrap().unwrap();
+        let first = store.open_sealed(Area::Private, &a, 1).await.unwrap().unwrap();
         assert_eq!(first.bytes.len(), 700 * 1024);
-        // While it is held, another download waits, then is told to come back.
-        assert!(matches!(store.open_sealed(Area::Private, &b).await, Err(StoreError::Busy)));
+        // While it is held, another download waits, then is told to come back, whoever asks.
+        assert!(matches!(store.open_sealed(Area::Private, &b, 2).await, Err(StoreError::Busy)));
         drop(first);
-        let second = store.open_sealed(Area::Private, &b).await.unwrap().unwrap();
+        let second = store.open_sealed(Area::Private, &b, 2).await.unwrap().unwrap();
         assert_eq!(second.bytes, b"small");
-        assert!(store.open_sealed(Area::Private, &uuid::Uuid::new_v4()).await.unwrap().is_none());
+        assert!(store.open_sealed(Area::Private, &uuid::Uuid::new_v4(), 2).await.unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_has_only_so_many_files_open_and_others_are_not_kept_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = vec![Sealer::generate_entry("t").unwrap()];
+        let sealer = Arc::new(Sealer::from_entries(&keys).unwrap());
+        let store = MediaStore::open(&Location::Local(dir.path().to_path_buf()), sealer, 256).unwrap();
+        let id = uuid::Uuid::new_v4();
+        store.put_sealed(Area::Private, &id, &vec![7u8; 200 * 1024]).await.unwrap();
+        let (greedy, other) = (1, 2);
+        let mut open = Vec::new();
+        for _ in 0..READER_FILES {
+            open.push(store.open_sealed_file(Area::Private, &id, greedy).await.unwrap().unwrap());
+        }
+        // Plenty of room is left, but not for this reader: the next one waits, then is refused.
+        assert!(matches!(store.open_sealed_file(Area::Private, &id, greedy).await, Err(StoreError::Busy)));
+        let theirs = store.open_sealed_file(Area::Private, &id, other).await.unwrap().unwrap();
+        assert_eq!(theirs.len(), 200 * 1024);
+        // One file done, one more may open; waiting readers get the turn as soon as it is given back.
+        open.pop();
+        let again = store.open_sealed_file(Area::Private, &id, greedy).await.unwrap().unwrap();
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move { store.open_sealed_file(Area::Private, &id, greedy).await.map(|f| f.is_some()) })
+        };
+        tokio::task::yield_now().await;
+        drop(again);
+        assert!(matches!(waiting.await.unwrap(), Ok(true)));
+        // Once every file is closed nothing is kept about the reader.
+        drop((open, theirs));
+        assert!(store.readers.lock().is_empty());
     }
 }

@@ -21,7 +21,6 @@ use crate::error::{AppError, code};
 use crate::media::{Area, SealedFile};
 use crate::services::{export, identity, media};
 use futures_util::TryStreamExt as _;
-use tokio::sync::OwnedSemaphorePermit;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
@@ -244,7 +243,7 @@ async fn opening(
 /// A private file's response. Its body keeps the file's share of the room for unsealed files until
 /// the connection has taken the bytes, so memory stays within `MAX_UNSEALED_MIB` however many
 /// downloads run at once.
-fn private_body(mime: &str, bytes: Vec<u8>, room: OwnedSemaphorePermit, disposition: Option<String>) -> Response {
+fn private_body(mime: &str, bytes: Vec<u8>, room: crate::media::Room, disposition: Option<String>) -> Response {
     let len = bytes.len();
     let chunks = futures_util::stream::unfold((Some(bytes), Some(room)), |(bytes, room)| async move {
         // The second poll comes once the first chunk was handed on: the room goes back then.

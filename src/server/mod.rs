@@ -10,6 +10,10 @@
 //!   within `HTTP_HEADER_TIMEOUT_SECS`. hyper starts that timer when the connection opens and again
 //!   whenever it goes idle after a response, so the same setting is the keep-alive idle timeout.
 //!   `HTTP_MAX_HEADER_BYTES` bounds the head (431 beyond).
+//! - A write that waits longer than `HTTP_WRITE_TIMEOUT_SECS` for a client that stopped reading
+//!   closes the connection (tokio-io-timeout around the socket): hyper never times out a write, so a
+//!   response nobody reads would otherwise hold its memory and its place for as long as the peer's
+//!   TCP stack keeps the connection up.
 //! - Body deadlines and load shedding are request middleware: see [`admission`].
 //!
 //! HTTP/1.1 only, as before (the build has no HTTP/2 support). hyper-util's `auto` builder is not
@@ -32,6 +36,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt as _;
 
 pub use capacity::{Capacity, ClientKey, Full};
@@ -47,21 +52,30 @@ pub const TOO_MANY_CONNECTIONS_RETRY_AFTER_SECS: u64 = 5;
 /// logs, spooled uploads, files being served): start-up warns when the open-file limit leaves less.
 const RESERVED_FILES: u64 = 1_000;
 
-/// A client socket that holds its connection's place in the caps until it is closed.
+/// A client socket that holds its connection's place in the caps until it is closed, and fails a
+/// write stalled for `HTTP_WRITE_TIMEOUT_SECS`.
 pub struct Tracked {
-    stream: TcpStream,
+    stream: Pin<Box<TimeoutStream<TcpStream>>>,
     _permit: capacity::ConnectionPermit,
+}
+
+impl Tracked {
+    fn new(stream: TcpStream, permit: capacity::ConnectionPermit, write_timeout: Duration) -> Tracked {
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(write_timeout));
+        Tracked { stream: Box::pin(stream), _permit: permit }
+    }
 }
 
 impl AsyncRead for Tracked {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.stream.as_mut().poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Tracked {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.stream.as_mut().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -69,7 +83,7 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        self.stream.as_mut().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -77,11 +91,11 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.stream.as_mut().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        self.stream.as_mut().poll_shutdown(cx)
     }
 }
 
@@ -144,6 +158,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     check_open_file_limit(capacity.max_connections());
     let http = Arc::new(http1(config));
+    let write_timeout = Duration::from_secs(config.http_write_timeout_secs);
     let refusals = [canned_refusal(Full::Instance), canned_refusal(Full::Address)];
     // Checked by `Config::validate`; a list that fails here trusts no one.
     let proxies = Arc::new(config.trusted_proxies().unwrap_or_default());
@@ -180,7 +195,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let io = TokioIo::new(Tracked { stream, _permit: permit });
+        let io = TokioIo::new(Tracked::new(stream, permit, write_timeout));
         let service = hyper::service::service_fn({
             let router = router.clone();
             let proxies = proxies.clone();

@@ -217,7 +217,7 @@ pub async fn download(
         .await?
         .ok_or(AppError::NotFound("export"))?;
     store
-        .open_sealed_file(Area::Exports, id)
+        .open_sealed_file(Area::Exports, id, viewer.user_id)
         .await
         .map_err(crate::media::StoreError::into_app)?
         .ok_or(AppError::NotFound("export"))

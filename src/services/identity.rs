@@ -370,7 +370,7 @@ pub async fn photo(
     audit::record(db, viewer, ip, Entry::new(Action::ViewIdPhoto, Some(row.owner_id), format!("Media:{}", row.id)))
         .await?;
     let file = store
-        .open_sealed(crate::media::Area::Private, media_id)
+        .open_sealed(crate::media::Area::Private, media_id, viewer.user_id)
         .await
         .map_err(crate::media::StoreError::into_app)?
         .ok_or(AppError::NotFound("file"))?;

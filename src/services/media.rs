@@ -504,7 +504,7 @@ pub async fn message_file(
         return Err(AppError::NotFound("file"));
     }
     let file = store
-        .open_sealed_file(Area::Private, id)
+        .open_sealed_file(Area::Private, id, viewer.user_id)
         .await
         .map_err(crate::media::StoreError::into_app)?
         .ok_or(AppError::NotFound("file"))?;

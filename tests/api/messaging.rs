@@ -365,3 +365,66 @@ async fn a_long_message_video_is_unsealed_a_few_segments_at_a_time_within_the_me
     assert_eq!(whole.len(), video.len());
     assert!(whole.as_ref() == video.as_slice(), "the whole file, in order");
 }
+
+/// A 16 MiB message video from alice to bob: larger than the socket buffers of a client that stops
+/// reading, so such a download stays open. Returns bob's token, alice's, the video and its URL.
+async fn long_video(app: &TestApp) -> (String, String, Vec<u8>, String) {
+    let (alice, _) = app.register(&phone(1), "alice").await;
+    let (bob, bob_id) = app.register(&phone(2), "bob").await;
+    let mut video = crate::common::mp4();
+    video.extend((0..16 * 1024 * 1024).map(|i: u32| (i % 251) as u8));
+    let (video_id, url) = upload(app, &alice, "MESSAGE_VIDEO", ("0", "long.mp4", "video/mp4", video.clone())).await;
+    app.gql(Some(&alice), SEND_MEDIA, json!({ "to": bob_id, "m": [video_id] })).await;
+    (bob, alice, video, url)
+}
+
+#[tokio::test]
+async fn a_member_has_eight_files_open_at_once_and_does_not_keep_others_waiting() {
+    // The default room (256 MiB) holds far more than eight streaming downloads.
+    let app = TestApp::spawn().await;
+    let (bob, alice, video, url) = long_video(&app).await;
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let resp = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        stalled.push(resp);
+    }
+    // Bob's ninth waits for one of his own, then is told to come back.
+    let ninth = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(ninth.status(), 503);
+    assert!(ninth.headers().get("retry-after").is_some());
+    // Alice is not kept waiting by him.
+    let hers = app.http.get(&url).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(hers.status(), 200);
+    assert!(hers.bytes().await.unwrap().as_ref() == video.as_slice());
+    // One of his ends and the next one opens.
+    drop(stalled.pop());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let resp = app.http.get(&url).bearer_auth(&bob).header("range", "bytes=0-99").send().await.unwrap();
+        if resp.status() == 206 {
+            assert_eq!(resp.bytes().await.unwrap().as_ref(), &video[..100]);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "his turn never came back: {}", resp.status());
+    }
+}
+
+#[tokio::test]
+async fn a_download_nobody_reads_is_cut_off_and_gives_its_room_back() {
+    // Room for one streaming download, and writes that wait a second at most for a reader.
+    let app = TestApp::spawn_with(|c| {
+        c.max_unsealed_mib = 1;
+        c.http_write_timeout_secs = 1;
+    })
+    .await;
+    let (bob, _, video, url) = long_video(&app).await;
+    let stalled = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    // The next download waits for the room (up to 10 s); the stalled one is closed long before.
+    let next = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+    assert!(next.bytes().await.unwrap().as_ref() == video.as_slice());
+    // What the stalled one gets is cut short: its connection ended before its length.
+    assert!(stalled.bytes().await.is_err(), "a stalled download was sent whole");
+}
