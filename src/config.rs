@@ -449,7 +449,8 @@ pub struct Config {
 
     /// Seconds a write to a client may wait because it stopped reading (its socket buffers are full)
     /// before the connection is closed: a download or WebSocket nobody reads gives back its memory,
-    /// its share of MAX_UNSEALED_MIB and its connection place. Any progress restarts the wait.
+    /// its share of MAX_UNSEALED_MIB and its connection place. Any progress restarts the wait (1 to
+    /// 3600).
     #[arg(long, env = "HTTP_WRITE_TIMEOUT_SECS", default_value_t = 60)]
     pub http_write_timeout_secs: u64,
 
@@ -767,6 +768,9 @@ impl Config {
                 "HTTP_HEADER_TIMEOUT_SECS, HTTP_BODY_TIMEOUT_SECS and HTTP_WRITE_TIMEOUT_SECS must be at least 1"
                     .into(),
             );
+        }
+        if self.http_write_timeout_secs > 3600 {
+            return Err("HTTP_WRITE_TIMEOUT_SECS must be at most 3600".into());
         }
         if self.upload_min_bytes_per_sec == 0 {
             return Err("UPLOAD_MIN_BYTES_PER_SEC must be at least 1".into());

@@ -82,9 +82,10 @@ impl StoreError {
 /// How long a download waits for room to unseal its file before it is answered 503.
 const UNSEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Sealed files one member may have open for downloads at once; more wait their turn. Without it
-/// one member whose player stops reading on many connections would hold all the room and turn every
-/// other member's download away.
+/// Sealed files one member may have open for downloads at once; as many more may wait their turn,
+/// and beyond those a download is refused at once. Without it one member whose player stops reading
+/// on many connections would hold all the room and turn every other member's download away; and
+/// with no bound on the waiting, their queued requests would hold the server's request slots.
 pub const READER_FILES: u32 = 8;
 
 /// Segments a download of a sealed file reads from storage at once (512 KiB).
@@ -206,28 +207,39 @@ impl Readers {
     }
 
     async fn turn(self: &Arc<Self>, reader: i64) -> Result<Turn, StoreError> {
-        let turns = self
-            .lock()
-            .entry(reader)
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(READER_FILES as usize)))
-            .clone();
-        let permit = turns.acquire_owned().await.map_err(|_| StoreError::Busy)?;
-        Ok(Turn { permit: Some(permit), reader, readers: self.clone() })
+        let mut turn = {
+            let mut readers = self.lock();
+            let turns =
+                readers.entry(reader).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(READER_FILES as usize)));
+            // Every turn held or awaited holds a clone; the map holds one more.
+            if Arc::strong_count(turns) > 2 * READER_FILES as usize {
+                return Err(StoreError::Busy);
+            }
+            Turn { turns: turns.clone(), holding: false, reader, readers: self.clone() }
+        };
+        // Dropped while it waits (the wait timed out, the client left), the turn still cleans up.
+        turn.turns.acquire().await.map_err(|_| StoreError::Busy)?.forget();
+        turn.holding = true;
+        Ok(turn)
     }
 }
 
 struct Turn {
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    turns: Arc<tokio::sync::Semaphore>,
+    holding: bool,
     reader: i64,
     readers: Arc<Readers>,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        drop(self.permit.take());
+        if self.holding {
+            self.turns.add_permits(1);
+        }
         let mut readers = self.readers.lock();
-        // Only the map still refers to it: no turn is held or awaited (those hold clones).
-        if readers.get(&self.reader).is_some_and(|turns| Arc::strong_count(turns) == 1) {
+        // Only the map and this turn refer to it: no other turn is held or awaited (clones are
+        // taken under this lock).
+        if Arc::strong_count(&self.turns) == 2 {
             readers.remove(&self.reader);
         }
     }
@@ -710,18 +722,38 @@ mod tests {
         assert!(matches!(store.open_sealed_file(Area::Private, &id, greedy).await, Err(StoreError::Busy)));
         let theirs = store.open_sealed_file(Area::Private, &id, other).await.unwrap().unwrap();
         assert_eq!(theirs.len(), 200 * 1024);
-        // One file done, one more may open; waiting readers get the turn as soon as it is given back.
+        // One file done, one more may open.
         open.pop();
-        let again = store.open_sealed_file(Area::Private, &id, greedy).await.unwrap().unwrap();
-        let waiting = {
-            let store = store.clone();
-            tokio::spawn(async move { store.open_sealed_file(Area::Private, &id, greedy).await.map(|f| f.is_some()) })
+        open.push(store.open_sealed_file(Area::Private, &id, greedy).await.unwrap().unwrap());
+        // As many more may wait; beyond those a download is refused without waiting.
+        let waiting: Vec<_> = (0..READER_FILES)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.open_sealed_file(Area::Private, &id, greedy).await.map(|f| f.is_some()) },
+                )
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert!(waiting.iter().all(|w| !w.is_finished()), "they wait for a turn");
+        let started = tokio::time::Instant::now();
+        assert!(matches!(store.open_sealed_file(Area::Private, &id, greedy).await, Err(StoreError::Busy)));
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO, "refused at once");
+        // The waiting get their turns as soon as they are given back.
+        drop(open);
+        for w in waiting {
+            assert!(matches!(w.await.unwrap(), Ok(true)));
+        }
+        // Once every file is closed nothing is kept about the reader, also when a wait timed out.
+        let held: Vec<_> = {
+            let mut held = Vec::new();
+            for _ in 0..READER_FILES {
+                held.push(store.open_sealed_file(Area::Private, &id, greedy).await.unwrap().unwrap());
+            }
+            held
         };
-        tokio::task::yield_now().await;
-        drop(again);
-        assert!(matches!(waiting.await.unwrap(), Ok(true)));
-        // Once every file is closed nothing is kept about the reader.
-        drop((open, theirs));
+        assert!(matches!(store.open_sealed_file(Area::Private, &id, greedy).await, Err(StoreError::Busy)));
+        drop((held, theirs));
         assert!(store.readers.lock().is_empty());
     }
 }

@@ -36,7 +36,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_io_timeout::TimeoutStream;
+use tokio_io_timeout::TimeoutWriter;
 use tower::ServiceExt as _;
 
 pub use capacity::{Capacity, ClientKey, Full};
@@ -55,14 +55,16 @@ const RESERVED_FILES: u64 = 1_000;
 /// A client socket that holds its connection's place in the caps until it is closed, and fails a
 /// write stalled for `HTTP_WRITE_TIMEOUT_SECS`.
 pub struct Tracked {
-    stream: Pin<Box<TimeoutStream<TcpStream>>>,
+    stream: Pin<Box<TimeoutWriter<TcpStream>>>,
     _permit: capacity::ConnectionPermit,
 }
 
 impl Tracked {
     fn new(stream: TcpStream, permit: capacity::ConnectionPermit, write_timeout: Duration) -> Tracked {
-        let mut stream = TimeoutStream::new(stream);
-        stream.set_write_timeout(Some(write_timeout));
+        // Reads pass straight through: they have their own deadlines (header, body, WebSocket
+        // keepalive), and a timer per read would cost every idle socket.
+        let mut stream = TimeoutWriter::new(stream);
+        stream.set_timeout(Some(write_timeout));
         Tracked { stream: Box::pin(stream), _permit: permit }
     }
 }

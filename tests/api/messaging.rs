@@ -389,7 +389,7 @@ async fn a_member_has_eight_files_open_at_once_and_does_not_keep_others_waiting(
         assert_eq!(resp.status(), 200);
         stalled.push(resp);
     }
-    // Bob's ninth waits for one of his own, then is told to come back.
+    // Bob's ninth waits for one of his own (as could seven more), then is told to come back.
     let ninth = app.http.get(&url).bearer_auth(&bob).send().await.unwrap();
     assert_eq!(ninth.status(), 503);
     assert!(ninth.headers().get("retry-after").is_some());
@@ -412,10 +412,10 @@ async fn a_member_has_eight_files_open_at_once_and_does_not_keep_others_waiting(
 
 #[tokio::test]
 async fn a_download_nobody_reads_is_cut_off_and_gives_its_room_back() {
-    // Room for one streaming download, and writes that wait a second at most for a reader.
+    // Room for one streaming download, and writes that wait 3 s at most for a reader.
     let app = TestApp::spawn_with(|c| {
         c.max_unsealed_mib = 1;
-        c.http_write_timeout_secs = 1;
+        c.http_write_timeout_secs = 3;
     })
     .await;
     let (bob, _, video, url) = long_video(&app).await;
