@@ -85,6 +85,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Reseal => {
             let state = AppState::new(config).await.map_err(|e| e.to_string())?;
             let report = services::identity::reseal_all(&state.db, &state.media).await.map_err(|e| format!("{e:?}"))?;
+            // Files left on an old key or format: the exit status says so, for scripts.
+            if !report.failed.is_empty() {
+                return Err(report.to_string());
+            }
             println!("{report}");
             Ok(())
         }

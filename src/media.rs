@@ -44,7 +44,8 @@ pub enum Area {
 impl Area {
     const ALL: [Area; 5] = [Area::Public, Area::Thumbnails, Area::Posters, Area::Private, Area::Exports];
 
-    fn dir(self) -> &'static str {
+    /// The area's folder (and key prefix) in the store.
+    pub fn dir(self) -> &'static str {
         match self {
             Area::Public => "public",
             Area::Thumbnails => "thumbnails",
@@ -477,6 +478,32 @@ impl MediaStore {
         Ok(())
     }
 
+    /// Seals an upload spooled to disk into a private area, a segment at a time into a second spool
+    /// file that is then stored as [`Self::put_from`] stores public files: a 50 MiB message video
+    /// costs 64 KiB of memory to seal, not its plain and sealed copies (100 MiB), and the sealing
+    /// yields to other tasks between segments.
+    pub async fn put_sealed_from(&self, area: Area, id: &uuid::Uuid, source: std::fs::File) -> Result<(), StoreError> {
+        use crate::seal::SEGMENT;
+        use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+        let mut sealing = self.sealer.seal_segments(&Self::aad(area, id))?;
+        let mut plain = tokio::fs::File::from_std(source);
+        let size = plain.metadata().await?.len();
+        let spool = tokio::task::spawn_blocking(tempfile::tempfile).await.map_err(std::io::Error::other)??;
+        let mut sealed = tokio::io::BufWriter::new(tokio::fs::File::from_std(spool));
+        sealed.write_all(&sealing.header).await?;
+        let segments = size.div_ceil(SEGMENT).max(1);
+        let mut segment = vec![0u8; SEGMENT as usize];
+        for i in 0..segments {
+            let len = usize::try_from(SEGMENT.min(size - i * SEGMENT)).unwrap_or(0);
+            plain.read_exact(&mut segment[..len]).await?;
+            sealed.write_all(&sealing.seal(&segment[..len], i + 1 == segments)?).await?;
+        }
+        sealed.flush().await?;
+        let mut sealed = sealed.into_inner();
+        sealed.seek(std::io::SeekFrom::Start(0)).await?;
+        self.put_from(area, id, sealed.into_std().await).await
+    }
+
     /// Opens a sealed file; `None` when there is no such file.
     pub async fn get_sealed(&self, area: Area, id: &uuid::Uuid) -> Result<Option<Vec<u8>>, StoreError> {
         match self.read_raw(area, id).await? {
@@ -507,16 +534,7 @@ impl MediaStore {
         reader: i64,
     ) -> Result<Option<SealedFile>, StoreError> {
         let key = Self::key(area, id);
-        // The header and the object's size and version in one request.
-        let options =
-            GetOptions { range: Some(GetRange::Bounded(0..crate::seal::MAX_HEADER)), ..GetOptions::default() };
-        let got = match self.backend.get_opts(&key, options).await {
-            Ok(got) => got,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let meta = got.meta.clone();
-        let head = got.bytes().await?;
+        let Some((head, meta)) = self.read_head(area, id).await? else { return Ok(None) };
         let Some(layout) = FileLayout::read(&head, meta.size)? else {
             return Ok(self.open_sealed(area, id, reader).await?.map(|whole| SealedFile {
                 len: whole.bytes.len() as u64,
@@ -603,14 +621,30 @@ impl MediaStore {
         }
     }
 
+    /// A sealed file's first bytes (its header, at most [`crate::seal::MAX_HEADER`]) with the
+    /// object's size and version, in one request.
+    async fn read_head(&self, area: Area, id: &uuid::Uuid) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        let options =
+            GetOptions { range: Some(GetRange::Bounded(0..crate::seal::MAX_HEADER)), ..GetOptions::default() };
+        let got = match self.backend.get_opts(&Self::key(area, id), options).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let meta = got.meta.clone();
+        Ok(Some((got.bytes().await?, meta)))
+    }
+
     /// Re-seals one private file with the current key, in segments, if another key sealed it or it
-    /// was sealed whole; true if it did.
+    /// was sealed whole; true if it did. A file already segmented under the current key costs a
+    /// read of its header only.
     pub async fn reseal(&self, area: Area, id: &uuid::Uuid) -> Result<bool, StoreError> {
-        let Some(sealed) = self.read_raw(area, id).await? else { return Ok(false) };
-        let segmented = FileLayout::read(&sealed, sealed.len() as u64).ok().flatten().is_some();
-        if segmented && Sealer::key_id_of_bytes(&sealed) == Some(self.sealer.current_key_id()) {
+        let Some((head, meta)) = self.read_head(area, id).await? else { return Ok(false) };
+        let segmented = FileLayout::read(&head, meta.size).ok().flatten().is_some();
+        if segmented && Sealer::key_id_of_bytes(&head) == Some(self.sealer.current_key_id()) {
             return Ok(false);
         }
+        let Some(sealed) = self.read_raw(area, id).await? else { return Ok(false) };
         let plain = self.sealer.open_bytes(&sealed, &Self::aad(area, id))?;
         self.put_sealed(area, id, &plain).await?;
         Ok(true)
@@ -703,6 +737,35 @@ mod tests {
         let second = store.open_sealed(Area::Private, &b, 2).await.unwrap().unwrap();
         assert_eq!(second.bytes, b"small");
         assert!(store.open_sealed(Area::Private, &uuid::Uuid::new_v4(), 2).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_spooled_upload_seals_segment_by_segment_as_if_sealed_whole() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = vec![Sealer::generate_entry("t").unwrap()];
+        let sealer = Arc::new(Sealer::from_entries(&keys).unwrap());
+        let store = MediaStore::open(&Location::Local(dir.path().to_path_buf()), sealer.clone(), 256).unwrap();
+        let segment = crate::seal::SEGMENT as usize;
+        for size in [0, 1, segment - 1, segment, segment + 1, 3 * segment, 3 * segment + 17] {
+            let plain: Vec<u8> = (0..size).map(|i| (i % 249) as u8).collect();
+            let mut spooled = tempfile::tempfile().unwrap();
+            spooled.write_all(&plain).unwrap();
+            std::io::Seek::rewind(&mut spooled).unwrap();
+            let id = uuid::Uuid::new_v4();
+            store.put_sealed_from(Area::Private, &id, spooled).await.unwrap();
+            let stored = store.read_raw(Area::Private, &id).await.unwrap().unwrap();
+            let whole = sealer.seal_bytes(&plain, &MediaStore::aad(Area::Private, &id)).unwrap();
+            // Same layout (the salt differs), no plain run stored, and it opens to the upload.
+            assert_eq!(stored.len(), whole.len(), "{size}");
+            assert_eq!(&stored[..4], b"ECS2");
+            if size >= 64 {
+                assert!(!stored.windows(64).any(|w| w == &plain[size - 64..]), "plain bytes stored");
+            }
+            assert_eq!(store.get_sealed(Area::Private, &id).await.unwrap().unwrap(), plain, "{size}");
+            let file = store.open_sealed_file(Area::Private, &id, 1).await.unwrap().unwrap();
+            assert_eq!(file.len(), size as u64);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -181,32 +181,33 @@ impl Sealer {
     /// [`SEGMENT`] plain bytes and its tag (the last one shorter; an empty file is one empty last
     /// segment).
     pub fn seal_bytes(&self, plain: &[u8], aad: &str) -> Result<Vec<u8>, SealError> {
+        let mut sealing = self.seal_segments(aad)?;
+        let segments = plain.len().div_ceil(SEGMENT as usize).max(1);
+        let mut out = Vec::with_capacity(sealing.header.len() + plain.len() + segments * TAG_LEN);
+        out.extend_from_slice(&sealing.header);
+        let mut chunks = plain.chunks(SEGMENT as usize).peekable();
+        if chunks.peek().is_none() {
+            out.extend_from_slice(&sealing.seal(&[], true)?);
+        }
+        while let Some(chunk) = chunks.next() {
+            out.extend_from_slice(&sealing.seal(chunk, chunks.peek().is_none())?);
+        }
+        Ok(out)
+    }
+
+    /// Starts sealing a file segment by segment, for a file too large to hold in memory twice (an
+    /// upload spooled to disk): the same format as [`Self::seal_bytes`]. Write
+    /// [`SegmentSealer::header`] first, then each segment's [`SegmentSealer::seal`].
+    pub fn seal_segments(&self, aad: &str) -> Result<SegmentSealer, SealError> {
         let key = self.keys.first().ok_or_else(|| SealError::Config("no key".into()))?;
         let mut salt = [0u8; SALT_LEN];
         getrandom::fill(&mut salt).map_err(|_| SealError::Random)?;
-        let stream = file_stream(key, &salt);
-        let segments = plain.len().div_ceil(SEGMENT as usize).max(1);
-        let mut out = Vec::with_capacity(4 + 1 + key.id.len() + SALT_LEN + plain.len() + segments * TAG_LEN);
-        out.extend_from_slice(SEGMENTED_MAGIC);
-        out.push(key.id.len() as u8);
-        out.extend_from_slice(key.id.as_bytes());
-        out.extend_from_slice(&salt);
-        let mut chunks = plain.chunks(SEGMENT as usize).peekable();
-        let mut position: u32 = 0;
-        if chunks.peek().is_none() {
-            out.extend(
-                stream.encrypt(0, true, Payload { msg: &[], aad: aad.as_bytes() }).map_err(|_| SealError::Corrupt)?,
-            );
-        }
-        while let Some(chunk) = chunks.next() {
-            let last = chunks.peek().is_none();
-            let sealed = stream
-                .encrypt(position, last, Payload { msg: chunk, aad: aad.as_bytes() })
-                .map_err(|_| SealError::Corrupt)?;
-            out.extend_from_slice(&sealed);
-            position = position.checked_add(1).ok_or(SealError::Corrupt)?;
-        }
-        Ok(out)
+        let mut header = Vec::with_capacity(4 + 1 + key.id.len() + SALT_LEN);
+        header.extend_from_slice(SEGMENTED_MAGIC);
+        header.push(key.id.len() as u8);
+        header.extend_from_slice(key.id.as_bytes());
+        header.extend_from_slice(&salt);
+        Ok(SegmentSealer { header, stream: file_stream(key, &salt), aad: aad.as_bytes().to_vec(), position: 0 })
     }
 
     /// Opens a whole sealed file, of either format.
@@ -318,6 +319,31 @@ impl FileLayout {
         let end = (self.header_len + (to + 1) * SEALED_SEGMENT)
             .min(self.header_len + self.plain_len + self.segments() * TAG_LEN as u64);
         (from, start..end)
+    }
+}
+
+/// A file being sealed segment by segment ([`Sealer::seal_segments`]).
+pub struct SegmentSealer {
+    /// The file's first bytes: magic, key id and salt.
+    pub header: Vec<u8>,
+    stream: StreamBE32<Aes256Gcm>,
+    aad: Vec<u8>,
+    position: u32,
+}
+
+impl SegmentSealer {
+    /// Seals the next segment: [`SEGMENT`] bytes, fewer only for the last (which may be empty when
+    /// the whole file is). Each segment is bound to its position and to whether it is the last.
+    pub fn seal(&mut self, segment: &[u8], last: bool) -> Result<Vec<u8>, SealError> {
+        if segment.len() > SEGMENT as usize || (!last && segment.len() != SEGMENT as usize) {
+            return Err(SealError::Corrupt);
+        }
+        let sealed = self
+            .stream
+            .encrypt(self.position, last, Payload { msg: segment, aad: &self.aad })
+            .map_err(|_| SealError::Corrupt)?;
+        self.position = self.position.checked_add(1).ok_or(SealError::Corrupt)?;
+        Ok(sealed)
     }
 }
 

@@ -88,7 +88,7 @@ impl Activity {
     /// Starts the writer and the purger on the current runtime.
     pub fn spawn(db: DatabaseConnection, record_requests: bool, salt: [u8; 32]) -> Activity {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db.clone(), rx));
+        tokio::spawn(crate::db::background(writer(db.clone(), rx)));
         Activity { tx: Some(tx), requests: record_requests, salt: Arc::new(salt) }
     }
 

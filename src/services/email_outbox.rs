@@ -232,7 +232,7 @@ pub fn spawn(
     poll: std::time::Duration,
     base: Duration,
 ) {
-    tokio::spawn(async move {
+    tokio::spawn(crate::db::background(async move {
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -241,5 +241,5 @@ pub fn spawn(
                 tracing::warn!(?err, "email outbox: sending failed; retried at the next poll");
             }
         }
-    });
+    }));
 }

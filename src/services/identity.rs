@@ -388,18 +388,51 @@ pub async fn erase(db: &impl ConnectionTrait, store: &MediaStore, user_id: i64) 
     media_svc::remove(db, store, photos).await
 }
 
-/// After a key rotation: re-seals identity rows, ID photos and data exports with the current key.
-pub async fn reseal_all(db: &DatabaseConnection, store: &MediaStore) -> AppResult<String> {
+/// What `ecer-gateway reseal` did.
+#[derive(Debug)]
+pub struct ResealReport {
+    pub rows: u64,
+    pub files: u64,
+    /// Files that could not be read or opened (`area/id`), left as they were; each is logged.
+    pub failed: Vec<String>,
+    pub key: String,
+}
+
+impl std::fmt::Display for ResealReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "re-sealed {} identity records and {} files with key `{}`", self.rows, self.files, self.key)?;
+        if !self.failed.is_empty() {
+            write!(
+                f,
+                "; {} files could not be opened and were left as they were: {}",
+                self.failed.len(),
+                self.failed.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// After a key rotation or an upgrade: re-seals identity rows, ID photos, message files and data
+/// exports with the current key, files in segments. A file that cannot be opened (damaged, or
+/// sealed with a key no longer configured) is logged and left, and the rest still done: one bad file
+/// must not keep every other one on an old key.
+pub async fn reseal_all(db: &DatabaseConnection, store: &MediaStore) -> AppResult<ResealReport> {
     let rows = reseal_rows(db, store).await?;
-    let mut files = 0;
+    let (mut files, mut failed) = (0, Vec::new());
     for area in [crate::media::Area::Private, crate::media::Area::Exports] {
         for id in store.list(area).await.map_err(AppError::internal)? {
-            if store.reseal(area, &id).await.map_err(AppError::internal)? {
-                files += 1;
+            match store.reseal(area, &id).await {
+                Ok(true) => files += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::error!(%id, area = area.dir(), error = %err, "reseal: file left as it was");
+                    failed.push(format!("{}/{id}", area.dir()));
+                }
             }
         }
     }
-    Ok(format!("re-sealed {rows} identity records and {files} files with key `{}`", store.sealer().current_key_id()))
+    Ok(ResealReport { rows, files, failed, key: store.sealer().current_key_id().to_string() })
 }
 
 /// Re-seals names and numbers sealed with an older key; returns how many rows changed.

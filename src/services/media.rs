@@ -157,8 +157,7 @@ pub async fn store(
     };
     let id = uuid::Uuid::new_v4();
     if kind.private() {
-        let bytes = read_all(file).await.map_err(AppError::internal)?;
-        store.put_sealed(Area::Private, &id, &bytes).await.map_err(AppError::internal)?;
+        store.put_sealed_from(Area::Private, &id, file).await.map_err(AppError::internal)?;
     } else {
         store.put_from(Area::Public, &id, file).await.map_err(AppError::internal)?;
     }
@@ -288,13 +287,6 @@ async fn sniff(file: std::fs::File) -> std::io::Result<(Option<&'static str>, st
     f.rewind().await?;
     let mime = infer::get(&head[..n]).map(|t| t.mime_type());
     Ok((mime, f.into_std().await))
-}
-
-async fn read_all(file: std::fs::File) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = Vec::new();
-    tokio::fs::File::from_std(file).read_to_end(&mut buf).await?;
-    Ok(buf)
 }
 
 /// The public URL path of a media id.

@@ -947,7 +947,7 @@ async fn settle(
 
 /// This instance's sender: every `poll`, what is due.
 pub fn spawn(db: DatabaseConnection, push: Arc<Push>, poll: StdDuration) {
-    tokio::spawn(async move {
+    tokio::spawn(crate::db::background(async move {
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -956,7 +956,7 @@ pub fn spawn(db: DatabaseConnection, push: Arc<Push>, poll: StdDuration) {
                 tracing::warn!(?err, "push outbox: sending failed; retried at the next poll");
             }
         }
-    });
+    }));
 }
 
 #[cfg(test)]

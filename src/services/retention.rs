@@ -354,7 +354,7 @@ pub async fn take_lease(db: &DatabaseConnection, holder: &str, now: DateTime<Utc
 /// The hourly purge of this instance: runs only while it holds the lease.
 pub fn spawn(db: DatabaseConnection, store: MediaStore, periods: Periods) {
     let holder = uuid::Uuid::new_v4().to_string();
-    tokio::spawn(async move {
+    tokio::spawn(crate::db::background(async move {
         // Not at once: a fleet that restarts together would all race for the lease at boot.
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FIRST_AFTER, EVERY);
         loop {
@@ -369,5 +369,5 @@ pub fn spawn(db: DatabaseConnection, store: MediaStore, periods: Periods) {
                 Err(err) => tracing::warn!(?err, "could not take the retention lease"),
             }
         }
-    });
+    }));
 }

@@ -313,7 +313,7 @@ pub fn spawn(
     poll: std::time::Duration,
     base: Duration,
 ) {
-    tokio::spawn(async move {
+    tokio::spawn(crate::db::background(async move {
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -322,7 +322,7 @@ pub fn spawn(
                 tracing::warn!(?err, "SMS outbox: sending failed; retried at the next poll");
             }
         }
-    });
+    }));
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ pub async fn make_due(db: &DatabaseConnection, store: &MediaStore) -> AppResult<
 
 /// This instance's worker: on every upload that queued a thumbnail, and every [`POLL`].
 pub fn spawn(db: DatabaseConnection, store: MediaStore) {
-    tokio::spawn(async move {
+    tokio::spawn(crate::db::background(async move {
         // The first look after one period: a fresh start's backlog is found then, and the statements
         // of an idle worker do not run while the gateway is starting.
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + POLL, POLL);
@@ -169,5 +169,5 @@ pub fn spawn(db: DatabaseConnection, store: MediaStore) {
                 tracing::warn!(?err, "thumbnails: a pass failed; retried at the next poll");
             }
         }
-    });
+    }));
 }

@@ -206,8 +206,24 @@ async fn sealing_keys_rotate_and_reseal_moves_old_data_to_the_new_key() {
     let queue = "query { identityVerifications { nodes { realName photoUrls } } }";
     let data = rotated.gql(Some(&rev), queue, json!({})).await;
     assert_eq!(data["identityVerifications"]["nodes"][0]["realName"], "张三丰");
+    // A damaged file (another file's bytes under its id: its seal names a different file) is
+    // reported and left, and does not stop the rest.
+    let private = app.media_dir.path().join("media").join("private");
+    let sealed = std::fs::read_dir(&private)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| uuid::Uuid::parse_str(n).is_ok()))
+        .unwrap();
+    let damaged = uuid::Uuid::new_v4();
+    std::fs::copy(&sealed, private.join(damaged.to_string())).unwrap();
     let report = ecer_gateway::services::identity::reseal_all(&rotated.state.db, &rotated.state.media).await.unwrap();
-    assert!(report.starts_with("re-sealed 1 identity records and 2 files"), "{report}");
+    assert_eq!((report.rows, report.files), (1, 2), "{report}");
+    assert_eq!(report.failed, vec![format!("private/{damaged}")], "{report}");
+    assert!(report.to_string().contains("1 files could not be opened"), "{report}");
+    std::fs::remove_file(private.join(damaged.to_string())).unwrap();
+    // Run again, nothing is left to do, and files already in segments under the key are skipped.
+    let again = ecer_gateway::services::identity::reseal_all(&rotated.state.db, &rotated.state.media).await.unwrap();
+    assert_eq!((again.rows, again.files, again.failed.len()), (0, 0, 0), "{again}");
     // Now the old key can go.
     let new_only = app.another_instance(|cfg| cfg.seal_keys = vec![new_key.clone()]).await;
     let data = new_only.gql(Some(&rev), queue, json!({})).await;

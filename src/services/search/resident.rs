@@ -125,7 +125,7 @@ impl Resident {
             return;
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        tokio::spawn(crate::db::background(async move {
             let mut pruned = Instant::now();
             loop {
                 if !this.is_ready()
@@ -146,7 +146,7 @@ impl Resident {
                 }
                 tokio::time::sleep(every).await;
             }
-        });
+        }));
     }
 
     /// Loads every document, replacing the index.
