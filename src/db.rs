@@ -159,3 +159,22 @@ fn sqlite_file(url: &str) -> Option<&str> {
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn statements_of_background_work_stay_out_of_the_request_count() {
+        let mut config = Config::defaults();
+        config.database_url = "sqlite::memory:".into();
+        let (db, stats) = connect(&config).await.unwrap();
+        // A statement as the services run them (`execute_unprepared` bypasses the callback).
+        let select = || db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT 1"));
+        let before = stats.statements();
+        background(select()).await.unwrap();
+        assert_eq!(stats.statements(), before, "background work");
+        select().await.unwrap();
+        assert_eq!(stats.statements(), before + 1, "a request's statement");
+    }
+}

@@ -216,17 +216,21 @@ impl Readers {
             if Arc::strong_count(turns) > 2 * READER_FILES as usize {
                 return Err(StoreError::Busy);
             }
-            Turn { turns: turns.clone(), holding: false, reader, readers: self.clone() }
+            Turn { turns: Some(turns.clone()), holding: false, reader, readers: self.clone() }
         };
         // Dropped while it waits (the wait timed out, the client left), the turn still cleans up.
-        turn.turns.acquire().await.map_err(|_| StoreError::Busy)?.forget();
-        turn.holding = true;
+        if let Some(turns) = &turn.turns {
+            turns.acquire().await.map_err(|_| StoreError::Busy)?.forget();
+            turn.holding = true;
+        }
         Ok(turn)
     }
 }
 
 struct Turn {
-    turns: Arc<tokio::sync::Semaphore>,
+    /// The reader's queue. Clones are only taken and dropped under the map's lock, so the count
+    /// of references tells whether any other turn holds or awaits it.
+    turns: Option<Arc<tokio::sync::Semaphore>>,
     holding: bool,
     reader: i64,
     readers: Arc<Readers>,
@@ -234,13 +238,14 @@ struct Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        if self.holding {
-            self.turns.add_permits(1);
+        if self.holding
+            && let Some(turns) = &self.turns
+        {
+            turns.add_permits(1);
         }
         let mut readers = self.readers.lock();
-        // Only the map and this turn refer to it: no other turn is held or awaited (clones are
-        // taken under this lock).
-        if Arc::strong_count(&self.turns) == 2 {
+        drop(self.turns.take());
+        if readers.get(&self.reader).is_some_and(|turns| Arc::strong_count(turns) == 1) {
             readers.remove(&self.reader);
         }
     }
@@ -479,14 +484,16 @@ impl MediaStore {
     }
 
     /// Seals an upload spooled to disk into a private area, a segment at a time into a second spool
-    /// file that is then stored as [`Self::put_from`] stores public files: a 50 MiB message video
-    /// costs 64 KiB of memory to seal, not its plain and sealed copies (100 MiB), and the sealing
-    /// yields to other tasks between segments.
+    /// file that is then stored as [`Self::put_from`] stores public files (one request up to 8 MiB,
+    /// else 8 MiB parts, two in flight): a 50 MiB message video takes 64 KiB to seal and at most
+    /// 24 MiB to store, not its plain and sealed copies (100 MiB), and the sealing yields to other
+    /// tasks between segments.
     pub async fn put_sealed_from(&self, area: Area, id: &uuid::Uuid, source: std::fs::File) -> Result<(), StoreError> {
         use crate::seal::SEGMENT;
         use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
         let mut sealing = self.sealer.seal_segments(&Self::aad(area, id))?;
         let mut plain = tokio::fs::File::from_std(source);
+        plain.rewind().await?;
         let size = plain.metadata().await?.len();
         let spool = tokio::task::spawn_blocking(tempfile::tempfile).await.map_err(std::io::Error::other)??;
         let mut sealed = tokio::io::BufWriter::new(tokio::fs::File::from_std(spool));
@@ -747,7 +754,8 @@ mod tests {
         let sealer = Arc::new(Sealer::from_entries(&keys).unwrap());
         let store = MediaStore::open(&Location::Local(dir.path().to_path_buf()), sealer.clone(), 256).unwrap();
         let segment = crate::seal::SEGMENT as usize;
-        for size in [0, 1, segment - 1, segment, segment + 1, 3 * segment, 3 * segment + 17] {
+        // Up to a file stored in parts (the sealed file is larger than its plain bytes).
+        for size in [0, 1, segment - 1, segment, segment + 1, 3 * segment, 3 * segment + 17, PART_BYTES] {
             let plain: Vec<u8> = (0..size).map(|i| (i % 249) as u8).collect();
             let mut spooled = tempfile::tempfile().unwrap();
             spooled.write_all(&plain).unwrap();
