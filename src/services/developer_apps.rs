@@ -16,6 +16,7 @@ use sea_orm::{
 use crate::auth::Viewer;
 use crate::authz::{self, Action};
 use crate::error::{AppError, AppResult};
+use crate::pubsub::{Broker, Event, Topic};
 use crate::services::audit::{self, Note};
 use crate::services::page::{Cursor, Page, PageArgs};
 use crate::services::validate::{self, Lines};
@@ -162,23 +163,18 @@ pub async fn register(db: &DatabaseConnection, viewer: &Viewer, new: NewApp<'_>)
     Ok(Registered { app, client_secret })
 }
 
-/// A review's outcome: the app as it is now, and the members whose grants a rejection ended (their
-/// sockets are to be told).
-pub struct Reviewed {
-    pub app: developer_apps::Model,
-    pub revoked_members: Vec<i64>,
-}
-
 /// Approves or rejects an app (ADMIN; never one's own), with the reason on the record. Rejecting an
 /// app that was approved ends every member's grant to it, on the record too: its tokens stop
-/// working, and approving it again later needs each member's consent again.
+/// working and their sockets of the app close, and approving it again later needs each member's
+/// consent again. Returns the app as it is now.
 pub async fn review(
     db: &DatabaseConnection,
+    broker: &Broker,
     viewer: &Viewer,
     note: Note<'_>,
     client_id: &str,
     approve: bool,
-) -> AppResult<Reviewed> {
+) -> AppResult<developer_apps::Model> {
     // Who may review at all, before anything is looked up (so ids cannot be probed); then this app.
     authz::require(Some(viewer), Action::ReviewApp { owner: 0 })?;
     let app = live_app(db, client_id).await?;
@@ -204,14 +200,22 @@ pub async fn review(
         end_grants(&txn, viewer, note.ip, &app, &format!("an admin rejected the app: {reason}")).await?
     };
     txn.commit().await?;
-    let app = developer_apps::Model {
+    close_sockets(broker, revoked_members).await;
+    Ok(developer_apps::Model {
         status: status.as_str().to_string(),
         review_reason: Some(reason),
         reviewer_id: Some(viewer.user_id),
         reviewed_at: Some(now),
         ..app
-    };
-    Ok(Reviewed { app, revoked_members })
+    })
+}
+
+/// Tells the members whose grants ended: their sockets of the app re-check, and close, on every
+/// instance.
+async fn close_sockets(broker: &Broker, members: Vec<i64>) {
+    for member in members {
+        broker.publish(Topic::User(member), Event::SessionsRevoked).await;
+    }
 }
 
 /// An app that was not deleted, by its client id.
@@ -257,14 +261,14 @@ async fn end_grants(
 /// Deletes one of the viewer's apps: every member's grant to it ends on the record, its tokens stop
 /// working, and its client id is never valid again. A tombstone stays (name and client id, no
 /// secret), so members' activity keeps naming the app that acted for them and the admins' record
-/// keeps the app they reviewed. Returns the members whose grants ended (their sockets of the app
-/// are to be told).
+/// keeps the app they reviewed. The members' sockets of the app close, on every instance.
 pub async fn delete(
     db: &DatabaseConnection,
+    broker: &Broker,
     viewer: &Viewer,
     ip: Option<&str>,
     client_id: &str,
-) -> AppResult<Vec<i64>> {
+) -> AppResult<()> {
     let app = live_app(db, client_id).await?;
     authz::require(Some(viewer), Action::DeleteApp { owner: app.owner_id })?;
     let txn = sea_orm::TransactionTrait::begin(db).await?;
@@ -286,7 +290,8 @@ pub async fn delete(
         .because(Some(format!("{} member grants ended", members.len())));
     audit::record(&txn, viewer, ip, entry).await?;
     txn.commit().await?;
-    Ok(members)
+    close_sockets(broker, members).await;
+    Ok(())
 }
 
 /// The apps a member registered and still has, newest first.
@@ -315,8 +320,8 @@ pub async fn queue(
     Ok(Page::from_rows(page, rows, |a| Cursor::Id(a.id)))
 }
 
-/// Erasure: the member's apps go with them, tombstones included, and with the apps every member's grant to them (foreign
-/// keys). Returns the members whose grants went, whose apps' sockets are to be told.
+/// Erasure: the member's apps go with them, tombstones included, and with the apps every member's
+/// grant to them (foreign keys). Returns the members whose grants went, whose apps' sockets are to be told.
 pub async fn erase_member(db: &impl ConnectionTrait, owner: i64) -> AppResult<Vec<i64>> {
     let of_owner = developer_apps::Entity::find()
         .select_only()

@@ -494,6 +494,13 @@ const ME: &str = "{ me { id } }";
 
 /// Whether an access token still acts for a member: `me` answers (or is refused for lack of scope,
 /// which only a live token is) rather than reading as signed out.
+/// A socket for `token` subscribed to its messages (`messageReceived`, id "m").
+async fn listening(app: &TestApp, token: &str) -> Ws {
+    let mut ws = app.ws(Some(token)).await;
+    ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    ws
+}
+
 async fn token_alive(app: &TestApp, token: &str) -> bool {
     let (status, body) = gql_as(app, token, ME, json!({})).await;
     if let Some(id) = body["data"]["me"]["id"].as_str() {
@@ -1482,10 +1489,8 @@ async fn members_see_and_revoke_their_grants_and_the_apps_sockets_close() {
     let bobs = tokens(&app, &oapp, &bob, "profile:read").await;
 
     // Open sockets: the app's (acting for alice) and alice's own.
-    let mut app_ws = app.ws(Some(&first.access)).await;
-    app_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
-    let mut own_ws = app.ws(Some(&alice)).await;
-    own_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    let mut app_ws = listening(&app, &first.access).await;
+    let mut own_ws = listening(&app, &alice).await;
     own_ws.quiet(200).await;
 
     let revoked = app.gql(Some(&alice), REVOKE_GRANT, json!({ "c": oapp.client_id })).await;
@@ -1575,10 +1580,8 @@ async fn revoking_an_app_closes_its_sockets_on_every_instance() {
     let granted = tokens(&a, &oapp, &alice, "profile:read messages:read").await;
 
     // The app's socket lives on B; the member revokes through A.
-    let mut app_ws = b.ws(Some(&granted.access)).await;
-    app_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
-    let mut own_ws = b.ws(Some(&alice)).await;
-    own_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    let mut app_ws = listening(&b, &granted.access).await;
+    let mut own_ws = listening(&b, &alice).await;
     own_ws.quiet(300).await;
     let revoke = "mutation($c: String!) { revokeAppAuthorization(input: { clientId: $c }) { clientId } }";
     a.gql(Some(&alice), revoke, json!({ "c": oapp.client_id })).await;
@@ -1742,8 +1745,7 @@ async fn rejecting_an_approved_app_ends_every_grant_and_its_sockets() {
     let oapp = approved_app(&app, false, &[CB]).await;
     let (alice, _) = app.register(&phone(1), "alice").await;
     let granted = tokens(&app, &oapp, &alice, "profile:read messages:read").await;
-    let mut ws = app.ws(Some(&granted.access)).await;
-    ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    let mut ws = listening(&app, &granted.access).await;
     ws.quiet(200).await;
     let review = "mutation($c: String!) { reviewApp(input: { clientId: $c, approve: false, reason: \"abuse\" }) { app { status } } }";
     let data = app.gql(Some(&oapp.admin), review, json!({ "c": oapp.client_id })).await;
@@ -1792,8 +1794,7 @@ async fn an_expired_access_token_ends_its_socket_and_says_how_long_it_lives() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expires_in"], 5, "OAUTH_ACCESS_TOKEN_TTL_SECS: {body}");
     let access = body["access_token"].as_str().unwrap().to_string();
-    let mut ws = app.ws(Some(&access)).await;
-    ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    let mut ws = listening(&app, &access).await;
     let started = std::time::Instant::now();
     let limit = std::time::Duration::from_secs(30);
     assert_eq!(closed_within(&mut ws, limit).await, 4403, "the socket ends with its token");
@@ -1876,8 +1877,7 @@ async fn a_developer_deletes_their_app_and_every_grant_token_and_socket_ends_on_
     let oapp = approved_app(&app, true, &[CB]).await;
     let (alice, _) = app.register(&phone(1), "alice").await;
     let t = tokens(&app, &oapp, &alice, "messages:read").await;
-    let mut app_ws = app.ws(Some(&t.access)).await;
-    app_ws.subscribe("m", "subscription { messageReceived { body } }", json!({})).await;
+    let mut app_ws = listening(&app, &t.access).await;
     app_ws.quiet(200).await;
 
     let delete = "mutation($c: String!) { deleteApp(input: { clientId: $c }) { deletedClientId } }";

@@ -4,7 +4,6 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 
 use crate::graphql::types::developer_app::DeveloperApp;
 use crate::graphql::{require_viewer, staff_note, state};
-use crate::pubsub::{Event, Topic};
 use crate::services::developer_apps::{self, NewApp};
 
 #[derive(InputObject)]
@@ -99,10 +98,7 @@ impl DeveloperMutation {
         let viewer = require_viewer(ctx)?;
         let gql = state(ctx)?;
         let ip = crate::graphql::request_info(ctx).and_then(|i| i.ip.clone());
-        let members = developer_apps::delete(&gql.db, &viewer, ip.as_deref(), &input.client_id).await?;
-        for member in members {
-            gql.broker.publish(Topic::User(member), Event::SessionsRevoked).await;
-        }
+        developer_apps::delete(&gql.db, &gql.broker, &viewer, ip.as_deref(), &input.client_id).await?;
         Ok(DeleteAppPayload { deleted_client_id: input.client_id })
     }
 
@@ -126,11 +122,7 @@ impl DeveloperMutation {
         let viewer = require_viewer(ctx)?;
         let note = staff_note(ctx, Some(&input.reason));
         let gql = state(ctx)?;
-        let done = developer_apps::review(&gql.db, &viewer, note, &input.client_id, input.approve).await?;
-        // A rejection ended grants: those members' sockets of the app re-check and close.
-        for member in done.revoked_members {
-            gql.broker.publish(Topic::User(member), Event::SessionsRevoked).await;
-        }
-        Ok(ReviewAppPayload { app: DeveloperApp(done.app) })
+        let app = developer_apps::review(&gql.db, &gql.broker, &viewer, note, &input.client_id, input.approve).await?;
+        Ok(ReviewAppPayload { app: DeveloperApp(app) })
     }
 }
